@@ -1,0 +1,111 @@
+use crate::error::StoreError;
+
+/// Which database is behind a [`crate::Store`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// Embedded, one file in the data directory.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A statement parameter. Typed so that PostgreSQL, which checks parameter types, and SQLite,
+/// which does not, receive the same values from the same code.
+#[derive(Debug, Clone, Copy)]
+pub enum Param<'a> {
+    /// `TEXT`.
+    Text(&'a str),
+    /// `TEXT` or NULL.
+    OptText(Option<&'a str>),
+    /// `BIGINT` / `INTEGER`.
+    Int(i64),
+    /// `BIGINT` or NULL.
+    OptInt(Option<i64>),
+    /// `DOUBLE PRECISION` / `REAL`.
+    Real(f64),
+}
+
+/// One value of a result row.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// SQL NULL.
+    Null,
+    /// An integer column.
+    Int(i64),
+    /// A floating-point column.
+    Real(f64),
+    /// A text column.
+    Text(String),
+}
+
+impl Cell {
+    /// The integer, or a [`StoreError::Corrupt`].
+    pub fn int(&self) -> Result<i64, StoreError> {
+        match self {
+            Cell::Int(i) => Ok(*i),
+            other => Err(StoreError::Corrupt(format!("expected integer, got {other:?}"))),
+        }
+    }
+
+    /// The number as `f64` (integers widen).
+    pub fn real(&self) -> Result<f64, StoreError> {
+        match self {
+            Cell::Real(f) => Ok(*f),
+            Cell::Int(i) => Ok(*i as f64),
+            other => Err(StoreError::Corrupt(format!("expected number, got {other:?}"))),
+        }
+    }
+
+    /// The text, or a [`StoreError::Corrupt`].
+    pub fn text(self) -> Result<String, StoreError> {
+        match self {
+            Cell::Text(s) => Ok(s),
+            other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
+        }
+    }
+
+    /// The text, or `None` for NULL.
+    pub fn opt_text(self) -> Result<Option<String>, StoreError> {
+        match self {
+            Cell::Null => Ok(None),
+            other => other.text().map(Some),
+        }
+    }
+
+    /// The integer, or `None` for NULL.
+    pub fn opt_int(&self) -> Result<Option<i64>, StoreError> {
+        match self {
+            Cell::Null => Ok(None),
+            other => other.int().map(Some),
+        }
+    }
+}
+
+/// A connection, inside a transaction or not. Statements use `?N` placeholders; backends that
+/// spell them otherwise translate.
+pub trait Conn {
+    /// Runs a statement, returning the number of rows it changed.
+    fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError>;
+    /// Runs several `;`-separated statements without parameters (schema migrations).
+    fn exec_batch(&mut self, sql: &'static str) -> Result<(), StoreError>;
+    /// Runs a query, returning all rows.
+    fn query(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError>;
+}
+
+/// What a database must provide. Object-safe, so the binary picks SQLite or PostgreSQL at run
+/// time behind one `Box<dyn Backend>`.
+pub trait Backend: Send + Sync {
+    /// Which database this is.
+    fn kind(&self) -> BackendKind;
+    /// Runs `work` in one transaction: committed (durably) if it returns `Ok`, rolled back
+    /// otherwise. Writers are serialised where the database needs it.
+    fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Runs `work` on a connection for reading; may run concurrently with a writer.
+    fn read(&self, work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>)
+        -> Result<(), StoreError>;
+    /// Applies pending migrations; called once when the store opens.
+    fn migrate(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,40 @@
+/// Everything that can go wrong below the engine. None of these are the caller's fault: by the
+/// time data reaches the store it has been parsed, so a store error is an internal fault.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite said no.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL said no.
+    #[error("postgres: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The data directory could not be prepared.
+    #[error("data directory {path}: {source}")]
+    Io {
+        /// The directory or file.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The database holds a schema newer than this build knows.
+    #[error("database schema version {found} is newer than this build's {known}; upgrade Consentric")]
+    SchemaTooNew {
+        /// Version in the database.
+        found: i64,
+        /// Newest version this build has.
+        known: i64,
+    },
+    /// A row did not have the shape the schema promises.
+    #[error("unexpected row shape: {0}")]
+    Corrupt(String),
+    /// The database URL is not one we can use.
+    #[error("database url: {0}")]
+    BadUrl(String),
+}
+
+impl StoreError {
+    /// Used internally to roll back a transaction whose closure failed with the caller's error.
+    pub(crate) fn aborted() -> Self {
+        StoreError::Corrupt("transaction aborted by its caller".into())
+    }
+}

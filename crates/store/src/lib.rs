@@ -1,0 +1,32 @@
+//! Consentric's storage.
+//!
+//! One narrow trait, [`Backend`], is all a database has to provide: run a closure in a
+//! transaction (or on a read connection) and execute parameterised SQL. Everything typed —
+//! events, identities, profiles, traits, keys — is written once on top of it, in [`Store`] and
+//! [`WriteTx`], with one set of statements (`sql.rs`) that both SQLite and PostgreSQL run.
+//! Only the schema DDL differs per backend (`migrations.rs`). This keeps the two stores from
+//! drifting apart: the parity suite tests the same code paths on both.
+//!
+//! Times are stored as milliseconds since the Unix epoch (`i64`), JSON as text.
+#![forbid(unsafe_code)]
+
+mod backend;
+mod error;
+mod migrations;
+mod postgres_backend;
+mod records;
+mod sql;
+mod sqlite_backend;
+mod store;
+mod tx;
+
+pub use backend::{Backend, BackendKind, Cell, Conn, Param};
+pub use error::StoreError;
+pub use postgres_backend::PostgresBackend;
+pub use records::{
+    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileCounters,
+    ProfileRecord, TraitRecord,
+};
+pub use sqlite_backend::{SqliteBackend, SqliteOptions};
+pub use store::Store;
+pub use tx::{NewEvent, WriteTx};

@@ -1,0 +1,207 @@
+//! Versioned schema migrations. Each version has one DDL script per backend (their types and
+//! key generation differ); the statements that read and write the tables are shared.
+//! Versions are applied in order, each in the same transaction as its `schema_migrations` row,
+//! so a crash leaves the schema at a whole version.
+
+use crate::backend::{BackendKind, Conn, Param};
+use crate::error::StoreError;
+
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "events, identities, profiles, traits, api keys",
+    sqlite: r#"
+CREATE TABLE profiles (
+    profile_id  TEXT PRIMARY KEY,
+    created_at  INTEGER NOT NULL,
+    first_seen  INTEGER NOT NULL,
+    last_seen   INTEGER NOT NULL,
+    event_count INTEGER NOT NULL DEFAULT 0,
+    order_count INTEGER NOT NULL DEFAULT 0,
+    revenue     REAL    NOT NULL DEFAULT 0
+);
+CREATE TABLE profile_merges (
+    from_profile TEXT PRIMARY KEY,
+    into_profile TEXT NOT NULL,
+    merged_at    INTEGER NOT NULL,
+    message_id   TEXT NOT NULL
+);
+CREATE INDEX profile_merges_into ON profile_merges(into_profile);
+CREATE TABLE identities (
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+CREATE INDEX identities_profile ON identities(profile_id);
+CREATE TABLE identity_links (
+    link_id    INTEGER PRIMARY KEY,
+    a_kind     TEXT NOT NULL,
+    a_value    TEXT NOT NULL,
+    b_kind     TEXT NOT NULL,
+    b_value    TEXT NOT NULL,
+    via        TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    linked_at  INTEGER NOT NULL,
+    UNIQUE (a_kind, a_value, b_kind, b_value)
+);
+CREATE INDEX identity_links_b ON identity_links(b_kind, b_value);
+CREATE TABLE events (
+    seq         INTEGER PRIMARY KEY,
+    message_id  TEXT NOT NULL UNIQUE,
+    profile_id  TEXT NOT NULL,
+    call_type   TEXT NOT NULL,
+    event_name  TEXT,
+    ts          INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    payload     TEXT NOT NULL
+);
+CREATE INDEX events_profile ON events(profile_id, ts);
+CREATE TABLE profile_traits (
+    profile_id TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (profile_id, name)
+);
+CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    scope       TEXT NOT NULL,
+    label       TEXT,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+);
+"#,
+    postgres: r#"
+CREATE TABLE profiles (
+    profile_id  TEXT PRIMARY KEY,
+    created_at  BIGINT NOT NULL,
+    first_seen  BIGINT NOT NULL,
+    last_seen   BIGINT NOT NULL,
+    event_count BIGINT NOT NULL DEFAULT 0,
+    order_count BIGINT NOT NULL DEFAULT 0,
+    revenue     DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE TABLE profile_merges (
+    from_profile TEXT PRIMARY KEY,
+    into_profile TEXT NOT NULL,
+    merged_at    BIGINT NOT NULL,
+    message_id   TEXT NOT NULL
+);
+CREATE INDEX profile_merges_into ON profile_merges(into_profile);
+CREATE TABLE identities (
+    kind       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    PRIMARY KEY (kind, value)
+);
+CREATE INDEX identities_profile ON identities(profile_id);
+CREATE TABLE identity_links (
+    link_id    BIGSERIAL PRIMARY KEY,
+    a_kind     TEXT NOT NULL,
+    a_value    TEXT NOT NULL,
+    b_kind     TEXT NOT NULL,
+    b_value    TEXT NOT NULL,
+    via        TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    linked_at  BIGINT NOT NULL,
+    UNIQUE (a_kind, a_value, b_kind, b_value)
+);
+CREATE INDEX identity_links_b ON identity_links(b_kind, b_value);
+CREATE TABLE events (
+    seq         BIGSERIAL PRIMARY KEY,
+    message_id  TEXT NOT NULL UNIQUE,
+    profile_id  TEXT NOT NULL,
+    call_type   TEXT NOT NULL,
+    event_name  TEXT,
+    ts          BIGINT NOT NULL,
+    received_at BIGINT NOT NULL,
+    payload     TEXT NOT NULL
+);
+CREATE INDEX events_profile ON events(profile_id, ts);
+CREATE TABLE profile_traits (
+    profile_id TEXT NOT NULL,
+    name       TEXT NOT NULL,
+    value      TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    message_id TEXT NOT NULL,
+    PRIMARY KEY (profile_id, name)
+);
+CREATE TABLE api_keys (
+    key_id      TEXT PRIMARY KEY,
+    secret_hash TEXT NOT NULL UNIQUE,
+    scope       TEXT NOT NULL,
+    label       TEXT,
+    created_at  BIGINT NOT NULL,
+    revoked_at  BIGINT
+);
+"#,
+}];
+
+/// The newest schema version this build knows.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// Brings the schema to [`latest`]. Runs inside the caller's transaction; on PostgreSQL an
+/// advisory lock keeps two starting servers from migrating at once.
+pub(crate) fn apply(conn: &mut dyn Conn, kind: BackendKind) -> Result<(), StoreError> {
+    match kind {
+        BackendKind::Sqlite => conn.exec_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)",
+        )?,
+        BackendKind::Postgres => {
+            conn.exec_batch("SELECT pg_advisory_xact_lock(727274)")?;
+            conn.exec_batch(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)",
+            )?
+        }
+    }
+    let rows = conn.query("SELECT MAX(version) FROM schema_migrations", &[])?;
+    let current = rows
+        .first()
+        .and_then(|r| r.first())
+        .map(|c| c.opt_int())
+        .transpose()?
+        .flatten()
+        .unwrap_or(0);
+    if current > latest() {
+        return Err(StoreError::SchemaTooNew {
+            found: current,
+            known: latest(),
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        tracing::info!(version = m.version, name = m.name, "applying migration");
+        conn.exec_batch(match kind {
+            BackendKind::Sqlite => m.sqlite,
+            BackendKind::Postgres => m.postgres,
+        })?;
+        conn.exec(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, ?3)",
+            &[
+                Param::Int(m.version),
+                Param::Text(m.name),
+                Param::Int(now_millis()),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,205 @@
+//! PostgreSQL for scale: a small pool of connections, each with its own prepared-statement
+//! cache, speaking the same `?N` statements as SQLite (translated to `$N` once per connection).
+
+use std::collections::HashMap;
+use std::error::Error;
+use std::str::FromStr;
+use std::sync::Mutex;
+
+use bytes::BytesMut;
+use postgres::types::{IsNull, ToSql, Type};
+use postgres::{Client, GenericClient, NoTls, Statement};
+
+use crate::backend::{Backend, BackendKind, Cell, Conn, Param};
+use crate::error::StoreError;
+use crate::migrations;
+
+/// Connections kept open between requests.
+const MAX_IDLE: usize = 8;
+
+struct Pooled {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+}
+
+/// PostgreSQL behind [`Backend`].
+pub struct PostgresBackend {
+    config: postgres::Config,
+    idle: Mutex<Vec<Pooled>>,
+}
+
+impl PostgresBackend {
+    /// Connects to `url` (`postgres://user@host:port/db` or a key=value string) and keeps the
+    /// first connection for the pool.
+    ///
+    /// # Errors
+    /// A malformed URL or a server that refuses the connection.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let config = postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let backend = PostgresBackend {
+            config,
+            idle: Mutex::new(Vec::new()),
+        };
+        let first = backend.checkout()?;
+        backend.checkin(first);
+        Ok(backend)
+    }
+
+    fn checkout(&self) -> Result<Pooled, StoreError> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(p) if !p.client.is_closed() => Ok(p),
+            _ => Ok(Pooled {
+                client: self.config.connect(NoTls)?,
+                statements: HashMap::new(),
+            }),
+        }
+    }
+
+    fn checkin(&self, conn: Pooled) {
+        if conn.client.is_closed() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
+    fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut pooled = self.checkout()?;
+        let result = (|| {
+            let mut tx = pooled.client.transaction()?;
+            work(&mut PgConn {
+                client: &mut tx,
+                statements: &mut pooled.statements,
+            })?;
+            tx.commit()?;
+            Ok(())
+        })();
+        self.checkin(pooled);
+        result
+    }
+
+    fn read(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut pooled = self.checkout()?;
+        let result = work(&mut PgConn {
+            client: &mut pooled.client,
+            statements: &mut pooled.statements,
+        });
+        self.checkin(pooled);
+        result
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.transaction(&mut |c| migrations::apply(c, BackendKind::Postgres))
+    }
+}
+
+struct PgConn<'a, C: GenericClient> {
+    client: &'a mut C,
+    statements: &'a mut HashMap<&'static str, Statement>,
+}
+
+impl<C: GenericClient> PgConn<'_, C> {
+    fn statement(&mut self, sql: &'static str) -> Result<Statement, StoreError> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let stmt = self.client.prepare(&sql.replace('?', "$"))?;
+        self.statements.insert(sql, stmt.clone());
+        Ok(stmt)
+    }
+}
+
+fn as_dyn<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
+    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+}
+
+impl<C: GenericClient> Conn for PgConn<'_, C> {
+    fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let stmt = self.statement(sql)?;
+        Ok(self.client.execute(&stmt, &as_dyn(params))?)
+    }
+
+    fn exec_batch(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        Ok(self.client.batch_execute(sql)?)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let stmt = self.statement(sql)?;
+        let rows = self.client.query(&stmt, &as_dyn(params))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut cells = Vec::with_capacity(row.len());
+            for (i, col) in row.columns().iter().enumerate() {
+                let ty = col.type_();
+                let cell = if *ty == Type::INT8 {
+                    row.try_get::<_, Option<i64>>(i)?.map(Cell::Int)
+                } else if *ty == Type::INT4 {
+                    row.try_get::<_, Option<i32>>(i)?.map(|v| Cell::Int(v.into()))
+                } else if *ty == Type::FLOAT8 {
+                    row.try_get::<_, Option<f64>>(i)?.map(Cell::Real)
+                } else if *ty == Type::BOOL {
+                    row.try_get::<_, Option<bool>>(i)?.map(|b| Cell::Int(b.into()))
+                } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
+                    row.try_get::<_, Option<String>>(i)?.map(Cell::Text)
+                } else {
+                    return Err(StoreError::Corrupt(format!(
+                        "column {} has unsupported type {ty}",
+                        col.name()
+                    )));
+                };
+                cells.push(cell.unwrap_or(Cell::Null));
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    }
+}
+
+impl ToSql for Param<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+        fn checked<T: ToSql>(
+            v: &T,
+            accepts: bool,
+            ty: &Type,
+            out: &mut BytesMut,
+        ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+            if !accepts {
+                return Err(format!("parameter of the wrong type for column type {ty}").into());
+            }
+            v.to_sql(ty, out)
+        }
+        match self {
+            Param::Text(s) => checked(s, <&str as ToSql>::accepts(ty), ty, out),
+            Param::OptText(s) => checked(s, <&str as ToSql>::accepts(ty), ty, out),
+            Param::Int(i) => checked(i, <i64 as ToSql>::accepts(ty), ty, out),
+            Param::OptInt(i) => checked(i, <i64 as ToSql>::accepts(ty), ty, out),
+            Param::Real(f) => checked(f, <f64 as ToSql>::accepts(ty), ty, out),
+        }
+    }
+
+    fn accepts(_ty: &Type) -> bool {
+        // Checked per value in `to_sql`, since the variant decides.
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}

@@ -1,0 +1,173 @@
+//! The embedded default: one SQLite file in WAL mode, one serialised writer and a small pool of
+//! readers that never block it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::backend::{Backend, BackendKind, Cell, Conn, Param};
+use crate::error::StoreError;
+use crate::migrations;
+
+/// Readers kept open between requests.
+const MAX_IDLE_READERS: usize = 8;
+
+/// How the SQLite file is opened.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// `synchronous = FULL` (the default) makes every commit survive power loss, which is what
+    /// "acknowledged means durable" requires; `NORMAL` survives crashes of the process only.
+    pub synchronous_full: bool,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            synchronous_full: true,
+        }
+    }
+}
+
+/// SQLite behind [`Backend`].
+pub struct SqliteBackend {
+    path: PathBuf,
+    options: SqliteOptions,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file at `path`.
+    ///
+    /// # Errors
+    /// If the file cannot be opened or configured.
+    pub fn open(path: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        }
+        let writer = open_connection(path, &options)?;
+        Ok(SqliteBackend {
+            path: path.to_owned(),
+            options,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(
+        None,
+        "synchronous",
+        if options.synchronous_full { "FULL" } else { "NORMAL" },
+    )?;
+    conn.pragma_update(None, "busy_timeout", 10_000)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+impl Backend for SqliteBackend {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
+    fn transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled it
+        // back when its Transaction dropped, so the connection is safe to reuse.
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        work(&mut SqliteConn(&tx))?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn read(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.path, &self.options)?,
+        };
+        let result = work(&mut SqliteConn(&conn));
+        let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    fn migrate(&self) -> Result<(), StoreError> {
+        self.transaction(&mut |c| migrations::apply(c, BackendKind::Sqlite))
+    }
+}
+
+struct SqliteConn<'a>(&'a Connection);
+
+impl rusqlite::ToSql for Param<'_> {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match *self {
+            Param::Text(s) | Param::OptText(Some(s)) => {
+                ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes()))
+            }
+            Param::Int(i) | Param::OptInt(Some(i)) => ToSqlOutput::Owned(Value::Integer(i)),
+            Param::Real(f) => ToSqlOutput::Owned(Value::Real(f)),
+            Param::OptText(None) | Param::OptInt(None) => ToSqlOutput::Owned(Value::Null),
+        })
+    }
+}
+
+impl Conn for SqliteConn<'_> {
+    fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
+    }
+
+    fn exec_batch(&mut self, sql: &'static str) -> Result<(), StoreError> {
+        Ok(self.0.execute_batch(sql)?)
+    }
+
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let mut stmt = self.0.prepare_cached(sql)?;
+        let width = stmt.column_count();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut cells = Vec::with_capacity(width);
+            for i in 0..width {
+                cells.push(match row.get_ref(i)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Real(v) => Cell::Real(v),
+                    ValueRef::Text(t) => Cell::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(_) => {
+                        return Err(StoreError::Corrupt("unexpected blob column".into()))
+                    }
+                });
+            }
+            out.push(cells);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,213 @@
+use std::path::Path;
+
+use consentric_model::{Identity, ProfileId};
+
+use crate::backend::{Backend, BackendKind, Param};
+use crate::error::StoreError;
+use crate::postgres_backend::PostgresBackend;
+use crate::records::{
+    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileRecord, TraitRecord,
+};
+use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
+use crate::tx::{self, WriteTx};
+use crate::sql;
+
+/// The typed store the engine talks to, whatever database is behind it.
+pub struct Store {
+    backend: Box<dyn Backend>,
+}
+
+impl Store {
+    /// Wraps a backend and brings its schema up to date.
+    ///
+    /// # Errors
+    /// If a migration fails or the schema is newer than this build.
+    pub fn new(backend: Box<dyn Backend>) -> Result<Self, StoreError> {
+        backend.migrate()?;
+        Ok(Store { backend })
+    }
+
+    /// The embedded default: `consentric.db` in `data_dir`.
+    ///
+    /// # Errors
+    /// If the directory or file cannot be created or migrated.
+    pub fn open_sqlite(data_dir: &Path, options: SqliteOptions) -> Result<Self, StoreError> {
+        let backend = SqliteBackend::open(&data_dir.join("consentric.db"), options)?;
+        Store::new(Box::new(backend))
+    }
+
+    /// A PostgreSQL database at `url`.
+    ///
+    /// # Errors
+    /// If the server cannot be reached or migrated.
+    pub fn connect_postgres(url: &str) -> Result<Self, StoreError> {
+        Store::new(Box::new(PostgresBackend::connect(url)?))
+    }
+
+    /// Which database is behind this store.
+    pub fn kind(&self) -> BackendKind {
+        self.backend.kind()
+    }
+
+    /// Runs `work` in one transaction. If it returns `Err`, nothing it did is kept and its
+    /// error is returned as is.
+    ///
+    /// # Errors
+    /// The closure's error, or a store error converted into `E`.
+    pub fn write<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut work = Some(work);
+        let mut output: Option<Result<T, E>> = None;
+        let result = self.backend.transaction(&mut |conn| {
+            let f = work.take().ok_or_else(StoreError::aborted)?;
+            match f(&mut WriteTx { conn }) {
+                Ok(v) => {
+                    output = Some(Ok(v));
+                    Ok(())
+                }
+                Err(e) => {
+                    output = Some(Err(e));
+                    Err(StoreError::aborted())
+                }
+            }
+        });
+        match (result, output) {
+            (Ok(()), Some(out)) => out,
+            (Err(_), Some(Err(e))) => Err(e),
+            (Err(e), _) => Err(e.into()),
+            (Ok(()), None) => Err(StoreError::aborted().into()),
+        }
+    }
+
+    fn read<T>(
+        &self,
+        work: impl FnOnce(&mut dyn crate::backend::Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut work = Some(work);
+        let mut output = None;
+        self.backend.read(&mut |conn| {
+            let f = work.take().ok_or_else(StoreError::aborted)?;
+            output = Some(f(conn)?);
+            Ok(())
+        })?;
+        output.ok_or_else(StoreError::aborted)
+    }
+
+    /// Follows merges: the profile that `id` is now (itself if never merged away), or `None`
+    /// if no such profile exists.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn resolve_profile(&self, id: &ProfileId) -> Result<Option<ProfileId>, StoreError> {
+        self.read(|c| {
+            if let Some(into) = tx::merged_into(c, id)? {
+                return Ok(Some(into));
+            }
+            Ok(tx::profile(c, id)?.map(|p| p.profile_id))
+        })
+    }
+
+    /// The profile an identity belongs to.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn find_identity(&self, identity: &Identity) -> Result<Option<ProfileId>, StoreError> {
+        self.read(|c| tx::find_identity(c, identity))
+    }
+
+    /// A profile's row.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn profile(&self, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
+        self.read(|c| tx::profile(c, id))
+    }
+
+    /// The profiles merged into `id`.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn merged_from(&self, id: &ProfileId) -> Result<Vec<ProfileId>, StoreError> {
+        self.read(|c| tx::merged_from(c, id))
+    }
+
+    /// A profile's traits, by name.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn traits(&self, id: &ProfileId) -> Result<Vec<TraitRecord>, StoreError> {
+        self.read(|c| tx::traits_of(c, id))
+    }
+
+    /// A profile's identities.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn identities(&self, id: &ProfileId) -> Result<Vec<IdentityRecord>, StoreError> {
+        self.read(|c| tx::identities_of(c, id))
+    }
+
+    /// The identity-graph edges leaving a profile's identities.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn identity_links(&self, id: &ProfileId) -> Result<Vec<IdentityLinkRecord>, StoreError> {
+        self.read(|c| tx::links_of(c, id))
+    }
+
+    /// A profile's latest `limit` events, newest first.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn events(&self, id: &ProfileId, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        self.read(|c| tx::events_of(c, id, i64::from(limit)))
+    }
+
+    /// How many events are stored.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn event_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| tx::count(c, sql::EVENT_COUNT))
+    }
+
+    /// How many (unmerged) profiles exist.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn profile_count(&self) -> Result<u64, StoreError> {
+        self.read(|c| tx::count(c, sql::PROFILE_COUNT))
+    }
+
+    /// The key whose secret hashes to `hash`.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn api_key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.read(|c| {
+            c.query(sql::API_KEY_BY_HASH, &[Param::Text(hash)])?
+                .into_iter()
+                .next()
+                .map(tx::api_key)
+                .transpose()
+        })
+    }
+
+    /// Every key, oldest first.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.read(|c| c.query(sql::API_KEYS, &[])?.into_iter().map(tx::api_key).collect())
+    }
+
+    /// Whether the database answers (for `/readyz`).
+    ///
+    /// # Errors
+    /// The database's fault, if it does not.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| c.query("SELECT 1", &[]).map(drop))
+    }
+}

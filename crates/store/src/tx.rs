@@ -1,0 +1,373 @@
+//! Typed operations over a [`Conn`], written once for both backends.
+
+use consentric_model::{Identity, IdentityKind, MessageId, ProfileId};
+
+use crate::backend::{Cell, Conn, Param};
+use crate::error::StoreError;
+use crate::records::{
+    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileCounters,
+    ProfileRecord, TraitRecord,
+};
+use crate::sql;
+
+/// The write side of one transaction. Obtained from [`crate::Store::write`]; everything done
+/// through it commits together or not at all.
+pub struct WriteTx<'a> {
+    pub(crate) conn: &'a mut dyn Conn,
+}
+
+/// An event row to insert.
+#[derive(Debug, Clone, Copy)]
+pub struct NewEvent<'a> {
+    /// Idempotency key.
+    pub message_id: &'a MessageId,
+    /// Owning profile.
+    pub profile_id: &'a ProfileId,
+    /// Segment call type.
+    pub call_type: &'a str,
+    /// `track` event name.
+    pub event_name: Option<&'a str>,
+    /// Corrected event time (ms).
+    pub ts: i64,
+    /// Arrival time (ms).
+    pub received_at: i64,
+    /// Segment JSON.
+    pub payload: &'a str,
+}
+
+impl WriteTx<'_> {
+    /// Whether an event with this message id is already stored (the idempotency check).
+    pub fn event_exists(&mut self, id: &MessageId) -> Result<bool, StoreError> {
+        Ok(!self
+            .conn
+            .query(sql::EVENT_EXISTS, &[Param::Text(id.as_str())])?
+            .is_empty())
+    }
+
+    /// The profile an identity belongs to, if any.
+    pub fn find_identity(&mut self, identity: &Identity) -> Result<Option<ProfileId>, StoreError> {
+        find_identity(self.conn, identity)
+    }
+
+    /// Creates an empty profile whose first and last seen are `at`.
+    pub fn create_profile(&mut self, id: &ProfileId, at: i64) -> Result<(), StoreError> {
+        self.conn
+            .exec(sql::INSERT_PROFILE, &[Param::Text(id.as_str()), Param::Int(at), Param::Int(at)])
+            .map(drop)
+    }
+
+    /// Points an identity at a profile (creating the identity if new).
+    pub fn attach_identity(
+        &mut self,
+        identity: &Identity,
+        profile: &ProfileId,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::ATTACH_IDENTITY,
+                &[
+                    Param::Text(identity.kind.as_str()),
+                    Param::Text(&identity.value),
+                    Param::Text(profile.as_str()),
+                    Param::Int(at),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Records an identity-graph edge in both directions; an edge already known is kept as
+    /// first seen.
+    pub fn link(
+        &mut self,
+        a: &Identity,
+        b: &Identity,
+        via: &str,
+        message_id: &MessageId,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        for (x, y) in [(a, b), (b, a)] {
+            self.conn.exec(
+                sql::INSERT_LINK,
+                &[
+                    Param::Text(x.kind.as_str()),
+                    Param::Text(&x.value),
+                    Param::Text(y.kind.as_str()),
+                    Param::Text(&y.value),
+                    Param::Text(via),
+                    Param::Text(message_id.as_str()),
+                    Param::Int(at),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The identities attached to a profile.
+    pub fn identities_of(&mut self, profile: &ProfileId) -> Result<Vec<IdentityRecord>, StoreError> {
+        identities_of(self.conn, profile)
+    }
+
+    /// Stores an event row.
+    pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::INSERT_EVENT,
+                &[
+                    Param::Text(e.message_id.as_str()),
+                    Param::Text(e.profile_id.as_str()),
+                    Param::Text(e.call_type),
+                    Param::OptText(e.event_name),
+                    Param::Int(e.ts),
+                    Param::Int(e.received_at),
+                    Param::Text(e.payload),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Adds a delta to a profile's counters (first/last seen widen, counts add).
+    pub fn bump_profile(&mut self, profile: &ProfileId, d: &ProfileCounters) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::BUMP_PROFILE,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Int(d.first_seen),
+                    Param::Int(d.last_seen),
+                    Param::Int(d.event_count),
+                    Param::Int(d.order_count),
+                    Param::Real(d.revenue),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Sets a trait unless a value from a later event is already stored (so out-of-order
+    /// delivery cannot roll a trait back).
+    pub fn set_trait(
+        &mut self,
+        profile: &ProfileId,
+        name: &str,
+        value_json: &str,
+        at: i64,
+        message_id: &MessageId,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::SET_TRAIT,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Text(name),
+                    Param::Text(value_json),
+                    Param::Int(at),
+                    Param::Text(message_id.as_str()),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Merges profile `from` into `into`: identities, events and traits move (the later trait
+    /// value wins), counters add up, `from` is deleted and redirects to `into` from now on.
+    pub fn merge_profiles(
+        &mut self,
+        from: &ProfileId,
+        into: &ProfileId,
+        at: i64,
+        message_id: &MessageId,
+    ) -> Result<(), StoreError> {
+        let (f, i) = (Param::Text(from.as_str()), Param::Text(into.as_str()));
+        let counters = profile(self.conn, from)?
+            .ok_or_else(|| StoreError::Corrupt(format!("merge of unknown profile {from}")))?
+            .counters;
+        self.conn.exec(sql::MOVE_IDENTITIES, &[f, i])?;
+        self.conn.exec(sql::MOVE_EVENTS, &[f, i])?;
+        self.conn.exec(sql::MOVE_TRAITS, &[f, i])?;
+        self.conn.exec(sql::DELETE_TRAITS, &[f])?;
+        self.bump_profile(into, &counters)?;
+        self.conn.exec(sql::DELETE_PROFILE, &[f])?;
+        self.conn.exec(sql::REPOINT_MERGES, &[f, i])?;
+        self.conn.exec(
+            sql::RECORD_MERGE,
+            &[f, i, Param::Int(at), Param::Text(message_id.as_str())],
+        )?;
+        Ok(())
+    }
+
+    /// Stores a new API key.
+    pub fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::INSERT_API_KEY,
+                &[
+                    Param::Text(&k.key_id),
+                    Param::Text(&k.secret_hash),
+                    Param::Text(&k.scope),
+                    Param::OptText(k.label.as_deref()),
+                    Param::Int(k.created_at),
+                ],
+            )
+            .map(drop)
+    }
+}
+
+fn take(row: Vec<Cell>, width: usize) -> Result<std::vec::IntoIter<Cell>, StoreError> {
+    if row.len() != width {
+        return Err(StoreError::Corrupt(format!(
+            "expected {width} columns, got {}",
+            row.len()
+        )));
+    }
+    Ok(row.into_iter())
+}
+
+fn next(it: &mut std::vec::IntoIter<Cell>) -> Result<Cell, StoreError> {
+    it.next()
+        .ok_or_else(|| StoreError::Corrupt("row too short".into()))
+}
+
+fn profile_id(text: String) -> Result<ProfileId, StoreError> {
+    ProfileId::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("bad profile id {text:?}")))
+}
+
+fn identity(kind: String, value: String) -> Result<Identity, StoreError> {
+    let kind = IdentityKind::parse(&kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("bad identity kind {kind:?}")))?;
+    Ok(Identity { kind, value })
+}
+
+fn json(text: String) -> Result<serde_json::Value, StoreError> {
+    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
+}
+
+pub(crate) fn find_identity(conn: &mut dyn Conn, ident: &Identity) -> Result<Option<ProfileId>, StoreError> {
+    let rows = conn.query(
+        sql::FIND_IDENTITY,
+        &[Param::Text(ident.kind.as_str()), Param::Text(&ident.value)],
+    )?;
+    match rows.into_iter().next() {
+        None => Ok(None),
+        Some(row) => {
+            let mut it = take(row, 1)?;
+            profile_id(next(&mut it)?.text()?).map(Some)
+        }
+    }
+}
+
+pub(crate) fn profile(conn: &mut dyn Conn, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
+    let rows = conn.query(sql::PROFILE, &[Param::Text(id.as_str())])?;
+    let Some(row) = rows.into_iter().next() else {
+        return Ok(None);
+    };
+    let mut it = take(row, 7)?;
+    Ok(Some(ProfileRecord {
+        profile_id: profile_id(next(&mut it)?.text()?)?,
+        created_at: next(&mut it)?.int()?,
+        counters: ProfileCounters {
+            first_seen: next(&mut it)?.int()?,
+            last_seen: next(&mut it)?.int()?,
+            event_count: next(&mut it)?.int()?,
+            order_count: next(&mut it)?.int()?,
+            revenue: next(&mut it)?.real()?,
+        },
+    }))
+}
+
+pub(crate) fn merged_into(conn: &mut dyn Conn, id: &ProfileId) -> Result<Option<ProfileId>, StoreError> {
+    let rows = conn.query(sql::MERGED_INTO, &[Param::Text(id.as_str())])?;
+    match rows.into_iter().next() {
+        None => Ok(None),
+        Some(row) => profile_id(next(&mut take(row, 1)?)?.text()?).map(Some),
+    }
+}
+
+pub(crate) fn merged_from(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<ProfileId>, StoreError> {
+    conn.query(sql::MERGED_FROM, &[Param::Text(id.as_str())])?
+        .into_iter()
+        .map(|row| profile_id(next(&mut take(row, 1)?)?.text()?))
+        .collect()
+}
+
+pub(crate) fn identities_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<IdentityRecord>, StoreError> {
+    conn.query(sql::IDENTITIES_OF, &[Param::Text(id.as_str())])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 3)?;
+            Ok(IdentityRecord {
+                identity: identity(next(&mut it)?.text()?, next(&mut it)?.text()?)?,
+                first_seen: next(&mut it)?.int()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn links_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<IdentityLinkRecord>, StoreError> {
+    conn.query(sql::LINKS_OF, &[Param::Text(id.as_str())])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 7)?;
+            Ok(IdentityLinkRecord {
+                a: identity(next(&mut it)?.text()?, next(&mut it)?.text()?)?,
+                b: identity(next(&mut it)?.text()?, next(&mut it)?.text()?)?,
+                via: next(&mut it)?.text()?,
+                message_id: next(&mut it)?.text()?,
+                linked_at: next(&mut it)?.int()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn traits_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<TraitRecord>, StoreError> {
+    conn.query(sql::TRAITS_OF, &[Param::Text(id.as_str())])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 4)?;
+            Ok(TraitRecord {
+                name: next(&mut it)?.text()?,
+                value: json(next(&mut it)?.text()?)?,
+                updated_at: next(&mut it)?.int()?,
+                message_id: next(&mut it)?.text()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn events_of(conn: &mut dyn Conn, id: &ProfileId, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
+    conn.query(sql::EVENTS_OF, &[Param::Text(id.as_str()), Param::Int(limit)])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 8)?;
+            Ok(EventRecord {
+                seq: next(&mut it)?.int()?,
+                message_id: next(&mut it)?.text()?,
+                profile_id: profile_id(next(&mut it)?.text()?)?,
+                call_type: next(&mut it)?.text()?,
+                event_name: next(&mut it)?.opt_text()?,
+                ts: next(&mut it)?.int()?,
+                received_at: next(&mut it)?.int()?,
+                payload: json(next(&mut it)?.text()?)?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn api_key(row: Vec<Cell>) -> Result<ApiKeyRecord, StoreError> {
+    let mut it = take(row, 6)?;
+    Ok(ApiKeyRecord {
+        key_id: next(&mut it)?.text()?,
+        secret_hash: next(&mut it)?.text()?,
+        scope: next(&mut it)?.text()?,
+        label: next(&mut it)?.opt_text()?,
+        created_at: next(&mut it)?.int()?,
+        revoked_at: next(&mut it)?.opt_int()?,
+    })
+}
+
+pub(crate) fn count(conn: &mut dyn Conn, sql: &'static str) -> Result<u64, StoreError> {
+    let rows = conn.query(sql, &[])?;
+    let row = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("count returned no row".into()))?;
+    Ok(next(&mut take(row, 1)?)?.int()?.max(0) as u64)
+}
