@@ -101,6 +101,30 @@ pub fn parse_event(body: &[u8], call: CallType, env: &Envelope) -> Result<Batch,
     })
 }
 
+/// Parses one event whose `type` field says which call it is (a line of an NDJSON export).
+///
+/// # Errors
+/// As [`parse_event`]; a missing or unknown `type` is refused.
+pub fn parse_typed_event(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
+    if body.len() > MAX_EVENT_BYTES {
+        return parse_event(body, CallType::Track, env);
+    }
+    let mut obj = parse_object(body)?;
+    let write_key = take_write_key(&mut obj)?;
+    let call = match obj.get("type") {
+        None => return Err(err(ErrorCode::MissingField, "type", "is required")),
+        Some(t) => t
+            .as_str()
+            .and_then(CallType::parse)
+            .ok_or_else(|| unknown_type(t, "type"))?,
+    };
+    let event = parse_one(obj, call, &BatchDefaults::default(), env, 0)?;
+    Ok(Batch {
+        events: vec![event],
+        write_key,
+    })
+}
+
 /// Parses a `/v1/batch` body: `{"batch": [...], "context"?, "integrations"?, "sentAt"?}`.
 /// Top-level `context` and `integrations` are defaults merged under each event's own; a
 /// top-level `sentAt` applies to events that have none.

@@ -1,0 +1,208 @@
+//! One configuration, `consentric.toml`, with defaults that need no file at all.
+//!
+//! Precedence, lowest first: built-in defaults, the file, `CONSENTRIC_*` environment variables,
+//! command-line flags (applied by the binary). A missing default file is fine; a file that was
+//! named explicitly and is missing is an error.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::EngineError;
+
+/// The default file name, looked up in the working directory.
+pub const DEFAULT_FILE: &str = "consentric.toml";
+
+/// Everything configurable.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The HTTP server.
+    pub server: ServerSettings,
+    /// Where data lives.
+    pub storage: StorageSettings,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerSettings {
+    /// Address to listen on (`CONSENTRIC_LISTEN`).
+    pub listen: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            listen: "127.0.0.1:7878".into(),
+        }
+    }
+}
+
+/// `[storage]`.
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageSettings {
+    /// Directory of the embedded SQLite database (`CONSENTRIC_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// A `postgres://` URL; when set, PostgreSQL is used instead of SQLite
+    /// (`CONSENTRIC_DATABASE_URL`).
+    pub database_url: Option<String>,
+    /// `full` (default: every acknowledged commit survives power loss) or `normal`
+    /// (`CONSENTRIC_SQLITE_SYNCHRONOUS`).
+    pub sqlite_synchronous: String,
+}
+
+impl Default for StorageSettings {
+    fn default() -> Self {
+        StorageSettings {
+            data_dir: PathBuf::from("consentric-data"),
+            database_url: None,
+            sqlite_synchronous: "full".into(),
+        }
+    }
+}
+
+impl fmt::Debug for StorageSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("StorageSettings")
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .finish()
+    }
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// A `tracing` filter such as `info` or `consentric=debug` (`CONSENTRIC_LOG`).
+    pub level: String,
+    /// `pretty` or `json` (`CONSENTRIC_LOG_FORMAT`).
+    pub format: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: "pretty".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads defaults, then the file (`path`, or `consentric.toml` if it exists), then the
+    /// environment as read by `env`.
+    ///
+    /// # Errors
+    /// A named file that is missing, a file that is not valid TOML or has unknown keys, or a
+    /// value out of range.
+    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
+        let named = path
+            .map(Path::to_path_buf)
+            .or_else(|| env("CONSENTRIC_CONFIG").map(PathBuf::from));
+        let mut settings = match named {
+            Some(p) => Self::from_file(&p)?,
+            None if Path::new(DEFAULT_FILE).exists() => Self::from_file(Path::new(DEFAULT_FILE))?,
+            None => Settings::default(),
+        };
+        if let Some(v) = env("CONSENTRIC_LISTEN") {
+            settings.server.listen = v;
+        }
+        if let Some(v) = env("CONSENTRIC_DATA_DIR") {
+            settings.storage.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = env("CONSENTRIC_DATABASE_URL").filter(|v| !v.is_empty()) {
+            settings.storage.database_url = Some(v);
+        }
+        if let Some(v) = env("CONSENTRIC_SQLITE_SYNCHRONOUS") {
+            settings.storage.sqlite_synchronous = v;
+        }
+        if let Some(v) = env("CONSENTRIC_LOG") {
+            settings.log.level = v;
+        }
+        if let Some(v) = env("CONSENTRIC_LOG_FORMAT") {
+            settings.log.format = v;
+        }
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// Loads with the process environment.
+    ///
+    /// # Errors
+    /// As [`Settings::load`].
+    pub fn from_env(path: Option<&Path>) -> Result<Self, EngineError> {
+        Self::load(path, &|k| std::env::var(k).ok())
+    }
+
+    fn from_file(path: &Path) -> Result<Self, EngineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            EngineError::Config(format!("cannot read {}: {e}", path.display()))
+        })?;
+        toml::from_str(&text)
+            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Checks values that the types alone do not.
+    ///
+    /// # Errors
+    /// The first value out of range.
+    pub fn check(&self) -> Result<(), EngineError> {
+        if !matches!(self.storage.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err(EngineError::Config(format!(
+                "storage.sqlite_synchronous must be `full` or `normal`, not `{}`",
+                self.storage.sqlite_synchronous
+            )));
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(EngineError::Config(format!(
+                "log.format must be `pretty` or `json`, not `{}`",
+                self.log.format
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file_and_environment_overrides_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisten = \"0.0.0.0:1\"\n[storage]\ndata_dir = \"/x\"\n")
+            .expect("write");
+        let s = Settings::load(Some(&file), &|k| {
+            (k == "CONSENTRIC_DATA_DIR").then(|| "/from-env".to_owned())
+        })
+        .expect("loads");
+        assert_eq!(s.server.listen, "0.0.0.0:1");
+        assert_eq!(s.storage.data_dir, PathBuf::from("/from-env"));
+    }
+
+    #[test]
+    fn a_named_missing_file_and_unknown_keys_are_errors() {
+        assert!(Settings::load(Some(Path::new("/nonexistent/c.toml")), &|_| None).is_err());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[server]\nlisten_on = \"x\"\n").expect("write");
+        let e = Settings::load(Some(&file), &|_| None).expect_err("unknown key");
+        assert!(e.to_string().contains("listen_on"), "{e}");
+    }
+
+    #[test]
+    fn the_database_url_is_never_printed() {
+        let mut s = Settings::default();
+        s.storage.database_url = Some("postgres://u:hunter2@h/db".into());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,297 @@
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use consentric_model::{Event, IdentityKind, ProfileId};
+use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store};
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::error::EngineError;
+use crate::ingest::{self, IngestReport};
+use crate::keys::{hash_secret, NewKey, Scope};
+use crate::metrics::Metrics;
+use crate::profiles::{
+    iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
+    ProfileView, StoredEventView, TraitView,
+};
+
+/// Most events one read returns.
+pub const MAX_EVENTS_PER_READ: u32 = 1000;
+
+/// The application: every use case is a method here. Cheap to share behind an `Arc`.
+pub struct Engine {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    metrics: Metrics,
+    /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
+    key_cache: RwLock<HashMap<String, Scope>>,
+}
+
+impl Engine {
+    /// An engine over `store` with `clock`.
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Engine {
+            store,
+            clock,
+            metrics: Metrics::new(),
+            key_cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Opens the configured store (PostgreSQL if a URL is set, else SQLite in the data
+    /// directory) with the system clock.
+    ///
+    /// # Errors
+    /// If the store cannot be opened or migrated.
+    pub fn open(settings: &Settings) -> Result<Self, EngineError> {
+        let store = match &settings.storage.database_url {
+            Some(url) => Store::connect_postgres(url)?,
+            None => Store::open_sqlite(
+                &settings.storage.data_dir,
+                SqliteOptions {
+                    synchronous_full: settings.storage.sqlite_synchronous == "full",
+                },
+            )?,
+        };
+        Ok(Engine::new(store, Arc::new(SystemClock)))
+    }
+
+    /// The engine's current time (the injected clock's).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Which database is behind the engine.
+    pub fn backend(&self) -> BackendKind {
+        self.store.kind()
+    }
+
+    /// Operational metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Stores parsed events in one transaction; duplicates (known message ids) are
+    /// acknowledged and skipped. When this returns `Ok`, the events are committed.
+    ///
+    /// # Errors
+    /// A database fault; then nothing of the batch is stored.
+    pub fn ingest(&self, events: &[Event]) -> Result<IngestReport, EngineError> {
+        let started = Instant::now();
+        let report = self
+            .store
+            .write(|tx| ingest::ingest(tx, events))
+            .map_err(EngineError::from)?;
+        self.metrics
+            .record_ingest(report.accepted, report.duplicates, started.elapsed());
+        Ok(report)
+    }
+
+    /// The profile a reference names now (following merges).
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] if nothing matches.
+    pub fn find_profile(&self, r: &ProfileRef) -> Result<ProfileId, EngineError> {
+        let found = match r {
+            ProfileRef::Identity(id) => self.store.find_identity(id)?,
+            ProfileRef::Profile(p) => self.store.resolve_profile(p)?,
+            ProfileRef::Any(raw) => {
+                let mut found = None;
+                for kind in [IdentityKind::UserId, IdentityKind::AnonymousId] {
+                    let id = consentric_model::Identity {
+                        kind,
+                        value: raw.clone(),
+                    };
+                    if let Some(p) = self.store.find_identity(&id)? {
+                        found = Some(p);
+                        break;
+                    }
+                }
+                match found {
+                    Some(p) => Some(p),
+                    None => match ProfileId::parse(raw) {
+                        Some(p) => self.store.resolve_profile(&p)?,
+                        None => None,
+                    },
+                }
+            }
+        };
+        found.ok_or_else(|| EngineError::NotFound("profile".into()))
+    }
+
+    /// A whole profile: identities, traits with provenance, counters, merge history.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn profile(&self, r: &ProfileRef) -> Result<ProfileView, EngineError> {
+        let id = self.find_profile(r)?;
+        let record = self
+            .store
+            .profile(&id)?
+            .ok_or_else(|| EngineError::NotFound("profile".into()))?;
+        let c = record.counters;
+        Ok(ProfileView {
+            profile_id: id.to_string(),
+            created_at: iso(record.created_at),
+            identities: self.identity_views(&id)?,
+            traits: self
+                .store
+                .traits(&id)?
+                .into_iter()
+                .map(|t| TraitView {
+                    name: t.name,
+                    value: t.value,
+                    updated_at: iso(t.updated_at),
+                    message_id: t.message_id,
+                })
+                .collect(),
+            counters: ProfileCountersView {
+                first_seen: iso(c.first_seen),
+                last_seen: iso(c.last_seen),
+                events: c.event_count,
+                orders: c.order_count,
+                revenue: c.revenue,
+            },
+            merged_from: self
+                .store
+                .merged_from(&id)?
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect(),
+        })
+    }
+
+    fn identity_views(&self, id: &ProfileId) -> Result<Vec<IdentityView>, EngineError> {
+        Ok(self
+            .store
+            .identities(id)?
+            .into_iter()
+            .map(|r| IdentityView {
+                kind: r.identity.kind.as_str().to_owned(),
+                value: r.identity.value,
+                first_seen: iso(r.first_seen),
+            })
+            .collect())
+    }
+
+    /// A profile's latest events, newest first, at most [`MAX_EVENTS_PER_READ`].
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn events(&self, r: &ProfileRef, limit: u32) -> Result<Vec<StoredEventView>, EngineError> {
+        let id = self.find_profile(r)?;
+        Ok(self
+            .store
+            .events(&id, limit.clamp(1, MAX_EVENTS_PER_READ))?
+            .into_iter()
+            .map(|e| StoredEventView {
+                seq: e.seq,
+                event: e.payload,
+            })
+            .collect())
+    }
+
+    /// The identity graph of a profile.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn identity_graph(&self, r: &ProfileRef) -> Result<IdentityGraph, EngineError> {
+        let id = self.find_profile(r)?;
+        let links = self
+            .store
+            .identity_links(&id)?
+            .into_iter()
+            // Each edge is stored both ways; show it once.
+            .filter(|l| l.a < l.b)
+            .map(|l| IdentityLinkView {
+                from: l.a.to_string(),
+                to: l.b.to_string(),
+                via: l.via,
+                message_id: l.message_id,
+                linked_at: iso(l.linked_at),
+            })
+            .collect();
+        Ok(IdentityGraph {
+            profile_id: id.to_string(),
+            identities: self.identity_views(&id)?,
+            links,
+        })
+    }
+
+    /// Creates an API key; its secret is in the returned value and nowhere else.
+    ///
+    /// # Errors
+    /// A database fault or a failing random source.
+    pub fn create_key(&self, scope: Scope, label: Option<&str>) -> Result<NewKey, EngineError> {
+        let key = NewKey::generate(scope)?;
+        let record = ApiKeyRecord {
+            key_id: key.key_id.clone(),
+            secret_hash: hash_secret(key.secret()),
+            scope: scope.as_str().to_owned(),
+            label: label.map(str::to_owned),
+            created_at: self.now().timestamp_millis(),
+            revoked_at: None,
+        };
+        self.store.write(|tx| tx.insert_api_key(&record))?;
+        Ok(key)
+    }
+
+    /// The scope of the key with this secret, or `None` if there is no such (live) key.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn authenticate(&self, secret: &str) -> Result<Option<Scope>, EngineError> {
+        let hash = hash_secret(secret);
+        if let Some(scope) = self
+            .key_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash)
+        {
+            return Ok(Some(*scope));
+        }
+        let Some(record) = self.store.api_key_by_hash(&hash)? else {
+            return Ok(None);
+        };
+        if record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        let scope = Scope::parse(&record.scope)?;
+        self.key_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(hash, scope);
+        Ok(Some(scope))
+    }
+
+    /// Every key (without secrets): id, scope, label, creation time.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn keys(&self) -> Result<Vec<(String, String, Option<String>, String)>, EngineError> {
+        Ok(self
+            .store
+            .api_keys()?
+            .into_iter()
+            .map(|k| (k.key_id, k.scope, k.label, iso(k.created_at)))
+            .collect())
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// The database's fault.
+    pub fn ready(&self) -> Result<(), EngineError> {
+        Ok(self.store.ping()?)
+    }
+
+    /// Stored events and live profiles.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn totals(&self) -> Result<(u64, u64), EngineError> {
+        Ok((self.store.event_count()?, self.store.profile_count()?))
+    }
+}

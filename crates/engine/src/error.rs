@@ -1,0 +1,32 @@
+use consentric_store::StoreError;
+
+/// What the engine refuses or fails at. `NotFound` and `Invalid` are the caller's doing;
+/// `Store` and `Config` are ours, and callers should not show their detail to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Nothing matches the reference.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// An argument the caller gave is unusable.
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        /// Which argument.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// The configuration is unusable.
+    #[error("configuration: {0}")]
+    Config(String),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// An import source could not be read.
+    #[error("reading {what}: {source}")]
+    Io {
+        /// What was being read.
+        what: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}

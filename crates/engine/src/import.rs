@@ -1,0 +1,191 @@
+//! Bulk import from files: NDJSON of Segment events, and the CDNOW transaction format as
+//! `Order Completed` events. Streamed: the file is read line by line and stored in batches,
+//! so memory does not grow with the file.
+
+use std::io::{BufRead, Read};
+
+use chrono::NaiveDate;
+use consentric_model::{parse_typed_event, CallType, Envelope, Event};
+
+use crate::engine::Engine;
+use crate::error::EngineError;
+
+/// Events per transaction during import.
+pub const IMPORT_BATCH: usize = 1000;
+/// Rejected lines kept in the summary (the rest are only counted).
+const KEEP_REJECTIONS: usize = 20;
+
+/// The file formats `consentric import` reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportFormat {
+    /// One Segment event (with `type`) per line.
+    Ndjson,
+    /// CDNOW: `customer_id date(YYYYMMDD) number_of_cds dollar_value`, whitespace separated,
+    /// optional header; the 5-column sample variant (`master_id sample_id date cds dollars`)
+    /// is read too.
+    Cdnow,
+}
+
+impl ImportFormat {
+    /// Parses `ndjson` or `cdnow`.
+    ///
+    /// # Errors
+    /// Any other name.
+    pub fn parse(raw: &str) -> Result<Self, EngineError> {
+        match raw {
+            "ndjson" | "segment" => Ok(ImportFormat::Ndjson),
+            "cdnow" => Ok(ImportFormat::Cdnow),
+            other => Err(EngineError::Invalid {
+                field: "format",
+                message: format!("`{other}` is not a format; use `ndjson` or `cdnow`"),
+            }),
+        }
+    }
+}
+
+/// What an import did.
+#[derive(Debug, Clone, Default)]
+pub struct ImportSummary {
+    /// Non-empty lines read (headers included).
+    pub lines: u64,
+    /// Events stored.
+    pub accepted: u64,
+    /// Events skipped as already stored.
+    pub duplicates: u64,
+    /// Lines refused.
+    pub rejected: u64,
+    /// The first refusals: line number and why.
+    pub rejections: Vec<(u64, String)>,
+}
+
+/// Imports everything `reader` holds. `progress` is called with the bytes read so far after
+/// each stored batch. A line that does not parse is counted and skipped; the rest goes on.
+///
+/// # Errors
+/// A read failure or a database fault; batches stored before it stay stored.
+pub fn import(
+    engine: &Engine,
+    reader: impl Read,
+    format: ImportFormat,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportSummary, EngineError> {
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, CountingReader { inner: reader, count: 0 });
+    let mut summary = ImportSummary::default();
+    let mut batch: Vec<Event> = Vec::with_capacity(IMPORT_BATCH);
+    let mut line = String::new();
+    let mut line_no = 0u64;
+    let env = Envelope {
+        received_at: engine.now(),
+        request_id: format!("import-{}", uuid::Uuid::new_v4().simple()),
+    };
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(|source| EngineError::Io {
+            what: "import input".into(),
+            source,
+        })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        summary.lines += 1;
+        let parsed = match format {
+            ImportFormat::Ndjson => {
+                let env = Envelope {
+                    received_at: env.received_at,
+                    request_id: format!("{}-{line_no}", env.request_id),
+                };
+                parse_typed_event(text.as_bytes(), &env)
+                    .map(|b| b.events.into_iter().next())
+                    .map_err(|e| e.to_string())
+            }
+            ImportFormat::Cdnow => cdnow_event(text, line_no, &env),
+        };
+        match parsed {
+            Ok(Some(event)) => batch.push(event),
+            Ok(None) => {}
+            Err(e) => {
+                summary.rejected += 1;
+                if summary.rejections.len() < KEEP_REJECTIONS {
+                    summary.rejections.push((line_no, e));
+                }
+            }
+        }
+        if batch.len() >= IMPORT_BATCH {
+            flush(engine, &mut batch, &mut summary)?;
+            progress(reader.get_ref().count);
+        }
+    }
+    flush(engine, &mut batch, &mut summary)?;
+    progress(reader.get_ref().count);
+    Ok(summary)
+}
+
+fn flush(engine: &Engine, batch: &mut Vec<Event>, summary: &mut ImportSummary) -> Result<(), EngineError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let report = engine.ingest(batch)?;
+    summary.accepted += report.accepted;
+    summary.duplicates += report.duplicates;
+    batch.clear();
+    Ok(())
+}
+
+/// One CDNOW row as an `Order Completed` track. The message id is derived from the row, so
+/// importing the same file twice stores it once.
+fn cdnow_event(line: &str, line_no: u64, env: &Envelope) -> Result<Option<Event>, String> {
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    let (customer, date, cds, dollars) = match cols.as_slice() {
+        [c, d, n, v] => (*c, *d, *n, *v),
+        [c, _sample, d, n, v] => (*c, *d, *n, *v),
+        _ => return Err(cdnow_error(line_no, "expected 4 (or 5) whitespace-separated columns")),
+    };
+    if line_no == 1 && customer.chars().any(|c| c.is_ascii_alphabetic()) {
+        return Ok(None); // header
+    }
+    let date = NaiveDate::parse_from_str(date, "%Y%m%d")
+        .map_err(|_| cdnow_error(line_no, "date must be YYYYMMDD"))?;
+    let cds: u32 = cds
+        .parse()
+        .map_err(|_| cdnow_error(line_no, "number_of_cds must be a whole number"))?;
+    let dollars: f64 = dollars
+        .parse()
+        .ok()
+        .filter(|d: &f64| d.is_finite())
+        .ok_or_else(|| cdnow_error(line_no, "dollar_value must be a number"))?;
+    let body = serde_json::json!({
+        "type": "track",
+        "messageId": format!("cdnow-{customer}-{}-{line_no}", date.format("%Y%m%d")),
+        "userId": customer,
+        "event": crate::ingest::ORDER_COMPLETED,
+        "timestamp": format!("{}T00:00:00.000Z", date.format("%Y-%m-%d")),
+        "properties": {"revenue": dollars, "quantity": cds, "currency": "USD"},
+        "context": {"library": {"name": "consentric-import", "version": env!("CARGO_PKG_VERSION")}},
+    });
+    let bytes = serde_json::to_vec(&body).map_err(|e| cdnow_error(line_no, &e.to_string()))?;
+    consentric_model::parse_event(&bytes, CallType::Track, env)
+        .map(|b| b.events.into_iter().next())
+        .map_err(|e| cdnow_error(line_no, &e.to_string()))
+}
+
+fn cdnow_error(line_no: u64, message: &str) -> String {
+    format!("line {line_no}: {message}")
+}
+
+struct CountingReader<R> {
+    inner: R,
+    count: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+}

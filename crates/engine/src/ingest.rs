@@ -1,0 +1,286 @@
+//! Ingestion: parsed events in, one transaction out.
+//!
+//! For each event, in order: skip it if its message id is stored (exactly-once), resolve its
+//! identities to a profile (creating, attaching or merging), store it, set identify traits
+//! unless a later value is stored, and add it to the profile's counters. The whole batch
+//! commits together, so a batch is stored whole or not at all, and nothing is acknowledged
+//! before the commit returns.
+
+use std::collections::HashMap;
+
+use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
+use consentric_store::{NewEvent, ProfileCounters, StoreError, WriteTx};
+use serde_json::Value;
+
+/// The e-commerce Spec's purchase event; it drives the order and revenue counters.
+pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
+
+/// What an ingest call did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IngestReport {
+    /// Events stored for the first time.
+    pub accepted: u64,
+    /// Events whose message id was already stored (acknowledged, not stored again).
+    pub duplicates: u64,
+}
+
+/// Per-transaction state: identity look-ups already made and counter deltas not yet written,
+/// so a batch of one customer's events touches their profile row once.
+#[derive(Default)]
+struct BatchState {
+    identities: HashMap<Identity, ProfileId>,
+    pending: HashMap<ProfileId, ProfileCounters>,
+}
+
+impl BatchState {
+    fn add(&mut self, profile: &ProfileId, d: ProfileCounters) {
+        match self.pending.get_mut(profile) {
+            Some(p) => {
+                p.first_seen = p.first_seen.min(d.first_seen);
+                p.last_seen = p.last_seen.max(d.last_seen);
+                p.event_count += d.event_count;
+                p.order_count += d.order_count;
+                p.revenue += d.revenue;
+            }
+            None => {
+                self.pending.insert(profile.clone(), d);
+            }
+        }
+    }
+
+    fn flush(&mut self, tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
+        for (profile, d) in self.pending.drain() {
+            tx.bump_profile(&profile, &d)?;
+        }
+        Ok(())
+    }
+
+    fn find(&mut self, tx: &mut WriteTx<'_>, id: &Identity) -> Result<Option<ProfileId>, StoreError> {
+        if let Some(p) = self.identities.get(id) {
+            return Ok(Some(p.clone()));
+        }
+        let found = tx.find_identity(id)?;
+        if let Some(p) = &found {
+            self.identities.insert(id.clone(), p.clone());
+        }
+        Ok(found)
+    }
+
+    fn attach(&mut self, tx: &mut WriteTx<'_>, id: &Identity, p: &ProfileId, at: i64) -> Result<(), StoreError> {
+        tx.attach_identity(id, p, at)?;
+        self.identities.insert(id.clone(), p.clone());
+        Ok(())
+    }
+
+    fn merge(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        from: &ProfileId,
+        into: &ProfileId,
+        at: i64,
+        mid: &MessageId,
+    ) -> Result<(), StoreError> {
+        self.flush(tx)?;
+        tx.merge_profiles(from, into, at, mid)?;
+        for p in self.identities.values_mut() {
+            if p == from {
+                *p = into.clone();
+            }
+        }
+        tracing::debug!(%from, %into, message_id = %mid, "profiles merged");
+        Ok(())
+    }
+}
+
+/// Stores `events` in the open transaction.
+pub(crate) fn ingest(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<IngestReport, StoreError> {
+    let mut report = IngestReport::default();
+    let mut state = BatchState::default();
+    for event in events {
+        if tx.event_exists(event.message_id())? {
+            report.duplicates += 1;
+            continue;
+        }
+        let at = event.timestamp().timestamp_millis();
+        let profile = resolve(tx, &mut state, event, at)?;
+        let payload = event.to_json().to_string();
+        tx.insert_event(&NewEvent {
+            message_id: event.message_id(),
+            profile_id: &profile,
+            call_type: event.call().call_type().as_str(),
+            event_name: event.event_name(),
+            ts: at,
+            received_at: event.received_at().timestamp_millis(),
+            payload: &payload,
+        })?;
+        if let Call::Identify { traits } = event.call() {
+            for (name, value) in traits {
+                tx.set_trait(&profile, name, &value.to_string(), at, event.message_id())?;
+            }
+        }
+        let order = event.event_name() == Some(ORDER_COMPLETED);
+        state.add(
+            &profile,
+            ProfileCounters {
+                first_seen: at,
+                last_seen: at,
+                event_count: 1,
+                order_count: i64::from(order),
+                revenue: if order { revenue(event) } else { 0.0 },
+            },
+        );
+        report.accepted += 1;
+    }
+    state.flush(tx)?;
+    Ok(report)
+}
+
+/// Finds or makes the profile an event belongs to, growing and merging the identity graph.
+///
+/// Rules: a call carrying both `userId` and `anonymousId` ties them, and the anonymous
+/// profile merges into the user's — unless the anonymous profile already belongs to another
+/// user (a shared device), in which case the two customers stay apart. `alias` merges the
+/// `previousId`'s profile into the `userId`'s unconditionally: it is an explicit statement.
+fn resolve(
+    tx: &mut WriteTx<'_>,
+    state: &mut BatchState,
+    event: &Event,
+    at: i64,
+) -> Result<ProfileId, StoreError> {
+    let mid = event.message_id();
+    let via = event.call().call_type().as_str();
+    let user = event.user_id().map(Identity::user);
+    let anon = event.anonymous_id().map(Identity::anonymous);
+
+    // The user's own profile (found or created) anchors everything else.
+    let anchor = match &user {
+        Some(u) => state.find(tx, u)?,
+        None => None,
+    };
+
+    let mut profile = match (&user, anchor) {
+        (Some(_), Some(p)) => p,
+        (Some(u), None) => {
+            // A new user: adopt the anonymous profile if it has no other user.
+            let adopt = match &anon {
+                Some(a) => match state.find(tx, a)? {
+                    Some(p) if !has_other_user(tx, &p, u)? => Some(p),
+                    _ => None,
+                },
+                None => None,
+            };
+            let p = match adopt {
+                Some(p) => p,
+                None => new_profile(tx, at)?,
+            };
+            state.attach(tx, u, &p, at)?;
+            p
+        }
+        (None, _) => {
+            // Anonymous only (parsing guarantees one id is present).
+            let a = anon
+                .as_ref()
+                .ok_or_else(|| StoreError::Corrupt("event without identity".into()))?;
+            match state.find(tx, a)? {
+                Some(p) => p,
+                None => {
+                    let p = new_profile(tx, at)?;
+                    state.attach(tx, a, &p, at)?;
+                    p
+                }
+            }
+        }
+    };
+
+    if let (Some(u), Some(a)) = (&user, &anon) {
+        match state.find(tx, a)? {
+            None => state.attach(tx, a, &profile, at)?,
+            Some(p) if p == profile => {}
+            Some(p) => {
+                if has_other_user(tx, &p, u)? {
+                    tracing::info!(message_id = %mid, "anonymous id already belongs to another user; not merging");
+                } else {
+                    state.merge(tx, &p, &profile, at, mid)?;
+                }
+            }
+        }
+        tx.link(a, u, via, mid, at)?;
+    }
+
+    if let Call::Alias { previous_id } = event.call() {
+        if let Some(u) = &user {
+            let as_user = Identity {
+                kind: IdentityKind::UserId,
+                value: previous_id.clone(),
+            };
+            let as_anon = Identity {
+                kind: IdentityKind::AnonymousId,
+                value: previous_id.clone(),
+            };
+            let (previous, found) = match state.find(tx, &as_user)? {
+                Some(p) => (as_user, Some(p)),
+                None => match state.find(tx, &as_anon)? {
+                    Some(p) => (as_anon, Some(p)),
+                    None => (as_user, None),
+                },
+            };
+            if previous == *u {
+                return Ok(profile);
+            }
+            match found {
+                None => state.attach(tx, &previous, &profile, at)?,
+                Some(p) if p == profile => {}
+                Some(p) => state.merge(tx, &p, &profile, at, mid)?,
+            }
+            tx.link(&previous, u, via, mid, at)?;
+            // The profile may have been the merged-away one if the alias came first.
+            profile = state.find(tx, u)?.unwrap_or(profile);
+        }
+    }
+    Ok(profile)
+}
+
+fn new_profile(tx: &mut WriteTx<'_>, at: i64) -> Result<ProfileId, StoreError> {
+    let id = ProfileId::parse(&format!("prof_{}", uuid::Uuid::new_v4().simple()))
+        .ok_or_else(|| StoreError::Corrupt("generated profile id refused".into()))?;
+    tx.create_profile(&id, at)?;
+    Ok(id)
+}
+
+fn has_other_user(tx: &mut WriteTx<'_>, profile: &ProfileId, user: &Identity) -> Result<bool, StoreError> {
+    Ok(tx
+        .identities_of(profile)?
+        .iter()
+        .any(|r| r.identity.kind == IdentityKind::UserId && r.identity != *user))
+}
+
+/// An order's revenue per the e-commerce Spec: `revenue`, else `total`, else the sum of
+/// `products[].price × quantity`. Numbers sent as strings count; anything else is 0.
+pub(crate) fn revenue(event: &Event) -> f64 {
+    let Call::Track { properties, .. } = event.call() else {
+        return 0.0;
+    };
+    fn number(v: Option<&Value>) -> Option<f64> {
+        match v? {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        }
+        .filter(|f: &f64| f.is_finite())
+    }
+    if let Some(r) = number(properties.get("revenue")).or_else(|| number(properties.get("total"))) {
+        return r;
+    }
+    properties
+        .get("products")
+        .and_then(Value::as_array)
+        .map(|products| {
+            products
+                .iter()
+                .map(|p| {
+                    number(p.get("price")).unwrap_or(0.0) * number(p.get("quantity")).unwrap_or(1.0)
+                })
+                .sum()
+        })
+        .unwrap_or(0.0)
+}

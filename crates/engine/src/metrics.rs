@@ -1,0 +1,87 @@
+//! Operational counters, rendered in the Prometheus text format at `/metrics`.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+/// Counters of what ingestion did; shared by every caller of the engine.
+pub struct Metrics {
+    registry: Registry,
+    accepted: Counter,
+    deduplicated: Counter,
+    rejected: Family<ReasonLabel, Counter>,
+    latency: Histogram,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("consentric");
+        let accepted = Counter::default();
+        let deduplicated = Counter::default();
+        let rejected = Family::<ReasonLabel, Counter>::default();
+        // 50 µs .. ~3 s, doubling.
+        let latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
+            0.00005, 2.0, 17,
+        ));
+        registry.register(
+            "events_accepted",
+            "Events stored for the first time",
+            accepted.clone(),
+        );
+        registry.register(
+            "events_deduplicated",
+            "Events acknowledged again without storing (retries with a known messageId)",
+            deduplicated.clone(),
+        );
+        registry.register(
+            "events_rejected",
+            "Events refused, by reason",
+            rejected.clone(),
+        );
+        registry.register(
+            "ingest_latency_seconds",
+            "Time to validate, resolve and durably store one ingest call (a batch counts once)",
+            latency.clone(),
+        );
+        Metrics {
+            registry,
+            accepted,
+            deduplicated,
+            rejected,
+            latency,
+        }
+    }
+
+    pub(crate) fn record_ingest(&self, accepted: u64, duplicates: u64, took: Duration) {
+        self.accepted.inc_by(accepted);
+        self.deduplicated.inc_by(duplicates);
+        self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Counts `events` refused for `reason` (a stable error code such as `missing_field`).
+    pub fn record_rejected(&self, reason: &str, events: u64) {
+        self.rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc_by(events);
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,199 @@
+//! The engine's parity suite: every test runs on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use consentric_engine::{Engine, FixedClock, ProfileRef};
+use consentric_model::{parse_typed_event, Envelope, Event};
+use consentric_testkit::{parity_test, TestDb};
+use serde_json::{json, Value};
+
+fn engine(db: &TestDb) -> Engine {
+    let clock = FixedClock::new(Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).single().expect("time"));
+    Engine::new(db.store(), Arc::new(clock))
+}
+
+fn events(values: &[Value]) -> Vec<Event> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let env = Envelope {
+                received_at: Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).single().expect("time"),
+                request_id: format!("r{i}"),
+            };
+            parse_typed_event(v.to_string().as_bytes(), &env)
+                .expect("valid event")
+                .events
+                .remove(0)
+        })
+        .collect()
+}
+
+fn by(raw: &str) -> ProfileRef {
+    ProfileRef::parse(raw).expect("ref")
+}
+
+fn trait_value(engine: &Engine, who: &str, name: &str) -> Option<Value> {
+    engine
+        .profile(&by(who))
+        .expect("profile")
+        .traits
+        .into_iter()
+        .find(|t| t.name == name)
+        .map(|t| t.value)
+}
+
+parity_test!(a_retried_message_id_is_stored_once_even_across_a_restart, |db| {
+    let e = events(&[json!({"type":"track","messageId":"m-1","userId":"u1","event":"Viewed"})]);
+    let first = engine(&db);
+    assert_eq!(first.ingest(&e).expect("ingest").accepted, 1);
+    assert_eq!(first.ingest(&e).expect("retry").duplicates, 1);
+    drop(first);
+    let restarted = engine(&db);
+    let report = restarted.ingest(&e).expect("retry after restart");
+    assert_eq!((report.accepted, report.duplicates), (0, 1));
+    assert_eq!(restarted.totals().expect("totals").0, 1);
+    assert_eq!(restarted.profile(&by("u1")).expect("profile").counters.events, 1);
+});
+
+parity_test!(duplicates_inside_one_batch_are_stored_once, |db| {
+    let e = events(&[
+        json!({"type":"track","messageId":"same","userId":"u1","event":"A"}),
+        json!({"type":"track","messageId":"same","userId":"u1","event":"A"}),
+    ]);
+    let engine = engine(&db);
+    let r = engine.ingest(&e).expect("ingest");
+    assert_eq!((r.accepted, r.duplicates), (1, 1));
+});
+
+parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(&events(&[
+            json!({"type":"page","messageId":"p1","anonymousId":"anon-1","name":"Home","timestamp":"2024-01-01T00:00:00Z"}),
+            json!({"type":"track","messageId":"t1","anonymousId":"anon-1","event":"Product Viewed","timestamp":"2024-01-01T00:01:00Z"}),
+        ]))
+        .expect("anonymous visit");
+    let anon_profile = engine.find_profile(&by("anonymous_id:anon-1")).expect("anon profile");
+    // The user already exists from another device.
+    engine
+        .ingest(&events(&[json!({"type":"identify","messageId":"i0","userId":"u-42","traits":{"plan":"free"},"timestamp":"2023-12-01T00:00:00Z"})]))
+        .expect("earlier identify");
+    engine
+        .ingest(&events(&[json!({"type":"identify","messageId":"i1","userId":"u-42","anonymousId":"anon-1","traits":{"email":"a@example.com"},"timestamp":"2024-01-01T00:02:00Z"})]))
+        .expect("identify");
+
+    let p = engine.profile(&by("u-42")).expect("profile");
+    assert_eq!(engine.find_profile(&by("anonymous_id:anon-1")).expect("anon"), engine.find_profile(&by("u-42")).expect("user"));
+    assert_eq!(p.counters.events, 4, "the whole history is kept");
+    assert_eq!(p.merged_from, vec![anon_profile.to_string()]);
+    // The merged-away id redirects.
+    assert_eq!(engine.profile(&by(&format!("profile:{anon_profile}"))).expect("redirect").profile_id, p.profile_id);
+    assert_eq!(engine.events(&by("u-42"), 100).expect("events").len(), 4);
+    assert_eq!(p.counters.first_seen, "2023-12-01T00:00:00.000Z");
+    let graph = engine.identity_graph(&by("u-42")).expect("graph");
+    assert_eq!(graph.identities.len(), 2);
+    assert_eq!(graph.links.len(), 1);
+    assert_eq!(graph.links[0].via, "identify");
+    assert_eq!(trait_value(&engine, "u-42", "plan"), Some(json!("free")));
+    assert_eq!(trait_value(&engine, "u-42", "email"), Some(json!("a@example.com")));
+});
+
+parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(&events(&[
+            json!({"type":"identify","messageId":"a","userId":"alice","anonymousId":"kiosk"}),
+            json!({"type":"identify","messageId":"b","userId":"bob","anonymousId":"kiosk"}),
+        ]))
+        .expect("ingest");
+    assert_ne!(engine.find_profile(&by("alice")).expect("a"), engine.find_profile(&by("bob")).expect("b"));
+    assert_eq!(engine.profile(&by("bob")).expect("bob").counters.events, 1);
+});
+
+parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(&events(&[
+            json!({"type":"track","messageId":"o1","userId":"old-id","event":"Order Completed","properties":{"revenue":10.5},"timestamp":"2024-01-01T00:00:00Z"}),
+            json!({"type":"identify","messageId":"o2","userId":"old-id","traits":{"name":"Old"},"timestamp":"2024-01-02T00:00:00Z"}),
+            json!({"type":"track","messageId":"n1","userId":"new-id","event":"Order Completed","properties":{"total":"4.5"},"timestamp":"2024-02-01T00:00:00Z"}),
+            json!({"type":"identify","messageId":"n2","userId":"new-id","traits":{"name":"New"},"timestamp":"2024-02-02T00:00:00Z"}),
+        ]))
+        .expect("two users");
+    engine
+        .ingest(&events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
+        .expect("alias");
+    let p = engine.profile(&by("new-id")).expect("profile");
+    assert_eq!(engine.find_profile(&by("old-id")).expect("old"), engine.find_profile(&by("new-id")).expect("new"));
+    assert_eq!(p.counters.orders, 2);
+    assert!((p.counters.revenue - 15.0).abs() < 1e-9);
+    assert_eq!(p.counters.events, 5);
+    assert_eq!(p.counters.last_seen, "2024-03-01T00:00:00.000Z");
+    assert_eq!(trait_value(&engine, "new-id", "name"), Some(json!("New")));
+    let graph = engine.identity_graph(&by("new-id")).expect("graph");
+    assert!(graph.links.iter().any(|l| l.via == "alias"));
+});
+
+parity_test!(traits_keep_the_latest_value_by_event_time_with_provenance, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(&events(&[
+            json!({"type":"identify","messageId":"late","userId":"u","traits":{"plan":"pro","age":30},"timestamp":"2024-05-01T00:00:00Z"}),
+        ]))
+        .expect("newer first");
+    engine
+        .ingest(&events(&[
+            json!({"type":"identify","messageId":"early","userId":"u","traits":{"plan":"free","city":"Lyon"},"timestamp":"2024-01-01T00:00:00Z"}),
+        ]))
+        .expect("older arrives late");
+    let p = engine.profile(&by("u")).expect("profile");
+    let plan = p.traits.iter().find(|t| t.name == "plan").expect("plan");
+    assert_eq!(plan.value, json!("pro"), "an out-of-order event must not roll a trait back");
+    assert_eq!(plan.message_id, "late");
+    assert_eq!(plan.updated_at, "2024-05-01T00:00:00.000Z");
+    assert_eq!(trait_value(&engine, "u", "city"), Some(json!("Lyon")));
+    assert_eq!(trait_value(&engine, "u", "age"), Some(json!(30)));
+});
+
+parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(&events(&[
+            json!({"type":"track","messageId":"1","userId":"u","event":"Order Completed","properties":{"revenue":20}}),
+            json!({"type":"track","messageId":"2","userId":"u","event":"Order Completed","properties":{"products":[{"price":2.5,"quantity":2},{"price":1}]}}),
+            json!({"type":"track","messageId":"3","userId":"u","event":"Product Viewed","properties":{"revenue":999}}),
+        ]))
+        .expect("ingest");
+    let c = engine.profile(&by("u")).expect("profile").counters;
+    assert_eq!((c.events, c.orders), (3, 2));
+    assert!((c.revenue - 26.0).abs() < 1e-9, "{}", c.revenue);
+});
+
+parity_test!(keys_are_stored_hashed_and_scoped, |db| {
+    let engine = engine(&db);
+    let write = engine.create_key(consentric_engine::Scope::Write, Some("web")).expect("key");
+    assert_eq!(engine.authenticate(write.secret()).expect("auth"), Some(consentric_engine::Scope::Write));
+    assert_eq!(engine.authenticate("csw_nope").expect("auth"), None);
+    let restarted = self::engine(&db);
+    assert_eq!(restarted.authenticate(write.secret()).expect("auth"), Some(consentric_engine::Scope::Write));
+    assert_eq!(restarted.keys().expect("keys").len(), 1);
+});
+
+parity_test!(cdnow_import_turns_rows_into_orders_and_is_idempotent, |db| {
+    let engine = engine(&db);
+    let data = "customer_id date number_of_cds dollar_value\r\n00001 19970101 1 11.77\r\n00002 19970112 1 12.00\r\n00002 19970112 5 77.00\r\nbad line\r\n";
+    let mut seen = 0;
+    let s = consentric_engine::import::import(&engine, data.as_bytes(), consentric_engine::import::ImportFormat::Cdnow, &mut |b| seen = b)
+        .expect("import");
+    assert_eq!((s.accepted, s.rejected), (3, 1));
+    assert_eq!(seen, data.len() as u64);
+    let again = consentric_engine::import::import(&engine, data.as_bytes(), consentric_engine::import::ImportFormat::Cdnow, &mut |_| {})
+        .expect("import again");
+    assert_eq!((again.accepted, again.duplicates), (0, 3));
+    let c = engine.profile(&by("00002")).expect("profile").counters;
+    assert_eq!(c.orders, 2);
+    assert!((c.revenue - 89.0).abs() < 1e-9);
+    assert_eq!(c.first_seen, "1997-01-12T00:00:00.000Z");
+});
