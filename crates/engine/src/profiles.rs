@@ -55,7 +55,7 @@ pub(crate) fn iso(ms: i64) -> String {
 }
 
 /// A profile as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ProfileView {
     /// Consentric's id.
     pub profile_id: String,
@@ -72,7 +72,7 @@ pub struct ProfileView {
 }
 
 /// One identity of a profile.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct IdentityView {
     /// `user_id` or `anonymous_id`.
     pub kind: String,
@@ -83,11 +83,12 @@ pub struct IdentityView {
 }
 
 /// A trait with its latest value and where it came from.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct TraitView {
     /// Trait name.
     pub name: String,
     /// Latest value by event time.
+    #[schema(value_type = Object)]
     pub value: Value,
     /// Event time of that value.
     pub updated_at: String,
@@ -96,7 +97,7 @@ pub struct TraitView {
 }
 
 /// Counters computed on ingest.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct ProfileCountersView {
     /// Earliest event.
     pub first_seen: String,
@@ -111,7 +112,7 @@ pub struct ProfileCountersView {
 }
 
 /// The identity graph around a profile: its identities and the observed links between them.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct IdentityGraph {
     /// The profile.
     pub profile_id: String,
@@ -122,7 +123,7 @@ pub struct IdentityGraph {
 }
 
 /// One edge of the identity graph.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct IdentityLinkView {
     /// One end, `kind:value`.
     pub from: String,
@@ -137,10 +138,11 @@ pub struct IdentityLinkView {
 }
 
 /// A stored event as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
 pub struct StoredEventView {
     /// Arrival order.
     pub seq: i64,
     /// The event in Segment JSON.
+    #[schema(value_type = Object)]
     pub event: Value,
 }

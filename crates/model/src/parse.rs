@@ -76,6 +76,12 @@ pub fn parse_event(body: &[u8], call: CallType, env: &Envelope) -> Result<Batch,
     }
     let mut obj = parse_object(body)?;
     let write_key = take_write_key(&mut obj)?;
+    // The legacy e-commerce v1 payloads say `action` where the Spec now says `type`.
+    if !obj.contains_key("type") {
+        if let Some(action) = obj.remove("action") {
+            obj.insert("type".into(), action);
+        }
+    }
     if let Some(t) = obj.get("type") {
         match t.as_str().and_then(CallType::parse) {
             Some(sent) if sent == call => {}
@@ -397,8 +403,12 @@ pub(crate) fn parse_time(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z") {
         return Some(t.with_timezone(&Utc));
     }
-    if let Ok(t) = NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f") {
-        return Some(Utc.from_utc_datetime(&t));
+    // No offset (taken as UTC), or `Z` after fields that are not zero-padded (`2015-2-02T…Z`,
+    // as in Segment's own batch example), which RFC 3339 parsing refuses.
+    for format in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.fZ"] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(Utc.from_utc_datetime(&t));
+        }
     }
     NaiveDate::parse_from_str(s, "%Y-%m-%d")
         .ok()
@@ -475,6 +485,16 @@ mod tests {
     }
 
     #[test]
+    fn lenient_iso_forms_parse() {
+        let want = parse_time("2015-02-02T00:30:08.276Z").expect("rfc3339");
+        assert_eq!(parse_time("2015-2-02T00:30:08.276Z"), Some(want));
+        assert_eq!(parse_time("2015-02-02T00:30:08.276+0000"), Some(want));
+        assert_eq!(parse_time("2015-02-02T00:30:08.276"), Some(want));
+        assert_eq!(parse_time("2015-02-02T01:30:08.276+01:00"), Some(want));
+        assert_eq!(parse_time("02/02/2015"), None);
+    }
+
+    #[test]
     fn a_missing_identity_names_user_id() {
         let e = one(r#"{"event":"E"}"#, CallType::Track).expect_err("refused");
         assert_eq!(e.code, ErrorCode::MissingField);
@@ -536,7 +556,7 @@ mod tests {
 
         /// What we store re-parses to the same event (export → import round-trips).
         #[test]
-        fn stored_json_round_trips(user in "[a-z0-9]{1,12}", name in "[A-Za-z ]{1,20}", n in 0i64..1000) {
+        fn stored_json_round_trips(user in "[a-z0-9]{1,12}", name in "[A-Za-z][A-Za-z ]{0,19}", n in 0i64..1000) {
             let body = serde_json::json!({"userId": user, "event": name, "messageId": "m1",
                 "properties": {"n": n}, "timestamp": "2024-01-01T00:00:00.000Z"});
             let e = one(&body.to_string(), CallType::Track).expect("parses");

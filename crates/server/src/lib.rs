@@ -1,1 +1,123 @@
+//! Consentric's HTTP API.
+//!
+//! Thin by design: a handler authenticates, turns the request into typed values (the model's
+//! parser does the real work), calls one [`Engine`] method on a blocking thread, and maps the
+//! result or error to HTTP. Nothing here decides anything about data; that is the engine's job.
+//! The ingest paths and auth schemes are Segment's, so that analytics.js, analytics-node and
+//! RudderStack SDKs work when pointed at Consentric unchanged.
 #![forbid(unsafe_code)]
+
+mod auth;
+mod error;
+mod openapi;
+mod routes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use consentric_engine::Engine;
+use tokio::net::TcpListener;
+
+pub use error::ApiError;
+pub use openapi::ApiDoc;
+
+/// Shared state of every handler.
+pub(crate) type AppState = Arc<Engine>;
+
+/// The router with every endpoint; exposed for in-process use.
+pub fn router(engine: Arc<Engine>) -> Router {
+    Router::new()
+        .merge(routes::ingest::routes())
+        .merge(routes::profiles::routes())
+        .merge(routes::ops::routes())
+        // Transport limit: a whole batch. Single events get their own 32 KB check.
+        .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))
+        .layer(middleware::from_fn(log_request))
+        .with_state(engine)
+}
+
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    tracing::info!(
+        %method,
+        %path,
+        status = response.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+/// A bound, not yet running server. Binding happens in [`Application::build`] so that callers
+/// (tests, the bench) can ask for port 0 and learn the real port before serving.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+}
+
+impl Application {
+    /// Binds `address` (e.g. `127.0.0.1:0`).
+    ///
+    /// # Errors
+    /// If the address cannot be bound.
+    pub async fn build(engine: Arc<Engine>, address: &str) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(address).await?;
+        Ok(Application {
+            listener,
+            router: router(engine),
+        })
+    }
+
+    /// The bound address.
+    ///
+    /// # Errors
+    /// If the socket has no local address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The bound port.
+    pub fn port(&self) -> u16 {
+        self.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves until Ctrl-C or SIGTERM, finishing in-flight requests.
+    ///
+    /// # Errors
+    /// If the server fails.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -15,6 +15,7 @@ mod error;
 mod migrations;
 mod postgres_backend;
 mod records;
+pub mod reference;
 mod sql;
 mod sqlite_backend;
 mod store;

@@ -1,0 +1,143 @@
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use consentric_engine::Settings;
+
+/// Consentric: a privacy-first customer lifecycle platform.
+#[derive(Parser)]
+#[command(name = "consentric", version, about)]
+pub struct Cli {
+    /// Configuration file [default: ./consentric.toml if present; env CONSENTRIC_CONFIG]
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded SQLite database [default: ./consentric-data; env CONSENTRIC_DATA_DIR]
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Use PostgreSQL at this URL instead of SQLite [env CONSENTRIC_DATABASE_URL]
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Import the CDNOW data set that ships with Consentric, then serve it.
+    Demo(DemoArgs),
+    /// Import events from a file (NDJSON of Segment events, or CDNOW transactions).
+    Import(ImportArgs),
+    /// Read profiles.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Measure performance.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:7878; env CONSENTRIC_LISTEN]
+    #[arg(long)]
+    pub listen: Option<String>,
+}
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Address to listen on [default: 127.0.0.1:7878; env CONSENTRIC_LISTEN]
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// Import and print, but do not serve.
+    #[arg(long)]
+    pub no_serve: bool,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The file to read (`-` for standard input).
+    pub file: PathBuf,
+    /// `ndjson` (one Segment event per line) or `cdnow`.
+    #[arg(long, default_value = "ndjson")]
+    pub format: String,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum ProfileCommand {
+    /// Print a profile as JSON: `user_id:…`, `anonymous_id:…`, `profile:…` or a bare id.
+    Show {
+        /// Who.
+        id: String,
+        /// Also print the latest events.
+        #[arg(long, default_value_t = 0)]
+        events: u32,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print its secret (shown only this once).
+    Create {
+        /// `write` (ingest only) or `admin` (everything).
+        #[arg(long)]
+        scope: String,
+        /// A label to recognise it by.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List,
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Ingest throughput in-process and over HTTP, the raw SQLite insert limit, and the
+    /// CDNOW import's time and peak memory.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Args)]
+pub struct BenchIngestArgs {
+    /// Events per measurement.
+    #[arg(long, default_value_t = 200_000)]
+    pub events: usize,
+    /// Also measure PostgreSQL; a database is created there and dropped afterwards
+    /// (needs CREATEDB). Example: `host=127.0.0.1 port=5432 user=postgres`.
+    #[arg(long, env = "CONSENTRIC_BENCH_PG_URL")]
+    pub postgres_url: Option<String>,
+    /// Concurrent HTTP connections.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Skip the CDNOW import measurement.
+    #[arg(long)]
+    pub skip_import: bool,
+}
+
+impl Cli {
+    /// Defaults < file < environment < these flags.
+    pub fn settings(&self) -> anyhow::Result<Settings> {
+        let mut settings = Settings::from_env(self.config.as_deref()).context("Failed to load the configuration")?;
+        if let Some(d) = &self.data_dir {
+            settings.storage.data_dir = d.clone();
+        }
+        if let Some(u) = &self.database_url {
+            settings.storage.database_url = Some(u.clone());
+        }
+        if let Command::Serve(ServeArgs { listen: Some(l) }) | Command::Demo(DemoArgs { listen: Some(l), .. }) = &self.command {
+            settings.server.listen = l.clone();
+        }
+        Ok(settings)
+    }
+
+    /// Commands whose output is the point log only warnings unless asked otherwise.
+    pub fn quiet_logs(&self) -> bool {
+        !matches!(self.command, Command::Serve(_) | Command::Demo(_))
+    }
+}

@@ -1,0 +1,231 @@
+//! `consentric bench ingest`: the issue's figures, measured side by side in one run.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use consentric_engine::{Engine, Scope, Store, SystemClock};
+use consentric_model::{parse_batch, Envelope};
+use consentric_store::reference::{self, RawEventRow};
+use consentric_store::SqliteOptions;
+use serde_json::{json, Value};
+
+use crate::cli::BenchIngestArgs;
+
+/// Events per batch, as the issue specifies.
+const BATCH: usize = 100;
+
+pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
+    let n = args.events.max(BATCH);
+    println!("consentric bench ingest: {n} events in batches of {BATCH}, release={}", !cfg!(debug_assertions));
+    let bodies = generate(n, "a");
+    let mut results: Vec<(String, f64)> = Vec::new();
+
+    // 1. Raw insert ceiling.
+    let dir = tempfile::tempdir()?;
+    let rows = raw_rows(&bodies)?;
+    let took = reference::sqlite_raw_insert(dir.path(), SqliteOptions::default(), &rows, BATCH)?;
+    let raw = rate(n, took);
+    results.push(("sqlite raw insert (events table only, 100/tx)".into(), raw));
+
+    // 2. Full ingest path in-process, SQLite.
+    let dir = tempfile::tempdir()?;
+    let engine = Engine::new(Store::open_sqlite(dir.path(), SqliteOptions::default())?, Arc::new(SystemClock));
+    let inproc = rate(n, in_process(&engine, &bodies)?);
+    results.push(("sqlite in-process (parse + resolve + store)".into(), inproc));
+
+    // 3. Over HTTP, SQLite.
+    let dir = tempfile::tempdir()?;
+    let engine = Arc::new(Engine::new(Store::open_sqlite(dir.path(), SqliteOptions::default())?, Arc::new(SystemClock)));
+    let http = rate(n, over_http(engine, &generate(n, "b"), args.connections)?);
+    results.push((format!("sqlite over HTTP ({} connections, keep-alive)", args.connections), http));
+
+    // 4. PostgreSQL, if given.
+    if let Some(base) = &args.postgres_url {
+        let (url, name) = reference::create_scratch_postgres(base).context("Failed to create a scratch PostgreSQL database")?;
+        let engine = Arc::new(Engine::new(Store::connect_postgres(&url)?, Arc::new(SystemClock)));
+        let pg_in = rate(n, in_process(&engine, &generate(n, "c"))?);
+        results.push(("postgres in-process".into(), pg_in));
+        let pg_http = rate(n, over_http(engine, &generate(n, "d"), args.connections)?);
+        results.push((format!("postgres over HTTP ({} connections)", args.connections), pg_http));
+        reference::drop_scratch_postgres(base, &name)?;
+    } else {
+        println!("(PostgreSQL skipped: pass --postgres-url or set CONSENTRIC_BENCH_PG_URL)");
+    }
+
+    println!();
+    println!("{:<52} {:>12}", "measurement", "events/s");
+    for (what, r) in &results {
+        println!("{what:<52} {r:>12.0}");
+    }
+    println!("{:<52} {:>12.2}", "ratio in-process / raw insert", inproc / raw);
+
+    if !args.skip_import {
+        import_cdnow()?;
+    }
+    Ok(())
+}
+
+fn rate(n: usize, took: Duration) -> f64 {
+    n as f64 / took.as_secs_f64()
+}
+
+fn in_process(engine: &Engine, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    for (i, body) in bodies.iter().enumerate() {
+        let env = Envelope {
+            received_at: engine.now(),
+            request_id: format!("bench-{i}"),
+        };
+        let batch = parse_batch(body, &env)?;
+        let report = engine.ingest(&batch.events)?;
+        if report.accepted as usize != batch.events.len() {
+            bail!("batch {i}: only {} of {} stored", report.accepted, batch.events.len());
+        }
+    }
+    Ok(started.elapsed())
+}
+
+fn over_http(engine: Arc<Engine>, bodies: &[Vec<u8>], connections: usize) -> anyhow::Result<Duration> {
+    let key = engine.create_key(Scope::Write, Some("bench"))?.secret().to_owned();
+    let runtime = super::serve::runtime()?;
+    let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
+    runtime.block_on(async move {
+        let app = consentric_server::Application::build(engine, "127.0.0.1:0").await?;
+        let url = format!("http://127.0.0.1:{}/v1/batch", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+        let next = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..connections.max(1) {
+            let (client, url, key, next, bodies) = (client.clone(), url.clone(), key.clone(), next.clone(), bodies.clone());
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                    let response = client
+                        .post(&url)
+                        .basic_auth(&key, Some(""))
+                        .header("content-type", "application/json")
+                        .body(body.clone())
+                        .send()
+                        .await?;
+                    if !response.status().is_success() {
+                        bail!("batch {i}: HTTP {}: {}", response.status(), response.text().await.unwrap_or_default());
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            t.await??;
+        }
+        Ok(started.elapsed())
+    })
+}
+
+/// Spawns `consentric import --format cdnow` on the shipped file in a fresh data directory,
+/// so its peak RSS is the import's own.
+fn import_cdnow() -> anyhow::Result<()> {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cdnow/CDNOW_master.txt");
+    let dir = tempfile::tempdir()?;
+    let exe = std::env::current_exe()?;
+    let started = Instant::now();
+    let out = std::process::Command::new(exe)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["import", "--quiet", "--format", "cdnow"])
+        .arg(&file)
+        .output()
+        .context("Failed to run the import")?;
+    let took = started.elapsed();
+    if !out.status.success() {
+        bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    println!();
+    println!("CDNOW master import (separate process, wall time {:.2} s incl. start-up):", took.as_secs_f64());
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    Ok(())
+}
+
+/// Deterministic synthetic traffic: identify (10%), page (20%), Order Completed (10%) and
+/// Product Viewed (60%) across n/20 customers, some with anonymous ids.
+fn generate(n: usize, run: &str) -> Vec<Vec<u8>> {
+    let users = (n / 20).max(1) as u64;
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    let mut bodies = Vec::with_capacity(n / BATCH + 1);
+    let mut events: Vec<Value> = Vec::with_capacity(BATCH);
+    for i in 0..n {
+        let u = next() % users;
+        let ts = (base + chrono::Duration::seconds(i as i64)).to_rfc3339();
+        let common = json!({
+            "messageId": format!("bench-{run}-{i}"),
+            "userId": format!("user-{u}"),
+            "anonymousId": format!("anon-{u}"),
+            "timestamp": ts,
+            "context": {"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)", "library": {"name": "bench", "version": "1"}},
+        });
+        let mut e = common;
+        let o = e.as_object_mut().expect("object");
+        match i % 10 {
+            0 => {
+                o.insert("type".into(), json!("identify"));
+                o.insert("traits".into(), json!({"email": format!("user{u}@example.com"), "plan": if u % 3 == 0 { "pro" } else { "free" }, "logins": i % 97}));
+            }
+            1 | 2 => {
+                o.insert("type".into(), json!("page"));
+                o.insert("name".into(), json!("Home"));
+                o.insert("properties".into(), json!({"path": "/", "title": "Home", "url": "https://shop.example.com/"}));
+            }
+            3 => {
+                o.insert("type".into(), json!("track"));
+                o.insert("event".into(), json!("Order Completed"));
+                o.insert("properties".into(), json!({"order_id": format!("o-{i}"), "revenue": (next() % 10_000) as f64 / 100.0, "currency": "USD",
+                    "products": [{"product_id": format!("p-{}", next() % 500), "price": 19.0, "quantity": 1}]}));
+            }
+            _ => {
+                o.insert("type".into(), json!("track"));
+                o.insert("event".into(), json!("Product Viewed"));
+                o.insert("properties".into(), json!({"product_id": format!("p-{}", next() % 500), "category": "Games", "price": 19.0}));
+            }
+        }
+        events.push(e);
+        if events.len() == BATCH || i + 1 == n {
+            let body = json!({"batch": std::mem::take(&mut events), "sentAt": chrono::Utc::now().to_rfc3339()});
+            bodies.push(serde_json::to_vec(&body).expect("serialisable"));
+        }
+    }
+    bodies
+}
+
+/// The rows ingestion would store for `bodies` (parsed outside the timing).
+fn raw_rows(bodies: &[Vec<u8>]) -> anyhow::Result<Vec<RawEventRow>> {
+    let env = Envelope {
+        received_at: chrono::Utc::now(),
+        request_id: "raw".into(),
+    };
+    let mut rows = Vec::new();
+    for body in bodies {
+        for e in parse_batch(body, &env)?.events {
+            rows.push(RawEventRow {
+                message_id: e.message_id().to_string(),
+                profile_id: format!("prof_{}", e.user_id().map(|u| u.as_str()).unwrap_or("anon")),
+                call_type: e.call().call_type().as_str(),
+                event_name: e.event_name().map(str::to_owned),
+                ts: e.timestamp().timestamp_millis(),
+                received_at: e.received_at().timestamp_millis(),
+                payload: e.to_json().to_string(),
+            });
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,45 @@
+//! One file per command.
+
+mod bench;
+mod demo;
+mod import;
+mod keys;
+mod profile;
+mod serve;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use consentric_engine::{Engine, Settings};
+
+use crate::cli::{BenchCommand, Command};
+
+pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve(_) => serve::run(open(&settings)?, &settings),
+        Command::Demo(args) => demo::run(open(&settings)?, &settings, &args),
+        Command::Import(args) => import::run(&*open(&settings)?, &args),
+        Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
+        Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
+        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
+    }
+}
+
+fn open(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
+    let engine = Engine::open(settings).with_context(|| match &settings.storage.database_url {
+        Some(_) => "Failed to open the PostgreSQL store".to_owned(),
+        None => format!(
+            "Failed to open the SQLite store in {}",
+            settings.storage.data_dir.display()
+        ),
+    })?;
+    Ok(Arc::new(engine))
+}
+
+/// Peak resident memory of this process so far, in bytes (Linux; `None` elsewhere).
+pub(crate) fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

@@ -1,0 +1,34 @@
+//! The OpenAPI document, generated from the handlers' annotations; every endpoint joins here.
+
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::routes::{ingest, ops, profiles};
+
+/// Consentric's API description, served at `/openapi.json`.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Consentric", description = "Privacy-first customer lifecycle platform. Ingest is Segment-compatible."),
+    paths(
+        ingest::identify, ingest::track, ingest::page, ingest::screen, ingest::group, ingest::alias, ingest::batch,
+        profiles::profile, profiles::events, profiles::identities,
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+    ),
+    modifiers(&Security),
+    tags(
+        (name = "ingest", description = "Segment Spec events in"),
+        (name = "profiles", description = "Profiles, events and identity graphs (admin keys)"),
+        (name = "operations", description = "Health, readiness, metrics"),
+    )
+)]
+pub struct ApiDoc;
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("basic", SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)));
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}

@@ -1,0 +1,182 @@
+//! Segment-compatible ingestion: `/v1/{identify,track,page,screen,group,alias,batch}`, the
+//! short paths analytics.js uses (`/v1/i`, `/v1/t`, … `/v1/b`), any content type (analytics.js
+//! sends `text/plain`), and gzip bodies (rudder-sdk-node's default).
+
+use std::io::Read;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use consentric_engine::{Engine, Scope};
+use consentric_model::{parse_batch, parse_event, Batch, CallType, Envelope, MAX_BATCH_BYTES};
+use serde::Serialize;
+
+use crate::auth;
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/identify", post(identify))
+        .route("/v1/i", post(identify))
+        .route("/v1/track", post(track))
+        .route("/v1/t", post(track))
+        .route("/v1/page", post(page))
+        .route("/v1/p", post(page))
+        .route("/v1/screen", post(screen))
+        .route("/v1/s", post(screen))
+        .route("/v1/group", post(group))
+        .route("/v1/g", post(group))
+        .route("/v1/alias", post(alias))
+        .route("/v1/a", post(alias))
+        .route("/v1/batch", post(batch))
+        .route("/v1/b", post(batch))
+}
+
+/// What an accepted ingest call answers. `success` is Segment's field; the counts are ours.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct IngestResponse {
+    /// Always `true` on a 200.
+    success: bool,
+    /// Events stored now.
+    accepted: u64,
+    /// Events already stored earlier (same `messageId`), acknowledged again.
+    duplicates: u64,
+}
+
+type Body = Result<Bytes, BytesRejection>;
+type Reply = Result<Json<IngestResponse>, ApiError>;
+
+macro_rules! single_call {
+    ($name:ident, $call:expr, $path:literal, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(post, path = $path, tag = "ingest",
+            request_body(content = Object, description = "A Segment Spec event", content_type = "application/json"),
+            responses(
+                (status = 200, body = IngestResponse, description = "Stored (or already stored) durably"),
+                (status = 400, body = crate::error::ErrorBody, description = "Malformed JSON, a missing or mistyped field"),
+                (status = 401, body = crate::error::ErrorBody, description = "Missing or unknown write key"),
+                (status = 413, body = crate::error::ErrorBody, description = "Event over 32 KB"),
+            ),
+            security(("basic" = []), ("bearer" = [])))]
+        pub(crate) async fn $name(State(engine): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+            ingest(engine, headers, body, Some($call)).await
+        }
+    };
+}
+
+single_call!(identify, CallType::Identify, "/v1/identify", "Who the customer is.");
+single_call!(track, CallType::Track, "/v1/track", "Something the customer did.");
+single_call!(page, CallType::Page, "/v1/page", "A web page view.");
+single_call!(screen, CallType::Screen, "/v1/screen", "A mobile screen view.");
+single_call!(group, CallType::Group, "/v1/group", "Membership of an account.");
+single_call!(alias, CallType::Alias, "/v1/alias", "Two identities are one customer.");
+
+/// Many events at once, stored whole or not at all.
+#[utoipa::path(post, path = "/v1/batch", tag = "ingest",
+    request_body(content = Object, description = "`{\"batch\": [events…], \"context\"?, \"integrations\"?, \"sentAt\"?}`", content_type = "application/json"),
+    responses(
+        (status = 200, body = IngestResponse, description = "The whole batch is stored durably"),
+        (status = 400, body = crate::error::ErrorBody, description = "A bad event; nothing of the batch is stored"),
+        (status = 401, body = crate::error::ErrorBody, description = "Missing or unknown write key"),
+        (status = 413, body = crate::error::ErrorBody, description = "Batch over 500 KB or an event over 32 KB"),
+    ),
+    security(("basic" = []), ("bearer" = [])))]
+pub(crate) async fn batch(State(engine): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
+    ingest(engine, headers, body, None).await
+}
+
+async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<CallType>) -> Reply {
+    let body = body.map_err(|rejection| {
+        let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
+        let (status, code) = if too_large {
+            (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large")
+        } else {
+            (StatusCode::BAD_REQUEST, "malformed_body")
+        };
+        engine.metrics().record_rejected(code, 1);
+        ApiError::new(status, code, rejection.body_text())
+    })?;
+    let gzip = headers
+        .get(axum::http::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
+    let header_key = auth::header_key(&headers)?;
+    let report = blocking(move || {
+        if let Some(key) = &header_key {
+            auth::check(&engine, key, Scope::Write)?;
+        }
+        let body = if gzip { gunzip(&body)? } else { body.to_vec() };
+        let parsed = parse(&engine, &body, call);
+        let batch = match (parsed, &header_key) {
+            (Ok(b), _) => b,
+            // Without a header key the body is the only credential: an unreadable body is
+            // an unauthenticated request, and says nothing about its content.
+            (Err(_), None) => return Err(ApiError::unauthorized("a write key is required")),
+            (Err(e), Some(_)) => return Err(e),
+        };
+        if header_key.is_none() {
+            let key = batch
+                .write_key
+                .as_deref()
+                .ok_or_else(|| ApiError::unauthorized("a write key is required (HTTP Basic user name, Bearer, or `writeKey` in the body)"))?;
+            auth::check(&engine, key, Scope::Write)?;
+        }
+        Ok(engine.ingest(&batch.events)?)
+    })
+    .await?;
+    Ok(Json(IngestResponse {
+        success: true,
+        accepted: report.accepted,
+        duplicates: report.duplicates,
+    }))
+}
+
+fn parse(engine: &Engine, body: &[u8], call: Option<CallType>) -> Result<Batch, ApiError> {
+    let envelope = Envelope {
+        received_at: engine.now(),
+        request_id: uuid::Uuid::new_v4().simple().to_string(),
+    };
+    let result = match call {
+        Some(call) => parse_event(body, call, &envelope),
+        None => parse_batch(body, &envelope),
+    };
+    result.map_err(|e| {
+        let events = match call {
+            Some(_) => 1,
+            None => count_items(body),
+        };
+        engine.metrics().record_rejected(e.code.as_str(), events);
+        ApiError::from(e)
+    })
+}
+
+/// How many events a refused batch held, for the rejection metric (1 if unreadable).
+fn count_items(body: &[u8]) -> u64 {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("batch").and_then(|b| b.as_array()).map(|a| a.len() as u64))
+        .filter(|n| *n > 0)
+        .unwrap_or(1)
+}
+
+/// Inflates a gzip body, refusing to produce more than a batch may hold (a gzip bomb gets a
+/// 413 after reading at most that much).
+fn gunzip(body: &[u8]) -> Result<Vec<u8>, ApiError> {
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::GzDecoder::new(body)
+        .take(MAX_BATCH_BYTES as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("the gzip body could not be inflated: {e}")))?;
+    if out.len() > MAX_BATCH_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!("the inflated body is over {MAX_BATCH_BYTES} bytes"),
+        ));
+    }
+    Ok(out)
+}

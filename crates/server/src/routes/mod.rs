@@ -1,0 +1,5 @@
+//! One file per area of the API.
+
+pub(crate) mod ingest;
+pub(crate) mod ops;
+pub(crate) mod profiles;

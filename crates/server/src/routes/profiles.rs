@@ -1,0 +1,68 @@
+//! Reading profiles: admin keys only.
+
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use consentric_engine::{IdentityGraph, ProfileRef, ProfileView, StoredEventView};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AdminKey;
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/profiles/{id}", get(profile))
+        .route("/v1/profiles/{id}/events", get(events))
+        .route("/v1/profiles/{id}/identities", get(identities))
+}
+
+/// A profile: identities, traits with provenance, counters, merges. `id` is `user_id:…`,
+/// `anonymous_id:…`, `profile:…`, or a bare id (tried as user id, anonymous id, profile id).
+#[utoipa::path(get, path = "/v1/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id")),
+    responses((status = 200, body = ProfileView), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn profile(_: AdminKey, State(engine): State<AppState>, Path(id): Path<String>) -> Result<Json<ProfileView>, ApiError> {
+    blocking(move || Ok(Json(engine.profile(&ProfileRef::parse(&id)?)?))).await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct EventsQuery {
+    /// At most this many, newest first (1..1000, default 100).
+    limit: Option<u32>,
+}
+
+/// A page of stored events.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct EventsPage {
+    events: Vec<StoredEventView>,
+}
+
+/// A profile's latest events, newest first, in Segment JSON.
+#[utoipa::path(get, path = "/v1/profiles/{id}/events", tag = "profiles",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}"), EventsQuery),
+    responses((status = 200, body = EventsPage), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn events(
+    _: AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<EventsPage>, ApiError> {
+    blocking(move || {
+        let events = engine.events(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100))?;
+        Ok(Json(EventsPage { events }))
+    })
+    .await
+}
+
+/// The identity graph around a profile.
+#[utoipa::path(get, path = "/v1/profiles/{id}/identities", tag = "profiles",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
+    responses((status = 200, body = IdentityGraph), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn identities(_: AdminKey, State(engine): State<AppState>, Path(id): Path<String>) -> Result<Json<IdentityGraph>, ApiError> {
+    blocking(move || Ok(Json(engine.identity_graph(&ProfileRef::parse(&id)?)?))).await
+}
