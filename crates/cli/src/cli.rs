@@ -118,19 +118,28 @@ pub struct BenchIngestArgs {
     /// Skip the CDNOW import measurement.
     #[arg(long)]
     pub skip_import: bool,
+    /// SQLite durability for every SQLite measurement: `full` (fsync per commit, the
+    /// default) or `normal` (survives process crashes, not power loss).
+    #[arg(long, default_value = "full")]
+    pub sqlite_synchronous: String,
 }
 
 impl Cli {
     /// Defaults < file < environment < these flags.
     pub fn settings(&self) -> anyhow::Result<Settings> {
-        let mut settings = Settings::from_env(self.config.as_deref()).context("Failed to load the configuration")?;
+        let mut settings = Settings::from_env(self.config.as_deref())
+            .context("Failed to load the configuration")?;
         if let Some(d) = &self.data_dir {
             settings.storage.data_dir = d.clone();
         }
         if let Some(u) = &self.database_url {
             settings.storage.database_url = Some(u.clone());
         }
-        if let Command::Serve(ServeArgs { listen: Some(l) }) | Command::Demo(DemoArgs { listen: Some(l), .. }) = &self.command {
+        if let Command::Serve(ServeArgs { listen: Some(l) })
+        | Command::Demo(DemoArgs {
+            listen: Some(l), ..
+        }) = &self.command
+        {
             settings.server.listen = l.clone();
         }
         Ok(settings)

@@ -71,7 +71,10 @@ impl fmt::Debug for StorageSettings {
         // The URL may hold a password: never print it.
         f.debug_struct("StorageSettings")
             .field("data_dir", &self.data_dir)
-            .field("database_url", &self.database_url.as_ref().map(|_| "<redacted>"))
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "<redacted>"),
+            )
             .field("sqlite_synchronous", &self.sqlite_synchronous)
             .finish()
     }
@@ -103,7 +106,10 @@ impl Settings {
     /// # Errors
     /// A named file that is missing, a file that is not valid TOML or has unknown keys, or a
     /// value out of range.
-    pub fn load(path: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, EngineError> {
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, EngineError> {
         let named = path
             .map(Path::to_path_buf)
             .or_else(|| env("CONSENTRIC_CONFIG").map(PathBuf::from));
@@ -143,11 +149,9 @@ impl Settings {
     }
 
     fn from_file(path: &Path) -> Result<Self, EngineError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            EngineError::Config(format!("cannot read {}: {e}", path.display()))
-        })?;
-        toml::from_str(&text)
-            .map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| EngineError::Config(format!("cannot read {}: {e}", path.display())))?;
+        toml::from_str(&text).map_err(|e| EngineError::Config(format!("{}: {e}", path.display())))
     }
 
     /// Checks values that the types alone do not.
@@ -179,8 +183,11 @@ mod tests {
     fn defaults_need_no_file_and_environment_overrides_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("c.toml");
-        std::fs::write(&file, "[server]\nlisten = \"0.0.0.0:1\"\n[storage]\ndata_dir = \"/x\"\n")
-            .expect("write");
+        std::fs::write(
+            &file,
+            "[server]\nlisten = \"0.0.0.0:1\"\n[storage]\ndata_dir = \"/x\"\n",
+        )
+        .expect("write");
         let s = Settings::load(Some(&file), &|k| {
             (k == "CONSENTRIC_DATA_DIR").then(|| "/from-env".to_owned())
         })

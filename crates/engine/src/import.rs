@@ -69,7 +69,13 @@ pub fn import(
     format: ImportFormat,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportSummary, EngineError> {
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, CountingReader { inner: reader, count: 0 });
+    let mut reader = std::io::BufReader::with_capacity(
+        1 << 16,
+        CountingReader {
+            inner: reader,
+            count: 0,
+        },
+    );
     let mut summary = ImportSummary::default();
     let mut batch: Vec<Event> = Vec::with_capacity(IMPORT_BATCH);
     let mut line = String::new();
@@ -80,10 +86,12 @@ pub fn import(
     };
     loop {
         line.clear();
-        let n = reader.read_line(&mut line).map_err(|source| EngineError::Io {
-            what: "import input".into(),
-            source,
-        })?;
+        let n = reader
+            .read_line(&mut line)
+            .map_err(|source| EngineError::Io {
+                what: "import input".into(),
+                source,
+            })?;
         if n == 0 {
             break;
         }
@@ -125,7 +133,11 @@ pub fn import(
     Ok(summary)
 }
 
-fn flush(engine: &Engine, batch: &mut Vec<Event>, summary: &mut ImportSummary) -> Result<(), EngineError> {
+fn flush(
+    engine: &Engine,
+    batch: &mut Vec<Event>,
+    summary: &mut ImportSummary,
+) -> Result<(), EngineError> {
     if batch.is_empty() {
         return Ok(());
     }
@@ -143,7 +155,12 @@ fn cdnow_event(line: &str, line_no: u64, env: &Envelope) -> Result<Option<Event>
     let (customer, date, cds, dollars) = match cols.as_slice() {
         [c, d, n, v] => (*c, *d, *n, *v),
         [c, _sample, d, n, v] => (*c, *d, *n, *v),
-        _ => return Err(cdnow_error(line_no, "expected 4 (or 5) whitespace-separated columns")),
+        _ => {
+            return Err(cdnow_error(
+                line_no,
+                "expected 4 (or 5) whitespace-separated columns",
+            ))
+        }
     };
     if line_no == 1 && customer.chars().any(|c| c.is_ascii_alphabetic()) {
         return Ok(None); // header

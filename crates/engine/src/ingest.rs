@@ -55,7 +55,11 @@ impl BatchState {
         Ok(())
     }
 
-    fn find(&mut self, tx: &mut WriteTx<'_>, id: &Identity) -> Result<Option<ProfileId>, StoreError> {
+    fn find(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        id: &Identity,
+    ) -> Result<Option<ProfileId>, StoreError> {
         if let Some(p) = self.identities.get(id) {
             return Ok(Some(p.clone()));
         }
@@ -66,7 +70,13 @@ impl BatchState {
         Ok(found)
     }
 
-    fn attach(&mut self, tx: &mut WriteTx<'_>, id: &Identity, p: &ProfileId, at: i64) -> Result<(), StoreError> {
+    fn attach(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        id: &Identity,
+        p: &ProfileId,
+        at: i64,
+    ) -> Result<(), StoreError> {
         tx.attach_identity(id, p, at)?;
         self.identities.insert(id.clone(), p.clone());
         Ok(())
@@ -158,6 +168,8 @@ fn resolve(
         None => None,
     };
 
+    // Whether this call attached a new user to an existing anonymous profile.
+    let mut adopted = false;
     let mut profile = match (&user, anchor) {
         (Some(_), Some(p)) => p,
         (Some(u), None) => {
@@ -170,7 +182,10 @@ fn resolve(
                 None => None,
             };
             let p = match adopt {
-                Some(p) => p,
+                Some(p) => {
+                    adopted = true;
+                    p
+                }
                 None => new_profile(tx, at)?,
             };
             state.attach(tx, u, &p, at)?;
@@ -193,18 +208,27 @@ fn resolve(
     };
 
     if let (Some(u), Some(a)) = (&user, &anon) {
-        match state.find(tx, a)? {
-            None => state.attach(tx, a, &profile, at)?,
-            Some(p) if p == profile => {}
+        // An edge is recorded when the call shows something new: an unseen anonymous id, an
+        // adoption of the anonymous profile, a merge, or a refused merge. A pair already on
+        // one profile adds nothing, and is the common case (every call of a known visitor).
+        let new_edge = match state.find(tx, a)? {
+            None => {
+                state.attach(tx, a, &profile, at)?;
+                true
+            }
+            Some(p) if p == profile => adopted,
             Some(p) => {
                 if has_other_user(tx, &p, u)? {
                     tracing::info!(message_id = %mid, "anonymous id already belongs to another user; not merging");
                 } else {
                     state.merge(tx, &p, &profile, at, mid)?;
                 }
+                true
             }
+        };
+        if new_edge {
+            tx.link(a, u, via, mid, at)?;
         }
-        tx.link(a, u, via, mid, at)?;
     }
 
     if let Call::Alias { previous_id } = event.call() {
@@ -247,7 +271,11 @@ fn new_profile(tx: &mut WriteTx<'_>, at: i64) -> Result<ProfileId, StoreError> {
     Ok(id)
 }
 
-fn has_other_user(tx: &mut WriteTx<'_>, profile: &ProfileId, user: &Identity) -> Result<bool, StoreError> {
+fn has_other_user(
+    tx: &mut WriteTx<'_>,
+    profile: &ProfileId,
+    user: &Identity,
+) -> Result<bool, StoreError> {
     Ok(tx
         .identities_of(profile)?
         .iter()

@@ -30,7 +30,9 @@ impl ProfileRef {
             message: "must be a non-empty id of at most 512 bytes".into(),
         };
         if let Some(v) = raw.strip_prefix("user_id:") {
-            return Ok(ProfileRef::Identity(Identity::user(&UserId::parse(v).ok_or_else(bad)?)));
+            return Ok(ProfileRef::Identity(Identity::user(
+                &UserId::parse(v).ok_or_else(bad)?,
+            )));
         }
         if let Some(v) = raw.strip_prefix("anonymous_id:") {
             return Ok(ProfileRef::Identity(Identity::anonymous(

@@ -9,7 +9,11 @@ use consentric_testkit::{parity_test, TestDb};
 use serde_json::{json, Value};
 
 fn engine(db: &TestDb) -> Engine {
-    let clock = FixedClock::new(Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).single().expect("time"));
+    let clock = FixedClock::new(
+        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    );
     Engine::new(db.store(), Arc::new(clock))
 }
 
@@ -19,7 +23,10 @@ fn events(values: &[Value]) -> Vec<Event> {
         .enumerate()
         .map(|(i, v)| {
             let env = Envelope {
-                received_at: Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).single().expect("time"),
+                received_at: Utc
+                    .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+                    .single()
+                    .expect("time"),
                 request_id: format!("r{i}"),
             };
             parse_typed_event(v.to_string().as_bytes(), &env)
@@ -44,18 +51,28 @@ fn trait_value(engine: &Engine, who: &str, name: &str) -> Option<Value> {
         .map(|t| t.value)
 }
 
-parity_test!(a_retried_message_id_is_stored_once_even_across_a_restart, |db| {
-    let e = events(&[json!({"type":"track","messageId":"m-1","userId":"u1","event":"Viewed"})]);
-    let first = engine(&db);
-    assert_eq!(first.ingest(&e).expect("ingest").accepted, 1);
-    assert_eq!(first.ingest(&e).expect("retry").duplicates, 1);
-    drop(first);
-    let restarted = engine(&db);
-    let report = restarted.ingest(&e).expect("retry after restart");
-    assert_eq!((report.accepted, report.duplicates), (0, 1));
-    assert_eq!(restarted.totals().expect("totals").0, 1);
-    assert_eq!(restarted.profile(&by("u1")).expect("profile").counters.events, 1);
-});
+parity_test!(
+    a_retried_message_id_is_stored_once_even_across_a_restart,
+    |db| {
+        let e = events(&[json!({"type":"track","messageId":"m-1","userId":"u1","event":"Viewed"})]);
+        let first = engine(&db);
+        assert_eq!(first.ingest(&e).expect("ingest").accepted, 1);
+        assert_eq!(first.ingest(&e).expect("retry").duplicates, 1);
+        drop(first);
+        let restarted = engine(&db);
+        let report = restarted.ingest(&e).expect("retry after restart");
+        assert_eq!((report.accepted, report.duplicates), (0, 1));
+        assert_eq!(restarted.totals().expect("totals").0, 1);
+        assert_eq!(
+            restarted
+                .profile(&by("u1"))
+                .expect("profile")
+                .counters
+                .events,
+            1
+        );
+    }
+);
 
 parity_test!(duplicates_inside_one_batch_are_stored_once, |db| {
     let e = events(&[
@@ -75,7 +92,9 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
             json!({"type":"track","messageId":"t1","anonymousId":"anon-1","event":"Product Viewed","timestamp":"2024-01-01T00:01:00Z"}),
         ]))
         .expect("anonymous visit");
-    let anon_profile = engine.find_profile(&by("anonymous_id:anon-1")).expect("anon profile");
+    let anon_profile = engine
+        .find_profile(&by("anonymous_id:anon-1"))
+        .expect("anon profile");
     // The user already exists from another device.
     engine
         .ingest(&events(&[json!({"type":"identify","messageId":"i0","userId":"u-42","traits":{"plan":"free"},"timestamp":"2023-12-01T00:00:00Z"})]))
@@ -85,11 +104,22 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
         .expect("identify");
 
     let p = engine.profile(&by("u-42")).expect("profile");
-    assert_eq!(engine.find_profile(&by("anonymous_id:anon-1")).expect("anon"), engine.find_profile(&by("u-42")).expect("user"));
+    assert_eq!(
+        engine
+            .find_profile(&by("anonymous_id:anon-1"))
+            .expect("anon"),
+        engine.find_profile(&by("u-42")).expect("user")
+    );
     assert_eq!(p.counters.events, 4, "the whole history is kept");
     assert_eq!(p.merged_from, vec![anon_profile.to_string()]);
     // The merged-away id redirects.
-    assert_eq!(engine.profile(&by(&format!("profile:{anon_profile}"))).expect("redirect").profile_id, p.profile_id);
+    assert_eq!(
+        engine
+            .profile(&by(&format!("profile:{anon_profile}")))
+            .expect("redirect")
+            .profile_id,
+        p.profile_id
+    );
     assert_eq!(engine.events(&by("u-42"), 100).expect("events").len(), 4);
     assert_eq!(p.counters.first_seen, "2023-12-01T00:00:00.000Z");
     let graph = engine.identity_graph(&by("u-42")).expect("graph");
@@ -97,7 +127,10 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
     assert_eq!(graph.links.len(), 1);
     assert_eq!(graph.links[0].via, "identify");
     assert_eq!(trait_value(&engine, "u-42", "plan"), Some(json!("free")));
-    assert_eq!(trait_value(&engine, "u-42", "email"), Some(json!("a@example.com")));
+    assert_eq!(
+        trait_value(&engine, "u-42", "email"),
+        Some(json!("a@example.com"))
+    );
 });
 
 parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
@@ -108,7 +141,10 @@ parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
             json!({"type":"identify","messageId":"b","userId":"bob","anonymousId":"kiosk"}),
         ]))
         .expect("ingest");
-    assert_ne!(engine.find_profile(&by("alice")).expect("a"), engine.find_profile(&by("bob")).expect("b"));
+    assert_ne!(
+        engine.find_profile(&by("alice")).expect("a"),
+        engine.find_profile(&by("bob")).expect("b")
+    );
     assert_eq!(engine.profile(&by("bob")).expect("bob").counters.events, 1);
 });
 
@@ -126,7 +162,10 @@ parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
         .ingest(&events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
         .expect("alias");
     let p = engine.profile(&by("new-id")).expect("profile");
-    assert_eq!(engine.find_profile(&by("old-id")).expect("old"), engine.find_profile(&by("new-id")).expect("new"));
+    assert_eq!(
+        engine.find_profile(&by("old-id")).expect("old"),
+        engine.find_profile(&by("new-id")).expect("new")
+    );
     assert_eq!(p.counters.orders, 2);
     assert!((p.counters.revenue - 15.0).abs() < 1e-9);
     assert_eq!(p.counters.events, 5);
@@ -136,26 +175,33 @@ parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
     assert!(graph.links.iter().any(|l| l.via == "alias"));
 });
 
-parity_test!(traits_keep_the_latest_value_by_event_time_with_provenance, |db| {
-    let engine = engine(&db);
-    engine
+parity_test!(
+    traits_keep_the_latest_value_by_event_time_with_provenance,
+    |db| {
+        let engine = engine(&db);
+        engine
         .ingest(&events(&[
             json!({"type":"identify","messageId":"late","userId":"u","traits":{"plan":"pro","age":30},"timestamp":"2024-05-01T00:00:00Z"}),
         ]))
         .expect("newer first");
-    engine
+        engine
         .ingest(&events(&[
             json!({"type":"identify","messageId":"early","userId":"u","traits":{"plan":"free","city":"Lyon"},"timestamp":"2024-01-01T00:00:00Z"}),
         ]))
         .expect("older arrives late");
-    let p = engine.profile(&by("u")).expect("profile");
-    let plan = p.traits.iter().find(|t| t.name == "plan").expect("plan");
-    assert_eq!(plan.value, json!("pro"), "an out-of-order event must not roll a trait back");
-    assert_eq!(plan.message_id, "late");
-    assert_eq!(plan.updated_at, "2024-05-01T00:00:00.000Z");
-    assert_eq!(trait_value(&engine, "u", "city"), Some(json!("Lyon")));
-    assert_eq!(trait_value(&engine, "u", "age"), Some(json!(30)));
-});
+        let p = engine.profile(&by("u")).expect("profile");
+        let plan = p.traits.iter().find(|t| t.name == "plan").expect("plan");
+        assert_eq!(
+            plan.value,
+            json!("pro"),
+            "an out-of-order event must not roll a trait back"
+        );
+        assert_eq!(plan.message_id, "late");
+        assert_eq!(plan.updated_at, "2024-05-01T00:00:00.000Z");
+        assert_eq!(trait_value(&engine, "u", "city"), Some(json!("Lyon")));
+        assert_eq!(trait_value(&engine, "u", "age"), Some(json!(30)));
+    }
+);
 
 parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
     let engine = engine(&db);
@@ -173,27 +219,48 @@ parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
 
 parity_test!(keys_are_stored_hashed_and_scoped, |db| {
     let engine = engine(&db);
-    let write = engine.create_key(consentric_engine::Scope::Write, Some("web")).expect("key");
-    assert_eq!(engine.authenticate(write.secret()).expect("auth"), Some(consentric_engine::Scope::Write));
+    let write = engine
+        .create_key(consentric_engine::Scope::Write, Some("web"))
+        .expect("key");
+    assert_eq!(
+        engine.authenticate(write.secret()).expect("auth"),
+        Some(consentric_engine::Scope::Write)
+    );
     assert_eq!(engine.authenticate("csw_nope").expect("auth"), None);
     let restarted = self::engine(&db);
-    assert_eq!(restarted.authenticate(write.secret()).expect("auth"), Some(consentric_engine::Scope::Write));
+    assert_eq!(
+        restarted.authenticate(write.secret()).expect("auth"),
+        Some(consentric_engine::Scope::Write)
+    );
     assert_eq!(restarted.keys().expect("keys").len(), 1);
 });
 
-parity_test!(cdnow_import_turns_rows_into_orders_and_is_idempotent, |db| {
-    let engine = engine(&db);
-    let data = "customer_id date number_of_cds dollar_value\r\n00001 19970101 1 11.77\r\n00002 19970112 1 12.00\r\n00002 19970112 5 77.00\r\nbad line\r\n";
-    let mut seen = 0;
-    let s = consentric_engine::import::import(&engine, data.as_bytes(), consentric_engine::import::ImportFormat::Cdnow, &mut |b| seen = b)
+parity_test!(
+    cdnow_import_turns_rows_into_orders_and_is_idempotent,
+    |db| {
+        let engine = engine(&db);
+        let data = "customer_id date number_of_cds dollar_value\r\n00001 19970101 1 11.77\r\n00002 19970112 1 12.00\r\n00002 19970112 5 77.00\r\nbad line\r\n";
+        let mut seen = 0;
+        let s = consentric_engine::import::import(
+            &engine,
+            data.as_bytes(),
+            consentric_engine::import::ImportFormat::Cdnow,
+            &mut |b| seen = b,
+        )
         .expect("import");
-    assert_eq!((s.accepted, s.rejected), (3, 1));
-    assert_eq!(seen, data.len() as u64);
-    let again = consentric_engine::import::import(&engine, data.as_bytes(), consentric_engine::import::ImportFormat::Cdnow, &mut |_| {})
+        assert_eq!((s.accepted, s.rejected), (3, 1));
+        assert_eq!(seen, data.len() as u64);
+        let again = consentric_engine::import::import(
+            &engine,
+            data.as_bytes(),
+            consentric_engine::import::ImportFormat::Cdnow,
+            &mut |_| {},
+        )
         .expect("import again");
-    assert_eq!((again.accepted, again.duplicates), (0, 3));
-    let c = engine.profile(&by("00002")).expect("profile").counters;
-    assert_eq!(c.orders, 2);
-    assert!((c.revenue - 89.0).abs() < 1e-9);
-    assert_eq!(c.first_seen, "1997-01-12T00:00:00.000Z");
-});
+        assert_eq!((again.accepted, again.duplicates), (0, 3));
+        let c = engine.profile(&by("00002")).expect("profile").counters;
+        assert_eq!(c.orders, 2);
+        assert!((c.revenue - 89.0).abs() < 1e-9);
+        assert_eq!(c.first_seen, "1997-01-12T00:00:00.000Z");
+    }
+);

@@ -18,4 +18,6 @@ mod parse;
 pub use error::{ErrorCode, ParseError};
 pub use event::{Call, CallType, Context, Event};
 pub use ids::{AnonymousId, Identity, IdentityKind, MessageId, ProfileId, UserId};
-pub use parse::{parse_batch, parse_event, parse_typed_event, Batch, Envelope, MAX_BATCH_BYTES, MAX_EVENT_BYTES};
+pub use parse::{
+    parse_batch, parse_event, parse_typed_event, Batch, Envelope, MAX_BATCH_BYTES, MAX_EVENT_BYTES,
+};

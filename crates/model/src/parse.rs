@@ -176,7 +176,13 @@ pub fn parse_batch(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
             return Err(err(ErrorCode::InvalidField, &path, "must be an object"));
         };
         let call = match item.get("type") {
-            None => return Err(err(ErrorCode::MissingField, &format!("{path}.type"), "is required in a batch")),
+            None => {
+                return Err(err(
+                    ErrorCode::MissingField,
+                    &format!("{path}.type"),
+                    "is required in a batch",
+                ))
+            }
             Some(t) => t
                 .as_str()
                 .and_then(CallType::parse)
@@ -223,10 +229,15 @@ fn parse_one(
 ) -> Result<Event, ParseError> {
     let message_id = match obj.get("messageId") {
         None | Some(Value::Null) => MessageId::parse(&format!("auto-{}-{index}", env.request_id))
-            .ok_or_else(|| err(ErrorCode::InvalidField, "messageId", "could not be generated"))?,
-        Some(v) => id_value(v, "messageId").and_then(|s| {
-            MessageId::parse(&s).ok_or_else(|| bad_id("messageId"))
+            .ok_or_else(|| {
+            err(
+                ErrorCode::InvalidField,
+                "messageId",
+                "could not be generated",
+            )
         })?,
+        Some(v) => id_value(v, "messageId")
+            .and_then(|s| MessageId::parse(&s).ok_or_else(|| bad_id("messageId")))?,
     };
     let user_id = optional_id(&obj, "userId")?
         .map(|s| UserId::parse(&s).ok_or_else(|| bad_id("userId")))
@@ -257,7 +268,13 @@ fn parse_one(
             group_id: match optional_id(&obj, "groupId")? {
                 Some(g) if !g.trim().is_empty() && g.len() <= MAX_NAME_LEN => g,
                 Some(_) => return Err(bad_id("groupId")),
-                None => return Err(err(ErrorCode::MissingField, "groupId", "is required for group")),
+                None => {
+                    return Err(err(
+                        ErrorCode::MissingField,
+                        "groupId",
+                        "is required for group",
+                    ))
+                }
             },
             traits: optional_object(&mut obj, "traits")?,
         },
@@ -268,7 +285,11 @@ fn parse_one(
                     .as_str()
                     .to_owned(),
                 None => {
-                    return Err(err(ErrorCode::MissingField, "previousId", "is required for alias"))
+                    return Err(err(
+                        ErrorCode::MissingField,
+                        "previousId",
+                        "is required for alias",
+                    ))
                 }
             },
         },
@@ -276,7 +297,11 @@ fn parse_one(
 
     match (&call, &user_id, &anonymous_id) {
         (Call::Alias { .. }, None, _) => {
-            return Err(err(ErrorCode::MissingField, "userId", "is required for alias"))
+            return Err(err(
+                ErrorCode::MissingField,
+                "userId",
+                "is required for alias",
+            ))
         }
         (_, None, None) => {
             return Err(err(
@@ -335,7 +360,11 @@ fn id_value(v: &Value, field: &str) -> Result<String, ParseError> {
     match v {
         Value::String(s) => Ok(s.clone()),
         Value::Number(n) => Ok(n.to_string()),
-        _ => Err(err(ErrorCode::InvalidField, field, "must be a string or a number")),
+        _ => Err(err(
+            ErrorCode::InvalidField,
+            field,
+            "must be a string or a number",
+        )),
     }
 }
 
@@ -460,7 +489,8 @@ mod tests {
     }
 
     fn one(body: &str, call: CallType) -> Result<Event, ParseError> {
-        parse_event(body.as_bytes(), call, &env()).map(|b| b.events.into_iter().next().expect("one"))
+        parse_event(body.as_bytes(), call, &env())
+            .map(|b| b.events.into_iter().next().expect("one"))
     }
 
     #[test]
@@ -471,15 +501,27 @@ mod tests {
             CallType::Track,
         )
         .expect("parses");
-        assert_eq!(e.timestamp(), parse_time("2024-01-01T12:00:08.500Z").expect("t"));
-        assert_eq!(e.original_timestamp(), parse_time("2024-01-01T11:59:58.500Z"));
+        assert_eq!(
+            e.timestamp(),
+            parse_time("2024-01-01T12:00:08.500Z").expect("t")
+        );
+        assert_eq!(
+            e.original_timestamp(),
+            parse_time("2024-01-01T11:59:58.500Z")
+        );
     }
 
     #[test]
     fn without_sent_at_the_timestamp_is_taken_as_sent_and_without_any_it_is_received_at() {
-        let e = one(r#"{"userId":"u","event":"E","timestamp":"2020-05-05"}"#, CallType::Track)
-            .expect("parses");
-        assert_eq!(e.timestamp(), parse_time("2020-05-05T00:00:00Z").expect("t"));
+        let e = one(
+            r#"{"userId":"u","event":"E","timestamp":"2020-05-05"}"#,
+            CallType::Track,
+        )
+        .expect("parses");
+        assert_eq!(
+            e.timestamp(),
+            parse_time("2020-05-05T00:00:00Z").expect("t")
+        );
         let e = one(r#"{"userId":"u","event":"E"}"#, CallType::Track).expect("parses");
         assert_eq!(e.timestamp(), env().received_at);
     }
@@ -505,10 +547,19 @@ mod tests {
     fn wrong_types_name_their_field() {
         for (body, field) in [
             (r#"{"userId":"u","event":5}"#, "event"),
-            (r#"{"userId":"u","event":"E","properties":[]}"#, "properties"),
+            (
+                r#"{"userId":"u","event":"E","properties":[]}"#,
+                "properties",
+            ),
             (r#"{"userId":{},"event":"E"}"#, "userId"),
-            (r#"{"userId":"u","event":"E","context":{"ip":1}}"#, "context.ip"),
-            (r#"{"userId":"u","event":"E","timestamp":"yesterday"}"#, "timestamp"),
+            (
+                r#"{"userId":"u","event":"E","context":{"ip":1}}"#,
+                "context.ip",
+            ),
+            (
+                r#"{"userId":"u","event":"E","timestamp":"yesterday"}"#,
+                "timestamp",
+            ),
         ] {
             let e = one(body, CallType::Track).expect_err(body);
             assert_eq!(e.code, ErrorCode::InvalidField, "{body}");
@@ -535,7 +586,10 @@ mod tests {
         let e = &b.events[0];
         assert_eq!(e.context().ip(), Some("1.2.3.4"));
         assert!(e.context().as_map().contains_key("library"));
-        assert_eq!(e.timestamp(), parse_time("2024-01-01T11:00:10Z").expect("t"));
+        assert_eq!(
+            e.timestamp(),
+            parse_time("2024-01-01T11:00:10Z").expect("t")
+        );
     }
 
     #[test]

@@ -20,7 +20,11 @@ pub(crate) fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError
     let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
-    let bad = || ApiError::unauthorized("the Authorization header must be `Basic base64(key:)` or `Bearer key`");
+    let bad = || {
+        ApiError::unauthorized(
+            "the Authorization header must be `Basic base64(key:)` or `Bearer key`",
+        )
+    };
     let value = value.to_str().map_err(|_| bad())?.trim();
     let (scheme, rest) = value.split_once(' ').ok_or_else(bad)?;
     let rest = rest.trim();
@@ -62,8 +66,9 @@ impl FromRequestParts<AppState> for AdminKey {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, engine: &AppState) -> Result<Self, ApiError> {
-        let secret = header_key(&parts.headers)?
-            .ok_or_else(|| ApiError::unauthorized("an admin key is required (Authorization: Bearer …)"))?;
+        let secret = header_key(&parts.headers)?.ok_or_else(|| {
+            ApiError::unauthorized("an admin key is required (Authorization: Bearer …)")
+        })?;
         let engine = engine.clone();
         blocking(move || check(&engine, &secret, Scope::Admin)).await?;
         Ok(AdminKey)

@@ -86,9 +86,11 @@ impl From<ParseError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::NotFound(what) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
-            }
+            EngineError::NotFound(what) => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("{what} not found"),
+            ),
             EngineError::Invalid { field, message } => ApiError {
                 status: StatusCode::BAD_REQUEST,
                 code: "invalid_field",

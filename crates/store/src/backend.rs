@@ -43,7 +43,9 @@ impl Cell {
     pub fn int(&self) -> Result<i64, StoreError> {
         match self {
             Cell::Int(i) => Ok(*i),
-            other => Err(StoreError::Corrupt(format!("expected integer, got {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "expected integer, got {other:?}"
+            ))),
         }
     }
 
@@ -52,7 +54,9 @@ impl Cell {
         match self {
             Cell::Real(f) => Ok(*f),
             Cell::Int(i) => Ok(*i as f64),
-            other => Err(StoreError::Corrupt(format!("expected number, got {other:?}"))),
+            other => Err(StoreError::Corrupt(format!(
+                "expected number, got {other:?}"
+            ))),
         }
     }
 
@@ -89,7 +93,11 @@ pub trait Conn {
     /// Runs several `;`-separated statements without parameters (schema migrations).
     fn exec_batch(&mut self, sql: &'static str) -> Result<(), StoreError>;
     /// Runs a query, returning all rows.
-    fn query(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<Vec<Vec<Cell>>, StoreError>;
+    fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+    ) -> Result<Vec<Vec<Cell>>, StoreError>;
 }
 
 /// What a database must provide. Object-safe, so the binary picks SQLite or PostgreSQL at run
@@ -104,8 +112,10 @@ pub trait Backend: Send + Sync {
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
     /// Runs `work` on a connection for reading; may run concurrently with a writer.
-    fn read(&self, work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>)
-        -> Result<(), StoreError>;
+    fn read(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
     /// Applies pending migrations; called once when the store opens.
     fn migrate(&self) -> Result<(), StoreError>;
 }

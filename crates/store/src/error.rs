@@ -17,7 +17,9 @@ pub enum StoreError {
         source: std::io::Error,
     },
     /// The database holds a schema newer than this build knows.
-    #[error("database schema version {found} is newer than this build's {known}; upgrade Consentric")]
+    #[error(
+        "database schema version {found} is newer than this build's {known}; upgrade Consentric"
+    )]
     SchemaTooNew {
         /// Version in the database.
         found: i64,

@@ -35,7 +35,8 @@ impl PostgresBackend {
     /// # Errors
     /// A malformed URL or a server that refuses the connection.
     pub fn connect(url: &str) -> Result<Self, StoreError> {
-        let config = postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let config =
+            postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let backend = PostgresBackend {
             config,
             idle: Mutex::new(Vec::new()),
@@ -153,11 +154,13 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
                 let cell = if *ty == Type::INT8 {
                     row.try_get::<_, Option<i64>>(i)?.map(Cell::Int)
                 } else if *ty == Type::INT4 {
-                    row.try_get::<_, Option<i32>>(i)?.map(|v| Cell::Int(v.into()))
+                    row.try_get::<_, Option<i32>>(i)?
+                        .map(|v| Cell::Int(v.into()))
                 } else if *ty == Type::FLOAT8 {
                     row.try_get::<_, Option<f64>>(i)?.map(Cell::Real)
                 } else if *ty == Type::BOOL {
-                    row.try_get::<_, Option<bool>>(i)?.map(|b| Cell::Int(b.into()))
+                    row.try_get::<_, Option<bool>>(i)?
+                        .map(|b| Cell::Int(b.into()))
                 } else if *ty == Type::TEXT || *ty == Type::VARCHAR || *ty == Type::NAME {
                     row.try_get::<_, Option<String>>(i)?.map(Cell::Text)
                 } else {
@@ -175,7 +178,11 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
 }
 
 impl ToSql for Param<'_> {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn Error + Sync + Send>> {
         fn checked<T: ToSql>(
             v: &T,
             accepts: bool,

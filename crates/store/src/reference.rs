@@ -41,7 +41,11 @@ pub fn sqlite_raw_insert(
     rows: &[RawEventRow],
     per_tx: usize,
 ) -> Result<Duration, StoreError> {
-    let synchronous = if options.synchronous_full { "FULL" } else { "NORMAL" };
+    let synchronous = if options.synchronous_full {
+        "FULL"
+    } else {
+        "NORMAL"
+    };
     drop(Store::open_sqlite(data_dir, options)?); // same schema as the real store
     let mut conn = rusqlite::Connection::open(data_dir.join("consentric.db"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -78,7 +82,9 @@ pub fn sqlite_raw_insert(
 pub fn create_scratch_postgres(base: &str) -> Result<(String, String), StoreError> {
     let name = format!("consentric_bench_{}", std::process::id());
     let mut admin = postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls)?;
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"))?;
+    admin.batch_execute(&format!(
+        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
+    ))?;
     Ok((format!("{base} dbname={name}"), name))
 }
 

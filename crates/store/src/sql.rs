@@ -7,22 +7,27 @@ pub(crate) const EVENTS_OF: &str = "SELECT seq, message_id, profile_id, call_typ
 pub(crate) const EVENT_COUNT: &str = "SELECT COUNT(*) FROM events";
 pub(crate) const MOVE_EVENTS: &str = "UPDATE events SET profile_id = ?2 WHERE profile_id = ?1";
 
-pub(crate) const FIND_IDENTITY: &str = "SELECT profile_id FROM identities WHERE kind = ?1 AND value = ?2";
+pub(crate) const FIND_IDENTITY: &str =
+    "SELECT profile_id FROM identities WHERE kind = ?1 AND value = ?2";
 pub(crate) const ATTACH_IDENTITY: &str = "INSERT INTO identities (kind, value, profile_id, first_seen) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id";
 pub(crate) const IDENTITIES_OF: &str = "SELECT kind, value, first_seen FROM identities WHERE profile_id = ?1 ORDER BY first_seen, kind, value";
-pub(crate) const MOVE_IDENTITIES: &str = "UPDATE identities SET profile_id = ?2 WHERE profile_id = ?1";
+pub(crate) const MOVE_IDENTITIES: &str =
+    "UPDATE identities SET profile_id = ?2 WHERE profile_id = ?1";
 pub(crate) const INSERT_LINK: &str = "INSERT INTO identity_links (a_kind, a_value, b_kind, b_value, via, message_id, linked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (a_kind, a_value, b_kind, b_value) DO NOTHING";
 pub(crate) const LINKS_OF: &str = "SELECT l.a_kind, l.a_value, l.b_kind, l.b_value, l.via, l.message_id, l.linked_at FROM identity_links l JOIN identities i ON i.kind = l.a_kind AND i.value = l.a_value WHERE i.profile_id = ?1 ORDER BY l.linked_at, l.link_id";
 
-pub(crate) const INSERT_PROFILE: &str = "INSERT INTO profiles (profile_id, created_at, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)";
+pub(crate) const INSERT_PROFILE: &str =
+    "INSERT INTO profiles (profile_id, created_at, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)";
 pub(crate) const BUMP_PROFILE: &str = "UPDATE profiles SET first_seen = CASE WHEN ?2 < first_seen THEN ?2 ELSE first_seen END, last_seen = CASE WHEN ?3 > last_seen THEN ?3 ELSE last_seen END, event_count = event_count + ?4, order_count = order_count + ?5, revenue = revenue + ?6 WHERE profile_id = ?1";
 pub(crate) const PROFILE: &str = "SELECT profile_id, created_at, first_seen, last_seen, event_count, order_count, revenue FROM profiles WHERE profile_id = ?1";
 pub(crate) const DELETE_PROFILE: &str = "DELETE FROM profiles WHERE profile_id = ?1";
 pub(crate) const PROFILE_COUNT: &str = "SELECT COUNT(*) FROM profiles";
-pub(crate) const MERGED_INTO: &str = "SELECT into_profile FROM profile_merges WHERE from_profile = ?1";
+pub(crate) const MERGED_INTO: &str =
+    "SELECT into_profile FROM profile_merges WHERE from_profile = ?1";
 pub(crate) const MERGED_FROM: &str = "SELECT from_profile FROM profile_merges WHERE into_profile = ?1 ORDER BY merged_at, from_profile";
 pub(crate) const RECORD_MERGE: &str = "INSERT INTO profile_merges (from_profile, into_profile, merged_at, message_id) VALUES (?1, ?2, ?3, ?4)";
-pub(crate) const REPOINT_MERGES: &str = "UPDATE profile_merges SET into_profile = ?2 WHERE into_profile = ?1";
+pub(crate) const REPOINT_MERGES: &str =
+    "UPDATE profile_merges SET into_profile = ?2 WHERE into_profile = ?1";
 
 pub(crate) const SET_TRAIT: &str = "INSERT INTO profile_traits (profile_id, name, value, updated_at, message_id) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, message_id = excluded.message_id WHERE excluded.updated_at >= profile_traits.updated_at";
 pub(crate) const MOVE_TRAITS: &str = "INSERT INTO profile_traits (profile_id, name, value, updated_at, message_id) SELECT ?2, name, value, updated_at, message_id FROM profile_traits WHERE profile_id = ?1 ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, message_id = excluded.message_id WHERE excluded.updated_at > profile_traits.updated_at";

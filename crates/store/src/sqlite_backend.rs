@@ -71,7 +71,11 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
     conn.pragma_update(
         None,
         "synchronous",
-        if options.synchronous_full { "FULL" } else { "NORMAL" },
+        if options.synchronous_full {
+            "FULL"
+        } else {
+            "NORMAL"
+        },
     )?;
     conn.pragma_update(None, "busy_timeout", 10_000)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;

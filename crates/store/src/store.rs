@@ -8,9 +8,9 @@ use crate::postgres_backend::PostgresBackend;
 use crate::records::{
     ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileRecord, TraitRecord,
 };
+use crate::sql;
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 use crate::tx::{self, WriteTx};
-use crate::sql;
 
 /// The typed store the engine talks to, whatever database is behind it.
 pub struct Store {
@@ -200,7 +200,12 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn api_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        self.read(|c| c.query(sql::API_KEYS, &[])?.into_iter().map(tx::api_key).collect())
+        self.read(|c| {
+            c.query(sql::API_KEYS, &[])?
+                .into_iter()
+                .map(tx::api_key)
+                .collect()
+        })
     }
 
     /// Whether the database answers (for `/readyz`).

@@ -5,8 +5,8 @@ use consentric_model::{Identity, IdentityKind, MessageId, ProfileId};
 use crate::backend::{Cell, Conn, Param};
 use crate::error::StoreError;
 use crate::records::{
-    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileCounters,
-    ProfileRecord, TraitRecord,
+    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileCounters, ProfileRecord,
+    TraitRecord,
 };
 use crate::sql;
 
@@ -52,7 +52,10 @@ impl WriteTx<'_> {
     /// Creates an empty profile whose first and last seen are `at`.
     pub fn create_profile(&mut self, id: &ProfileId, at: i64) -> Result<(), StoreError> {
         self.conn
-            .exec(sql::INSERT_PROFILE, &[Param::Text(id.as_str()), Param::Int(at), Param::Int(at)])
+            .exec(
+                sql::INSERT_PROFILE,
+                &[Param::Text(id.as_str()), Param::Int(at), Param::Int(at)],
+            )
             .map(drop)
     }
 
@@ -104,7 +107,10 @@ impl WriteTx<'_> {
     }
 
     /// The identities attached to a profile.
-    pub fn identities_of(&mut self, profile: &ProfileId) -> Result<Vec<IdentityRecord>, StoreError> {
+    pub fn identities_of(
+        &mut self,
+        profile: &ProfileId,
+    ) -> Result<Vec<IdentityRecord>, StoreError> {
         identities_of(self.conn, profile)
     }
 
@@ -127,7 +133,11 @@ impl WriteTx<'_> {
     }
 
     /// Adds a delta to a profile's counters (first/last seen widen, counts add).
-    pub fn bump_profile(&mut self, profile: &ProfileId, d: &ProfileCounters) -> Result<(), StoreError> {
+    pub fn bump_profile(
+        &mut self,
+        profile: &ProfileId,
+        d: &ProfileCounters,
+    ) -> Result<(), StoreError> {
         self.conn
             .exec(
                 sql::BUMP_PROFILE,
@@ -240,7 +250,10 @@ fn json(text: String) -> Result<serde_json::Value, StoreError> {
     serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("stored JSON: {e}")))
 }
 
-pub(crate) fn find_identity(conn: &mut dyn Conn, ident: &Identity) -> Result<Option<ProfileId>, StoreError> {
+pub(crate) fn find_identity(
+    conn: &mut dyn Conn,
+    ident: &Identity,
+) -> Result<Option<ProfileId>, StoreError> {
     let rows = conn.query(
         sql::FIND_IDENTITY,
         &[Param::Text(ident.kind.as_str()), Param::Text(&ident.value)],
@@ -254,7 +267,10 @@ pub(crate) fn find_identity(conn: &mut dyn Conn, ident: &Identity) -> Result<Opt
     }
 }
 
-pub(crate) fn profile(conn: &mut dyn Conn, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
+pub(crate) fn profile(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Option<ProfileRecord>, StoreError> {
     let rows = conn.query(sql::PROFILE, &[Param::Text(id.as_str())])?;
     let Some(row) = rows.into_iter().next() else {
         return Ok(None);
@@ -273,7 +289,10 @@ pub(crate) fn profile(conn: &mut dyn Conn, id: &ProfileId) -> Result<Option<Prof
     }))
 }
 
-pub(crate) fn merged_into(conn: &mut dyn Conn, id: &ProfileId) -> Result<Option<ProfileId>, StoreError> {
+pub(crate) fn merged_into(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Option<ProfileId>, StoreError> {
     let rows = conn.query(sql::MERGED_INTO, &[Param::Text(id.as_str())])?;
     match rows.into_iter().next() {
         None => Ok(None),
@@ -281,14 +300,20 @@ pub(crate) fn merged_into(conn: &mut dyn Conn, id: &ProfileId) -> Result<Option<
     }
 }
 
-pub(crate) fn merged_from(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<ProfileId>, StoreError> {
+pub(crate) fn merged_from(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Vec<ProfileId>, StoreError> {
     conn.query(sql::MERGED_FROM, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| profile_id(next(&mut take(row, 1)?)?.text()?))
         .collect()
 }
 
-pub(crate) fn identities_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<IdentityRecord>, StoreError> {
+pub(crate) fn identities_of(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Vec<IdentityRecord>, StoreError> {
     conn.query(sql::IDENTITIES_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
@@ -301,7 +326,10 @@ pub(crate) fn identities_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<I
         .collect()
 }
 
-pub(crate) fn links_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<IdentityLinkRecord>, StoreError> {
+pub(crate) fn links_of(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Vec<IdentityLinkRecord>, StoreError> {
     conn.query(sql::LINKS_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
@@ -317,7 +345,10 @@ pub(crate) fn links_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<Identi
         .collect()
 }
 
-pub(crate) fn traits_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<TraitRecord>, StoreError> {
+pub(crate) fn traits_of(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Vec<TraitRecord>, StoreError> {
     conn.query(sql::TRAITS_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
@@ -332,23 +363,30 @@ pub(crate) fn traits_of(conn: &mut dyn Conn, id: &ProfileId) -> Result<Vec<Trait
         .collect()
 }
 
-pub(crate) fn events_of(conn: &mut dyn Conn, id: &ProfileId, limit: i64) -> Result<Vec<EventRecord>, StoreError> {
-    conn.query(sql::EVENTS_OF, &[Param::Text(id.as_str()), Param::Int(limit)])?
-        .into_iter()
-        .map(|row| {
-            let mut it = take(row, 8)?;
-            Ok(EventRecord {
-                seq: next(&mut it)?.int()?,
-                message_id: next(&mut it)?.text()?,
-                profile_id: profile_id(next(&mut it)?.text()?)?,
-                call_type: next(&mut it)?.text()?,
-                event_name: next(&mut it)?.opt_text()?,
-                ts: next(&mut it)?.int()?,
-                received_at: next(&mut it)?.int()?,
-                payload: json(next(&mut it)?.text()?)?,
-            })
+pub(crate) fn events_of(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+    limit: i64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    conn.query(
+        sql::EVENTS_OF,
+        &[Param::Text(id.as_str()), Param::Int(limit)],
+    )?
+    .into_iter()
+    .map(|row| {
+        let mut it = take(row, 8)?;
+        Ok(EventRecord {
+            seq: next(&mut it)?.int()?,
+            message_id: next(&mut it)?.text()?,
+            profile_id: profile_id(next(&mut it)?.text()?)?,
+            call_type: next(&mut it)?.text()?,
+            event_name: next(&mut it)?.opt_text()?,
+            ts: next(&mut it)?.int()?,
+            received_at: next(&mut it)?.int()?,
+            payload: json(next(&mut it)?.text()?)?,
         })
-        .collect()
+    })
+    .collect()
 }
 
 pub(crate) fn api_key(row: Vec<Cell>) -> Result<ApiKeyRecord, StoreError> {

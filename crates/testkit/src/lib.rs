@@ -67,8 +67,9 @@ impl TestDb {
     pub fn postgres() -> Option<Self> {
         let base = cluster()?;
         let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls)
-            .expect("connect to the test cluster");
+        let mut admin =
+            postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls)
+                .expect("connect to the test cluster");
         admin
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .expect("create a test database");
@@ -136,7 +137,10 @@ fn start_cluster() -> Option<String> {
         .keep();
     let as_root = is_root();
     if as_root {
-        run(Command::new("chown").arg("-R").arg("postgres:").arg(&base), "chown the cluster directory");
+        run(
+            Command::new("chown").arg("-R").arg("postgres:").arg(&base),
+            "chown the cluster directory",
+        );
     }
     let data = base.join("data");
     let port = free_port();
@@ -151,7 +155,15 @@ fn start_cluster() -> Option<String> {
     };
     run(
         runas(&bin.join("initdb"))
-            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "-D"])
+            .args([
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
             .arg(&data),
         "initdb",
     );
@@ -215,7 +227,8 @@ fn free_port() -> u16 {
 /// `initdb` and `pg_ctl` on the PATH, else the newest `/usr/lib/postgresql/*/bin`.
 pub fn find_pg_bin() -> Option<PathBuf> {
     let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).find(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").is_file() && p.join("pg_ctl").is_file())
     });
     on_path.or_else(|| {
         let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")

@@ -19,37 +19,69 @@ const BATCH: usize = 100;
 
 pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     let n = args.events.max(BATCH);
-    println!("consentric bench ingest: {n} events in batches of {BATCH}, release={}", !cfg!(debug_assertions));
+    println!(
+        "consentric bench ingest: {n} events in batches of {BATCH}, release={}",
+        !cfg!(debug_assertions)
+    );
+    let options = match args.sqlite_synchronous.as_str() {
+        "full" => SqliteOptions {
+            synchronous_full: true,
+        },
+        "normal" => SqliteOptions {
+            synchronous_full: false,
+        },
+        other => bail!("--sqlite-synchronous must be full or normal, not {other}"),
+    };
+    println!("sqlite synchronous = {}", args.sqlite_synchronous);
     let bodies = generate(n, "a");
     let mut results: Vec<(String, f64)> = Vec::new();
 
     // 1. Raw insert ceiling.
     let dir = tempfile::tempdir()?;
     let rows = raw_rows(&bodies)?;
-    let took = reference::sqlite_raw_insert(dir.path(), SqliteOptions::default(), &rows, BATCH)?;
+    let took = reference::sqlite_raw_insert(dir.path(), options.clone(), &rows, BATCH)?;
     let raw = rate(n, took);
     results.push(("sqlite raw insert (events table only, 100/tx)".into(), raw));
 
     // 2. Full ingest path in-process, SQLite.
     let dir = tempfile::tempdir()?;
-    let engine = Engine::new(Store::open_sqlite(dir.path(), SqliteOptions::default())?, Arc::new(SystemClock));
+    let engine = Engine::new(
+        Store::open_sqlite(dir.path(), options.clone())?,
+        Arc::new(SystemClock),
+    );
     let inproc = rate(n, in_process(&engine, &bodies)?);
     results.push(("sqlite in-process (parse + resolve + store)".into(), inproc));
 
     // 3. Over HTTP, SQLite.
     let dir = tempfile::tempdir()?;
-    let engine = Arc::new(Engine::new(Store::open_sqlite(dir.path(), SqliteOptions::default())?, Arc::new(SystemClock)));
+    let engine = Arc::new(Engine::new(
+        Store::open_sqlite(dir.path(), options.clone())?,
+        Arc::new(SystemClock),
+    ));
     let http = rate(n, over_http(engine, &generate(n, "b"), args.connections)?);
-    results.push((format!("sqlite over HTTP ({} connections, keep-alive)", args.connections), http));
+    results.push((
+        format!(
+            "sqlite over HTTP ({} connections, keep-alive)",
+            args.connections
+        ),
+        http,
+    ));
 
     // 4. PostgreSQL, if given.
     if let Some(base) = &args.postgres_url {
-        let (url, name) = reference::create_scratch_postgres(base).context("Failed to create a scratch PostgreSQL database")?;
-        let engine = Arc::new(Engine::new(Store::connect_postgres(&url)?, Arc::new(SystemClock)));
+        let (url, name) = reference::create_scratch_postgres(base)
+            .context("Failed to create a scratch PostgreSQL database")?;
+        let engine = Arc::new(Engine::new(
+            Store::connect_postgres(&url)?,
+            Arc::new(SystemClock),
+        ));
         let pg_in = rate(n, in_process(&engine, &generate(n, "c"))?);
         results.push(("postgres in-process".into(), pg_in));
         let pg_http = rate(n, over_http(engine, &generate(n, "d"), args.connections)?);
-        results.push((format!("postgres over HTTP ({} connections)", args.connections), pg_http));
+        results.push((
+            format!("postgres over HTTP ({} connections)", args.connections),
+            pg_http,
+        ));
         reference::drop_scratch_postgres(base, &name)?;
     } else {
         println!("(PostgreSQL skipped: pass --postgres-url or set CONSENTRIC_BENCH_PG_URL)");
@@ -60,7 +92,11 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     for (what, r) in &results {
         println!("{what:<52} {r:>12.0}");
     }
-    println!("{:<52} {:>12.2}", "ratio in-process / raw insert", inproc / raw);
+    println!(
+        "{:<52} {:>12.2}",
+        "ratio in-process / raw insert",
+        inproc / raw
+    );
 
     if !args.skip_import {
         import_cdnow()?;
@@ -74,38 +110,67 @@ fn rate(n: usize, took: Duration) -> f64 {
 
 fn in_process(engine: &Engine, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
     let started = Instant::now();
+    let mut parsing = Duration::ZERO;
     for (i, body) in bodies.iter().enumerate() {
         let env = Envelope {
             received_at: engine.now(),
             request_id: format!("bench-{i}"),
         };
+        let t = Instant::now();
         let batch = parse_batch(body, &env)?;
+        parsing += t.elapsed();
         let report = engine.ingest(&batch.events)?;
         if report.accepted as usize != batch.events.len() {
-            bail!("batch {i}: only {} of {} stored", report.accepted, batch.events.len());
+            bail!(
+                "batch {i}: only {} of {} stored",
+                report.accepted,
+                batch.events.len()
+            );
         }
     }
-    Ok(started.elapsed())
+    let took = started.elapsed();
+    println!(
+        "  in-process: {:.0}% of the time parsing JSON",
+        100.0 * parsing.as_secs_f64() / took.as_secs_f64()
+    );
+    Ok(took)
 }
 
-fn over_http(engine: Arc<Engine>, bodies: &[Vec<u8>], connections: usize) -> anyhow::Result<Duration> {
-    let key = engine.create_key(Scope::Write, Some("bench"))?.secret().to_owned();
+fn over_http(
+    engine: Arc<Engine>,
+    bodies: &[Vec<u8>],
+    connections: usize,
+) -> anyhow::Result<Duration> {
+    let key = engine
+        .create_key(Scope::Write, Some("bench"))?
+        .secret()
+        .to_owned();
     let runtime = super::serve::runtime()?;
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
     runtime.block_on(async move {
         let app = consentric_server::Application::build(engine, "127.0.0.1:0").await?;
         let url = format!("http://127.0.0.1:{}/v1/batch", app.port());
         tokio::spawn(app.run_until_stopped());
-        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .build()?;
         let next = Arc::new(AtomicUsize::new(0));
         let started = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..connections.max(1) {
-            let (client, url, key, next, bodies) = (client.clone(), url.clone(), key.clone(), next.clone(), bodies.clone());
+            let (client, url, key, next, bodies) = (
+                client.clone(),
+                url.clone(),
+                key.clone(),
+                next.clone(),
+                bodies.clone(),
+            );
             tasks.push(tokio::spawn(async move {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(body) = bodies.get(i) else { return Ok::<_, anyhow::Error>(()) };
+                    let Some(body) = bodies.get(i) else {
+                        return Ok::<_, anyhow::Error>(());
+                    };
                     let response = client
                         .post(&url)
                         .basic_auth(&key, Some(""))
@@ -114,7 +179,11 @@ fn over_http(engine: Arc<Engine>, bodies: &[Vec<u8>], connections: usize) -> any
                         .send()
                         .await?;
                     if !response.status().is_success() {
-                        bail!("batch {i}: HTTP {}: {}", response.status(), response.text().await.unwrap_or_default());
+                        bail!(
+                            "batch {i}: HTTP {}: {}",
+                            response.status(),
+                            response.text().await.unwrap_or_default()
+                        );
                     }
                 }
             }));
@@ -145,7 +214,10 @@ fn import_cdnow() -> anyhow::Result<()> {
         bail!("import failed: {}", String::from_utf8_lossy(&out.stderr));
     }
     println!();
-    println!("CDNOW master import (separate process, wall time {:.2} s incl. start-up):", took.as_secs_f64());
+    println!(
+        "CDNOW master import (separate process, wall time {:.2} s incl. start-up):",
+        took.as_secs_f64()
+    );
     print!("{}", String::from_utf8_lossy(&out.stdout));
     Ok(())
 }
@@ -184,7 +256,10 @@ fn generate(n: usize, run: &str) -> Vec<Vec<u8>> {
             1 | 2 => {
                 o.insert("type".into(), json!("page"));
                 o.insert("name".into(), json!("Home"));
-                o.insert("properties".into(), json!({"path": "/", "title": "Home", "url": "https://shop.example.com/"}));
+                o.insert(
+                    "properties".into(),
+                    json!({"path": "/", "title": "Home", "url": "https://shop.example.com/"}),
+                );
             }
             3 => {
                 o.insert("type".into(), json!("track"));

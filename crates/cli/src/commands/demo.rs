@@ -13,7 +13,13 @@ const CDNOW_MASTER: &[u8] = include_bytes!("../../../../data/cdnow/CDNOW_master.
 pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
     println!("Importing the CDNOW master data set (69,659 purchases by 23,570 customers)…");
     let started = Instant::now();
-    let summary = super::import::with_progress(&engine, CDNOW_MASTER, ImportFormat::Cdnow, Some(CDNOW_MASTER.len() as u64), false)?;
+    let summary = super::import::with_progress(
+        &engine,
+        CDNOW_MASTER,
+        ImportFormat::Cdnow,
+        Some(CDNOW_MASTER.len() as u64),
+        false,
+    )?;
     super::import::print_summary(&summary, started.elapsed());
     let (events, profiles) = engine.totals()?;
     println!("The store now holds {events} events in {profiles} profiles.");
@@ -21,7 +27,12 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
     let write = engine.create_key(Scope::Write, Some("demo write"))?;
     if args.no_serve {
-        print_guide(&engine, &settings.server.listen, admin.secret(), write.secret());
+        print_guide(
+            &engine,
+            &settings.server.listen,
+            admin.secret(),
+            write.secret(),
+        );
         return Ok(());
     }
     let (admin, write) = (admin.secret().to_owned(), write.secret().to_owned());
@@ -41,13 +52,17 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     println!("  # their purchases, newest first");
     println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00001/events?limit=5' | jq");
     println!("  # send an event the way analytics-node does (write key as Basic user name)");
-    println!("  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\");
+    println!(
+        "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"
+    );
     println!("       -d '{{\"userId\":\"00001\",\"traits\":{{\"email\":\"ada@example.com\"}}}}'");
     println!("  # operations");
     println!("  curl -s http://{addr}/metrics; curl -s http://{addr}/openapi.json | jq .paths");
     println!();
     println!("Admin key: {admin}");
     println!("Write key: {write}");
-    println!("(both are shown only now; make more with `consentric keys create --scope admin|write`)");
+    println!(
+        "(both are shown only now; make more with `consentric keys create --scope admin|write`)"
+    );
     println!("Stop with Ctrl-C.");
 }

@@ -42,8 +42,10 @@ pub fn with_progress(
         }
     };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let summary = import(engine, reader, format, &mut |bytes| bar.set_position(bytes))
         .context("Import failed; the batches before the failure are stored")?;
@@ -59,7 +61,10 @@ pub fn print_summary(s: &ImportSummary, took: std::time::Duration) {
     println!("  already stored     {}", s.duplicates);
     println!("  lines rejected     {}", s.rejected);
     if secs > 0.0 {
-        println!("  events/s           {:.0}", (s.accepted + s.duplicates) as f64 / secs);
+        println!(
+            "  events/s           {:.0}",
+            (s.accepted + s.duplicates) as f64 / secs
+        );
     }
     if let Some(rss) = super::peak_rss_bytes() {
         println!("  peak RSS           {:.1} MB", rss as f64 / 1_048_576.0);

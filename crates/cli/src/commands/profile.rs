@@ -8,7 +8,9 @@ pub fn run(engine: &Engine, cmd: ProfileCommand) -> anyhow::Result<()> {
     match cmd {
         ProfileCommand::Show { id, events } => {
             let who = ProfileRef::parse(&id)?;
-            let profile = engine.profile(&who).with_context(|| format!("No profile for {id}"))?;
+            let profile = engine
+                .profile(&who)
+                .with_context(|| format!("No profile for {id}"))?;
             let mut out = json!({ "profile": profile });
             if events > 0 {
                 out["events"] = json!(engine.events(&who, events)?);

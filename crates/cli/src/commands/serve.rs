@@ -24,7 +24,9 @@ pub async fn serve(
     let app = Application::build(engine, &settings.server.listen)
         .await
         .with_context(|| format!("Failed to listen on {}", settings.server.listen))?;
-    let addr = app.local_addr().context("Failed to read the bound address")?;
+    let addr = app
+        .local_addr()
+        .context("Failed to read the bound address")?;
     tracing::info!(%addr, "listening");
     on_bound(addr);
     app.run_until_stopped().await.context("The server failed")

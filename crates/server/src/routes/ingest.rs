@@ -68,12 +68,37 @@ macro_rules! single_call {
     };
 }
 
-single_call!(identify, CallType::Identify, "/v1/identify", "Who the customer is.");
-single_call!(track, CallType::Track, "/v1/track", "Something the customer did.");
+single_call!(
+    identify,
+    CallType::Identify,
+    "/v1/identify",
+    "Who the customer is."
+);
+single_call!(
+    track,
+    CallType::Track,
+    "/v1/track",
+    "Something the customer did."
+);
 single_call!(page, CallType::Page, "/v1/page", "A web page view.");
-single_call!(screen, CallType::Screen, "/v1/screen", "A mobile screen view.");
-single_call!(group, CallType::Group, "/v1/group", "Membership of an account.");
-single_call!(alias, CallType::Alias, "/v1/alias", "Two identities are one customer.");
+single_call!(
+    screen,
+    CallType::Screen,
+    "/v1/screen",
+    "A mobile screen view."
+);
+single_call!(
+    group,
+    CallType::Group,
+    "/v1/group",
+    "Membership of an account."
+);
+single_call!(
+    alias,
+    CallType::Alias,
+    "/v1/alias",
+    "Two identities are one customer."
+);
 
 /// Many events at once, stored whole or not at all.
 #[utoipa::path(post, path = "/v1/batch", tag = "ingest",
@@ -158,7 +183,11 @@ fn parse(engine: &Engine, body: &[u8], call: Option<CallType>) -> Result<Batch, 
 fn count_items(body: &[u8]) -> u64 {
     serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|v| v.get("batch").and_then(|b| b.as_array()).map(|a| a.len() as u64))
+        .and_then(|v| {
+            v.get("batch")
+                .and_then(|b| b.as_array())
+                .map(|a| a.len() as u64)
+        })
         .filter(|n| *n > 0)
         .unwrap_or(1)
 }
@@ -170,7 +199,13 @@ fn gunzip(body: &[u8]) -> Result<Vec<u8>, ApiError> {
     flate2::read::GzDecoder::new(body)
         .take(MAX_BATCH_BYTES as u64 + 1)
         .read_to_end(&mut out)
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed_body", format!("the gzip body could not be inflated: {e}")))?;
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_body",
+                format!("the gzip body could not be inflated: {e}"),
+            )
+        })?;
     if out.len() > MAX_BATCH_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -32,9 +32,15 @@ pub(crate) async fn readyz(State(engine): State<AppState>) -> Result<Json<Value>
     blocking(move || {
         engine.ready().map_err(|e| {
             tracing::warn!(error = %e, "not ready");
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_ready", "the database does not answer")
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not_ready",
+                "the database does not answer",
+            )
         })?;
-        Ok(Json(json!({"status": "ready", "backend": format!("{:?}", engine.backend()).to_lowercase()})))
+        Ok(Json(
+            json!({"status": "ready", "backend": format!("{:?}", engine.backend()).to_lowercase()}),
+        ))
     })
     .await
 }
@@ -43,7 +49,10 @@ pub(crate) async fn readyz(State(engine): State<AppState>) -> Result<Json<Value>
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
 pub(crate) async fn metrics(State(engine): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         engine.metrics().render(),
     )
 }

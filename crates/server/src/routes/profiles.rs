@@ -24,7 +24,11 @@ pub(crate) fn routes() -> Router<AppState> {
     responses((status = 200, body = ProfileView), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn profile(_: AdminKey, State(engine): State<AppState>, Path(id): Path<String>) -> Result<Json<ProfileView>, ApiError> {
+pub(crate) async fn profile(
+    _: AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ProfileView>, ApiError> {
     blocking(move || Ok(Json(engine.profile(&ProfileRef::parse(&id)?)?))).await
 }
 
@@ -63,6 +67,10 @@ pub(crate) async fn events(
     params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
     responses((status = 200, body = IdentityGraph), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn identities(_: AdminKey, State(engine): State<AppState>, Path(id): Path<String>) -> Result<Json<IdentityGraph>, ApiError> {
+pub(crate) async fn identities(
+    _: AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<IdentityGraph>, ApiError> {
     blocking(move || Ok(Json(engine.identity_graph(&ProfileRef::parse(&id)?)?))).await
 }

@@ -1,0 +1,645 @@
+//! End-to-end: the real server on an ephemeral port, real HTTP, each test on SQLite and on
+//! PostgreSQL.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use consentric_engine::{Engine, FixedClock, Scope};
+use consentric_server::Application;
+use consentric_testkit::{parity_test, TestDb};
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde_json::{json, Value};
+
+struct TestApp {
+    base: String,
+    admin: String,
+    write: String,
+    clock: Arc<FixedClock>,
+    client: Client,
+}
+
+fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("time")
+        .with_timezone(&Utc)
+}
+
+fn spawn_app(db: &TestDb) -> TestApp {
+    let clock = Arc::new(FixedClock::new(at("2024-05-14T10:21:33.517Z")));
+    let engine = Arc::new(Engine::new(db.store(), clock.clone()));
+    let admin = engine
+        .create_key(Scope::Admin, Some("test"))
+        .expect("admin key")
+        .secret()
+        .to_owned();
+    let write = engine
+        .create_key(Scope::Write, Some("test"))
+        .expect("write key")
+        .secret()
+        .to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let app = Application::build(engine, "127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(app.port()).expect("send port");
+            app.run_until_stopped().await.expect("serve");
+        });
+    });
+    let port = rx.recv().expect("port");
+    TestApp {
+        base: format!("http://127.0.0.1:{port}"),
+        admin,
+        write,
+        clock,
+        client: Client::new(),
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/segment")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn fixture_json(name: &str) -> Value {
+    serde_json::from_slice(&fixture(name)).expect("fixture is JSON")
+}
+
+impl TestApp {
+    fn post(&self, path: &str) -> RequestBuilder {
+        self.client.post(format!("{}{path}", self.base))
+    }
+
+    /// As analytics-node sends: Basic auth with the write key as user name.
+    fn send(&self, path: &str, body: &Value) -> Response {
+        self.post(path)
+            .basic_auth(&self.write, Some(""))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .expect("request")
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.client
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .send()
+            .expect("request")
+    }
+
+    fn profile(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/profiles/{id}"));
+        assert_eq!(r.status(), 200, "profile {id}");
+        r.json().expect("json")
+    }
+
+    fn events(&self, id: &str) -> Vec<Value> {
+        let r = self.get(&format!("/v1/profiles/{id}/events?limit=1000"));
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().expect("json");
+        v["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .map(|e| e["event"].clone())
+            .collect()
+    }
+}
+
+fn trait_of(profile: &Value, name: &str) -> Value {
+    profile["traits"]
+        .as_array()
+        .expect("traits")
+        .iter()
+        .find(|t| t["name"] == name)
+        .map(|t| t["value"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn assert_error(r: Response, status: u16, code: &str, field: Option<&str>) {
+    assert_eq!(r.status().as_u16(), status);
+    let body: Value = r.json().expect("a JSON error body");
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    if let Some(f) = field {
+        assert_eq!(body["error"]["field"], f, "{body}");
+    }
+}
+
+// ---------------------------------------------------------------- conformance
+
+parity_test!(every_spec_example_is_accepted_at_its_path, |db| {
+    let app = spawn_app(&db);
+    for (file, path, events) in [
+        ("identify_minimal.json", "/v1/identify", 1),
+        ("identify_full.json", "/v1/identify", 1),
+        ("track_full.json", "/v1/track", 1),
+        ("page_full.json", "/v1/page", 1),
+        ("screen_full.json", "/v1/screen", 1),
+        ("group_full.json", "/v1/group", 1),
+        ("alias_minimal.json", "/v1/alias", 1),
+        ("alias_full.json", "/v1/alias", 1),
+        ("ecommerce_order_completed.json", "/v1/track", 1),
+        (
+            "ecommerce_v1_order_completed_legacy_action.json",
+            "/v1/track",
+            1,
+        ),
+        ("http_api_identify.json", "/v1/identify", 1),
+        ("http_api_track.json", "/v1/track", 1),
+        ("http_api_page.json", "/v1/page", 1),
+        ("http_api_screen.json", "/v1/screen", 1),
+        ("http_api_group.json", "/v1/group", 1),
+        ("http_api_alias.json", "/v1/alias", 1),
+        (
+            "http_api_identify_selected_destinations.json",
+            "/v1/identify",
+            1,
+        ),
+        ("batch_http_api.json", "/v1/batch", 4),
+        ("analytics_node_batch.json", "/v1/batch", 3),
+        ("rudderstack_track.json", "/v1/track", 1),
+        ("rudderstack_node_batch.json", "/v1/batch", 2),
+    ] {
+        let r = app.send(path, &fixture_json(file));
+        assert_eq!(r.status(), 200, "{file}: {}", r.text().unwrap_or_default());
+        let sent = fixture_json(file);
+        let items = sent["batch"]
+            .as_array()
+            .cloned()
+            .unwrap_or_else(|| vec![sent.clone()]);
+        assert_eq!(items.len(), events, "{file}");
+        // Events that carry a messageId are recognised when resent; the others get fresh ids.
+        let with_ids = items
+            .iter()
+            .filter(|e| e.get("messageId").is_some())
+            .count();
+        let body: Value = app.send(path, &sent).json().expect("json");
+        assert_eq!(body["success"], true, "{file}");
+        assert_eq!(
+            body["duplicates"], with_ids,
+            "{file}: a resend is acknowledged as duplicates"
+        );
+        assert_eq!(body["accepted"], events - with_ids, "{file}");
+    }
+    // identify: traits with provenance, the anonymous id tied to the user.
+    let p = app.profile("97980cfea0067");
+    assert_eq!(trait_of(&p, "name"), "Peter Gibbons");
+    assert_eq!(trait_of(&p, "address")["city"], "San Francisco");
+    assert!(p["identities"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .any(|i| i["value"] == "507f191e810c19729de860ea"));
+    // e-commerce: an order with its products and revenue.
+    let p = app.profile("019mr8mf4r");
+    assert!(p["counters"]["orders"].as_i64().expect("orders") >= 1);
+    let order = app
+        .events("019mr8mf4r")
+        .into_iter()
+        .find(|e| e["properties"]["order_id"] == "50314b8e9bcf000000000000")
+        .expect("the order is stored");
+    assert_eq!(
+        order["properties"]["products"]
+            .as_array()
+            .expect("products")
+            .len(),
+        2
+    );
+    // batch: top-level context merged into each event; both customers exist.
+    assert_eq!(trait_of(&app.profile("971mj8mk7p"), "age"), 23);
+    let song = app
+        .events("971mj8mk7p")
+        .into_iter()
+        .find(|e| e["event"] == "Song Played")
+        .expect("track");
+    assert_eq!(song["context"]["device"]["name"], "Apple iPhone 6");
+    // analytics-node's alias tied `from` to `to`.
+    assert_eq!(
+        app.profile("from")["profile_id"],
+        app.profile("to")["profile_id"]
+    );
+});
+
+parity_test!(timestamps_are_corrected_for_clock_skew, |db| {
+    let app = spawn_app(&db);
+    // Segment's own track example: receivedAt .266, sentAt .169, originalTimestamp .152.
+    app.clock.set(at("2015-12-12T19:11:01.266Z"));
+    assert_eq!(
+        app.send("/v1/track", &fixture_json("track_full.json"))
+            .status(),
+        200
+    );
+    let e = &app.events("AiUGstSDIg")[0];
+    assert_eq!(e["timestamp"], "2015-12-12T19:11:01.249Z");
+    assert_eq!(e["originalTimestamp"], "2015-12-12T19:11:01.152Z");
+    assert_eq!(
+        e["receivedAt"], "2015-12-12T19:11:01.266Z",
+        "the client's receivedAt is not trusted"
+    );
+    // analytics-next: `timestamp` is the client time, `sentAt` per event.
+    app.clock.set(at("2024-05-14T10:21:33.517Z"));
+    let mut body = fixture_json("analytics_js_track.json");
+    body["writeKey"] = json!(app.write);
+    let r = app
+        .post("/v1/t")
+        .header("content-type", "text/plain")
+        .body(body.to_string())
+        .send()
+        .expect("send");
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let e = &app.events("anonymous_id:6d5f8b3a-2f1e-4c4b-9a57-0b8f1f2e3c4d")[0];
+    assert_eq!(e["timestamp"], "2024-05-14T10:21:33.498Z");
+    assert!(e.get("userId").is_none(), "userId null means absent");
+});
+
+parity_test!(
+    analytics_js_short_paths_text_plain_and_body_write_keys_work,
+    |db| {
+        let app = spawn_app(&db);
+        for (file, path) in [
+            ("analytics_js_page.json", "/v1/p"),
+            ("analytics_js_batch.json", "/v1/b"),
+            ("http_api_writekey_in_body.json", "/v1/track"),
+        ] {
+            let mut body = fixture_json(file);
+            body["writeKey"] = json!(app.write);
+            let r = app
+                .post(path)
+                .header("content-type", "text/plain")
+                .body(body.to_string())
+                .send()
+                .expect("send");
+            assert_eq!(r.status(), 200, "{file}: {}", r.text().unwrap_or_default());
+        }
+        // The anonymous page view joined the customer when the batch's identify tied them.
+        let p = app.profile("97980cfea0067");
+        assert_eq!(trait_of(&p, "plan"), "premium");
+        let page = app
+            .events("97980cfea0067")
+            .into_iter()
+            .find(|e| e["type"] == "page")
+            .expect("page stored");
+        assert_eq!(page["context"]["campaign"]["name"], "spring_sale");
+        // A body key that is wrong is refused.
+        let mut body = fixture_json("analytics_js_track.json");
+        body["writeKey"] = json!("csw_wrong");
+        assert_error(
+            app.post("/v1/t")
+                .body(body.to_string())
+                .send()
+                .expect("send"),
+            401,
+            "unauthorized",
+            None,
+        );
+    }
+);
+
+parity_test!(gzip_bodies_from_rudder_sdk_node_are_inflated, |db| {
+    let app = spawn_app(&db);
+    let r = app
+        .post("/v1/batch")
+        .basic_auth(&app.write, Some(""))
+        .header("content-encoding", "gzip")
+        .body(fixture("rudderstack_node_batch.json.gz"))
+        .send()
+        .expect("send");
+    assert_eq!(r.status(), 200, "{}", r.text().unwrap_or_default());
+    let p = app.profile("019mr8mf4r");
+    assert_eq!(p["counters"]["events"], 2);
+    assert_eq!(trait_of(&p, "email"), "pgibbons@example.com");
+    // A gzip bomb is cut off at the batch limit.
+    let mut enc = flate2_encoder();
+    enc.write_all(&vec![b' '; 4 * 1024 * 1024])
+        .expect("compress");
+    let bomb = enc.finish().expect("finish");
+    let r = app
+        .post("/v1/batch")
+        .basic_auth(&app.write, Some(""))
+        .header("content-encoding", "gzip")
+        .body(bomb)
+        .send()
+        .expect("send");
+    assert_error(r, 413, "batch_too_large", None);
+});
+
+fn flate2_encoder() -> flate2::write::GzEncoder<Vec<u8>> {
+    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default())
+}
+
+// ---------------------------------------------------------------- auth
+
+parity_test!(
+    keys_are_checked_and_a_write_key_cannot_read_profiles,
+    |db| {
+        let app = spawn_app(&db);
+        let event = json!({"userId": "u1", "event": "E"});
+        assert_error(
+            app.post("/v1/track")
+                .body(event.to_string())
+                .send()
+                .expect("send"),
+            401,
+            "unauthorized",
+            None,
+        );
+        assert_error(
+            app.post("/v1/track")
+                .basic_auth("csw_nope", Some(""))
+                .body(event.to_string())
+                .send()
+                .expect("send"),
+            401,
+            "unauthorized",
+            None,
+        );
+        assert_error(
+            app.post("/v1/track")
+                .header("authorization", "Digest x")
+                .body(event.to_string())
+                .send()
+                .expect("send"),
+            401,
+            "unauthorized",
+            None,
+        );
+        assert_eq!(
+            app.post("/v1/track")
+                .bearer_auth(&app.write)
+                .body(event.to_string())
+                .send()
+                .expect("send")
+                .status(),
+            200
+        );
+        assert_eq!(
+            app.post("/v1/track")
+                .bearer_auth(&app.admin)
+                .body(json!({"userId":"u1","event":"F"}).to_string())
+                .send()
+                .expect("send")
+                .status(),
+            200
+        );
+        let as_writer = app
+            .client
+            .get(format!("{}/v1/profiles/u1", app.base))
+            .bearer_auth(&app.write)
+            .send()
+            .expect("send");
+        assert_error(as_writer, 403, "forbidden", None);
+        assert_error(
+            app.client
+                .get(format!("{}/v1/profiles/u1", app.base))
+                .send()
+                .expect("send"),
+            401,
+            "unauthorized",
+            None,
+        );
+        assert_eq!(app.profile("u1")["counters"]["events"], 2);
+        assert_error(app.get("/v1/profiles/nobody"), 404, "not_found", None);
+    }
+);
+
+// ---------------------------------------------------------------- bad input
+
+parity_test!(bad_input_gets_a_clear_error_naming_the_field, |db| {
+    let app = spawn_app(&db);
+    let raw = |path: &str, body: &str| {
+        app.post(path)
+            .basic_auth(&app.write, Some(""))
+            .body(body.to_owned())
+            .send()
+            .expect("send")
+    };
+    assert_error(raw("/v1/track", "{not json"), 400, "malformed_json", None);
+    assert_error(raw("/v1/track", "[1,2]"), 400, "malformed_json", None);
+    assert_error(
+        app.send("/v1/track", &fixture_json("track_minimal.json")),
+        400,
+        "missing_field",
+        Some("userId"),
+    );
+    assert_error(
+        app.send("/v1/page", &fixture_json("page_minimal.json")),
+        400,
+        "missing_field",
+        Some("userId"),
+    );
+    assert_error(
+        app.send("/v1/track", &fixture_json("common_fields_full.json")),
+        400,
+        "missing_field",
+        Some("event"),
+    );
+    assert_error(
+        app.send("/v1/track", &json!({"userId":"u","event":["x"]})),
+        400,
+        "invalid_field",
+        Some("event"),
+    );
+    assert_error(
+        app.send(
+            "/v1/track",
+            &json!({"userId":"u","event":"E","type":"identify"}),
+        ),
+        400,
+        "invalid_field",
+        Some("type"),
+    );
+    assert_error(
+        app.send("/v1/alias", &json!({"userId":"u"})),
+        400,
+        "missing_field",
+        Some("previousId"),
+    );
+    assert_error(
+        app.send("/v1/group", &json!({"userId":"u"})),
+        400,
+        "missing_field",
+        Some("groupId"),
+    );
+    assert_error(
+        app.send(
+            "/v1/batch",
+            &json!({"batch":[{"type":"purchase","userId":"u"}]}),
+        ),
+        400,
+        "unknown_call_type",
+        Some("batch[0].type"),
+    );
+    assert_error(
+        app.send("/v1/batch", &json!({"batch":{}})),
+        400,
+        "invalid_field",
+        Some("batch"),
+    );
+    assert_error(
+        app.send(
+            "/v1/batch",
+            &json!({"batch":[{"type":"track","userId":"u","event":"E","context":{"ip":[1]}}]}),
+        ),
+        400,
+        "invalid_field",
+        Some("batch[0].context.ip"),
+    );
+    // Sizes: Segment's limits.
+    let big = "x".repeat(33 * 1024);
+    assert_error(
+        app.send(
+            "/v1/track",
+            &json!({"userId":"u","event":"E","properties":{"p":big}}),
+        ),
+        413,
+        "event_too_large",
+        None,
+    );
+    assert_error(
+        app.send(
+            "/v1/batch",
+            &json!({"batch":[{"type":"track","userId":"u","event":"E","properties":{"p":big}}]}),
+        ),
+        413,
+        "event_too_large",
+        Some("batch[0]"),
+    );
+    let many: Vec<Value> = (0..30).map(|i| json!({"type":"track","userId":"u","event":"E","messageId":format!("m{i}"),"properties":{"p":"y".repeat(20 * 1024)}})).collect();
+    let r = app.send("/v1/batch", &json!({"batch": many}));
+    assert_eq!(r.status(), 413);
+    // Nothing of any refused request was stored.
+    assert_error(app.get("/v1/profiles/u"), 404, "not_found", None);
+});
+
+parity_test!(a_batch_with_one_bad_event_stores_nothing, |db| {
+    let app = spawn_app(&db);
+    let batch = json!({"batch": [
+        {"type":"identify","userId":"good-1","traits":{"plan":"pro"}},
+        {"type":"track","userId":"good-2","event":"Order Completed","properties":{"revenue":5}},
+        {"type":"track","userId":"bad","properties":{}},
+    ]});
+    assert_error(
+        app.send("/v1/batch", &batch),
+        400,
+        "missing_field",
+        Some("batch[2].event"),
+    );
+    assert_error(app.get("/v1/profiles/good-1"), 404, "not_found", None);
+    assert_error(app.get("/v1/profiles/good-2"), 404, "not_found", None);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains(r#"consentric_events_rejected_total{reason="missing_field"} 3"#),
+        "{metrics}"
+    );
+});
+
+// ---------------------------------------------------------------- idempotency and operations
+
+parity_test!(a_retry_is_acknowledged_and_stored_once, |db| {
+    let app = spawn_app(&db);
+    let e = json!({"userId":"r1","event":"Order Completed","messageId":"retry-me","properties":{"revenue":7}});
+    let first: Value = app.send("/v1/track", &e).json().expect("json");
+    let second: Value = app.send("/v1/track", &e).json().expect("json");
+    assert_eq!(
+        (first["accepted"].as_u64(), first["duplicates"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        (second["accepted"].as_u64(), second["duplicates"].as_u64()),
+        (Some(0), Some(1))
+    );
+    let p = app.profile("r1");
+    assert_eq!(p["counters"]["events"], 1);
+    assert_eq!(p["counters"]["revenue"], 7.0);
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .expect("metrics")
+        .text()
+        .expect("text");
+    assert!(
+        metrics.contains("consentric_events_accepted_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("consentric_events_deduplicated_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("consentric_ingest_latency_seconds_count 2"),
+        "{metrics}"
+    );
+});
+
+parity_test!(operations_endpoints_answer, |db| {
+    let app = spawn_app(&db);
+    assert_eq!(
+        app.client
+            .get(format!("{}/healthz", app.base))
+            .send()
+            .expect("send")
+            .status(),
+        200
+    );
+    let ready: Value = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .expect("send")
+        .json()
+        .expect("json");
+    assert_eq!(ready["status"], "ready");
+    let doc: Value = app
+        .client
+        .get(format!("{}/openapi.json", app.base))
+        .send()
+        .expect("send")
+        .json()
+        .expect("json");
+    for path in [
+        "/v1/identify",
+        "/v1/track",
+        "/v1/page",
+        "/v1/screen",
+        "/v1/group",
+        "/v1/alias",
+        "/v1/batch",
+        "/v1/profiles/{id}",
+        "/v1/profiles/{id}/identities",
+        "/metrics",
+    ] {
+        assert!(
+            doc["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+    assert!(doc["components"]["schemas"].get("ProfileView").is_some());
+    let graph_path = app.send("/v1/identify", &json!({"userId":"g","anonymousId":"a-g"}));
+    assert_eq!(graph_path.status(), 200);
+    let graph: Value = app.get("/v1/profiles/g/identities").json().expect("json");
+    assert_eq!(graph["links"][0]["via"], "identify");
+});
