@@ -9,8 +9,9 @@ use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::EngineError;
+use crate::group_commit::GroupCommit;
 use crate::ingest::{self, IngestReport};
-use crate::keys::{hash_secret, NewKey, Scope};
+use crate::keys::{hash_secret, KeyInfo, NewKey, Scope};
 use crate::metrics::Metrics;
 use crate::profiles::{
     iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
@@ -27,6 +28,7 @@ pub struct Engine {
     metrics: Metrics,
     /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
     key_cache: RwLock<HashMap<String, Scope>>,
+    group_commit: GroupCommit,
 }
 
 impl Engine {
@@ -37,6 +39,7 @@ impl Engine {
             clock,
             metrics: Metrics::new(),
             key_cache: RwLock::new(HashMap::new()),
+            group_commit: GroupCommit::default(),
         }
     }
 
@@ -73,20 +76,46 @@ impl Engine {
         &self.metrics
     }
 
-    /// Stores parsed events in one transaction; duplicates (known message ids) are
-    /// acknowledged and skipped. When this returns `Ok`, the events are committed.
+    /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
+    /// Concurrent calls are committed together (group commit); when this returns `Ok`, the
+    /// events are committed, and a batch is stored whole or not at all.
     ///
     /// # Errors
     /// A database fault; then nothing of the batch is stored.
-    pub fn ingest(&self, events: &[Event]) -> Result<IngestReport, EngineError> {
+    pub fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, EngineError> {
         let started = Instant::now();
-        let report = self
-            .store
-            .write(|tx| ingest::ingest(tx, events))
-            .map_err(EngineError::from)?;
-        self.metrics
-            .record_ingest(report.accepted, report.duplicates, started.elapsed());
-        Ok(report)
+        let outcome = self
+            .group_commit
+            .submit(events, |group| self.commit_group(group));
+        if let Ok(report) = &outcome {
+            self.metrics
+                .record_ingest(report.accepted, report.duplicates, started.elapsed());
+        }
+        outcome
+    }
+
+    fn commit_group(&self, group: &[Vec<Event>]) -> Vec<Result<IngestReport, EngineError>> {
+        let together = self.store.write(|tx| {
+            group
+                .iter()
+                .map(|events| ingest::ingest(tx, events))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        match together {
+            Ok(reports) => reports.into_iter().map(Ok).collect(),
+            Err(e) if group.len() == 1 => vec![Err(e.into())],
+            Err(e) => {
+                tracing::warn!(error = %e, requests = group.len(), "group commit failed; retrying each request alone");
+                group
+                    .iter()
+                    .map(|events| {
+                        self.store
+                            .write(|tx| ingest::ingest(tx, events))
+                            .map_err(EngineError::from)
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// The profile a reference names now (following merges).
@@ -270,12 +299,17 @@ impl Engine {
     ///
     /// # Errors
     /// A database fault.
-    pub fn keys(&self) -> Result<Vec<(String, String, Option<String>, String)>, EngineError> {
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, EngineError> {
         Ok(self
             .store
             .api_keys()?
             .into_iter()
-            .map(|k| (k.key_id, k.scope, k.label, iso(k.created_at)))
+            .map(|k| KeyInfo {
+                key_id: k.key_id,
+                scope: k.scope,
+                label: k.label,
+                created_at: iso(k.created_at),
+            })
             .collect())
     }
 

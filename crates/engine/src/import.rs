@@ -141,7 +141,7 @@ fn flush(
     if batch.is_empty() {
         return Ok(());
     }
-    let report = engine.ingest(batch)?;
+    let report = engine.ingest(std::mem::take(batch))?;
     summary.accepted += report.accepted;
     summary.duplicates += report.duplicates;
     batch.clear();

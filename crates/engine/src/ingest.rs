@@ -107,14 +107,13 @@ pub(crate) fn ingest(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<IngestRep
     let mut report = IngestReport::default();
     let mut state = BatchState::default();
     for event in events {
-        if tx.event_exists(event.message_id())? {
-            report.duplicates += 1;
-            continue;
-        }
         let at = event.timestamp().timestamp_millis();
+        // Resolving first is safe for a duplicate: its identities are already where it put
+        // them, so resolution only reads. The insert is the idempotency check.
         let profile = resolve(tx, &mut state, event, at)?;
-        let payload = event.to_json().to_string();
-        tx.insert_event(&NewEvent {
+        let payload = serde_json::to_string(event)
+            .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
+        let inserted = tx.insert_event(&NewEvent {
             message_id: event.message_id(),
             profile_id: &profile,
             call_type: event.call().call_type().as_str(),
@@ -123,6 +122,10 @@ pub(crate) fn ingest(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<IngestRep
             received_at: event.received_at().timestamp_millis(),
             payload: &payload,
         })?;
+        if !inserted {
+            report.duplicates += 1;
+            continue;
+        }
         if let Call::Identify { traits } = event.call() {
             for (name, value) in traits {
                 tx.set_trait(&profile, name, &value.to_string(), at, event.message_id())?;

@@ -91,6 +91,19 @@ impl fmt::Debug for NewKey {
     }
 }
 
+/// A key as it may be listed: everything but the secret.
+#[derive(Debug, Clone)]
+pub struct KeyInfo {
+    /// Public id.
+    pub key_id: String,
+    /// `write` or `admin`.
+    pub scope: String,
+    /// Its label.
+    pub label: Option<String>,
+    /// When it was created (ISO-8601).
+    pub created_at: String,
+}
+
 /// The stored form of a secret.
 pub(crate) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))

@@ -10,6 +10,7 @@ mod clock;
 pub mod config;
 mod engine;
 mod error;
+mod group_commit;
 pub mod import;
 mod ingest;
 mod keys;
@@ -21,7 +22,7 @@ pub use config::Settings;
 pub use engine::Engine;
 pub use error::EngineError;
 pub use ingest::IngestReport;
-pub use keys::{NewKey, Scope};
+pub use keys::{KeyInfo, NewKey, Scope};
 pub use metrics::Metrics;
 pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,

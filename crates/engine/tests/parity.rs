@@ -56,11 +56,11 @@ parity_test!(
     |db| {
         let e = events(&[json!({"type":"track","messageId":"m-1","userId":"u1","event":"Viewed"})]);
         let first = engine(&db);
-        assert_eq!(first.ingest(&e).expect("ingest").accepted, 1);
-        assert_eq!(first.ingest(&e).expect("retry").duplicates, 1);
+        assert_eq!(first.ingest(e.clone()).expect("ingest").accepted, 1);
+        assert_eq!(first.ingest(e.clone()).expect("retry").duplicates, 1);
         drop(first);
         let restarted = engine(&db);
-        let report = restarted.ingest(&e).expect("retry after restart");
+        let report = restarted.ingest(e.clone()).expect("retry after restart");
         assert_eq!((report.accepted, report.duplicates), (0, 1));
         assert_eq!(restarted.totals().expect("totals").0, 1);
         assert_eq!(
@@ -80,14 +80,14 @@ parity_test!(duplicates_inside_one_batch_are_stored_once, |db| {
         json!({"type":"track","messageId":"same","userId":"u1","event":"A"}),
     ]);
     let engine = engine(&db);
-    let r = engine.ingest(&e).expect("ingest");
+    let r = engine.ingest(e.clone()).expect("ingest");
     assert_eq!((r.accepted, r.duplicates), (1, 1));
 });
 
 parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
     let engine = engine(&db);
     engine
-        .ingest(&events(&[
+        .ingest(events(&[
             json!({"type":"page","messageId":"p1","anonymousId":"anon-1","name":"Home","timestamp":"2024-01-01T00:00:00Z"}),
             json!({"type":"track","messageId":"t1","anonymousId":"anon-1","event":"Product Viewed","timestamp":"2024-01-01T00:01:00Z"}),
         ]))
@@ -97,10 +97,10 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
         .expect("anon profile");
     // The user already exists from another device.
     engine
-        .ingest(&events(&[json!({"type":"identify","messageId":"i0","userId":"u-42","traits":{"plan":"free"},"timestamp":"2023-12-01T00:00:00Z"})]))
+        .ingest(events(&[json!({"type":"identify","messageId":"i0","userId":"u-42","traits":{"plan":"free"},"timestamp":"2023-12-01T00:00:00Z"})]))
         .expect("earlier identify");
     engine
-        .ingest(&events(&[json!({"type":"identify","messageId":"i1","userId":"u-42","anonymousId":"anon-1","traits":{"email":"a@example.com"},"timestamp":"2024-01-01T00:02:00Z"})]))
+        .ingest(events(&[json!({"type":"identify","messageId":"i1","userId":"u-42","anonymousId":"anon-1","traits":{"email":"a@example.com"},"timestamp":"2024-01-01T00:02:00Z"})]))
         .expect("identify");
 
     let p = engine.profile(&by("u-42")).expect("profile");
@@ -136,7 +136,7 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
 parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
     let engine = engine(&db);
     engine
-        .ingest(&events(&[
+        .ingest(events(&[
             json!({"type":"identify","messageId":"a","userId":"alice","anonymousId":"kiosk"}),
             json!({"type":"identify","messageId":"b","userId":"bob","anonymousId":"kiosk"}),
         ]))
@@ -151,7 +151,7 @@ parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
 parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
     let engine = engine(&db);
     engine
-        .ingest(&events(&[
+        .ingest(events(&[
             json!({"type":"track","messageId":"o1","userId":"old-id","event":"Order Completed","properties":{"revenue":10.5},"timestamp":"2024-01-01T00:00:00Z"}),
             json!({"type":"identify","messageId":"o2","userId":"old-id","traits":{"name":"Old"},"timestamp":"2024-01-02T00:00:00Z"}),
             json!({"type":"track","messageId":"n1","userId":"new-id","event":"Order Completed","properties":{"total":"4.5"},"timestamp":"2024-02-01T00:00:00Z"}),
@@ -159,7 +159,7 @@ parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
         ]))
         .expect("two users");
     engine
-        .ingest(&events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
+        .ingest(events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
         .expect("alias");
     let p = engine.profile(&by("new-id")).expect("profile");
     assert_eq!(
@@ -180,12 +180,12 @@ parity_test!(
     |db| {
         let engine = engine(&db);
         engine
-        .ingest(&events(&[
+        .ingest(events(&[
             json!({"type":"identify","messageId":"late","userId":"u","traits":{"plan":"pro","age":30},"timestamp":"2024-05-01T00:00:00Z"}),
         ]))
         .expect("newer first");
         engine
-        .ingest(&events(&[
+        .ingest(events(&[
             json!({"type":"identify","messageId":"early","userId":"u","traits":{"plan":"free","city":"Lyon"},"timestamp":"2024-01-01T00:00:00Z"}),
         ]))
         .expect("older arrives late");
@@ -206,7 +206,7 @@ parity_test!(
 parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
     let engine = engine(&db);
     engine
-        .ingest(&events(&[
+        .ingest(events(&[
             json!({"type":"track","messageId":"1","userId":"u","event":"Order Completed","properties":{"revenue":20}}),
             json!({"type":"track","messageId":"2","userId":"u","event":"Order Completed","properties":{"products":[{"price":2.5,"quantity":2},{"price":1}]}}),
             json!({"type":"track","messageId":"3","userId":"u","event":"Product Viewed","properties":{"revenue":999}}),

@@ -1,4 +1,5 @@
 use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
 use crate::ids::{AnonymousId, MessageId, UserId};
@@ -226,22 +227,28 @@ impl Event {
     /// The event in Segment's own JSON shape, with the corrected `timestamp`; this is the
     /// storage and export format, so a stored event reads like the one that was sent.
     pub fn to_json(&self) -> Value {
-        let mut out = Map::new();
-        out.insert("type".into(), self.call.call_type().as_str().into());
-        out.insert("messageId".into(), self.message_id.as_str().into());
+        serde_json::to_value(self).unwrap_or(Value::Null)
+    }
+}
+
+/// Serialises straight from the event's fields (no intermediate `Value`), since ingestion
+/// does this once per stored event.
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("type", self.call.call_type().as_str())?;
+        m.serialize_entry("messageId", self.message_id.as_str())?;
         if let Some(u) = &self.user_id {
-            out.insert("userId".into(), u.as_str().into());
+            m.serialize_entry("userId", u.as_str())?;
         }
         if let Some(a) = &self.anonymous_id {
-            out.insert("anonymousId".into(), a.as_str().into());
+            m.serialize_entry("anonymousId", a.as_str())?;
         }
         match &self.call {
-            Call::Identify { traits } => {
-                out.insert("traits".into(), Value::Object(traits.clone()));
-            }
+            Call::Identify { traits } => m.serialize_entry("traits", traits)?,
             Call::Track { event, properties } => {
-                out.insert("event".into(), event.as_str().into());
-                out.insert("properties".into(), Value::Object(properties.clone()));
+                m.serialize_entry("event", event)?;
+                m.serialize_entry("properties", properties)?;
             }
             Call::Page {
                 name,
@@ -254,37 +261,32 @@ impl Event {
                 properties,
             } => {
                 if let Some(n) = name {
-                    out.insert("name".into(), n.as_str().into());
+                    m.serialize_entry("name", n)?;
                 }
                 if let Some(c) = category {
-                    out.insert("category".into(), c.as_str().into());
+                    m.serialize_entry("category", c)?;
                 }
-                out.insert("properties".into(), Value::Object(properties.clone()));
+                m.serialize_entry("properties", properties)?;
             }
             Call::Group { group_id, traits } => {
-                out.insert("groupId".into(), group_id.as_str().into());
-                out.insert("traits".into(), Value::Object(traits.clone()));
+                m.serialize_entry("groupId", group_id)?;
+                m.serialize_entry("traits", traits)?;
             }
-            Call::Alias { previous_id } => {
-                out.insert("previousId".into(), previous_id.as_str().into());
-            }
+            Call::Alias { previous_id } => m.serialize_entry("previousId", previous_id)?,
         }
-        out.insert("timestamp".into(), iso(self.timestamp).into());
+        m.serialize_entry("timestamp", &iso(self.timestamp))?;
         if let Some(t) = self.original_timestamp {
-            out.insert("originalTimestamp".into(), iso(t).into());
+            m.serialize_entry("originalTimestamp", &iso(t))?;
         }
         if let Some(t) = self.sent_at {
-            out.insert("sentAt".into(), iso(t).into());
+            m.serialize_entry("sentAt", &iso(t))?;
         }
-        out.insert("receivedAt".into(), iso(self.received_at).into());
-        out.insert("context".into(), Value::Object(self.context.0.clone()));
+        m.serialize_entry("receivedAt", &iso(self.received_at))?;
+        m.serialize_entry("context", &self.context.0)?;
         if !self.integrations.is_empty() {
-            out.insert(
-                "integrations".into(),
-                Value::Object(self.integrations.clone()),
-            );
+            m.serialize_entry("integrations", &self.integrations)?;
         }
-        Value::Object(out)
+        m.end()
     }
 }
 

@@ -643,3 +643,26 @@ parity_test!(operations_endpoints_answer, |db| {
     let graph: Value = app.get("/v1/profiles/g/identities").json().expect("json");
     assert_eq!(graph["links"][0]["via"], "identify");
 });
+
+parity_test!(
+    a_server_can_shut_down_with_its_store_inside_the_runtime,
+    |db| {
+        // The last owner of the engine may be an async worker (the router at shutdown); closing
+        // the store there must not panic (PostgreSQL's blocking client once did).
+        let engine = Arc::new(Engine::new(
+            db.store(),
+            Arc::new(FixedClock::new(at("2024-01-01T00:00:00Z"))),
+        ));
+        engine.ready().expect("ready");
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            tokio::spawn(async move { drop(engine) })
+                .await
+                .expect("dropped inside the runtime");
+        });
+    }
+);

@@ -68,6 +68,18 @@ impl PostgresBackend {
     }
 }
 
+impl Drop for PostgresBackend {
+    fn drop(&mut self) {
+        // A blocking client closes itself by blocking on its own runtime, which panics if the
+        // last owner drops us on an async worker thread (as a server does at shutdown). Close
+        // the connections on a plain thread instead.
+        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        if !idle.is_empty() {
+            let _ = std::thread::spawn(move || drop(idle)).join();
+        }
+    }
+}
+
 impl Backend for PostgresBackend {
     fn kind(&self) -> BackendKind {
         BackendKind::Postgres

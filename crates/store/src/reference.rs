@@ -50,6 +50,7 @@ pub fn sqlite_raw_insert(
     let mut conn = rusqlite::Connection::open(data_dir.join("consentric.db"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
+    crate::sqlite_backend::apply_write_pragmas(&conn)?;
     let started = Instant::now();
     for chunk in rows.chunks(per_tx.max(1)) {
         let tx = conn.transaction()?;
@@ -82,9 +83,9 @@ pub fn sqlite_raw_insert(
 pub fn create_scratch_postgres(base: &str) -> Result<(String, String), StoreError> {
     let name = format!("consentric_bench_{}", std::process::id());
     let mut admin = postgres::Client::connect(&format!("{base} dbname=postgres"), postgres::NoTls)?;
-    admin.batch_execute(&format!(
-        "DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name}"
-    ))?;
+    // Separate calls: several statements in one would share a transaction, which these refuse.
+    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {name}"))?;
+    admin.batch_execute(&format!("CREATE DATABASE {name}"))?;
     Ok((format!("{base} dbname={name}"), name))
 }
 

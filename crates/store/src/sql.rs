@@ -1,8 +1,7 @@
 //! Every statement both backends run. `?N` placeholders; SQLite reads them as they are,
 //! PostgreSQL gets `$N`. Portable SQL only: no `LEAST`/`MIN(a,b)`, sums cast to `BIGINT`.
 
-pub(crate) const EVENT_EXISTS: &str = "SELECT 1 FROM events WHERE message_id = ?1";
-pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (message_id, profile_id, call_type, event_name, ts, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+pub(crate) const INSERT_EVENT: &str = "INSERT INTO events (message_id, profile_id, call_type, event_name, ts, received_at, payload) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (message_id) DO NOTHING";
 pub(crate) const EVENTS_OF: &str = "SELECT seq, message_id, profile_id, call_type, event_name, ts, received_at, payload FROM events WHERE profile_id = ?1 ORDER BY ts DESC, seq DESC LIMIT ?2";
 pub(crate) const EVENT_COUNT: &str = "SELECT COUNT(*) FROM events";
 pub(crate) const MOVE_EVENTS: &str = "UPDATE events SET profile_id = ?2 WHERE profile_id = ?1";

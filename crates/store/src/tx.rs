@@ -36,14 +36,6 @@ pub struct NewEvent<'a> {
 }
 
 impl WriteTx<'_> {
-    /// Whether an event with this message id is already stored (the idempotency check).
-    pub fn event_exists(&mut self, id: &MessageId) -> Result<bool, StoreError> {
-        Ok(!self
-            .conn
-            .query(sql::EVENT_EXISTS, &[Param::Text(id.as_str())])?
-            .is_empty())
-    }
-
     /// The profile an identity belongs to, if any.
     pub fn find_identity(&mut self, identity: &Identity) -> Result<Option<ProfileId>, StoreError> {
         find_identity(self.conn, identity)
@@ -114,8 +106,8 @@ impl WriteTx<'_> {
         identities_of(self.conn, profile)
     }
 
-    /// Stores an event row.
-    pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<(), StoreError> {
+    /// Stores an event row unless one with its message id exists; returns whether it did.
+    pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<bool, StoreError> {
         self.conn
             .exec(
                 sql::INSERT_EVENT,
@@ -129,7 +121,7 @@ impl WriteTx<'_> {
                     Param::Text(e.payload),
                 ],
             )
-            .map(drop)
+            .map(|changed| changed == 1)
     }
 
     /// Adds a delta to a profile's counters (first/last seen widen, counts add).

@@ -180,7 +180,8 @@ fn start_cluster() -> Option<String> {
             .args(["-o", &options, "-w", "start"]),
         "pg_ctl start",
     );
-    // Stop and delete the cluster when this test process ends.
+    // Stop and delete the cluster when this test process ends. The watchdog must outlive us,
+    // so it is deliberately never waited for.
     let stop = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {prefix}{pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {base}",
         pid = std::process::id(),
@@ -189,6 +190,7 @@ fn start_cluster() -> Option<String> {
         data = data.display(),
         base = base.display(),
     );
+    #[allow(clippy::zombie_processes)]
     Command::new("sh")
         .args(["-c", &stop])
         .stdin(Stdio::null())

@@ -43,14 +43,27 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     let raw = rate(n, took);
     results.push(("sqlite raw insert (events table only, 100/tx)".into(), raw));
 
-    // 2. Full ingest path in-process, SQLite.
-    let dir = tempfile::tempdir()?;
-    let engine = Engine::new(
-        Store::open_sqlite(dir.path(), options.clone())?,
-        Arc::new(SystemClock),
-    );
-    let inproc = rate(n, in_process(&engine, &bodies)?);
-    results.push(("sqlite in-process (parse + resolve + store)".into(), inproc));
+    // 2. Full ingest path in-process, SQLite: one producer, then as many as HTTP connections.
+    let fresh = || -> anyhow::Result<(tempfile::TempDir, Engine)> {
+        let dir = tempfile::tempdir()?;
+        let engine = Engine::new(
+            Store::open_sqlite(dir.path(), options.clone())?,
+            Arc::new(SystemClock),
+        );
+        Ok((dir, engine))
+    };
+    let (_dir, engine) = fresh()?;
+    let single = rate(n, in_process(&engine, &bodies, 1)?);
+    results.push(("sqlite in-process, 1 producer".into(), single));
+    let (_dir, engine) = fresh()?;
+    let inproc = rate(n, in_process(&engine, &bodies, args.connections)?);
+    results.push((
+        format!(
+            "sqlite in-process, {} producers (group commit)",
+            args.connections
+        ),
+        inproc,
+    ));
 
     // 3. Over HTTP, SQLite.
     let dir = tempfile::tempdir()?;
@@ -75,8 +88,11 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
             Store::connect_postgres(&url)?,
             Arc::new(SystemClock),
         ));
-        let pg_in = rate(n, in_process(&engine, &generate(n, "c"))?);
-        results.push(("postgres in-process".into(), pg_in));
+        let pg_in = rate(n, in_process(&engine, &generate(n, "c"), args.connections)?);
+        results.push((
+            format!("postgres in-process, {} producers", args.connections),
+            pg_in,
+        ));
         let pg_http = rate(n, over_http(engine, &generate(n, "d"), args.connections)?);
         results.push((
             format!("postgres over HTTP ({} connections)", args.connections),
@@ -88,12 +104,12 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     }
 
     println!();
-    println!("{:<52} {:>12}", "measurement", "events/s");
+    println!("{:<56} {:>12}", "measurement", "events/s");
     for (what, r) in &results {
         println!("{what:<52} {r:>12.0}");
     }
     println!(
-        "{:<52} {:>12.2}",
+        "{:<56} {:>12.2}",
         "ratio in-process / raw insert",
         inproc / raw
     );
@@ -108,32 +124,40 @@ fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
-fn in_process(engine: &Engine, bodies: &[Vec<u8>]) -> anyhow::Result<Duration> {
+/// Parses and ingests every body with `producers` threads (as many as HTTP connections:
+/// concurrent callers share commits through the engine's group commit).
+fn in_process(engine: &Engine, bodies: &[Vec<u8>], producers: usize) -> anyhow::Result<Duration> {
+    let next = AtomicUsize::new(0);
     let started = Instant::now();
-    let mut parsing = Duration::ZERO;
-    for (i, body) in bodies.iter().enumerate() {
-        let env = Envelope {
-            received_at: engine.now(),
-            request_id: format!("bench-{i}"),
-        };
-        let t = Instant::now();
-        let batch = parse_batch(body, &env)?;
-        parsing += t.elapsed();
-        let report = engine.ingest(&batch.events)?;
-        if report.accepted as usize != batch.events.len() {
-            bail!(
-                "batch {i}: only {} of {} stored",
-                report.accepted,
-                batch.events.len()
-            );
-        }
-    }
-    let took = started.elapsed();
-    println!(
-        "  in-process: {:.0}% of the time parsing JSON",
-        100.0 * parsing.as_secs_f64() / took.as_secs_f64()
-    );
-    Ok(took)
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..producers.max(1))
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(body) = bodies.get(i) else {
+                            return Ok(());
+                        };
+                        let env = Envelope {
+                            received_at: engine.now(),
+                            request_id: format!("bench-{i}"),
+                        };
+                        let batch = parse_batch(body, &env)?;
+                        let sent = batch.events.len();
+                        let report = engine.ingest(batch.events)?;
+                        if report.accepted as usize != sent {
+                            bail!("batch {i}: only {} of {sent} stored", report.accepted);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().try_for_each(|w| {
+            w.join()
+                .map_err(|_| anyhow::anyhow!("a producer panicked"))?
+        })
+    })?;
+    Ok(started.elapsed())
 }
 
 fn over_http(
@@ -251,7 +275,7 @@ fn generate(n: usize, run: &str) -> Vec<Vec<u8>> {
         match i % 10 {
             0 => {
                 o.insert("type".into(), json!("identify"));
-                o.insert("traits".into(), json!({"email": format!("user{u}@example.com"), "plan": if u % 3 == 0 { "pro" } else { "free" }, "logins": i % 97}));
+                o.insert("traits".into(), json!({"email": format!("user{u}@example.com"), "plan": if u.is_multiple_of(3) { "pro" } else { "free" }, "logins": i % 97}));
             }
             1 | 2 => {
                 o.insert("type".into(), json!("page"));

@@ -14,8 +14,14 @@ pub fn run(engine: &Engine, cmd: KeysCommand) -> anyhow::Result<()> {
             );
         }
         KeysCommand::List => {
-            for (id, scope, label, created) in engine.keys()? {
-                println!("{id}\t{scope}\t{created}\t{}", label.unwrap_or_default());
+            for k in engine.keys()? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    k.key_id,
+                    k.scope,
+                    k.created_at,
+                    k.label.unwrap_or_default()
+                );
             }
         }
     }

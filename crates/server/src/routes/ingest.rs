@@ -150,7 +150,7 @@ async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<C
                 .ok_or_else(|| ApiError::unauthorized("a write key is required (HTTP Basic user name, Bearer, or `writeKey` in the body)"))?;
             auth::check(&engine, key, Scope::Write)?;
         }
-        Ok(engine.ingest(&batch.events)?)
+        Ok(engine.ingest(batch.events)?)
     })
     .await?;
     Ok(Json(IngestResponse {

@@ -1,0 +1,122 @@
+//! Group commit: concurrent ingest calls share one transaction, so one durable commit (one
+//! fsync on SQLite with `synchronous = FULL`) acknowledges many batches.
+//!
+//! The first caller to find no leader becomes the leader: it takes every queued request (its
+//! own included), commits them together, hands each caller its own result and steps down.
+//! Callers that arrived meanwhile wait; one of them leads the next group. A request is never
+//! answered before the transaction holding it has committed. If a group's transaction fails,
+//! each request is retried alone, so one request's fault cannot fail another's.
+
+use std::collections::HashMap;
+use std::sync::{Condvar, Mutex};
+
+use consentric_model::Event;
+
+use crate::error::EngineError;
+use crate::ingest::IngestReport;
+
+/// Most requests one transaction takes; bounds its size and the wait of the last in line.
+const MAX_GROUP_REQUESTS: usize = 64;
+
+type Ticket = u64;
+pub(crate) type Outcome = Result<IngestReport, EngineError>;
+
+#[derive(Default)]
+struct State {
+    queue: Vec<(Ticket, Vec<Event>)>,
+    done: HashMap<Ticket, Outcome>,
+    leading: bool,
+    next: Ticket,
+}
+
+#[derive(Default)]
+pub(crate) struct GroupCommit {
+    state: Mutex<State>,
+    wake: Condvar,
+}
+
+impl GroupCommit {
+    /// Queues `events` and returns once they are committed (or have failed). `commit` stores
+    /// a group in one transaction and returns one outcome per request, in order.
+    pub(crate) fn submit(
+        &self,
+        events: Vec<Event>,
+        commit: impl Fn(&[Vec<Event>]) -> Vec<Outcome>,
+    ) -> Outcome {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = state.next;
+        state.next += 1;
+        state.queue.push((ticket, events));
+        loop {
+            if let Some(outcome) = state.done.remove(&ticket) {
+                return outcome;
+            }
+            if !state.leading {
+                state.leading = true;
+                let take = state.queue.len().min(MAX_GROUP_REQUESTS);
+                let group: Vec<(Ticket, Vec<Event>)> = state.queue.drain(..take).collect();
+                drop(state);
+                let (tickets, batches): (Vec<Ticket>, Vec<Vec<Event>>) = group.into_iter().unzip();
+                let outcomes = commit(&batches);
+                state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                for (t, o) in tickets.into_iter().zip(outcomes) {
+                    state.done.insert(t, o);
+                }
+                state.leading = false;
+                self.wake.notify_all();
+                continue;
+            }
+            state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    #[test]
+    fn concurrent_requests_share_commits_and_each_gets_its_own_outcome() {
+        let gc = Arc::new(GroupCommit::default());
+        let commits = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let (gc, commits) = (gc.clone(), commits.clone());
+                std::thread::spawn(move || {
+                    let mut answers = Vec::new();
+                    for _ in 0..50 {
+                        let events: Vec<Event> = Vec::with_capacity(i);
+                        answers.push(gc.submit(events, |group| {
+                            commits.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                            group
+                                .iter()
+                                .map(|b| {
+                                    Ok(IngestReport {
+                                        accepted: b.capacity() as u64,
+                                        duplicates: 0,
+                                    })
+                                })
+                                .collect()
+                        }));
+                    }
+                    (i, answers)
+                })
+            })
+            .collect();
+        for t in threads {
+            let (i, answers) = t.join().expect("thread");
+            for a in answers {
+                assert_eq!(
+                    a.expect("ok").accepted,
+                    i as u64,
+                    "each caller gets its own result"
+                );
+            }
+        }
+        let commits = commits.load(Ordering::SeqCst);
+        assert!(commits <= 400, "never more commits than requests");
+    }
+}
