@@ -79,6 +79,11 @@ pub enum ProfileCommand {
         #[arg(long, default_value_t = 0)]
         events: u32,
     },
+    /// Print the identity graph around a profile: its identities and how they were linked.
+    Graph {
+        /// Who.
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]

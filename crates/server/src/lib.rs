@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod cors;
 mod error;
 mod openapi;
 mod routes;

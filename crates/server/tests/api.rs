@@ -666,3 +666,36 @@ parity_test!(
         });
     }
 );
+
+parity_test!(
+    browser_sdks_pass_cors_preflight_on_ingest_paths_only,
+    |db| {
+        let app = spawn_app(&db);
+        let preflight = app
+            .client
+            .request(reqwest::Method::OPTIONS, format!("{}/v1/track", app.base))
+            .header("origin", "https://shop.example.com")
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization, content-type, anonymousid",
+            )
+            .send()
+            .expect("preflight");
+        assert_eq!(preflight.status(), 204);
+        assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+        assert!(preflight.headers()["access-control-allow-headers"]
+            .to_str()
+            .expect("ascii")
+            .contains("anonymousid"));
+        let r = app.send("/v1/track", &json!({"userId":"c","event":"E"}));
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        assert!(
+            app.get("/v1/profiles/c")
+                .headers()
+                .get("access-control-allow-origin")
+                .is_none(),
+            "reads stay same-origin"
+        );
+    }
+);

@@ -1,5 +1,7 @@
 //! Versioned schema migrations. Each version has one DDL script per backend (their types and
-//! key generation differ); the statements that read and write the tables are shared.
+//! key generation differ; SQLite's keyed tables are `WITHOUT ROWID`, so a look-up or update by
+//! key touches one B-tree, not an index and a table); the statements that read and write the
+//! tables are shared.
 //! Versions are applied in order, each in the same transaction as its `schema_migrations` row,
 //! so a crash leaves the schema at a whole version.
 
@@ -25,7 +27,7 @@ CREATE TABLE profiles (
     event_count INTEGER NOT NULL DEFAULT 0,
     order_count INTEGER NOT NULL DEFAULT 0,
     revenue     REAL    NOT NULL DEFAULT 0
-);
+) WITHOUT ROWID;
 CREATE TABLE profile_merges (
     from_profile TEXT PRIMARY KEY,
     into_profile TEXT NOT NULL,
@@ -39,7 +41,7 @@ CREATE TABLE identities (
     profile_id TEXT NOT NULL,
     first_seen INTEGER NOT NULL,
     PRIMARY KEY (kind, value)
-);
+) WITHOUT ROWID;
 CREATE INDEX identities_profile ON identities(profile_id);
 CREATE TABLE identity_links (
     link_id    INTEGER PRIMARY KEY,
@@ -71,7 +73,7 @@ CREATE TABLE profile_traits (
     updated_at INTEGER NOT NULL,
     message_id TEXT NOT NULL,
     PRIMARY KEY (profile_id, name)
-);
+) WITHOUT ROWID;
 CREATE TABLE api_keys (
     key_id      TEXT PRIMARY KEY,
     secret_hash TEXT NOT NULL UNIQUE,

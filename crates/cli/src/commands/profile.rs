@@ -17,6 +17,12 @@ pub fn run(engine: &Engine, cmd: ProfileCommand) -> anyhow::Result<()> {
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
+        ProfileCommand::Graph { id } => {
+            let graph = engine
+                .identity_graph(&ProfileRef::parse(&id)?)
+                .with_context(|| format!("No profile for {id}"))?;
+            println!("{}", serde_json::to_string_pretty(&graph)?);
+        }
     }
     Ok(())
 }

@@ -5,6 +5,9 @@ use consentric_engine::{Engine, Settings};
 use consentric_server::Application;
 
 pub fn run(engine: Arc<Engine>, settings: &Settings) -> anyhow::Result<()> {
+    if engine.keys()?.is_empty() {
+        tracing::warn!("no API keys exist yet: create one with `consentric keys create --scope admin` (and `--scope write` for senders)");
+    }
     runtime()?.block_on(serve(engine, settings, |_| {}))
 }
 

@@ -1,0 +1,146 @@
+//! The `consentric` binary as a user runs it, on a fresh SQLite data directory.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn consentric(data_dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_consentric"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("CONSENTRIC_DATABASE_URL")
+        .output()
+        .expect("run consentric")
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[test]
+fn import_ndjson_then_show_the_profile_and_its_graph() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(
+        &file,
+        [
+            r#"{"type":"page","messageId":"p1","anonymousId":"a1","name":"Home","timestamp":"2024-01-01T00:00:00Z"}"#,
+            r#"{"type":"identify","messageId":"i1","anonymousId":"a1","userId":"ada","traits":{"email":"ada@example.com"},"timestamp":"2024-01-01T00:01:00Z"}"#,
+            r#"{"type":"track","messageId":"t1","userId":"ada","event":"Order Completed","properties":{"revenue":12.5},"timestamp":"2024-01-02T00:00:00Z"}"#,
+            r#"{"type":"track","userId":"ada"}"#,
+            "not json",
+            "",
+        ]
+        .join("\n"),
+    )
+    .expect("write");
+    let data = dir.path().join("data");
+    let summary = ok(consentric(
+        &data,
+        &["import", "--quiet", file.to_str().expect("path")],
+    ));
+    assert!(summary.contains("events stored      3"), "{summary}");
+    assert!(summary.contains("lines rejected     2"), "{summary}");
+    assert!(
+        summary.contains("rejected line 4: missing_field (event)"),
+        "{summary}"
+    );
+    assert!(summary.contains("peak RSS"), "{summary}");
+    // Importing again stores nothing new.
+    let again = ok(consentric(
+        &data,
+        &["import", "--quiet", file.to_str().expect("path")],
+    ));
+    assert!(again.contains("already stored     3"), "{again}");
+
+    let shown: Value = serde_json::from_str(&ok(consentric(
+        &data,
+        &["profile", "show", "ada", "--events", "10"],
+    )))
+    .expect("json");
+    assert_eq!(shown["profile"]["counters"]["events"], 3);
+    assert_eq!(shown["profile"]["counters"]["revenue"], 12.5);
+    assert_eq!(shown["events"].as_array().expect("events").len(), 3);
+    let graph: Value = serde_json::from_str(&ok(consentric(
+        &data,
+        &["profile", "graph", "anonymous_id:a1"],
+    )))
+    .expect("json");
+    assert_eq!(graph["links"][0]["via"], "identify");
+
+    let missing = consentric(&data, &["profile", "show", "nobody"]);
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("No profile for nobody"));
+}
+
+#[test]
+fn keys_are_created_once_and_listed_without_secrets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = ok(consentric(
+        dir.path(),
+        &["keys", "create", "--scope", "write", "--label", "web"],
+    ));
+    let secret = secret.trim();
+    assert!(secret.starts_with("csw_"), "{secret}");
+    let list = ok(consentric(dir.path(), &["keys", "list"]));
+    assert!(list.contains("write") && list.contains("web"), "{list}");
+    assert!(!list.contains(secret), "a listing never shows a secret");
+    let bad = consentric(dir.path(), &["keys", "create", "--scope", "root"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a scope"));
+}
+
+#[test]
+fn a_named_configuration_file_that_is_missing_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = consentric(
+        dir.path(),
+        &["--config", "/nonexistent/consentric.toml", "keys", "list"],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/consentric.toml"));
+}
+
+#[test]
+fn the_cdnow_sample_imports_as_orders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sample = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/cdnow/CDNOW_master.txt"
+    );
+    // The first 2,000 rows keep the test fast in debug builds.
+    let head: String = std::fs::read_to_string(sample)
+        .expect("shipped data")
+        .lines()
+        .take(2001)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = dir.path().join("head.txt");
+    std::fs::write(&file, head).expect("write");
+    let summary = ok(consentric(
+        &dir.path().join("d"),
+        &[
+            "import",
+            "--quiet",
+            "--format",
+            "cdnow",
+            file.to_str().expect("path"),
+        ],
+    ));
+    assert!(summary.contains("events stored      2000"), "{summary}");
+    let shown: Value = serde_json::from_str(&ok(consentric(
+        &dir.path().join("d"),
+        &["profile", "show", "00001"],
+    )))
+    .expect("json");
+    assert_eq!(shown["profile"]["counters"]["orders"], 1);
+    assert_eq!(shown["profile"]["counters"]["revenue"], 11.77);
+}
