@@ -64,16 +64,7 @@ fn parse_object(body: &[u8]) -> Result<Obj, ParseError> {
 /// A [`ParseError`] naming the field for malformed JSON, a missing or mistyped field, an
 /// unknown or mismatched `type`, or an event over [`MAX_EVENT_BYTES`].
 pub fn parse_event(body: &[u8], call: CallType, env: &Envelope) -> Result<Batch, ParseError> {
-    if body.len() > MAX_EVENT_BYTES {
-        return Err(ParseError::new(
-            ErrorCode::EventTooLarge,
-            None,
-            format!(
-                "an event may be at most {MAX_EVENT_BYTES} bytes, this one is {}",
-                body.len()
-            ),
-        ));
-    }
+    check_size(body.len(), None, ErrorCode::EventTooLarge)?;
     let mut obj = parse_object(body)?;
     let write_key = take_write_key(&mut obj)?;
     // The legacy e-commerce v1 payloads say `action` where the Spec now says `type`.
@@ -112,9 +103,7 @@ pub fn parse_event(body: &[u8], call: CallType, env: &Envelope) -> Result<Batch,
 /// # Errors
 /// As [`parse_event`]; a missing or unknown `type` is refused.
 pub fn parse_typed_event(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
-    if body.len() > MAX_EVENT_BYTES {
-        return parse_event(body, CallType::Track, env);
-    }
+    check_size(body.len(), None, ErrorCode::EventTooLarge)?;
     let mut obj = parse_object(body)?;
     let write_key = take_write_key(&mut obj)?;
     let call = match obj.get("type") {
@@ -139,16 +128,7 @@ pub fn parse_typed_event(body: &[u8], env: &Envelope) -> Result<Batch, ParseErro
 /// As [`parse_event`], with fields named `batch[i].…`; a body over [`MAX_BATCH_BYTES`] or any
 /// event over [`MAX_EVENT_BYTES`] is a size error. One bad event refuses the whole batch.
 pub fn parse_batch(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
-    if body.len() > MAX_BATCH_BYTES {
-        return Err(ParseError::new(
-            ErrorCode::BatchTooLarge,
-            None,
-            format!(
-                "a batch may be at most {MAX_BATCH_BYTES} bytes, this one is {}",
-                body.len()
-            ),
-        ));
-    }
+    check_size(body.len(), None, ErrorCode::BatchTooLarge)?;
     let mut obj = parse_object(body)?;
     let write_key = take_write_key(&mut obj)?;
     let items = match obj.remove("batch") {
@@ -165,13 +145,7 @@ pub fn parse_batch(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
     for (i, item) in items.into_iter().enumerate() {
         let path = format!("batch[{i}]");
         let size = serde_json::to_vec(&item).map(|v| v.len()).unwrap_or(0);
-        if size > MAX_EVENT_BYTES {
-            return Err(err(
-                ErrorCode::EventTooLarge,
-                &path,
-                format!("an event may be at most {MAX_EVENT_BYTES} bytes, this one is {size}"),
-            ));
-        }
+        check_size(size, Some(&path), ErrorCode::EventTooLarge)?;
         let Value::Object(item) = item else {
             return Err(err(ErrorCode::InvalidField, &path, "must be an object"));
         };
@@ -192,6 +166,22 @@ pub fn parse_batch(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
         events.push(event);
     }
     Ok(Batch { events, write_key })
+}
+
+/// Refuses `size` bytes if over the limit that `code` stands for (Segment's limits).
+fn check_size(size: usize, field: Option<&str>, code: ErrorCode) -> Result<(), ParseError> {
+    let (what, limit) = match code {
+        ErrorCode::BatchTooLarge => ("a batch", MAX_BATCH_BYTES),
+        _ => ("an event", MAX_EVENT_BYTES),
+    };
+    if size <= limit {
+        return Ok(());
+    }
+    Err(ParseError::new(
+        code,
+        field,
+        format!("{what} may be at most {limit} bytes, this one is {size}"),
+    ))
 }
 
 #[derive(Default)]

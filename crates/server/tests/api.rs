@@ -699,3 +699,20 @@ parity_test!(
         );
     }
 );
+
+parity_test!(concurrent_retries_of_one_event_store_it_once, |db| {
+    let app = Arc::new(spawn_app(&db));
+    let event = json!({"userId":"race","event":"Order Completed","messageId":"same-id","properties":{"revenue":3}});
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (app, event) = (app.clone(), event.clone());
+            std::thread::spawn(move || -> Value { app.send("/v1/track", &event).json().expect("json") })
+        })
+        .collect();
+    let answers: Vec<Value> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
+    let accepted: u64 = answers.iter().map(|a| a["accepted"].as_u64().expect("count")).sum();
+    let duplicates: u64 = answers.iter().map(|a| a["duplicates"].as_u64().expect("count")).sum();
+    assert_eq!((accepted, duplicates), (1, 7));
+    let p = app.profile("race");
+    assert_eq!((p["counters"]["events"].as_i64(), p["counters"]["revenue"].as_f64()), (Some(1), Some(3.0)));
+});
