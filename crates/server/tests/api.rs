@@ -706,13 +706,30 @@ parity_test!(concurrent_retries_of_one_event_store_it_once, |db| {
     let threads: Vec<_> = (0..8)
         .map(|_| {
             let (app, event) = (app.clone(), event.clone());
-            std::thread::spawn(move || -> Value { app.send("/v1/track", &event).json().expect("json") })
+            std::thread::spawn(move || -> Value {
+                app.send("/v1/track", &event).json().expect("json")
+            })
         })
         .collect();
-    let answers: Vec<Value> = threads.into_iter().map(|t| t.join().expect("thread")).collect();
-    let accepted: u64 = answers.iter().map(|a| a["accepted"].as_u64().expect("count")).sum();
-    let duplicates: u64 = answers.iter().map(|a| a["duplicates"].as_u64().expect("count")).sum();
+    let answers: Vec<Value> = threads
+        .into_iter()
+        .map(|t| t.join().expect("thread"))
+        .collect();
+    let accepted: u64 = answers
+        .iter()
+        .map(|a| a["accepted"].as_u64().expect("count"))
+        .sum();
+    let duplicates: u64 = answers
+        .iter()
+        .map(|a| a["duplicates"].as_u64().expect("count"))
+        .sum();
     assert_eq!((accepted, duplicates), (1, 7));
     let p = app.profile("race");
-    assert_eq!((p["counters"]["events"].as_i64(), p["counters"]["revenue"].as_f64()), (Some(1), Some(3.0)));
+    assert_eq!(
+        (
+            p["counters"]["events"].as_i64(),
+            p["counters"]["revenue"].as_f64()
+        ),
+        (Some(1), Some(3.0))
+    );
 });
