@@ -1,0 +1,246 @@
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::PolicyError;
+use crate::purpose::{LegalBasis, Purpose, PurposeId};
+
+/// What a customer said about a purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Yes.
+    Granted,
+    /// No (also: an objection, for a legitimate-interest purpose).
+    Denied,
+    /// Yes no longer.
+    Withdrawn,
+}
+
+impl Decision {
+    /// Spelling in storage and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Granted => "granted",
+            Decision::Denied => "denied",
+            Decision::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// Inverse of [`Decision::as_str`].
+    ///
+    /// # Errors
+    /// Any other word.
+    pub fn parse(raw: &str) -> Result<Self, PolicyError> {
+        match raw {
+            "granted" => Ok(Decision::Granted),
+            "denied" => Ok(Decision::Denied),
+            "withdrawn" => Ok(Decision::Withdrawn),
+            other => Err(PolicyError::Invalid {
+                field: "decision".into(),
+                message: format!("`{other}` is not granted, denied or withdrawn"),
+            }),
+        }
+    }
+}
+
+/// Where a consent record came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsentSource {
+    /// `PUT /v1/consent/{customer}` (a consent banner, the privacy centre, support staff).
+    Api,
+    /// Segment's consent object, `context.consent.categoryPreferences`, on an event.
+    Segment,
+    /// The `Sec-GPC: 1` header (Global Privacy Control).
+    Gpc,
+    /// An IAB TCF v2.2 TC string on an event.
+    Tcf,
+}
+
+impl ConsentSource {
+    /// Spelling in storage and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConsentSource::Api => "api",
+            ConsentSource::Segment => "segment",
+            ConsentSource::Gpc => "gpc",
+            ConsentSource::Tcf => "tcf",
+        }
+    }
+
+    /// Inverse of [`ConsentSource::as_str`].
+    ///
+    /// # Errors
+    /// Any other word.
+    pub fn parse(raw: &str) -> Result<Self, PolicyError> {
+        match raw {
+            "api" => Ok(ConsentSource::Api),
+            "segment" => Ok(ConsentSource::Segment),
+            "gpc" => Ok(ConsentSource::Gpc),
+            "tcf" => Ok(ConsentSource::Tcf),
+            other => Err(PolicyError::Invalid {
+                field: "source".into(),
+                message: format!("`{other}` is not a consent source"),
+            }),
+        }
+    }
+}
+
+/// One line of the append-only consent ledger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsentRecord {
+    /// The purpose.
+    pub purpose: PurposeId,
+    /// What was decided.
+    pub decision: Decision,
+    /// Where it came from.
+    pub source: ConsentSource,
+    /// The version of the purpose's text the customer saw.
+    pub purpose_version: u32,
+    /// When it was decided.
+    pub at: DateTime<Utc>,
+    /// SHA-256 (hex) of the evidence: the request or event that carried the decision.
+    pub evidence_hash: String,
+}
+
+/// A customer's consent history folded for questions about a moment. The history is kept
+/// whole: asking about an earlier time gives the answer that held then.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsentState {
+    by_purpose: BTreeMap<PurposeId, Vec<ConsentRecord>>,
+}
+
+impl ConsentState {
+    /// Folds a ledger (in the order it was written; equal times keep that order).
+    pub fn fold(records: impl IntoIterator<Item = ConsentRecord>) -> Self {
+        let mut by_purpose: BTreeMap<PurposeId, Vec<ConsentRecord>> = BTreeMap::new();
+        for r in records {
+            by_purpose.entry(r.purpose.clone()).or_default().push(r);
+        }
+        for list in by_purpose.values_mut() {
+            list.sort_by_key(|r| r.at); // stable: equal times keep ledger order
+        }
+        ConsentState { by_purpose }
+    }
+
+    /// The decision in force for `purpose` at `at`, if any was recorded by then.
+    pub fn latest(&self, purpose: &PurposeId, at: DateTime<Utc>) -> Option<&ConsentRecord> {
+        self.by_purpose
+            .get(purpose)?
+            .iter()
+            .take_while(|r| r.at <= at)
+            .last()
+    }
+
+    /// Whether processing for `purpose` has a legal basis at `at`:
+    /// consent — granted, for the current version unless old versions do not lapse;
+    /// legitimate interest — not objected to; contract and legal obligation — always.
+    pub fn has_basis(&self, purpose: &Purpose, at: DateTime<Utc>) -> bool {
+        let latest = self.latest(&purpose.id, at);
+        match purpose.legal_basis {
+            LegalBasis::Contract | LegalBasis::LegalObligation => true,
+            LegalBasis::LegitimateInterest => {
+                latest.is_none_or(|r| r.decision == Decision::Granted)
+            }
+            LegalBasis::Consent => latest.is_some_and(|r| {
+                r.decision == Decision::Granted
+                    && (r.purpose_version >= purpose.version || !purpose.lapse_on_new_version)
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::purpose::PurposeRegistry;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    fn rec(purpose: &str, decision: Decision, version: u32, at: &str) -> ConsentRecord {
+        ConsentRecord {
+            purpose: PurposeId::parse(purpose).expect("id"),
+            decision,
+            source: ConsentSource::Api,
+            purpose_version: version,
+            at: t(at),
+            evidence_hash: String::new(),
+        }
+    }
+
+    #[test]
+    fn consent_holds_between_grant_and_withdrawal_and_history_answers_the_past() {
+        let r = PurposeRegistry::retail_defaults();
+        let p = r.get("personalization").expect("p");
+        let s = ConsentState::fold([
+            rec(
+                "personalization",
+                Decision::Withdrawn,
+                1,
+                "2024-03-01T00:00:00Z",
+            ),
+            rec(
+                "personalization",
+                Decision::Granted,
+                1,
+                "2024-01-01T00:00:00Z",
+            ),
+        ]);
+        assert!(
+            !s.has_basis(p, t("2023-12-31T00:00:00Z")),
+            "nothing before the grant"
+        );
+        assert!(s.has_basis(p, t("2024-02-01T00:00:00Z")));
+        assert!(!s.has_basis(p, t("2024-03-01T00:00:00Z")));
+    }
+
+    #[test]
+    fn a_new_purpose_version_lapses_older_consent_when_configured() {
+        let r = PurposeRegistry::retail_defaults();
+        let mut p = r.get("marketing.email").expect("p").clone();
+        let s = ConsentState::fold([rec(
+            "marketing.email",
+            Decision::Granted,
+            1,
+            "2024-01-01T00:00:00Z",
+        )]);
+        let now = t("2024-06-01T00:00:00Z");
+        assert!(s.has_basis(&p, now));
+        p.version = 2;
+        assert!(
+            !s.has_basis(&p, now),
+            "consent to version 1 lapses at version 2"
+        );
+        p.lapse_on_new_version = false;
+        assert!(s.has_basis(&p, now));
+    }
+
+    #[test]
+    fn legitimate_interest_holds_until_an_objection_and_contract_always() {
+        let r = PurposeRegistry::retail_defaults();
+        let now = t("2024-06-01T00:00:00Z");
+        let empty = ConsentState::default();
+        assert!(empty.has_basis(r.get("model_training").expect("p"), now));
+        assert!(!empty.has_basis(r.get("analytics").expect("p"), now));
+        let objected = ConsentState::fold([rec(
+            "model_training",
+            Decision::Denied,
+            1,
+            "2024-05-01T00:00:00Z",
+        )]);
+        assert!(!objected.has_basis(r.get("model_training").expect("p"), now));
+        let denied_all = ConsentState::fold([rec(
+            "essential",
+            Decision::Denied,
+            1,
+            "2024-05-01T00:00:00Z",
+        )]);
+        assert!(denied_all.has_basis(r.get("essential").expect("p"), now));
+    }
+}

@@ -1,0 +1,366 @@
+//! Which data category each field of an event is.
+//!
+//! A rule matches a call type (or any), an event name (or any) and a path pattern over the
+//! event's JSON: segments separated by `.`, array elements written `[]`
+//! (`properties.products[].price`), `*` for any one segment and `**` for any rest. The first rule
+//! that matches a field decides its category, whole subtree included; a leaf no rule matches
+//! is unmapped, and the minimiser does not store it. Configured rules come before the defaults,
+//! so a business can refine or override them.
+
+use consentric_model::CallType;
+use serde::{Deserialize, Serialize};
+
+use crate::error::PolicyError;
+use crate::taxonomy::DataCategory;
+
+/// One mapping from fields to a category.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldRule {
+    /// `identify`, `track`, … or absent for any call.
+    #[serde(default)]
+    pub call: Option<String>,
+    /// An exact `track` event name, or absent for any.
+    #[serde(default)]
+    pub event: Option<String>,
+    /// The path pattern.
+    pub path: String,
+    /// The category of what it matches.
+    pub category: String,
+}
+
+struct Compiled {
+    call: Option<CallType>,
+    event: Option<String>,
+    pattern: Vec<String>,
+    category: DataCategory,
+}
+
+/// The compiled rules, configured ones first.
+pub struct FieldSchema {
+    rules: Vec<Compiled>,
+}
+
+impl std::fmt::Debug for FieldSchema {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FieldSchema({} rules)", self.rules.len())
+    }
+}
+
+fn compile(rule: &FieldRule) -> Result<Compiled, PolicyError> {
+    let call = match &rule.call {
+        None => None,
+        Some(c) => Some(CallType::parse(c).ok_or_else(|| PolicyError::Invalid {
+            field: "schema.call".into(),
+            message: format!("`{c}` is not a Segment call"),
+        })?),
+    };
+    if rule.path.trim().is_empty() {
+        return Err(PolicyError::Invalid {
+            field: "schema.path".into(),
+            message: "must not be empty".into(),
+        });
+    }
+    Ok(Compiled {
+        call,
+        event: rule.event.clone(),
+        pattern: rule.path.split('.').map(str::to_owned).collect(),
+        category: DataCategory::parse(&rule.category)?,
+    })
+}
+
+fn matches(pattern: &[String], path: &[&str]) -> bool {
+    match (pattern.first(), path.first()) {
+        (None, None) => true,
+        (Some(p), _) if p == "**" => true,
+        (Some(p), Some(s)) => (p == "*" || p == s) && matches(&pattern[1..], &path[1..]),
+        _ => false,
+    }
+}
+
+impl FieldSchema {
+    /// Compiles `configured` rules ahead of the built-in Segment and e-commerce rules.
+    ///
+    /// # Errors
+    /// A rule with an unknown call or category, or an empty path.
+    pub fn new(configured: &[FieldRule]) -> Result<Self, PolicyError> {
+        let defaults = default_rules();
+        let rules = configured
+            .iter()
+            .chain(defaults.iter())
+            .map(compile)
+            .collect::<Result<_, _>>()?;
+        Ok(FieldSchema { rules })
+    }
+
+    /// The category of the field at `path` (segments, arrays as `name[]`) of a `call` event
+    /// named `event`, or `None` if no rule maps it.
+    pub fn category(
+        &self,
+        call: CallType,
+        event: Option<&str>,
+        path: &[&str],
+    ) -> Option<&DataCategory> {
+        self.rules
+            .iter()
+            .find(|r| {
+                r.call.is_none_or(|c| c == call)
+                    && r.event.as_deref().is_none_or(|e| Some(e) == event)
+                    && matches(&r.pattern, path)
+            })
+            .map(|r| &r.category)
+    }
+}
+
+fn rule(call: Option<&str>, path: &str, category: &str) -> FieldRule {
+    FieldRule {
+        call: call.map(str::to_owned),
+        event: None,
+        path: path.to_owned(),
+        category: category.to_owned(),
+    }
+}
+
+/// The built-in rules: the Segment Spec's reserved traits and context fields, the page and
+/// screen properties, and the e-commerce spec's properties.
+fn default_rules() -> Vec<FieldRule> {
+    let mut rules = Vec::new();
+    // Reserved traits (identify), also as context.traits on any call.
+    let traits: &[(&str, &str)] = &[
+        ("email", "user.contact.email"),
+        ("phone", "user.contact.phone"),
+        ("address", "user.contact.address"),
+        ("name", "user.name"),
+        ("firstName", "user.name"),
+        ("lastName", "user.name"),
+        ("username", "user.name"),
+        ("age", "user.demographic.age"),
+        ("birthday", "user.demographic.date_of_birth"),
+        ("gender", "user.demographic.gender"),
+        ("id", "user.unique_id"),
+        ("createdAt", "user.account"),
+        ("avatar", "user.account"),
+        ("description", "user.account"),
+        ("website", "user.account"),
+        ("plan", "user.account"),
+        ("logins", "user.behavior.activity"),
+        ("company", "user.organization"),
+        ("title", "user.organization"),
+    ];
+    for (name, category) in traits {
+        rules.push(rule(Some("identify"), &format!("traits.{name}"), category));
+        rules.push(rule(None, &format!("context.traits.{name}"), category));
+    }
+    // Group traits describe the organisation.
+    rules.push(rule(Some("group"), "traits.**", "user.organization"));
+    // Context.
+    for (path, category) in [
+        ("context.ip", "user.device.ip"),
+        ("context.userAgent", "user.device.user_agent"),
+        ("context.userAgentData.**", "user.device.user_agent"),
+        ("context.locale", "user.preferences.language"),
+        ("context.timezone", "user.location.coarse"),
+        ("context.location.latitude", "user.location.precise"),
+        ("context.location.longitude", "user.location.precise"),
+        ("context.location.speed", "user.location.precise"),
+        ("context.location.**", "user.location.coarse"),
+        ("context.page.**", "user.behavior.browsing"),
+        ("context.referrer.**", "user.marketing.campaign"),
+        ("context.campaign.**", "user.marketing.campaign"),
+        ("context.device.**", "user.device.id"),
+        ("context.app.**", "user.device"),
+        ("context.os.**", "user.device"),
+        ("context.screen.**", "user.device"),
+        ("context.network.**", "user.device"),
+    ] {
+        rules.push(rule(None, path, category));
+    }
+    // Page and screen properties.
+    for call in ["page", "screen"] {
+        for p in [
+            "name",
+            "path",
+            "referrer",
+            "search",
+            "title",
+            "url",
+            "keywords",
+            "category",
+            "variation",
+        ] {
+            rules.push(rule(
+                Some(call),
+                &format!("properties.{p}"),
+                "user.behavior.browsing",
+            ));
+        }
+    }
+    // E-commerce spec (v1 and v2): money is financial, the rest is purchase behaviour.
+    for p in [
+        "revenue", "total", "subtotal", "value", "shipping", "tax", "discount", "price",
+    ] {
+        rules.push(rule(
+            Some("track"),
+            &format!("properties.{p}"),
+            "user.financial.transaction",
+        ));
+    }
+    for p in [
+        "order_id",
+        "orderId",
+        "checkout_id",
+        "cart_id",
+        "affiliation",
+        "coupon",
+        "coupon_id",
+        "currency",
+        "products",
+        "product_id",
+        "sku",
+        "category",
+        "name",
+        "brand",
+        "variant",
+        "quantity",
+        "position",
+        "url",
+        "image_url",
+        "list_id",
+        "query",
+        "step",
+        "shipping_method",
+        "payment_method",
+        "promotion_id",
+        "creative",
+        "review_id",
+        "review_body",
+        "rating",
+        "wishlist_id",
+        "share_via",
+        "recipient",
+    ] {
+        rules.push(rule(
+            Some("track"),
+            &format!("properties.{p}"),
+            "user.behavior.purchase",
+        ));
+    }
+    for p in ["title", "path", "referrer", "search"] {
+        rules.push(rule(
+            Some("track"),
+            &format!("properties.{p}"),
+            "user.behavior.browsing",
+        ));
+    }
+    rules
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cat(
+        schema: &FieldSchema,
+        call: CallType,
+        event: Option<&str>,
+        path: &str,
+    ) -> Option<String> {
+        let segments: Vec<&str> = path.split('.').collect();
+        schema
+            .category(call, event, &segments)
+            .map(|c| c.to_string())
+    }
+
+    #[test]
+    fn defaults_cover_the_spec_and_leave_custom_fields_unmapped() {
+        let s = FieldSchema::new(&[]).expect("schema");
+        assert_eq!(
+            cat(&s, CallType::Identify, None, "traits.email").as_deref(),
+            Some("user.contact.email")
+        );
+        assert_eq!(
+            cat(&s, CallType::Identify, None, "traits.address").as_deref(),
+            Some("user.contact.address")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, None, "context.ip").as_deref(),
+            Some("user.device.ip")
+        );
+        assert_eq!(
+            cat(
+                &s,
+                CallType::Track,
+                Some("Order Completed"),
+                "properties.products"
+            )
+            .as_deref(),
+            Some("user.behavior.purchase")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, None, "properties.revenue").as_deref(),
+            Some("user.financial.transaction")
+        );
+        assert_eq!(
+            cat(&s, CallType::Page, None, "context.page.url").as_deref(),
+            Some("user.behavior.browsing")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, None, "context.location.latitude").as_deref(),
+            Some("user.location.precise")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, None, "context.location.city").as_deref(),
+            Some("user.location.coarse")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, None, "properties.favouriteColour"),
+            None
+        );
+        assert_eq!(cat(&s, CallType::Identify, None, "traits.shoeSize"), None);
+    }
+
+    #[test]
+    fn configured_rules_come_first_and_wildcards_match_segments() {
+        let s = FieldSchema::new(&[
+            FieldRule {
+                call: Some("identify".into()),
+                event: None,
+                path: "traits.shoeSize".into(),
+                category: "user.preferences".into(),
+            },
+            FieldRule {
+                call: Some("track".into()),
+                event: Some("Signed Up".into()),
+                path: "properties.*".into(),
+                category: "user.account".into(),
+            },
+        ])
+        .expect("schema");
+        assert_eq!(
+            cat(&s, CallType::Identify, None, "traits.shoeSize").as_deref(),
+            Some("user.preferences")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, Some("Signed Up"), "properties.plan").as_deref(),
+            Some("user.account")
+        );
+        assert_eq!(
+            cat(&s, CallType::Track, Some("Other"), "properties.plan"),
+            None
+        );
+        assert!(FieldSchema::new(&[FieldRule {
+            call: Some("purchase".into()),
+            event: None,
+            path: "x".into(),
+            category: "user".into()
+        }])
+        .is_err());
+        assert!(FieldSchema::new(&[FieldRule {
+            call: None,
+            event: None,
+            path: "x".into(),
+            category: "user.secret".into()
+        }])
+        .is_err());
+    }
+}
