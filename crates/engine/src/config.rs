@@ -24,6 +24,12 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// Logging.
     pub log: LogSettings,
+    /// `[[purposes]]`: when present, these replace the built-in retail purposes.
+    pub purposes: Option<Vec<consentric_policy::Purpose>>,
+    /// `[[schema]]`: field → category rules, ahead of the built-in ones.
+    pub schema: Vec<consentric_policy::FieldRule>,
+    /// `[consent]`: how Segment consent categories and TCF purposes map to purposes.
+    pub consent: crate::privacy::ConsentSettings,
 }
 
 /// `[server]`.

@@ -10,9 +10,10 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::EngineError;
 use crate::group_commit::GroupCommit;
-use crate::ingest::{self, IngestReport};
-use crate::keys::{hash_secret, KeyInfo, NewKey, Scope};
+use crate::ingest::{self, IngestReport, IngestRequest};
+use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
 use crate::metrics::Metrics;
+use crate::privacy::PolicySet;
 use crate::profiles::{
     iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
     ProfileView, StoredEventView, TraitView,
@@ -23,23 +24,39 @@ pub const MAX_EVENTS_PER_READ: u32 = 1000;
 
 /// The application: every use case is a method here. Cheap to share behind an `Arc`.
 pub struct Engine {
-    store: Store,
+    pub(crate) store: Store,
     clock: Arc<dyn Clock>,
     metrics: Metrics,
     /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
-    key_cache: RwLock<HashMap<String, Scope>>,
-    group_commit: GroupCommit,
+    key_cache: RwLock<HashMap<String, Principal>>,
+    group_commit: GroupCommit<IngestRequest>,
+    pub(crate) policy: PolicySet,
+}
+
+/// Who sent an ingest request and what its transport said about consent.
+#[derive(Debug, Clone, Default)]
+pub struct IngestContext {
+    /// The request carried `Sec-GPC: 1` (Global Privacy Control).
+    pub gpc: bool,
+    /// Who sent it, for the audit log (an API key id, `import`, …).
+    pub actor: String,
 }
 
 impl Engine {
-    /// An engine over `store` with `clock`.
+    /// An engine over `store` with `clock` and the built-in retail policy.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Engine::with_policy(store, clock, PolicySet::retail_defaults())
+    }
+
+    /// An engine with a configured policy.
+    pub fn with_policy(store: Store, clock: Arc<dyn Clock>, policy: PolicySet) -> Self {
         Engine {
             store,
             clock,
             metrics: Metrics::new(),
             key_cache: RwLock::new(HashMap::new()),
             group_commit: GroupCommit::default(),
+            policy,
         }
     }
 
@@ -58,7 +75,12 @@ impl Engine {
                 },
             )?,
         };
-        Ok(Engine::new(store, Arc::new(SystemClock)))
+        let policy = PolicySet::new(
+            settings.purposes.clone(),
+            &settings.schema,
+            &settings.consent,
+        )?;
+        Ok(Engine::with_policy(store, Arc::new(SystemClock), policy))
     }
 
     /// The engine's current time (the injected clock's).
@@ -83,10 +105,51 @@ impl Engine {
     /// # Errors
     /// A database fault; then nothing of the batch is stored.
     pub fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, EngineError> {
+        self.ingest_with(
+            events,
+            &IngestContext {
+                gpc: false,
+                actor: "ingest".into(),
+            },
+        )
+    }
+
+    /// [`Engine::ingest`] with the request's consent signals (`Sec-GPC`) and sender. Consent
+    /// carried by the events (Segment's consent object, TCF strings) is read first: a malformed
+    /// signal refuses the whole request before anything is written.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] naming the event and field of a malformed signal; a database
+    /// fault (nothing of the batch is stored).
+    pub fn ingest_with(
+        &self,
+        events: Vec<Event>,
+        ctx: &IngestContext,
+    ) -> Result<IngestReport, EngineError> {
         let started = Instant::now();
+        let signals = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                self.policy.signals(e, ctx.gpc).map_err(|err| match err {
+                    EngineError::Invalid { field, message } if events.len() > 1 => {
+                        EngineError::Invalid {
+                            field: format!("batch[{i}].{field}"),
+                            message,
+                        }
+                    }
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = IngestRequest {
+            events,
+            signals,
+            actor: ctx.actor.clone(),
+        };
         let outcome = self
             .group_commit
-            .submit(events, |group| self.commit_group(group));
+            .submit(request, |group| self.commit_group(group));
         if let Ok(report) = &outcome {
             self.metrics
                 .record_ingest(report.accepted, report.duplicates, started.elapsed());
@@ -94,11 +157,12 @@ impl Engine {
         outcome
     }
 
-    fn commit_group(&self, group: &[Vec<Event>]) -> Vec<Result<IngestReport, EngineError>> {
+    fn commit_group(&self, group: &[IngestRequest]) -> Vec<Result<IngestReport, EngineError>> {
+        let now = self.now().timestamp_millis();
         let together = self.store.write(|tx| {
             group
                 .iter()
-                .map(|events| ingest::ingest(tx, events))
+                .map(|req| ingest::ingest(tx, req, &self.policy, now))
                 .collect::<Result<Vec<_>, _>>()
         });
         match together {
@@ -108,9 +172,9 @@ impl Engine {
                 tracing::warn!(error = %e, requests = group.len(), "group commit failed; retrying each request alone");
                 group
                     .iter()
-                    .map(|events| {
+                    .map(|req| {
                         self.store
-                            .write(|tx| ingest::ingest(tx, events))
+                            .write(|tx| ingest::ingest(tx, req, &self.policy, now))
                             .map_err(EngineError::from)
                     })
                     .collect()
@@ -267,19 +331,19 @@ impl Engine {
         Ok(key)
     }
 
-    /// The scope of the key with this secret, or `None` if there is no such (live) key.
+    /// The key with this secret, or `None` if there is no such (live) key.
     ///
     /// # Errors
     /// A database fault.
-    pub fn authenticate(&self, secret: &str) -> Result<Option<Scope>, EngineError> {
+    pub fn authenticate(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
         let hash = hash_secret(secret);
-        if let Some(scope) = self
+        if let Some(p) = self
             .key_cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&hash)
         {
-            return Ok(Some(*scope));
+            return Ok(Some(p.clone()));
         }
         let Some(record) = self.store.api_key_by_hash(&hash)? else {
             return Ok(None);
@@ -287,12 +351,15 @@ impl Engine {
         if record.revoked_at.is_some() {
             return Ok(None);
         }
-        let scope = Scope::parse(&record.scope)?;
+        let principal = Principal {
+            key_id: record.key_id,
+            scope: Scope::parse(&record.scope)?,
+        };
         self.key_cache
             .write()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(hash, scope);
-        Ok(Some(scope))
+            .insert(hash, principal.clone());
+        Ok(Some(principal))
     }
 
     /// Every key (without secrets): id, scope, label, creation time.

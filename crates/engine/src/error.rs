@@ -10,8 +10,8 @@ pub enum EngineError {
     /// An argument the caller gave is unusable.
     #[error("invalid {field}: {message}")]
     Invalid {
-        /// Which argument.
-        field: &'static str,
+        /// Which argument (a JSON path where it came from a body).
+        field: String,
         /// Why.
         message: String,
     },

@@ -10,8 +10,6 @@
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 
-use consentric_model::Event;
-
 use crate::error::EngineError;
 use crate::ingest::IngestReport;
 
@@ -21,32 +19,40 @@ const MAX_GROUP_REQUESTS: usize = 64;
 type Ticket = u64;
 pub(crate) type Outcome = Result<IngestReport, EngineError>;
 
-#[derive(Default)]
-struct State {
-    queue: Vec<(Ticket, Vec<Event>)>,
+struct State<T> {
+    queue: Vec<(Ticket, T)>,
     done: HashMap<Ticket, Outcome>,
     leading: bool,
     next: Ticket,
 }
 
-#[derive(Default)]
-pub(crate) struct GroupCommit {
-    state: Mutex<State>,
+pub(crate) struct GroupCommit<T> {
+    state: Mutex<State<T>>,
     wake: Condvar,
 }
 
-impl GroupCommit {
-    /// Queues `events` and returns once they are committed (or have failed). `commit` stores
-    /// a group in one transaction and returns one outcome per request, in order.
-    pub(crate) fn submit(
-        &self,
-        events: Vec<Event>,
-        commit: impl Fn(&[Vec<Event>]) -> Vec<Outcome>,
-    ) -> Outcome {
+impl<T> Default for GroupCommit<T> {
+    fn default() -> Self {
+        GroupCommit {
+            state: Mutex::new(State {
+                queue: Vec::new(),
+                done: HashMap::new(),
+                leading: false,
+                next: 0,
+            }),
+            wake: Condvar::new(),
+        }
+    }
+}
+
+impl<T> GroupCommit<T> {
+    /// Queues `request` and returns once it is committed (or has failed). `commit` stores a
+    /// group in one transaction and returns one outcome per request, in order.
+    pub(crate) fn submit(&self, request: T, commit: impl Fn(&[T]) -> Vec<Outcome>) -> Outcome {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = state.next;
         state.next += 1;
-        state.queue.push((ticket, events));
+        state.queue.push((ticket, request));
         loop {
             if let Some(outcome) = state.done.remove(&ticket) {
                 return outcome;
@@ -54,9 +60,9 @@ impl GroupCommit {
             if !state.leading {
                 state.leading = true;
                 let take = state.queue.len().min(MAX_GROUP_REQUESTS);
-                let group: Vec<(Ticket, Vec<Event>)> = state.queue.drain(..take).collect();
+                let group: Vec<(Ticket, T)> = state.queue.drain(..take).collect();
                 drop(state);
-                let (tickets, batches): (Vec<Ticket>, Vec<Vec<Event>>) = group.into_iter().unzip();
+                let (tickets, batches): (Vec<Ticket>, Vec<T>) = group.into_iter().unzip();
                 let outcomes = commit(&batches);
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 for (t, o) in tickets.into_iter().zip(outcomes) {
@@ -79,7 +85,7 @@ mod tests {
 
     #[test]
     fn concurrent_requests_share_commits_and_each_gets_its_own_outcome() {
-        let gc = Arc::new(GroupCommit::default());
+        let gc = Arc::new(GroupCommit::<Vec<u8>>::default());
         let commits = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|i| {
@@ -87,7 +93,7 @@ mod tests {
                 std::thread::spawn(move || {
                     let mut answers = Vec::new();
                     for _ in 0..50 {
-                        let events: Vec<Event> = Vec::with_capacity(i);
+                        let events: Vec<u8> = Vec::with_capacity(i);
                         answers.push(gc.submit(events, |group| {
                             commits.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_micros(200));

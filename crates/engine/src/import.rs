@@ -36,7 +36,7 @@ impl ImportFormat {
             "ndjson" | "segment" => Ok(ImportFormat::Ndjson),
             "cdnow" => Ok(ImportFormat::Cdnow),
             other => Err(EngineError::Invalid {
-                field: "format",
+                field: "format".into(),
                 message: format!("`{other}` is not a format; use `ndjson` or `cdnow`"),
             }),
         }

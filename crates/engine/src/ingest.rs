@@ -9,8 +9,12 @@
 use std::collections::HashMap;
 
 use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
-use consentric_store::{NewEvent, ProfileCounters, StoreError, WriteTx};
-use serde_json::Value;
+use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteTx};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::audit;
+use crate::privacy::{PolicySet, Signal};
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
 pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
@@ -30,6 +34,7 @@ pub struct IngestReport {
 struct BatchState {
     identities: HashMap<Identity, ProfileId>,
     pending: HashMap<ProfileId, ProfileCounters>,
+    consent: HashMap<ProfileId, Vec<ConsentRow>>,
 }
 
 impl BatchState {
@@ -92,6 +97,8 @@ impl BatchState {
     ) -> Result<(), StoreError> {
         self.flush(tx)?;
         tx.merge_profiles(from, into, at, mid)?;
+        self.consent.remove(from);
+        self.consent.remove(into);
         for p in self.identities.values_mut() {
             if p == from {
                 *p = into.clone();
@@ -102,11 +109,25 @@ impl BatchState {
     }
 }
 
-/// Stores `events` in the open transaction.
-pub(crate) fn ingest(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<IngestReport, StoreError> {
+/// One ingest request: events, the consent signals each carries (read before the
+/// transaction, so a malformed signal refuses the request without touching the ledger), and
+/// who sent it.
+pub(crate) struct IngestRequest {
+    pub events: Vec<Event>,
+    pub signals: Vec<Vec<Signal>>,
+    pub actor: String,
+}
+
+/// Stores a request's events in the open transaction.
+pub(crate) fn ingest(
+    tx: &mut WriteTx<'_>,
+    req: &IngestRequest,
+    policy: &PolicySet,
+    now: i64,
+) -> Result<IngestReport, StoreError> {
     let mut report = IngestReport::default();
     let mut state = BatchState::default();
-    for event in events {
+    for (event, signals) in req.events.iter().zip(&req.signals) {
         let at = event.timestamp().timestamp_millis();
         // Resolving first is safe for a duplicate: its identities are already where it put
         // them, so resolution only reads. The insert is the idempotency check.
@@ -125,6 +146,11 @@ pub(crate) fn ingest(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<IngestRep
         if !inserted {
             report.duplicates += 1;
             continue;
+        }
+        if !signals.is_empty() {
+            record_signals(
+                tx, &mut state, policy, &profile, event, signals, &payload, &req.actor, now,
+            )?;
         }
         if let Call::Identify { traits } = event.call() {
             for (name, value) in traits {
@@ -146,6 +172,66 @@ pub(crate) fn ingest(tx: &mut WriteTx<'_>, events: &[Event]) -> Result<IngestRep
     }
     state.flush(tx)?;
     Ok(report)
+}
+
+/// Appends the signals that change what the ledger says (decision or purpose version) and
+/// audits each. A banner that resends the same choices on every event adds nothing.
+#[allow(clippy::too_many_arguments)]
+fn record_signals(
+    tx: &mut WriteTx<'_>,
+    state: &mut BatchState,
+    policy: &PolicySet,
+    profile: &ProfileId,
+    event: &Event,
+    signals: &[Signal],
+    payload: &str,
+    actor: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    if !state.consent.contains_key(profile) {
+        let rows = tx.consent_of(profile)?;
+        state.consent.insert(profile.clone(), rows);
+    }
+    let evidence = hex::encode(Sha256::digest(payload.as_bytes()));
+    let decided_at = event.timestamp().timestamp_millis();
+    for s in signals {
+        let version = policy
+            .registry
+            .get(s.purpose.as_str())
+            .map(|p| i64::from(p.version))
+            .unwrap_or(1);
+        let ledger = state.consent.entry(profile.clone()).or_default();
+        let current = ledger
+            .iter()
+            .filter(|r| r.purpose == s.purpose.as_str() && r.decided_at <= decided_at)
+            .max_by_key(|r| r.decided_at);
+        if current
+            .is_some_and(|r| r.decision == s.decision.as_str() && r.purpose_version == version)
+        {
+            continue;
+        }
+        let row = ConsentRow {
+            purpose: s.purpose.to_string(),
+            decision: s.decision.as_str().to_owned(),
+            source: s.source.as_str().to_owned(),
+            purpose_version: version,
+            decided_at,
+            evidence_hash: evidence.clone(),
+            recorded_at: now,
+        };
+        tx.append_consent(profile, &row)?;
+        audit::append(
+            tx,
+            now,
+            actor,
+            "consent.recorded",
+            Some(profile.as_str()),
+            &json!({"purpose": row.purpose, "decision": row.decision, "source": row.source,
+                    "purpose_version": version, "message_id": event.message_id().as_str()}),
+        )?;
+        ledger.push(row);
+    }
+    Ok(())
 }
 
 /// Finds or makes the profile an event belongs to, growing and merging the identity graph.

@@ -36,7 +36,7 @@ impl Scope {
             "write" => Ok(Scope::Write),
             "admin" => Ok(Scope::Admin),
             other => Err(EngineError::Invalid {
-                field: "scope",
+                field: "scope".into(),
                 message: format!("`{other}` is not a scope; use `write` or `admin`"),
             }),
         }
@@ -46,6 +46,15 @@ impl Scope {
     pub fn allows(self, needed: Scope) -> bool {
         self == Scope::Admin || self == needed
     }
+}
+
+/// Who a verified key is: its public id (for the audit log) and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The key's public id.
+    pub key_id: String,
+    /// Its scope.
+    pub scope: Scope,
 }
 
 /// A freshly created key. The secret exists only here; it is never stored or logged.

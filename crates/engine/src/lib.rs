@@ -6,8 +6,10 @@
 //! blocking thread. Time comes from an injectable [`Clock`], so tests control it.
 #![forbid(unsafe_code)]
 
+mod audit;
 mod clock;
 pub mod config;
+mod consent;
 mod engine;
 mod error;
 mod group_commit;
@@ -15,15 +17,19 @@ pub mod import;
 mod ingest;
 mod keys;
 mod metrics;
+mod privacy;
 mod profiles;
 
+pub use audit::{AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::Settings;
-pub use engine::Engine;
+pub use consent::{ConsentHistoryEntry, ConsentView, PurposeConsent, PurposeView};
+pub use engine::{Engine, IngestContext};
 pub use error::EngineError;
 pub use ingest::IngestReport;
-pub use keys::{KeyInfo, NewKey, Scope};
+pub use keys::{KeyInfo, NewKey, Principal, Scope};
 pub use metrics::Metrics;
+pub use privacy::{ConsentSettings, PolicySet};
 pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,
     StoredEventView, TraitView,

@@ -26,7 +26,7 @@ impl ProfileRef {
     /// An empty or over-long id.
     pub fn parse(raw: &str) -> Result<Self, EngineError> {
         let bad = || EngineError::Invalid {
-            field: "id",
+            field: "id".into(),
             message: "must be a non-empty id of at most 512 bytes".into(),
         };
         if let Some(v) = raw.strip_prefix("user_id:") {

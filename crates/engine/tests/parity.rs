@@ -223,13 +223,19 @@ parity_test!(keys_are_stored_hashed_and_scoped, |db| {
         .create_key(consentric_engine::Scope::Write, Some("web"))
         .expect("key");
     assert_eq!(
-        engine.authenticate(write.secret()).expect("auth"),
-        Some(consentric_engine::Scope::Write)
+        engine
+            .authenticate(write.secret())
+            .expect("auth")
+            .map(|p| (p.key_id, p.scope)),
+        Some((write.key_id.clone(), consentric_engine::Scope::Write))
     );
     assert_eq!(engine.authenticate("csw_nope").expect("auth"), None);
     let restarted = self::engine(&db);
     assert_eq!(
-        restarted.authenticate(write.secret()).expect("auth"),
+        restarted
+            .authenticate(write.secret())
+            .expect("auth")
+            .map(|p| p.scope),
         Some(consentric_engine::Scope::Write)
     );
     assert_eq!(restarted.keys().expect("keys").len(), 1);

@@ -7,7 +7,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use base64::Engine as _;
-use consentric_engine::{Engine, Scope};
+use consentric_engine::{Engine, Principal, Scope};
 
 use crate::error::{blocking, ApiError};
 use crate::AppState;
@@ -47,20 +47,20 @@ pub(crate) fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError
 ///
 /// # Errors
 /// 401 for an unknown key, 403 for a key of the wrong scope, 500 for a database fault.
-pub(crate) fn check(engine: &Engine, secret: &str, needed: Scope) -> Result<Scope, ApiError> {
+pub(crate) fn check(engine: &Engine, secret: &str, needed: Scope) -> Result<Principal, ApiError> {
     match engine.authenticate(secret)? {
         None => Err(ApiError::unauthorized("unknown API key")),
-        Some(scope) if scope.allows(needed) => Ok(scope),
-        Some(scope) => Err(ApiError::forbidden(&format!(
+        Some(p) if p.scope.allows(needed) => Ok(p),
+        Some(p) => Err(ApiError::forbidden(&format!(
             "a {} key cannot do this; it needs a {} key",
-            scope.as_str(),
+            p.scope.as_str(),
             needed.as_str()
         ))),
     }
 }
 
-/// Extractor proving the request carries an admin key.
-pub(crate) struct AdminKey;
+/// Extractor proving the request carries an admin key; holds who it is.
+pub(crate) struct AdminKey(pub(crate) Principal);
 
 impl FromRequestParts<AppState> for AdminKey {
     type Rejection = ApiError;
@@ -70,7 +70,7 @@ impl FromRequestParts<AppState> for AdminKey {
             ApiError::unauthorized("an admin key is required (Authorization: Bearer …)")
         })?;
         let engine = engine.clone();
-        blocking(move || check(&engine, &secret, Scope::Admin)).await?;
-        Ok(AdminKey)
+        let principal = blocking(move || check(&engine, &secret, Scope::Admin)).await?;
+        Ok(AdminKey(principal))
     }
 }

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{ingest, ops, profiles};
+use crate::routes::{consent, ingest, ops, profiles};
 
 /// Consentric's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -12,12 +12,14 @@ use crate::routes::{ingest, ops, profiles};
     paths(
         ingest::identify, ingest::track, ingest::page, ingest::screen, ingest::group, ingest::alias, ingest::batch,
         profiles::profile, profiles::events, profiles::identities,
+        consent::purposes, consent::consent, consent::set_consent, consent::history,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),
     tags(
         (name = "ingest", description = "Segment Spec events in"),
         (name = "profiles", description = "Profiles, events and identity graphs (admin keys)"),
+        (name = "consent", description = "Purposes and customers' consent"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -88,6 +88,8 @@ impl Cell {
 /// A connection, inside a transaction or not. Statements use `?N` placeholders; backends that
 /// spell them otherwise translate.
 pub trait Conn {
+    /// Which database this connection talks to (for the few statements that differ).
+    fn kind(&self) -> BackendKind;
     /// Runs a statement, returning the number of rows it changed.
     fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError>;
     /// Runs several `;`-separated statements without parameters (schema migrations).

@@ -25,8 +25,8 @@ pub use backend::{Backend, BackendKind, Cell, Conn, Param};
 pub use error::StoreError;
 pub use postgres_backend::PostgresBackend;
 pub use records::{
-    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileCounters, ProfileRecord,
-    TraitRecord,
+    ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
+    ProfileCounters, ProfileRecord, TraitRecord,
 };
 pub use sqlite_backend::{SqliteBackend, SqliteOptions};
 pub use store::Store;

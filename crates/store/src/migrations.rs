@@ -15,10 +15,11 @@ struct Migration {
     postgres: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events, identities, profiles, traits, api keys",
-    sqlite: r#"
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events, identities, profiles, traits, api keys",
+        sqlite: r#"
 CREATE TABLE profiles (
     profile_id  TEXT PRIMARY KEY,
     created_at  INTEGER NOT NULL,
@@ -83,7 +84,7 @@ CREATE TABLE api_keys (
     revoked_at  INTEGER
 );
 "#,
-    postgres: r#"
+        postgres: r#"
 CREATE TABLE profiles (
     profile_id  TEXT PRIMARY KEY,
     created_at  BIGINT NOT NULL,
@@ -148,7 +149,60 @@ CREATE TABLE api_keys (
     revoked_at  BIGINT
 );
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "consent ledger, audit chain",
+        sqlite: r#"
+CREATE TABLE consent_ledger (
+    seq             INTEGER PRIMARY KEY,
+    profile_id      TEXT NOT NULL,
+    purpose         TEXT NOT NULL,
+    decision        TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    purpose_version INTEGER NOT NULL,
+    decided_at      INTEGER NOT NULL,
+    evidence_hash   TEXT NOT NULL,
+    recorded_at     INTEGER NOT NULL
+);
+CREATE INDEX consent_ledger_profile ON consent_ledger(profile_id, seq);
+CREATE TABLE audit_log (
+    seq       INTEGER PRIMARY KEY,
+    at        INTEGER NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    subject   TEXT,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE consent_ledger (
+    seq             BIGSERIAL PRIMARY KEY,
+    profile_id      TEXT NOT NULL,
+    purpose         TEXT NOT NULL,
+    decision        TEXT NOT NULL,
+    source          TEXT NOT NULL,
+    purpose_version BIGINT NOT NULL,
+    decided_at      BIGINT NOT NULL,
+    evidence_hash   TEXT NOT NULL,
+    recorded_at     BIGINT NOT NULL
+);
+CREATE INDEX consent_ledger_profile ON consent_ledger(profile_id, seq);
+CREATE TABLE audit_log (
+    seq       BIGINT PRIMARY KEY,
+    at        BIGINT NOT NULL,
+    actor     TEXT NOT NULL,
+    action    TEXT NOT NULL,
+    subject   TEXT,
+    detail    TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash      TEXT NOT NULL
+);
+"#,
+    },
+];
 
 /// The newest schema version this build knows.
 pub(crate) fn latest() -> i64 {

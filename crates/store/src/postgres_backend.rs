@@ -142,6 +142,10 @@ fn as_dyn<'a>(params: &'a [Param<'a>]) -> Vec<&'a (dyn ToSql + Sync)> {
 }
 
 impl<C: GenericClient> Conn for PgConn<'_, C> {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Postgres
+    }
+
     fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let stmt = self.statement(sql)?;
         Ok(self.client.execute(&stmt, &as_dyn(params))?)

@@ -103,3 +103,43 @@ pub struct ApiKeyRecord {
     /// When it was revoked (ms), if it was.
     pub revoked_at: Option<i64>,
 }
+
+/// One line of the consent ledger, as stored (the policy room gives it meaning).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsentRow {
+    /// Purpose id.
+    pub purpose: String,
+    /// `granted`, `denied` or `withdrawn`.
+    pub decision: String,
+    /// `api`, `segment`, `gpc` or `tcf`.
+    pub source: String,
+    /// Version of the purpose text.
+    pub purpose_version: i64,
+    /// When it was decided (ms).
+    pub decided_at: i64,
+    /// SHA-256 of the evidence, hex.
+    pub evidence_hash: String,
+    /// When it was written (ms).
+    pub recorded_at: i64,
+}
+
+/// One record of the hash-chained audit log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditRow {
+    /// Position in the chain, from 1, without gaps.
+    pub seq: i64,
+    /// When (ms).
+    pub at: i64,
+    /// Who: an API key id, `system`, `ingest`, …
+    pub actor: String,
+    /// What, e.g. `consent.recorded`, `view.opened`.
+    pub action: String,
+    /// Whose data, if anyone's.
+    pub subject: Option<String>,
+    /// Details as JSON text.
+    pub detail: String,
+    /// The previous record's hash (64 zeros for the first).
+    pub prev_hash: String,
+    /// This record's hash.
+    pub hash: String,
+}

@@ -36,3 +36,12 @@ pub(crate) const TRAITS_OF: &str = "SELECT name, value, updated_at, message_id F
 pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (key_id, secret_hash, scope, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
 pub(crate) const API_KEY_BY_HASH: &str = "SELECT key_id, secret_hash, scope, label, created_at, revoked_at FROM api_keys WHERE secret_hash = ?1";
 pub(crate) const API_KEYS: &str = "SELECT key_id, secret_hash, scope, label, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id";
+
+pub(crate) const APPEND_CONSENT: &str = "INSERT INTO consent_ledger (profile_id, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub(crate) const CONSENT_OF: &str = "SELECT purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at FROM consent_ledger WHERE profile_id = ?1 ORDER BY seq";
+pub(crate) const MOVE_CONSENT: &str =
+    "UPDATE consent_ledger SET profile_id = ?2 WHERE profile_id = ?1";
+
+pub(crate) const AUDIT_LAST: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
+pub(crate) const AUDIT_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub(crate) const AUDIT_PAGE: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2";

@@ -149,6 +149,10 @@ impl rusqlite::ToSql for Param<'_> {
 }
 
 impl Conn for SqliteConn<'_> {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Sqlite
+    }
+
     fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
         let mut stmt = self.0.prepare_cached(sql)?;
         Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)

@@ -6,7 +6,8 @@ use crate::backend::{Backend, BackendKind, Param};
 use crate::error::StoreError;
 use crate::postgres_backend::PostgresBackend;
 use crate::records::{
-    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileRecord, TraitRecord,
+    ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
+    ProfileRecord, TraitRecord,
 };
 use crate::sql;
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
@@ -206,6 +207,22 @@ impl Store {
                 .map(tx::api_key)
                 .collect()
         })
+    }
+
+    /// A profile's consent ledger, in the order it was written.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn consent(&self, id: &ProfileId) -> Result<Vec<ConsentRow>, StoreError> {
+        self.read(|c| tx::consent_of(c, id))
+    }
+
+    /// Up to `limit` audit records after position `after`, in chain order.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn audit_page(&self, after: i64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(|c| tx::audit_page(c, after, i64::from(limit)))
     }
 
     /// Whether the database answers (for `/readyz`).

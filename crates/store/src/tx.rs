@@ -5,8 +5,8 @@ use consentric_model::{Identity, IdentityKind, MessageId, ProfileId};
 use crate::backend::{Cell, Conn, Param};
 use crate::error::StoreError;
 use crate::records::{
-    ApiKeyRecord, EventRecord, IdentityLinkRecord, IdentityRecord, ProfileCounters, ProfileRecord,
-    TraitRecord,
+    ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
+    ProfileCounters, ProfileRecord, TraitRecord,
 };
 use crate::sql;
 
@@ -184,6 +184,7 @@ impl WriteTx<'_> {
             .counters;
         self.conn.exec(sql::MOVE_IDENTITIES, &[f, i])?;
         self.conn.exec(sql::MOVE_EVENTS, &[f, i])?;
+        self.conn.exec(sql::MOVE_CONSENT, &[f, i])?;
         self.conn.exec(sql::MOVE_TRAITS, &[f, i])?;
         self.conn.exec(sql::DELETE_TRAITS, &[f])?;
         self.bump_profile(into, &counters)?;
@@ -194,6 +195,70 @@ impl WriteTx<'_> {
             &[f, i, Param::Int(at), Param::Text(message_id.as_str())],
         )?;
         Ok(())
+    }
+
+    /// Appends a line to a profile's consent ledger.
+    pub fn append_consent(
+        &mut self,
+        profile: &ProfileId,
+        row: &ConsentRow,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::APPEND_CONSENT,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Text(&row.purpose),
+                    Param::Text(&row.decision),
+                    Param::Text(&row.source),
+                    Param::Int(row.purpose_version),
+                    Param::Int(row.decided_at),
+                    Param::Text(&row.evidence_hash),
+                    Param::Int(row.recorded_at),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// A profile's consent ledger, in the order it was written.
+    pub fn consent_of(&mut self, profile: &ProfileId) -> Result<Vec<ConsentRow>, StoreError> {
+        consent_of(self.conn, profile)
+    }
+
+    /// The last audit record's position and hash, with the chain locked for this transaction
+    /// (so concurrent appenders on PostgreSQL queue up instead of forking the chain).
+    pub fn audit_tail(&mut self) -> Result<Option<(i64, String)>, StoreError> {
+        if self.conn.kind() == crate::BackendKind::Postgres {
+            self.conn
+                .exec_batch("SELECT pg_advisory_xact_lock(727275)")?;
+        }
+        let rows = self.conn.query(sql::AUDIT_LAST, &[])?;
+        match rows.into_iter().next() {
+            None => Ok(None),
+            Some(row) => {
+                let mut it = take(row, 2)?;
+                Ok(Some((next(&mut it)?.int()?, next(&mut it)?.text()?)))
+            }
+        }
+    }
+
+    /// Appends an audit record (the caller computed its hash over the tail it read).
+    pub fn audit_append(&mut self, r: &AuditRow) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::AUDIT_APPEND,
+                &[
+                    Param::Int(r.seq),
+                    Param::Int(r.at),
+                    Param::Text(&r.actor),
+                    Param::Text(&r.action),
+                    Param::OptText(r.subject.as_deref()),
+                    Param::Text(&r.detail),
+                    Param::Text(&r.prev_hash),
+                    Param::Text(&r.hash),
+                ],
+            )
+            .map(drop)
     }
 
     /// Stores a new API key.
@@ -400,4 +465,48 @@ pub(crate) fn count(conn: &mut dyn Conn, sql: &'static str) -> Result<u64, Store
         .next()
         .ok_or_else(|| StoreError::Corrupt("count returned no row".into()))?;
     Ok(next(&mut take(row, 1)?)?.int()?.max(0) as u64)
+}
+
+pub(crate) fn consent_of(
+    conn: &mut dyn Conn,
+    id: &ProfileId,
+) -> Result<Vec<ConsentRow>, StoreError> {
+    conn.query(sql::CONSENT_OF, &[Param::Text(id.as_str())])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 7)?;
+            Ok(ConsentRow {
+                purpose: next(&mut it)?.text()?,
+                decision: next(&mut it)?.text()?,
+                source: next(&mut it)?.text()?,
+                purpose_version: next(&mut it)?.int()?,
+                decided_at: next(&mut it)?.int()?,
+                evidence_hash: next(&mut it)?.text()?,
+                recorded_at: next(&mut it)?.int()?,
+            })
+        })
+        .collect()
+}
+
+pub(crate) fn audit_page(
+    conn: &mut dyn Conn,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    conn.query(sql::AUDIT_PAGE, &[Param::Int(after), Param::Int(limit)])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 8)?;
+            Ok(AuditRow {
+                seq: next(&mut it)?.int()?,
+                at: next(&mut it)?.int()?,
+                actor: next(&mut it)?.text()?,
+                action: next(&mut it)?.text()?,
+                subject: next(&mut it)?.opt_text()?,
+                detail: next(&mut it)?.text()?,
+                prev_hash: next(&mut it)?.text()?,
+                hash: next(&mut it)?.text()?,
+            })
+        })
+        .collect()
 }

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use consentric_engine::{Engine, Scope};
+use consentric_engine::{Engine, IngestContext, Scope};
 use consentric_model::{parse_batch, parse_event, Batch, CallType, Envelope, MAX_BATCH_BYTES};
 use serde::Serialize;
 
@@ -131,10 +131,16 @@ async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<C
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim().eq_ignore_ascii_case("gzip"));
     let header_key = auth::header_key(&headers)?;
+    // Global Privacy Control: `Sec-GPC: 1` denies every sale/share purpose for this customer.
+    let gpc = headers
+        .get("sec-gpc")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "1");
     let report = blocking(move || {
-        if let Some(key) = &header_key {
-            auth::check(&engine, key, Scope::Write)?;
-        }
+        let mut principal = match &header_key {
+            Some(key) => Some(auth::check(&engine, key, Scope::Write)?),
+            None => None,
+        };
         let body = if gzip { gunzip(&body)? } else { body.to_vec() };
         let parsed = parse(&engine, &body, call);
         let batch = match (parsed, &header_key) {
@@ -149,9 +155,13 @@ async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<C
                 .write_key
                 .as_deref()
                 .ok_or_else(|| ApiError::unauthorized("a write key is required (HTTP Basic user name, Bearer, or `writeKey` in the body)"))?;
-            auth::check(&engine, key, Scope::Write)?;
+            principal = Some(auth::check(&engine, key, Scope::Write)?);
         }
-        Ok(engine.ingest(batch.events)?)
+        let ctx = IngestContext {
+            gpc,
+            actor: principal.map(|p| format!("key:{}", p.key_id)).unwrap_or_default(),
+        };
+        Ok(engine.ingest_with(batch.events, &ctx)?)
     })
     .await?;
     Ok(Json(IngestResponse {

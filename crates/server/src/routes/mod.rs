@@ -1,5 +1,6 @@
 //! One file per area of the API.
 
+pub(crate) mod consent;
 pub(crate) mod ingest;
 pub(crate) mod ops;
 pub(crate) mod profiles;

@@ -1,0 +1,255 @@
+//! Consent: the purposes offered, each customer's state and history, changes through the API,
+//! and the audit log's verification.
+
+use consentric_model::ProfileId;
+use consentric_policy::{ConsentRecord, ConsentSource, ConsentState, Decision, Purpose, PurposeId};
+use consentric_store::ConsentRow;
+use serde::Serialize;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, AuditVerification};
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::profiles::{iso, ProfileRef};
+
+/// A purpose as consent banners show it.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct PurposeView {
+    /// Its id.
+    pub id: String,
+    /// What the customer is told.
+    pub text: String,
+    /// `consent`, `contract`, `legitimate_interest` or `legal_obligation`.
+    pub legal_basis: String,
+    /// The data categories it may use.
+    pub categories: Vec<String>,
+    /// How long data is kept for it, in days.
+    pub retention_days: u32,
+    /// Version of its text.
+    pub version: u32,
+    /// Whether it is a sale or share of data (CCPA; denied by Global Privacy Control).
+    pub sale_or_share: bool,
+}
+
+/// A customer's consent, purpose by purpose, now.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ConsentView {
+    /// The profile.
+    pub profile_id: String,
+    /// One entry per declared purpose.
+    pub purposes: Vec<PurposeConsent>,
+}
+
+/// One purpose's state for one customer.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct PurposeConsent {
+    /// The purpose.
+    pub purpose: String,
+    /// Its legal basis.
+    pub legal_basis: String,
+    /// Whether processing for it is lawful now.
+    pub has_basis: bool,
+    /// The latest decision recorded, if any.
+    pub decision: Option<String>,
+    /// Where that decision came from.
+    pub source: Option<String>,
+    /// The purpose version it was given for.
+    pub purpose_version: Option<i64>,
+    /// When it was decided.
+    pub decided_at: Option<String>,
+}
+
+/// One line of a customer's consent history.
+#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+pub struct ConsentHistoryEntry {
+    /// The purpose.
+    pub purpose: String,
+    /// `granted`, `denied` or `withdrawn`.
+    pub decision: String,
+    /// `api`, `segment`, `gpc` or `tcf`.
+    pub source: String,
+    /// The purpose version it was given for.
+    pub purpose_version: i64,
+    /// When it was decided.
+    pub decided_at: String,
+    /// When it was written.
+    pub recorded_at: String,
+    /// SHA-256 of the evidence (the request or event that carried it).
+    pub evidence_hash: String,
+}
+
+fn basis_name(p: &Purpose) -> String {
+    serde_json::to_value(p.legal_basis)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(ConsentRecord {
+                purpose: PurposeId::parse(&r.purpose).ok()?,
+                decision: Decision::parse(&r.decision).ok()?,
+                source: ConsentSource::parse(&r.source).ok()?,
+                purpose_version: u32::try_from(r.purpose_version).ok()?,
+                at: chrono::DateTime::from_timestamp_millis(r.decided_at)?,
+                evidence_hash: r.evidence_hash.clone(),
+            })
+        })
+        .collect()
+}
+
+impl Engine {
+    /// The declared purposes, for consent banners (`GET /v1/purposes`).
+    pub fn purposes(&self) -> Vec<PurposeView> {
+        self.policy
+            .registry
+            .all()
+            .map(|p| PurposeView {
+                id: p.id.to_string(),
+                text: p.text.clone(),
+                legal_basis: basis_name(p),
+                categories: p.categories.clone(),
+                retention_days: p.retention_days,
+                version: p.version,
+                sale_or_share: p.sale_or_share,
+            })
+            .collect()
+    }
+
+    /// A customer's consent state now, purpose by purpose.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn consent(&self, who: &ProfileRef) -> Result<ConsentView, EngineError> {
+        let id = self.find_profile(who)?;
+        self.consent_of(&id)
+    }
+
+    fn consent_of(&self, id: &ProfileId) -> Result<ConsentView, EngineError> {
+        let rows = self.store.consent(id)?;
+        let state = ConsentState::fold(to_records(&rows));
+        let now = self.now();
+        let purposes = self
+            .policy
+            .registry
+            .all()
+            .map(|p| {
+                let latest = state.latest(&p.id, now);
+                PurposeConsent {
+                    purpose: p.id.to_string(),
+                    legal_basis: basis_name(p),
+                    has_basis: state.has_basis(p, now),
+                    decision: latest.map(|r| r.decision.as_str().to_owned()),
+                    source: latest.map(|r| r.source.as_str().to_owned()),
+                    purpose_version: latest.map(|r| i64::from(r.purpose_version)),
+                    decided_at: latest.map(|r| iso(r.at.timestamp_millis())),
+                }
+            })
+            .collect();
+        Ok(ConsentView {
+            profile_id: id.to_string(),
+            purposes,
+        })
+    }
+
+    /// A customer's whole consent history, in the order it was written.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn consent_history(
+        &self,
+        who: &ProfileRef,
+    ) -> Result<Vec<ConsentHistoryEntry>, EngineError> {
+        let id = self.find_profile(who)?;
+        Ok(self
+            .store
+            .consent(&id)?
+            .into_iter()
+            .map(|r| ConsentHistoryEntry {
+                purpose: r.purpose,
+                decision: r.decision,
+                source: r.source,
+                purpose_version: r.purpose_version,
+                decided_at: iso(r.decided_at),
+                recorded_at: iso(r.recorded_at),
+                evidence_hash: r.evidence_hash,
+            })
+            .collect())
+    }
+
+    /// Records decisions (`purpose` → `granted` | `denied` | `withdrawn`) for a customer, with
+    /// the request as evidence, and audits each. All are checked first: one unknown purpose or
+    /// decision refuses them all and the ledger is unchanged.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for an unknown purpose or decision, not found for an unknown
+    /// customer, or a database fault.
+    pub fn set_consent(
+        &self,
+        who: &ProfileRef,
+        decisions: &[(String, String)],
+        actor: &str,
+        evidence: &[u8],
+    ) -> Result<ConsentView, EngineError> {
+        if decisions.is_empty() {
+            return Err(EngineError::Invalid {
+                field: "purposes".into(),
+                message: "name at least one purpose and its decision".into(),
+            });
+        }
+        let mut parsed = Vec::with_capacity(decisions.len());
+        for (purpose, decision) in decisions {
+            let p = self
+                .policy
+                .registry
+                .get(purpose)
+                .map_err(|e| EngineError::Invalid {
+                    field: format!("purposes.{purpose}"),
+                    message: e.to_string(),
+                })?;
+            let d = Decision::parse(decision).map_err(|e| EngineError::Invalid {
+                field: format!("purposes.{purpose}"),
+                message: e.to_string(),
+            })?;
+            parsed.push((p.id.to_string(), i64::from(p.version), d));
+        }
+        let id = self.find_profile(who)?;
+        let now = self.now().timestamp_millis();
+        let evidence_hash = hex::encode(Sha256::digest(evidence));
+        self.store.write(|tx| -> Result<(), EngineError> {
+            for (purpose, version, decision) in &parsed {
+                let row = ConsentRow {
+                    purpose: purpose.clone(),
+                    decision: decision.as_str().to_owned(),
+                    source: ConsentSource::Api.as_str().to_owned(),
+                    purpose_version: *version,
+                    decided_at: now,
+                    evidence_hash: evidence_hash.clone(),
+                    recorded_at: now,
+                };
+                tx.append_consent(&id, &row)?;
+                audit::append(
+                    tx,
+                    now,
+                    actor,
+                    "consent.recorded",
+                    Some(id.as_str()),
+                    &json!({"purpose": purpose, "decision": row.decision, "source": row.source, "purpose_version": version}),
+                )?;
+            }
+            Ok(())
+        })?;
+        self.consent_of(&id)
+    }
+
+    /// Walks the audit chain and reports the first place it breaks, if any.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn verify_audit(&self) -> Result<AuditVerification, EngineError> {
+        Ok(audit::verify(&self.store)?)
+    }
+}

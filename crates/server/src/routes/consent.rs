@@ -1,0 +1,115 @@
+//! Purposes (public, for consent banners) and customers' consent (admin keys).
+
+use std::collections::BTreeMap;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use consentric_engine::{ConsentHistoryEntry, ConsentView, ProfileRef, PurposeView};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AdminKey;
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/purposes", get(purposes))
+        .route("/v1/consent/{id}", get(consent).put(set_consent))
+        .route("/v1/consent/{id}/history", get(history))
+}
+
+/// The purposes offered.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Purposes {
+    purposes: Vec<PurposeView>,
+}
+
+/// The declared purposes, with their texts, legal bases, categories and versions. Public: a
+/// consent banner reads it.
+#[utoipa::path(get, path = "/v1/purposes", tag = "consent", responses((status = 200, body = Purposes)))]
+pub(crate) async fn purposes(State(engine): State<AppState>) -> Json<Purposes> {
+    Json(Purposes {
+        purposes: engine.purposes(),
+    })
+}
+
+/// A customer's consent now, purpose by purpose, with whether each has a legal basis.
+#[utoipa::path(get, path = "/v1/consent/{id}", tag = "consent",
+    params(("id" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id")),
+    responses((status = 200, body = ConsentView), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn consent(
+    _: AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConsentView>, ApiError> {
+    blocking(move || Ok(Json(engine.consent(&ProfileRef::parse(&id)?)?))).await
+}
+
+/// Decisions to record: purpose id → `granted` | `denied` | `withdrawn`.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentChange {
+    purposes: BTreeMap<String, String>,
+}
+
+/// Records consent decisions (all or none), audited, with the request as evidence.
+#[utoipa::path(put, path = "/v1/consent/{id}", tag = "consent",
+    params(("id" = String, Path, description = "as for GET")),
+    request_body = ConsentChange,
+    responses((status = 200, body = ConsentView), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn set_consent(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ConsentView>, ApiError> {
+    let change: ConsentChange = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!(
+                "expected {{\"purposes\": {{\"<purpose>\": \"granted|denied|withdrawn\"}}}}: {e}"
+            ),
+        )
+    })?;
+    blocking(move || {
+        let decisions: Vec<(String, String)> = change.purposes.into_iter().collect();
+        let view = engine.set_consent(
+            &ProfileRef::parse(&id)?,
+            &decisions,
+            &format!("key:{}", who.key_id),
+            &body,
+        )?;
+        Ok(Json(view))
+    })
+    .await
+}
+
+/// A customer's consent history.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct History {
+    history: Vec<ConsentHistoryEntry>,
+}
+
+/// Every consent decision recorded for a customer, in the order it was written.
+#[utoipa::path(get, path = "/v1/consent/{id}/history", tag = "consent",
+    params(("id" = String, Path, description = "as for GET /v1/consent/{id}")),
+    responses((status = 200, body = History), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn history(
+    _: AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<History>, ApiError> {
+    blocking(move || {
+        Ok(Json(History {
+            history: engine.consent_history(&ProfileRef::parse(&id)?)?,
+        }))
+    })
+    .await
+}
