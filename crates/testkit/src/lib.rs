@@ -89,6 +89,27 @@ impl TestDb {
         }
     }
 
+    /// Runs SQL on the database behind the store's back: how tests play the attacker who
+    /// edits the database directly.
+    ///
+    /// # Panics
+    /// If the SQL fails.
+    pub fn execute_raw(&self, sql: &str) {
+        match self {
+            TestDb::Sqlite(dir) => {
+                let conn = rusqlite::Connection::open(dir.path().join("consentric.db"))
+                    .expect("open sqlite");
+                conn.execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            TestDb::Postgres(url) => {
+                let mut c = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+                c.batch_execute(sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
     /// The SQLite data directory, if this is SQLite.
     pub fn data_dir(&self) -> Option<&Path> {
         match self {

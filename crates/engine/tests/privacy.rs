@@ -1,0 +1,309 @@
+//! Consent signals, the consent API and the audit chain, on SQLite and PostgreSQL.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use consentric_engine::{
+    BreakKind, ConsentSettings, Engine, EngineError, FixedClock, IngestContext, PolicySet,
+    ProfileRef,
+};
+use consentric_model::{parse_batch, Envelope, Event};
+use consentric_testkit::{parity_test, TestDb};
+use serde_json::{json, Value};
+
+fn engine_with(db: &TestDb, policy: PolicySet) -> Engine {
+    let clock = FixedClock::new(
+        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    Engine::with_policy(db.store(), Arc::new(clock), policy)
+}
+
+fn engine(db: &TestDb) -> Engine {
+    engine_with(db, PolicySet::retail_defaults())
+}
+
+fn events(batch: Value) -> Vec<Event> {
+    let env = Envelope {
+        received_at: Utc
+            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+        request_id: "r".into(),
+    };
+    parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events
+}
+
+fn by(raw: &str) -> ProfileRef {
+    ProfileRef::parse(raw).expect("ref")
+}
+
+/// (decision, source, has_basis) of one purpose for one customer.
+fn state(engine: &Engine, who: &str, purpose: &str) -> (Option<String>, Option<String>, bool) {
+    let view = engine.consent(&by(who)).expect("consent");
+    let p = view
+        .purposes
+        .into_iter()
+        .find(|p| p.purpose == purpose)
+        .expect("purpose");
+    (p.decision, p.source, p.has_basis)
+}
+
+fn ctx(gpc: bool) -> IngestContext {
+    IngestContext {
+        gpc,
+        actor: "test".into(),
+    }
+}
+
+parity_test!(segment_consent_objects_are_recorded_once_per_change, |db| {
+    let engine = engine(&db);
+    let prefs = |analytics: bool| json!({"consent": {"categoryPreferences": {"Analytics": analytics, "Advertising": false, "Unmapped": true}}});
+    engine
+        .ingest_with(
+            events(json!([
+                {"type":"page","messageId":"1","userId":"u","context":prefs(true),"timestamp":"2024-05-01T00:00:00Z"},
+                {"type":"page","messageId":"2","userId":"u","context":prefs(true),"timestamp":"2024-05-02T00:00:00Z"},
+                {"type":"page","messageId":"3","userId":"u","context":prefs(false),"timestamp":"2024-05-03T00:00:00Z"},
+            ])),
+            &ctx(false),
+        )
+        .expect("ingest");
+    assert_eq!(
+        state(&engine, "u", "analytics"),
+        (Some("denied".into()), Some("segment".into()), false)
+    );
+    let history = engine.consent_history(&by("u")).expect("history");
+    let analytics: Vec<&str> = history
+        .iter()
+        .filter(|h| h.purpose == "analytics")
+        .map(|h| h.decision.as_str())
+        .collect();
+    assert_eq!(
+        analytics,
+        ["granted", "denied"],
+        "a repeated choice adds nothing"
+    );
+    assert_eq!(
+        history
+            .iter()
+            .filter(|h| h.purpose == "marketing.ads_sharing")
+            .count(),
+        1
+    );
+    assert!(history.iter().all(|h| h.evidence_hash.len() == 64));
+    let audit = engine.verify_audit().expect("verify");
+    assert_eq!((audit.records, audit.first_break), (3, None));
+});
+
+parity_test!(
+    global_privacy_control_denies_every_sale_or_share_purpose,
+    |db| {
+        let engine = engine(&db);
+        engine
+        .ingest_with(
+            events(json!([{"type":"track","messageId":"1","userId":"u","event":"E",
+                "context":{"consent":{"categoryPreferences":{"Advertising":true,"Analytics":true}}}}])),
+            &ctx(true),
+        )
+        .expect("ingest");
+        assert_eq!(
+            state(&engine, "u", "marketing.ads_sharing"),
+            (Some("denied".into()), Some("gpc".into()), false)
+        );
+        assert_eq!(
+            state(&engine, "u", "analytics"),
+            (Some("granted".into()), Some("segment".into()), true)
+        );
+    }
+);
+
+parity_test!(tcf_strings_are_decoded_and_mapped_by_configuration, |db| {
+    // IAB's @iabtcf/core decodes this public example to purpose consents 1, 2 and 3.
+    let tc = "COvFyGBOvFyGBAbAAAENAPCAAOAAAAAAAAAAAEEUACCKAAA";
+    let mut consent = ConsentSettings::default();
+    consent.tcf.insert("1".into(), vec!["analytics".into()]);
+    consent.tcf.insert("3".into(), vec!["analytics".into()]);
+    consent
+        .tcf
+        .insert("4".into(), vec!["marketing.ads_sharing".into()]);
+    let engine = engine_with(&db, PolicySet::new(None, &[], &consent).expect("policy"));
+    engine
+        .ingest_with(events(json!([{"type":"track","messageId":"1","userId":"u","event":"E","context":{"consent":{"tcfString": tc}}}])), &ctx(false))
+        .expect("ingest");
+    assert_eq!(
+        state(&engine, "u", "analytics"),
+        (Some("granted".into()), Some("tcf".into()), true)
+    );
+    assert_eq!(
+        state(&engine, "u", "marketing.ads_sharing"),
+        (Some("denied".into()), Some("tcf".into()), false)
+    );
+    assert_eq!(
+        state(&engine, "u", "personalization"),
+        (None, None, false),
+        "unmapped purposes are untouched"
+    );
+});
+
+parity_test!(
+    a_malformed_tc_string_refuses_the_batch_and_changes_nothing,
+    |db| {
+        let engine = engine(&db);
+        let e = engine
+        .ingest_with(
+            events(json!([
+                {"type":"identify","messageId":"1","userId":"u","traits":{"email":"u@example.com"}},
+                {"type":"track","messageId":"2","userId":"u","event":"E","context":{"consent":{"tcfString":"not-a-tc-string"}}},
+            ])),
+            &ctx(false),
+        )
+        .expect_err("refused");
+        match e {
+            EngineError::Invalid { field, .. } => {
+                assert_eq!(field, "batch[1].context.consent.tcfString")
+            }
+            other => panic!("{other}"),
+        }
+        assert_eq!(engine.totals().expect("totals"), (0, 0));
+        assert_eq!(engine.verify_audit().expect("verify").records, 0);
+    }
+);
+
+parity_test!(the_consent_api_checks_everything_before_writing, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(events(
+            json!([{"type":"identify","messageId":"1","userId":"u"}]),
+        ))
+        .expect("ingest");
+    let set = |pairs: &[(&str, &str)]| {
+        let decisions: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(p, d)| ((*p).into(), (*d).into()))
+            .collect();
+        engine.set_consent(&by("u"), &decisions, "key:test", b"{}")
+    };
+    match set(&[("analytics", "granted"), ("astrology", "granted")]) {
+        Err(EngineError::Invalid { field, .. }) => assert_eq!(field, "purposes.astrology"),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        set(&[("analytics", "maybe")]),
+        Err(EngineError::Invalid { .. })
+    ));
+    assert!(
+        engine
+            .consent_history(&by("u"))
+            .expect("history")
+            .is_empty(),
+        "nothing written"
+    );
+    let decisions = vec![("analytics".to_owned(), "granted".to_owned())];
+    assert!(matches!(
+        engine.set_consent(&by("nobody"), &decisions, "key:test", b"{}"),
+        Err(EngineError::NotFound(_))
+    ));
+    let view = set(&[("analytics", "granted"), ("personalization", "granted")]).expect("set");
+    assert!(
+        view.purposes
+            .iter()
+            .find(|p| p.purpose == "analytics")
+            .expect("p")
+            .has_basis
+    );
+    set(&[("analytics", "withdrawn")]).expect("withdraw");
+    assert_eq!(
+        state(&engine, "u", "analytics"),
+        (Some("withdrawn".into()), Some("api".into()), false)
+    );
+    assert_eq!(engine.consent_history(&by("u")).expect("history").len(), 3);
+    assert_eq!(engine.verify_audit().expect("verify").records, 3);
+});
+
+parity_test!(consent_follows_a_merged_profile, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest_with(
+            events(json!([
+                {"type":"page","messageId":"1","anonymousId":"a","context":{"consent":{"categoryPreferences":{"Analytics":true}}}},
+                {"type":"identify","messageId":"2","anonymousId":"a","userId":"u"},
+            ])),
+            &ctx(false),
+        )
+        .expect("ingest");
+    assert_eq!(
+        state(&engine, "u", "analytics"),
+        (Some("granted".into()), Some("segment".into()), true)
+    );
+});
+
+fn chained(db: &TestDb) -> Engine {
+    let engine = engine(db);
+    engine
+        .ingest(events(
+            json!([{"type":"identify","messageId":"1","userId":"u"}]),
+        ))
+        .expect("ingest");
+    for d in ["granted", "withdrawn", "granted", "denied"] {
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), d.into())],
+                "key:test",
+                d.as_bytes(),
+            )
+            .expect("set");
+    }
+    let v = engine.verify_audit().expect("verify");
+    assert_eq!((v.records, v.first_break), (4, None));
+    engine
+}
+
+fn broken_at(engine: &Engine) -> (i64, BreakKind) {
+    let b = engine
+        .verify_audit()
+        .expect("verify")
+        .first_break
+        .expect("a break is found");
+    (b.seq, b.kind)
+}
+
+parity_test!(an_edited_audit_record_is_found, |db| {
+    let engine = chained(&db);
+    db.execute_raw("UPDATE audit_log SET detail = '{\"purpose\":\"analytics\",\"decision\":\"granted\"}' WHERE seq = 2");
+    assert_eq!(broken_at(&engine), (2, BreakKind::Edited));
+});
+
+parity_test!(a_deleted_audit_record_is_found, |db| {
+    let engine = chained(&db);
+    db.execute_raw("DELETE FROM audit_log WHERE seq = 2");
+    assert_eq!(broken_at(&engine), (3, BreakKind::Missing));
+});
+
+parity_test!(an_inserted_audit_record_is_found, |db| {
+    let engine = chained(&db);
+    // Make room at position 3 and slip a record in, chained to record 2 as a forger would.
+    db.execute_raw(
+        "UPDATE audit_log SET seq = seq + 100 WHERE seq >= 3;
+         UPDATE audit_log SET seq = seq - 99 WHERE seq >= 103;
+         INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash)
+           SELECT 3, at, actor, action, subject, detail, hash, hash FROM audit_log WHERE seq = 2;",
+    );
+    let (seq, _) = broken_at(&engine);
+    assert_eq!(seq, 3);
+});
+
+parity_test!(reordered_audit_records_are_found, |db| {
+    let engine = chained(&db);
+    // Swap the contents of records 2 and 3, keeping their positions.
+    db.execute_raw(
+        "UPDATE audit_log SET seq = 100 WHERE seq = 2;
+         UPDATE audit_log SET seq = 2 WHERE seq = 3;
+         UPDATE audit_log SET seq = 3 WHERE seq = 100;",
+    );
+    assert_eq!(broken_at(&engine), (2, BreakKind::OutOfChain));
+});
