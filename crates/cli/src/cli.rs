@@ -38,6 +38,15 @@ pub enum Command {
     /// Measure performance.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Walk the chain; exit 1 and name the first broken record if it was tampered with.
+    Verify,
 }
 
 #[derive(Args)]

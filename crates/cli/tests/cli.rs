@@ -144,3 +144,10 @@ fn the_cdnow_sample_imports_as_orders() {
     assert_eq!(shown["profile"]["counters"]["orders"], 1);
     assert_eq!(shown["profile"]["counters"]["revenue"], 11.77);
 }
+
+#[test]
+fn audit_verify_reports_an_intact_chain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = ok(consentric(dir.path(), &["audit", "verify"]));
+    assert!(out.contains("audit chain intact: 0 records"), "{out}");
+}

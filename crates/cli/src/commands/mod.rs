@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use consentric_engine::{Engine, Settings};
 
-use crate::cli::{BenchCommand, Command};
+use crate::cli::{AuditCommand, BenchCommand, Command};
 
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
@@ -22,6 +22,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
+        Command::Audit(AuditCommand::Verify) => audit_verify(&*open(&settings)?),
     }
 }
 
@@ -34,6 +35,20 @@ fn open(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
         ),
     })?;
     Ok(Arc::new(engine))
+}
+
+fn audit_verify(engine: &Engine) -> anyhow::Result<()> {
+    let v = engine.verify_audit()?;
+    match v.first_break {
+        None => {
+            println!("audit chain intact: {} records", v.records);
+            Ok(())
+        }
+        Some(b) => {
+            println!("audit chain BROKEN after {} good records: {b}", v.records);
+            std::process::exit(1);
+        }
+    }
 }
 
 /// Peak resident memory of this process so far, in bytes (Linux; `None` elsewhere).
