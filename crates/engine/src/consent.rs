@@ -86,7 +86,7 @@ fn basis_name(p: &Purpose) -> String {
         .unwrap_or_default()
 }
 
-fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
+pub(crate) fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
     rows.iter()
         .filter_map(|r| {
             Some(ConsentRecord {

@@ -153,6 +153,8 @@ impl Engine {
         if let Ok(report) = &outcome {
             self.metrics
                 .record_ingest(report.accepted, report.duplicates, started.elapsed());
+            self.metrics
+                .record_dropped(report.fields_unmapped, report.fields_without_basis);
         }
         outcome
     }

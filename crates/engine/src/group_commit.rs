@@ -102,7 +102,7 @@ mod tests {
                                 .map(|b| {
                                     Ok(IngestReport {
                                         accepted: b.capacity() as u64,
-                                        duplicates: 0,
+                                        ..IngestReport::default()
                                     })
                                 })
                                 .collect()

@@ -13,7 +13,10 @@ use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteT
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use consentric_policy::{minimise, ConsentState, DataCategory, Minimised, PurposeId};
+
 use crate::audit;
+use crate::consent::to_records;
 use crate::privacy::{PolicySet, Signal};
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
@@ -26,6 +29,10 @@ pub struct IngestReport {
     pub accepted: u64,
     /// Events whose message id was already stored (acknowledged, not stored again).
     pub duplicates: u64,
+    /// Fields not stored because no rule maps them to a data category.
+    pub fields_unmapped: u64,
+    /// Fields not stored because no purpose that may use their category had a legal basis.
+    pub fields_without_basis: u64,
 }
 
 /// Per-transaction state: identity look-ups already made and counter deltas not yet written,
@@ -132,6 +139,18 @@ pub(crate) fn ingest(
         // Resolving first is safe for a duplicate: its identities are already where it put
         // them, so resolution only reads. The insert is the idempotency check.
         let profile = resolve(tx, &mut state, event, at)?;
+        // Signals first, so that a banner's choice carried by this very event governs what of
+        // it is kept. For a duplicate they were recorded the first time, and change nothing.
+        if !signals.is_empty() {
+            let evidence = serde_json::to_string(event)
+                .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
+            record_signals(
+                tx, &mut state, policy, &profile, event, signals, &evidence, &req.actor, now,
+            )?;
+        }
+        let mut kept = event.clone();
+        minimise_event(tx, &mut state, policy, &profile, &mut kept, &mut report)?;
+        let event = &kept;
         let payload = serde_json::to_string(event)
             .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
         let inserted = tx.insert_event(&NewEvent {
@@ -146,11 +165,6 @@ pub(crate) fn ingest(
         if !inserted {
             report.duplicates += 1;
             continue;
-        }
-        if !signals.is_empty() {
-            record_signals(
-                tx, &mut state, policy, &profile, event, signals, &payload, &req.actor, now,
-            )?;
         }
         if let Call::Identify { traits } = event.call() {
             for (name, value) in traits {
@@ -172,6 +186,66 @@ pub(crate) fn ingest(
     }
     state.flush(tx)?;
     Ok(report)
+}
+
+/// Keeps of an event's traits, properties and context only the fields some purpose with a
+/// legal basis (for this customer, at the event's time) may use, after policy transformations.
+fn minimise_event(
+    tx: &mut WriteTx<'_>,
+    state: &mut BatchState,
+    policy: &PolicySet,
+    profile: &ProfileId,
+    event: &mut Event,
+    report: &mut IngestReport,
+) -> Result<(), StoreError> {
+    if !state.consent.contains_key(profile) {
+        let rows = tx.consent_of(profile)?;
+        state.consent.insert(profile.clone(), rows);
+    }
+    let rows = state
+        .consent
+        .get(profile)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let consent = ConsentState::fold(to_records(rows));
+    let at = event.timestamp();
+    let with_basis: Vec<&PurposeId> = policy
+        .registry
+        .all()
+        .filter(|p| consent.has_basis(p, at))
+        .map(|p| &p.id)
+        .collect();
+    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c.as_str());
+    let call = event.call().call_type();
+    let name = event.event_name().map(str::to_owned);
+    let mut out = Minimised::default();
+    for (root, object) in event.data_mut() {
+        // The library and the consent object describe the call, not the customer.
+        let structural: Vec<(String, Value)> = if root == "context" {
+            ["library", "consent"]
+                .iter()
+                .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        minimise(
+            &policy.schema,
+            call,
+            name.as_deref(),
+            root,
+            object,
+            &allowed,
+            &mut out,
+        );
+        object.extend(structural);
+    }
+    for path in &out.unmapped {
+        policy.note_unmapped(path);
+    }
+    report.fields_unmapped += out.unmapped.len() as u64;
+    report.fields_without_basis += out.unused.len() as u64;
+    Ok(())
 }
 
 /// Appends the signals that change what the ledger says (decision or purpose version) and

@@ -20,6 +20,7 @@ pub struct Metrics {
     accepted: Counter,
     deduplicated: Counter,
     rejected: Family<ReasonLabel, Counter>,
+    fields_dropped: Family<ReasonLabel, Counter>,
     latency: Histogram,
 }
 
@@ -29,6 +30,7 @@ impl Metrics {
         let accepted = Counter::default();
         let deduplicated = Counter::default();
         let rejected = Family::<ReasonLabel, Counter>::default();
+        let fields_dropped = Family::<ReasonLabel, Counter>::default();
         // 50 µs .. ~3 s, doubling.
         let latency = Histogram::new(prometheus_client::metrics::histogram::exponential_buckets(
             0.00005, 2.0, 17,
@@ -49,6 +51,11 @@ impl Metrics {
             rejected.clone(),
         );
         registry.register(
+            "fields_dropped",
+            "Event fields not stored by minimisation: `unmapped` (no data category) or `no_basis` (no purpose with a legal basis may use it)",
+            fields_dropped.clone(),
+        );
+        registry.register(
             "ingest_latency_seconds",
             "Time to validate, resolve and durably store one ingest call (a batch counts once)",
             latency.clone(),
@@ -58,6 +65,7 @@ impl Metrics {
             accepted,
             deduplicated,
             rejected,
+            fields_dropped,
             latency,
         }
     }
@@ -66,6 +74,18 @@ impl Metrics {
         self.accepted.inc_by(accepted);
         self.deduplicated.inc_by(duplicates);
         self.latency.observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn record_dropped(&self, unmapped: u64, no_basis: u64) {
+        for (reason, n) in [("unmapped", unmapped), ("no_basis", no_basis)] {
+            if n > 0 {
+                self.fields_dropped
+                    .get_or_create(&ReasonLabel {
+                        reason: reason.to_owned(),
+                    })
+                    .inc_by(n);
+            }
+        }
     }
 
     /// Counts `events` refused for `reason` (a stable error code such as `missing_field`).

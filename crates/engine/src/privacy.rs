@@ -1,6 +1,7 @@
 //! The configured privacy rules, and reading consent signals off events.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
 use consentric_model::Event;
 use consentric_policy::{
@@ -31,7 +32,15 @@ pub struct PolicySet {
     segment: BTreeMap<String, Vec<PurposeId>>,
     /// Our purpose → the TCF purposes it needs.
     tcf: BTreeMap<PurposeId, Vec<u8>>,
+    /// Purpose → every taxonomy category it may use (descendants included), precomputed so
+    /// minimisation does not re-parse category lists per field.
+    uses: BTreeMap<PurposeId, HashSet<String>>,
+    /// Unmapped field paths already logged (each is logged once).
+    unmapped_seen: Mutex<HashSet<String>>,
 }
+
+/// Most distinct unmapped field names remembered for logging once.
+const MAX_UNMAPPED_REMEMBERED: usize = 10_000;
 
 impl std::fmt::Debug for PolicySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -150,12 +159,45 @@ impl PolicySet {
                 }
             }
         }
+        let uses = registry
+            .all()
+            .map(|p| {
+                let cats = consentric_policy::DEFAULT_TAXONOMY
+                    .iter()
+                    .filter(|c| {
+                        consentric_policy::DataCategory::parse(c).is_ok_and(|c| p.may_use(&c))
+                    })
+                    .map(|c| (*c).to_owned())
+                    .collect();
+                (p.id.clone(), cats)
+            })
+            .collect();
         Ok(PolicySet {
             registry,
             schema,
             segment,
             tcf,
+            uses,
+            unmapped_seen: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// Whether any of `purposes` may use `category`.
+    pub(crate) fn any_may_use(&self, purposes: &[&PurposeId], category: &str) -> bool {
+        purposes
+            .iter()
+            .any(|p| self.uses.get(*p).is_some_and(|set| set.contains(category)))
+    }
+
+    /// Logs an unmapped field the first time it is seen.
+    pub(crate) fn note_unmapped(&self, path: &str) {
+        let mut seen = self.unmapped_seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() < MAX_UNMAPPED_REMEMBERED && seen.insert(path.to_owned()) {
+            tracing::warn!(
+                field = path,
+                "field maps to no data category; it is not stored (map it under [[schema]] in consentric.toml)"
+            );
+        }
     }
 
     /// The consent decisions an event (and its request's `Sec-GPC` header) carries.

@@ -307,3 +307,98 @@ parity_test!(reordered_audit_records_are_found, |db| {
     );
     assert_eq!(broken_at(&engine), (2, BreakKind::OutOfChain));
 });
+
+fn stored(engine: &Engine, who: &str) -> Vec<Value> {
+    engine
+        .events(&by(who), 100)
+        .expect("events")
+        .into_iter()
+        .map(|e| e.event)
+        .collect()
+}
+
+parity_test!(
+    fields_without_a_category_or_a_basis_are_never_stored,
+    |db| {
+        let engine = engine(&db);
+        let marker = "zq-unmapped-marker-7731";
+        let report = engine
+        .ingest(events(json!([
+            {"type":"identify","messageId":"1","userId":"u","traits":{"email":"u@example.com","shoeSize":marker},
+             "context":{"ip":"203.0.113.77","campaign":{"name":"spring-zq-campaign"},"library":{"name":"test"},
+                        "consent":{"categoryPreferences":{"Advertising":true}}}},
+        ])))
+        .expect("ingest");
+        assert_eq!(
+            (report.fields_unmapped, report.fields_without_basis),
+            (1, 1)
+        );
+        let e = &stored(&engine, "u")[0];
+        assert_eq!(
+            e["traits"],
+            json!({"email": "u@example.com"}),
+            "the unmapped trait is gone"
+        );
+        assert_eq!(
+            e["context"]["ip"], "203.0.113.0",
+            "kept for ad sharing, truncated to its /24"
+        );
+        assert!(
+            e["context"].get("campaign").is_none(),
+            "campaign data needs analytics consent"
+        );
+        assert_eq!(
+            e["context"]["library"]["name"], "test",
+            "the library describes the call and stays"
+        );
+        let profile = engine.profile(&by("u")).expect("profile");
+        assert!(profile.traits.iter().all(|t| t.name != "shoeSize"));
+        let metrics = engine.metrics().render();
+        assert!(
+            metrics.contains(r#"consentric_fields_dropped_total{reason="unmapped"} 1"#),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(r#"consentric_fields_dropped_total{reason="no_basis"} 1"#),
+            "{metrics}"
+        );
+        // Adversarial: the dropped values are nowhere in the database files.
+        if let Some(dir) = db.data_dir() {
+            drop(engine);
+            for entry in std::fs::read_dir(dir).expect("dir") {
+                let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
+                for needle in [marker, "spring-zq-campaign", "203.0.113.77"] {
+                    assert!(
+                        !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
+                        "{needle} found on disk"
+                    );
+                }
+            }
+        }
+    }
+);
+
+parity_test!(consent_given_on_an_event_governs_what_of_it_is_kept, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(events(json!([
+            {"type":"page","messageId":"1","userId":"u","context":{"campaign":{"name":"before"}},"timestamp":"2024-05-01T00:00:00Z"},
+            {"type":"page","messageId":"2","userId":"u","timestamp":"2024-05-02T00:00:00Z",
+             "context":{"campaign":{"name":"with-consent"},"consent":{"categoryPreferences":{"Analytics":true}}}},
+        ])))
+        .expect("ingest");
+    let events = stored(&engine, "u");
+    let campaign = |mid: &str| {
+        events
+            .iter()
+            .find(|e| e["messageId"] == mid)
+            .expect("event")["context"]["campaign"]
+            .clone()
+    };
+    assert_eq!(
+        campaign("1"),
+        Value::Null,
+        "no basis at the time of the first page view"
+    );
+    assert_eq!(campaign("2")["name"], "with-consent");
+});

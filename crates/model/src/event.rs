@@ -216,6 +216,21 @@ impl Event {
         &self.integrations
     }
 
+    /// The objects that hold the customer's data, by root name (`traits` or `properties`, and
+    /// `context`), for the minimiser to prune in place.
+    pub fn data_mut(&mut self) -> Vec<(&'static str, &mut Map<String, Value>)> {
+        let mut out: Vec<(&'static str, &mut Map<String, Value>)> = Vec::with_capacity(2);
+        match &mut self.call {
+            Call::Identify { traits } | Call::Group { traits, .. } => out.push(("traits", traits)),
+            Call::Track { properties, .. }
+            | Call::Page { properties, .. }
+            | Call::Screen { properties, .. } => out.push(("properties", properties)),
+            Call::Alias { .. } => {}
+        }
+        out.push(("context", &mut self.context.0));
+        out
+    }
+
     /// `track` event name, if this is a track.
     pub fn event_name(&self) -> Option<&str> {
         match &self.call {
