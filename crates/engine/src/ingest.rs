@@ -42,6 +42,8 @@ struct BatchState {
     identities: HashMap<Identity, ProfileId>,
     pending: HashMap<ProfileId, ProfileCounters>,
     consent: HashMap<ProfileId, Vec<ConsentRow>>,
+    /// `consent` folded, per profile; dropped whenever its rows change.
+    folded: HashMap<ProfileId, ConsentState>,
 }
 
 impl BatchState {
@@ -106,6 +108,8 @@ impl BatchState {
         tx.merge_profiles(from, into, at, mid)?;
         self.consent.remove(from);
         self.consent.remove(into);
+        self.folded.remove(from);
+        self.folded.remove(into);
         for p in self.identities.values_mut() {
             if p == from {
                 *p = into.clone();
@@ -202,12 +206,17 @@ fn minimise_event(
         let rows = tx.consent_of(profile)?;
         state.consent.insert(profile.clone(), rows);
     }
-    let rows = state
-        .consent
-        .get(profile)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
-    let consent = ConsentState::fold(to_records(rows));
+    if !state.folded.contains_key(profile) {
+        let rows = state
+            .consent
+            .get(profile)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        state
+            .folded
+            .insert(profile.clone(), ConsentState::fold(to_records(rows)));
+    }
+    let consent = &state.folded[profile];
     let at = event.timestamp();
     let with_basis: Vec<&PurposeId> = policy
         .registry
@@ -304,6 +313,7 @@ fn record_signals(
                     "purpose_version": version, "message_id": event.message_id().as_str()}),
         )?;
         ledger.push(row);
+        state.folded.remove(profile);
     }
     Ok(())
 }

@@ -44,18 +44,12 @@ fn walk_object(
     allowed: &dyn Fn(&DataCategory) -> bool,
     out: &mut Minimised,
 ) {
-    let keys: Vec<String> = object.keys().cloned().collect();
-    for key in keys {
+    object.retain(|key, value| {
         path.push(key.clone());
-        let keep = match object.get_mut(&key) {
-            Some(value) => walk_value(schema, call, event, path, value, allowed, out),
-            None => false,
-        };
-        if !keep {
-            object.remove(&key);
-        }
+        let keep = walk_value(schema, call, event, path, value, allowed, out);
         path.pop();
-    }
+        keep
+    });
 }
 
 /// Returns whether the value (possibly pruned) stays.
@@ -68,8 +62,7 @@ fn walk_value(
     allowed: &dyn Fn(&DataCategory) -> bool,
     out: &mut Minimised,
 ) -> bool {
-    let segments: Vec<&str> = path.iter().map(String::as_str).collect();
-    if let Some(category) = schema.category(call, event, &segments) {
+    if let Some(category) = schema.category(call, event, path) {
         if allowed(category) {
             transform(category, value);
             if !out.kept.contains(category) {

@@ -36,9 +36,13 @@ struct Compiled {
     category: DataCategory,
 }
 
-/// The compiled rules, configured ones first.
+/// The compiled rules, configured ones first, indexed by their first two path segments so a
+/// look-up scans only the rules that can match (ingest looks up every field of every event).
 pub struct FieldSchema {
     rules: Vec<Compiled>,
+    /// (first segment, second segment) → rule positions, in order; a `*`/`**` segment is
+    /// indexed under "*".
+    index: std::collections::HashMap<(String, String), Vec<usize>>,
 }
 
 impl std::fmt::Debug for FieldSchema {
@@ -69,11 +73,11 @@ fn compile(rule: &FieldRule) -> Result<Compiled, PolicyError> {
     })
 }
 
-fn matches(pattern: &[String], path: &[&str]) -> bool {
+fn matches<S: AsRef<str>>(pattern: &[String], path: &[S]) -> bool {
     match (pattern.first(), path.first()) {
         (None, None) => true,
         (Some(p), _) if p == "**" => true,
-        (Some(p), Some(s)) => (p == "*" || p == s) && matches(&pattern[1..], &path[1..]),
+        (Some(p), Some(s)) => (p == "*" || p == s.as_ref()) && matches(&pattern[1..], &path[1..]),
         _ => false,
     }
 }
@@ -85,31 +89,65 @@ impl FieldSchema {
     /// A rule with an unknown call or category, or an empty path.
     pub fn new(configured: &[FieldRule]) -> Result<Self, PolicyError> {
         let defaults = default_rules();
-        let rules = configured
+        let rules: Vec<Compiled> = configured
             .iter()
             .chain(defaults.iter())
             .map(compile)
             .collect::<Result<_, _>>()?;
-        Ok(FieldSchema { rules })
+        let mut index: std::collections::HashMap<(String, String), Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, r) in rules.iter().enumerate() {
+            index.entry(key_of(&r.pattern)).or_default().push(i);
+        }
+        Ok(FieldSchema { rules, index })
     }
 
     /// The category of the field at `path` (segments, arrays as `name[]`) of a `call` event
     /// named `event`, or `None` if no rule maps it.
-    pub fn category(
+    pub fn category<S: AsRef<str>>(
         &self,
         call: CallType,
         event: Option<&str>,
-        path: &[&str],
+        path: &[S],
     ) -> Option<&DataCategory> {
-        self.rules
-            .iter()
-            .find(|r| {
+        let first = path.first().map(AsRef::as_ref).unwrap_or_default();
+        let second = path.get(1).map(AsRef::as_ref).unwrap_or_default();
+        // Candidate buckets: exact first and second segments, or wildcards in either.
+        let keys = [(first, second), (first, "*"), ("*", second), ("*", "*")];
+        let mut best: Option<usize> = None;
+        for (a, b) in keys {
+            let Some(list) = self.index.get(&(a.to_owned(), b.to_owned())) else {
+                continue;
+            };
+            // Rules keep their declared order: the first match overall wins.
+            if let Some(&i) = list.iter().find(|&&i| {
+                let r = &self.rules[i];
                 r.call.is_none_or(|c| c == call)
                     && r.event.as_deref().is_none_or(|e| Some(e) == event)
                     && matches(&r.pattern, path)
-            })
-            .map(|r| &r.category)
+            }) {
+                best = Some(best.map_or(i, |b| b.min(i)));
+            }
+        }
+        best.map(|i| &self.rules[i].category)
     }
+}
+
+/// A rule's bucket: its first two segments, with wildcards (and a missing second) as "*".
+fn key_of(pattern: &[String]) -> (String, String) {
+    let seg = |i: usize| match pattern.get(i).map(String::as_str) {
+        None | Some("*") | Some("**") => "*".to_owned(),
+        Some(s) => s.to_owned(),
+    };
+    // `a.**` also matches `a` alone and anything below it: index it under (a, *).
+    (
+        seg(0),
+        if pattern.first().map(String::as_str) == Some("**") {
+            "*".into()
+        } else {
+            seg(1)
+        },
+    )
 }
 
 fn rule(call: Option<&str>, path: &str, category: &str) -> FieldRule {
