@@ -77,11 +77,15 @@ impl BatchState {
         if let Some(p) = self.identities.get(id) {
             return Ok(Some(p.clone()));
         }
-        let found = tx.find_identity(id)?;
-        if let Some(p) = &found {
-            self.identities.insert(id.clone(), p.clone());
+        let Some((p, has_consent)) = tx.find_identity_and_consent(id)? else {
+            return Ok(None);
+        };
+        if !has_consent {
+            // An empty ledger, learnt for free: minimisation need not read it.
+            self.consent.entry(p.clone()).or_default();
         }
-        Ok(found)
+        self.identities.insert(id.clone(), p.clone());
+        Ok(Some(p))
     }
 
     fn attach(
@@ -359,7 +363,7 @@ fn resolve(
                     adopted = true;
                     p
                 }
-                None => new_profile(tx, at)?,
+                None => new_profile(tx, state, at)?,
             };
             state.attach(tx, u, &p, at)?;
             p
@@ -372,7 +376,7 @@ fn resolve(
             match state.find(tx, a)? {
                 Some(p) => p,
                 None => {
-                    let p = new_profile(tx, at)?;
+                    let p = new_profile(tx, state, at)?;
                     state.attach(tx, a, &p, at)?;
                     p
                 }
@@ -437,10 +441,15 @@ fn resolve(
     Ok(profile)
 }
 
-fn new_profile(tx: &mut WriteTx<'_>, at: i64) -> Result<ProfileId, StoreError> {
+fn new_profile(
+    tx: &mut WriteTx<'_>,
+    state: &mut BatchState,
+    at: i64,
+) -> Result<ProfileId, StoreError> {
     let id = ProfileId::parse(&format!("prof_{}", uuid::Uuid::new_v4().simple()))
         .ok_or_else(|| StoreError::Corrupt("generated profile id refused".into()))?;
     tx.create_profile(&id, at)?;
+    state.consent.insert(id.clone(), Vec::new()); // a new profile has no consent yet
     Ok(id)
 }
 

@@ -41,6 +41,28 @@ impl WriteTx<'_> {
         find_identity(self.conn, identity)
     }
 
+    /// The profile an identity belongs to, and whether that profile's consent ledger has rows.
+    pub fn find_identity_and_consent(
+        &mut self,
+        identity: &Identity,
+    ) -> Result<Option<(ProfileId, bool)>, StoreError> {
+        let rows = self.conn.query(
+            sql::FIND_IDENTITY_AND_CONSENT,
+            &[
+                Param::Text(identity.kind.as_str()),
+                Param::Text(&identity.value),
+            ],
+        )?;
+        match rows.into_iter().next() {
+            None => Ok(None),
+            Some(row) => {
+                let mut it = take(row, 2)?;
+                let profile = profile_id(next(&mut it)?.text()?)?;
+                Ok(Some((profile, next(&mut it)?.int()? != 0)))
+            }
+        }
+    }
+
     /// Creates an empty profile whose first and last seen are `at`.
     pub fn create_profile(&mut self, id: &ProfileId, at: i64) -> Result<(), StoreError> {
         self.conn
@@ -471,21 +493,27 @@ pub(crate) fn consent_of(
     conn: &mut dyn Conn,
     id: &ProfileId,
 ) -> Result<Vec<ConsentRow>, StoreError> {
-    conn.query(sql::CONSENT_OF, &[Param::Text(id.as_str())])?
+    let mut rows: Vec<(i64, ConsentRow)> = conn
+        .query(sql::CONSENT_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
-            let mut it = take(row, 7)?;
-            Ok(ConsentRow {
-                purpose: next(&mut it)?.text()?,
-                decision: next(&mut it)?.text()?,
-                source: next(&mut it)?.text()?,
-                purpose_version: next(&mut it)?.int()?,
-                decided_at: next(&mut it)?.int()?,
-                evidence_hash: next(&mut it)?.text()?,
-                recorded_at: next(&mut it)?.int()?,
-            })
+            let mut it = take(row, 8)?;
+            Ok((
+                next(&mut it)?.int()?,
+                ConsentRow {
+                    purpose: next(&mut it)?.text()?,
+                    decision: next(&mut it)?.text()?,
+                    source: next(&mut it)?.text()?,
+                    purpose_version: next(&mut it)?.int()?,
+                    decided_at: next(&mut it)?.int()?,
+                    evidence_hash: next(&mut it)?.text()?,
+                    recorded_at: next(&mut it)?.int()?,
+                },
+            ))
         })
-        .collect()
+        .collect::<Result<_, StoreError>>()?;
+    rows.sort_by_key(|(seq, _)| *seq);
+    Ok(rows.into_iter().map(|(_, r)| r).collect())
 }
 
 pub(crate) fn audit_page(
