@@ -15,6 +15,9 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// The gate refused: the purpose has no legal basis for this customer now.
+    #[error("{0}")]
+    NoBasis(String),
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),

@@ -19,6 +19,7 @@ mod keys;
 mod metrics;
 mod privacy;
 mod profiles;
+mod views;
 
 pub use audit::{AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -34,5 +35,6 @@ pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,
     StoredEventView, TraitView,
 };
+pub use views::PurposeScopedProfile;
 
 pub use consentric_store::{BackendKind, Store, StoreError};

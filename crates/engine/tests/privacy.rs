@@ -402,3 +402,66 @@ parity_test!(consent_given_on_an_event_governs_what_of_it_is_kept, |db| {
     );
     assert_eq!(campaign("2")["name"], "with-consent");
 });
+
+parity_test!(
+    a_purpose_sees_only_its_categories_and_every_view_is_audited,
+    |db| {
+        let engine = engine(&db);
+        engine
+            .ingest(events(
+                json!([{"type":"identify","messageId":"1","userId":"u",
+            "traits":{"email":"u@example.com","plan":"pro","gender":"f","logins":3}}]),
+            ))
+            .expect("ingest");
+        // No consent to personalisation yet: the gate refuses, and nothing is audited.
+        match engine.profile_for_purpose(&by("u"), "personalization", "key:test") {
+            Err(EngineError::NoBasis(reason)) => {
+                assert!(reason.contains("personalization"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            engine.profile_for_purpose(&by("u"), "astrology", "key:test"),
+            Err(EngineError::Invalid { .. })
+        ));
+        assert_eq!(engine.verify_audit().expect("verify").records, 0);
+        engine
+            .set_consent(
+                &by("u"),
+                &[("personalization".into(), "granted".into())],
+                "key:test",
+                b"{}",
+            )
+            .expect("grant");
+        let view = engine
+            .profile_for_purpose(&by("u"), "personalization", "key:test")
+            .expect("view");
+        let names: Vec<&str> = view.traits.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["logins"],
+            "behaviour only: no e-mail, no account, never gender"
+        );
+        assert!(
+            view.withheld.contains(&"gender".to_owned())
+                && view.withheld.contains(&"email".to_owned())
+        );
+        // Fairness audits may see demographics (legal obligation), not e-mail.
+        let fair = engine
+            .profile_for_purpose(&by("u"), "fairness_audit", "key:test")
+            .expect("view");
+        assert_eq!(
+            fair.traits
+                .iter()
+                .map(|t| t.name.as_str())
+                .collect::<Vec<_>>(),
+            ["gender"]
+        );
+        let v = engine.verify_audit().expect("verify");
+        assert_eq!(
+            (v.records, v.first_break),
+            (3, None),
+            "one consent change and two views"
+        );
+    }
+);

@@ -97,6 +97,12 @@ impl From<EngineError> for ApiError {
                 message,
                 field: Some(field.to_owned()),
             },
+            EngineError::NoBasis(message) => ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "no_legal_basis",
+                message,
+                field: Some("purpose".to_owned()),
+            },
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError::internal()

@@ -868,3 +868,34 @@ parity_test!(
         assert_error(app.get("/v1/profiles/g2"), 404, "not_found", None);
     }
 );
+
+parity_test!(a_purpose_scoped_view_goes_through_the_gate, |db| {
+    let app = spawn_app(&db);
+    let identify = json!({"userId":"v1","traits":{"email":"v@example.com","logins":4},
+        "context":{"consent":{"categoryPreferences":{"Personalization":true}}}});
+    assert_eq!(app.send("/v1/identify", &identify).status(), 200);
+    let view: Value = app
+        .get("/v1/profiles/v1/view?purpose=personalization")
+        .json()
+        .expect("json");
+    assert_eq!(view["purpose"], "personalization");
+    let names: Vec<&str> = view["traits"]
+        .as_array()
+        .expect("traits")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["logins"]);
+    assert_error(
+        app.get("/v1/profiles/v1/view?purpose=marketing.email"),
+        403,
+        "no_legal_basis",
+        Some("purpose"),
+    );
+    assert_error(
+        app.get("/v1/profiles/v1/view?purpose=astrology"),
+        400,
+        "invalid_field",
+        Some("purpose"),
+    );
+});

@@ -3,7 +3,9 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use consentric_engine::{IdentityGraph, ProfileRef, ProfileView, StoredEventView};
+use consentric_engine::{
+    IdentityGraph, ProfileRef, ProfileView, PurposeScopedProfile, StoredEventView,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
@@ -15,6 +17,39 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/profiles/{id}", get(profile))
         .route("/v1/profiles/{id}/events", get(events))
         .route("/v1/profiles/{id}/identities", get(identities))
+        .route("/v1/profiles/{id}/view", get(view))
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ViewQuery {
+    /// The purpose the data will be used for.
+    purpose: String,
+}
+
+/// What one purpose may see of a profile: the gate opens a grant for (customer, purpose, now)
+/// and only traits in the categories it permits are returned. Audited.
+#[utoipa::path(get, path = "/v1/profiles/{id}/view", tag = "profiles",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}"), ViewQuery),
+    responses((status = 200, body = PurposeScopedProfile),
+        (status = 400, body = crate::error::ErrorBody, description = "unknown purpose"),
+        (status = 403, body = crate::error::ErrorBody, description = "no legal basis for this purpose"),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn view(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ViewQuery>,
+) -> Result<Json<PurposeScopedProfile>, ApiError> {
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        Ok(Json(engine.profile_for_purpose(
+            &ProfileRef::parse(&id)?,
+            &q.purpose,
+            &actor,
+        )?))
+    })
+    .await
 }
 
 /// A profile: identities, traits with provenance, counters, merges. `id` is `user_id:…`,
