@@ -12,6 +12,7 @@ use crate::audit::{self, AuditVerification};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
+use crate::withdrawal;
 
 /// A purpose as consent banners show it.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -220,6 +221,7 @@ impl Engine {
         let now = self.now().timestamp_millis();
         let evidence_hash = hex::encode(Sha256::digest(evidence));
         self.store.write(|tx| -> Result<(), EngineError> {
+            let before = tx.consent_of(&id)?;
             for (purpose, version, decision) in &parsed {
                 let row = ConsentRow {
                     purpose: purpose.clone(),
@@ -239,6 +241,11 @@ impl Engine {
                     Some(id.as_str()),
                     &json!({"purpose": purpose, "decision": row.decision, "source": row.source, "purpose_version": version}),
                 )?;
+            }
+            let after = tx.consent_of(&id)?;
+            let at = self.now();
+            if withdrawal::lost_basis(&self.policy, &before, &after, at) {
+                withdrawal::enforce(tx, &self.policy, &id, &after, at, actor)?;
             }
             Ok(())
         })?;

@@ -18,6 +18,7 @@ use consentric_policy::{minimise, ConsentState, DataCategory, Minimised, Purpose
 use crate::audit;
 use crate::consent::to_records;
 use crate::privacy::{PolicySet, Signal};
+use crate::withdrawal;
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
 pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
@@ -279,6 +280,7 @@ fn record_signals(
         let rows = tx.consent_of(profile)?;
         state.consent.insert(profile.clone(), rows);
     }
+    let before = state.consent.get(profile).cloned().unwrap_or_default();
     let evidence = hex::encode(Sha256::digest(payload.as_bytes()));
     let decided_at = event.timestamp().timestamp_millis();
     for s in signals {
@@ -318,6 +320,15 @@ fn record_signals(
         )?;
         ledger.push(row);
         state.folded.remove(profile);
+    }
+    let after = state
+        .consent
+        .get(profile)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
+    if after.len() > before.len() && withdrawal::lost_basis(policy, &before, after, at) {
+        withdrawal::enforce(tx, policy, profile, after, at, actor)?;
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ mod metrics;
 mod privacy;
 mod profiles;
 mod views;
+mod withdrawal;
 
 pub use audit::{AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};

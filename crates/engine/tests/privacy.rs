@@ -465,3 +465,86 @@ parity_test!(
         );
     }
 );
+
+parity_test!(
+    withdrawing_the_last_basis_for_a_category_deletes_that_data,
+    |db| {
+        let engine = engine(&db);
+        engine.ingest(events(json!([{"type":"identify","messageId":"0","userId":"u","traits":{"email":"u@example.com"}}]))).expect("ingest");
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "granted".into())],
+                "key:test",
+                b"grant",
+            )
+            .expect("grant");
+        engine
+        .ingest(events(json!([
+            {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"},"page":{"path":"/"}}},
+            {"type":"identify","messageId":"2","userId":"u","traits":{"logins":7}},
+        ])))
+        .expect("ingest");
+        let page = |engine: &Engine| {
+            stored(engine, "u")
+                .into_iter()
+                .find(|e| e["messageId"] == "1")
+                .expect("page")
+        };
+        assert_eq!(
+            page(&engine)["context"]["campaign"]["name"],
+            "spring",
+            "kept while analytics has consent"
+        );
+
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "withdrawn".into())],
+                "key:test",
+                b"withdraw",
+            )
+            .expect("withdraw");
+        let after = page(&engine);
+        assert!(
+            after["context"].get("campaign").is_none(),
+            "campaign data served only analytics: deleted"
+        );
+        assert_eq!(
+            after["context"]["page"]["path"], "/",
+            "browsing still serves model training (legitimate interest)"
+        );
+        let profile = engine.profile(&by("u")).expect("profile");
+        let names: Vec<&str> = profile.traits.iter().map(|t| t.name.as_str()).collect();
+        assert!(
+            names.contains(&"email") && names.contains(&"logins"),
+            "{names:?}"
+        );
+        // The deletion is audited, and the chain still verifies.
+        let v = engine.verify_audit().expect("verify");
+        assert_eq!(
+            (v.records, v.first_break),
+            (3, None),
+            "grant, withdrawal, deletion"
+        );
+
+        // An objection to model training leaves browsing data without any basis: it goes too,
+        // and this time through a signal on an event.
+        engine
+            .ingest(events(
+                json!([{"type":"track","messageId":"3","userId":"u","event":"E",
+            "context":{"consent":{"categoryPreferences":{"model_training":false}}}}]),
+            ))
+            .expect("objection");
+        assert!(
+            page(&engine)["context"].get("page").is_none(),
+            "no purpose with a basis may use browsing data now"
+        );
+        assert!(engine
+            .profile(&by("u"))
+            .expect("profile")
+            .traits
+            .iter()
+            .all(|t| t.name != "logins"));
+    }
+);

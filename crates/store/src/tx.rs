@@ -283,6 +283,52 @@ impl WriteTx<'_> {
             .map(drop)
     }
 
+    /// A page of a profile's events in storage order, after position `after_seq`.
+    pub fn events_page(
+        &mut self,
+        profile: &ProfileId,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.conn
+            .query(
+                sql::EVENTS_PAGE,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Int(after_seq),
+                    Param::Int(limit),
+                ],
+            )?
+            .into_iter()
+            .map(event_record)
+            .collect()
+    }
+
+    /// Replaces a stored event's payload (used when data must be removed from it).
+    pub fn set_event_payload(&mut self, seq: i64, payload: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::SET_EVENT_PAYLOAD,
+                &[Param::Int(seq), Param::Text(payload)],
+            )
+            .map(drop)
+    }
+
+    /// A profile's traits.
+    pub fn traits_of(&mut self, profile: &ProfileId) -> Result<Vec<TraitRecord>, StoreError> {
+        traits_of(self.conn, profile)
+    }
+
+    /// Deletes one trait of a profile.
+    pub fn delete_trait(&mut self, profile: &ProfileId, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::DELETE_TRAIT,
+                &[Param::Text(profile.as_str()), Param::Text(name)],
+            )
+            .map(drop)
+    }
+
     /// Stores a new API key.
     pub fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<(), StoreError> {
         self.conn
@@ -452,20 +498,22 @@ pub(crate) fn events_of(
         &[Param::Text(id.as_str()), Param::Int(limit)],
     )?
     .into_iter()
-    .map(|row| {
-        let mut it = take(row, 8)?;
-        Ok(EventRecord {
-            seq: next(&mut it)?.int()?,
-            message_id: next(&mut it)?.text()?,
-            profile_id: profile_id(next(&mut it)?.text()?)?,
-            call_type: next(&mut it)?.text()?,
-            event_name: next(&mut it)?.opt_text()?,
-            ts: next(&mut it)?.int()?,
-            received_at: next(&mut it)?.int()?,
-            payload: json(next(&mut it)?.text()?)?,
-        })
-    })
+    .map(event_record)
     .collect()
+}
+
+fn event_record(row: Vec<Cell>) -> Result<EventRecord, StoreError> {
+    let mut it = take(row, 8)?;
+    Ok(EventRecord {
+        seq: next(&mut it)?.int()?,
+        message_id: next(&mut it)?.text()?,
+        profile_id: profile_id(next(&mut it)?.text()?)?,
+        call_type: next(&mut it)?.text()?,
+        event_name: next(&mut it)?.opt_text()?,
+        ts: next(&mut it)?.int()?,
+        received_at: next(&mut it)?.int()?,
+        payload: json(next(&mut it)?.text()?)?,
+    })
 }
 
 pub(crate) fn api_key(row: Vec<Cell>) -> Result<ApiKeyRecord, StoreError> {

@@ -1,0 +1,135 @@
+//! Withdrawal: when a customer's last purpose that may use a data category loses its legal
+//! basis, their data in that category is deleted — traits removed, stored events rewritten
+//! without those fields — in the same transaction as the consent change, and audited.
+
+use chrono::{DateTime, Utc};
+use consentric_model::{CallType, ProfileId};
+use consentric_policy::{minimise, ConsentState, DataCategory, Minimised, PurposeId};
+use consentric_store::{ConsentRow, StoreError, WriteTx};
+use serde_json::{json, Value};
+
+use crate::audit;
+use crate::consent::to_records;
+use crate::privacy::PolicySet;
+
+/// Events rewritten per page while enforcing a withdrawal.
+const PAGE: i64 = 500;
+
+/// Whether some purpose had a basis under `before` and has none under `after`, at `at`.
+pub(crate) fn lost_basis(
+    policy: &PolicySet,
+    before: &[ConsentRow],
+    after: &[ConsentRow],
+    at: DateTime<Utc>,
+) -> bool {
+    let (b, a) = (
+        ConsentState::fold(to_records(before)),
+        ConsentState::fold(to_records(after)),
+    );
+    policy
+        .registry
+        .all()
+        .any(|p| b.has_basis(p, at) && !a.has_basis(p, at))
+}
+
+/// Deletes what no purpose with a basis at `at` may use any more from `profile`'s traits and
+/// stored events, and audits what it did.
+pub(crate) fn enforce(
+    tx: &mut WriteTx<'_>,
+    policy: &PolicySet,
+    profile: &ProfileId,
+    ledger: &[ConsentRow],
+    at: DateTime<Utc>,
+    actor: &str,
+) -> Result<(), StoreError> {
+    let state = ConsentState::fold(to_records(ledger));
+    let with_basis: Vec<&PurposeId> = policy
+        .registry
+        .all()
+        .filter(|p| state.has_basis(p, at))
+        .map(|p| &p.id)
+        .collect();
+    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c.as_str());
+
+    let mut traits_deleted = Vec::new();
+    for t in tx.traits_of(profile)? {
+        let category =
+            policy
+                .schema
+                .category(CallType::Identify, None, &["traits", t.name.as_str()]);
+        if !category.is_some_and(allowed) {
+            tx.delete_trait(profile, &t.name)?;
+            traits_deleted.push(t.name);
+        }
+    }
+
+    let mut events_rewritten = 0u64;
+    let mut fields_deleted = 0u64;
+    let mut after = 0;
+    loop {
+        let page = tx.events_page(profile, after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for e in page {
+            let mut payload = e.payload;
+            let removed = strip(policy, &mut payload, &allowed);
+            if removed > 0 {
+                fields_deleted += removed;
+                events_rewritten += 1;
+                tx.set_event_payload(e.seq, &payload.to_string())?;
+            }
+        }
+    }
+    if !traits_deleted.is_empty() || events_rewritten > 0 {
+        audit::append(
+            tx,
+            at.timestamp_millis(),
+            actor,
+            "data.deleted",
+            Some(profile.as_str()),
+            &json!({"reason": "basis withdrawn", "traits": traits_deleted,
+                    "events_rewritten": events_rewritten, "fields": fields_deleted}),
+        )?;
+    }
+    Ok(())
+}
+
+/// Minimises a stored event's JSON in place; returns how many fields it removed.
+fn strip(policy: &PolicySet, payload: &mut Value, allowed: &dyn Fn(&DataCategory) -> bool) -> u64 {
+    let Some(call) = payload
+        .get("type")
+        .and_then(Value::as_str)
+        .and_then(CallType::parse)
+    else {
+        return 0;
+    };
+    let name = payload
+        .get("event")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut out = Minimised::default();
+    for root in ["traits", "properties", "context"] {
+        let Some(Value::Object(object)) = payload.get_mut(root) else {
+            continue;
+        };
+        let structural: Vec<(String, Value)> = if root == "context" {
+            ["library", "consent"]
+                .iter()
+                .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        minimise(
+            &policy.schema,
+            call,
+            name.as_deref(),
+            root,
+            object,
+            allowed,
+            &mut out,
+        );
+        object.extend(structural);
+    }
+    (out.unused.len() + out.unmapped.len()) as u64
+}
