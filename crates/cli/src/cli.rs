@@ -41,6 +41,15 @@ pub enum Command {
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Data retention.
+    #[command(subcommand)]
+    Retention(RetentionCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Delete what has outlived every purpose that may keep it (audited).
+    Run,
 }
 
 #[derive(Subcommand)]

@@ -151,3 +151,16 @@ fn audit_verify_reports_an_intact_chain() {
     let out = ok(consentric(dir.path(), &["audit", "verify"]));
     assert!(out.contains("audit chain intact: 0 records"), "{out}");
 }
+
+#[test]
+fn retention_run_reports_what_it_swept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out: Value =
+        serde_json::from_str(&ok(consentric(dir.path(), &["retention", "run"]))).expect("json");
+    assert_eq!(out["events_deleted"], 0);
+    let verify = ok(consentric(dir.path(), &["audit", "verify"]));
+    assert!(
+        verify.contains("intact: 1 records"),
+        "the sweep is audited: {verify}"
+    );
+}

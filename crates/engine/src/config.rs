@@ -30,6 +30,25 @@ pub struct Settings {
     pub schema: Vec<consentric_policy::FieldRule>,
     /// `[consent]`: how Segment consent categories and TCF purposes map to purposes.
     pub consent: crate::privacy::ConsentSettings,
+    /// `[retention]`.
+    pub retention: RetentionSettings,
+}
+
+/// `[retention]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Minutes between retention sweeps inside `serve`; 0 turns the in-server sweep off
+    /// (`CONSENTRIC_RETENTION_SWEEP_MINUTES`).
+    pub sweep_every_minutes: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            sweep_every_minutes: 60,
+        }
+    }
 }
 
 /// `[server]`.
@@ -141,6 +160,13 @@ impl Settings {
         }
         if let Some(v) = env("CONSENTRIC_LOG_FORMAT") {
             settings.log.format = v;
+        }
+        if let Some(v) = env("CONSENTRIC_RETENTION_SWEEP_MINUTES") {
+            settings.retention.sweep_every_minutes = v.parse().map_err(|_| {
+                EngineError::Config(format!(
+                    "CONSENTRIC_RETENTION_SWEEP_MINUTES must be a whole number, not `{v}`"
+                ))
+            })?;
         }
         settings.check()?;
         Ok(settings)

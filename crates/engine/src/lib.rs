@@ -19,6 +19,7 @@ mod keys;
 mod metrics;
 mod privacy;
 mod profiles;
+mod retention;
 mod views;
 mod withdrawal;
 
@@ -36,6 +37,7 @@ pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,
     StoredEventView, TraitView,
 };
+pub use retention::RetentionReport;
 pub use views::PurposeScopedProfile;
 
 pub use consentric_store::{BackendKind, Store, StoreError};

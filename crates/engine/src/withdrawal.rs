@@ -95,7 +95,11 @@ pub(crate) fn enforce(
 }
 
 /// Minimises a stored event's JSON in place; returns how many fields it removed.
-fn strip(policy: &PolicySet, payload: &mut Value, allowed: &dyn Fn(&DataCategory) -> bool) -> u64 {
+pub(crate) fn strip(
+    policy: &PolicySet,
+    payload: &mut Value,
+    allowed: &dyn Fn(&DataCategory) -> bool,
+) -> u64 {
     let Some(call) = payload
         .get("type")
         .and_then(Value::as_str)

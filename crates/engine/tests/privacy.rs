@@ -548,3 +548,76 @@ parity_test!(
             .all(|t| t.name != "logins"));
     }
 );
+
+parity_test!(
+    retention_deletes_what_outlived_every_purpose_that_may_keep_it,
+    |db| {
+        // The engine's clock stands at 2024-06-01.
+        let engine = engine(&db);
+        engine
+        .ingest(events(json!([
+            {"type":"track","messageId":"ancient","userId":"u","event":"Order Completed","properties":{"revenue":5},"timestamp":"2013-01-01T00:00:00Z"},
+            {"type":"identify","messageId":"old-traits","userId":"u","traits":{"email":"u@example.com","logins":3},"timestamp":"2022-03-01T00:00:00Z"},
+            {"type":"page","messageId":"page","userId":"u","timestamp":"2023-04-01T00:00:00Z",
+             "context":{"page":{"path":"/"},"device":{"id":"d-1"},"consent":{"categoryPreferences":{"Advertising":true}}}},
+            {"type":"page","messageId":"recent","userId":"u","timestamp":"2024-05-01T00:00:00Z","context":{"page":{"path":"/new"}}},
+        ])))
+        .expect("ingest");
+        let report = engine.sweep_retention("test").expect("sweep");
+        assert_eq!(
+            (
+                report.events_deleted,
+                report.events_rewritten,
+                report.traits_deleted
+            ),
+            (1, 2, 1),
+            "{report:?}"
+        );
+        let left = stored(&engine, "u");
+        assert!(
+            left.iter().all(|e| e["messageId"] != "ancient"),
+            "older than every purpose's retention"
+        );
+        let identify = left
+            .iter()
+            .find(|e| e["messageId"] == "old-traits")
+            .expect("identify");
+        assert_eq!(
+            identify["traits"],
+            json!({"email": "u@example.com"}),
+            "logins left the stored event too"
+        );
+        let page = left
+            .iter()
+            .find(|e| e["messageId"] == "page")
+            .expect("page");
+        assert!(
+            page["context"].get("device").is_none(),
+            "device ids serve ad sharing only, kept 365 days"
+        );
+        assert_eq!(
+            page["context"]["page"]["path"], "/",
+            "browsing may be kept 730 days (analytics)"
+        );
+        let names: Vec<String> = engine
+            .profile(&by("u"))
+            .expect("profile")
+            .traits
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(
+            names,
+            ["email"],
+            "logins (behaviour, at most 730 days) went; e-mail (essential, 3650) stays"
+        );
+        // A second sweep finds nothing, and both are in the audit chain.
+        assert_eq!(
+            engine.sweep_retention("test").expect("sweep"),
+            Default::default()
+        );
+        let v = engine.verify_audit().expect("verify");
+        assert_eq!(v.first_break, None);
+        assert!(v.records >= 3);
+    }
+);

@@ -55,3 +55,6 @@ pub(crate) const EVENTS_PAGE: &str = "SELECT seq, message_id, profile_id, call_t
 pub(crate) const SET_EVENT_PAYLOAD: &str = "UPDATE events SET payload = ?2 WHERE seq = ?1";
 pub(crate) const DELETE_TRAIT: &str =
     "DELETE FROM profile_traits WHERE profile_id = ?1 AND name = ?2";
+pub(crate) const EVENTS_BEFORE_PAGE: &str = "SELECT seq, message_id, profile_id, call_type, event_name, ts, received_at, payload FROM events WHERE seq > ?1 AND ts < ?2 ORDER BY seq LIMIT ?3";
+pub(crate) const DELETE_EVENT: &str = "DELETE FROM events WHERE seq = ?1";
+pub(crate) const TRAITS_BEFORE: &str = "SELECT profile_id, name, updated_at FROM profile_traits WHERE updated_at < ?1 AND (profile_id > ?2 OR (profile_id = ?2 AND name > ?3)) ORDER BY profile_id, name LIMIT ?4";

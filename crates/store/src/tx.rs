@@ -329,6 +329,62 @@ impl WriteTx<'_> {
             .map(drop)
     }
 
+    /// A page of events (of any profile) whose time is before `before`, after position
+    /// `after_seq`, in storage order: what a retention sweep walks.
+    pub fn events_before(
+        &mut self,
+        before: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        self.conn
+            .query(
+                sql::EVENTS_BEFORE_PAGE,
+                &[Param::Int(after_seq), Param::Int(before), Param::Int(limit)],
+            )?
+            .into_iter()
+            .map(event_record)
+            .collect()
+    }
+
+    /// Deletes one stored event.
+    pub fn delete_event(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.conn
+            .exec(sql::DELETE_EVENT, &[Param::Int(seq)])
+            .map(drop)
+    }
+
+    /// Up to `limit` traits (profile, name, updated at) last set before `before`, after the
+    /// key (`after_profile`, `after_name`) in key order.
+    pub fn traits_before(
+        &mut self,
+        before: i64,
+        after_profile: &str,
+        after_name: &str,
+        limit: i64,
+    ) -> Result<Vec<(ProfileId, String, i64)>, StoreError> {
+        self.conn
+            .query(
+                sql::TRAITS_BEFORE,
+                &[
+                    Param::Int(before),
+                    Param::Text(after_profile),
+                    Param::Text(after_name),
+                    Param::Int(limit),
+                ],
+            )?
+            .into_iter()
+            .map(|row| {
+                let mut it = take(row, 3)?;
+                Ok((
+                    profile_id(next(&mut it)?.text()?)?,
+                    next(&mut it)?.text()?,
+                    next(&mut it)?.int()?,
+                ))
+            })
+            .collect()
+    }
+
     /// Stores a new API key.
     pub fn insert_api_key(&mut self, k: &ApiKeyRecord) -> Result<(), StoreError> {
         self.conn

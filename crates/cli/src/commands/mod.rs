@@ -12,7 +12,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use consentric_engine::{Engine, Settings};
 
-use crate::cli::{AuditCommand, BenchCommand, Command};
+use crate::cli::{AuditCommand, BenchCommand, Command, RetentionCommand};
 
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
@@ -23,6 +23,11 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
         Command::Audit(AuditCommand::Verify) => audit_verify(&*open(&settings)?),
+        Command::Retention(RetentionCommand::Run) => {
+            let report = open(&settings)?.sweep_retention("cli")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            Ok(())
+        }
     }
 }
 

@@ -24,6 +24,7 @@ pub async fn serve(
     settings: &Settings,
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
+    let engine_for_sweep = engine.clone();
     let app = Application::build(engine, &settings.server.listen)
         .await
         .with_context(|| format!("Failed to listen on {}", settings.server.listen))?;
@@ -33,4 +34,25 @@ pub async fn serve(
     tracing::info!(%addr, "listening");
     on_bound(addr);
     app.run_until_stopped().await.context("The server failed")
+}
+
+/// Runs the retention sweep every `minutes` (never if 0) on a blocking thread.
+fn spawn_retention_sweeper(engine: Arc<Engine>, minutes: u64) {
+    if minutes == 0 {
+        return;
+    }
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(minutes * 60));
+        loop {
+            tick.tick().await;
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || engine.sweep_retention("retention-sweeper"))
+                .await
+            {
+                Ok(Ok(report)) => tracing::info!(?report, "retention sweep"),
+                Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
+                Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
+            }
+        }
+    });
 }
