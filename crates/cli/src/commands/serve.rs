@@ -32,6 +32,7 @@ pub async fn serve(
         .local_addr()
         .context("Failed to read the bound address")?;
     tracing::info!(%addr, "listening");
+    spawn_retention_sweeper(engine_for_sweep, settings.retention.sweep_every_minutes);
     on_bound(addr);
     app.run_until_stopped().await.context("The server failed")
 }
