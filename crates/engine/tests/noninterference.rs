@@ -1,0 +1,90 @@
+//! Non-interference through the whole engine: what a purpose-scoped view shows never depends
+//! on data the purpose may not use, nor on customers without a basis for it.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use consentric_engine::{Engine, FixedClock, ProfileRef};
+use consentric_model::{parse_batch, CallType, Envelope};
+use consentric_policy::{FieldSchema, PurposeRegistry};
+use consentric_testkit::TestDb;
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+
+/// Reserved traits spanning categories some purposes may use and others may not.
+const TRAITS: [&str; 8] = [
+    "email", "name", "phone", "age", "gender", "plan", "logins", "company",
+];
+const PURPOSES: [&str; 5] = [
+    "analytics",
+    "personalization",
+    "marketing.email",
+    "model_training",
+    "fairness_audit",
+];
+
+fn ingest(engine: &Engine, user: &str, traits: &Map<String, Value>, prefs: &Map<String, Value>) {
+    let env = Envelope {
+        received_at: Utc
+            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+        request_id: "r".into(),
+    };
+    let body = json!({"batch": [{"type": "identify", "messageId": format!("{user}-1"), "userId": user,
+        "traits": traits, "context": {"consent": {"categoryPreferences": prefs}}}]});
+    let events = parse_batch(body.to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+/// The view as data: traits by name, or the refusal.
+fn view(engine: &Engine, user: &str, purpose: &str) -> Result<Vec<(String, Value)>, String> {
+    engine
+        .profile_for_purpose(&ProfileRef::parse(user).expect("ref"), purpose, "test")
+        .map(|v| v.traits.into_iter().map(|t| (t.name, t.value)).collect())
+        .map_err(|e| e.to_string())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn a_view_ignores_what_its_purpose_may_not_see(
+        values in proptest::collection::vec(0u32..1000, TRAITS.len()),
+        noise in proptest::collection::vec(1000u32..2000, TRAITS.len()),
+        granted in proptest::collection::vec(any::<bool>(), PURPOSES.len()),
+        purpose in proptest::sample::select(PURPOSES.to_vec()),
+    ) {
+        let prefs: Map<String, Value> = PURPOSES.iter().zip(&granted).map(|(p, g)| ((*p).to_owned(), json!(g))).collect();
+        let traits: Map<String, Value> = TRAITS.iter().zip(&values).map(|(t, v)| ((*t).to_owned(), json!(v.to_string()))).collect();
+        let clock = || Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2024, 6, 2, 0, 0, 0).single().expect("time")));
+
+        // World A: the customer as is.
+        let a_db = TestDb::sqlite();
+        let a = Engine::new(a_db.store(), clock());
+        ingest(&a, "u", &traits, &prefs);
+        let seen = view(&a, "u", purpose);
+
+        // World B: every trait whose category the purpose may not use (by the declared policy,
+        // not by what the view happened to show) is changed; the rest is the same.
+        let registry = PurposeRegistry::retail_defaults();
+        let schema = FieldSchema::new(&[]).expect("schema");
+        let p = registry.get(purpose).expect("purpose");
+        let may_use = |t: &str| schema.category(CallType::Identify, None, &["traits", t]).is_some_and(|c| p.may_use(c));
+        let changed: Map<String, Value> = TRAITS
+            .iter()
+            .zip(values.iter().zip(&noise))
+            .map(|(t, (v, n))| ((*t).to_owned(), json!(if may_use(t) { v.to_string() } else { n.to_string() })))
+            .collect();
+        let b_db = TestDb::sqlite();
+        let b = Engine::new(b_db.store(), clock());
+        ingest(&b, "u", &changed, &prefs);
+        prop_assert_eq!(&seen, &view(&b, "u", purpose));
+
+        // Another customer's data, with or without a basis, never reaches this customer's view.
+        ingest(&b, "other", &changed, &prefs);
+        prop_assert_eq!(&seen, &view(&b, "u", purpose));
+    }
+}
