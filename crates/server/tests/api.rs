@@ -899,3 +899,32 @@ parity_test!(a_purpose_scoped_view_goes_through_the_gate, |db| {
         Some("purpose"),
     );
 });
+
+parity_test!(every_admin_read_of_a_profile_is_audited, |db| {
+    let app = spawn_app(&db);
+    assert_eq!(
+        app.send(
+            "/v1/identify",
+            &json!({"userId":"r9","traits":{"email":"r9@example.com"}})
+        )
+        .status(),
+        200
+    );
+    for path in [
+        "/v1/profiles/r9",
+        "/v1/profiles/r9/events",
+        "/v1/profiles/r9/identities",
+    ] {
+        assert_eq!(app.get(path).status(), 200, "{path}");
+    }
+    let engine = Engine::new(
+        db.store(),
+        Arc::new(FixedClock::new(at("2024-06-01T00:00:00Z"))),
+    );
+    let v = engine.verify_audit().expect("verify");
+    assert_eq!(
+        (v.records, v.first_break),
+        (3, None),
+        "one audit record per read"
+    );
+});

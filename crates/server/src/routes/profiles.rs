@@ -60,11 +60,15 @@ pub(crate) async fn view(
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn profile(
-    _: AdminKey,
+    AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ProfileView>, ApiError> {
-    blocking(move || Ok(Json(engine.profile(&ProfileRef::parse(&id)?)?))).await
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        Ok(Json(engine.profile_as(&ProfileRef::parse(&id)?, &actor)?))
+    })
+    .await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -85,13 +89,14 @@ pub(crate) struct EventsPage {
     responses((status = 200, body = EventsPage), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn events(
-    _: AdminKey,
+    AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<EventsPage>, ApiError> {
     blocking(move || {
-        let events = engine.events(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100))?;
+        let actor = format!("key:{}", who.key_id);
+        let events = engine.events_as(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100), &actor)?;
         Ok(Json(EventsPage { events }))
     })
     .await
@@ -103,9 +108,15 @@ pub(crate) async fn events(
     responses((status = 200, body = IdentityGraph), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn identities(
-    _: AdminKey,
+    AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IdentityGraph>, ApiError> {
-    blocking(move || Ok(Json(engine.identity_graph(&ProfileRef::parse(&id)?)?))).await
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        Ok(Json(
+            engine.identity_graph_as(&ProfileRef::parse(&id)?, &actor)?,
+        ))
+    })
+    .await
 }
