@@ -6,18 +6,20 @@
 //! crate can hold, inspect and pass a grant but never make or widen one; a grant for one purpose
 //! cannot be used as another's.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use crate::consent::ConsentState;
 use crate::purpose::{LegalBasis, PurposeId, PurposeRegistry};
-use crate::taxonomy::{DataCategory, DEFAULT_TAXONOMY};
+use crate::taxonomy::DataCategory;
 
 /// Permission to read a subject's data in some categories, for one purpose, at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Grant {
     purpose: PurposeId,
     subject: String,
-    categories: Vec<DataCategory>,
+    categories: Arc<[DataCategory]>,
     at: DateTime<Utc>,
 }
 
@@ -57,11 +59,7 @@ pub fn open(
             basis: p.legal_basis,
         });
     }
-    let categories = DEFAULT_TAXONOMY
-        .iter()
-        .filter_map(|c| DataCategory::parse(c).ok())
-        .filter(|c| p.may_use(c))
-        .collect();
+    let categories = registry.permitted(&p.id);
     Ok(Grant {
         purpose: p.id.clone(),
         subject: subject.to_owned(),
@@ -110,6 +108,7 @@ impl Grant {
 mod tests {
     use super::*;
     use crate::consent::{ConsentRecord, ConsentSource, Decision};
+    use crate::taxonomy::DEFAULT_TAXONOMY;
     use proptest::prelude::*;
 
     fn t(s: &str) -> DateTime<Utc> {

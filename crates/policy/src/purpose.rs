@@ -1,10 +1,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::taxonomy::DataCategory;
+use crate::taxonomy::{DataCategory, DEFAULT_TAXONOMY};
 
 /// A purpose's name: lower-case letters, digits, `_` and `.` (`marketing.email`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -105,10 +106,13 @@ impl Purpose {
     }
 }
 
-/// The purposes in force, by id. Built from configuration, validated once.
+/// The purposes in force, by id. Built from configuration, validated once; each purpose's
+/// permitted categories (descendants included) are computed then, so opening a grant is a
+/// look-up, not a walk of the taxonomy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PurposeRegistry {
     purposes: BTreeMap<PurposeId, Purpose>,
+    permitted: BTreeMap<PurposeId, Arc<[DataCategory]>>,
 }
 
 impl PurposeRegistry {
@@ -135,7 +139,29 @@ impl PurposeRegistry {
                 });
             }
         }
-        Ok(PurposeRegistry { purposes: map })
+        let permitted = map
+            .values()
+            .map(|p| {
+                let cats: Arc<[DataCategory]> = DEFAULT_TAXONOMY
+                    .iter()
+                    .filter_map(|c| DataCategory::parse(c).ok())
+                    .filter(|c| p.may_use(c))
+                    .collect();
+                (p.id.clone(), cats)
+            })
+            .collect();
+        Ok(PurposeRegistry {
+            purposes: map,
+            permitted,
+        })
+    }
+
+    /// Every taxonomy category `purpose` may use, descendants included.
+    pub fn permitted(&self, purpose: &PurposeId) -> Arc<[DataCategory]> {
+        self.permitted
+            .get(purpose)
+            .cloned()
+            .unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
     /// The built-in purposes of a retail business.
