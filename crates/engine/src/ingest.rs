@@ -13,7 +13,7 @@ use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteT
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use consentric_policy::{minimise, ConsentState, DataCategory, Minimised, PurposeId};
+use consentric_policy::{ConsentState, DataCategory, Minimised, PurposeId};
 
 use crate::audit;
 use crate::consent::to_records;
@@ -233,27 +233,7 @@ fn minimise_event(
     let call = event.call().call_type();
     let name = event.event_name().map(str::to_owned);
     let mut out = Minimised::default();
-    for (root, object) in event.data_mut() {
-        // The library and the consent object describe the call, not the customer.
-        let structural: Vec<(String, Value)> = if root == "context" {
-            ["library", "consent"]
-                .iter()
-                .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        minimise(
-            &policy.schema,
-            call,
-            name.as_deref(),
-            root,
-            object,
-            &allowed,
-            &mut out,
-        );
-        object.extend(structural);
-    }
+    policy.minimise_objects(call, name.as_deref(), event.data_mut(), &allowed, &mut out);
     for path in &out.unmapped {
         policy.note_unmapped(path);
     }

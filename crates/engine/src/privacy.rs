@@ -3,13 +3,13 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
-use consentric_model::Event;
+use consentric_model::{CallType, Event};
 use consentric_policy::{
-    tcf, ConsentSource, Decision, FieldRule, FieldSchema, LegalBasis, Purpose, PurposeId,
-    PurposeRegistry,
+    minimise, tcf, ConsentSource, DataCategory, Decision, FieldRule, FieldSchema, LegalBasis,
+    Minimised, Purpose, PurposeId, PurposeRegistry,
 };
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::error::EngineError;
 
@@ -187,6 +187,30 @@ impl PolicySet {
         purposes
             .iter()
             .any(|p| self.uses.get(*p).is_some_and(|set| set.contains(category)))
+    }
+
+    /// Minimises an event's data objects (`traits` or `properties`, and `context`) in place.
+    /// `context.library` and `context.consent` describe the call, not the customer, and stay.
+    pub(crate) fn minimise_objects<'a>(
+        &self,
+        call: CallType,
+        event: Option<&str>,
+        objects: impl IntoIterator<Item = (&'a str, &'a mut Map<String, Value>)>,
+        allowed: &dyn Fn(&DataCategory) -> bool,
+        out: &mut Minimised,
+    ) {
+        for (root, object) in objects {
+            let structural: Vec<(String, Value)> = if root == "context" {
+                ["library", "consent"]
+                    .iter()
+                    .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            minimise(&self.schema, call, event, root, object, allowed, out);
+            object.extend(structural);
+        }
     }
 
     /// Logs an unmapped field the first time it is seen.

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use consentric_model::{CallType, ProfileId};
-use consentric_policy::{minimise, ConsentState, DataCategory, Minimised, PurposeId};
+use consentric_policy::{ConsentState, DataCategory, Minimised, PurposeId};
 use consentric_store::{ConsentRow, StoreError, WriteTx};
 use serde_json::{json, Value};
 
@@ -112,28 +112,12 @@ pub(crate) fn strip(
         .and_then(Value::as_str)
         .map(str::to_owned);
     let mut out = Minimised::default();
-    for root in ["traits", "properties", "context"] {
-        let Some(Value::Object(object)) = payload.get_mut(root) else {
-            continue;
-        };
-        let structural: Vec<(String, Value)> = if root == "context" {
-            ["library", "consent"]
-                .iter()
-                .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
-                .collect()
-        } else {
-            Vec::new()
-        };
-        minimise(
-            &policy.schema,
-            call,
-            name.as_deref(),
-            root,
-            object,
-            allowed,
-            &mut out,
-        );
-        object.extend(structural);
+    if let Some(obj) = payload.as_object_mut() {
+        let objects = obj.iter_mut().filter_map(|(k, v)| match (k.as_str(), v) {
+            (root @ ("traits" | "properties" | "context"), Value::Object(m)) => Some((root, m)),
+            _ => None,
+        });
+        policy.minimise_objects(call, name.as_deref(), objects, allowed, &mut out);
     }
     (out.unused.len() + out.unmapped.len()) as u64
 }
