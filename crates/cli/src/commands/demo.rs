@@ -51,6 +51,9 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/profiles/00001 | jq");
     println!("  # their purchases, newest first");
     println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00001/events?limit=5' | jq");
+    println!("  # the purposes a consent banner offers, and what personalisation may see (403: no consent yet)");
+    println!("  curl -s http://{addr}/v1/purposes | jq '.purposes[].id'");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00001/view?purpose=personalization' | jq");
     println!("  # send an event the way analytics-node does (write key as Basic user name)");
     println!(
         "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"
