@@ -11,6 +11,7 @@ use crate::consent::to_records;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::profiles::{ProfileRef, TraitView};
+use crate::withdrawal::strip;
 
 /// What one purpose may see of a customer's profile.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -25,7 +26,13 @@ pub struct PurposeScopedProfile {
     pub traits: Vec<TraitView>,
     /// Traits withheld (their names only), because the purpose may not use their category.
     pub withheld: Vec<String>,
+    /// The latest events (at most 100, newest first), each pruned to the permitted categories.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
 }
+
+/// Most events a purpose-scoped view carries.
+const VIEW_EVENTS: u32 = 100;
 
 impl Engine {
     /// Opens a view of a customer's profile for `purpose`, as `actor`, and audits it.
@@ -68,6 +75,17 @@ impl Engine {
                 withheld.push(t.name);
             }
         }
+        let permits = |c: &consentric_policy::DataCategory| grant.permits(c);
+        let events: Vec<serde_json::Value> = self
+            .store
+            .events(&id, VIEW_EVENTS)?
+            .into_iter()
+            .map(|e| {
+                let mut payload = e.payload;
+                strip(&self.policy, &mut payload, &permits);
+                payload
+            })
+            .collect();
         let categories: Vec<String> = grant.categories().iter().map(|c| c.to_string()).collect();
         let at = now.timestamp_millis();
         self.store.write(|tx| {
@@ -77,7 +95,8 @@ impl Engine {
                 actor,
                 "view.opened",
                 Some(id.as_str()),
-                &json!({"purpose": grant.purpose().as_str(), "categories": categories, "traits": traits.len()}),
+                &json!({"purpose": grant.purpose().as_str(), "categories": categories,
+                        "traits": traits.len(), "events": events.len()}),
             )
         })?;
         Ok(PurposeScopedProfile {
@@ -86,6 +105,7 @@ impl Engine {
             categories,
             traits,
             withheld,
+            events,
         })
     }
 }

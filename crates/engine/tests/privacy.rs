@@ -621,3 +621,31 @@ parity_test!(
         assert!(v.records >= 3);
     }
 );
+
+parity_test!(a_view_prunes_events_to_its_purposes_categories, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(events(json!([{"type":"page","messageId":"1","userId":"u","name":"Home",
+            "properties":{"path":"/shoes"},
+            "context":{"campaign":{"name":"spring"},"page":{"path":"/shoes"},
+                       "consent":{"categoryPreferences":{"Analytics":true,"Personalization":true}}}}])))
+        .expect("ingest");
+    let stored_page = &stored(&engine, "u")[0];
+    assert_eq!(
+        stored_page["context"]["campaign"]["name"], "spring",
+        "analytics may keep it"
+    );
+    let view = engine
+        .profile_for_purpose(&by("u"), "personalization", "key:test")
+        .expect("view");
+    let page = &view.events[0];
+    assert_eq!(
+        page["properties"]["path"], "/shoes",
+        "browsing serves personalisation"
+    );
+    assert!(
+        page["context"].get("campaign").is_none(),
+        "campaign data is analytics', not personalisation's"
+    );
+    assert_eq!(page["userId"], "u", "identifiers are structural");
+});
