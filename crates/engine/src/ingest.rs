@@ -229,7 +229,7 @@ fn minimise_event(
         .filter(|p| consent.has_basis(p, at))
         .map(|p| &p.id)
         .collect();
-    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c.as_str());
+    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
     let call = event.call().call_type();
     let name = event.event_name().map(str::to_owned);
     let mut out = Minimised::default();

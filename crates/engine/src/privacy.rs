@@ -32,9 +32,6 @@ pub struct PolicySet {
     segment: BTreeMap<String, Vec<PurposeId>>,
     /// Our purpose → the TCF purposes it needs.
     tcf: BTreeMap<PurposeId, Vec<u8>>,
-    /// Purpose → every taxonomy category it may use (descendants included), precomputed so
-    /// minimisation does not re-parse category lists per field.
-    uses: BTreeMap<PurposeId, HashSet<String>>,
     /// Unmapped field paths already logged (each is logged once).
     unmapped_seen: Mutex<HashSet<String>>,
 }
@@ -159,34 +156,18 @@ impl PolicySet {
                 }
             }
         }
-        let uses = registry
-            .all()
-            .map(|p| {
-                let cats = consentric_policy::DEFAULT_TAXONOMY
-                    .iter()
-                    .filter(|c| {
-                        consentric_policy::DataCategory::parse(c).is_ok_and(|c| p.may_use(&c))
-                    })
-                    .map(|c| (*c).to_owned())
-                    .collect();
-                (p.id.clone(), cats)
-            })
-            .collect();
         Ok(PolicySet {
             registry,
             schema,
             segment,
             tcf,
-            uses,
             unmapped_seen: Mutex::new(HashSet::new()),
         })
     }
 
     /// Whether any of `purposes` may use `category`.
-    pub(crate) fn any_may_use(&self, purposes: &[&PurposeId], category: &str) -> bool {
-        purposes
-            .iter()
-            .any(|p| self.uses.get(*p).is_some_and(|set| set.contains(category)))
+    pub(crate) fn any_may_use(&self, purposes: &[&PurposeId], category: &DataCategory) -> bool {
+        purposes.iter().any(|p| self.registry.permits(p, category))
     }
 
     /// Minimises an event's data objects (`traits` or `properties`, and `context`) in place.

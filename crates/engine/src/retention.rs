@@ -37,7 +37,7 @@ impl Engine {
         self.policy
             .registry
             .all()
-            .filter(|p| p.may_use(category))
+            .filter(|p| self.policy.registry.permits(&p.id, category))
             .map(|p| i64::from(p.retention_days) * DAY_MS)
             .max()
             .unwrap_or(0)

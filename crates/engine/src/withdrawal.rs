@@ -49,7 +49,7 @@ pub(crate) fn enforce(
         .filter(|p| state.has_basis(p, at))
         .map(|p| &p.id)
         .collect();
-    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c.as_str());
+    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
 
     let mut traits_deleted = Vec::new();
     for t in tx.traits_of(profile)? {

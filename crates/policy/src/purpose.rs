@@ -164,6 +164,13 @@ impl PurposeRegistry {
             .unwrap_or_else(|| Arc::from(Vec::new()))
     }
 
+    /// Whether `purpose` may use `category` (a look-up in the precomputed set).
+    pub fn permits(&self, purpose: &PurposeId, category: &DataCategory) -> bool {
+        self.permitted
+            .get(purpose)
+            .is_some_and(|cats| cats.contains(category))
+    }
+
     /// The built-in purposes of a retail business.
     pub fn retail_defaults() -> Self {
         fn p(
