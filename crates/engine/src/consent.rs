@@ -2,7 +2,7 @@
 //! and the audit log's verification.
 
 use consentric_model::ProfileId;
-use consentric_policy::{ConsentRecord, ConsentSource, ConsentState, Decision, Purpose, PurposeId};
+use consentric_policy::{ConsentRecord, ConsentSource, ConsentState, Decision, PurposeId};
 use consentric_store::ConsentRow;
 use serde::Serialize;
 use serde_json::json;
@@ -80,13 +80,6 @@ pub struct ConsentHistoryEntry {
     pub evidence_hash: String,
 }
 
-fn basis_name(p: &Purpose) -> String {
-    serde_json::to_value(p.legal_basis)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
-}
-
 pub(crate) fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
     rows.iter()
         .filter_map(|r| {
@@ -111,7 +104,7 @@ impl Engine {
             .map(|p| PurposeView {
                 id: p.id.to_string(),
                 text: p.text.clone(),
-                legal_basis: basis_name(p),
+                legal_basis: p.legal_basis.as_str().to_owned(),
                 categories: p.categories.clone(),
                 retention_days: p.retention_days,
                 version: p.version,
@@ -141,7 +134,7 @@ impl Engine {
                 let latest = state.latest(&p.id, now);
                 PurposeConsent {
                     purpose: p.id.to_string(),
-                    legal_basis: basis_name(p),
+                    legal_basis: p.legal_basis.as_str().to_owned(),
                     has_basis: state.has_basis(p, now),
                     decision: latest.map(|r| r.decision.as_str().to_owned()),
                     source: latest.map(|r| r.source.as_str().to_owned()),

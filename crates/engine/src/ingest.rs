@@ -13,7 +13,7 @@ use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteT
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use consentric_policy::{ConsentState, DataCategory, Minimised, PurposeId};
+use consentric_policy::{ConsentState, DataCategory, Minimised};
 
 use crate::audit;
 use crate::consent::to_records;
@@ -223,12 +223,7 @@ fn minimise_event(
     }
     let consent = &state.folded[profile];
     let at = event.timestamp();
-    let with_basis: Vec<&PurposeId> = policy
-        .registry
-        .all()
-        .filter(|p| consent.has_basis(p, at))
-        .map(|p| &p.id)
-        .collect();
+    let with_basis = policy.purposes_with_basis(consent, at);
     let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
     let call = event.call().call_type();
     let name = event.event_name().map(str::to_owned);

@@ -3,10 +3,11 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
+use chrono::{DateTime, Utc};
 use consentric_model::{CallType, Event};
 use consentric_policy::{
-    minimise, tcf, ConsentSource, DataCategory, Decision, FieldRule, FieldSchema, LegalBasis,
-    Minimised, Purpose, PurposeId, PurposeRegistry,
+    minimise, tcf, ConsentSource, ConsentState, DataCategory, Decision, FieldRule, FieldSchema,
+    LegalBasis, Minimised, Purpose, PurposeId, PurposeRegistry,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -170,6 +171,48 @@ impl PolicySet {
         purposes.iter().any(|p| self.registry.permits(p, category))
     }
 
+    /// The purposes with a legal basis under `consent` at `at`.
+    pub(crate) fn purposes_with_basis(
+        &self,
+        consent: &ConsentState,
+        at: DateTime<Utc>,
+    ) -> Vec<&PurposeId> {
+        self.registry
+            .all()
+            .filter(|p| consent.has_basis(p, at))
+            .map(|p| &p.id)
+            .collect()
+    }
+
+    /// Minimises a stored event (Segment JSON) in place; returns how many fields it removed.
+    /// Withdrawal, retention and purpose-scoped views all prune stored events this way.
+    pub(crate) fn minimise_payload(
+        &self,
+        payload: &mut Value,
+        allowed: &dyn Fn(&DataCategory) -> bool,
+    ) -> u64 {
+        let Some(call) = payload
+            .get("type")
+            .and_then(Value::as_str)
+            .and_then(CallType::parse)
+        else {
+            return 0;
+        };
+        let name = payload
+            .get("event")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let mut out = Minimised::default();
+        if let Some(obj) = payload.as_object_mut() {
+            let objects = obj.iter_mut().filter_map(|(k, v)| match (k.as_str(), v) {
+                (root @ ("traits" | "properties" | "context"), Value::Object(m)) => Some((root, m)),
+                _ => None,
+            });
+            self.minimise_objects(call, name.as_deref(), objects, allowed, &mut out);
+        }
+        (out.unused.len() + out.unmapped.len()) as u64
+    }
+
     /// Minimises an event's data objects (`traits` or `properties`, and `context`) in place.
     /// `context.library` and `context.consent` describe the call, not the customer, and stay.
     pub(crate) fn minimise_objects<'a>(
@@ -220,11 +263,7 @@ impl PolicySet {
                 for id in ids {
                     out.push(Signal {
                         purpose: id.clone(),
-                        decision: if granted {
-                            Decision::Granted
-                        } else {
-                            Decision::Denied
-                        },
+                        decision: Decision::from_granted(granted),
                         source: ConsentSource::Segment,
                     });
                 }
@@ -252,11 +291,7 @@ impl PolicySet {
                 };
                 out.push(Signal {
                     purpose: id.clone(),
-                    decision: if granted {
-                        Decision::Granted
-                    } else {
-                        Decision::Denied
-                    },
+                    decision: Decision::from_granted(granted),
                     source: ConsentSource::Tcf,
                 });
             }

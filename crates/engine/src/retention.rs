@@ -12,7 +12,6 @@ use serde_json::json;
 use crate::audit;
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::withdrawal::strip;
 
 const DAY_MS: i64 = 86_400_000;
 /// Rows handled per transaction, so a long sweep does not hold the writer for long.
@@ -85,7 +84,7 @@ impl Engine {
                     let age = now_ms - e.ts;
                     let allowed = |c: &DataCategory| self.retention_ms(c) > age;
                     let mut payload = e.payload;
-                    let removed = strip(&self.policy, &mut payload, &allowed);
+                    let removed = self.policy.minimise_payload(&mut payload, &allowed);
                     if removed > 0 {
                         report.fields_deleted += removed;
                         report.events_rewritten += 1;

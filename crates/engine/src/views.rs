@@ -11,7 +11,6 @@ use crate::consent::to_records;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::profiles::{ProfileRef, TraitView};
-use crate::withdrawal::strip;
 
 /// What one purpose may see of a customer's profile.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -82,7 +81,7 @@ impl Engine {
             .into_iter()
             .map(|e| {
                 let mut payload = e.payload;
-                strip(&self.policy, &mut payload, &permits);
+                self.policy.minimise_payload(&mut payload, &permits);
                 payload
             })
             .collect();

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use consentric_model::{CallType, ProfileId};
-use consentric_policy::{ConsentState, DataCategory, Minimised, PurposeId};
+use consentric_policy::{ConsentState, DataCategory};
 use consentric_store::{ConsentRow, StoreError, WriteTx};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::audit;
 use crate::consent::to_records;
@@ -43,12 +43,7 @@ pub(crate) fn enforce(
     actor: &str,
 ) -> Result<(), StoreError> {
     let state = ConsentState::fold(to_records(ledger));
-    let with_basis: Vec<&PurposeId> = policy
-        .registry
-        .all()
-        .filter(|p| state.has_basis(p, at))
-        .map(|p| &p.id)
-        .collect();
+    let with_basis = policy.purposes_with_basis(&state, at);
     let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
 
     let mut traits_deleted = Vec::new();
@@ -72,7 +67,7 @@ pub(crate) fn enforce(
         after = last.seq;
         for e in page {
             let mut payload = e.payload;
-            let removed = strip(policy, &mut payload, &allowed);
+            let removed = policy.minimise_payload(&mut payload, &allowed);
             if removed > 0 {
                 fields_deleted += removed;
                 events_rewritten += 1;
@@ -92,32 +87,4 @@ pub(crate) fn enforce(
         )?;
     }
     Ok(())
-}
-
-/// Minimises a stored event's JSON in place; returns how many fields it removed.
-pub(crate) fn strip(
-    policy: &PolicySet,
-    payload: &mut Value,
-    allowed: &dyn Fn(&DataCategory) -> bool,
-) -> u64 {
-    let Some(call) = payload
-        .get("type")
-        .and_then(Value::as_str)
-        .and_then(CallType::parse)
-    else {
-        return 0;
-    };
-    let name = payload
-        .get("event")
-        .and_then(Value::as_str)
-        .map(str::to_owned);
-    let mut out = Minimised::default();
-    if let Some(obj) = payload.as_object_mut() {
-        let objects = obj.iter_mut().filter_map(|(k, v)| match (k.as_str(), v) {
-            (root @ ("traits" | "properties" | "context"), Value::Object(m)) => Some((root, m)),
-            _ => None,
-        });
-        policy.minimise_objects(call, name.as_deref(), objects, allowed, &mut out);
-    }
-    (out.unused.len() + out.unmapped.len()) as u64
 }

@@ -19,6 +19,15 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// A yes/no answer as a decision.
+    pub fn from_granted(granted: bool) -> Self {
+        if granted {
+            Decision::Granted
+        } else {
+            Decision::Denied
+        }
+    }
+
     /// Spelling in storage and on the wire.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -72,6 +72,18 @@ pub enum LegalBasis {
     LegalObligation,
 }
 
+impl LegalBasis {
+    /// Spelling in configuration and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LegalBasis::Consent => "consent",
+            LegalBasis::Contract => "contract",
+            LegalBasis::LegitimateInterest => "legitimate_interest",
+            LegalBasis::LegalObligation => "legal_obligation",
+        }
+    }
+}
+
 /// One declared use of data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

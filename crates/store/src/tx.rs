@@ -36,11 +36,6 @@ pub struct NewEvent<'a> {
 }
 
 impl WriteTx<'_> {
-    /// The profile an identity belongs to, if any.
-    pub fn find_identity(&mut self, identity: &Identity) -> Result<Option<ProfileId>, StoreError> {
-        find_identity(self.conn, identity)
-    }
-
     /// The profile an identity belongs to, and whether that profile's consent ledger has rows.
     pub fn find_identity_and_consent(
         &mut self,
