@@ -1,16 +1,17 @@
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use consentric_model::{Event, IdentityKind, ProfileId};
-use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store};
+use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store, StoreError};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::error::EngineError;
 use crate::group_commit::GroupCommit;
-use crate::ingest::{self, IngestReport, IngestRequest};
+use crate::ingest::{self, BatchState, IngestReport, IngestRequest};
+use crate::ingest_cache::IngestCache;
 use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
 use crate::metrics::Metrics;
 use crate::privacy::PolicySet;
@@ -30,6 +31,8 @@ pub struct Engine {
     /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
     key_cache: RwLock<HashMap<String, Principal>>,
     group_commit: GroupCommit<IngestRequest>,
+    /// What ingest learnt in earlier transactions (identities, ledgers); see `ingest_cache`.
+    ingest_cache: Mutex<IngestCache>,
     pub(crate) policy: PolicySet,
 }
 
@@ -56,6 +59,7 @@ impl Engine {
             metrics: Metrics::new(),
             key_cache: RwLock::new(HashMap::new()),
             group_commit: GroupCommit::default(),
+            ingest_cache: Mutex::new(IngestCache::default()),
             policy,
         }
     }
@@ -161,22 +165,39 @@ impl Engine {
 
     fn commit_group(&self, group: &[IngestRequest]) -> Vec<Result<IngestReport, EngineError>> {
         let now = self.now().timestamp_millis();
+        // Only the group-commit leader gets here, so the lock is never contended.
+        let mut cache = self.ingest_cache.lock().unwrap_or_else(|p| p.into_inner());
         let together = self.store.write(|tx| {
-            group
+            let token = tx.change_token()?;
+            cache.validate(token);
+            let mut state = BatchState::new(&cache);
+            let reports = group
                 .iter()
-                .map(|req| ingest::ingest(tx, req, &self.policy, now))
-                .collect::<Result<Vec<_>, _>>()
+                .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok::<_, StoreError>((reports, token, state.learnt()))
         });
         match together {
-            Ok(reports) => reports.into_iter().map(Ok).collect(),
-            Err(e) if group.len() == 1 => vec![Err(e.into())],
+            Ok((reports, token, learnt)) => {
+                cache.absorb(token, learnt);
+                reports.into_iter().map(Ok).collect()
+            }
+            Err(e) if group.len() == 1 => {
+                cache.clear();
+                vec![Err(e.into())]
+            }
             Err(e) => {
+                cache.clear();
                 tracing::warn!(error = %e, requests = group.len(), "group commit failed; retrying each request alone");
+                let empty = IngestCache::default();
                 group
                     .iter()
                     .map(|req| {
                         self.store
-                            .write(|tx| ingest::ingest(tx, req, &self.policy, now))
+                            .write(|tx| {
+                                let mut state = BatchState::new(&empty);
+                                ingest::ingest(tx, &mut state, req, &self.policy, now)
+                            })
                             .map_err(EngineError::from)
                     })
                     .collect()

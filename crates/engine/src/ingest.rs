@@ -6,7 +6,7 @@
 //! commits together, so a batch is stored whole or not at all, and nothing is acknowledged
 //! before the commit returns.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
 use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteTx};
@@ -17,6 +17,7 @@ use consentric_policy::{ConsentState, DataCategory, Minimised};
 
 use crate::audit;
 use crate::consent::to_records;
+use crate::ingest_cache::{IngestCache, Learnt};
 use crate::privacy::{PolicySet, Signal};
 use crate::withdrawal;
 
@@ -36,18 +37,50 @@ pub struct IngestReport {
     pub fields_without_basis: u64,
 }
 
-/// Per-transaction state: identity look-ups already made and counter deltas not yet written,
-/// so a batch of one customer's events touches their profile row once.
-#[derive(Default)]
-struct BatchState {
+/// Per-transaction state: identity look-ups already made, ledgers read and counter deltas
+/// not yet written, so a batch of one customer's events touches their profile row once. It
+/// reads through to what earlier transactions learnt (`cache`), except about profiles merged
+/// in this one.
+pub(crate) struct BatchState<'c> {
+    cache: &'c IngestCache,
     identities: HashMap<Identity, ProfileId>,
     pending: HashMap<ProfileId, ProfileCounters>,
     consent: HashMap<ProfileId, Vec<ConsentRow>>,
     /// `consent` folded, per profile; dropped whenever its rows change.
     folded: HashMap<ProfileId, ConsentState>,
+    merged_from: HashSet<ProfileId>,
+    merged_into: HashSet<ProfileId>,
 }
 
-impl BatchState {
+impl<'c> BatchState<'c> {
+    /// Fresh state over `cache` (empty if the cache may not be used).
+    pub(crate) fn new(cache: &'c IngestCache) -> Self {
+        BatchState {
+            cache,
+            identities: HashMap::new(),
+            pending: HashMap::new(),
+            consent: HashMap::new(),
+            folded: HashMap::new(),
+            merged_from: HashSet::new(),
+            merged_into: HashSet::new(),
+        }
+    }
+
+    /// What this transaction learnt, for the cache once it has committed.
+    pub(crate) fn learnt(self) -> Learnt {
+        Learnt {
+            identities: self.identities,
+            consent: self.consent,
+            folded: self.folded,
+            merged_from: self.merged_from,
+            merged_into: self.merged_into,
+        }
+    }
+
+    fn touched_by_merge(&self, p: &ProfileId) -> bool {
+        self.merged_from.contains(p) || self.merged_into.contains(p)
+    }
+
     fn add(&mut self, profile: &ProfileId, d: ProfileCounters) {
         match self.pending.get_mut(profile) {
             Some(p) => {
@@ -78,6 +111,12 @@ impl BatchState {
         if let Some(p) = self.identities.get(id) {
             return Ok(Some(p.clone()));
         }
+        if let Some(p) = self.cache.identities.get(id) {
+            if !self.merged_from.contains(p) {
+                self.identities.insert(id.clone(), p.clone());
+                return Ok(Some(p.clone()));
+            }
+        }
         let Some((p, has_consent)) = tx.find_identity_and_consent(id)? else {
             return Ok(None);
         };
@@ -87,6 +126,47 @@ impl BatchState {
         }
         self.identities.insert(id.clone(), p.clone());
         Ok(Some(p))
+    }
+
+    /// Makes sure this transaction holds `profile`'s ledger rows (from the cache or the store).
+    fn ensure_consent(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        profile: &ProfileId,
+    ) -> Result<(), StoreError> {
+        if self.consent.contains_key(profile) {
+            return Ok(());
+        }
+        let rows = match self.cache.consent.get(profile) {
+            Some(rows) if !self.touched_by_merge(profile) => rows.clone(),
+            _ => tx.consent_of(profile)?,
+        };
+        self.consent.insert(profile.clone(), rows);
+        Ok(())
+    }
+
+    /// `profile`'s folded ledger, folded at most once per transaction and reused across
+    /// transactions while the ledger is unchanged.
+    fn folded(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        profile: &ProfileId,
+    ) -> Result<&ConsentState, StoreError> {
+        let local = self.folded.contains_key(profile) || self.consent.contains_key(profile);
+        if !local && !self.touched_by_merge(profile) && self.cache.folded.contains_key(profile) {
+            return Ok(&self.cache.folded[profile]);
+        }
+        if !self.folded.contains_key(profile) {
+            self.ensure_consent(tx, profile)?;
+            let rows = self
+                .consent
+                .get(profile)
+                .map(Vec::as_slice)
+                .unwrap_or_default();
+            let state = ConsentState::fold(to_records(rows));
+            self.folded.insert(profile.clone(), state);
+        }
+        Ok(&self.folded[profile])
     }
 
     fn attach(
@@ -115,6 +195,8 @@ impl BatchState {
         self.consent.remove(into);
         self.folded.remove(from);
         self.folded.remove(into);
+        self.merged_from.insert(from.clone());
+        self.merged_into.insert(into.clone());
         for p in self.identities.values_mut() {
             if p == from {
                 *p = into.clone();
@@ -137,28 +219,28 @@ pub(crate) struct IngestRequest {
 /// Stores a request's events in the open transaction.
 pub(crate) fn ingest(
     tx: &mut WriteTx<'_>,
+    state: &mut BatchState<'_>,
     req: &IngestRequest,
     policy: &PolicySet,
     now: i64,
 ) -> Result<IngestReport, StoreError> {
     let mut report = IngestReport::default();
-    let mut state = BatchState::default();
     for (event, signals) in req.events.iter().zip(&req.signals) {
         let at = event.timestamp().timestamp_millis();
         // Resolving first is safe for a duplicate: its identities are already where it put
         // them, so resolution only reads. The insert is the idempotency check.
-        let profile = resolve(tx, &mut state, event, at)?;
+        let profile = resolve(tx, state, event, at)?;
         // Signals first, so that a banner's choice carried by this very event governs what of
         // it is kept. For a duplicate they were recorded the first time, and change nothing.
         if !signals.is_empty() {
             let evidence = serde_json::to_string(event)
                 .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
             record_signals(
-                tx, &mut state, policy, &profile, event, signals, &evidence, &req.actor, now,
+                tx, state, policy, &profile, event, signals, &evidence, &req.actor, now,
             )?;
         }
         let mut kept = event.clone();
-        minimise_event(tx, &mut state, policy, &profile, &mut kept, &mut report)?;
+        minimise_event(tx, state, policy, &profile, &mut kept, &mut report)?;
         let event = &kept;
         let payload = serde_json::to_string(event)
             .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
@@ -201,27 +283,13 @@ pub(crate) fn ingest(
 /// legal basis (for this customer, at the event's time) may use, after policy transformations.
 fn minimise_event(
     tx: &mut WriteTx<'_>,
-    state: &mut BatchState,
+    state: &mut BatchState<'_>,
     policy: &PolicySet,
     profile: &ProfileId,
     event: &mut Event,
     report: &mut IngestReport,
 ) -> Result<(), StoreError> {
-    if !state.consent.contains_key(profile) {
-        let rows = tx.consent_of(profile)?;
-        state.consent.insert(profile.clone(), rows);
-    }
-    if !state.folded.contains_key(profile) {
-        let rows = state
-            .consent
-            .get(profile)
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        state
-            .folded
-            .insert(profile.clone(), ConsentState::fold(to_records(rows)));
-    }
-    let consent = &state.folded[profile];
+    let consent = state.folded(tx, profile)?;
     let at = event.timestamp();
     let with_basis = policy.purposes_with_basis(consent, at);
     let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
@@ -242,7 +310,7 @@ fn minimise_event(
 #[allow(clippy::too_many_arguments)]
 fn record_signals(
     tx: &mut WriteTx<'_>,
-    state: &mut BatchState,
+    state: &mut BatchState<'_>,
     policy: &PolicySet,
     profile: &ProfileId,
     event: &Event,
@@ -251,10 +319,7 @@ fn record_signals(
     actor: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    if !state.consent.contains_key(profile) {
-        let rows = tx.consent_of(profile)?;
-        state.consent.insert(profile.clone(), rows);
-    }
+    state.ensure_consent(tx, profile)?;
     let before = state.consent.get(profile).cloned().unwrap_or_default();
     let evidence = hex::encode(Sha256::digest(payload.as_bytes()));
     let decided_at = event.timestamp().timestamp_millis();
@@ -316,7 +381,7 @@ fn record_signals(
 /// `previousId`'s profile into the `userId`'s unconditionally: it is an explicit statement.
 fn resolve(
     tx: &mut WriteTx<'_>,
-    state: &mut BatchState,
+    state: &mut BatchState<'_>,
     event: &Event,
     at: i64,
 ) -> Result<ProfileId, StoreError> {
@@ -429,7 +494,7 @@ fn resolve(
 
 fn new_profile(
     tx: &mut WriteTx<'_>,
-    state: &mut BatchState,
+    state: &mut BatchState<'_>,
     at: i64,
 ) -> Result<ProfileId, StoreError> {
     let id = ProfileId::parse(&format!("prof_{}", uuid::Uuid::new_v4().simple()))

@@ -15,6 +15,7 @@ mod error;
 mod group_commit;
 pub mod import;
 mod ingest;
+mod ingest_cache;
 mod keys;
 mod metrics;
 mod privacy;

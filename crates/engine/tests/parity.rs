@@ -273,3 +273,46 @@ parity_test!(
         assert_eq!(c.first_seen, "1997-01-12T00:00:00.000Z");
     }
 );
+
+/// Events for `u1` (and its anonymous id) after `u1`'s profile was merged away must land on the surviving profile,
+/// whether the merge came from this engine or from another one on the same database (a second
+/// process: `consentric import` beside `serve`). The ingest writer caches identities between
+/// transactions; this is what would break if that cache outlived a change it did not see.
+fn events_follow_a_merge_made_by(same_engine: bool, db: &TestDb) {
+    let a = engine(db);
+    a.ingest(events(&[
+        json!({"type":"track","messageId":"c1","userId":"u1","anonymousId":"a1","event":"A","timestamp":"2024-01-01T00:00:00Z"}),
+    ]))
+    .expect("first");
+    a.ingest(events(&[
+        json!({"type":"track","messageId":"c2","userId":"u1","event":"B","timestamp":"2024-01-02T00:00:00Z"}),
+    ]))
+    .expect("second, from the cache");
+    let alias = events(&[
+        json!({"type":"alias","messageId":"c3","userId":"u9","previousId":"u1","timestamp":"2024-01-03T00:00:00Z"}),
+    ]);
+    if same_engine {
+        a.ingest(alias).expect("alias");
+    } else {
+        engine(db).ingest(alias).expect("alias from another engine");
+    }
+    a.ingest(events(&[
+        json!({"type":"track","messageId":"c4","userId":"u1","event":"C","timestamp":"2024-01-04T00:00:00Z"}),
+        json!({"type":"page","messageId":"c5","anonymousId":"a1","timestamp":"2024-01-05T00:00:00Z"}),
+    ]))
+    .expect("after the merge");
+    let survivor = a.find_profile(&by("u9")).expect("u9");
+    assert_eq!(a.find_profile(&by("u1")).expect("u1"), survivor);
+    let p = a.profile(&by("u9")).expect("profile");
+    assert_eq!(a.find_profile(&by("a1")).expect("a1"), survivor);
+    assert_eq!(p.counters.events, 5, "every event counted on the survivor");
+    assert_eq!(p.counters.last_seen, "2024-01-05T00:00:00.000Z");
+}
+
+parity_test!(events_follow_a_merge_made_in_an_earlier_transaction, |db| {
+    events_follow_a_merge_made_by(true, &db);
+});
+
+parity_test!(events_follow_a_merge_made_by_another_engine, |db| {
+    events_follow_a_merge_made_by(false, &db);
+});

@@ -85,6 +85,24 @@ impl Cell {
     }
 }
 
+/// Identifies what a write transaction saw of the database: cross-transaction caches kept by
+/// the single writer are valid only while nothing else wrote in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeToken {
+    /// SQLite's `data_version`: changes when another connection (or process) commits.
+    pub data_version: i64,
+    /// This store's write transactions, counted in the order they took the writer lock.
+    pub seq: u64,
+}
+
+impl ChangeToken {
+    /// Whether this transaction came straight after `prev` with no other commit, in this
+    /// process or another, in between.
+    pub fn follows(&self, prev: &ChangeToken) -> bool {
+        self.data_version == prev.data_version && self.seq == prev.seq.wrapping_add(1)
+    }
+}
+
 /// A connection, inside a transaction or not. Statements use `?N` placeholders; backends that
 /// spell them otherwise translate.
 pub trait Conn {
@@ -100,6 +118,12 @@ pub trait Conn {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<Vec<Cell>>, StoreError>;
+    /// Inside a write transaction of a single-writer database, a token that tells whether
+    /// anything else wrote since an earlier transaction; `None` where that cannot be known
+    /// (PostgreSQL: other instances may write at any time).
+    fn change_token(&mut self) -> Result<Option<ChangeToken>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// What a database must provide. Object-safe, so the binary picks SQLite or PostgreSQL at run

@@ -21,7 +21,7 @@ mod sqlite_backend;
 mod store;
 mod tx;
 
-pub use backend::{Backend, BackendKind, Cell, Conn, Param};
+pub use backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
 pub use error::StoreError;
 pub use postgres_backend::PostgresBackend;
 pub use records::{

@@ -2,12 +2,13 @@
 //! readers that never block it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::backend::{Backend, BackendKind, Cell, Conn, Param};
+use crate::backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
 use crate::error::StoreError;
 use crate::migrations;
 
@@ -36,6 +37,8 @@ pub struct SqliteBackend {
     options: SqliteOptions,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Write transactions begun, counted under the writer lock.
+    writes: AtomicU64,
 }
 
 impl SqliteBackend {
@@ -56,6 +59,7 @@ impl SqliteBackend {
             options,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            writes: AtomicU64::new(0),
         })
     }
 
@@ -106,7 +110,11 @@ impl Backend for SqliteBackend {
         // back when its Transaction dropped, so the connection is safe to reuse.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        work(&mut SqliteConn(&tx))?;
+        let seq = self.writes.fetch_add(1, Ordering::Relaxed);
+        work(&mut SqliteConn {
+            conn: &tx,
+            seq: Some(seq),
+        })?;
         tx.commit()?;
         Ok(())
     }
@@ -120,7 +128,10 @@ impl Backend for SqliteBackend {
             Some(c) => c,
             None => open_connection(&self.path, &self.options)?,
         };
-        let result = work(&mut SqliteConn(&conn));
+        let result = work(&mut SqliteConn {
+            conn: &conn,
+            seq: None,
+        });
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
@@ -133,7 +144,11 @@ impl Backend for SqliteBackend {
     }
 }
 
-struct SqliteConn<'a>(&'a Connection);
+struct SqliteConn<'a> {
+    conn: &'a Connection,
+    /// The write transaction's number; `None` on a read connection.
+    seq: Option<u64>,
+}
 
 impl rusqlite::ToSql for Param<'_> {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -154,12 +169,12 @@ impl Conn for SqliteConn<'_> {
     }
 
     fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
-        let mut stmt = self.0.prepare_cached(sql)?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
         Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
     }
 
     fn exec_batch(&mut self, sql: &'static str) -> Result<(), StoreError> {
-        Ok(self.0.execute_batch(sql)?)
+        Ok(self.conn.execute_batch(sql)?)
     }
 
     fn query(
@@ -167,7 +182,7 @@ impl Conn for SqliteConn<'_> {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<Vec<Cell>>, StoreError> {
-        let mut stmt = self.0.prepare_cached(sql)?;
+        let mut stmt = self.conn.prepare_cached(sql)?;
         let width = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
         let mut out = Vec::new();
@@ -187,5 +202,15 @@ impl Conn for SqliteConn<'_> {
             out.push(cells);
         }
         Ok(out)
+    }
+
+    fn change_token(&mut self) -> Result<Option<ChangeToken>, StoreError> {
+        let Some(seq) = self.seq else {
+            return Ok(None);
+        };
+        let data_version: i64 = self
+            .conn
+            .pragma_query_value(None, "data_version", |r| r.get(0))?;
+        Ok(Some(ChangeToken { data_version, seq }))
     }
 }

@@ -2,7 +2,7 @@
 
 use consentric_model::{Identity, IdentityKind, MessageId, ProfileId};
 
-use crate::backend::{Cell, Conn, Param};
+use crate::backend::{Cell, ChangeToken, Conn, Param};
 use crate::error::StoreError;
 use crate::records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
@@ -36,6 +36,11 @@ pub struct NewEvent<'a> {
 }
 
 impl WriteTx<'_> {
+    /// What this transaction saw of the database's history; see [`ChangeToken`].
+    pub fn change_token(&mut self) -> Result<Option<ChangeToken>, StoreError> {
+        self.conn.change_token()
+    }
+
     /// The profile an identity belongs to, and whether that profile's consent ledger has rows.
     pub fn find_identity_and_consent(
         &mut self,
