@@ -55,7 +55,15 @@ pub enum RetentionCommand {
 #[derive(Subcommand)]
 pub enum AuditCommand {
     /// Walk the chain; exit 1 and name the first broken record if it was tampered with.
-    Verify,
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Args)]
+pub struct AuditVerifyArgs {
+    /// A head printed by an earlier `audit verify` (`SEQ:HASH`), kept outside the database;
+    /// detects the log being cut off or recomputed since. May be repeated.
+    #[arg(long = "anchor", value_name = "SEQ:HASH")]
+    pub anchors: Vec<consentric_engine::AuditAnchor>,
 }
 
 #[derive(Args)]

@@ -164,3 +164,38 @@ fn retention_run_reports_what_it_swept() {
         "the sweep is audited: {verify}"
     );
 }
+
+#[test]
+fn audit_verify_prints_a_head_and_checks_it_later() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    ok(consentric(dir.path(), &["retention", "run"])); // one audited sweep
+    let verify = ok(consentric(dir.path(), &["audit", "verify"]));
+    let head = verify
+        .lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("a head is printed")
+        .to_owned();
+    assert!(head.starts_with("1:"), "{head}");
+    ok(consentric(
+        dir.path(),
+        &["audit", "verify", "--anchor", &head],
+    ));
+
+    // An anchor past the end: the log was cut off since it was taken.
+    let hash = head.split_once(':').expect("seq:hash").1;
+    let out = consentric(
+        dir.path(),
+        &["audit", "verify", "--anchor", &format!("2:{hash}")],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("cut off"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    let out = consentric(dir.path(), &["audit", "verify", "--anchor", "2:nothex"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
+}

@@ -1,6 +1,9 @@
 //! The audit log: append-only and hash-chained. Each record's hash covers its own fields and
 //! the previous record's hash, so editing, deleting, inserting or reordering any record breaks
-//! the chain at a place `verify` can name.
+//! the chain at a place `verify` can name. What the chain alone cannot show is its own end being
+//! cut off, or the whole chain recomputed after an edit; for that, the head `verify` reports is
+//! kept elsewhere (an anchor) and checked later: a record missing at or before an anchor, or a
+//! different hash there, is a break.
 
 use consentric_store::{AuditRow, Store, StoreError, WriteTx};
 use serde::Serialize;
@@ -67,8 +70,43 @@ pub(crate) fn append(
 pub struct AuditVerification {
     /// Records checked.
     pub records: u64,
+    /// The last record that verified: worth keeping outside the database as an anchor.
+    pub head: Option<AuditAnchor>,
     /// The first break, if any.
     pub first_break: Option<ChainBreak>,
+}
+
+/// A record's position and hash, remembered outside the database (printed by `consentric audit
+/// verify`, passed back with `--anchor SEQ:HASH`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditAnchor {
+    /// The record's position.
+    pub seq: i64,
+    /// Its hash (hex SHA-256).
+    pub hash: String,
+}
+
+impl std::str::FromStr for AuditAnchor {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (seq, hash) = s
+            .split_once(':')
+            .ok_or_else(|| format!("anchor `{s}` is not SEQ:HASH"))?;
+        let seq: i64 = seq
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("anchor position `{seq}` is not a positive integer"))?;
+        let ok = hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit());
+        if !ok {
+            return Err(format!("anchor hash `{hash}` is not 64 hex digits"));
+        }
+        Ok(AuditAnchor {
+            seq,
+            hash: hash.to_ascii_lowercase(),
+        })
+    }
 }
 
 /// Where and how the chain breaks.
@@ -91,6 +129,10 @@ pub enum BreakKind {
     /// The record does not follow the one before it: a record was inserted, deleted and the
     /// rest renumbered, or records were reordered.
     OutOfChain,
+    /// An anchored record is gone: the log was cut off at its end.
+    Truncated,
+    /// An anchored record has another hash than the anchor: the chain was recomputed.
+    Rewritten,
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -103,27 +145,55 @@ impl std::fmt::Display for ChainBreak {
                 "record {} does not follow the record before it (inserted, deleted or reordered records)",
                 self.seq
             ),
+            BreakKind::Truncated => write!(
+                f,
+                "anchored record {} is missing (the log was cut off after record {})",
+                self.seq,
+                self.seq - 1
+            ),
+            BreakKind::Rewritten => write!(
+                f,
+                "record {} differs from its anchor (the chain was recomputed)",
+                self.seq
+            ),
         }
     }
 }
 
-/// Walks the whole chain from the first record.
-pub(crate) fn verify(store: &Store) -> Result<AuditVerification, StoreError> {
+/// Walks the whole chain from the first record, then checks it against `anchors`.
+pub(crate) fn verify(
+    store: &Store,
+    anchors: &[AuditAnchor],
+) -> Result<AuditVerification, StoreError> {
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_owned();
     let mut records = 0;
+    let mut head = None;
+    let anchored = |seq: i64, hash: &str| anchors.iter().any(|a| a.seq == seq && a.hash != hash);
     loop {
         let page = store.audit_page(expected_seq - 1, PAGE)?;
         if page.is_empty() {
+            // Every record verified; anchors beyond the end mean the end was cut off.
+            let first_break = anchors
+                .iter()
+                .filter(|a| a.seq >= expected_seq)
+                .map(|a| a.seq)
+                .min()
+                .map(|seq| ChainBreak {
+                    seq,
+                    kind: BreakKind::Truncated,
+                });
             return Ok(AuditVerification {
                 records,
-                first_break: None,
+                head,
+                first_break,
             });
         }
         for r in page {
             let broken = |kind| {
                 Ok(AuditVerification {
                     records,
+                    head: head.clone(),
                     first_break: Some(ChainBreak { seq: r.seq, kind }),
                 })
             };
@@ -145,9 +215,38 @@ pub(crate) fn verify(store: &Store) -> Result<AuditVerification, StoreError> {
             {
                 return broken(BreakKind::Edited);
             }
+            if anchored(r.seq, &r.hash) {
+                return broken(BreakKind::Rewritten);
+            }
             records += 1;
             expected_seq += 1;
+            head = Some(AuditAnchor {
+                seq: r.seq,
+                hash: r.hash.clone(),
+            });
             prev = r.hash;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_parse_from_what_verify_prints_and_refuse_anything_else() {
+        let hash = "ab".repeat(32);
+        let a: AuditAnchor = format!("12:{}", hash.to_uppercase())
+            .parse()
+            .expect("anchor");
+        assert_eq!((a.seq, a.hash), (12, hash.clone()));
+        for bad in [
+            "12".to_owned(),
+            format!("0:{hash}"),
+            format!("x:{hash}"),
+            "3:abc".to_owned(),
+        ] {
+            assert!(bad.parse::<AuditAnchor>().is_err(), "{bad}");
         }
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, AuditVerification};
+use crate::audit::{self, AuditAnchor, AuditVerification};
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
@@ -250,6 +250,19 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn verify_audit(&self) -> Result<AuditVerification, EngineError> {
-        Ok(audit::verify(&self.store)?)
+        self.verify_audit_against(&[])
+    }
+
+    /// [`Engine::verify_audit`], also checking the chain against anchors kept elsewhere: a
+    /// missing anchored record (truncation) or a different hash there (a recomputed chain) is
+    /// a break.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn verify_audit_against(
+        &self,
+        anchors: &[AuditAnchor],
+    ) -> Result<AuditVerification, EngineError> {
+        Ok(audit::verify(&self.store, anchors)?)
     }
 }

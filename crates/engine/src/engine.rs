@@ -15,10 +15,7 @@ use crate::ingest_cache::IngestCache;
 use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
 use crate::metrics::Metrics;
 use crate::privacy::PolicySet;
-use crate::profiles::{
-    iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
-    ProfileView, StoredEventView, TraitView,
-};
+use crate::profiles::{iso, ProfileRef};
 
 /// Most events one read returns.
 pub const MAX_EVENTS_PER_READ: u32 = 1000;
@@ -235,105 +232,6 @@ impl Engine {
             }
         };
         found.ok_or_else(|| EngineError::NotFound("profile".into()))
-    }
-
-    /// A whole profile: identities, traits with provenance, counters, merge history.
-    ///
-    /// # Errors
-    /// Not found, or a database fault.
-    pub fn profile(&self, r: &ProfileRef) -> Result<ProfileView, EngineError> {
-        let id = self.find_profile(r)?;
-        let record = self
-            .store
-            .profile(&id)?
-            .ok_or_else(|| EngineError::NotFound("profile".into()))?;
-        let c = record.counters;
-        Ok(ProfileView {
-            profile_id: id.to_string(),
-            created_at: iso(record.created_at),
-            identities: self.identity_views(&id)?,
-            traits: self
-                .store
-                .traits(&id)?
-                .into_iter()
-                .map(|t| TraitView {
-                    name: t.name,
-                    value: t.value,
-                    updated_at: iso(t.updated_at),
-                    message_id: t.message_id,
-                })
-                .collect(),
-            counters: ProfileCountersView {
-                first_seen: iso(c.first_seen),
-                last_seen: iso(c.last_seen),
-                events: c.event_count,
-                orders: c.order_count,
-                revenue: c.revenue,
-            },
-            merged_from: self
-                .store
-                .merged_from(&id)?
-                .into_iter()
-                .map(|p| p.to_string())
-                .collect(),
-        })
-    }
-
-    fn identity_views(&self, id: &ProfileId) -> Result<Vec<IdentityView>, EngineError> {
-        Ok(self
-            .store
-            .identities(id)?
-            .into_iter()
-            .map(|r| IdentityView {
-                kind: r.identity.kind.as_str().to_owned(),
-                value: r.identity.value,
-                first_seen: iso(r.first_seen),
-            })
-            .collect())
-    }
-
-    /// A profile's latest events, newest first, at most [`MAX_EVENTS_PER_READ`].
-    ///
-    /// # Errors
-    /// Not found, or a database fault.
-    pub fn events(&self, r: &ProfileRef, limit: u32) -> Result<Vec<StoredEventView>, EngineError> {
-        let id = self.find_profile(r)?;
-        Ok(self
-            .store
-            .events(&id, limit.clamp(1, MAX_EVENTS_PER_READ))?
-            .into_iter()
-            .map(|e| StoredEventView {
-                seq: e.seq,
-                event: e.payload,
-            })
-            .collect())
-    }
-
-    /// The identity graph of a profile.
-    ///
-    /// # Errors
-    /// Not found, or a database fault.
-    pub fn identity_graph(&self, r: &ProfileRef) -> Result<IdentityGraph, EngineError> {
-        let id = self.find_profile(r)?;
-        let links = self
-            .store
-            .identity_links(&id)?
-            .into_iter()
-            // Each edge is stored both ways; show it once.
-            .filter(|l| l.a < l.b)
-            .map(|l| IdentityLinkView {
-                from: l.a.to_string(),
-                to: l.b.to_string(),
-                via: l.via,
-                message_id: l.message_id,
-                linked_at: iso(l.linked_at),
-            })
-            .collect();
-        Ok(IdentityGraph {
-            profile_id: id.to_string(),
-            identities: self.identity_views(&id)?,
-            links,
-        })
     }
 
     /// Creates an API key; its secret is in the returned value and nowhere else.

@@ -6,6 +6,7 @@
 //! blocking thread. Time comes from an injectable [`Clock`], so tests control it.
 #![forbid(unsafe_code)]
 
+mod access;
 mod audit;
 mod clock;
 pub mod config;
@@ -24,7 +25,7 @@ mod retention;
 mod views;
 mod withdrawal;
 
-pub use audit::{AuditVerification, BreakKind, ChainBreak};
+pub use audit::{AuditAnchor, AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::Settings;
 pub use consent::{ConsentHistoryEntry, ConsentView, PurposeConsent, PurposeView};

@@ -58,7 +58,7 @@ impl Engine {
             })?;
         let mut traits = Vec::new();
         let mut withheld = Vec::new();
-        for t in self.store.traits(&id)? {
+        for t in self.store.traits(&grant)? {
             let category =
                 self.policy
                     .schema
@@ -77,7 +77,7 @@ impl Engine {
         let permits = |c: &consentric_policy::DataCategory| grant.permits(c);
         let events: Vec<serde_json::Value> = self
             .store
-            .events(&id, VIEW_EVENTS)?
+            .events(&grant, VIEW_EVENTS)?
             .into_iter()
             .map(|e| {
                 let mut payload = e.payload;
@@ -106,66 +106,5 @@ impl Engine {
             withheld,
             events,
         })
-    }
-}
-
-impl Engine {
-    fn audit_read(&self, actor: &str, profile_id: &str, what: &str) -> Result<(), EngineError> {
-        let at = self.now().timestamp_millis();
-        self.store.write(|tx| {
-            audit::append(
-                tx,
-                at,
-                actor,
-                "profile.read",
-                Some(profile_id),
-                &json!({"what": what}),
-            )
-        })?;
-        Ok(())
-    }
-
-    /// [`Engine::profile`] for an actor (an API key, the CLI): the read is audited.
-    ///
-    /// # Errors
-    /// As [`Engine::profile`].
-    pub fn profile_as(
-        &self,
-        who: &ProfileRef,
-        actor: &str,
-    ) -> Result<crate::ProfileView, EngineError> {
-        let view = self.profile(who)?;
-        self.audit_read(actor, &view.profile_id, "profile")?;
-        Ok(view)
-    }
-
-    /// [`Engine::events`] for an actor: the read is audited.
-    ///
-    /// # Errors
-    /// As [`Engine::events`].
-    pub fn events_as(
-        &self,
-        who: &ProfileRef,
-        limit: u32,
-        actor: &str,
-    ) -> Result<Vec<crate::StoredEventView>, EngineError> {
-        let id = self.find_profile(who)?;
-        let events = self.events(&ProfileRef::Profile(id.clone()), limit)?;
-        self.audit_read(actor, id.as_str(), "events")?;
-        Ok(events)
-    }
-
-    /// [`Engine::identity_graph`] for an actor: the read is audited.
-    ///
-    /// # Errors
-    /// As [`Engine::identity_graph`].
-    pub fn identity_graph_as(
-        &self,
-        who: &ProfileRef,
-        actor: &str,
-    ) -> Result<crate::IdentityGraph, EngineError> {
-        let graph = self.identity_graph(who)?;
-        self.audit_read(actor, &graph.profile_id, "identities")?;
-        Ok(graph)
     }
 }

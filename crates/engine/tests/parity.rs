@@ -43,7 +43,7 @@ fn by(raw: &str) -> ProfileRef {
 
 fn trait_value(engine: &Engine, who: &str, name: &str) -> Option<Value> {
     engine
-        .profile(&by(who))
+        .profile(&by(who), "test")
         .expect("profile")
         .traits
         .into_iter()
@@ -65,7 +65,7 @@ parity_test!(
         assert_eq!(restarted.totals().expect("totals").0, 1);
         assert_eq!(
             restarted
-                .profile(&by("u1"))
+                .profile(&by("u1"), "test")
                 .expect("profile")
                 .counters
                 .events,
@@ -103,7 +103,7 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
         .ingest(events(&[json!({"type":"identify","messageId":"i1","userId":"u-42","anonymousId":"anon-1","traits":{"email":"a@example.com"},"timestamp":"2024-01-01T00:02:00Z"})]))
         .expect("identify");
 
-    let p = engine.profile(&by("u-42")).expect("profile");
+    let p = engine.profile(&by("u-42"), "test").expect("profile");
     assert_eq!(
         engine
             .find_profile(&by("anonymous_id:anon-1"))
@@ -115,14 +115,20 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
     // The merged-away id redirects.
     assert_eq!(
         engine
-            .profile(&by(&format!("profile:{anon_profile}")))
+            .profile(&by(&format!("profile:{anon_profile}")), "test")
             .expect("redirect")
             .profile_id,
         p.profile_id
     );
-    assert_eq!(engine.events(&by("u-42"), 100).expect("events").len(), 4);
+    assert_eq!(
+        engine
+            .events(&by("u-42"), 100, "test")
+            .expect("events")
+            .len(),
+        4
+    );
     assert_eq!(p.counters.first_seen, "2023-12-01T00:00:00.000Z");
-    let graph = engine.identity_graph(&by("u-42")).expect("graph");
+    let graph = engine.identity_graph(&by("u-42"), "test").expect("graph");
     assert_eq!(graph.identities.len(), 2);
     assert_eq!(graph.links.len(), 1);
     assert_eq!(graph.links[0].via, "identify");
@@ -145,7 +151,14 @@ parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
         engine.find_profile(&by("alice")).expect("a"),
         engine.find_profile(&by("bob")).expect("b")
     );
-    assert_eq!(engine.profile(&by("bob")).expect("bob").counters.events, 1);
+    assert_eq!(
+        engine
+            .profile(&by("bob"), "test")
+            .expect("bob")
+            .counters
+            .events,
+        1
+    );
 });
 
 parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
@@ -161,7 +174,7 @@ parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
     engine
         .ingest(events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
         .expect("alias");
-    let p = engine.profile(&by("new-id")).expect("profile");
+    let p = engine.profile(&by("new-id"), "test").expect("profile");
     assert_eq!(
         engine.find_profile(&by("old-id")).expect("old"),
         engine.find_profile(&by("new-id")).expect("new")
@@ -171,7 +184,7 @@ parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
     assert_eq!(p.counters.events, 5);
     assert_eq!(p.counters.last_seen, "2024-03-01T00:00:00.000Z");
     assert_eq!(trait_value(&engine, "new-id", "name"), Some(json!("New")));
-    let graph = engine.identity_graph(&by("new-id")).expect("graph");
+    let graph = engine.identity_graph(&by("new-id"), "test").expect("graph");
     assert!(graph.links.iter().any(|l| l.via == "alias"));
 });
 
@@ -189,7 +202,7 @@ parity_test!(
             json!({"type":"identify","messageId":"early","userId":"u","traits":{"plan":"free","name":"Ada Lovelace"},"timestamp":"2024-01-01T00:00:00Z"}),
         ]))
         .expect("older arrives late");
-        let p = engine.profile(&by("u")).expect("profile");
+        let p = engine.profile(&by("u"), "test").expect("profile");
         let plan = p.traits.iter().find(|t| t.name == "plan").expect("plan");
         assert_eq!(
             plan.value,
@@ -215,7 +228,7 @@ parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
             json!({"type":"track","messageId":"3","userId":"u","event":"Product Viewed","properties":{"revenue":999}}),
         ]))
         .expect("ingest");
-    let c = engine.profile(&by("u")).expect("profile").counters;
+    let c = engine.profile(&by("u"), "test").expect("profile").counters;
     assert_eq!((c.events, c.orders), (3, 2));
     assert!((c.revenue - 26.0).abs() < 1e-9, "{}", c.revenue);
 });
@@ -267,7 +280,10 @@ parity_test!(
         )
         .expect("import again");
         assert_eq!((again.accepted, again.duplicates), (0, 3));
-        let c = engine.profile(&by("00002")).expect("profile").counters;
+        let c = engine
+            .profile(&by("00002"), "test")
+            .expect("profile")
+            .counters;
         assert_eq!(c.orders, 2);
         assert!((c.revenue - 89.0).abs() < 1e-9);
         assert_eq!(c.first_seen, "1997-01-12T00:00:00.000Z");
@@ -303,7 +319,7 @@ fn events_follow_a_merge_made_by(same_engine: bool, db: &TestDb) {
     .expect("after the merge");
     let survivor = a.find_profile(&by("u9")).expect("u9");
     assert_eq!(a.find_profile(&by("u1")).expect("u1"), survivor);
-    let p = a.profile(&by("u9")).expect("profile");
+    let p = a.profile(&by("u9"), "test").expect("profile");
     assert_eq!(a.find_profile(&by("a1")).expect("a1"), survivor);
     assert_eq!(p.counters.events, 5, "every event counted on the survivor");
     assert_eq!(p.counters.last_seen, "2024-01-05T00:00:00.000Z");

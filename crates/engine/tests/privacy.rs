@@ -310,7 +310,7 @@ parity_test!(reordered_audit_records_are_found, |db| {
 
 fn stored(engine: &Engine, who: &str) -> Vec<Value> {
     engine
-        .events(&by(who), 100)
+        .events(&by(who), 100, "test")
         .expect("events")
         .into_iter()
         .map(|e| e.event)
@@ -351,7 +351,7 @@ parity_test!(
             e["context"]["library"]["name"], "test",
             "the library describes the call and stays"
         );
-        let profile = engine.profile(&by("u")).expect("profile");
+        let profile = engine.profile(&by("u"), "test").expect("profile");
         assert!(profile.traits.iter().all(|t| t.name != "shoeSize"));
         let metrics = engine.metrics().render();
         assert!(
@@ -514,7 +514,7 @@ parity_test!(
             after["context"]["page"]["path"], "/",
             "browsing still serves model training (legitimate interest)"
         );
-        let profile = engine.profile(&by("u")).expect("profile");
+        let profile = engine.profile(&by("u"), "test").expect("profile");
         let names: Vec<&str> = profile.traits.iter().map(|t| t.name.as_str()).collect();
         assert!(
             names.contains(&"email") && names.contains(&"logins"),
@@ -524,8 +524,8 @@ parity_test!(
         let v = engine.verify_audit().expect("verify");
         assert_eq!(
             (v.records, v.first_break),
-            (3, None),
-            "grant, withdrawal, deletion"
+            (6, None),
+            "grant, withdrawal, deletion, and the three reads above (two of events, one of the profile)"
         );
 
         // An objection to model training leaves browsing data without any basis: it goes too,
@@ -541,7 +541,7 @@ parity_test!(
             "no purpose with a basis may use browsing data now"
         );
         assert!(engine
-            .profile(&by("u"))
+            .profile(&by("u"), "test")
             .expect("profile")
             .traits
             .iter()
@@ -600,7 +600,7 @@ parity_test!(
             "browsing may be kept 730 days (analytics)"
         );
         let names: Vec<String> = engine
-            .profile(&by("u"))
+            .profile(&by("u"), "test")
             .expect("profile")
             .traits
             .into_iter()
@@ -649,3 +649,41 @@ parity_test!(a_view_prunes_events_to_its_purposes_categories, |db| {
     );
     assert_eq!(page["userId"], "u", "identifiers are structural");
 });
+
+parity_test!(
+    a_cut_off_or_rewritten_end_is_found_against_an_anchor,
+    |db| {
+        let engine = chained(&db);
+        let head = engine.verify_audit().expect("verify").head.expect("head");
+        assert_eq!(head.seq, 4);
+        let against = |engine: &Engine| {
+            engine
+                .verify_audit_against(std::slice::from_ref(&head))
+                .expect("verify")
+                .first_break
+                .map(|b| (b.seq, b.kind))
+        };
+        assert_eq!(against(&engine), None, "intact against its own head");
+
+        db.execute_raw("DELETE FROM audit_log WHERE seq = 4");
+        let v = engine.verify_audit().expect("verify");
+        assert_eq!(
+            (v.records, v.first_break),
+            (3, None),
+            "the chain alone cannot see its end cut off"
+        );
+        assert_eq!(against(&engine), Some((4, BreakKind::Truncated)));
+
+        // A properly chained record 4 in place of the cut one: the chain was recomputed from there.
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "granted".into())],
+                "key:test",
+                b"again",
+            )
+            .expect("set");
+        assert_eq!(engine.verify_audit().expect("verify").first_break, None);
+        assert_eq!(against(&engine), Some((4, BreakKind::Rewritten)));
+    }
+);

@@ -33,6 +33,11 @@ impl PurposeId {
         }
     }
 
+    /// The reserved id of access grants ([`crate::gate::ACCESS`]).
+    pub(crate) fn access() -> Self {
+        PurposeId(crate::gate::ACCESS.to_owned())
+    }
+
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -131,10 +136,17 @@ impl PurposeRegistry {
     /// Validates and indexes `purposes`.
     ///
     /// # Errors
-    /// A duplicate id, an unknown category, or a zero version or retention.
+    /// A duplicate id, the reserved id `access`, an unknown category, or a zero version or
+    /// retention.
     pub fn new(purposes: Vec<Purpose>) -> Result<Self, PolicyError> {
         let mut map = BTreeMap::new();
         for p in purposes {
+            if p.id.as_str() == crate::gate::ACCESS {
+                return Err(PolicyError::Invalid {
+                    field: format!("purposes.{}", p.id),
+                    message: "`access` is reserved for access requests and administration".into(),
+                });
+            }
             for c in &p.categories {
                 DataCategory::parse(c)?;
             }

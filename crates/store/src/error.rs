@@ -29,6 +29,9 @@ pub enum StoreError {
     /// A row did not have the shape the schema promises.
     #[error("unexpected row shape: {0}")]
     Corrupt(String),
+    /// A grant whose subject is not a profile id was offered for a profile read.
+    #[error("grant subject `{0}` is not a profile id")]
+    NotAProfile(String),
     /// The database URL is not one we can use.
     #[error("database url: {0}")]
     BadUrl(String),

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use consentric_model::{Identity, ProfileId};
+use consentric_policy::Grant;
 
 use crate::backend::{Backend, BackendKind, Param};
 use crate::error::StoreError;
@@ -12,6 +13,13 @@ use crate::records::{
 use crate::sql;
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 use crate::tx::{self, WriteTx};
+
+/// The profile a grant opens. The personal-data reads below take a [`Grant`] instead of a
+/// profile id, so they cannot be called without one, and only the policy room makes grants.
+fn subject(grant: &Grant) -> Result<ProfileId, StoreError> {
+    ProfileId::parse(grant.subject())
+        .ok_or_else(|| StoreError::NotAProfile(grant.subject().to_owned()))
+}
 
 /// The typed store the engine talks to, whatever database is behind it.
 pub struct Store {
@@ -118,12 +126,13 @@ impl Store {
         self.read(|c| tx::find_identity(c, identity))
     }
 
-    /// A profile's row.
+    /// The row (counters) of the profile `grant` opens.
     ///
     /// # Errors
     /// Database faults.
-    pub fn profile(&self, id: &ProfileId) -> Result<Option<ProfileRecord>, StoreError> {
-        self.read(|c| tx::profile(c, id))
+    pub fn profile(&self, grant: &Grant) -> Result<Option<ProfileRecord>, StoreError> {
+        let id = subject(grant)?;
+        self.read(|c| tx::profile(c, &id))
     }
 
     /// The profiles merged into `id`.
@@ -134,36 +143,42 @@ impl Store {
         self.read(|c| tx::merged_from(c, id))
     }
 
-    /// A profile's traits, by name.
+    /// The traits, by name, of the profile `grant` opens; the caller keeps only what the grant
+    /// permits.
     ///
     /// # Errors
     /// Database faults.
-    pub fn traits(&self, id: &ProfileId) -> Result<Vec<TraitRecord>, StoreError> {
-        self.read(|c| tx::traits_of(c, id))
+    pub fn traits(&self, grant: &Grant) -> Result<Vec<TraitRecord>, StoreError> {
+        let id = subject(grant)?;
+        self.read(|c| tx::traits_of(c, &id))
     }
 
-    /// A profile's identities.
+    /// The identities of the profile `grant` opens.
     ///
     /// # Errors
     /// Database faults.
-    pub fn identities(&self, id: &ProfileId) -> Result<Vec<IdentityRecord>, StoreError> {
-        self.read(|c| tx::identities_of(c, id))
+    pub fn identities(&self, grant: &Grant) -> Result<Vec<IdentityRecord>, StoreError> {
+        let id = subject(grant)?;
+        self.read(|c| tx::identities_of(c, &id))
     }
 
-    /// The identity-graph edges leaving a profile's identities.
+    /// The identity-graph edges leaving the identities of the profile `grant` opens.
     ///
     /// # Errors
     /// Database faults.
-    pub fn identity_links(&self, id: &ProfileId) -> Result<Vec<IdentityLinkRecord>, StoreError> {
-        self.read(|c| tx::links_of(c, id))
+    pub fn identity_links(&self, grant: &Grant) -> Result<Vec<IdentityLinkRecord>, StoreError> {
+        let id = subject(grant)?;
+        self.read(|c| tx::links_of(c, &id))
     }
 
-    /// A profile's latest `limit` events, newest first.
+    /// The latest `limit` events, newest first, of the profile `grant` opens; the caller
+    /// prunes them to what the grant permits.
     ///
     /// # Errors
     /// Database faults.
-    pub fn events(&self, id: &ProfileId, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
-        self.read(|c| tx::events_of(c, id, i64::from(limit)))
+    pub fn events(&self, grant: &Grant, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        let id = subject(grant)?;
+        self.read(|c| tx::events_of(c, &id, i64::from(limit)))
     }
 
     /// How many events are stored.

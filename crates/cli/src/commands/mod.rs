@@ -10,7 +10,7 @@ mod serve;
 use std::sync::Arc;
 
 use anyhow::Context;
-use consentric_engine::{Engine, Settings};
+use consentric_engine::{AuditAnchor, Engine, Settings};
 
 use crate::cli::{AuditCommand, BenchCommand, Command, RetentionCommand};
 
@@ -22,7 +22,9 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
-        Command::Audit(AuditCommand::Verify) => audit_verify(&*open(&settings)?),
+        Command::Audit(AuditCommand::Verify(args)) => {
+            audit_verify(&*open(&settings)?, &args.anchors)
+        }
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -42,11 +44,17 @@ fn open(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
     Ok(Arc::new(engine))
 }
 
-fn audit_verify(engine: &Engine) -> anyhow::Result<()> {
-    let v = engine.verify_audit()?;
+fn audit_verify(engine: &Engine, anchors: &[AuditAnchor]) -> anyhow::Result<()> {
+    let v = engine.verify_audit_against(anchors)?;
     match v.first_break {
         None => {
             println!("audit chain intact: {} records", v.records);
+            if let Some(head) = v.head {
+                println!(
+                    "head: {}:{} (keep it outside the database; `audit verify --anchor {}:{}` later detects truncation)",
+                    head.seq, head.hash, head.seq, head.hash
+                );
+            }
             Ok(())
         }
         Some(b) => {

@@ -9,17 +9,17 @@ pub fn run(engine: &Engine, cmd: ProfileCommand) -> anyhow::Result<()> {
         ProfileCommand::Show { id, events } => {
             let who = ProfileRef::parse(&id)?;
             let profile = engine
-                .profile_as(&who, "cli")
+                .profile(&who, "cli")
                 .with_context(|| format!("No profile for {id}"))?;
             let mut out = json!({ "profile": profile });
             if events > 0 {
-                out["events"] = json!(engine.events_as(&who, events, "cli")?);
+                out["events"] = json!(engine.events(&who, events, "cli")?);
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
         ProfileCommand::Graph { id } => {
             let graph = engine
-                .identity_graph_as(&ProfileRef::parse(&id)?, "cli")
+                .identity_graph(&ProfileRef::parse(&id)?, "cli")
                 .with_context(|| format!("No profile for {id}"))?;
             println!("{}", serde_json::to_string_pretty(&graph)?);
         }

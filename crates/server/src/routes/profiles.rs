@@ -66,7 +66,7 @@ pub(crate) async fn profile(
 ) -> Result<Json<ProfileView>, ApiError> {
     blocking(move || {
         let actor = format!("key:{}", who.key_id);
-        Ok(Json(engine.profile_as(&ProfileRef::parse(&id)?, &actor)?))
+        Ok(Json(engine.profile(&ProfileRef::parse(&id)?, &actor)?))
     })
     .await
 }
@@ -96,7 +96,7 @@ pub(crate) async fn events(
 ) -> Result<Json<EventsPage>, ApiError> {
     blocking(move || {
         let actor = format!("key:{}", who.key_id);
-        let events = engine.events_as(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100), &actor)?;
+        let events = engine.events(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100), &actor)?;
         Ok(Json(EventsPage { events }))
     })
     .await
@@ -115,7 +115,7 @@ pub(crate) async fn identities(
     blocking(move || {
         let actor = format!("key:{}", who.key_id);
         Ok(Json(
-            engine.identity_graph_as(&ProfileRef::parse(&id)?, &actor)?,
+            engine.identity_graph(&ProfileRef::parse(&id)?, &actor)?,
         ))
     })
     .await

@@ -1,0 +1,152 @@
+//! Reads of everything held about a customer, for access rather than for a purpose: the
+//! operator's administration with an admin key now, the data subject's own access request
+//! later. Each read goes through an access grant from the gate (the store's personal-data reads
+//! take nothing else) and is audited as `profile.read`, naming who read what.
+
+use consentric_model::ProfileId;
+use consentric_policy::{gate, Grant};
+use serde_json::json;
+
+use crate::audit;
+use crate::engine::{Engine, MAX_EVENTS_PER_READ};
+use crate::error::EngineError;
+use crate::profiles::{
+    iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
+    ProfileView, StoredEventView, TraitView,
+};
+
+impl Engine {
+    /// Opens an access grant over the profile `who` names, after auditing the read: a read
+    /// that could not be audited does not happen.
+    fn open_access(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+        what: &str,
+    ) -> Result<(ProfileId, Grant), EngineError> {
+        let id = self.find_profile(who)?;
+        let now = self.now();
+        let grant = gate::open_for_access(id.as_str(), now);
+        let at = now.timestamp_millis();
+        self.store.write(|tx| {
+            audit::append(
+                tx,
+                at,
+                actor,
+                "profile.read",
+                Some(id.as_str()),
+                &json!({"what": what}),
+            )
+        })?;
+        Ok((id, grant))
+    }
+
+    /// A whole profile (identities, traits with provenance, counters, merge history), read by
+    /// `actor` (an API key id, `cli`) and audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn profile(&self, who: &ProfileRef, actor: &str) -> Result<ProfileView, EngineError> {
+        let (id, grant) = self.open_access(who, actor, "profile")?;
+        let record = self
+            .store
+            .profile(&grant)?
+            .ok_or_else(|| EngineError::NotFound("profile".into()))?;
+        let c = record.counters;
+        Ok(ProfileView {
+            profile_id: id.to_string(),
+            created_at: iso(record.created_at),
+            identities: self.identity_views(&grant)?,
+            traits: self
+                .store
+                .traits(&grant)?
+                .into_iter()
+                .map(|t| TraitView {
+                    name: t.name,
+                    value: t.value,
+                    updated_at: iso(t.updated_at),
+                    message_id: t.message_id,
+                })
+                .collect(),
+            counters: ProfileCountersView {
+                first_seen: iso(c.first_seen),
+                last_seen: iso(c.last_seen),
+                events: c.event_count,
+                orders: c.order_count,
+                revenue: c.revenue,
+            },
+            merged_from: self
+                .store
+                .merged_from(&id)?
+                .into_iter()
+                .map(|p| p.to_string())
+                .collect(),
+        })
+    }
+
+    fn identity_views(&self, grant: &Grant) -> Result<Vec<IdentityView>, EngineError> {
+        Ok(self
+            .store
+            .identities(grant)?
+            .into_iter()
+            .map(|r| IdentityView {
+                kind: r.identity.kind.as_str().to_owned(),
+                value: r.identity.value,
+                first_seen: iso(r.first_seen),
+            })
+            .collect())
+    }
+
+    /// A profile's latest events, newest first, at most [`MAX_EVENTS_PER_READ`]; audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn events(
+        &self,
+        who: &ProfileRef,
+        limit: u32,
+        actor: &str,
+    ) -> Result<Vec<StoredEventView>, EngineError> {
+        let (_, grant) = self.open_access(who, actor, "events")?;
+        Ok(self
+            .store
+            .events(&grant, limit.clamp(1, MAX_EVENTS_PER_READ))?
+            .into_iter()
+            .map(|e| StoredEventView {
+                seq: e.seq,
+                event: e.payload,
+            })
+            .collect())
+    }
+
+    /// The identity graph of a profile; audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn identity_graph(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+    ) -> Result<IdentityGraph, EngineError> {
+        let (id, grant) = self.open_access(who, actor, "identities")?;
+        let links = self
+            .store
+            .identity_links(&grant)?
+            .into_iter()
+            // Each edge is stored both ways; show it once.
+            .filter(|l| l.a < l.b)
+            .map(|l| IdentityLinkView {
+                from: l.a.to_string(),
+                to: l.b.to_string(),
+                via: l.via,
+                message_id: l.message_id,
+                linked_at: iso(l.linked_at),
+            })
+            .collect();
+        Ok(IdentityGraph {
+            profile_id: id.to_string(),
+            identities: self.identity_views(&grant)?,
+            links,
+        })
+    }
+}
