@@ -153,6 +153,10 @@ pub struct BenchIngestArgs {
     /// default) or `normal` (survives process crashes, not power loss).
     #[arg(long, default_value = "full")]
     pub sqlite_synchronous: String,
+    /// Percent of customers whose events carry a consent banner's choices (Segment's
+    /// `context.consent.categoryPreferences`), recorded in their consent ledgers.
+    #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub consent_share: u8,
 }
 
 impl Cli {

@@ -143,8 +143,13 @@ impl Engine {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let prepared = events
+            .into_iter()
+            .zip(&signals)
+            .map(|(e, s)| self.policy.prepare(e, !s.is_empty()))
+            .collect::<Result<Vec<_>, _>>()?;
         let request = IngestRequest {
-            events,
+            prepared,
             signals,
             actor: ctx.actor.clone(),
         };

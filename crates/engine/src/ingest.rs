@@ -6,19 +6,19 @@
 //! commits together, so a batch is stored whole or not at all, and nothing is acknowledged
 //! before the commit returns.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
 use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteTx};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use consentric_policy::{ConsentState, DataCategory, Minimised};
 
 use crate::audit;
 use crate::consent::to_records;
 use crate::ingest_cache::{IngestCache, Learnt};
-use crate::privacy::{PolicySet, Signal};
+use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
@@ -128,21 +128,52 @@ impl<'c> BatchState<'c> {
         Ok(Some(p))
     }
 
-    /// Makes sure this transaction holds `profile`'s ledger rows (from the cache or the store).
-    fn ensure_consent(
+    /// `profile`'s ledger rows: this transaction's copy, else the cache's (not copied), else
+    /// read from the store (and kept here).
+    fn rows(
         &mut self,
         tx: &mut WriteTx<'_>,
         profile: &ProfileId,
-    ) -> Result<(), StoreError> {
-        if self.consent.contains_key(profile) {
-            return Ok(());
+    ) -> Result<&[ConsentRow], StoreError> {
+        if !self.consent.contains_key(profile) {
+            if !self.touched_by_merge(profile) {
+                if let Some(rows) = self.cache.consent.get(profile) {
+                    return Ok(rows);
+                }
+            }
+            let rows = tx.consent_of(profile)?;
+            self.consent.insert(profile.clone(), rows);
         }
-        let rows = match self.cache.consent.get(profile) {
-            Some(rows) if !self.touched_by_merge(profile) => rows.clone(),
-            _ => tx.consent_of(profile)?,
-        };
-        self.consent.insert(profile.clone(), rows);
+        Ok(self
+            .consent
+            .get(profile)
+            .map(Vec::as_slice)
+            .unwrap_or_default())
+    }
+
+    /// Appends a row to this transaction's copy of `profile`'s ledger (copying it first).
+    fn push_row(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        profile: &ProfileId,
+        row: ConsentRow,
+    ) -> Result<(), StoreError> {
+        if !self.consent.contains_key(profile) {
+            let rows = self.rows(tx, profile)?.to_vec();
+            self.consent.insert(profile.clone(), rows);
+        }
+        self.consent.entry(profile.clone()).or_default().push(row);
+        self.folded.remove(profile);
         Ok(())
+    }
+
+    /// Whether `profile`'s consent ledger has no records at all.
+    fn ledger_is_empty(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        profile: &ProfileId,
+    ) -> Result<bool, StoreError> {
+        Ok(self.rows(tx, profile)?.is_empty())
     }
 
     /// `profile`'s folded ledger, folded at most once per transaction and reused across
@@ -157,13 +188,7 @@ impl<'c> BatchState<'c> {
             return Ok(&self.cache.folded[profile]);
         }
         if !self.folded.contains_key(profile) {
-            self.ensure_consent(tx, profile)?;
-            let rows = self
-                .consent
-                .get(profile)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let state = ConsentState::fold(to_records(rows));
+            let state = ConsentState::fold(to_records(self.rows(tx, profile)?));
             self.folded.insert(profile.clone(), state);
         }
         Ok(&self.folded[profile])
@@ -211,7 +236,8 @@ impl<'c> BatchState<'c> {
 /// transaction, so a malformed signal refuses the request without touching the ledger), and
 /// who sent it.
 pub(crate) struct IngestRequest {
-    pub events: Vec<Event>,
+    /// Each event made ready on the caller's thread (see [`Prepared`]).
+    pub prepared: Vec<Prepared>,
     pub signals: Vec<Vec<Signal>>,
     pub actor: String,
 }
@@ -225,7 +251,8 @@ pub(crate) fn ingest(
     now: i64,
 ) -> Result<IngestReport, StoreError> {
     let mut report = IngestReport::default();
-    for (event, signals) in req.events.iter().zip(&req.signals) {
+    for (prepared, signals) in req.prepared.iter().zip(&req.signals) {
+        let event = &prepared.full.event;
         let at = event.timestamp().timestamp_millis();
         // Resolving first is safe for a duplicate: its identities are already where it put
         // them, so resolution only reads. The insert is the idempotency check.
@@ -233,17 +260,34 @@ pub(crate) fn ingest(
         // Signals first, so that a banner's choice carried by this very event governs what of
         // it is kept. For a duplicate they were recorded the first time, and change nothing.
         if !signals.is_empty() {
-            let evidence = serde_json::to_string(event)
-                .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
+            let evidence = prepared.evidence.as_deref().unwrap_or_default();
             record_signals(
-                tx, state, policy, &profile, event, signals, &evidence, &req.actor, now,
+                tx, state, policy, &profile, event, signals, evidence, &req.actor, now,
             )?;
         }
-        let mut kept = event.clone();
-        minimise_event(tx, state, policy, &profile, &mut kept, &mut report)?;
-        let event = &kept;
-        let payload = serde_json::to_string(event)
-            .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))?;
+        // Most customers get a shape made before the transaction; anyone else's event is
+        // minimised here, against their ledger at the event's time.
+        let minimised;
+        let (event, payload): (&Event, Cow<'_, str>) =
+            match choose_shape(tx, state, policy, &profile, prepared)? {
+                Some(shape) => {
+                    report.fields_unmapped += shape.unmapped;
+                    report.fields_without_basis += shape.unused;
+                    let payload = match &shape.payload {
+                        Some(p) => Cow::Borrowed(p.as_str()),
+                        None => Cow::Owned(to_json(&shape.event)?),
+                    };
+                    (&shape.event, payload)
+                }
+                None => {
+                    let mut kept = event.clone();
+                    report.fields_unmapped += prepared.full.unmapped;
+                    minimise_event(tx, state, policy, &profile, &mut kept, &mut report)?;
+                    let payload = to_json(&kept)?;
+                    minimised = kept;
+                    (&minimised, Cow::Owned(payload))
+                }
+            };
         let inserted = tx.insert_event(&NewEvent {
             message_id: event.message_id(),
             profile_id: &profile,
@@ -277,6 +321,28 @@ pub(crate) fn ingest(
     }
     state.flush(tx)?;
     Ok(report)
+}
+
+fn to_json(event: &Event) -> Result<String, StoreError> {
+    serde_json::to_string(event)
+        .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))
+}
+
+/// The prepared shape that minimising `event` for `profile` would produce, if one does: the
+/// baseline for an empty ledger, the full shape when every category carried has a basis, the
+/// baseline again when exactly its categories do. `None` when the writer must minimise.
+fn choose_shape<'p>(
+    tx: &mut WriteTx<'_>,
+    state: &mut BatchState<'_>,
+    policy: &PolicySet,
+    profile: &ProfileId,
+    prepared: &'p Prepared,
+) -> Result<Option<&'p Minimal>, StoreError> {
+    if state.ledger_is_empty(tx, profile)? {
+        return Ok(Some(prepared.baseline.as_ref().unwrap_or(&prepared.full)));
+    }
+    let consent = state.folded(tx, profile)?;
+    Ok(policy.shape_for(prepared, consent, prepared.full.event.timestamp()))
 }
 
 /// Keeps of an event's traits, properties and context only the fields some purpose with a
@@ -315,13 +381,12 @@ fn record_signals(
     profile: &ProfileId,
     event: &Event,
     signals: &[Signal],
-    payload: &str,
+    evidence: &str,
     actor: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    state.ensure_consent(tx, profile)?;
-    let before = state.consent.get(profile).cloned().unwrap_or_default();
-    let evidence = hex::encode(Sha256::digest(payload.as_bytes()));
+    // Rows are only appended, so the ledger before is a prefix of the ledger after.
+    let before = state.rows(tx, profile)?.len();
     let decided_at = event.timestamp().timestamp_millis();
     for s in signals {
         let version = policy
@@ -329,8 +394,8 @@ fn record_signals(
             .get(s.purpose.as_str())
             .map(|p| i64::from(p.version))
             .unwrap_or(1);
-        let ledger = state.consent.entry(profile.clone()).or_default();
-        let current = ledger
+        let current = state
+            .rows(tx, profile)?
             .iter()
             .filter(|r| r.purpose == s.purpose.as_str() && r.decided_at <= decided_at)
             .max_by_key(|r| r.decided_at);
@@ -345,7 +410,7 @@ fn record_signals(
             source: s.source.as_str().to_owned(),
             purpose_version: version,
             decided_at,
-            evidence_hash: evidence.clone(),
+            evidence_hash: evidence.to_owned(),
             recorded_at: now,
         };
         tx.append_consent(profile, &row)?;
@@ -358,16 +423,11 @@ fn record_signals(
             &json!({"purpose": row.purpose, "decision": row.decision, "source": row.source,
                     "purpose_version": version, "message_id": event.message_id().as_str()}),
         )?;
-        ledger.push(row);
-        state.folded.remove(profile);
+        state.push_row(tx, profile, row)?;
     }
-    let after = state
-        .consent
-        .get(profile)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let after = state.rows(tx, profile)?;
     let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
-    if after.len() > before.len() && withdrawal::lost_basis(policy, &before, after, at) {
+    if after.len() > before && withdrawal::lost_basis(policy, &after[..before], after, at) {
         withdrawal::enforce(tx, policy, profile, after, at, actor)?;
     }
     Ok(())

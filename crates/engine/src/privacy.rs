@@ -11,6 +11,7 @@ use consentric_policy::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 
 use crate::error::EngineError;
 
@@ -35,6 +36,45 @@ pub struct PolicySet {
     tcf: BTreeMap<PurposeId, Vec<u8>>,
     /// Unmapped field paths already logged (each is logged once).
     unmapped_seen: Mutex<HashSet<String>>,
+    /// The purposes with a basis for a customer whose consent ledger is empty (contract, legal
+    /// obligation, legitimate interest): the same at every moment.
+    baseline_purposes: Vec<PurposeId>,
+}
+
+/// An event made ready for the single writer on the caller's thread, so the writer mostly only
+/// picks: `full` is the event with unmapped fields dropped and transformations applied (what all
+/// purposes together may keep; the original is not kept), `baseline` what a customer with an
+/// empty consent ledger keeps. The writer stores whichever the customer's ledger at the event's
+/// time calls for, and minimises `full` itself when neither fits — which equals minimising the
+/// original, because transformations are idempotent.
+pub(crate) struct Prepared {
+    /// Unmapped fields dropped, transformations applied; `kept` lists the categories carried.
+    pub full: Minimal,
+    /// Kept under an empty ledger; `None` when that is `full` itself.
+    pub baseline: Option<Minimal>,
+    /// SHA-256 of the event as received (hex), when it carries consent signals: their evidence.
+    pub evidence: Option<String>,
+}
+
+fn serialise(event: &Event) -> Result<String, EngineError> {
+    serde_json::to_string(event).map_err(|e| {
+        consentric_store::StoreError::Corrupt(format!("event serialisation: {e}")).into()
+    })
+}
+
+/// One minimised shape of an event.
+pub(crate) struct Minimal {
+    /// The event as it would be stored.
+    pub event: Event,
+    /// Its stored JSON, when made ahead (the baseline's; the full shape is serialised by the
+    /// writer only for the customers it fits).
+    pub payload: Option<String>,
+    /// The categories of the fields kept.
+    pub kept: Vec<DataCategory>,
+    /// Fields dropped because no rule maps them.
+    pub unmapped: u64,
+    /// Fields dropped because no purpose with a basis may use their category.
+    pub unused: u64,
 }
 
 /// Most distinct unmapped field names remembered for logging once.
@@ -157,12 +197,19 @@ impl PolicySet {
                 }
             }
         }
+        let empty = ConsentState::default();
+        let baseline_purposes = registry
+            .all()
+            .filter(|p| empty.has_basis(p, DateTime::<Utc>::UNIX_EPOCH))
+            .map(|p| p.id.clone())
+            .collect();
         Ok(PolicySet {
             registry,
             schema,
             segment,
             tcf,
             unmapped_seen: Mutex::new(HashSet::new()),
+            baseline_purposes,
         })
     }
 
@@ -237,6 +284,84 @@ impl PolicySet {
         }
     }
 
+    /// Makes `event` ready for the writer (see [`Prepared`]); `evidence` asks for the hash
+    /// of the event as received.
+    pub(crate) fn prepare(&self, event: Event, evidence: bool) -> Result<Prepared, EngineError> {
+        let evidence = if evidence {
+            Some(hex::encode(Sha256::digest(serialise(&event)?.as_bytes())))
+        } else {
+            None
+        };
+        let full = self.minimal(event, &|_: &DataCategory| true, false)?;
+        let baseline_allows = |c: &DataCategory| {
+            self.baseline_purposes
+                .iter()
+                .any(|p| self.registry.permits(p, c))
+        };
+        let baseline = if full.kept.iter().all(baseline_allows) {
+            None
+        } else {
+            let mut b = self.minimal(full.event.clone(), &baseline_allows, true)?;
+            b.unmapped = full.unmapped;
+            Some(b)
+        };
+        Ok(Prepared {
+            full,
+            baseline,
+            evidence,
+        })
+    }
+
+    /// The prepared shape that minimising the event under `consent` at `at` produces, if one
+    /// does (minimisation depends only on which carried categories have a basis): the full
+    /// shape when all do, the baseline when exactly its categories do.
+    pub(crate) fn shape_for<'p>(
+        &self,
+        prepared: &'p Prepared,
+        consent: &ConsentState,
+        at: DateTime<Utc>,
+    ) -> Option<&'p Minimal> {
+        let carried = &prepared.full.kept;
+        let with_basis = self.purposes_with_basis(consent, at);
+        let kept: Vec<&DataCategory> = carried
+            .iter()
+            .filter(|c| self.any_may_use(&with_basis, c))
+            .collect();
+        if kept.len() == carried.len() {
+            return Some(&prepared.full);
+        }
+        let baseline = prepared.baseline.as_ref()?;
+        let same =
+            kept.len() == baseline.kept.len() && kept.iter().all(|c| baseline.kept.contains(c));
+        same.then_some(baseline)
+    }
+
+    fn minimal(
+        &self,
+        mut event: Event,
+        allowed: &dyn Fn(&DataCategory) -> bool,
+        serialised: bool,
+    ) -> Result<Minimal, EngineError> {
+        let call = event.call().call_type();
+        let name = event.event_name().map(str::to_owned);
+        let mut out = Minimised::default();
+        self.minimise_objects(call, name.as_deref(), event.data_mut(), allowed, &mut out);
+        for path in &out.unmapped {
+            self.note_unmapped(path);
+        }
+        Ok(Minimal {
+            payload: if serialised {
+                Some(serialise(&event)?)
+            } else {
+                None
+            },
+            event,
+            kept: out.kept,
+            unmapped: out.unmapped.len() as u64,
+            unused: out.unused.len() as u64,
+        })
+    }
+
     /// Logs an unmapped field the first time it is seen.
     pub(crate) fn note_unmapped(&self, path: &str) {
         let mut seen = self.unmapped_seen.lock().unwrap_or_else(|p| p.into_inner());
@@ -307,5 +432,121 @@ impl PolicySet {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use consentric_model::{parse_typed_event, Envelope};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Field names the default schema maps (to categories with and without a baseline basis)
+    /// and names it does not.
+    const NAMES: &[&str] = &[
+        "email",
+        "phone",
+        "name",
+        "plan",
+        "logins",
+        "gender",
+        "age",
+        "ip",
+        "userAgent",
+        "locale",
+        "path",
+        "url",
+        "revenue",
+        "product_id",
+        "price",
+        "favourite_colour",
+        "shoe_size",
+    ];
+
+    fn object(keys: &[usize]) -> Value {
+        let mut m = Map::new();
+        for (i, k) in keys.iter().enumerate() {
+            let name = NAMES[k % NAMES.len()];
+            let value = match (name, k % 3) {
+                ("ip", 0) => json!("203.0.113.77"),
+                ("ip", 1) => json!("2001:db8:1:2::7"),
+                _ => json!(format!("v{i}")),
+            };
+            m.insert(name.to_owned(), value);
+        }
+        Value::Object(m)
+    }
+
+    proptest! {
+        /// The shapes made off the writer equal what the writer would keep itself: the baseline
+        /// for an empty ledger at any event time, and whichever shape is picked under any other.
+        #[test]
+        fn prepared_shapes_are_what_the_writer_would_keep(
+            call in prop::sample::select(vec!["identify", "track", "page"]),
+            data in prop::collection::vec(0usize..64, 0..8),
+            context in prop::collection::vec(0usize..64, 0..6),
+            days in 0i64..4000,
+            grants in prop::collection::vec((prop::sample::select(vec!["analytics", "personalization", "marketing.email", "model_training", "marketing.ads_sharing"]), any::<bool>()), 0..5),
+        ) {
+            let policy = PolicySet::retail_defaults();
+            let ts = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(days);
+            let mut raw = json!({"type": call, "messageId": "m", "userId": "u",
+                "timestamp": ts.to_rfc3339(), "context": object(&context)});
+            let key = if call == "identify" { "traits" } else { "properties" };
+            raw[key] = object(&data);
+            if call == "track" {
+                raw["event"] = json!("Order Completed");
+            }
+            let env = Envelope { received_at: ts, request_id: "r".into() };
+            let event = parse_typed_event(raw.to_string().as_bytes(), &env)
+                .expect("valid")
+                .events
+                .remove(0);
+
+            let prepared = policy.prepare(event.clone(), false).expect("prepared");
+            let baseline = prepared.baseline.as_ref().unwrap_or(&prepared.full);
+
+            let mut kept = event.clone();
+            let with_basis = policy.purposes_with_basis(&ConsentState::default(), event.timestamp());
+            let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
+            let name = kept.event_name().map(str::to_owned);
+            let mut out = Minimised::default();
+            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, &mut out);
+            prop_assert_eq!(&baseline.event, &kept);
+            prop_assert_eq!(baseline.unmapped, out.unmapped.len() as u64);
+            prop_assert_eq!(baseline.unused, out.unused.len() as u64);
+
+            // Under any ledger, a prepared shape the writer picks is what it would make itself.
+            let records: Vec<consentric_policy::ConsentRecord> = grants
+                .iter()
+                .map(|(p, granted)| consentric_policy::ConsentRecord {
+                    purpose: PurposeId::parse(p).expect("id"),
+                    decision: if *granted { Decision::Granted } else { Decision::Denied },
+                    source: ConsentSource::Api,
+                    purpose_version: 1,
+                    at: DateTime::<Utc>::UNIX_EPOCH,
+                    evidence_hash: String::new(),
+                })
+                .collect();
+            let consent = ConsentState::fold(records);
+            let mut kept = event.clone();
+            let with_basis = policy.purposes_with_basis(&consent, event.timestamp());
+            let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
+            let mut out = Minimised::default();
+            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, &mut out);
+            // The writer minimises the full shape when no prepared shape fits: the same as
+            // minimising the original, as transformations are idempotent.
+            let mut again = prepared.full.event.clone();
+            policy.minimise_objects(again.call().call_type(), name.as_deref(), again.data_mut(), &allowed, &mut Minimised::default());
+            prop_assert_eq!(serde_json::to_string(&again).expect("json"), serde_json::to_string(&kept).expect("json"));
+            if let Some(shape) = policy.shape_for(&prepared, &consent, event.timestamp()) {
+                prop_assert_eq!(&shape.event, &kept);
+                if let Some(payload) = &shape.payload {
+                    prop_assert_eq!(payload, &serde_json::to_string(&kept).expect("json"));
+                }
+                prop_assert_eq!(shape.unused, out.unused.len() as u64);
+            }
+        }
     }
 }

@@ -31,70 +31,113 @@ pub fn minimise(
     allowed: &dyn Fn(&DataCategory) -> bool,
     out: &mut Minimised,
 ) {
-    let mut path = vec![root.to_owned()];
-    walk_object(schema, call, event, &mut path, object, allowed, out);
+    let mut path = FieldPath::default();
+    path.push(root);
+    let mut walk = Walk {
+        schema,
+        call,
+        event,
+        allowed,
+        out,
+    };
+    walk.object(&mut path, object);
 }
 
-fn walk_object(
-    schema: &FieldSchema,
-    call: CallType,
-    event: Option<&str>,
-    path: &mut Vec<String>,
-    object: &mut Map<String, Value>,
-    allowed: &dyn Fn(&DataCategory) -> bool,
-    out: &mut Minimised,
-) {
-    object.retain(|key, value| {
-        path.push(key.clone());
-        let keep = walk_value(schema, call, event, path, value, allowed, out);
-        path.pop();
-        keep
-    });
+/// The path of the field being visited. Segment buffers are reused, so visiting a field
+/// allocates nothing once the walk has been as deep before.
+#[derive(Default)]
+struct FieldPath {
+    segments: Vec<String>,
+    len: usize,
 }
 
-/// Returns whether the value (possibly pruned) stays.
-fn walk_value(
-    schema: &FieldSchema,
-    call: CallType,
-    event: Option<&str>,
-    path: &mut Vec<String>,
-    value: &mut Value,
-    allowed: &dyn Fn(&DataCategory) -> bool,
-    out: &mut Minimised,
-) -> bool {
-    if let Some(category) = schema.category(call, event, path) {
-        if allowed(category) {
-            transform(category, value);
-            if !out.kept.contains(category) {
-                out.kept.push(category.clone());
+impl FieldPath {
+    fn push(&mut self, segment: &str) {
+        match self.segments.get_mut(self.len) {
+            Some(buf) => {
+                buf.clear();
+                buf.push_str(segment);
             }
-            return true;
+            None => self.segments.push(segment.to_owned()),
         }
-        out.unused.push(path.join("."));
-        return false;
+        self.len += 1;
     }
-    match value {
-        Value::Object(map) => {
-            walk_object(schema, call, event, path, map, allowed, out);
-            !map.is_empty()
-        }
-        Value::Array(items) => {
-            let last = path.pop().unwrap_or_default();
-            path.push(format!("{last}[]"));
-            let mut kept = Vec::with_capacity(items.len());
-            for mut item in items.drain(..) {
-                if walk_value(schema, call, event, path, &mut item, allowed, out) {
-                    kept.push(item);
-                }
+
+    fn pop(&mut self) {
+        self.len = self.len.saturating_sub(1);
+    }
+
+    fn as_slice(&self) -> &[String] {
+        &self.segments[..self.len]
+    }
+
+    fn joined(&self) -> String {
+        self.as_slice().join(".")
+    }
+
+    /// Marks the last segment as an array's elements (`products` → `products[]`) and back.
+    fn set_elements(&mut self, on: bool) {
+        if let Some(last) = self
+            .len
+            .checked_sub(1)
+            .and_then(|i| self.segments.get_mut(i))
+        {
+            if on {
+                last.push_str("[]");
+            } else if last.ends_with("[]") {
+                last.truncate(last.len() - 2);
             }
-            path.pop();
-            path.push(last);
-            *items = kept;
-            !items.is_empty()
         }
-        _ => {
-            out.unmapped.push(path.join("."));
-            false
+    }
+}
+
+/// One minimisation pass over an event's object.
+struct Walk<'a> {
+    schema: &'a FieldSchema,
+    call: CallType,
+    event: Option<&'a str>,
+    allowed: &'a dyn Fn(&DataCategory) -> bool,
+    out: &'a mut Minimised,
+}
+
+impl Walk<'_> {
+    fn object(&mut self, path: &mut FieldPath, object: &mut Map<String, Value>) {
+        object.retain(|key, value| {
+            path.push(key);
+            let keep = self.value(path, value);
+            path.pop();
+            keep
+        });
+    }
+
+    /// Returns whether the value (possibly pruned) stays.
+    fn value(&mut self, path: &mut FieldPath, value: &mut Value) -> bool {
+        if let Some(category) = self.schema.category(self.call, self.event, path.as_slice()) {
+            if (self.allowed)(category) {
+                transform(category, value);
+                if !self.out.kept.contains(category) {
+                    self.out.kept.push(category.clone());
+                }
+                return true;
+            }
+            self.out.unused.push(path.joined());
+            return false;
+        }
+        match value {
+            Value::Object(map) => {
+                self.object(path, map);
+                !map.is_empty()
+            }
+            Value::Array(items) => {
+                path.set_elements(true);
+                items.retain_mut(|item| self.value(path, item));
+                path.set_elements(false);
+                !items.is_empty()
+            }
+            _ => {
+                self.out.unmapped.push(path.joined());
+                false
+            }
         }
     }
 }

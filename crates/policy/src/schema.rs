@@ -7,6 +7,8 @@
 //! is unmapped, and the minimiser does not store it. Configured rules come before the defaults,
 //! so a business can refine or override them.
 
+use std::collections::HashMap;
+
 use consentric_model::CallType;
 use serde::{Deserialize, Serialize};
 
@@ -42,7 +44,8 @@ pub struct FieldSchema {
     rules: Vec<Compiled>,
     /// (first segment, second segment) → rule positions, in order; a `*`/`**` segment is
     /// indexed under "*".
-    index: std::collections::HashMap<(String, String), Vec<usize>>,
+    /// Nested (first → second), so a look-up borrows the path's segments instead of allocating.
+    index: HashMap<String, HashMap<String, Vec<usize>>>,
 }
 
 impl std::fmt::Debug for FieldSchema {
@@ -94,10 +97,11 @@ impl FieldSchema {
             .chain(defaults.iter())
             .map(compile)
             .collect::<Result<_, _>>()?;
-        let mut index: std::collections::HashMap<(String, String), Vec<usize>> =
+        let mut index: HashMap<String, HashMap<String, Vec<usize>>> =
             std::collections::HashMap::new();
         for (i, r) in rules.iter().enumerate() {
-            index.entry(key_of(&r.pattern)).or_default().push(i);
+            let (a, b) = key_of(&r.pattern);
+            index.entry(a).or_default().entry(b).or_default().push(i);
         }
         Ok(FieldSchema { rules, index })
     }
@@ -116,7 +120,7 @@ impl FieldSchema {
         let keys = [(first, second), (first, "*"), ("*", second), ("*", "*")];
         let mut best: Option<usize> = None;
         for (a, b) in keys {
-            let Some(list) = self.index.get(&(a.to_owned(), b.to_owned())) else {
+            let Some(list) = self.index.get(a).and_then(|m| m.get(b)) else {
                 continue;
             };
             // Rules keep their declared order: the first match overall wins.

@@ -33,7 +33,11 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
         other => bail!("--sqlite-synchronous must be full or normal, not {other}"),
     };
     println!("sqlite synchronous = {}", args.sqlite_synchronous);
-    let bodies = generate(n, "a");
+    println!(
+        "customers sending consent choices = {}%",
+        args.consent_share
+    );
+    let bodies = generate(n, "a", args.consent_share);
     let mut results: Vec<(String, f64)> = Vec::new();
 
     // 1. Raw insert ceiling.
@@ -71,7 +75,14 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
         Store::open_sqlite(dir.path(), options.clone())?,
         Arc::new(SystemClock),
     ));
-    let http = rate(n, over_http(engine, &generate(n, "b"), args.connections)?);
+    let http = rate(
+        n,
+        over_http(
+            engine,
+            &generate(n, "b", args.consent_share),
+            args.connections,
+        )?,
+    );
     results.push((
         format!(
             "sqlite over HTTP ({} connections, keep-alive)",
@@ -88,12 +99,26 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
             Store::connect_postgres(&url)?,
             Arc::new(SystemClock),
         ));
-        let pg_in = rate(n, in_process(&engine, &generate(n, "c"), args.connections)?);
+        let pg_in = rate(
+            n,
+            in_process(
+                &engine,
+                &generate(n, "c", args.consent_share),
+                args.connections,
+            )?,
+        );
         results.push((
             format!("postgres in-process, {} producers", args.connections),
             pg_in,
         ));
-        let pg_http = rate(n, over_http(engine, &generate(n, "d"), args.connections)?);
+        let pg_http = rate(
+            n,
+            over_http(
+                engine,
+                &generate(n, "d", args.consent_share),
+                args.connections,
+            )?,
+        );
         results.push((
             format!("postgres over HTTP ({} connections)", args.connections),
             pg_http,
@@ -248,7 +273,7 @@ fn import_cdnow() -> anyhow::Result<()> {
 
 /// Deterministic synthetic traffic: identify (10%), page (20%), Order Completed (10%) and
 /// Product Viewed (60%) across n/20 customers, some with anonymous ids.
-fn generate(n: usize, run: &str) -> Vec<Vec<u8>> {
+fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
     let users = (n / 20).max(1) as u64;
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let mut next = move || {
@@ -271,6 +296,12 @@ fn generate(n: usize, run: &str) -> Vec<Vec<u8>> {
             "context": {"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)", "library": {"name": "bench", "version": "1"}},
         });
         let mut e = common;
+        if u % 100 < u64::from(consent_share) {
+            // These customers came through a consent banner, which sends their choices with
+            // every event (Segment's consent object).
+            e["context"]["consent"] = json!({"categoryPreferences":
+                {"Analytics": true, "Functional": true, "Advertising": false}});
+        }
         let o = e.as_object_mut().expect("object");
         match i % 10 {
             0 => {
