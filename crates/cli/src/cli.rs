@@ -44,6 +44,28 @@ pub enum Command {
     /// Data retention.
     #[command(subcommand)]
     Retention(RetentionCommand),
+    /// Data-subject rights: erasure and its receipts.
+    #[command(subcommand)]
+    Dsr(DsrCommand),
+}
+
+#[derive(Subcommand)]
+pub enum DsrCommand {
+    /// Erase a customer (by user id, anonymous id or profile id) and print the signed receipt.
+    Erase {
+        /// `user:<id>`, `anon:<id>`, `profile:<id>` or a bare id.
+        who: String,
+    },
+    /// Check a receipt (a file written by `dsr erase`, or `-` for standard input).
+    VerifyReceipt {
+        /// The receipt file.
+        file: PathBuf,
+        /// The deployment's receipt key (hex); by default this deployment's own.
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Print the public key receipts are signed with.
+    PublicKey,
 }
 
 #[derive(Subcommand)]
@@ -157,6 +179,9 @@ pub struct BenchIngestArgs {
     /// `context.consent.categoryPreferences`), recorded in their consent ledgers.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub consent_share: u8,
+    /// Store personal columns in the clear (to measure what the vault costs).
+    #[arg(long)]
+    pub no_vault: bool,
 }
 
 impl Cli {

@@ -5,6 +5,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use consentric_model::{Event, IdentityKind, ProfileId};
 use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store, StoreError};
+use consentric_vault::{MasterKeys, Vault};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
@@ -76,6 +77,11 @@ impl Engine {
                 },
             )?,
         };
+        // The master keys live beside the data directory's database (or in the environment);
+        // with PostgreSQL the data directory holds only them.
+        let master = MasterKeys::load_or_create(&settings.storage.data_dir)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let store = store.with_vault(Arc::new(Vault::new(master)));
         let policy = PolicySet::new(
             settings.purposes.clone(),
             &settings.schema,
@@ -87,6 +93,14 @@ impl Engine {
     /// The engine's current time (the injected clock's).
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Empties SQLite's write-ahead log into the database file (see `Store::checkpoint`).
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn checkpoint(&self) -> Result<(), EngineError> {
+        Ok(self.store.checkpoint()?)
     }
 
     /// Which database is behind the engine.

@@ -35,6 +35,8 @@ pub struct IngestReport {
     pub fields_unmapped: u64,
     /// Fields not stored because no purpose that may use their category had a legal basis.
     pub fields_without_basis: u64,
+    /// Events dropped because an identity they carry belongs to an erased customer.
+    pub erased: u64,
 }
 
 /// Per-transaction state: identity look-ups already made, ledgers read and counter deltas
@@ -254,6 +256,10 @@ pub(crate) fn ingest(
     for (prepared, signals) in req.prepared.iter().zip(&req.signals) {
         let event = &prepared.full.event;
         let at = event.timestamp().timestamp_millis();
+        if carries_erased_identity(tx, state, event)? {
+            report.erased += 1;
+            continue;
+        }
         // Resolving first is safe for a duplicate: its identities are already where it put
         // them, so resolution only reads. The insert is the idempotency check.
         let profile = resolve(tx, state, event, at)?;
@@ -431,6 +437,25 @@ fn record_signals(
         withdrawal::enforce(tx, policy, profile, after, at, actor)?;
     }
     Ok(())
+}
+
+/// Whether the event names an identity of an erased customer (a tombstone). Known identities
+/// are not tombstoned, so only unknown ones are checked.
+fn carries_erased_identity(
+    tx: &mut WriteTx<'_>,
+    state: &mut BatchState<'_>,
+    event: &Event,
+) -> Result<bool, StoreError> {
+    let ids = [
+        event.user_id().map(Identity::user),
+        event.anonymous_id().map(Identity::anonymous),
+    ];
+    for id in ids.iter().flatten() {
+        if state.find(tx, id)?.is_none() && tx.is_erased(id)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Finds or makes the profile an event belongs to, growing and merging the identity graph.

@@ -75,7 +75,7 @@ impl Engine {
                     return Ok(false);
                 };
                 after = last.seq;
-                for e in page {
+                for mut e in page {
                     if e.ts < oldest_kept {
                         tx.delete_event(e.seq)?;
                         report.events_deleted += 1;
@@ -83,12 +83,12 @@ impl Engine {
                     }
                     let age = now_ms - e.ts;
                     let allowed = |c: &DataCategory| self.retention_ms(c) > age;
-                    let mut payload = e.payload;
+                    let mut payload = std::mem::take(&mut e.payload);
                     let removed = self.policy.minimise_payload(&mut payload, &allowed);
                     if removed > 0 {
                         report.fields_deleted += removed;
                         report.events_rewritten += 1;
-                        tx.set_event_payload(e.seq, &payload.to_string())?;
+                        tx.set_event_payload(&e, &payload.to_string())?;
                     }
                 }
                 Ok(true)

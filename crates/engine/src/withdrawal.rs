@@ -65,13 +65,13 @@ pub(crate) fn enforce(
         let page = tx.events_page(profile, after, PAGE)?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for e in page {
-            let mut payload = e.payload;
+        for mut e in page {
+            let mut payload = std::mem::take(&mut e.payload);
             let removed = policy.minimise_payload(&mut payload, &allowed);
             if removed > 0 {
                 fields_deleted += removed;
                 events_rewritten += 1;
-                tx.set_event_payload(e.seq, &payload.to_string())?;
+                tx.set_event_payload(&e, &payload.to_string())?;
             }
         }
     }

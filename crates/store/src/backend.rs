@@ -144,4 +144,10 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Applies pending migrations; called once when the store opens.
     fn migrate(&self) -> Result<(), StoreError>;
+    /// Moves everything committed into the main database file and empties the write-ahead log,
+    /// so deleted rows survive nowhere but as zeroed free pages (SQLite). A no-op where the
+    /// server manages its own log.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

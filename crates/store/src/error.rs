@@ -32,6 +32,9 @@ pub enum StoreError {
     /// A grant whose subject is not a profile id was offered for a profile read.
     #[error("grant subject `{0}` is not a profile id")]
     NotAProfile(String),
+    /// The vault refused: a key or sealed value that does not authenticate, or is gone.
+    #[error("vault: {0}")]
+    Vault(String),
     /// The database URL is not one we can use.
     #[error("database url: {0}")]
     BadUrl(String),

@@ -12,10 +12,12 @@
 
 mod backend;
 mod error;
+mod keys_tx;
 mod migrations;
 mod postgres_backend;
 mod records;
 pub mod reference;
+mod sealing;
 mod sql;
 mod sqlite_backend;
 mod store;
@@ -23,6 +25,7 @@ mod tx;
 
 pub use backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
 pub use error::StoreError;
+pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use postgres_backend::PostgresBackend;
 pub use records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,

@@ -202,6 +202,52 @@ CREATE TABLE audit_log (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        name: "vault: wrapped data keys, erasure tombstones and receipts",
+        sqlite: r#"
+CREATE TABLE customer_keys (
+    key_id     TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    wrapped    TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX customer_keys_profile ON customer_keys(profile_id);
+CREATE TABLE erasure_tombstones (
+    blind      TEXT PRIMARY KEY,
+    erased_at  INTEGER NOT NULL,
+    receipt_id TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE erasure_receipts (
+    receipt_id TEXT PRIMARY KEY,
+    pseudonym  TEXT NOT NULL UNIQUE,
+    body       TEXT NOT NULL,
+    signature  TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE customer_keys (
+    key_id     TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    wrapped    TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE INDEX customer_keys_profile ON customer_keys(profile_id);
+CREATE TABLE erasure_tombstones (
+    blind      TEXT PRIMARY KEY,
+    erased_at  BIGINT NOT NULL,
+    receipt_id TEXT NOT NULL
+);
+CREATE TABLE erasure_receipts (
+    receipt_id TEXT PRIMARY KEY,
+    pseudonym  TEXT NOT NULL UNIQUE,
+    body       TEXT NOT NULL,
+    signature  TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

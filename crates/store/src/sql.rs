@@ -58,3 +58,27 @@ pub(crate) const DELETE_TRAIT: &str =
 pub(crate) const EVENTS_BEFORE_PAGE: &str = "SELECT seq, message_id, profile_id, call_type, event_name, ts, received_at, payload FROM events WHERE seq > ?1 AND ts < ?2 ORDER BY seq LIMIT ?3";
 pub(crate) const DELETE_EVENT: &str = "DELETE FROM events WHERE seq = ?1";
 pub(crate) const TRAITS_BEFORE: &str = "SELECT profile_id, name, updated_at FROM profile_traits WHERE updated_at < ?1 AND (profile_id > ?2 OR (profile_id = ?2 AND name > ?3)) ORDER BY profile_id, name LIMIT ?4";
+
+// --- vault: wrapped keys, tombstones, receipts, erasure ---------------------------------
+
+pub(crate) const INSERT_KEY: &str =
+    "INSERT INTO customer_keys (key_id, profile_id, wrapped, created_at) VALUES (?1, ?2, ?3, ?4)";
+pub(crate) const KEY_BY_ID: &str = "SELECT wrapped FROM customer_keys WHERE key_id = ?1";
+pub(crate) const KEYS_OF: &str =
+    "SELECT key_id FROM customer_keys WHERE profile_id = ?1 ORDER BY key_id";
+pub(crate) const MOVE_KEYS: &str = "UPDATE customer_keys SET profile_id = ?2 WHERE profile_id = ?1";
+pub(crate) const DELETE_KEYS: &str = "DELETE FROM customer_keys WHERE profile_id = ?1";
+pub(crate) const INSERT_TOMBSTONE: &str = "INSERT INTO erasure_tombstones (blind, erased_at, receipt_id) VALUES (?1, ?2, ?3) ON CONFLICT (blind) DO NOTHING";
+pub(crate) const TOMBSTONED: &str = "SELECT 1 FROM erasure_tombstones WHERE blind = ?1";
+pub(crate) const INSERT_RECEIPT: &str = "INSERT INTO erasure_receipts (receipt_id, pseudonym, body, signature, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
+pub(crate) const RECEIPT_BY_PSEUDONYM: &str =
+    "SELECT receipt_id, body, signature FROM erasure_receipts WHERE pseudonym = ?1";
+pub(crate) const ERASE_EVENTS: &str = "DELETE FROM events WHERE profile_id = ?1";
+pub(crate) const ERASE_TRAITS: &str = "DELETE FROM profile_traits WHERE profile_id = ?1";
+pub(crate) const ERASE_IDENTITIES: &str = "DELETE FROM identities WHERE profile_id = ?1";
+pub(crate) const ERASE_LINKS: &str =
+    "DELETE FROM identity_links WHERE (a_kind = ?1 AND a_value = ?2) OR (b_kind = ?1 AND b_value = ?2)";
+pub(crate) const ERASE_CONSENT: &str = "DELETE FROM consent_ledger WHERE profile_id = ?1";
+pub(crate) const ERASE_MERGES: &str =
+    "DELETE FROM profile_merges WHERE into_profile = ?1 OR from_profile = ?1";
+pub(crate) const RECEIPT_BY_TOMBSTONE: &str = "SELECT r.receipt_id, r.body, r.signature FROM erasure_receipts r JOIN erasure_tombstones t ON t.receipt_id = r.receipt_id WHERE t.blind = ?1";

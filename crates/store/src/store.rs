@@ -1,4 +1,7 @@
 use std::path::Path;
+use std::sync::Arc;
+
+use consentric_vault::Vault;
 
 use consentric_model::{Identity, ProfileId};
 use consentric_policy::Grant;
@@ -10,6 +13,7 @@ use crate::records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
     ProfileRecord, TraitRecord,
 };
+use crate::sealing::Sealer;
 use crate::sql;
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 use crate::tx::{self, WriteTx};
@@ -24,6 +28,9 @@ fn subject(grant: &Grant) -> Result<ProfileId, StoreError> {
 /// The typed store the engine talks to, whatever database is behind it.
 pub struct Store {
     backend: Box<dyn Backend>,
+    /// Seals personal columns (event payloads, trait values); `None` stores them in the clear
+    /// (benchmarks of the vault's cost only).
+    vault: Option<Arc<Vault>>,
 }
 
 impl Store {
@@ -33,7 +40,10 @@ impl Store {
     /// If a migration fails or the schema is newer than this build.
     pub fn new(backend: Box<dyn Backend>) -> Result<Self, StoreError> {
         backend.migrate()?;
-        Ok(Store { backend })
+        Ok(Store {
+            backend,
+            vault: None,
+        })
     }
 
     /// The embedded default: `consentric.db` in `data_dir`.
@@ -53,6 +63,25 @@ impl Store {
         Store::new(Box::new(PostgresBackend::connect(url)?))
     }
 
+    /// This store with personal columns sealed by `vault` from now on.
+    pub fn with_vault(mut self, vault: Arc<Vault>) -> Self {
+        self.vault = Some(vault);
+        self
+    }
+
+    /// The vault sealing this store's personal columns, if any.
+    pub fn vault(&self) -> Option<&Vault> {
+        self.vault.as_deref()
+    }
+
+    /// See [`Backend::checkpoint`]: after an erasure, nothing of it stays in the log.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.backend.checkpoint()
+    }
+
     /// Which database is behind this store.
     pub fn kind(&self) -> BackendKind {
         self.backend.kind()
@@ -69,11 +98,17 @@ impl Store {
     ) -> Result<T, E> {
         let mut work = Some(work);
         let mut output: Option<Result<T, E>> = None;
+        let mut sealed = None;
         let result = self.backend.transaction(&mut |conn| {
             let f = work.take().ok_or_else(StoreError::aborted)?;
-            match f(&mut WriteTx { conn }) {
+            let mut tx = WriteTx {
+                conn,
+                sealer: Sealer::new(self.vault.clone()),
+            };
+            match f(&mut tx) {
                 Ok(v) => {
                     output = Some(Ok(v));
+                    sealed = Some(tx.sealer);
                     Ok(())
                 }
                 Err(e) => {
@@ -82,6 +117,11 @@ impl Store {
                 }
             }
         });
+        if result.is_ok() {
+            if let Some(s) = sealed {
+                s.committed();
+            }
+        }
         match (result, output) {
             (Ok(()), Some(out)) => out,
             (Err(_), Some(Err(e))) => Err(e),
@@ -150,7 +190,7 @@ impl Store {
     /// Database faults.
     pub fn traits(&self, grant: &Grant) -> Result<Vec<TraitRecord>, StoreError> {
         let id = subject(grant)?;
-        self.read(|c| tx::traits_of(c, &id))
+        self.read(|c| tx::traits_of(c, &mut Sealer::new(self.vault.clone()), &id))
     }
 
     /// The identities of the profile `grant` opens.
@@ -178,7 +218,14 @@ impl Store {
     /// Database faults.
     pub fn events(&self, grant: &Grant, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
         let id = subject(grant)?;
-        self.read(|c| tx::events_of(c, &id, i64::from(limit)))
+        self.read(|c| {
+            tx::events_of(
+                c,
+                &mut Sealer::new(self.vault.clone()),
+                &id,
+                i64::from(limit),
+            )
+        })
     }
 
     /// How many events are stored.

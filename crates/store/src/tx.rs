@@ -8,12 +8,14 @@ use crate::records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
     ProfileCounters, ProfileRecord, TraitRecord,
 };
+use crate::sealing::{event_field, trait_field, Sealer};
 use crate::sql;
 
 /// The write side of one transaction. Obtained from [`crate::Store::write`]; everything done
 /// through it commits together or not at all.
 pub struct WriteTx<'a> {
     pub(crate) conn: &'a mut dyn Conn,
+    pub(crate) sealer: Sealer,
 }
 
 /// An event row to insert.
@@ -65,12 +67,11 @@ impl WriteTx<'_> {
 
     /// Creates an empty profile whose first and last seen are `at`.
     pub fn create_profile(&mut self, id: &ProfileId, at: i64) -> Result<(), StoreError> {
-        self.conn
-            .exec(
-                sql::INSERT_PROFILE,
-                &[Param::Text(id.as_str()), Param::Int(at), Param::Int(at)],
-            )
-            .map(drop)
+        self.conn.exec(
+            sql::INSERT_PROFILE,
+            &[Param::Text(id.as_str()), Param::Int(at), Param::Int(at)],
+        )?;
+        self.sealer.create_key(self.conn, id.as_str(), at)
     }
 
     /// Points an identity at a profile (creating the identity if new).
@@ -130,6 +131,13 @@ impl WriteTx<'_> {
 
     /// Stores an event row unless one with its message id exists; returns whether it did.
     pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<bool, StoreError> {
+        let payload = self.sealer.seal(
+            self.conn,
+            e.profile_id.as_str(),
+            &event_field(e.message_id.as_str()),
+            e.payload,
+            e.received_at,
+        )?;
         self.conn
             .exec(
                 sql::INSERT_EVENT,
@@ -140,7 +148,7 @@ impl WriteTx<'_> {
                     Param::OptText(e.event_name),
                     Param::Int(e.ts),
                     Param::Int(e.received_at),
-                    Param::Text(e.payload),
+                    Param::Text(&payload),
                 ],
             )
             .map(|changed| changed == 1)
@@ -177,13 +185,20 @@ impl WriteTx<'_> {
         at: i64,
         message_id: &MessageId,
     ) -> Result<(), StoreError> {
+        let value = self.sealer.seal(
+            self.conn,
+            profile.as_str(),
+            &trait_field(name),
+            value_json,
+            at,
+        )?;
         self.conn
             .exec(
                 sql::SET_TRAIT,
                 &[
                     Param::Text(profile.as_str()),
                     Param::Text(name),
-                    Param::Text(value_json),
+                    Param::Text(&value),
                     Param::Int(at),
                     Param::Text(message_id.as_str()),
                 ],
@@ -205,6 +220,7 @@ impl WriteTx<'_> {
             .ok_or_else(|| StoreError::Corrupt(format!("merge of unknown profile {from}")))?
             .counters;
         self.conn.exec(sql::MOVE_IDENTITIES, &[f, i])?;
+        self.conn.exec(sql::MOVE_KEYS, &[f, i])?;
         self.conn.exec(sql::MOVE_EVENTS, &[f, i])?;
         self.conn.exec(sql::MOVE_CONSENT, &[f, i])?;
         self.conn.exec(sql::MOVE_TRAITS, &[f, i])?;
@@ -300,23 +316,30 @@ impl WriteTx<'_> {
                 ],
             )?
             .into_iter()
-            .map(event_record)
+            .map(|row| event_record(self.conn, &mut self.sealer, row))
             .collect()
     }
 
     /// Replaces a stored event's payload (used when data must be removed from it).
-    pub fn set_event_payload(&mut self, seq: i64, payload: &str) -> Result<(), StoreError> {
+    pub fn set_event_payload(&mut self, e: &EventRecord, payload: &str) -> Result<(), StoreError> {
+        let sealed = self.sealer.seal(
+            self.conn,
+            e.profile_id.as_str(),
+            &event_field(&e.message_id),
+            payload,
+            e.received_at,
+        )?;
         self.conn
             .exec(
                 sql::SET_EVENT_PAYLOAD,
-                &[Param::Int(seq), Param::Text(payload)],
+                &[Param::Int(e.seq), Param::Text(&sealed)],
             )
             .map(drop)
     }
 
     /// A profile's traits.
     pub fn traits_of(&mut self, profile: &ProfileId) -> Result<Vec<TraitRecord>, StoreError> {
-        traits_of(self.conn, profile)
+        traits_of(self.conn, &mut self.sealer, profile)
     }
 
     /// Deletes one trait of a profile.
@@ -343,7 +366,7 @@ impl WriteTx<'_> {
                 &[Param::Int(after_seq), Param::Int(before), Param::Int(limit)],
             )?
             .into_iter()
-            .map(event_record)
+            .map(|row| event_record(self.conn, &mut self.sealer, row))
             .collect()
     }
 
@@ -528,15 +551,18 @@ pub(crate) fn links_of(
 
 pub(crate) fn traits_of(
     conn: &mut dyn Conn,
+    sealer: &mut Sealer,
     id: &ProfileId,
 ) -> Result<Vec<TraitRecord>, StoreError> {
     conn.query(sql::TRAITS_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
             let mut it = take(row, 4)?;
+            let name = next(&mut it)?.text()?;
+            let stored = next(&mut it)?.text()?;
             Ok(TraitRecord {
-                name: next(&mut it)?.text()?,
-                value: json(next(&mut it)?.text()?)?,
+                value: json(sealer.open(conn, stored, &trait_field(&name))?)?,
+                name,
                 updated_at: next(&mut it)?.int()?,
                 message_id: next(&mut it)?.text()?,
             })
@@ -546,6 +572,7 @@ pub(crate) fn traits_of(
 
 pub(crate) fn events_of(
     conn: &mut dyn Conn,
+    sealer: &mut Sealer,
     id: &ProfileId,
     limit: i64,
 ) -> Result<Vec<EventRecord>, StoreError> {
@@ -554,21 +581,27 @@ pub(crate) fn events_of(
         &[Param::Text(id.as_str()), Param::Int(limit)],
     )?
     .into_iter()
-    .map(event_record)
+    .map(|row| event_record(conn, sealer, row))
     .collect()
 }
 
-fn event_record(row: Vec<Cell>) -> Result<EventRecord, StoreError> {
+fn event_record(
+    conn: &mut dyn Conn,
+    sealer: &mut Sealer,
+    row: Vec<Cell>,
+) -> Result<EventRecord, StoreError> {
     let mut it = take(row, 8)?;
+    let seq = next(&mut it)?.int()?;
+    let message_id = next(&mut it)?.text()?;
     Ok(EventRecord {
-        seq: next(&mut it)?.int()?,
-        message_id: next(&mut it)?.text()?,
+        seq,
         profile_id: profile_id(next(&mut it)?.text()?)?,
         call_type: next(&mut it)?.text()?,
         event_name: next(&mut it)?.opt_text()?,
         ts: next(&mut it)?.int()?,
         received_at: next(&mut it)?.int()?,
-        payload: json(next(&mut it)?.text()?)?,
+        payload: json(sealer.open(conn, next(&mut it)?.text()?, &event_field(&message_id))?)?,
+        message_id,
     })
 }
 

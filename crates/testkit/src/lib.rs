@@ -81,12 +81,13 @@ impl TestDb {
     /// # Panics
     /// If the store cannot be opened.
     pub fn store(&self) -> Store {
-        match self {
+        let store = match self {
             TestDb::Sqlite(dir) => {
                 Store::open_sqlite(dir.path(), SqliteOptions::default()).expect("open sqlite store")
             }
             TestDb::Postgres(url) => Store::connect_postgres(url).expect("open postgres store"),
-        }
+        };
+        store.with_vault(test_vault())
     }
 
     /// Runs SQL on the database behind the store's back: how tests play the attacker who
@@ -266,4 +267,18 @@ pub fn find_pg_bin() -> Option<PathBuf> {
         versions.sort();
         versions.pop().map(|(_, b)| b)
     })
+}
+
+/// The master key every test store is sealed under: fixed, so that a store reopened in the
+/// same test reads what it wrote. Public knowledge — tests only.
+pub const TEST_MASTER_KEY: &str =
+    "7465737420746573742074657374207465737420746573742074657374207465";
+
+/// A vault under [`TEST_MASTER_KEY`].
+///
+/// # Panics
+/// Never: the key is well-formed.
+pub fn test_vault() -> std::sync::Arc<consentric_vault::Vault> {
+    let master = consentric_vault::MasterKeys::from_hex(TEST_MASTER_KEY).expect("test master key");
+    std::sync::Arc::new(consentric_vault::Vault::new(master))
 }

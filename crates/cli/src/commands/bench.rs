@@ -10,9 +10,20 @@ use consentric_engine::{Engine, Scope, Store, SystemClock};
 use consentric_model::{parse_batch, Envelope};
 use consentric_store::reference::{self, RawEventRow};
 use consentric_store::SqliteOptions;
+use consentric_vault::{MasterKeys, Vault};
 use serde_json::{json, Value};
 
 use crate::cli::BenchIngestArgs;
+
+/// The store with its personal columns sealed under master keys made in `dir`, unless the
+/// run measures without the vault.
+fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<Store> {
+    if args.no_vault {
+        return Ok(store);
+    }
+    let master = MasterKeys::load_or_create(dir)?;
+    Ok(store.with_vault(Arc::new(Vault::new(master))))
+}
 
 /// Events per batch, as the issue specifies.
 const BATCH: usize = 100;
@@ -50,10 +61,12 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     // 2. Full ingest path in-process, SQLite: one producer, then as many as HTTP connections.
     let fresh = || -> anyhow::Result<(tempfile::TempDir, Engine)> {
         let dir = tempfile::tempdir()?;
-        let engine = Engine::new(
+        let store = sealed(
             Store::open_sqlite(dir.path(), options.clone())?,
-            Arc::new(SystemClock),
-        );
+            dir.path(),
+            args,
+        )?;
+        let engine = Engine::new(store, Arc::new(SystemClock));
         Ok((dir, engine))
     };
     let (_dir, engine) = fresh()?;
@@ -72,7 +85,11 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     // 3. Over HTTP, SQLite.
     let dir = tempfile::tempdir()?;
     let engine = Arc::new(Engine::new(
-        Store::open_sqlite(dir.path(), options.clone())?,
+        sealed(
+            Store::open_sqlite(dir.path(), options.clone())?,
+            dir.path(),
+            args,
+        )?,
         Arc::new(SystemClock),
     ));
     let http = rate(
@@ -95,8 +112,9 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     if let Some(base) = &args.postgres_url {
         let (url, name) = reference::create_scratch_postgres(base)
             .context("Failed to create a scratch PostgreSQL database")?;
+        let keys = tempfile::tempdir()?;
         let engine = Arc::new(Engine::new(
-            Store::connect_postgres(&url)?,
+            sealed(Store::connect_postgres(&url)?, keys.path(), args)?,
             Arc::new(SystemClock),
         ));
         let pg_in = rate(

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod dsr;
 mod import;
 mod keys;
 mod profile;
@@ -25,6 +26,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify(args)) => {
             audit_verify(&*open(&settings)?, &args.anchors)
         }
+        Command::Dsr(cmd) => dsr::run(&settings, cmd),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);
@@ -33,7 +35,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
-fn open(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
+pub(crate) fn open(settings: &Settings) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(settings).with_context(|| match &settings.storage.database_url {
         Some(_) => "Failed to open the PostgreSQL store".to_owned(),
         None => format!(

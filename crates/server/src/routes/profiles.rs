@@ -4,7 +4,7 @@ use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use consentric_engine::{
-    IdentityGraph, ProfileRef, ProfileView, PurposeScopedProfile, StoredEventView,
+    ErasureReceipt, IdentityGraph, ProfileRef, ProfileView, PurposeScopedProfile, StoredEventView,
 };
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +14,7 @@ use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/profiles/{id}", get(profile))
+        .route("/v1/profiles/{id}", get(profile).delete(erase))
         .route("/v1/profiles/{id}/events", get(events))
         .route("/v1/profiles/{id}/identities", get(identities))
         .route("/v1/profiles/{id}/view", get(view))
@@ -117,6 +117,26 @@ pub(crate) async fn identities(
         Ok(Json(
             engine.identity_graph(&ProfileRef::parse(&id)?, &actor)?,
         ))
+    })
+    .await
+}
+
+/// Erases a customer (GDPR art. 17, CCPA delete): their data keys are destroyed, every row
+/// about them deleted, their identities kept only as tombstones (keyed hashes) so late events
+/// are dropped. Returns a receipt signed with the deployment's Ed25519 key; asking again
+/// returns the same receipt.
+#[utoipa::path(delete, path = "/v1/profiles/{id}", tag = "profiles",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
+    responses((status = 200, body = ErasureReceipt), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn erase(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ErasureReceipt>, ApiError> {
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        Ok(Json(engine.erase(&ProfileRef::parse(&id)?, &actor)?))
     })
     .await
 }

@@ -1,0 +1,52 @@
+use std::io::Read;
+
+use anyhow::{bail, Context};
+use consentric_engine::{ErasureReceipt, ProfileRef, Settings};
+
+use crate::cli::DsrCommand;
+
+pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
+    match cmd {
+        DsrCommand::Erase { who } => {
+            let engine = super::open(settings)?;
+            let receipt = engine
+                .erase(&ProfileRef::parse(&who)?, "cli")
+                .with_context(|| format!("Could not erase {who}"))?;
+            println!("{}", serde_json::to_string_pretty(&receipt)?);
+        }
+        DsrCommand::PublicKey => {
+            println!("{}", super::open(settings)?.receipt_public_key()?);
+        }
+        DsrCommand::VerifyReceipt { file, public_key } => {
+            let mut text = String::new();
+            if file.as_os_str() == "-" {
+                std::io::stdin().read_to_string(&mut text)?;
+            } else {
+                text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("Cannot read {}", file.display()))?;
+            }
+            let receipt: ErasureReceipt =
+                serde_json::from_str(&text).context("Not an erasure receipt")?;
+            let key = match public_key {
+                Some(k) => k,
+                None => super::open(settings)?.receipt_public_key()?,
+            };
+            if key.trim() != receipt.public_key.trim() {
+                bail!("receipt NOT valid: it names another signing key than this deployment's");
+            }
+            let body = receipt
+                .verify(&key)
+                .map_err(|e| anyhow::anyhow!("receipt NOT valid: {e}"))?;
+            println!(
+                "receipt valid: {} erased {} ({} events, {} traits, {} identities, {} data keys)",
+                body.receipt_id,
+                body.erased_at,
+                body.erased.events,
+                body.erased.traits,
+                body.erased.identities,
+                body.erased.data_keys
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,236 @@
+//! The vault's promises: personal data never rests in the clear, and erasure is complete,
+//! signed and final.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use consentric_engine::{Engine, EngineError, FixedClock, ProfileRef};
+use consentric_model::{parse_batch, Envelope, Event};
+use consentric_testkit::{parity_test, TestDb};
+use serde_json::{json, Value};
+
+const EMAIL: &str = "quintessa.marplethorpe@zebrafish.example";
+const NAME: &str = "Quintessa Marplethorpe";
+const PHONE: &str = "+44 7700 900123";
+const STREET: &str = "17 Zebrafish Lane";
+
+fn engine(db: &TestDb) -> Engine {
+    let clock = FixedClock::new(
+        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    Engine::new(db.store(), Arc::new(clock))
+}
+
+fn events(batch: Value) -> Vec<Event> {
+    let env = Envelope {
+        received_at: Utc
+            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+        request_id: "r".into(),
+    };
+    parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events
+}
+
+fn by(raw: &str) -> ProfileRef {
+    ProfileRef::parse(raw).expect("ref")
+}
+
+/// Grants every declared purpose, so that minimisation keeps every personal field.
+fn consent_to_everything(engine: &Engine, who: &str) {
+    let all: Vec<(String, String)> = engine
+        .purposes()
+        .into_iter()
+        .map(|p| (p.id, "granted".to_owned()))
+        .collect();
+    engine
+        .set_consent(&by(who), &all, "key:test", b"{}")
+        .expect("consent");
+}
+
+/// A customer with personal data in traits and in event properties.
+fn ingest_customer(engine: &Engine, user: &str, events_n: usize) {
+    engine
+        .ingest(events(
+            json!([{"type":"identify","messageId":format!("{user}-id0"),"userId":user,
+            "timestamp":"2024-05-01T00:00:00Z","traits":{"email":"first@example.com"}}]),
+        ))
+        .expect("first");
+    consent_to_everything(engine, user);
+    let mut batch = Vec::new();
+    for i in 0..events_n {
+        let ts = format!("2024-05-02T00:{:02}:{:02}Z", (i / 60) % 60, i % 60);
+        batch.push(if i % 10 == 0 {
+            json!({"type":"identify","messageId":format!("{user}-{i}"),"userId":user,"timestamp":ts,
+                "traits":{"email":EMAIL,"name":NAME,"phone":PHONE,"address":STREET}})
+        } else {
+            json!({"type":"track","messageId":format!("{user}-{i}"),"userId":user,"timestamp":ts,
+                "event":"Order Completed","properties":{"order_id":format!("o{i}"),"revenue":12.5,
+                "email":EMAIL,"name":NAME,"phone":PHONE,"address":STREET}})
+        });
+        if batch.len() == 100 {
+            engine
+                .ingest(events(Value::Array(std::mem::take(&mut batch))))
+                .expect("ingest");
+        }
+    }
+    if !batch.is_empty() {
+        engine.ingest(events(Value::Array(batch))).expect("ingest");
+    }
+}
+
+/// Counts occurrences of `needle` in every file of the SQLite store (database, WAL, shm).
+fn hits(dir: &Path, needle: &[u8]) -> usize {
+    std::fs::read_dir(dir)
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("consentric.db"))
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).expect("read");
+            bytes.windows(needle.len()).filter(|w| *w == needle).count()
+        })
+        .sum()
+}
+
+#[test]
+fn personal_data_never_rests_in_the_clear_in_sqlite() {
+    let db = TestDb::sqlite();
+    let engine = engine(&db);
+    ingest_customer(&engine, "cust-77", 1000);
+    // It was kept (so the scan below is not vacuous) and reads back through the vault.
+    let profile = engine.profile(&by("cust-77"), "test").expect("profile");
+    let email = profile
+        .traits
+        .iter()
+        .find(|t| t.name == "email")
+        .expect("email");
+    assert_eq!(email.value, json!(EMAIL));
+    let stored = engine.events(&by("cust-77"), 20, "test").expect("events");
+    let identify = stored
+        .iter()
+        .find(|e| e.event["type"] == "identify")
+        .expect("an identify among the latest");
+    assert_eq!(identify.event["traits"]["phone"], json!(PHONE));
+    assert_eq!(identify.event["traits"]["address"], json!(STREET));
+
+    let dir = db.data_dir().expect("sqlite");
+    for phase in ["before checkpoint", "after checkpoint"] {
+        for needle in [EMAIL, NAME, PHONE, STREET, "Zebrafish", "Marplethorpe"] {
+            assert_eq!(hits(dir, needle.as_bytes()), 0, "{needle} found {phase}");
+        }
+        engine.checkpoint().expect("checkpoint");
+    }
+}
+
+parity_test!(erasure_is_complete_signed_and_final, |db| {
+    let engine = engine(&db);
+    ingest_customer(&engine, "gone", 50);
+    ingest_customer(&engine, "stays", 50);
+    engine
+        .ingest(events(json!([{"type":"track","messageId":"anon-1","userId":"gone","anonymousId":"device-9","event":"Viewed"}])))
+        .expect("tie an anonymous id");
+    let other_before = (
+        engine.profile(&by("stays"), "test").expect("p"),
+        engine.events(&by("stays"), 1000, "test").expect("e"),
+    );
+
+    let receipt = engine.erase(&by("gone"), "key:test").expect("erase");
+    let body = receipt
+        .verify(&engine.receipt_public_key().expect("key"))
+        .expect("the receipt verifies");
+    assert_eq!(body.erased.events, 52);
+    assert_eq!(body.erased.identities, 2);
+    assert!(
+        body.erased.traits >= 4 && body.erased.data_keys == 1,
+        "{body:?}"
+    );
+    assert!(!receipt.body.contains("gone"), "the receipt names no one");
+
+    // Nothing is found by any identity or the profile id; nothing of it can be exported.
+    for who in ["gone", "user_id:gone", "anonymous_id:device-9"] {
+        assert!(
+            matches!(
+                engine.profile(&by(who), "test"),
+                Err(EngineError::NotFound(_))
+            ),
+            "{who}"
+        );
+        assert!(matches!(
+            engine.events(&by(who), 10, "test"),
+            Err(EngineError::NotFound(_))
+        ));
+    }
+    // The other customer is untouched.
+    assert_eq!(
+        (
+            engine.profile(&by("stays"), "test").expect("p"),
+            engine.events(&by("stays"), 1000, "test").expect("e"),
+        ),
+        other_before
+    );
+    // Late events for an erased identity are dropped, and bring nobody back.
+    let late = engine
+        .ingest(events(json!([
+            {"type":"track","messageId":"late-1","userId":"gone","event":"Viewed"},
+            {"type":"page","messageId":"late-2","anonymousId":"device-9","name":"Home"}
+        ])))
+        .expect("late");
+    assert_eq!((late.accepted, late.erased), (0, 2));
+    assert!(engine.find_profile(&by("gone")).is_err());
+
+    // Asking again erases nothing more and returns the same receipt.
+    assert_eq!(
+        engine.erase(&by("gone"), "key:test").expect("again"),
+        receipt
+    );
+    assert_eq!(
+        engine.erase(&by("device-9"), "key:test").expect("again"),
+        receipt
+    );
+    assert!(matches!(
+        engine.erase(&by("never-seen"), "key:test"),
+        Err(EngineError::NotFound(_))
+    ));
+
+    // An altered receipt, or one checked against another key, does not verify.
+    let mut forged = receipt.clone();
+    forged.body = forged.body.replace("\"events\":52", "\"events\":5");
+    assert!(forged
+        .verify(&engine.receipt_public_key().expect("key"))
+        .is_err());
+    assert!(receipt.verify(&"ab".repeat(32)).is_err());
+    // The erasure is in the audit chain.
+    assert_eq!(engine.verify_audit().expect("verify").first_break, None);
+});
+
+#[test]
+fn an_erased_customers_wrapped_key_is_gone_from_every_file() {
+    let db = TestDb::sqlite();
+    let engine = engine(&db);
+    ingest_customer(&engine, "gone", 20);
+    let dir = db.data_dir().expect("sqlite").to_owned();
+    let wrapped: String = rusqlite::Connection::open(dir.join("consentric.db"))
+        .expect("open")
+        .query_row(
+            "SELECT wrapped FROM customer_keys k JOIN identities i ON i.profile_id = k.profile_id WHERE i.value = 'gone'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("a wrapped key");
+    engine.checkpoint().expect("checkpoint");
+    assert!(
+        hits(&dir, wrapped.as_bytes()) > 0,
+        "the scan finds the key while it exists"
+    );
+    engine.erase(&by("gone"), "key:test").expect("erase");
+    assert_eq!(
+        hits(&dir, wrapped.as_bytes()),
+        0,
+        "no copy of the wrapped key survives"
+    );
+}

@@ -1,0 +1,151 @@
+//! Personal columns are sealed at rest: an event's payload and a trait's value are encrypted
+//! under the owning customer's data key by the vault before they are written, and opened when
+//! read. Each customer's key is made with their profile (its id is the profile id), stored
+//! only wrapped, and moves with the customer's rows when profiles merge; a sealed value names
+//! its key, so merged rows stay readable and an erased customer's rows become unreadable the
+//! moment their keys are deleted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use consentric_vault::{DataKey, KeyId, Vault, VaultError};
+
+use crate::backend::{Conn, Param};
+use crate::error::StoreError;
+use crate::sql;
+
+/// The field name an event's payload is sealed as.
+pub(crate) fn event_field(message_id: &str) -> String {
+    format!("event:{message_id}")
+}
+
+/// The field name a trait's value is sealed as.
+pub(crate) fn trait_field(name: &str) -> String {
+    format!("trait:{name}")
+}
+
+impl From<VaultError> for StoreError {
+    fn from(e: VaultError) -> Self {
+        StoreError::Vault(e.to_string())
+    }
+}
+
+/// The vault as one transaction (or read) sees it: keys made in this transaction are held here
+/// until it commits.
+pub(crate) struct Sealer {
+    pub vault: Option<Arc<Vault>>,
+    pub fresh: HashMap<KeyId, DataKey>,
+}
+
+impl Sealer {
+    pub(crate) fn new(vault: Option<Arc<Vault>>) -> Self {
+        Sealer {
+            vault,
+            fresh: HashMap::new(),
+        }
+    }
+
+    /// Makes and stores the data key of a new profile.
+    pub(crate) fn create_key(
+        &mut self,
+        conn: &mut dyn Conn,
+        profile: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        let Some(vault) = self.vault.clone() else {
+            return Ok(());
+        };
+        let id = KeyId::parse(profile)?;
+        let (key, wrapped) = vault.new_key(&id)?;
+        conn.exec(
+            sql::INSERT_KEY,
+            &[
+                Param::Text(id.as_str()),
+                Param::Text(profile),
+                Param::Text(&hex::encode(wrapped)),
+                Param::Int(at),
+            ],
+        )?;
+        self.fresh.insert(id, key);
+        Ok(())
+    }
+
+    /// The data key named `id`: made in this transaction, cached, or unwrapped from the store.
+    fn key(
+        &mut self,
+        conn: &mut dyn Conn,
+        vault: &Vault,
+        id: &KeyId,
+    ) -> Result<Option<DataKey>, StoreError> {
+        if let Some(k) = self.fresh.get(id) {
+            return Ok(Some(k.clone()));
+        }
+        if let Some(k) = vault.cached(id) {
+            return Ok(Some(k));
+        }
+        let rows = conn.query(sql::KEY_BY_ID, &[Param::Text(id.as_str())])?;
+        let Some(cell) = rows.into_iter().next().and_then(|r| r.into_iter().next()) else {
+            return Ok(None);
+        };
+        let wrapped = hex::decode(cell.text()?)
+            .map_err(|e| StoreError::Corrupt(format!("wrapped key: {e}")))?;
+        Ok(Some(vault.key(id, &wrapped)?))
+    }
+
+    /// Seals `plain` as `field` of `profile` (whose key is made if it has none yet: a profile
+    /// from before the vault). Without a vault, stores `plain` as is.
+    pub(crate) fn seal(
+        &mut self,
+        conn: &mut dyn Conn,
+        profile: &str,
+        field: &str,
+        plain: &str,
+        at: i64,
+    ) -> Result<String, StoreError> {
+        let Some(vault) = self.vault.clone() else {
+            return Ok(plain.to_owned());
+        };
+        let id = KeyId::parse(profile)?;
+        let key = match self.key(conn, &vault, &id)? {
+            Some(k) => k,
+            None => {
+                self.create_key(conn, profile, at)?;
+                self.key(conn, &vault, &id)?
+                    .ok_or_else(|| StoreError::Vault("key just made is missing".into()))?
+            }
+        };
+        Ok(key.seal(&id, field, plain.as_bytes())?)
+    }
+
+    /// Opens a stored value of `field`: sealed values through their key, values written before
+    /// the vault as they are.
+    pub(crate) fn open(
+        &mut self,
+        conn: &mut dyn Conn,
+        stored: String,
+        field: &str,
+    ) -> Result<String, StoreError> {
+        if !stored.starts_with("v1.") {
+            return Ok(stored);
+        }
+        let vault = self
+            .vault
+            .clone()
+            .ok_or_else(|| StoreError::Vault("a sealed value, and no vault to open it".into()))?;
+        let id = consentric_vault::key_id_of(&stored)?;
+        let key = self
+            .key(conn, &vault, &id)?
+            .ok_or_else(|| StoreError::Vault(format!("the key of {id} is gone (erased)")))?;
+        String::from_utf8(key.open(&stored, field)?)
+            .map_err(|e| StoreError::Corrupt(format!("sealed text: {e}")))
+    }
+
+    /// After the transaction committed: its new keys may be cached.
+    pub(crate) fn committed(self) {
+        if let Some(vault) = &self.vault {
+            for (id, key) in &self.fresh {
+                vault.remember(id, key);
+            }
+        }
+    }
+}

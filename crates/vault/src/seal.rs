@@ -1,0 +1,212 @@
+//! Field encryption: XChaCha20-Poly1305 under a customer's data key, bound to the key id and
+//! the field's name. A sealed value reads `v1.<key id>.<base64url(nonce ‖ ciphertext)>`, so it
+//! names the key that opens it and survives a merge of customers unchanged.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, ZeroizeOnDrop};
+
+use crate::error::VaultError;
+
+const VERSION: &str = "v1";
+const NONCE: usize = 24;
+
+/// A customer's data key, unwrapped. Zeroed when dropped; never printed.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct DataKey([u8; 32]);
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(…)")
+    }
+}
+
+/// The name of a data key: lower-case letters, digits and `_` (a customer's first profile id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(String);
+
+impl KeyId {
+    /// Accepts a well-formed key id.
+    ///
+    /// # Errors
+    /// An empty id, one over 64 bytes, or one with other characters.
+    pub fn parse(raw: &str) -> Result<Self, VaultError> {
+        let ok = !raw.is_empty()
+            && raw.len() <= 64
+            && raw
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if ok {
+            Ok(KeyId(raw.to_owned()))
+        } else {
+            Err(VaultError::Format(format!("`{raw}` is not a key id")))
+        }
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for KeyId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub(crate) fn random<const N: usize>() -> Result<[u8; N], VaultError> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| VaultError::Random(e.to_string()))?;
+    Ok(bytes)
+}
+
+impl DataKey {
+    /// A fresh random key.
+    ///
+    /// # Errors
+    /// If the random source fails.
+    pub fn generate() -> Result<Self, VaultError> {
+        Ok(DataKey(random()?))
+    }
+
+    pub(crate) fn from_bytes(bytes: [u8; 32]) -> Self {
+        DataKey(bytes)
+    }
+
+    pub(crate) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Seals `plaintext` as `field` of the customer whose key this is (`id`).
+    ///
+    /// # Errors
+    /// If the random source fails.
+    pub fn seal(&self, id: &KeyId, field: &str, plaintext: &[u8]) -> Result<String, VaultError> {
+        let nonce: [u8; NONCE] = random()?;
+        let ct = aead_seal(&self.0, &nonce, &aad(id, field), plaintext)?;
+        let mut body = Vec::with_capacity(NONCE + ct.len());
+        body.extend_from_slice(&nonce);
+        body.extend_from_slice(&ct);
+        Ok(format!("{VERSION}.{id}.{}", URL_SAFE_NO_PAD.encode(body)))
+    }
+
+    /// Opens a value sealed by [`DataKey::seal`] with this key for `field`.
+    ///
+    /// # Errors
+    /// A malformed value, or one that does not authenticate (another key, customer or field).
+    pub fn open(&self, sealed: &str, field: &str) -> Result<Vec<u8>, VaultError> {
+        let (id, body) = parse_sealed(sealed)?;
+        if body.len() < NONCE {
+            return Err(VaultError::Format("too short".into()));
+        }
+        let (nonce, ct) = body.split_at(NONCE);
+        aead_open(&self.0, nonce, &aad(&id, field), ct, "sealed value")
+    }
+}
+
+/// The key id a sealed value names, without opening it.
+///
+/// # Errors
+/// A value not in the vault's format.
+pub fn key_id_of(sealed: &str) -> Result<KeyId, VaultError> {
+    parse_sealed(sealed).map(|(id, _)| id)
+}
+
+fn parse_sealed(sealed: &str) -> Result<(KeyId, Vec<u8>), VaultError> {
+    let mut parts = sealed.splitn(3, '.');
+    let (Some(VERSION), Some(id), Some(body)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(VaultError::Format("expected v1.<key id>.<data>".into()));
+    };
+    let body = URL_SAFE_NO_PAD
+        .decode(body)
+        .map_err(|e| VaultError::Format(e.to_string()))?;
+    Ok((KeyId::parse(id)?, body))
+}
+
+fn aad(id: &KeyId, field: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(id.0.len() + field.len() + 1);
+    aad.extend_from_slice(id.0.as_bytes());
+    aad.push(0);
+    aad.extend_from_slice(field.as_bytes());
+    aad
+}
+
+pub(crate) fn aead_seal(
+    key: &[u8; 32],
+    nonce: &[u8; NONCE],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, VaultError> {
+    XChaCha20Poly1305::new(key.into())
+        .encrypt(
+            XNonce::from_slice(nonce),
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
+        .map_err(|_| VaultError::Authentication("encryption"))
+}
+
+pub(crate) fn aead_open(
+    key: &[u8; 32],
+    nonce: &[u8],
+    aad: &[u8],
+    ct: &[u8],
+    what: &'static str,
+) -> Result<Vec<u8>, VaultError> {
+    if nonce.len() != NONCE {
+        return Err(VaultError::Format("bad nonce".into()));
+    }
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad })
+        .map_err(|_| VaultError::Authentication(what))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(s: &str) -> KeyId {
+        KeyId::parse(s).expect("id")
+    }
+
+    #[test]
+    fn a_sealed_value_opens_only_with_its_key_for_its_field() {
+        let k = DataKey::generate().expect("key");
+        let sealed = k
+            .seal(&id("prof_a"), "trait:email", b"ada@example.com")
+            .expect("seal");
+        assert!(!sealed.contains("ada"), "{sealed}");
+        assert_eq!(
+            k.open(&sealed, "trait:email").expect("open"),
+            b"ada@example.com"
+        );
+        assert!(k.open(&sealed, "trait:name").is_err(), "another field");
+        let other = DataKey::generate().expect("key");
+        assert!(other.open(&sealed, "trait:email").is_err(), "another key");
+        // Claiming another owner changes the associated data.
+        let moved = sealed.replacen("prof_a", "prof_b", 1);
+        assert!(k.open(&moved, "trait:email").is_err(), "another owner");
+        assert_eq!(key_id_of(&sealed).expect("id"), id("prof_a"));
+    }
+
+    #[test]
+    fn sealing_twice_gives_different_ciphertexts() {
+        let k = DataKey::generate().expect("key");
+        let a = k.seal(&id("p"), "f", b"same").expect("seal");
+        let b = k.seal(&id("p"), "f", b"same").expect("seal");
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn malformed_values_are_refused() {
+        let k = DataKey::generate().expect("key");
+        for bad in ["", "v1", "v2.p.AAAA", "v1.P!.AAAA", "v1.p.%%%", "v1.p.AAAA"] {
+            assert!(k.open(bad, "f").is_err(), "{bad}");
+        }
+    }
+}
