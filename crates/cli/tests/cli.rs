@@ -199,3 +199,53 @@ fn audit_verify_prints_a_head_and_checks_it_later() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("64 hex digits"));
 }
+
+#[test]
+fn dsr_erase_prints_a_receipt_that_verify_receipt_accepts_and_a_forgery_it_refuses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(
+        &file,
+        r#"{"type":"identify","messageId":"i1","userId":"ada","traits":{"plan":"pro"},"timestamp":"2024-01-01T00:01:00Z"}"#,
+    )
+    .expect("write");
+    let data = dir.path().join("d");
+    ok(consentric(
+        &data,
+        &["import", "--quiet", file.to_str().expect("path")],
+    ));
+    assert!(
+        data.join("master.key").exists(),
+        "master keys made on first run"
+    );
+
+    let receipt = ok(consentric(&data, &["dsr", "erase", "ada"]));
+    let parsed: Value = serde_json::from_str(&receipt).expect("json receipt");
+    let saved = dir.path().join("receipt.json");
+    std::fs::write(&saved, &receipt).expect("write");
+    let verified = ok(consentric(
+        &data,
+        &["dsr", "verify-receipt", saved.to_str().expect("path")],
+    ));
+    assert!(verified.contains("receipt valid"), "{verified}");
+
+    let mut forged = parsed.clone();
+    forged["body"] = Value::String(
+        parsed["body"]
+            .as_str()
+            .expect("body")
+            .replace("\"events\":1", "\"events\":0"),
+    );
+    std::fs::write(&saved, forged.to_string()).expect("write");
+    let out = consentric(
+        &data,
+        &["dsr", "verify-receipt", saved.to_str().expect("path")],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("NOT valid"));
+
+    // The customer is gone for every command.
+    assert!(!consentric(&data, &["profile", "show", "ada"])
+        .status
+        .success());
+}

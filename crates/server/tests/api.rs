@@ -928,3 +928,39 @@ parity_test!(every_admin_read_of_a_profile_is_audited, |db| {
         "one audit record per read"
     );
 });
+
+parity_test!(delete_erases_a_customer_with_a_signed_receipt, |db| {
+    let app = spawn_app(&db);
+    let identify = json!({"userId":"e1","traits":{"email":"e1@example.com"}});
+    assert_eq!(app.send("/v1/identify", &identify).status(), 200);
+    let url = format!("{}/v1/profiles/e1", app.base);
+    assert_eq!(
+        app.client
+            .delete(&url)
+            .bearer_auth(&app.write)
+            .send()
+            .expect("request")
+            .status(),
+        403,
+        "a write key cannot erase"
+    );
+    let erase = || {
+        app.client
+            .delete(&url)
+            .bearer_auth(&app.admin)
+            .send()
+            .expect("request")
+    };
+    let first = erase();
+    assert_eq!(first.status(), 200);
+    let receipt: Value = first.json().expect("receipt");
+    let body: Value =
+        serde_json::from_str(receipt["body"].as_str().expect("body")).expect("signed body");
+    assert_eq!(body["erased"]["events"], 1);
+    assert_eq!(app.get("/v1/profiles/e1").status(), 404);
+    let again: Value = erase().json().expect("receipt");
+    assert_eq!(again, receipt, "erasing twice returns the same receipt");
+    // A late event for the erased customer is acknowledged and dropped.
+    assert_eq!(app.send("/v1/identify", &identify).status(), 200);
+    assert_eq!(app.get("/v1/profiles/e1").status(), 404);
+});
