@@ -154,6 +154,21 @@ pub enum BenchCommand {
     /// Ingest throughput in-process and over HTTP, the raw SQLite insert limit, and the
     /// CDNOW import's time and peak memory.
     Ingest(BenchIngestArgs),
+    /// Erasure of one customer with many events, among others, on SQLite (release build).
+    Erase(BenchEraseArgs),
+}
+
+#[derive(Args)]
+pub struct BenchEraseArgs {
+    /// Events of the customer to erase.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// Other customers (100 events each), who must stay.
+    #[arg(long, default_value_t = 100)]
+    pub others: usize,
+    /// Erasures measured (each of a fresh customer).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
 }
 
 #[derive(Args)]

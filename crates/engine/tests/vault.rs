@@ -234,3 +234,58 @@ fn an_erased_customers_wrapped_key_is_gone_from_every_file() {
         "no copy of the wrapped key survives"
     );
 }
+
+/// A failure injected at each step of an erasure (a trigger that refuses one table's delete)
+/// leaves the customer whole — rows and key, readable — and a retry completes it.
+#[test]
+fn an_interrupted_erasure_either_never_started_or_completes_on_retry() {
+    let db = TestDb::sqlite();
+    let engine = engine(&db);
+    ingest_customer(&engine, "c", 30);
+    engine
+        .ingest(events(json!([{"type":"track","messageId":"tie","userId":"c","anonymousId":"d","event":"Viewed"}])))
+        .expect("an identity-graph edge");
+    let before = engine.profile(&by("c"), "test").expect("profile");
+    for table in [
+        "customer_keys",
+        "identity_links",
+        "events",
+        "profile_traits",
+        "identities",
+        "consent_ledger",
+        "profiles",
+        "erasure_tombstones",
+        "erasure_receipts",
+    ] {
+        let event = if table.starts_with("erasure_") {
+            "INSERT"
+        } else {
+            "DELETE"
+        };
+        db.execute_raw(&format!(
+            "CREATE TRIGGER fail_{table} BEFORE {event} ON {table} BEGIN SELECT RAISE(ABORT, 'injected failure'); END;"
+        ));
+        assert!(engine.erase(&by("c"), "key:test").is_err(), "{table}");
+        let after = engine.profile(&by("c"), "test").expect("still whole");
+        assert_eq!(
+            after.traits, before.traits,
+            "readable after a failure at {table}"
+        );
+        assert_eq!(
+            engine.events(&by("c"), 1000, "test").expect("events").len(),
+            32
+        );
+        db.execute_raw(&format!("DROP TRIGGER fail_{table};"));
+    }
+    let receipt = engine
+        .erase(&by("c"), "key:test")
+        .expect("the retry completes");
+    assert_eq!(
+        receipt
+            .verify(&engine.receipt_public_key().expect("key"))
+            .expect("valid")
+            .erased
+            .events,
+        32
+    );
+}

@@ -13,7 +13,74 @@ use consentric_store::SqliteOptions;
 use consentric_vault::{MasterKeys, Vault};
 use serde_json::{json, Value};
 
-use crate::cli::BenchIngestArgs;
+use crate::cli::{BenchEraseArgs, BenchIngestArgs};
+
+/// `consentric bench erase`: the time to erase one customer with `events` events from a SQLite
+/// store that also holds other customers, over several fresh customers.
+pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
+    println!(
+        "consentric bench erase: a customer with {} events among {} others, {} runs, release={}",
+        args.events,
+        args.others,
+        args.runs,
+        !cfg!(debug_assertions)
+    );
+    let dir = tempfile::tempdir()?;
+    let store = Store::open_sqlite(dir.path(), SqliteOptions::default())?;
+    let engine = Engine::new(
+        store.with_vault(Arc::new(Vault::new(MasterKeys::load_or_create(
+            dir.path(),
+        )?))),
+        Arc::new(SystemClock),
+    );
+    let base = chrono::Utc::now() - chrono::Duration::days(30);
+    let customer = |user: &str, n: usize| -> anyhow::Result<()> {
+        for chunk in (0..n).collect::<Vec<_>>().chunks(BATCH) {
+            let batch: Vec<Value> = chunk
+                .iter()
+                .map(|i| {
+                    json!({"type":"track","messageId":format!("{user}-{i}"),"userId":user,
+                        "timestamp":(base + chrono::Duration::seconds(*i as i64)).to_rfc3339(),
+                        "event":"Product Viewed","properties":{"product_id":format!("p-{}", i % 50),"price":19.0},
+                        "context":{"ip":"203.0.113.7"}})
+                })
+                .collect();
+            let env = Envelope {
+                received_at: engine.now(),
+                request_id: "bench".into(),
+            };
+            let body = serde_json::to_vec(&json!({ "batch": batch }))?;
+            engine.ingest(parse_batch(&body, &env)?.events)?;
+        }
+        Ok(())
+    };
+    for o in 0..args.others {
+        customer(&format!("other-{o}"), 100)?;
+    }
+    let mut times = Vec::new();
+    for r in 0..args.runs {
+        let user = format!("erase-me-{r}");
+        customer(&user, args.events)?;
+        engine.checkpoint()?;
+        let started = Instant::now();
+        let receipt = engine.erase(&consentric_engine::ProfileRef::parse(&user)?, "bench")?;
+        times.push(started.elapsed());
+        let body = receipt.verify(&engine.receipt_public_key()?)?;
+        if body.erased.events != args.events as u64 {
+            bail!("erased {} events, not {}", body.erased.events, args.events);
+        }
+    }
+    times.sort();
+    let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
+    println!();
+    println!(
+        "erasure of {} events: median {:.1} ms, max {:.1} ms (includes the WAL checkpoint)",
+        args.events,
+        ms(&times[times.len() / 2]),
+        ms(times.last().unwrap_or(&Duration::ZERO))
+    );
+    Ok(())
+}
 
 /// The store with its personal columns sealed under master keys made in `dir`, unless the
 /// run measures without the vault.

@@ -23,6 +23,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
+        Command::Bench(BenchCommand::Erase(args)) => bench::erase(&args),
         Command::Audit(AuditCommand::Verify(args)) => {
             audit_verify(&*open(&settings)?, &args.anchors)
         }
