@@ -119,8 +119,7 @@ impl Engine {
                 .map(|r| r.identity)
                 .collect();
             let keys = tx.keys_of(&id)?;
-            let blind = |i: &Identity| vault.blind_index(i.kind.as_str(), &i.value);
-            let erased = tx.erase_profile(&id, &identities, &blind, &receipt_id, at)?;
+            let erased = tx.erase_profile(&id, &identities, &receipt_id, at)?;
             let body = ReceiptBody {
                 receipt_id: receipt_id.clone(),
                 pseudonym: pseudonym.clone(),

@@ -97,13 +97,12 @@ impl WriteTx<'_> {
 
     /// Erases a customer: every row about `profile` goes, its data keys first (so that
     /// whatever survives elsewhere — free pages, the WAL, a backup — cannot be read), and its
-    /// identities' blind indexes (`blind` gives each identity's) become tombstones pointing at
-    /// `receipt_id`. The caller stores the receipt in the same transaction.
+    /// identities' blind indexes become tombstones pointing at `receipt_id`. The caller stores
+    /// the receipt in the same transaction.
     pub fn erase_profile(
         &mut self,
         profile: &ProfileId,
         identities: &[Identity],
-        blind: &dyn Fn(&Identity) -> String,
         receipt_id: &str,
         at: i64,
     ) -> Result<ErasedRows, StoreError> {
@@ -113,6 +112,7 @@ impl WriteTx<'_> {
             ..ErasedRows::default()
         };
         for id in identities {
+            let id = &self.sealer.blind(id);
             erased.links += self.conn.exec(
                 sql::ERASE_LINKS,
                 &[Param::Text(id.kind.as_str()), Param::Text(&id.value)],
@@ -120,7 +120,7 @@ impl WriteTx<'_> {
             self.conn.exec(
                 sql::INSERT_TOMBSTONE,
                 &[
-                    Param::Text(&blind(id)),
+                    Param::Text(&id.value),
                     Param::Int(at),
                     Param::Text(receipt_id),
                 ],

@@ -248,6 +248,12 @@ CREATE TABLE erasure_receipts (
 );
 "#,
     },
+    Migration {
+        version: 4,
+        name: "identities sealed, looked up by blind index",
+        sqlite: "ALTER TABLE identities ADD COLUMN sealed TEXT;",
+        postgres: "ALTER TABLE identities ADD COLUMN sealed TEXT;",
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use consentric_model::Identity;
 use consentric_vault::{DataKey, KeyId, Vault, VaultError};
 
 use crate::backend::{Conn, Param};
@@ -28,6 +29,11 @@ impl From<VaultError> for StoreError {
     fn from(e: VaultError) -> Self {
         StoreError::Vault(e.to_string())
     }
+}
+
+/// The field name an identity's original value is sealed as.
+pub(crate) fn identity_field(kind: &str) -> String {
+    format!("identity:{kind}")
 }
 
 /// The vault as one transaction (or read) sees it: keys made in this transaction are held here
@@ -138,6 +144,18 @@ impl Sealer {
             .ok_or_else(|| StoreError::Vault(format!("the key of {id} is gone (erased)")))?;
         String::from_utf8(key.open(&stored, field)?)
             .map_err(|e| StoreError::Corrupt(format!("sealed text: {e}")))
+    }
+
+    /// The identity as stored and looked up: its blind index in place of its value (with a
+    /// vault), so the database never holds a user id or an anonymous id in the clear.
+    pub(crate) fn blind(&self, identity: &Identity) -> Identity {
+        match &self.vault {
+            Some(v) => Identity {
+                kind: identity.kind,
+                value: v.blind_index(identity.kind.as_str(), &identity.value),
+            },
+            None => identity.clone(),
+        }
     }
 
     /// After the transaction committed: its new keys may be cached.

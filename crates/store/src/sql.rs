@@ -11,12 +11,12 @@ pub(crate) const FIND_IDENTITY: &str =
 /// The identity's profile and whether its consent ledger has any row: ingest skips reading an
 /// empty ledger, the common case, at the price of one index probe on a look-up it makes anyway.
 pub(crate) const FIND_IDENTITY_AND_CONSENT: &str = "SELECT i.profile_id, EXISTS (SELECT 1 FROM consent_ledger c WHERE c.profile_id = i.profile_id) FROM identities i WHERE i.kind = ?1 AND i.value = ?2";
-pub(crate) const ATTACH_IDENTITY: &str = "INSERT INTO identities (kind, value, profile_id, first_seen) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id";
-pub(crate) const IDENTITIES_OF: &str = "SELECT kind, value, first_seen FROM identities WHERE profile_id = ?1 ORDER BY first_seen, kind, value";
+pub(crate) const ATTACH_IDENTITY: &str = "INSERT INTO identities (kind, value, profile_id, first_seen, sealed) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kind, value) DO UPDATE SET profile_id = excluded.profile_id, sealed = excluded.sealed";
+pub(crate) const IDENTITIES_OF: &str = "SELECT kind, value, first_seen, sealed FROM identities WHERE profile_id = ?1 ORDER BY first_seen, kind, value";
 pub(crate) const MOVE_IDENTITIES: &str =
     "UPDATE identities SET profile_id = ?2 WHERE profile_id = ?1";
 pub(crate) const INSERT_LINK: &str = "INSERT INTO identity_links (a_kind, a_value, b_kind, b_value, via, message_id, linked_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (a_kind, a_value, b_kind, b_value) DO NOTHING";
-pub(crate) const LINKS_OF: &str = "SELECT l.a_kind, l.a_value, l.b_kind, l.b_value, l.via, l.message_id, l.linked_at FROM identity_links l JOIN identities i ON i.kind = l.a_kind AND i.value = l.a_value WHERE i.profile_id = ?1 ORDER BY l.linked_at, l.link_id";
+pub(crate) const LINKS_OF: &str = "SELECT l.a_kind, l.a_value, l.b_kind, l.b_value, l.via, l.message_id, l.linked_at, i.sealed, ib.sealed FROM identity_links l JOIN identities i ON i.kind = l.a_kind AND i.value = l.a_value LEFT JOIN identities ib ON ib.kind = l.b_kind AND ib.value = l.b_value WHERE i.profile_id = ?1 ORDER BY l.linked_at, l.link_id";
 
 pub(crate) const INSERT_PROFILE: &str =
     "INSERT INTO profiles (profile_id, created_at, first_seen, last_seen) VALUES (?1, ?2, ?3, ?3)";

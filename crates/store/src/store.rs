@@ -163,7 +163,7 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn find_identity(&self, identity: &Identity) -> Result<Option<ProfileId>, StoreError> {
-        self.read(|c| tx::find_identity(c, identity))
+        self.read(|c| tx::find_identity(c, &Sealer::new(self.vault.clone()), identity))
     }
 
     /// The row (counters) of the profile `grant` opens.
@@ -199,7 +199,7 @@ impl Store {
     /// Database faults.
     pub fn identities(&self, grant: &Grant) -> Result<Vec<IdentityRecord>, StoreError> {
         let id = subject(grant)?;
-        self.read(|c| tx::identities_of(c, &id))
+        self.read(|c| tx::identities_of(c, &mut Sealer::new(self.vault.clone()), &id))
     }
 
     /// The identity-graph edges leaving the identities of the profile `grant` opens.
@@ -208,7 +208,7 @@ impl Store {
     /// Database faults.
     pub fn identity_links(&self, grant: &Grant) -> Result<Vec<IdentityLinkRecord>, StoreError> {
         let id = subject(grant)?;
-        self.read(|c| tx::links_of(c, &id))
+        self.read(|c| tx::links_of(c, &mut Sealer::new(self.vault.clone()), &id))
     }
 
     /// The latest `limit` events, newest first, of the profile `grant` opens; the caller

@@ -8,7 +8,7 @@ use crate::records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
     ProfileCounters, ProfileRecord, TraitRecord,
 };
-use crate::sealing::{event_field, trait_field, Sealer};
+use crate::sealing::{event_field, identity_field, trait_field, Sealer};
 use crate::sql;
 
 /// The write side of one transaction. Obtained from [`crate::Store::write`]; everything done
@@ -48,6 +48,7 @@ impl WriteTx<'_> {
         &mut self,
         identity: &Identity,
     ) -> Result<Option<(ProfileId, bool)>, StoreError> {
+        let identity = &self.sealer.blind(identity);
         let rows = self.conn.query(
             sql::FIND_IDENTITY_AND_CONSENT,
             &[
@@ -81,14 +82,26 @@ impl WriteTx<'_> {
         profile: &ProfileId,
         at: i64,
     ) -> Result<(), StoreError> {
+        let sealed = match self.sealer.vault {
+            Some(_) => Some(self.sealer.seal(
+                self.conn,
+                profile.as_str(),
+                &identity_field(identity.kind.as_str()),
+                &identity.value,
+                at,
+            )?),
+            None => None,
+        };
+        let blind = self.sealer.blind(identity);
         self.conn
             .exec(
                 sql::ATTACH_IDENTITY,
                 &[
-                    Param::Text(identity.kind.as_str()),
-                    Param::Text(&identity.value),
+                    Param::Text(blind.kind.as_str()),
+                    Param::Text(&blind.value),
                     Param::Text(profile.as_str()),
                     Param::Int(at),
+                    Param::OptText(sealed.as_deref()),
                 ],
             )
             .map(drop)
@@ -104,6 +117,7 @@ impl WriteTx<'_> {
         message_id: &MessageId,
         at: i64,
     ) -> Result<(), StoreError> {
+        let (a, b) = (&self.sealer.blind(a), &self.sealer.blind(b));
         for (x, y) in [(a, b), (b, a)] {
             self.conn.exec(
                 sql::INSERT_LINK,
@@ -126,7 +140,7 @@ impl WriteTx<'_> {
         &mut self,
         profile: &ProfileId,
     ) -> Result<Vec<IdentityRecord>, StoreError> {
-        identities_of(self.conn, profile)
+        identities_of(self.conn, &mut self.sealer, profile)
     }
 
     /// Stores an event row unless one with its message id exists; returns whether it did.
@@ -456,8 +470,10 @@ fn json(text: String) -> Result<serde_json::Value, StoreError> {
 
 pub(crate) fn find_identity(
     conn: &mut dyn Conn,
+    sealer: &Sealer,
     ident: &Identity,
 ) -> Result<Option<ProfileId>, StoreError> {
+    let ident = &sealer.blind(ident);
     let rows = conn.query(
         sql::FIND_IDENTITY,
         &[Param::Text(ident.kind.as_str()), Param::Text(&ident.value)],
@@ -516,34 +532,61 @@ pub(crate) fn merged_from(
 
 pub(crate) fn identities_of(
     conn: &mut dyn Conn,
+    sealer: &mut Sealer,
     id: &ProfileId,
 ) -> Result<Vec<IdentityRecord>, StoreError> {
     conn.query(sql::IDENTITIES_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
-            let mut it = take(row, 3)?;
+            let mut it = take(row, 4)?;
+            let kind = next(&mut it)?.text()?;
+            let stored = next(&mut it)?.text()?;
+            let first_seen = next(&mut it)?.int()?;
+            let value = original(conn, sealer, &kind, stored, next(&mut it)?.opt_text()?)?;
             Ok(IdentityRecord {
-                identity: identity(next(&mut it)?.text()?, next(&mut it)?.text()?)?,
-                first_seen: next(&mut it)?.int()?,
+                identity: identity(kind, value)?,
+                first_seen,
             })
         })
         .collect()
 }
 
+/// An identity's value as sent: opened from its sealed copy, or as stored when there is none
+/// (no vault, or written before identities were sealed).
+fn original(
+    conn: &mut dyn Conn,
+    sealer: &mut Sealer,
+    kind: &str,
+    stored: String,
+    sealed: Option<String>,
+) -> Result<String, StoreError> {
+    match sealed {
+        Some(s) => sealer.open(conn, s, &identity_field(kind)),
+        None => Ok(stored),
+    }
+}
+
 pub(crate) fn links_of(
     conn: &mut dyn Conn,
+    sealer: &mut Sealer,
     id: &ProfileId,
 ) -> Result<Vec<IdentityLinkRecord>, StoreError> {
     conn.query(sql::LINKS_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
-            let mut it = take(row, 7)?;
+            let mut it = take(row, 9)?;
+            let (a_kind, a_value) = (next(&mut it)?.text()?, next(&mut it)?.text()?);
+            let (b_kind, b_value) = (next(&mut it)?.text()?, next(&mut it)?.text()?);
+            let (via, message_id) = (next(&mut it)?.text()?, next(&mut it)?.text()?);
+            let linked_at = next(&mut it)?.int()?;
+            let a_value = original(conn, sealer, &a_kind, a_value, next(&mut it)?.opt_text()?)?;
+            let b_value = original(conn, sealer, &b_kind, b_value, next(&mut it)?.opt_text()?)?;
             Ok(IdentityLinkRecord {
-                a: identity(next(&mut it)?.text()?, next(&mut it)?.text()?)?,
-                b: identity(next(&mut it)?.text()?, next(&mut it)?.text()?)?,
-                via: next(&mut it)?.text()?,
-                message_id: next(&mut it)?.text()?,
-                linked_at: next(&mut it)?.int()?,
+                a: identity(a_kind, a_value)?,
+                b: identity(b_kind, b_value)?,
+                via,
+                message_id,
+                linked_at,
             })
         })
         .collect()
