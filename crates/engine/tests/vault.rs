@@ -143,6 +143,73 @@ fn personal_data_never_rests_in_the_clear_in_sqlite() {
     }
 }
 
+/// Counts occurrences of each needle in every file under `dir` (recursively).
+fn hits_under(dir: &Path, needles: &[&str]) -> Vec<usize> {
+    let mut counts = vec![0; needles.len()];
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.filter_map(Result::ok) {
+            let path = e.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(bytes) = std::fs::read(&path) {
+                for (n, needle) in needles.iter().enumerate() {
+                    counts[n] += bytes
+                        .windows(needle.len())
+                        .filter(|w| *w == needle.as_bytes())
+                        .count();
+                }
+            }
+        }
+    }
+    counts
+}
+
+#[test]
+fn personal_data_never_rests_in_the_clear_in_postgres() {
+    let Some(db) = TestDb::postgres() else {
+        return;
+    };
+    let engine = engine(&db);
+    ingest_customer(&engine, EMAIL, 1000);
+    let who = format!("user_id:{EMAIL}");
+    let profile = engine.profile(&by(&who), "test").expect("profile");
+    assert!(
+        profile.traits.iter().any(|t| t.value == json!(PHONE)),
+        "kept"
+    );
+    let url = db.database_url().expect("postgres");
+    let mut client = postgres::Client::connect(url, postgres::NoTls).expect("connect");
+    client.batch_execute("CHECKPOINT").expect("checkpoint");
+    let dir: String = client
+        .query_one("SHOW data_directory", &[])
+        .expect("data directory")
+        .get(0);
+    let oid: u32 = client
+        .query_one(
+            "SELECT oid FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .expect("oid")
+        .get(0);
+    // This database's table and index files, and the cluster's write-ahead log.
+    let needles = [EMAIL, NAME, PHONE, STREET];
+    let mut found = hits_under(
+        &Path::new(&dir).join("base").join(oid.to_string()),
+        &needles,
+    );
+    for (f, w) in found
+        .iter_mut()
+        .zip(hits_under(&Path::new(&dir).join("pg_wal"), &needles))
+    {
+        *f += w;
+    }
+    assert_eq!(found, vec![0; needles.len()], "{needles:?} found in {dir}");
+}
+
 parity_test!(erasure_is_complete_signed_and_final, |db| {
     let engine = engine(&db);
     ingest_customer(&engine, "gone", 50);
