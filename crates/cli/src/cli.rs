@@ -66,6 +66,14 @@ pub enum DsrCommand {
     },
     /// Print the public key receipts are signed with.
     PublicKey,
+    /// Write everything held about a customer as one JSON document (art. 15 and 20).
+    Export {
+        /// `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>` or a bare id.
+        who: String,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -154,7 +162,7 @@ pub enum BenchCommand {
     /// Ingest throughput in-process and over HTTP, the raw SQLite insert limit, and the
     /// CDNOW import's time and peak memory.
     Ingest(BenchIngestArgs),
-    /// Erasure of one customer with many events, among others, on SQLite (release build).
+    /// Export and erasure of one customer with many events, among others, on SQLite.
     Erase(BenchEraseArgs),
 }
 

@@ -14,6 +14,7 @@ mod consent;
 mod engine;
 mod erasure;
 mod error;
+mod export;
 mod group_commit;
 pub mod import;
 mod ingest;

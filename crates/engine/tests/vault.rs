@@ -222,6 +222,35 @@ parity_test!(erasure_is_complete_signed_and_final, |db| {
         engine.events(&by("stays"), 1000, "test").expect("e"),
     );
 
+    // Access: everything held about them, in one document.
+    let mut doc = Vec::new();
+    let written = engine
+        .export(&by("gone"), "key:test", &mut doc)
+        .expect("export");
+    let doc: Value = serde_json::from_slice(&doc).expect("one JSON document");
+    assert_eq!(written, 52);
+    assert_eq!(doc["events"].as_array().expect("events").len(), 52);
+    assert_eq!(doc["profile"]["counters"]["events"], 52);
+    assert!(doc["identity_graph"]["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .any(|i| i["value"] == "device-9"));
+    assert!(!doc["consent_history"]
+        .as_array()
+        .expect("history")
+        .is_empty());
+    let actions: Vec<&str> = doc["audit"]
+        .as_array()
+        .expect("audit")
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"consent.recorded") && actions.contains(&"profile.read"),
+        "{actions:?}"
+    );
+
     let receipt = engine.erase(&by("gone"), "key:test").expect("erase");
     let body = receipt
         .verify(&engine.receipt_public_key().expect("key"))

@@ -944,6 +944,9 @@ parity_test!(delete_erases_a_customer_with_a_signed_receipt, |db| {
         403,
         "a write key cannot erase"
     );
+    let export: Value = app.get("/v1/profiles/e1/export").json().expect("export");
+    assert_eq!(export["events"].as_array().expect("events").len(), 1);
+    assert_eq!(export["events"][0]["traits"]["email"], "e1@example.com");
     let erase = || {
         app.client
             .delete(&url)
@@ -958,6 +961,7 @@ parity_test!(delete_erases_a_customer_with_a_signed_receipt, |db| {
         serde_json::from_str(receipt["body"].as_str().expect("body")).expect("signed body");
     assert_eq!(body["erased"]["events"], 1);
     assert_eq!(app.get("/v1/profiles/e1").status(), 404);
+    assert_eq!(app.get("/v1/profiles/e1/export").status(), 404);
     let again: Value = erase().json().expect("receipt");
     assert_eq!(again, receipt, "erasing twice returns the same receipt");
     // A late event for the erased customer is acknowledged and dropped.

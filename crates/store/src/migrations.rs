@@ -254,6 +254,12 @@ CREATE TABLE erasure_receipts (
         sqlite: "ALTER TABLE identities ADD COLUMN sealed TEXT;",
         postgres: "ALTER TABLE identities ADD COLUMN sealed TEXT;",
     },
+    Migration {
+        version: 5,
+        name: "audit records by subject (access requests)",
+        sqlite: "CREATE INDEX audit_log_subject ON audit_log(subject, seq);",
+        postgres: "CREATE INDEX audit_log_subject ON audit_log(subject, seq);",
+    },
 ];
 
 /// The newest schema version this build knows.

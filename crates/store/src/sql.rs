@@ -82,3 +82,4 @@ pub(crate) const ERASE_CONSENT: &str = "DELETE FROM consent_ledger WHERE profile
 pub(crate) const ERASE_MERGES: &str =
     "DELETE FROM profile_merges WHERE into_profile = ?1 OR from_profile = ?1";
 pub(crate) const RECEIPT_BY_TOMBSTONE: &str = "SELECT r.receipt_id, r.body, r.signature FROM erasure_receipts r JOIN erasure_tombstones t ON t.receipt_id = r.receipt_id WHERE t.blind = ?1";
+pub(crate) const AUDIT_OF_SUBJECT: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";

@@ -287,6 +287,42 @@ impl Store {
         self.read(|c| tx::audit_page(c, after, i64::from(limit)))
     }
 
+    /// The audit records about `subject` after position `after`, oldest first.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn audit_of(
+        &self,
+        subject: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(|c| tx::audit_of(c, subject, after, i64::from(limit)))
+    }
+
+    /// A page of the events of the profile `grant` opens, in storage order after position
+    /// `after_seq`: how an export walks a long history without holding it.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn events_page(
+        &self,
+        grant: &Grant,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        let id = subject(grant)?;
+        self.read(|c| {
+            tx::events_page(
+                c,
+                &mut Sealer::new(self.vault.clone()),
+                &id,
+                after_seq,
+                i64::from(limit),
+            )
+        })
+    }
+
     /// Whether the database answers (for `/readyz`).
     ///
     /// # Errors

@@ -320,18 +320,7 @@ impl WriteTx<'_> {
         after_seq: i64,
         limit: i64,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        self.conn
-            .query(
-                sql::EVENTS_PAGE,
-                &[
-                    Param::Text(profile.as_str()),
-                    Param::Int(after_seq),
-                    Param::Int(limit),
-                ],
-            )?
-            .into_iter()
-            .map(|row| event_record(self.conn, &mut self.sealer, row))
-            .collect()
+        events_page(self.conn, &mut self.sealer, profile, after_seq, limit)
     }
 
     /// Replaces a stored event's payload (used when data must be removed from it).
@@ -613,6 +602,26 @@ pub(crate) fn traits_of(
         .collect()
 }
 
+pub(crate) fn events_page(
+    conn: &mut dyn Conn,
+    sealer: &mut Sealer,
+    profile: &ProfileId,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    conn.query(
+        sql::EVENTS_PAGE,
+        &[
+            Param::Text(profile.as_str()),
+            Param::Int(after_seq),
+            Param::Int(limit),
+        ],
+    )?
+    .into_iter()
+    .map(|row| event_record(conn, sealer, row))
+    .collect()
+}
+
 pub(crate) fn events_of(
     conn: &mut dyn Conn,
     sealer: &mut Sealer,
@@ -701,8 +710,23 @@ pub(crate) fn audit_page(
     after: i64,
     limit: i64,
 ) -> Result<Vec<AuditRow>, StoreError> {
-    conn.query(sql::AUDIT_PAGE, &[Param::Int(after), Param::Int(limit)])?
-        .into_iter()
+    audit_rows(conn.query(sql::AUDIT_PAGE, &[Param::Int(after), Param::Int(limit)])?)
+}
+
+pub(crate) fn audit_of(
+    conn: &mut dyn Conn,
+    subject: &str,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    audit_rows(conn.query(
+        sql::AUDIT_OF_SUBJECT,
+        &[Param::Text(subject), Param::Int(after), Param::Int(limit)],
+    )?)
+}
+
+fn audit_rows(rows: Vec<Vec<Cell>>) -> Result<Vec<AuditRow>, StoreError> {
+    rows.into_iter()
         .map(|row| {
             let mut it = take(row, 8)?;
             Ok(AuditRow {

@@ -15,8 +15,8 @@ use serde_json::{json, Value};
 
 use crate::cli::{BenchEraseArgs, BenchIngestArgs};
 
-/// `consentric bench erase`: the time to erase one customer with `events` events from a SQLite
-/// store that also holds other customers, over several fresh customers.
+/// `consentric bench erase`: the time to export, then erase, one customer with `events` events
+/// from a SQLite store that also holds other customers, over several fresh customers.
 pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
     println!(
         "consentric bench erase: a customer with {} events among {} others, {} runs, release={}",
@@ -58,12 +58,20 @@ pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
         customer(&format!("other-{o}"), 100)?;
     }
     let mut times = Vec::new();
+    let mut exports = Vec::new();
     for r in 0..args.runs {
         let user = format!("erase-me-{r}");
         customer(&user, args.events)?;
         engine.checkpoint()?;
+        let who = consentric_engine::ProfileRef::parse(&user)?;
         let started = Instant::now();
-        let receipt = engine.erase(&consentric_engine::ProfileRef::parse(&user)?, "bench")?;
+        let exported = engine.export(&who, "bench", &mut std::io::sink())?;
+        exports.push(started.elapsed());
+        if exported != args.events as u64 {
+            bail!("exported {exported} events, not {}", args.events);
+        }
+        let started = Instant::now();
+        let receipt = engine.erase(&who, "bench")?;
         times.push(started.elapsed());
         let body = receipt.verify(&engine.receipt_public_key()?)?;
         if body.erased.events != args.events as u64 {
@@ -71,8 +79,15 @@ pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
         }
     }
     times.sort();
+    exports.sort();
     let ms = |d: &Duration| d.as_secs_f64() * 1000.0;
     println!();
+    println!(
+        "export of {} events (JSON, to a sink): median {:.1} ms, max {:.1} ms",
+        args.events,
+        ms(&exports[exports.len() / 2]),
+        ms(exports.last().unwrap_or(&Duration::ZERO))
+    );
     println!(
         "erasure of {} events: median {:.1} ms, max {:.1} ms (includes the WAL checkpoint)",
         args.events,

@@ -14,6 +14,23 @@ pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("Could not erase {who}"))?;
             println!("{}", serde_json::to_string_pretty(&receipt)?);
         }
+        DsrCommand::Export { who, out } => {
+            let engine = super::open(settings)?;
+            let who_ref = ProfileRef::parse(&who)?;
+            let events = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("Cannot write {}", path.display()))?;
+                    let mut w = std::io::BufWriter::new(file);
+                    engine.export(&who_ref, "cli", &mut w)?
+                }
+                None => {
+                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
+                    engine.export(&who_ref, "cli", &mut w)?
+                }
+            };
+            eprintln!("exported {who}: {events} events");
+        }
         DsrCommand::PublicKey => {
             println!("{}", super::open(settings)?.receipt_public_key()?);
         }

@@ -16,6 +16,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/profiles/{id}", get(profile).delete(erase))
         .route("/v1/profiles/{id}/events", get(events))
+        .route("/v1/profiles/{id}/export", get(export))
         .route("/v1/profiles/{id}/identities", get(identities))
         .route("/v1/profiles/{id}/view", get(view))
 }
@@ -137,6 +138,31 @@ pub(crate) async fn erase(
     blocking(move || {
         let actor = format!("key:{}", who.key_id);
         Ok(Json(engine.erase(&ProfileRef::parse(&id)?, &actor)?))
+    })
+    .await
+}
+
+/// Everything held about a customer (GDPR art. 15 and 20, CCPA right to know), as one JSON
+/// document: profile, identities and graph, every event, consent history, and every audit
+/// record about them. Audited.
+#[utoipa::path(get, path = "/v1/profiles/{id}/export", tag = "profiles",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
+    responses((status = 200, content_type = "application/json", description = "the export"),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn export(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        let mut body = Vec::new();
+        engine.export(&ProfileRef::parse(&id)?, &actor, &mut body)?;
+        Ok(axum::response::IntoResponse::into_response((
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )))
     })
     .await
 }
