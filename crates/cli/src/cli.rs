@@ -144,6 +144,9 @@ pub enum ProfileCommand {
 
 #[derive(Subcommand)]
 pub enum KeysCommand {
+    /// Rotate the master key-encryption key: a new one is made and every customer's data key
+    /// re-wrapped under it (stop `serve` first). An interrupted rotation resumes when run again.
+    Rotate,
     /// Create a key and print its secret (shown only this once).
     Create {
         /// `write` (ingest only) or `admin` (everything).

@@ -249,3 +249,38 @@ fn dsr_erase_prints_a_receipt_that_verify_receipt_accepts_and_a_forgery_it_refus
         .status
         .success());
 }
+
+#[test]
+fn keys_rotate_rewraps_every_data_key_and_the_data_stays_readable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("events.ndjson");
+    std::fs::write(
+        &file,
+        [
+            r#"{"type":"identify","messageId":"i1","userId":"ada","traits":{"plan":"pro"},"timestamp":"2024-01-01T00:01:00Z"}"#,
+            r#"{"type":"identify","messageId":"i2","userId":"bob","traits":{"plan":"free"},"timestamp":"2024-01-01T00:02:00Z"}"#,
+        ]
+        .join("\n"),
+    )
+    .expect("write");
+    let data = dir.path().join("d");
+    ok(consentric(
+        &data,
+        &["import", "--quiet", file.to_str().expect("path")],
+    ));
+    let kek = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("kek ="))
+            .expect("kek line")
+            .to_owned()
+    };
+    let before = std::fs::read_to_string(data.join("master.key")).expect("keys");
+    let out = ok(consentric(&data, &["keys", "rotate"]));
+    assert!(out.contains("2 data keys re-wrapped"), "{out}");
+    let after = std::fs::read_to_string(data.join("master.key")).expect("keys");
+    assert_ne!(kek(&before), kek(&after), "a new key-encryption key");
+    assert!(!after.contains("kek_previous"), "the old one is gone");
+    let shown: Value =
+        serde_json::from_str(&ok(consentric(&data, &["profile", "show", "ada"]))).expect("json");
+    assert_eq!(shown["profile"]["traits"][0]["value"], "pro");
+}

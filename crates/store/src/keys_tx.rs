@@ -79,6 +79,37 @@ impl WriteTx<'_> {
             .collect()
     }
 
+    /// Up to `limit` wrapped keys (id, hex) after `after` in id order: a key rotation's walk.
+    pub fn keys_page(
+        &mut self,
+        after: &str,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        self.conn
+            .query(sql::KEYS_PAGE, &[Param::Text(after), Param::Int(limit)])?
+            .into_iter()
+            .map(|row| {
+                let mut it = row.into_iter();
+                let mut next = || {
+                    it.next()
+                        .ok_or_else(|| StoreError::Corrupt("key row".into()))?
+                        .text()
+                };
+                Ok((next()?, next()?))
+            })
+            .collect()
+    }
+
+    /// Replaces a data key's wrapped form (after re-wrapping it under a new master key).
+    pub fn set_wrapped(&mut self, key_id: &str, wrapped_hex: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::SET_WRAPPED,
+                &[Param::Text(key_id), Param::Text(wrapped_hex)],
+            )
+            .map(drop)
+    }
+
     /// Whether an identity's blind index belongs to an erased customer.
     pub fn is_tombstoned(&mut self, blind: &str) -> Result<bool, StoreError> {
         Ok(!self

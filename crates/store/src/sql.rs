@@ -83,3 +83,6 @@ pub(crate) const ERASE_MERGES: &str =
     "DELETE FROM profile_merges WHERE into_profile = ?1 OR from_profile = ?1";
 pub(crate) const RECEIPT_BY_TOMBSTONE: &str = "SELECT r.receipt_id, r.body, r.signature FROM erasure_receipts r JOIN erasure_tombstones t ON t.receipt_id = r.receipt_id WHERE t.blind = ?1";
 pub(crate) const AUDIT_OF_SUBJECT: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+pub(crate) const KEYS_PAGE: &str =
+    "SELECT key_id, wrapped FROM customer_keys WHERE key_id > ?1 ORDER BY key_id LIMIT ?2";
+pub(crate) const SET_WRAPPED: &str = "UPDATE customer_keys SET wrapped = ?2 WHERE key_id = ?1";

@@ -36,8 +36,12 @@ pub trait KeyProvider: Send + Sync {
 /// The three master keys, held in memory, zeroed when dropped.
 pub struct MasterKeys {
     kek: Zeroizing<[u8; 32]>,
+    /// The key-encryption key being rotated away from, while a rotation is under way.
+    previous: Option<Zeroizing<[u8; 32]>>,
     index: Zeroizing<[u8; 32]>,
     signing: Zeroizing<[u8; 32]>,
+    /// The file they came from (none for the environment variable).
+    file: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for MasterKeys {
@@ -70,8 +74,10 @@ impl MasterKeys {
         let master = parse_hex32(hex, MASTER_KEY_ENV)?;
         Ok(MasterKeys {
             kek: derive(&master[..], "consentric/kek/v1"),
+            previous: None,
             index: derive(&master[..], "consentric/blind-index/v1"),
             signing: derive(&master[..], "consentric/receipt-signing/v1"),
+            file: None,
         })
     }
 
@@ -86,14 +92,20 @@ impl MasterKeys {
         }
         let path = data_dir.join(MASTER_KEY_FILE);
         match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse_file(&text),
+            Ok(text) => {
+                let mut keys = Self::parse_file(&text)?;
+                keys.file = Some(path);
+                Ok(keys)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let keys = MasterKeys {
                     kek: Zeroizing::new(random()?),
+                    previous: None,
                     index: Zeroizing::new(random()?),
                     signing: Zeroizing::new(random()?),
+                    file: Some(path.clone()),
                 };
-                keys.write_new(&path)?;
+                keys.write(&path)?;
                 Ok(keys)
             }
             Err(e) => Err(VaultError::MasterKey(format!("{}: {e}", path.display()))),
@@ -112,31 +124,90 @@ impl MasterKeys {
         };
         Ok(MasterKeys {
             kek: field("kek")?,
+            previous: if text.lines().any(|l| l.trim().starts_with("kek_previous")) {
+                Some(field("kek_previous")?)
+            } else {
+                None
+            },
             index: field("index")?,
             signing: field("signing")?,
+            file: None,
         })
     }
 
-    fn write_new(&self, path: &Path) -> Result<(), VaultError> {
-        let fail = |e: std::io::Error| VaultError::MasterKey(format!("{}: {e}", path.display()));
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(fail)?;
+    /// Whether a key rotation was begun and not finished.
+    pub fn rotating(&self) -> bool {
+        self.previous.is_some()
+    }
+
+    /// Begins rotating the key-encryption key: a new one becomes current, the old one stays as
+    /// `kek_previous` (so every data key still unwraps) until [`MasterKeys::finish_rotation`].
+    /// Written to the file before anything is re-wrapped; a rotation already under way is
+    /// resumed, not restarted, so a crash at any point loses no key.
+    ///
+    /// # Errors
+    /// Keys from the environment (rotate the variable instead), or a file that cannot be
+    /// written.
+    pub fn begin_rotation(&mut self) -> Result<(), VaultError> {
+        let path = self.file.clone().ok_or_else(|| {
+            VaultError::MasterKey(format!(
+                "keys from {MASTER_KEY_ENV} cannot be rotated here; set a new variable and re-wrap"
+            ))
+        })?;
+        if self.previous.is_none() {
+            let old = std::mem::replace(&mut self.kek, Zeroizing::new(random()?));
+            self.previous = Some(old);
+            self.write(&path)?;
         }
+        Ok(())
+    }
+
+    /// Ends a rotation once every data key is wrapped under the current key: the previous key
+    /// is forgotten, in memory and in the file.
+    ///
+    /// # Errors
+    /// A file that cannot be written.
+    pub fn finish_rotation(&mut self) -> Result<(), VaultError> {
+        if let (Some(path), Some(_)) = (self.file.clone(), &self.previous) {
+            self.previous = None;
+            self.write(&path)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the keys to `path` whole or not at all: a temporary file (mode 0600), synced,
+    /// renamed over the old one, and the directory synced.
+    fn write(&self, path: &Path) -> Result<(), VaultError> {
+        let fail = |e: std::io::Error| VaultError::MasterKey(format!("{}: {e}", path.display()));
+        let dir = path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(fail)?;
+        let tmp = path.with_extension("key.tmp");
+        let _ = std::fs::remove_file(&tmp);
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(path).map_err(fail)?;
+        let mut file = options.open(&tmp).map_err(fail)?;
+        let previous = self
+            .previous
+            .as_ref()
+            .map(|p| format!("kek_previous = {}\n", hex::encode(&p[..])))
+            .unwrap_or_default();
         let text = Zeroizing::new(format!(
             "# Consentric master keys. Without this file no customer's data can be read:\n\
              # back it up apart from the database, and never next to it.\n\
-             kek = {}\nindex = {}\nsigning = {}\n",
+             kek = {}\n{previous}index = {}\nsigning = {}\n",
             hex::encode(&self.kek[..]),
             hex::encode(&self.index[..]),
             hex::encode(&self.signing[..]),
         ));
         file.write_all(text.as_bytes()).map_err(fail)?;
-        file.sync_all().map_err(fail)
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, path).map_err(fail)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     }
 
     pub(crate) fn index_key(&self) -> &[u8; 32] {
@@ -164,13 +235,16 @@ impl KeyProvider for MasterKeys {
             return Err(VaultError::Format("wrapped key too short".into()));
         }
         let (nonce, ct) = wrapped.split_at(24);
-        let plain = Zeroizing::new(aead_open(
-            &self.kek,
-            nonce,
-            id.as_str().as_bytes(),
-            ct,
-            "wrapped data key",
-        )?);
+        let aad = id.as_str().as_bytes();
+        let plain = match aead_open(&self.kek, nonce, aad, ct, "wrapped data key") {
+            Ok(p) => p,
+            // During a rotation, keys not yet re-wrapped open under the previous key.
+            Err(e) => match &self.previous {
+                Some(prev) => aead_open(prev, nonce, aad, ct, "wrapped data key")?,
+                None => return Err(e),
+            },
+        };
+        let plain = Zeroizing::new(plain);
         let bytes: [u8; 32] = plain
             .as_slice()
             .try_into()
@@ -204,6 +278,41 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_rotation_keeps_every_key_readable_and_resumes_after_a_crash() {
+        let dir = tempfile::tempdir().expect("dir");
+        let id = KeyId::parse("prof_a").expect("id");
+        let mut m = MasterKeys::load_or_create(dir.path()).expect("create");
+        let key = DataKey::generate().expect("k");
+        let old_wrapped = m.wrap(&id, &key).expect("wrap");
+        m.begin_rotation().expect("begin");
+        // A crash here: the file already holds both keys, so a restart reads old wraps and
+        // resumes rather than starting over.
+        let mut again = MasterKeys::load_or_create(dir.path()).expect("reload");
+        assert!(again.rotating());
+        again.begin_rotation().expect("resume");
+        again
+            .unwrap(&id, &old_wrapped)
+            .expect("old wraps still open");
+        let new_wrapped = again
+            .wrap(&id, &again.unwrap(&id, &old_wrapped).expect("k"))
+            .expect("rewrap");
+        again.finish_rotation().expect("finish");
+        let after = MasterKeys::load_or_create(dir.path()).expect("reload");
+        assert!(!after.rotating());
+        after.unwrap(&id, &new_wrapped).expect("new wraps open");
+        assert!(
+            after.unwrap(&id, &old_wrapped).is_err(),
+            "the old key is gone"
+        );
+        let text = std::fs::read_to_string(dir.path().join(MASTER_KEY_FILE)).expect("file");
+        assert!(!text.contains("kek_previous"));
+        assert!(MasterKeys::from_hex(&"11".repeat(32))
+            .expect("m")
+            .begin_rotation()
+            .is_err());
     }
 
     #[test]

@@ -68,6 +68,16 @@ impl Vault {
         Ok(key)
     }
 
+    /// `wrapped` (the data key `id`) unwrapped — under the current or, during a rotation, the
+    /// previous key-encryption key — and wrapped again under the current one.
+    ///
+    /// # Errors
+    /// If it does not unwrap under either.
+    pub fn rewrap(&self, id: &KeyId, wrapped: &[u8]) -> Result<Vec<u8>, VaultError> {
+        let key = self.provider.unwrap(id, wrapped)?;
+        self.provider.wrap(id, &key)
+    }
+
     /// The cached data key `id`, if unwrapped recently.
     pub fn cached(&self, id: &KeyId) -> Option<DataKey> {
         self.cache

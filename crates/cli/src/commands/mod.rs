@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use consentric_engine::{AuditAnchor, Engine, Settings};
 
-use crate::cli::{AuditCommand, BenchCommand, Command, RetentionCommand};
+use crate::cli::{AuditCommand, BenchCommand, Command, KeysCommand, RetentionCommand};
 
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
@@ -21,6 +21,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Demo(args) => demo::run(open(&settings)?, &settings, &args),
         Command::Import(args) => import::run(&*open(&settings)?, &args),
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
+        Command::Keys(KeysCommand::Rotate) => keys::rotate(&settings),
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
         Command::Bench(BenchCommand::Erase(args)) => bench::erase(&args),
