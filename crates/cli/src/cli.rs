@@ -66,6 +66,14 @@ pub enum DsrCommand {
     },
     /// Print the public key receipts are signed with.
     PublicKey,
+    /// Restrict processing of a customer's data (GDPR art. 18), or lift the restriction.
+    Restrict {
+        /// `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>` or a bare id.
+        who: String,
+        /// Lift the restriction instead.
+        #[arg(long)]
+        lift: bool,
+    },
     /// Write everything held about a customer as one JSON document (art. 15 and 20).
     Export {
         /// `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>` or a bare id.

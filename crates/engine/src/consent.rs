@@ -2,7 +2,9 @@
 //! and the audit log's verification.
 
 use consentric_model::ProfileId;
-use consentric_policy::{ConsentRecord, ConsentSource, ConsentState, Decision, PurposeId};
+use consentric_policy::{
+    ConsentRecord, ConsentSource, ConsentState, Decision, PurposeId, RESTRICTION,
+};
 use consentric_store::ConsentRow;
 use serde::Serialize;
 use serde_json::json;
@@ -38,6 +40,9 @@ pub struct PurposeView {
 pub struct ConsentView {
     /// The profile.
     pub profile_id: String,
+    /// Processing is restricted (GDPR art. 18): only `essential` and legal obligations have a
+    /// basis; the data stays stored.
+    pub restricted: bool,
     /// One entry per declared purpose.
     pub purposes: Vec<PurposeConsent>,
 }
@@ -145,6 +150,7 @@ impl Engine {
             .collect();
         Ok(ConsentView {
             profile_id: id.to_string(),
+            restricted: state.restricted(now),
             purposes,
         })
     }
@@ -240,6 +246,57 @@ impl Engine {
             if withdrawal::lost_basis(&self.policy, &before, &after, at) {
                 withdrawal::enforce(tx, &self.policy, &id, &after, at, actor)?;
             }
+            Ok(())
+        })?;
+        self.consent_of(&id)
+    }
+
+    /// Restricts processing of a customer's data (GDPR art. 18), or lifts the restriction:
+    /// recorded in the consent ledger under the reserved purpose `restriction` and audited.
+    /// While restricted, only `essential` and purposes under a legal obligation have a basis —
+    /// the gate refuses every other purpose and ingest keeps only what those may use — but
+    /// nothing already stored is deleted.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn restrict(
+        &self,
+        who: &ProfileRef,
+        restricted: bool,
+        actor: &str,
+    ) -> Result<ConsentView, EngineError> {
+        let id = self.find_profile(who)?;
+        let now = self.now().timestamp_millis();
+        let decision = if restricted {
+            Decision::Granted
+        } else {
+            Decision::Withdrawn
+        };
+        self.store.write(|tx| -> Result<(), EngineError> {
+            let row = ConsentRow {
+                purpose: RESTRICTION.to_owned(),
+                decision: decision.as_str().to_owned(),
+                source: ConsentSource::Api.as_str().to_owned(),
+                purpose_version: 1,
+                decided_at: now,
+                evidence_hash: hex::encode(Sha256::digest(
+                    format!("restriction:{restricted}:{actor}").as_bytes(),
+                )),
+                recorded_at: now,
+            };
+            tx.append_consent(&id, &row)?;
+            audit::append(
+                tx,
+                now,
+                actor,
+                if restricted {
+                    "processing.restricted"
+                } else {
+                    "processing.unrestricted"
+                },
+                Some(id.as_str()),
+                &json!({}),
+            )?;
             Ok(())
         })?;
         self.consent_of(&id)

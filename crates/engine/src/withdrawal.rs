@@ -22,9 +22,10 @@ pub(crate) fn lost_basis(
     after: &[ConsentRow],
     at: DateTime<Utc>,
 ) -> bool {
+    // A restriction suspends processing but keeps the data: it never causes a deletion.
     let (b, a) = (
-        ConsentState::fold(to_records(before)),
-        ConsentState::fold(to_records(after)),
+        ConsentState::fold(to_records(before)).without_restriction(),
+        ConsentState::fold(to_records(after)).without_restriction(),
     );
     policy
         .registry
@@ -42,7 +43,7 @@ pub(crate) fn enforce(
     at: DateTime<Utc>,
     actor: &str,
 ) -> Result<(), StoreError> {
-    let state = ConsentState::fold(to_records(ledger));
+    let state = ConsentState::fold(to_records(ledger)).without_restriction();
     let with_basis = policy.purposes_with_basis(&state, at);
     let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
 

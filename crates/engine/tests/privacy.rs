@@ -687,3 +687,98 @@ parity_test!(
         assert_eq!(against(&engine), Some((4, BreakKind::Rewritten)));
     }
 );
+
+parity_test!(a_restriction_suspends_processing_and_keeps_the_data, |db| {
+    let engine = engine(&db);
+    engine
+        .ingest(events(json!([
+            {"type":"identify","messageId":"r1","userId":"u","traits":{"email":"u@example.com","logins":7}},
+            {"type":"page","messageId":"r2","userId":"u","name":"Home","properties":{"path":"/before"}},
+        ])))
+        .expect("ingest");
+    engine
+        .set_consent(
+            &by("u"),
+            &[("personalization".into(), "granted".into())],
+            "key:test",
+            b"{}",
+        )
+        .expect("grant");
+    engine
+        .profile_for_purpose(&by("u"), "personalization", "key:test")
+        .expect("a view before the restriction");
+
+    let view = engine
+        .restrict(&by("u"), true, "key:test")
+        .expect("restrict");
+    assert!(view.restricted);
+    let basis = |v: &consentric_engine::ConsentView, p: &str| {
+        v.purposes
+            .iter()
+            .find(|x| x.purpose == p)
+            .expect("p")
+            .has_basis
+    };
+    assert!(!basis(&view, "personalization") && !basis(&view, "model_training"));
+    assert!(basis(&view, "essential") && basis(&view, "fairness_audit"));
+    assert!(matches!(
+        engine.profile_for_purpose(&by("u"), "personalization", "key:test"),
+        Err(EngineError::NoBasis(_))
+    ));
+    // Nothing stored was deleted...
+    let page = |engine: &Engine, id: &str| {
+        stored(engine, "u")
+            .into_iter()
+            .find(|e| e["messageId"] == id)
+            .expect("event")
+    };
+    assert_eq!(page(&engine, "r2")["properties"]["path"], "/before");
+    let profile = engine.profile(&by("u"), "test").expect("profile");
+    assert!(profile.traits.iter().any(|t| t.name == "logins"));
+    // ...but what arrives now keeps only what essential and legal obligations may use.
+    engine
+        .ingest(events(json!([
+            {"type":"page","messageId":"r3","userId":"u","name":"Home","properties":{"path":"/during"}},
+        ])))
+        .expect("ingest");
+    assert!(page(&engine, "r3")["properties"].get("path").is_none());
+
+    let lifted = engine.restrict(&by("u"), false, "key:test").expect("lift");
+    assert!(!lifted.restricted && basis(&lifted, "personalization"));
+    engine
+        .profile_for_purpose(&by("u"), "personalization", "key:test")
+        .expect("a view after the restriction is lifted");
+
+    // Withdrawing (and objecting) during a restriction still deletes what then has no basis
+    // at all: a restriction keeps data only from processing, not from the customer's choices.
+    engine
+        .restrict(&by("u"), true, "key:test")
+        .expect("restrict again");
+    engine
+        .set_consent(
+            &by("u"),
+            &[
+                ("personalization".into(), "withdrawn".into()),
+                ("model_training".into(), "denied".into()),
+            ],
+            "key:test",
+            b"{}",
+        )
+        .expect("withdraw and object");
+    assert!(
+        page(&engine, "r2")["properties"].get("path").is_none(),
+        "browsing data lost its last basis"
+    );
+    let actions: Vec<String> = engine
+        .consent_history(&by("u"))
+        .expect("history")
+        .into_iter()
+        .map(|h| format!("{}:{}", h.purpose, h.decision))
+        .collect();
+    assert!(
+        actions.contains(&"restriction:granted".to_owned()),
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"restriction:withdrawn".to_owned()));
+    assert_eq!(engine.verify_audit().expect("verify").first_break, None);
+});

@@ -97,6 +97,13 @@ impl ConsentSource {
     }
 }
 
+/// The reserved purpose under which restriction of processing (GDPR art. 18) is recorded in
+/// the ledger: `granted` restricts, `withdrawn` lifts. No declared purpose may take the id.
+pub const RESTRICTION: &str = "restriction";
+
+/// The purpose a restriction leaves in force (with those under a legal obligation).
+pub const ESSENTIAL: &str = "essential";
+
 /// One line of the append-only consent ledger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConsentRecord {
@@ -143,10 +150,35 @@ impl ConsentState {
             .last()
     }
 
+    /// Whether the customer had processing of their data restricted (GDPR art. 18) at `at`:
+    /// the latest record for the reserved purpose [`RESTRICTION`] grants it.
+    pub fn restricted(&self, at: DateTime<Utc>) -> bool {
+        self.by_purpose
+            .iter()
+            .find(|(id, _)| id.as_str() == RESTRICTION)
+            .and_then(|(_, list)| list.iter().take_while(|r| r.at <= at).last())
+            .is_some_and(|r| r.decision == Decision::Granted)
+    }
+
+    /// This state without any restriction: what withdrawal reasons about, since a restriction
+    /// suspends processing but keeps the data stored.
+    pub fn without_restriction(&self) -> Self {
+        let mut by_purpose = self.by_purpose.clone();
+        by_purpose.retain(|id, _| id.as_str() != RESTRICTION);
+        ConsentState { by_purpose }
+    }
+
     /// Whether processing for `purpose` has a legal basis at `at`:
     /// consent — granted, for the current version unless old versions do not lapse;
     /// legitimate interest — not objected to; contract and legal obligation — always.
+    /// Under a restriction only `essential` and purposes under a legal obligation keep theirs.
     pub fn has_basis(&self, purpose: &Purpose, at: DateTime<Utc>) -> bool {
+        if self.restricted(at)
+            && purpose.id.as_str() != ESSENTIAL
+            && purpose.legal_basis != LegalBasis::LegalObligation
+        {
+            return false;
+        }
         let latest = self.latest(&purpose.id, at);
         match purpose.legal_basis {
             LegalBasis::Contract | LegalBasis::LegalObligation => true,
@@ -165,6 +197,39 @@ impl ConsentState {
 mod tests {
     use super::*;
     use crate::purpose::PurposeRegistry;
+
+    #[test]
+    fn a_restriction_leaves_only_essential_and_legal_obligations_until_lifted() {
+        let r = PurposeRegistry::retail_defaults();
+        let s = ConsentState::fold([
+            rec(
+                "personalization",
+                Decision::Granted,
+                1,
+                "2024-01-01T00:00:00Z",
+            ),
+            rec(RESTRICTION, Decision::Granted, 1, "2024-02-01T00:00:00Z"),
+            rec(RESTRICTION, Decision::Withdrawn, 1, "2024-03-01T00:00:00Z"),
+        ]);
+        let p = |id: &str| r.get(id).expect("purpose");
+        let (before, during, after) = (
+            t("2024-01-15T00:00:00Z"),
+            t("2024-02-15T00:00:00Z"),
+            t("2024-03-15T00:00:00Z"),
+        );
+        assert!(s.has_basis(p("personalization"), before));
+        assert!(s.restricted(during));
+        assert!(!s.has_basis(p("personalization"), during));
+        assert!(s.has_basis(p("essential"), during));
+        assert!(
+            s.has_basis(p("fairness_audit"), during),
+            "a legal obligation stays"
+        );
+        assert!(s
+            .without_restriction()
+            .has_basis(p("personalization"), during));
+        assert!(!s.restricted(after) && s.has_basis(p("personalization"), after));
+    }
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s)

@@ -20,7 +20,7 @@ mod schema;
 mod taxonomy;
 pub mod tcf;
 
-pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision};
+pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIAL, RESTRICTION};
 pub use error::PolicyError;
 pub use gate::{Grant, Refusal};
 pub use minimise::{minimise, truncate_ip, Minimised};

@@ -141,10 +141,13 @@ impl PurposeRegistry {
     pub fn new(purposes: Vec<Purpose>) -> Result<Self, PolicyError> {
         let mut map = BTreeMap::new();
         for p in purposes {
-            if p.id.as_str() == crate::gate::ACCESS {
+            if [crate::gate::ACCESS, crate::consent::RESTRICTION].contains(&p.id.as_str()) {
                 return Err(PolicyError::Invalid {
                     field: format!("purposes.{}", p.id),
-                    message: "`access` is reserved for access requests and administration".into(),
+                    message: format!(
+                        "`{}` is reserved (access requests; restriction of processing)",
+                        p.id
+                    ),
                 });
             }
             for c in &p.categories {

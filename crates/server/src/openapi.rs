@@ -12,7 +12,7 @@ use crate::routes::{consent, ingest, ops, profiles};
     paths(
         ingest::identify, ingest::track, ingest::page, ingest::screen, ingest::group, ingest::alias, ingest::batch,
         profiles::profile, profiles::events, profiles::identities, profiles::view, profiles::erase, profiles::export,
-        consent::purposes, consent::consent, consent::set_consent, consent::history,
+        consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),

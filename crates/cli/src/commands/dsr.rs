@@ -31,6 +31,10 @@ pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
             };
             eprintln!("exported {who}: {events} events");
         }
+        DsrCommand::Restrict { who, lift } => {
+            let view = super::open(settings)?.restrict(&ProfileRef::parse(&who)?, !lift, "cli")?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
         DsrCommand::PublicKey => {
             println!("{}", super::open(settings)?.receipt_public_key()?);
         }

@@ -18,6 +18,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/purposes", get(purposes))
         .route("/v1/consent/{id}", get(consent).put(set_consent))
         .route("/v1/consent/{id}/history", get(history))
+        .route(
+            "/v1/consent/{id}/restriction",
+            axum::routing::put(restriction),
+        )
 }
 
 /// The purposes offered.
@@ -110,6 +114,45 @@ pub(crate) async fn history(
         Ok(Json(History {
             history: engine.consent_history(&ProfileRef::parse(&id)?)?,
         }))
+    })
+    .await
+}
+
+/// Restriction of processing (GDPR art. 18).
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct RestrictionChange {
+    /// `true` restricts processing to `essential` and legal obligations (the data stays
+    /// stored); `false` lifts the restriction.
+    restricted: bool,
+}
+
+/// Restricts a customer's processing, or lifts the restriction. Recorded in the consent ledger
+/// and audited.
+#[utoipa::path(put, path = "/v1/consent/{id}/restriction", tag = "consent",
+    params(("id" = String, Path, description = "as for GET /v1/consent/{id}")),
+    request_body = RestrictionChange,
+    responses((status = 200, body = ConsentView), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn restriction(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ConsentView>, ApiError> {
+    let change: RestrictionChange = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("expected {{\"restricted\": true|false}}: {e}"),
+        )
+    })?;
+    blocking(move || {
+        Ok(Json(engine.restrict(
+            &ProfileRef::parse(&id)?,
+            change.restricted,
+            &format!("key:{}", who.key_id),
+        )?))
     })
     .await
 }
