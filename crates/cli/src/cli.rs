@@ -66,6 +66,58 @@ pub enum DsrCommand {
     },
     /// Print the public key receipts are signed with.
     PublicKey,
+    /// File a request for a customer; a one-time code goes to their contact address.
+    Request {
+        /// `access`, `erasure` or `restriction`.
+        #[arg(long)]
+        kind: String,
+        /// `gdpr` (30 days) or `ccpa` (45 days).
+        #[arg(long, default_value = "gdpr")]
+        regime: String,
+        /// `user_id:<id>` or `anonymous_id:<id>`.
+        #[arg(long)]
+        identity: String,
+        /// Where the code is sent.
+        #[arg(long)]
+        contact: String,
+    },
+    /// Verify a request with the customer's code.
+    Verify {
+        /// `dsr_…`.
+        id: String,
+        /// The code.
+        code: String,
+    },
+    /// Carry out a verified request (an access request's export goes to --out or stdout).
+    Process {
+        /// `dsr_…`.
+        id: String,
+        /// Where an access export goes.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// List requests, oldest deadline first.
+    List {
+        /// Only open requests past their deadline.
+        #[arg(long)]
+        overdue: bool,
+    },
+    /// Show one request.
+    Show {
+        /// `dsr_…`.
+        id: String,
+    },
+    /// Extend a request's deadline (GDPR: up to 60 days; CCPA: up to 45).
+    Extend {
+        /// `dsr_…`.
+        id: String,
+        /// Days to add.
+        #[arg(long)]
+        days: i64,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
     /// Restrict processing of a customer's data (GDPR art. 18), or lift the restriction.
     Restrict {
         /// `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>` or a bare id.

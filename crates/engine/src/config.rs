@@ -32,6 +32,8 @@ pub struct Settings {
     pub consent: crate::privacy::ConsentSettings,
     /// `[retention]`.
     pub retention: RetentionSettings,
+    /// `[dsr]`: deadlines and verification of data-subject requests.
+    pub dsr: crate::dsr::DsrSettings,
 }
 
 /// `[retention]`.

@@ -9,12 +9,14 @@ use consentric_vault::{MasterKeys, Vault};
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::dsr::DsrSettings;
 use crate::error::EngineError;
 use crate::group_commit::GroupCommit;
 use crate::ingest::{self, BatchState, IngestReport, IngestRequest};
 use crate::ingest_cache::IngestCache;
 use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
 use crate::metrics::Metrics;
+use crate::notify::{Notifier, Outbox};
 use crate::privacy::PolicySet;
 use crate::profiles::{iso, ProfileRef};
 
@@ -31,6 +33,10 @@ pub struct Engine {
     group_commit: GroupCommit<IngestRequest>,
     /// What ingest learnt in earlier transactions (identities, ledgers); see `ingest_cache`.
     ingest_cache: Mutex<IngestCache>,
+    /// Reaches customers who file requests (one-time codes).
+    pub(crate) notifier: Arc<dyn Notifier>,
+    /// Deadlines and verification of data-subject requests.
+    pub(crate) dsr_settings: DsrSettings,
     pub(crate) policy: PolicySet,
 }
 
@@ -58,6 +64,8 @@ impl Engine {
             key_cache: RwLock::new(HashMap::new()),
             group_commit: GroupCommit::default(),
             ingest_cache: Mutex::new(IngestCache::default()),
+            notifier: Arc::new(Outbox::default()),
+            dsr_settings: DsrSettings::default(),
             policy,
         }
     }
@@ -87,7 +95,21 @@ impl Engine {
             &settings.schema,
             &settings.consent,
         )?;
-        Ok(Engine::with_policy(store, Arc::new(SystemClock), policy))
+        Ok(Engine::with_policy(store, Arc::new(SystemClock), policy)
+            .with_dsr_settings(settings.dsr.clone()))
+    }
+
+    /// This engine, reaching customers through `notifier` (one-time codes of requests). The
+    /// default keeps messages in an [`Outbox`] that nobody reads.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = notifier;
+        self
+    }
+
+    /// This engine with other request deadlines.
+    pub fn with_dsr_settings(mut self, settings: DsrSettings) -> Self {
+        self.dsr_settings = settings;
+        self
     }
 
     /// The engine's current time (the injected clock's).

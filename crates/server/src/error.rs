@@ -41,6 +41,12 @@ impl ApiError {
         }
     }
 
+    /// Names the offending field.
+    pub(crate) fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
     pub(crate) fn unauthorized(message: &str) -> Self {
         ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
     }

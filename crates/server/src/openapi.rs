@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{consent, ingest, ops, profiles};
+use crate::routes::{consent, dsr, ingest, ops, profiles};
 
 /// Consentric's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -13,6 +13,7 @@ use crate::routes::{consent, ingest, ops, profiles};
         ingest::identify, ingest::track, ingest::page, ingest::screen, ingest::group, ingest::alias, ingest::batch,
         profiles::profile, profiles::events, profiles::identities, profiles::view, profiles::erase, profiles::export,
         consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
+        dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),
@@ -20,6 +21,7 @@ use crate::routes::{consent, ingest, ops, profiles};
         (name = "ingest", description = "Segment Spec events in"),
         (name = "profiles", description = "Profiles, events and identity graphs (admin keys)"),
         (name = "consent", description = "Purposes and customers' consent"),
+        (name = "dsr", description = "Data-subject requests: access, erasure, restriction, with deadlines"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

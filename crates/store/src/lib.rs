@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod dsr_tx;
 mod error;
 mod keys_tx;
 mod migrations;
@@ -24,6 +25,7 @@ mod store;
 mod tx;
 
 pub use backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
+pub use dsr_tx::{DsrRow, NewDsr};
 pub use error::StoreError;
 pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use postgres_backend::PostgresBackend;

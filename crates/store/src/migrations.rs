@@ -260,6 +260,52 @@ CREATE TABLE erasure_receipts (
         sqlite: "CREATE INDEX audit_log_subject ON audit_log(subject, seq);",
         postgres: "CREATE INDEX audit_log_subject ON audit_log(subject, seq);",
     },
+    Migration {
+        version: 6,
+        name: "data-subject requests",
+        sqlite: r#"
+CREATE TABLE dsr_requests (
+    request_id     TEXT PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    regime         TEXT NOT NULL,
+    identity_kind  TEXT NOT NULL,
+    identity_blind TEXT NOT NULL,
+    identity_sealed TEXT NOT NULL,
+    contact_sealed TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    received_at    INTEGER NOT NULL,
+    due_at         INTEGER NOT NULL,
+    extended       INTEGER NOT NULL DEFAULT 0,
+    code_hash      TEXT NOT NULL,
+    code_expires_at INTEGER NOT NULL,
+    attempts       INTEGER NOT NULL DEFAULT 0,
+    updated_at     INTEGER NOT NULL,
+    outcome        TEXT
+);
+CREATE INDEX dsr_requests_due ON dsr_requests(status, due_at);
+"#,
+        postgres: r#"
+CREATE TABLE dsr_requests (
+    request_id     TEXT PRIMARY KEY,
+    kind           TEXT NOT NULL,
+    regime         TEXT NOT NULL,
+    identity_kind  TEXT NOT NULL,
+    identity_blind TEXT NOT NULL,
+    identity_sealed TEXT NOT NULL,
+    contact_sealed TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    received_at    BIGINT NOT NULL,
+    due_at         BIGINT NOT NULL,
+    extended       BIGINT NOT NULL DEFAULT 0,
+    code_hash      TEXT NOT NULL,
+    code_expires_at BIGINT NOT NULL,
+    attempts       BIGINT NOT NULL DEFAULT 0,
+    updated_at     BIGINT NOT NULL,
+    outcome        TEXT
+);
+CREATE INDEX dsr_requests_due ON dsr_requests(status, due_at);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -158,6 +158,25 @@ impl Sealer {
         }
     }
 
+    /// [`Sealer::open`], or `None` when the value's key has been destroyed (a shredded request
+    /// or an erased customer).
+    pub(crate) fn open_if_kept(
+        &mut self,
+        conn: &mut dyn Conn,
+        stored: String,
+        field: &str,
+    ) -> Result<Option<String>, StoreError> {
+        if stored.starts_with("v1.") {
+            if let Some(vault) = self.vault.clone() {
+                let id = consentric_vault::key_id_of(&stored)?;
+                if self.key(conn, &vault, &id)?.is_none() {
+                    return Ok(None);
+                }
+            }
+        }
+        self.open(conn, stored, field).map(Some)
+    }
+
     /// After the transaction committed: its new keys may be cached.
     pub(crate) fn committed(self) {
         if let Some(vault) = &self.vault {

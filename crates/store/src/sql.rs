@@ -86,3 +86,11 @@ pub(crate) const AUDIT_OF_SUBJECT: &str = "SELECT seq, at, actor, action, subjec
 pub(crate) const KEYS_PAGE: &str =
     "SELECT key_id, wrapped FROM customer_keys WHERE key_id > ?1 ORDER BY key_id LIMIT ?2";
 pub(crate) const SET_WRAPPED: &str = "UPDATE customer_keys SET wrapped = ?2 WHERE key_id = ?1";
+
+// --- data-subject requests -----------------------------------------------------------------
+
+pub(crate) const INSERT_DSR: &str = "INSERT INTO dsr_requests (request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, code_hash, code_expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?10, ?11, ?8)";
+pub(crate) const DSR_BY_ID: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE request_id = ?1";
+pub(crate) const DSR_ALL: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests ORDER BY due_at, request_id";
+pub(crate) const DSR_OVERDUE: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE status IN ('received', 'verified', 'in_progress') AND due_at < ?1 ORDER BY due_at, request_id";
+pub(crate) const UPDATE_DSR: &str = "UPDATE dsr_requests SET status = ?2, due_at = ?3, extended = ?4, attempts = ?5, updated_at = ?6, outcome = ?7 WHERE request_id = ?1";

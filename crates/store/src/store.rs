@@ -69,6 +69,10 @@ impl Store {
         self
     }
 
+    pub(crate) fn vault_arc(&self) -> Option<Arc<Vault>> {
+        self.vault.clone()
+    }
+
     /// The vault sealing this store's personal columns, if any.
     pub fn vault(&self) -> Option<&Vault> {
         self.vault.as_deref()
@@ -130,7 +134,7 @@ impl Store {
         }
     }
 
-    fn read<T>(
+    pub(crate) fn read<T>(
         &self,
         work: impl FnOnce(&mut dyn crate::backend::Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {

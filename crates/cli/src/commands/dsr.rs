@@ -1,7 +1,9 @@
 use std::io::Read;
 
 use anyhow::{bail, Context};
-use consentric_engine::{ErasureReceipt, ProfileRef, Settings};
+use std::sync::Arc;
+
+use consentric_engine::{DsrKind, Engine, ErasureReceipt, Outbox, ProfileRef, Regime, Settings};
 
 use crate::cli::DsrCommand;
 
@@ -33,6 +35,72 @@ pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
         }
         DsrCommand::Restrict { who, lift } => {
             let view = super::open(settings)?.restrict(&ProfileRef::parse(&who)?, !lift, "cli")?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        DsrCommand::Request {
+            kind,
+            regime,
+            identity,
+            contact,
+        } => {
+            let kind: DsrKind = serde_json::from_value(serde_json::Value::String(kind.clone()))
+                .with_context(|| {
+                    format!("--kind must be access, erasure or restriction, not {kind}")
+                })?;
+            let regime: Regime = serde_json::from_value(serde_json::Value::String(regime.clone()))
+                .with_context(|| format!("--regime must be gdpr or ccpa, not {regime}"))?;
+            let ProfileRef::Identity(identity) = ProfileRef::parse(&identity)? else {
+                bail!("--identity must be user_id:<id> or anonymous_id:<id>");
+            };
+            let outbox = Arc::new(Outbox::default());
+            let engine = Engine::open(settings)?.with_notifier(outbox.clone());
+            let view = engine.dsr_request(kind, regime, &identity, &contact, "cli")?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+            // No mail system is configured: the operator passes the code on.
+            for m in outbox.messages() {
+                eprintln!(
+                    "no notifier configured; deliver this to {}:\n{}",
+                    m.to, m.body
+                );
+            }
+        }
+        DsrCommand::Verify { id, code } => {
+            let view = super::open(settings)?.dsr_verify(&id, &code, "cli")?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        DsrCommand::Process { id, out } => {
+            let engine = super::open(settings)?;
+            let view = match out {
+                Some(path) => {
+                    let file = std::fs::File::create(&path)
+                        .with_context(|| format!("Cannot write {}", path.display()))?;
+                    engine.dsr_process(&id, "cli", &mut std::io::BufWriter::new(file))?
+                }
+                None => engine.dsr_process(&id, "cli", &mut std::io::stdout().lock())?,
+            };
+            eprintln!("{}", serde_json::to_string_pretty(&view)?);
+        }
+        DsrCommand::List { overdue } => {
+            for v in super::open(settings)?.dsr_list(overdue)? {
+                println!(
+                    "{}\t{}\t{}\t{}\tdue {}{}",
+                    v.request_id,
+                    v.kind,
+                    v.regime,
+                    v.status,
+                    v.due_at,
+                    if v.overdue { "\tOVERDUE" } else { "" }
+                );
+            }
+        }
+        DsrCommand::Show { id } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&super::open(settings)?.dsr_show(&id)?)?
+            );
+        }
+        DsrCommand::Extend { id, days, reason } => {
+            let view = super::open(settings)?.dsr_extend(&id, days, &reason, "cli")?;
             println!("{}", serde_json::to_string_pretty(&view)?);
         }
         DsrCommand::PublicKey => {
