@@ -10,8 +10,10 @@ use consentric_model::{parse_typed_event, CallType, Envelope, Event};
 use crate::engine::Engine;
 use crate::error::EngineError;
 
-/// Events per transaction during import.
-pub const IMPORT_BATCH: usize = 1000;
+/// Events per transaction during import. Larger transactions write each B-tree page they
+/// touch once per commit, not once per thousand events: with identities stored by blind index
+/// (random keys), 5,000 took the CDNOW import from 6.1 s to 4.2 s (peak RSS 98 → 142 MB).
+pub const IMPORT_BATCH: usize = 5000;
 /// Rejected lines kept in the summary (the rest are only counted).
 const KEEP_REJECTIONS: usize = 20;
 
@@ -59,7 +61,7 @@ pub struct ImportSummary {
 }
 
 /// Imports everything `reader` holds. `progress` is called with the bytes read so far after
-/// each stored batch. A line that does not parse is counted and skipped; the rest goes on.
+/// each batch is handed to the writer. A line that does not parse is counted and skipped; the rest goes on.
 ///
 /// # Errors
 /// A read failure or a database fault; batches stored before it stay stored.
@@ -77,13 +79,59 @@ pub fn import(
         },
     );
     let mut summary = ImportSummary::default();
-    let mut batch: Vec<Event> = Vec::with_capacity(IMPORT_BATCH);
-    let mut line = String::new();
-    let mut line_no = 0u64;
     let env = Envelope {
         received_at: engine.now(),
         request_id: format!("import-{}", uuid::Uuid::new_v4().simple()),
     };
+    // Reading and parsing (here) overlap with storing (on a second thread): while one batch
+    // commits, the next is parsed. At most two batches wait in between.
+    let stored = std::thread::scope(|scope| -> Result<(u64, u64), EngineError> {
+        let (to_store, batches) = std::sync::mpsc::sync_channel::<Vec<Event>>(2);
+        let writer = scope.spawn(move || -> Result<(u64, u64), EngineError> {
+            let (mut accepted, mut duplicates) = (0, 0);
+            for batch in batches {
+                let report = engine.ingest(batch)?;
+                accepted += report.accepted;
+                duplicates += report.duplicates;
+            }
+            Ok((accepted, duplicates))
+        });
+        let read = read_batches(
+            &mut reader,
+            format,
+            &env,
+            &mut summary,
+            &mut |batch, bytes| {
+                // A closed channel means the writer failed; its error is reported below.
+                let sent = to_store.send(batch).is_ok();
+                progress(bytes);
+                sent
+            },
+        );
+        drop(to_store);
+        let stored = writer
+            .join()
+            .map_err(|_| EngineError::Config("the import's writer panicked".into()))?;
+        read?;
+        stored
+    })?;
+    summary.accepted = stored.0;
+    summary.duplicates = stored.1;
+    Ok(summary)
+}
+
+/// Reads lines into batches of [`IMPORT_BATCH`] events and hands each to `hand` (with the
+/// bytes read so far) until the input ends or `hand` returns `false`.
+fn read_batches<R: Read>(
+    reader: &mut std::io::BufReader<CountingReader<R>>,
+    format: ImportFormat,
+    env: &Envelope,
+    summary: &mut ImportSummary,
+    hand: &mut dyn FnMut(Vec<Event>, u64) -> bool,
+) -> Result<(), EngineError> {
+    let mut batch: Vec<Event> = Vec::with_capacity(IMPORT_BATCH);
+    let mut line = String::new();
+    let mut line_no = 0u64;
     loop {
         line.clear();
         let n = reader
@@ -111,7 +159,7 @@ pub fn import(
                     .map(|b| b.events.into_iter().next())
                     .map_err(|e| e.to_string())
             }
-            ImportFormat::Cdnow => cdnow_event(text, line_no, &env),
+            ImportFormat::Cdnow => cdnow_event(text, line_no, env),
         };
         match parsed {
             Ok(Some(event)) => batch.push(event),
@@ -123,28 +171,18 @@ pub fn import(
                 }
             }
         }
-        if batch.len() >= IMPORT_BATCH {
-            flush(engine, &mut batch, &mut summary)?;
-            progress(reader.get_ref().count);
+        if batch.len() >= IMPORT_BATCH
+            && !hand(
+                std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH)),
+                reader.get_ref().count,
+            )
+        {
+            return Ok(());
         }
     }
-    flush(engine, &mut batch, &mut summary)?;
-    progress(reader.get_ref().count);
-    Ok(summary)
-}
-
-fn flush(
-    engine: &Engine,
-    batch: &mut Vec<Event>,
-    summary: &mut ImportSummary,
-) -> Result<(), EngineError> {
-    if batch.is_empty() {
-        return Ok(());
+    if !batch.is_empty() {
+        hand(batch, reader.get_ref().count);
     }
-    let report = engine.ingest(std::mem::take(batch))?;
-    summary.accepted += report.accepted;
-    summary.duplicates += report.duplicates;
-    batch.clear();
     Ok(())
 }
 
