@@ -3,7 +3,7 @@
 //! Every customer has a random 256-bit data key ([`DataKey`]), stored only wrapped by the
 //! key-encryption key of a [`KeyProvider`] (a local master-key file or environment variable
 //! here; a KMS can implement the same trait). Personal fields are sealed with
-//! XChaCha20-Poly1305 under their customer's data key, with the key id and the field's name as
+//! AES-256-GCM under their customer's data key, with the key id and the field's name as
 //! associated data, so a sealed value cannot be moved to another customer or field unnoticed.
 //! Look-ups by identity go through a [`Vault::blind_index`] (HMAC-SHA256 under a key of its
 //! own), and erasure receipts are signed with Ed25519 ([`ReceiptSigner`]).

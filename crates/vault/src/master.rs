@@ -11,7 +11,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::error::VaultError;
-use crate::seal::{aead_open, aead_seal, random, DataKey, KeyId};
+use crate::seal::{aead_open, aead_seal, random, DataKey, KeyId, NONCE};
 
 /// The environment variable holding a master key (64 hex digits).
 pub const MASTER_KEY_ENV: &str = "CONSENTRIC_MASTER_KEY";
@@ -219,11 +219,11 @@ impl MasterKeys {
     }
 }
 
-/// Wrapping under the local key-encryption key: XChaCha20-Poly1305, the key id as associated
-/// data; the wrapped form is nonce ‖ ciphertext.
+/// Wrapping under the local key-encryption key: AES-256-GCM, the key id as associated data;
+/// the wrapped form is nonce ‖ ciphertext.
 impl KeyProvider for MasterKeys {
     fn wrap(&self, id: &KeyId, key: &DataKey) -> Result<Vec<u8>, VaultError> {
-        let nonce: [u8; 24] = random()?;
+        let nonce: [u8; NONCE] = random()?;
         let ct = aead_seal(&self.kek, &nonce, id.as_str().as_bytes(), key.bytes())?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -231,10 +231,10 @@ impl KeyProvider for MasterKeys {
     }
 
     fn unwrap(&self, id: &KeyId, wrapped: &[u8]) -> Result<DataKey, VaultError> {
-        if wrapped.len() < 24 {
+        if wrapped.len() < NONCE {
             return Err(VaultError::Format("wrapped key too short".into()));
         }
-        let (nonce, ct) = wrapped.split_at(24);
+        let (nonce, ct) = wrapped.split_at(NONCE);
         let aad = id.as_str().as_bytes();
         let plain = match aead_open(&self.kek, nonce, aad, ct, "wrapped data key") {
             Ok(p) => p,
