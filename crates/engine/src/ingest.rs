@@ -368,7 +368,15 @@ fn minimise_event(
     let call = event.call().call_type();
     let name = event.event_name().map(str::to_owned);
     let mut out = Minimised::default();
-    policy.minimise_objects(call, name.as_deref(), event.data_mut(), &allowed, &mut out);
+    // `event` is the prepared full shape: transformed already.
+    policy.minimise_objects(
+        call,
+        name.as_deref(),
+        event.data_mut(),
+        &allowed,
+        false,
+        &mut out,
+    );
     for path in &out.unmapped {
         policy.note_unmapped(path);
     }

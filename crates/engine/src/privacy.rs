@@ -255,7 +255,8 @@ impl PolicySet {
                 (root @ ("traits" | "properties" | "context"), Value::Object(m)) => Some((root, m)),
                 _ => None,
             });
-            self.minimise_objects(call, name.as_deref(), objects, allowed, &mut out);
+            // Stored data was transformed on the way in.
+            self.minimise_objects(call, name.as_deref(), objects, allowed, false, &mut out);
         }
         (out.unused.len() + out.unmapped.len()) as u64
     }
@@ -268,6 +269,7 @@ impl PolicySet {
         event: Option<&str>,
         objects: impl IntoIterator<Item = (&'a str, &'a mut Map<String, Value>)>,
         allowed: &dyn Fn(&DataCategory) -> bool,
+        transform: bool,
         out: &mut Minimised,
     ) {
         for (root, object) in objects {
@@ -279,7 +281,16 @@ impl PolicySet {
             } else {
                 Vec::new()
             };
-            minimise(&self.schema, call, event, root, object, allowed, out);
+            minimise(
+                &self.schema,
+                call,
+                event,
+                root,
+                object,
+                allowed,
+                transform,
+                out,
+            );
             object.extend(structural);
         }
     }
@@ -292,7 +303,7 @@ impl PolicySet {
         } else {
             None
         };
-        let full = self.minimal(event, &|_: &DataCategory| true, false)?;
+        let full = self.minimal(event, &|_: &DataCategory| true, true, false)?;
         let baseline_allows = |c: &DataCategory| {
             self.baseline_purposes
                 .iter()
@@ -301,7 +312,7 @@ impl PolicySet {
         let baseline = if full.kept.iter().all(baseline_allows) {
             None
         } else {
-            let mut b = self.minimal(full.event.clone(), &baseline_allows, true)?;
+            let mut b = self.minimal(full.event.clone(), &baseline_allows, false, true)?;
             b.unmapped = full.unmapped;
             Some(b)
         };
@@ -340,12 +351,20 @@ impl PolicySet {
         &self,
         mut event: Event,
         allowed: &dyn Fn(&DataCategory) -> bool,
+        transform: bool,
         serialised: bool,
     ) -> Result<Minimal, EngineError> {
         let call = event.call().call_type();
         let name = event.event_name().map(str::to_owned);
         let mut out = Minimised::default();
-        self.minimise_objects(call, name.as_deref(), event.data_mut(), allowed, &mut out);
+        self.minimise_objects(
+            call,
+            name.as_deref(),
+            event.data_mut(),
+            allowed,
+            transform,
+            &mut out,
+        );
         for path in &out.unmapped {
             self.note_unmapped(path);
         }
@@ -489,7 +508,15 @@ mod tests {
             days in 0i64..4000,
             grants in prop::collection::vec((prop::sample::select(vec!["analytics", "personalization", "marketing.email", "model_training", "marketing.ads_sharing"]), any::<bool>()), 0..5),
         ) {
-            let policy = PolicySet::retail_defaults();
+            // A hashed field: a transformation that must run exactly once.
+            let hashed = consentric_policy::FieldRule {
+                call: None,
+                event: None,
+                path: "traits.shoe_size".into(),
+                category: "user.behavior".into(),
+                transform: Some(consentric_policy::Transform::Hash),
+            };
+            let policy = PolicySet::new(None, &[hashed], &ConsentSettings::default()).expect("policy");
             let ts = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(days);
             let mut raw = json!({"type": call, "messageId": "m", "userId": "u",
                 "timestamp": ts.to_rfc3339(), "context": object(&context)});
@@ -512,7 +539,7 @@ mod tests {
             let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
             let name = kept.event_name().map(str::to_owned);
             let mut out = Minimised::default();
-            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, &mut out);
+            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out);
             prop_assert_eq!(&baseline.event, &kept);
             prop_assert_eq!(baseline.unmapped, out.unmapped.len() as u64);
             prop_assert_eq!(baseline.unused, out.unused.len() as u64);
@@ -534,11 +561,11 @@ mod tests {
             let with_basis = policy.purposes_with_basis(&consent, event.timestamp());
             let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
             let mut out = Minimised::default();
-            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, &mut out);
+            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out);
             // The writer minimises the full shape when no prepared shape fits: the same as
             // minimising the original, as transformations are idempotent.
             let mut again = prepared.full.event.clone();
-            policy.minimise_objects(again.call().call_type(), name.as_deref(), again.data_mut(), &allowed, &mut Minimised::default());
+            policy.minimise_objects(again.call().call_type(), name.as_deref(), again.data_mut(), &allowed, false, &mut Minimised::default());
             prop_assert_eq!(serde_json::to_string(&again).expect("json"), serde_json::to_string(&kept).expect("json"));
             if let Some(shape) = policy.shape_for(&prepared, &consent, event.timestamp()) {
                 prop_assert_eq!(&shape.event, &kept);

@@ -25,5 +25,5 @@ pub use error::PolicyError;
 pub use gate::{Grant, Refusal};
 pub use minimise::{minimise, truncate_ip, Minimised};
 pub use purpose::{LegalBasis, Purpose, PurposeId, PurposeRegistry};
-pub use schema::{FieldRule, FieldSchema};
+pub use schema::{FieldRule, FieldSchema, Transform};
 pub use taxonomy::{DataCategory, DEFAULT_TAXONOMY};

@@ -6,8 +6,9 @@ use std::net::IpAddr;
 use consentric_model::CallType;
 use serde_json::{Map, Value};
 
-use crate::schema::FieldSchema;
+use crate::schema::{FieldSchema, Transform};
 use crate::taxonomy::DataCategory;
+use sha2::{Digest, Sha256};
 
 /// The outcome for one event's fields.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -21,7 +22,9 @@ pub struct Minimised {
 }
 
 /// Minimises `object` (an event's `traits`, `properties` or `context`, found at `root`) in place.
-/// `allowed` says whether a category may be stored for this customer now.
+/// `allowed` says whether a category may be stored for this customer now. `transform` applies
+/// the schema's transformations to what is kept: once, on data as received — never again on
+/// data already transformed (a hash of a hash is another value).
 pub fn minimise(
     schema: &FieldSchema,
     call: CallType,
@@ -29,6 +32,7 @@ pub fn minimise(
     root: &str,
     object: &mut Map<String, Value>,
     allowed: &dyn Fn(&DataCategory) -> bool,
+    transform: bool,
     out: &mut Minimised,
 ) {
     let mut path = FieldPath::default();
@@ -38,6 +42,7 @@ pub fn minimise(
         call,
         event,
         allowed,
+        transform,
         out,
     };
     walk.object(&mut path, object);
@@ -97,6 +102,7 @@ struct Walk<'a> {
     call: CallType,
     event: Option<&'a str>,
     allowed: &'a dyn Fn(&DataCategory) -> bool,
+    transform: bool,
     out: &'a mut Minimised,
 }
 
@@ -112,9 +118,17 @@ impl Walk<'_> {
 
     /// Returns whether the value (possibly pruned) stays.
     fn value(&mut self, path: &mut FieldPath, value: &mut Value) -> bool {
-        if let Some(category) = self.schema.category(self.call, self.event, path.as_slice()) {
+        let finer = value.is_object() && self.schema.has_rules_below(path.as_slice());
+        let rule = if finer {
+            None
+        } else {
+            self.schema.rule(self.call, self.event, path.as_slice())
+        };
+        if let Some((category, how)) = rule {
             if (self.allowed)(category) {
-                transform(category, value);
+                if self.transform {
+                    apply(how, value);
+                }
                 if !self.out.kept.contains(category) {
                     self.out.kept.push(category.clone());
                 }
@@ -142,17 +156,33 @@ impl Walk<'_> {
     }
 }
 
-/// Policy transformations before storage: an IP address keeps its network only (/24 for IPv4,
-/// /48 for IPv6).
-fn transform(category: &DataCategory, value: &mut Value) {
-    if category.as_str() == "user.device.ip" {
-        if let Some(ip) = value.as_str().and_then(truncate_ip) {
-            *value = Value::String(ip);
-        } else {
-            // Not an address: nothing of it is kept.
-            *value = Value::Null;
+/// Applies a transformation to a kept value. A value the transformation cannot read (an IP
+/// field that is not an address, a coordinate that is not a number) is not kept at all.
+fn apply(how: Transform, value: &mut Value) {
+    match how {
+        Transform::Keep => {}
+        Transform::TruncateIp => {
+            *value = match value.as_str().and_then(truncate_ip) {
+                Some(ip) => Value::String(ip),
+                None => Value::Null,
+            }
+        }
+        Transform::Coarsen => {
+            *value = match value.as_f64() {
+                Some(x) => serde_json::Number::from_f64((x * 10.0).round() / 10.0)
+                    .map_or(Value::Null, Value::Number),
+                None => Value::Null,
+            }
+        }
+        Transform::Hash => {
+            let digest = Sha256::digest(value.to_string().as_bytes());
+            *value = Value::String(format!("sha256:{}", hex_string(&digest)));
         }
     }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `203.0.113.77` → `203.0.113.0`; `2001:db8:1:2::7` → `2001:db8:1::`. `None` if not an IP.
@@ -180,18 +210,36 @@ mod tests {
         value: Value,
         allowed: &dyn Fn(&DataCategory) -> bool,
     ) -> (Value, Minimised) {
-        let schema = FieldSchema::new(&[]).expect("schema");
+        run_with(
+            &FieldSchema::new(&[]).expect("schema"),
+            call,
+            root,
+            value,
+            allowed,
+            true,
+        )
+    }
+
+    fn run_with(
+        schema: &FieldSchema,
+        call: CallType,
+        root: &str,
+        value: Value,
+        allowed: &dyn Fn(&DataCategory) -> bool,
+        transform: bool,
+    ) -> (Value, Minimised) {
         let Value::Object(mut map) = value else {
             panic!("object")
         };
         let mut out = Minimised::default();
         minimise(
-            &schema,
+            schema,
             call,
             Some("Order Completed"),
             root,
             &mut map,
             allowed,
+            transform,
             &mut out,
         );
         (Value::Object(map), out)
@@ -223,6 +271,50 @@ mod tests {
         );
         assert_eq!(kept, json!({"order_id": "o1", "products": [{"sku": "x"}]}));
         assert_eq!(out.unused, ["properties.revenue"]);
+    }
+
+    #[test]
+    fn precise_locations_are_coarsened_and_configured_fields_hashed_once() {
+        let hashed = crate::schema::FieldRule {
+            call: None,
+            event: None,
+            path: "traits.loyalty_id".into(),
+            category: "user.unique_id".into(),
+            transform: Some(Transform::Hash),
+        };
+        let schema = FieldSchema::new(&[hashed]).expect("schema");
+        let (kept, _) = run_with(
+            &schema,
+            CallType::Track,
+            "context",
+            json!({"location": {"latitude": 48.85837, "longitude": 2.294481, "city": "Paris"}}),
+            &|_| true,
+            true,
+        );
+        assert_eq!(
+            kept["location"],
+            json!({"latitude": 48.9, "longitude": 2.3, "city": "Paris"})
+        );
+        let (once, _) = run_with(
+            &schema,
+            CallType::Identify,
+            "traits",
+            json!({"loyalty_id": "LX-99812"}),
+            &|_| true,
+            true,
+        );
+        let digest = once["loyalty_id"].as_str().expect("hash").to_owned();
+        assert!(digest.starts_with("sha256:") && !digest.contains("LX-99812"));
+        // Minimising what was already transformed leaves it as it is.
+        let (again, _) = run_with(
+            &schema,
+            CallType::Identify,
+            "traits",
+            once,
+            &|_| true,
+            false,
+        );
+        assert_eq!(again["loyalty_id"], json!(digest));
     }
 
     #[test]

@@ -29,6 +29,26 @@ pub struct FieldRule {
     pub path: String,
     /// The category of what it matches.
     pub category: String,
+    /// What is done to a kept value before storage. Without one, IP addresses are truncated
+    /// and precise locations coarsened by their category; anything else is kept as sent.
+    #[serde(default)]
+    pub transform: Option<Transform>,
+}
+
+/// A transformation applied to a kept value before it is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transform {
+    /// Store as sent.
+    Keep,
+    /// An IP address keeps its network (/24 for IPv4, /48 for IPv6).
+    TruncateIp,
+    /// A coordinate is rounded to one decimal (about 11 km).
+    Coarsen,
+    /// The value is replaced by the SHA-256 (hex) of its JSON text: equal values stay equal,
+    /// the value itself is not stored. A pseudonym, not anonymity: guessable values can be
+    /// found by hashing guesses.
+    Hash,
 }
 
 struct Compiled {
@@ -36,6 +56,7 @@ struct Compiled {
     event: Option<String>,
     pattern: Vec<String>,
     category: DataCategory,
+    transform: Transform,
 }
 
 /// The compiled rules, configured ones first, indexed by their first two path segments so a
@@ -46,6 +67,8 @@ pub struct FieldSchema {
     /// indexed under "*".
     /// Nested (first → second), so a look-up borrows the path's segments instead of allocating.
     index: HashMap<String, HashMap<String, Vec<usize>>>,
+    /// By length: the path prefixes under which some rule names a finer field (not `**`).
+    parents: Vec<Vec<Vec<String>>>,
 }
 
 impl std::fmt::Debug for FieldSchema {
@@ -72,6 +95,11 @@ fn compile(rule: &FieldRule) -> Result<Compiled, PolicyError> {
         call,
         event: rule.event.clone(),
         pattern: rule.path.split('.').map(str::to_owned).collect(),
+        transform: rule.transform.unwrap_or(match rule.category.as_str() {
+            "user.device.ip" => Transform::TruncateIp,
+            "user.location.precise" => Transform::Coarsen,
+            _ => Transform::Keep,
+        }),
         category: DataCategory::parse(&rule.category)?,
     })
 }
@@ -103,7 +131,26 @@ impl FieldSchema {
             let (a, b) = key_of(&r.pattern);
             index.entry(a).or_default().entry(b).or_default().push(i);
         }
-        Ok(FieldSchema { rules, index })
+        let mut parents: Vec<Vec<Vec<String>>> = Vec::new();
+        for r in &rules {
+            for n in 1..r.pattern.len() {
+                if r.pattern[n] == "**" {
+                    break;
+                }
+                if parents.len() <= n {
+                    parents.resize(n + 1, Vec::new());
+                }
+                let prefix = r.pattern[..n].to_vec();
+                if !parents[n].contains(&prefix) {
+                    parents[n].push(prefix);
+                }
+            }
+        }
+        Ok(FieldSchema {
+            rules,
+            index,
+            parents,
+        })
     }
 
     /// The category of the field at `path` (segments, arrays as `name[]`) of a `call` event
@@ -114,6 +161,30 @@ impl FieldSchema {
         event: Option<&str>,
         path: &[S],
     ) -> Option<&DataCategory> {
+        self.rule(call, event, path).map(|(c, _)| c)
+    }
+
+    /// Whether some rule names a field strictly below `path` (not through `**`): then an object
+    /// at `path` is walked field by field instead of taking one category for its whole subtree,
+    /// so `context.location.latitude` (precise) is not swallowed by `context.location.**`.
+    pub fn has_rules_below<S: AsRef<str>>(&self, path: &[S]) -> bool {
+        self.parents.get(path.len()).is_some_and(|prefixes| {
+            prefixes.iter().any(|prefix| {
+                prefix
+                    .iter()
+                    .zip(path)
+                    .all(|(p, s)| p == "*" || p == s.as_ref())
+            })
+        })
+    }
+
+    /// [`FieldSchema::category`] with the transformation a kept value undergoes.
+    pub fn rule<S: AsRef<str>>(
+        &self,
+        call: CallType,
+        event: Option<&str>,
+        path: &[S],
+    ) -> Option<(&DataCategory, Transform)> {
         let first = path.first().map(AsRef::as_ref).unwrap_or_default();
         let second = path.get(1).map(AsRef::as_ref).unwrap_or_default();
         // Candidate buckets: exact first and second segments, or wildcards in either.
@@ -133,7 +204,7 @@ impl FieldSchema {
                 best = Some(best.map_or(i, |b| b.min(i)));
             }
         }
-        best.map(|i| &self.rules[i].category)
+        best.map(|i| (&self.rules[i].category, self.rules[i].transform))
     }
 }
 
@@ -160,6 +231,7 @@ fn rule(call: Option<&str>, path: &str, category: &str) -> FieldRule {
         event: None,
         path: path.to_owned(),
         category: category.to_owned(),
+        transform: None,
     }
 }
 
@@ -369,12 +441,14 @@ mod tests {
                 event: None,
                 path: "traits.shoeSize".into(),
                 category: "user.preferences".into(),
+                transform: None,
             },
             FieldRule {
                 call: Some("track".into()),
                 event: Some("Signed Up".into()),
                 path: "properties.*".into(),
                 category: "user.account".into(),
+                transform: None,
             },
         ])
         .expect("schema");
@@ -394,14 +468,16 @@ mod tests {
             call: Some("purchase".into()),
             event: None,
             path: "x".into(),
-            category: "user".into()
+            category: "user".into(),
+            transform: None,
         }])
         .is_err());
         assert!(FieldSchema::new(&[FieldRule {
             call: None,
             event: None,
             path: "x".into(),
-            category: "user.secret".into()
+            category: "user.secret".into(),
+            transform: None,
         }])
         .is_err());
     }
