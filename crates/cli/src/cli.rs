@@ -118,6 +118,15 @@ pub enum DsrCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Correct one of a customer's traits (GDPR art. 16).
+    Rectify {
+        /// `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>` or a bare id.
+        who: String,
+        /// The trait.
+        name: String,
+        /// The corrected value, as JSON (`'"Ada"'`, `42`).
+        value: String,
+    },
     /// Restrict processing of a customer's data (GDPR art. 18), or lift the restriction.
     Restrict {
         /// `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>` or a bare id.

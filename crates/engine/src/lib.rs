@@ -25,6 +25,7 @@ mod metrics;
 mod notify;
 mod privacy;
 mod profiles;
+mod rectification;
 mod retention;
 mod views;
 mod withdrawal;

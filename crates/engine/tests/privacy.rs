@@ -782,3 +782,49 @@ parity_test!(a_restriction_suspends_processing_and_keeps_the_data, |db| {
     assert!(actions.contains(&"restriction:withdrawn".to_owned()));
     assert_eq!(engine.verify_audit().expect("verify").first_break, None);
 });
+
+parity_test!(
+    a_rectified_trait_holds_against_older_events_and_is_audited,
+    |db| {
+        let engine = engine(&db);
+        engine
+            .ingest(events(json!([
+                {"type":"identify","messageId":"f1","userId":"u","timestamp":"2024-05-01T00:00:00Z",
+                 "traits":{"email":"old@example.com","name":"Ada Lovelace"}},
+            ])))
+            .expect("ingest");
+        let profile = engine
+            .rectify(&by("u"), "name", &json!("Ada King"), "key:test")
+            .expect("rectify");
+        let name = |p: &consentric_engine::ProfileView| {
+            p.traits
+                .iter()
+                .find(|t| t.name == "name")
+                .map(|t| t.value.clone())
+        };
+        assert_eq!(name(&profile), Some(json!("Ada King")));
+        // An event sent before the correction (older timestamp) does not roll it back.
+        engine
+            .ingest(events(json!([
+                {"type":"identify","messageId":"f2","userId":"u","timestamp":"2024-05-02T00:00:00Z",
+                 "traits":{"name":"Ada Lovelace"}},
+            ])))
+            .expect("late event");
+        assert_eq!(
+            name(&engine.profile(&by("u"), "test").expect("profile")),
+            Some(json!("Ada King"))
+        );
+        // Only traits the customer has, and only mapped ones.
+        for bad in ["nickname", "favourite_colour"] {
+            assert!(matches!(
+                engine.rectify(&by("u"), bad, &json!("x"), "key:test"),
+                Err(EngineError::Invalid { .. })
+            ));
+        }
+        assert!(matches!(
+            engine.rectify(&by("nobody"), "name", &json!("x"), "key:test"),
+            Err(EngineError::NotFound(_))
+        ));
+        assert_eq!(engine.verify_audit().expect("verify").first_break, None);
+    }
+);

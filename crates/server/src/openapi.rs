@@ -11,7 +11,7 @@ use crate::routes::{consent, dsr, ingest, ops, profiles};
     info(title = "Consentric", description = "Privacy-first customer lifecycle platform. Ingest is Segment-compatible."),
     paths(
         ingest::identify, ingest::track, ingest::page, ingest::screen, ingest::group, ingest::alias, ingest::batch,
-        profiles::profile, profiles::events, profiles::identities, profiles::view, profiles::erase, profiles::export,
+        profiles::profile, profiles::events, profiles::identities, profiles::view, profiles::erase, profiles::export, profiles::rectify,
         consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
         dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,

@@ -33,6 +33,13 @@ pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
             };
             eprintln!("exported {who}: {events} events");
         }
+        DsrCommand::Rectify { who, name, value } => {
+            let value: serde_json::Value = serde_json::from_str(&value)
+                .with_context(|| format!("the value must be JSON (a string in quotes): {value}"))?;
+            let view =
+                super::open(settings)?.rectify(&ProfileRef::parse(&who)?, &name, &value, "cli")?;
+            println!("{}", serde_json::to_string_pretty(&view)?);
+        }
         DsrCommand::Restrict { who, lift } => {
             let view = super::open(settings)?.restrict(&ProfileRef::parse(&who)?, !lift, "cli")?;
             println!("{}", serde_json::to_string_pretty(&view)?);

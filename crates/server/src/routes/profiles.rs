@@ -17,6 +17,10 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/profiles/{id}", get(profile).delete(erase))
         .route("/v1/profiles/{id}/events", get(events))
         .route("/v1/profiles/{id}/export", get(export))
+        .route(
+            "/v1/profiles/{id}/traits/{name}",
+            axum::routing::put(rectify),
+        )
         .route("/v1/profiles/{id}/identities", get(identities))
         .route("/v1/profiles/{id}/view", get(view))
 }
@@ -163,6 +167,48 @@ pub(crate) async fn export(
             [(axum::http::header::CONTENT_TYPE, "application/json")],
             body,
         )))
+    })
+    .await
+}
+
+/// A corrected value.
+#[derive(Deserialize, utoipa::ToSchema)]
+pub(crate) struct Correction {
+    /// The value the trait should hold.
+    #[schema(value_type = Object)]
+    value: serde_json::Value,
+}
+
+/// Rectification (GDPR art. 16): corrects one of a customer's traits. The correction is dated
+/// now, so no earlier event rolls it back; audited.
+#[utoipa::path(put, path = "/v1/profiles/{id}/traits/{name}", tag = "profiles",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}"),
+        ("name" = String, Path, description = "the trait")),
+    request_body = Correction,
+    responses((status = 200, body = ProfileView), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn rectify(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path((id, name)): Path<(String, String)>,
+    bytes: axum::body::Bytes,
+) -> Result<Json<ProfileView>, ApiError> {
+    let c: Correction = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("expected {{\"value\": …}}: {e}"),
+        )
+    })?;
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        Ok(Json(engine.rectify(
+            &ProfileRef::parse(&id)?,
+            &name,
+            &c.value,
+            &actor,
+        )?))
     })
     .await
 }
