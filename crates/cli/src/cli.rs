@@ -142,6 +142,9 @@ pub enum DsrCommand {
         /// Write here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `json` (one document) or `zip` (CSV files).
+        #[arg(long, default_value = "json")]
+        format: String,
     },
 }
 

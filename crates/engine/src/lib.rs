@@ -16,6 +16,7 @@ mod engine;
 mod erasure;
 mod error;
 mod export;
+mod export_zip;
 mod group_commit;
 pub mod import;
 mod ingest;

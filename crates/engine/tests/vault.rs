@@ -402,3 +402,50 @@ fn an_interrupted_erasure_either_never_started_or_completes_on_retry() {
         32
     );
 }
+
+parity_test!(the_zip_export_holds_the_same_as_csv_files, |db| {
+    let engine = engine(&db);
+    ingest_customer(&engine, "zipped", 25);
+    let mut bytes = Vec::new();
+    let written = engine
+        .export_zip(&by("zipped"), "key:test", &mut bytes)
+        .expect("export");
+    assert_eq!(written, 26);
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a zip");
+    let mut names: Vec<String> = archive
+        .file_names()
+        .map(|n| n.expect("a file name").into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "audit.csv",
+            "consent.csv",
+            "events.csv",
+            "identities.csv",
+            "identity_links.csv",
+            "profile.csv",
+            "traits.csv"
+        ]
+    );
+    let mut read = |name: &str| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut archive.by_name(name).expect(name), &mut text)
+            .expect("utf-8");
+        text
+    };
+    let events = read("events.csv");
+    assert_eq!(
+        events.lines().count(),
+        27,
+        "a header and one line per event"
+    );
+    assert!(events.starts_with("\"seq\",\"message_id\""));
+    let traits = read("traits.csv");
+    assert!(
+        traits.contains(&format!("\"\"\"{EMAIL}\"\"\"")),
+        "JSON values, quotes doubled"
+    );
+    assert!(read("identities.csv").contains("\"user_id\",\"zipped\""));
+});

@@ -12,6 +12,7 @@ mod cors;
 mod error;
 mod openapi;
 mod routes;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

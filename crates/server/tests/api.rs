@@ -947,6 +947,27 @@ parity_test!(delete_erases_a_customer_with_a_signed_receipt, |db| {
     let export: Value = app.get("/v1/profiles/e1/export").json().expect("export");
     assert_eq!(export["events"].as_array().expect("events").len(), 1);
     assert_eq!(export["events"][0]["traits"]["email"], "e1@example.com");
+    let zipped = app.get("/v1/profiles/e1/export?format=zip");
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(
+        zipped.headers()["content-type"].to_str().expect("type"),
+        "application/zip"
+    );
+    let bytes = zipped.bytes().expect("body");
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes.to_vec())).expect("a zip");
+    let mut events = String::new();
+    std::io::Read::read_to_string(
+        &mut archive.by_name("events.csv").expect("events.csv"),
+        &mut events,
+    )
+    .expect("csv");
+    assert_eq!(events.lines().count(), 2);
+    assert_error(
+        app.get("/v1/profiles/e1/export?format=xml"),
+        400,
+        "invalid_field",
+        Some("format"),
+    );
     let erase = || {
         app.client
             .delete(&url)

@@ -16,20 +16,28 @@ pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
                 .with_context(|| format!("Could not erase {who}"))?;
             println!("{}", serde_json::to_string_pretty(&receipt)?);
         }
-        DsrCommand::Export { who, out } => {
+        DsrCommand::Export { who, out, format } => {
+            let zip = match format.as_str() {
+                "json" => false,
+                "zip" => true,
+                other => bail!("--format must be json or zip, not {other}"),
+            };
             let engine = super::open(settings)?;
             let who_ref = ProfileRef::parse(&who)?;
+            let write = |w: &mut dyn std::io::Write| {
+                if zip {
+                    engine.export_zip(&who_ref, "cli", w)
+                } else {
+                    engine.export(&who_ref, "cli", w)
+                }
+            };
             let events = match out {
                 Some(path) => {
                     let file = std::fs::File::create(&path)
                         .with_context(|| format!("Cannot write {}", path.display()))?;
-                    let mut w = std::io::BufWriter::new(file);
-                    engine.export(&who_ref, "cli", &mut w)?
+                    write(&mut std::io::BufWriter::new(file))?
                 }
-                None => {
-                    let mut w = std::io::BufWriter::new(std::io::stdout().lock());
-                    engine.export(&who_ref, "cli", &mut w)?
-                }
+                None => write(&mut std::io::BufWriter::new(std::io::stdout().lock()))?,
             };
             eprintln!("exported {who}: {events} events");
         }

@@ -146,29 +146,62 @@ pub(crate) async fn erase(
     .await
 }
 
-/// Everything held about a customer (GDPR art. 15 and 20, CCPA right to know), as one JSON
-/// document: profile, identities and graph, every event, consent history, and every audit
-/// record about them. Audited.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct ExportQuery {
+    /// `json` (one document, the default) or `zip` (CSV files).
+    format: Option<String>,
+}
+
+/// Everything held about a customer (GDPR art. 15 and 20, CCPA right to know): profile,
+/// identities and graph, every event, consent history, and every audit record about them — as
+/// one JSON document or a ZIP of CSV files, streamed as it is read. Audited.
 #[utoipa::path(get, path = "/v1/profiles/{id}/export", tag = "profiles",
-    params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}"), ExportQuery),
     responses((status = 200, content_type = "application/json", description = "the export"),
+        (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn export(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<ExportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
-    blocking(move || {
-        let actor = format!("key:{}", who.key_id);
-        let mut body = Vec::new();
-        engine.export(&ProfileRef::parse(&id)?, &actor, &mut body)?;
-        Ok(axum::response::IntoResponse::into_response((
-            [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
-        )))
-    })
-    .await
+    let zip = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("zip") => true,
+        Some(other) => {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "invalid_field",
+                format!("format must be json or zip, not `{other}`"),
+            )
+            .with_field("format"))
+        }
+    };
+    let target = ProfileRef::parse(&id)?;
+    // Not found is answered before the stream starts; after that the status is sent.
+    {
+        let (engine, target) = (engine.clone(), target.clone());
+        blocking(move || Ok(engine.find_profile(&target)?)).await?;
+    }
+    let actor = format!("key:{}", who.key_id);
+    Ok(crate::stream::stream_response(
+        if zip {
+            "application/zip"
+        } else {
+            "application/json"
+        },
+        if zip { Some("export.zip") } else { None },
+        move |out| {
+            if zip {
+                engine.export_zip(&target, &actor, out)
+            } else {
+                engine.export(&target, &actor, out)
+            }
+            .map(drop)
+        },
+    ))
 }
 
 /// A corrected value.
