@@ -59,6 +59,13 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
         "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"
     );
     println!("       -d '{{\"userId\":\"00001\",\"traits\":{{\"email\":\"ada@example.com\"}}}}'");
+    println!("  # everything held about them (art. 15/20), as JSON or a ZIP of CSV files");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00002/export' | jq .profile");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00002/export?format=zip' -o 00002.zip");
+    println!(
+        "  # erase them: their key is destroyed, their rows deleted, a signed receipt returned"
+    );
+    println!("  curl -s -X DELETE -H 'Authorization: Bearer {admin}' http://{addr}/v1/profiles/00002 | jq");
     println!("  # operations");
     println!("  curl -s http://{addr}/metrics; curl -s http://{addr}/openapi.json | jq .paths");
     println!();
