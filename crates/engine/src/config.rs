@@ -34,6 +34,27 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// `[dsr]`: deadlines and verification of data-subject requests.
     pub dsr: crate::dsr::DsrSettings,
+    /// `[notify]`: how customers are reached (one-time codes).
+    pub notify: NotifySettings,
+}
+
+/// `[notify]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifySettings {
+    /// `host:port` of a plain SMTP server (a local relay); without it, messages are not sent.
+    pub smtp: Option<String>,
+    /// The sender address.
+    pub from: String,
+}
+
+impl Default for NotifySettings {
+    fn default() -> Self {
+        NotifySettings {
+            smtp: None,
+            from: "privacy@localhost".into(),
+        }
+    }
 }
 
 /// `[retention]`.

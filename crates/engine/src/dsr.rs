@@ -160,8 +160,11 @@ impl Engine {
         actor: &str,
     ) -> Result<DsrView, EngineError> {
         let contact = contact.trim();
-        if contact.is_empty() || contact.len() > 320 {
-            return Err(invalid("contact", "an address to send the code to"));
+        if contact.is_empty() || contact.len() > 320 || contact.chars().any(char::is_control) {
+            return Err(invalid(
+                "contact",
+                "an address to send the code to (no control characters, at most 320 bytes)",
+            ));
         }
         self.find_profile(&ProfileRef::Identity(identity.clone()))
             .map_err(|_| EngineError::NotFound(format!("customer with {identity}")))?;
@@ -209,7 +212,18 @@ impl Engine {
                     self.dsr_settings.code_ttl_minutes
                 ),
             })
-            .map_err(|e| EngineError::Config(format!("the code could not be sent: {e}")))?;
+            .or_else(|e| {
+                // Nobody can verify a request whose code never left: it is closed, and says why.
+                self.store.write(|tx| -> Result<(), EngineError> {
+                    if let Some(mut r) = tx.dsr(&request_id)? {
+                        r.status = "rejected".into();
+                        r.outcome = Some(json!({"reason": format!("the code could not be sent: {e}")}).to_string());
+                        tx.update_dsr(&r)?;
+                    }
+                    Ok(())
+                })?;
+                Err(EngineError::Config(format!("the code could not be sent: {e}")))
+            })?;
         self.dsr_show(&request_id)
     }
 

@@ -95,8 +95,15 @@ impl Engine {
             &settings.schema,
             &settings.consent,
         )?;
-        Ok(Engine::with_policy(store, Arc::new(SystemClock), policy)
-            .with_dsr_settings(settings.dsr.clone()))
+        let engine = Engine::with_policy(store, Arc::new(SystemClock), policy)
+            .with_dsr_settings(settings.dsr.clone());
+        Ok(match &settings.notify.smtp {
+            Some(server) => engine.with_notifier(Arc::new(crate::notify::SmtpNotifier {
+                server: server.clone(),
+                from: settings.notify.from.clone(),
+            })),
+            None => engine,
+        })
     }
 
     /// This engine, reaching customers through `notifier` (one-time codes of requests). The

@@ -42,7 +42,7 @@ pub use error::EngineError;
 pub use ingest::IngestReport;
 pub use keys::{KeyInfo, NewKey, Principal, Scope};
 pub use metrics::Metrics;
-pub use notify::{Message, Notifier, Outbox};
+pub use notify::{Message, Notifier, Outbox, SmtpNotifier};
 pub use privacy::{ConsentSettings, PolicySet};
 pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,

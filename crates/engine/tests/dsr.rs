@@ -276,3 +276,109 @@ parity_test!(bad_requests_are_refused_and_change_nothing, |db| {
         .find_profile(&ProfileRef::parse("bob").expect("r"))
         .is_ok());
 });
+
+/// The one-time code reaches a real SMTP server: Python's standard-library `smtpd` (3.11 and
+/// earlier), which prints each message it receives. Skipped, loudly, where that is missing.
+#[test]
+fn the_code_is_delivered_by_smtp() {
+    use std::io::Read;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let server = std::process::Command::new("python3")
+        .args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+        ])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn();
+    let Ok(mut server) = server else {
+        eprintln!("!!! SKIPPED the_code_is_delivered_by_smtp: no python3 to run an SMTP server");
+        return;
+    };
+    let up = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    if !up {
+        let _ = server.kill();
+        eprintln!("!!! SKIPPED the_code_is_delivered_by_smtp: python3 has no smtpd module (3.12+)");
+        return;
+    }
+    let db = TestDb::sqlite();
+    let w = world(&db);
+    let engine = w
+        .engine
+        .with_notifier(Arc::new(consentric_engine::SmtpNotifier {
+            server: format!("127.0.0.1:{port}"),
+            from: "privacy@shop.example".into(),
+        }));
+    let filed = engine
+        .dsr_request(
+            DsrKind::Access,
+            Regime::Gdpr,
+            &user("ada"),
+            "ada@example.com",
+            "key:t",
+        )
+        .expect("filed and sent");
+    // A recipient that would inject a header is refused before anything is sent.
+    assert!(engine
+        .dsr_request(
+            DsrKind::Access,
+            Regime::Gdpr,
+            &user("ada"),
+            "a@x\r\nBcc: b@y",
+            "key:t"
+        )
+        .is_err());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let _ = server.kill();
+    let mut printed = String::new();
+    server
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut printed)
+        .expect("read");
+    assert!(printed.contains("To: <ada@example.com>"), "{printed}");
+    assert!(printed.contains(&filed.request_id), "{printed}");
+    assert!(printed.contains("give this code: "), "{printed}");
+}
+
+#[test]
+fn a_code_that_cannot_be_sent_closes_its_request() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port(); // released: nothing listens there
+    let db = TestDb::sqlite();
+    let w = world(&db);
+    let engine = w
+        .engine
+        .with_notifier(Arc::new(consentric_engine::SmtpNotifier {
+            server: format!("127.0.0.1:{port}"),
+            from: "privacy@shop.example".into(),
+        }));
+    assert!(matches!(
+        engine.dsr_request(DsrKind::Erasure, Regime::Gdpr, &user("ada"), "ada@example.com", "key:t"),
+        Err(EngineError::Config(m)) if m.contains("could not be sent")
+    ));
+    let listed = engine.dsr_list(false).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].status, "rejected");
+    assert!(engine
+        .find_profile(&ProfileRef::parse("ada").expect("r"))
+        .is_ok());
+}

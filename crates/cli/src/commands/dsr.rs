@@ -68,7 +68,10 @@ pub fn run(settings: &Settings, cmd: DsrCommand) -> anyhow::Result<()> {
                 bail!("--identity must be user_id:<id> or anonymous_id:<id>");
             };
             let outbox = Arc::new(Outbox::default());
-            let engine = Engine::open(settings)?.with_notifier(outbox.clone());
+            let engine = match &settings.notify.smtp {
+                Some(_) => Engine::open(settings)?,
+                None => Engine::open(settings)?.with_notifier(outbox.clone()),
+            };
             let view = engine.dsr_request(kind, regime, &identity, &contact, "cli")?;
             println!("{}", serde_json::to_string_pretty(&view)?);
             // No mail system is configured: the operator passes the code on.
