@@ -24,20 +24,23 @@ impl Engine {
         actor: &str,
         what: &str,
     ) -> Result<(ProfileId, Grant), EngineError> {
+        self.open_access_as(who, actor, "profile.read", &json!({"what": what}))
+    }
+
+    /// [`Engine::open_access`] audited as `action` with `detail` (exports name themselves).
+    pub(crate) fn open_access_as(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+        action: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(ProfileId, Grant), EngineError> {
         let id = self.find_profile(who)?;
         let now = self.now();
         let grant = gate::open_for_access(id.as_str(), now);
         let at = now.timestamp_millis();
-        self.store.write(|tx| {
-            audit::append(
-                tx,
-                at,
-                actor,
-                "profile.read",
-                Some(id.as_str()),
-                &json!({"what": what}),
-            )
-        })?;
+        self.store
+            .write(|tx| audit::append(tx, at, actor, action, Some(id.as_str()), detail))?;
         Ok((id, grant))
     }
 

@@ -234,7 +234,7 @@ impl Engine {
     pub fn dsr_show(&self, request_id: &str) -> Result<DsrView, EngineError> {
         let row = self
             .store
-            .write(|tx| tx.dsr(request_id))?
+            .dsr(request_id)?
             .ok_or_else(|| EngineError::NotFound(format!("request {request_id}")))?;
         Ok(self.view(row))
     }

@@ -84,7 +84,7 @@ impl Engine {
         Ok(self.vault()?.signer().public_key_hex())
     }
 
-    fn vault(&self) -> Result<&consentric_vault::Vault, EngineError> {
+    pub(crate) fn vault(&self) -> Result<&consentric_vault::Vault, EngineError> {
         self.store
             .vault()
             .ok_or_else(|| EngineError::Config("erasure needs the vault (master keys)".into()))
@@ -216,41 +216,4 @@ impl Engine {
 /// one to whoever lacks the index key, yet the same erasure is recognised when asked again.
 fn pseudonym(vault: &consentric_vault::Vault, id: &ProfileId) -> String {
     vault.blind_index("profile", id.as_str())
-}
-
-/// Data keys re-wrapped per transaction during a rotation.
-const REWRAP_PAGE: i64 = 1000;
-
-impl Engine {
-    /// Re-wraps every customer's data key under the vault's current key-encryption key (after
-    /// `MasterKeys::begin_rotation`), a page per transaction; returns how many. Safe to run
-    /// again after an interruption: a key already re-wrapped is simply wrapped once more.
-    ///
-    /// # Errors
-    /// No vault, a key that unwraps under neither master key, or a database fault.
-    pub fn rewrap_data_keys(&self) -> Result<u64, EngineError> {
-        let vault = self.vault()?;
-        let mut after = String::new();
-        let mut count = 0u64;
-        loop {
-            let done = self.store.write(|tx| {
-                let page = tx.keys_page(&after, REWRAP_PAGE)?;
-                for (id, wrapped) in &page {
-                    let key_id = KeyId::parse(id)?;
-                    let bytes = hex::decode(wrapped)
-                        .map_err(|e| StoreError::Corrupt(format!("wrapped key {id}: {e}")))?;
-                    let again = vault.rewrap(&key_id, &bytes)?;
-                    tx.set_wrapped(id, &hex::encode(again))?;
-                }
-                Ok::<_, StoreError>(page.last().map(|(id, _)| (id.clone(), page.len())))
-            })?;
-            match done {
-                Some((last, n)) => {
-                    after = last;
-                    count += n as u64;
-                }
-                None => return Ok(count),
-            }
-        }
-    }
 }

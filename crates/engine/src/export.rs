@@ -4,16 +4,16 @@
 
 use std::io::Write;
 
-use consentric_policy::gate;
+use consentric_policy::Grant;
+use consentric_store::{AuditRow, EventRecord};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::audit;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
 
-/// Events read per page while exporting.
+/// Events and audit records read per page while exporting.
 const PAGE: u32 = 1000;
 
 /// One audit record about the customer: a decision taken about them, or a read of their data,
@@ -26,18 +26,85 @@ struct AuditEntry {
     detail: Value,
 }
 
-fn io(source: std::io::Error) -> EngineError {
+/// A failure writing an export (the writer's, the serialiser's or the archive's).
+pub(crate) fn io(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EngineError {
     EngineError::Io {
         what: "the export's destination".into(),
-        source,
+        source: std::io::Error::other(e),
     }
 }
 
-fn json_err(e: serde_json::Error) -> EngineError {
-    io(std::io::Error::other(e))
+/// What both export formats hold, gathered once (and audited as one export).
+pub(crate) struct ExportParts {
+    pub profile: crate::ProfileView,
+    pub graph: crate::IdentityGraph,
+    pub consent: Vec<crate::ConsentHistoryEntry>,
+    pub grant: Grant,
+    /// When the export was made (ms).
+    pub at: i64,
 }
 
 impl Engine {
+    /// Audits an export in `format` and gathers what it holds apart from the events and the
+    /// audit records, which are paged ([`Engine::each_event`], [`Engine::each_audit_record`]).
+    pub(crate) fn export_parts(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+        format: &str,
+    ) -> Result<ExportParts, EngineError> {
+        let (_, grant) =
+            self.open_access_as(who, actor, "profile.exported", &json!({"format": format}))?;
+        Ok(ExportParts {
+            profile: self.profile(who, actor)?,
+            graph: self.identity_graph(who, actor)?,
+            consent: self.consent_history(who)?,
+            at: grant.at().timestamp_millis(),
+            grant,
+        })
+    }
+
+    /// Calls `f` with every event the grant opens, in storage order, a page at a time.
+    pub(crate) fn each_event(
+        &self,
+        grant: &Grant,
+        f: &mut dyn FnMut(EventRecord) -> Result<(), EngineError>,
+    ) -> Result<u64, EngineError> {
+        let (mut after, mut n) = (0, 0u64);
+        loop {
+            let page = self.store.events_page(grant, after, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(n);
+            };
+            after = last.seq;
+            for e in page {
+                f(e)?;
+                n += 1;
+            }
+        }
+    }
+
+    /// Calls `f` with every audit record about the profile or the profiles merged into it,
+    /// oldest first per profile, a page at a time.
+    pub(crate) fn each_audit_record(
+        &self,
+        profile: &crate::ProfileView,
+        f: &mut dyn FnMut(AuditRow) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        for subject in std::iter::once(&profile.profile_id).chain(&profile.merged_from) {
+            let mut after = 0;
+            loop {
+                let page = self.store.audit_of(subject, after, PAGE)?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for r in page {
+                    f(r)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Writes everything held about the customer `who` names — profile, identities and their
     /// graph, every event, the consent history, and every audit record about them (decisions,
     /// reads, and who made them) — to `out` as one JSON document, and audits the export.
@@ -51,74 +118,37 @@ impl Engine {
         actor: &str,
         out: &mut dyn Write,
     ) -> Result<u64, EngineError> {
-        let profile = self.profile(who, actor)?;
-        let id = self.find_profile(who)?;
-        let graph = self.identity_graph(who, actor)?;
-        let consent = self.consent_history(who)?;
-        let now = self.now();
-        let grant = gate::open_for_access(id.as_str(), now);
-
-        let at = now.timestamp_millis();
-        self.store.write(|tx| {
-            audit::append(
-                tx,
-                at,
-                actor,
-                "profile.exported",
-                Some(id.as_str()),
-                &json!({}),
-            )
-        })?;
-
+        let parts = self.export_parts(who, actor, "json")?;
         write!(
             out,
             "{{\"exported_at\":{},\"profile\":{},\"identity_graph\":{},\"consent_history\":{},\"events\":[",
-            serde_json::to_string(&iso(at)).map_err(json_err)?,
-            serde_json::to_string(&profile).map_err(json_err)?,
-            serde_json::to_string(&graph).map_err(json_err)?,
-            serde_json::to_string(&consent).map_err(json_err)?,
+            serde_json::to_string(&iso(parts.at)).map_err(io)?,
+            serde_json::to_string(&parts.profile).map_err(io)?,
+            serde_json::to_string(&parts.graph).map_err(io)?,
+            serde_json::to_string(&parts.consent).map_err(io)?,
         )
         .map_err(io)?;
-        let mut after = 0;
-        let mut written = 0u64;
-        loop {
-            let page = self.store.events_page(&grant, after, PAGE)?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for e in page {
-                if written > 0 {
-                    out.write_all(b",").map_err(io)?;
-                }
-                serde_json::to_writer(&mut *out, &e.payload).map_err(json_err)?;
-                written += 1;
+        let mut first = true;
+        let written = self.each_event(&parts.grant, &mut |e| {
+            if !std::mem::take(&mut first) {
+                out.write_all(b",").map_err(io)?;
             }
-        }
+            serde_json::to_writer(&mut *out, &e.payload).map_err(io)
+        })?;
         out.write_all(b"],\"audit\":[").map_err(io)?;
         let mut first = true;
-        let subjects: Vec<String> = std::iter::once(profile.profile_id.clone())
-            .chain(profile.merged_from.iter().cloned())
-            .collect();
-        for subject in &subjects {
-            let mut after = 0;
-            loop {
-                let page = self.store.audit_of(subject, after, PAGE)?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for r in page {
-                    if !first {
-                        out.write_all(b",").map_err(io)?;
-                    }
-                    first = false;
-                    let entry = AuditEntry {
-                        at: iso(r.at),
-                        actor: r.actor,
-                        action: r.action,
-                        detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
-                    };
-                    serde_json::to_writer(&mut *out, &entry).map_err(json_err)?;
-                }
+        self.each_audit_record(&parts.profile, &mut |r| {
+            if !std::mem::take(&mut first) {
+                out.write_all(b",").map_err(io)?;
             }
-        }
+            let entry = AuditEntry {
+                at: iso(r.at),
+                actor: r.actor,
+                action: r.action,
+                detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+            };
+            serde_json::to_writer(&mut *out, &entry).map_err(io)
+        })?;
         out.write_all(b"]}").map_err(io)?;
         out.flush().map_err(io)?;
         Ok(written)

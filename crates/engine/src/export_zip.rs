@@ -5,25 +5,13 @@
 
 use std::io::Write;
 
-use consentric_policy::gate;
-use serde_json::json;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::audit;
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::export::io;
 use crate::profiles::{iso, ProfileRef};
-
-/// Events and audit records read per page.
-const PAGE: u32 = 1000;
-
-fn io(e: impl std::fmt::Display) -> EngineError {
-    EngineError::Io {
-        what: "the export's destination".into(),
-        source: std::io::Error::other(e.to_string()),
-    }
-}
 
 /// One CSV line: every field quoted, quotes doubled (RFC 4180).
 fn row(out: &mut dyn Write, fields: &[&str]) -> Result<(), EngineError> {
@@ -52,24 +40,8 @@ impl Engine {
         actor: &str,
         out: &mut dyn Write,
     ) -> Result<u64, EngineError> {
-        let profile = self.profile(who, actor)?;
-        let id = self.find_profile(who)?;
-        let graph = self.identity_graph(who, actor)?;
-        let consent = self.consent_history(who)?;
-        let now = self.now();
-        let grant = gate::open_for_access(id.as_str(), now);
-        let at = now.timestamp_millis();
-        self.store.write(|tx| {
-            audit::append(
-                tx,
-                at,
-                actor,
-                "profile.exported",
-                Some(id.as_str()),
-                &json!({"format": "zip"}),
-            )
-        })?;
-
+        let parts = self.export_parts(who, actor, "zip")?;
+        let (profile, graph) = (&parts.profile, &parts.graph);
         let mut zip = ZipWriter::new_stream(out);
         let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
         let file = |zip: &mut ZipWriter<_>, name: &str, header: &[&str]| {
@@ -133,7 +105,7 @@ impl Engine {
                 "recorded_at",
             ],
         )?;
-        for h in &consent {
+        for h in &parts.consent {
             let v = h.purpose_version.to_string();
             row(
                 &mut zip,
@@ -161,40 +133,25 @@ impl Engine {
                 "json",
             ],
         )?;
-        let (mut after, mut written) = (0, 0u64);
-        loop {
-            let page = self.store.events_page(&grant, after, PAGE)?;
-            let Some(last) = page.last() else { break };
-            after = last.seq;
-            for e in page {
-                row(
-                    &mut zip,
-                    &[
-                        &e.seq.to_string(),
-                        &e.message_id,
-                        &e.call_type,
-                        e.event_name.as_deref().unwrap_or(""),
-                        &iso(e.ts),
-                        &iso(e.received_at),
-                        &e.payload.to_string(),
-                    ],
-                )?;
-                written += 1;
-            }
-        }
+        let written = self.each_event(&parts.grant, &mut |e| {
+            row(
+                &mut zip,
+                &[
+                    &e.seq.to_string(),
+                    &e.message_id,
+                    &e.call_type,
+                    e.event_name.as_deref().unwrap_or(""),
+                    &iso(e.ts),
+                    &iso(e.received_at),
+                    &e.payload.to_string(),
+                ],
+            )
+        })?;
 
         file(&mut zip, "audit.csv", &["at", "actor", "action", "detail"])?;
-        for subject in std::iter::once(&profile.profile_id).chain(&profile.merged_from) {
-            let mut after = 0;
-            loop {
-                let page = self.store.audit_of(subject, after, PAGE)?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for r in page {
-                    row(&mut zip, &[&iso(r.at), &r.actor, &r.action, &r.detail])?;
-                }
-            }
-        }
+        self.each_audit_record(profile, &mut |r| {
+            row(&mut zip, &[&iso(r.at), &r.actor, &r.action, &r.detail])
+        })?;
         zip.finish().map_err(io)?;
         Ok(written)
     }

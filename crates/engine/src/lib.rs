@@ -28,6 +28,7 @@ mod privacy;
 mod profiles;
 mod rectification;
 mod retention;
+mod rotation;
 mod views;
 mod withdrawal;
 

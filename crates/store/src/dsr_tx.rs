@@ -107,7 +107,8 @@ impl WriteTx<'_> {
             .map(drop)
     }
 
-    /// A request, locked for this transaction where the database can.
+    /// A request, as this transaction sees it (SQLite serialises writers; on PostgreSQL two
+    /// concurrent updates of one request are not locked against each other).
     pub fn dsr(&mut self, request_id: &str) -> Result<Option<DsrRow>, StoreError> {
         let rows = self
             .conn
@@ -146,6 +147,22 @@ impl WriteTx<'_> {
 }
 
 impl Store {
+    /// A request, read without a write transaction.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn dsr(&self, request_id: &str) -> Result<Option<DsrRow>, StoreError> {
+        let vault = self.vault_arc();
+        self.read(|c| {
+            let rows = c.query(sql::DSR_BY_ID, &[Param::Text(request_id)])?;
+            let mut sealer = Sealer::new(vault.clone());
+            rows.into_iter()
+                .next()
+                .map(|r| dsr_row(c, &mut sealer, r))
+                .transpose()
+        })
+    }
+
     /// Requests, oldest deadline first; only those open and due before `due_before` if given.
     ///
     /// # Errors
