@@ -1,0 +1,130 @@
+//! BG/NBD (Fader, Hardie & Lee 2005, "Counting your customers the easy way"): purchases follow
+//! a Poisson process with gamma-distributed rates (r, α) while a customer is alive, and after
+//! each purchase the customer drops out with a beta-distributed probability (a, b).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LifecycleError;
+use crate::optimise::{maximise, Fitted};
+use crate::sample::Sample;
+use crate::special::{ln_gamma, ln_hyp2f1, log_add_exp};
+use crate::summary::CustomerSummary;
+use crate::PurchaseModel;
+
+/// BG/NBD parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct BgNbd {
+    /// Shape of the purchase-rate gamma.
+    pub r: f64,
+    /// Scale of the purchase-rate gamma.
+    pub alpha: f64,
+    /// Dropout beta, first shape.
+    pub a: f64,
+    /// Dropout beta, second shape.
+    pub b: f64,
+}
+
+/// Names of [`BgNbd`]'s parameters in fitting order.
+pub const BGNBD_PARAMS: &[&str] = &["r", "alpha", "a", "b"];
+
+impl BgNbd {
+    /// Parameters in [`BGNBD_PARAMS`] order.
+    pub fn from_params(p: &[f64]) -> BgNbd {
+        BgNbd {
+            r: p[0],
+            alpha: p[1],
+            a: p[2],
+            b: p[3],
+        }
+    }
+
+    /// The log-likelihood of the customers under these parameters.
+    pub fn ln_likelihood(&self, customers: &[CustomerSummary]) -> f64 {
+        ln_likelihood(
+            &Sample::new(customers),
+            &[self.r, self.alpha, self.a, self.b],
+        )
+    }
+
+    /// Fits by maximum likelihood.
+    ///
+    /// # Errors
+    /// Fewer than four customers, or no optimum found.
+    pub fn fit(customers: &[CustomerSummary]) -> Result<Fitted<BgNbd>, LifecycleError> {
+        if customers.len() < 4 {
+            return Err(LifecycleError::TooFewCustomers {
+                model: "BG/NBD",
+                needed: 4,
+                got: customers.len(),
+            });
+        }
+        let sample = Sample::new(customers);
+        let ll = |p: &[f64]| ln_likelihood(&sample, p);
+        maximise(
+            "BG/NBD",
+            BGNBD_PARAMS,
+            &ll,
+            &[1.0, 1.0, 1.0, 1.0],
+            customers.len(),
+            BgNbd::from_params,
+        )
+    }
+}
+
+/// Σ weight · ln L(r, α, a, b | x, t_x, T), per Fader, Hardie & Lee (2005), eq. 6.
+fn ln_likelihood(sample: &Sample, p: &[f64]) -> f64 {
+    let (r, alpha, a, b) = (p[0], p[1], p[2], p[3]);
+    let base = -ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b) - ln_gamma(b);
+    // Terms that depend on x alone.
+    let by_x: Vec<f64> = sample
+        .xs
+        .iter()
+        .map(|&x| ln_gamma(r + x) + ln_gamma(b + x) - ln_gamma(a + b + x))
+        .collect();
+    let ln_a = a.ln();
+    let mut total = 0.0;
+    for row in &sample.rows {
+        let x = row.x;
+        let a3 = -(r + x) * (alpha + row.t).ln();
+        let tail = if x > 0.0 {
+            let a4 = ln_a - (b + x - 1.0).ln() - (r + x) * (alpha + row.t_x).ln();
+            log_add_exp(a3, a4)
+        } else {
+            a3
+        };
+        total += row.weight * (base + by_x[row.xi] + tail);
+    }
+    total
+}
+
+impl PurchaseModel for BgNbd {
+    fn p_alive(&self, c: &CustomerSummary) -> f64 {
+        if c.x == 0.0 {
+            return 1.0;
+        }
+        let ln_odds = self.a.ln() - (self.b + c.x - 1.0).ln()
+            + (self.r + c.x) * ((self.alpha + c.t).ln() - (self.alpha + c.t_x).ln());
+        1.0 / (1.0 + ln_odds.exp())
+    }
+
+    fn expected_purchases(&self, t: f64, c: &CustomerSummary) -> f64 {
+        let BgNbd { r, alpha, a, b } = *self;
+        let x = c.x;
+        if t <= 0.0 {
+            return 0.0;
+        }
+        let z = t / (alpha + c.t + t);
+        let Some(ln_h) = ln_hyp2f1(r + x, b + x, a + b + x - 1.0, z) else {
+            return f64::NAN;
+        };
+        let ln_ratio = (r + x) * ((alpha + c.t).ln() - (alpha + c.t + t).ln());
+        // (1 - e^u)/(a - 1): both factors change sign together when a < 1.
+        let numerator = (a + b + x - 1.0) * -(ln_h + ln_ratio).exp_m1() / (a - 1.0);
+        let odds = if x > 0.0 {
+            (a / (b + x - 1.0)) * ((r + x) * ((alpha + c.t).ln() - (alpha + c.t_x).ln())).exp()
+        } else {
+            0.0
+        };
+        numerator / (1.0 + odds)
+    }
+}

@@ -1,0 +1,95 @@
+//! Gamma-Gamma spend model (Fader, Hardie & Lee 2005, "RFM and CLV"): each repeat purchase's
+//! value is gamma(p, ν) around the customer's mean, and ν is gamma(q, γ) across customers.
+//! Fitted on repeat buyers only, with `x` repeat purchases of mean value `m`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::LifecycleError;
+use crate::optimise::{maximise, Fitted};
+use crate::special::ln_gamma;
+use crate::summary::CustomerSummary;
+
+/// Gamma-Gamma parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct GammaGamma {
+    /// Shape of a purchase's value around the customer's mean.
+    pub p: f64,
+    /// Shape of the across-customer gamma.
+    pub q: f64,
+    /// Scale of the across-customer gamma.
+    pub gamma: f64,
+}
+
+/// Names of [`GammaGamma`]'s parameters in fitting order.
+pub const GAMMA_GAMMA_PARAMS: &[&str] = &["p", "q", "gamma"];
+
+/// The customers a spend model can learn from: repeat buyers with a positive mean spend.
+fn repeat_buyers(customers: &[CustomerSummary]) -> Vec<(f64, f64)> {
+    customers
+        .iter()
+        .filter(|c| c.x > 0.0 && c.monetary > 0.0)
+        .map(|c| (c.x, c.monetary))
+        .collect()
+}
+
+impl GammaGamma {
+    /// Parameters in [`GAMMA_GAMMA_PARAMS`] order.
+    pub fn from_params(p: &[f64]) -> GammaGamma {
+        GammaGamma {
+            p: p[0],
+            q: p[1],
+            gamma: p[2],
+        }
+    }
+
+    /// The log-likelihood of the repeat buyers among `customers`.
+    pub fn ln_likelihood(&self, customers: &[CustomerSummary]) -> f64 {
+        ln_likelihood(&repeat_buyers(customers), &[self.p, self.q, self.gamma])
+    }
+
+    /// Fits on the repeat buyers among `customers`.
+    ///
+    /// # Errors
+    /// Fewer than three repeat buyers, or no optimum found.
+    pub fn fit(customers: &[CustomerSummary]) -> Result<Fitted<GammaGamma>, LifecycleError> {
+        let buyers = repeat_buyers(customers);
+        if buyers.len() < 3 {
+            return Err(LifecycleError::TooFewCustomers {
+                model: "Gamma-Gamma",
+                needed: 3,
+                got: buyers.len(),
+            });
+        }
+        let ll = |p: &[f64]| ln_likelihood(&buyers, p);
+        maximise(
+            "Gamma-Gamma",
+            GAMMA_GAMMA_PARAMS,
+            &ll,
+            &[1.0, 1.0, 1.0],
+            buyers.len(),
+            GammaGamma::from_params,
+        )
+    }
+
+    /// Expected value of a future purchase by this customer: a weighted mean of the population
+    /// mean `pγ/(q-1)` and the customer's own observed mean.
+    pub fn expected_spend(&self, c: &CustomerSummary) -> f64 {
+        let GammaGamma { p, q, gamma } = *self;
+        let population = p * gamma / (q - 1.0);
+        let w = (q - 1.0) / (p * c.x + q - 1.0);
+        w * population + (1.0 - w) * c.monetary
+    }
+}
+
+fn ln_likelihood(buyers: &[(f64, f64)], params: &[f64]) -> f64 {
+    let (p, q, v) = (params[0], params[1], params[2]);
+    let fixed = -ln_gamma(q) + q * v.ln();
+    buyers
+        .iter()
+        .map(|&(x, m)| {
+            let px = p * x;
+            fixed + ln_gamma(px + q) - ln_gamma(px) + (px - 1.0) * m.ln() + px * x.ln()
+                - (px + q) * (v + m * x).ln()
+        })
+        .sum()
+}

@@ -1,0 +1,229 @@
+//! Maximum-likelihood fitting shared by the BTYD models: argmin's L-BFGS over the logarithms
+//! of the (positive) parameters, then standard errors from the observed information matrix.
+
+use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::solver::linesearch::MoreThuenteLineSearch;
+use argmin::solver::quasinewton::LBFGS;
+use serde::Serialize;
+
+use crate::error::LifecycleError;
+
+/// A model fitted to data, with what a reader needs to trust it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Fitted<M> {
+    /// The model at its maximum-likelihood parameters.
+    pub model: M,
+    /// Parameter names, in the order of `params` and `std_errors`.
+    pub names: &'static [&'static str],
+    /// The parameter values.
+    pub params: Vec<f64>,
+    /// Asymptotic standard errors from the inverse Hessian of the negative log-likelihood;
+    /// `NaN` where the Hessian could not be inverted.
+    pub std_errors: Vec<f64>,
+    /// The maximised log-likelihood, summed over customers.
+    pub ln_likelihood: f64,
+    /// Customers the model was fitted on.
+    pub customers: usize,
+    /// Optimiser iterations taken.
+    pub iterations: u64,
+}
+
+/// A total log-likelihood as a function of positive parameters.
+pub(crate) type LnLikelihood<'a> = dyn Fn(&[f64]) -> f64 + 'a;
+
+/// The mean negative log-likelihood over log-parameters: unconstrained and of order one, which
+/// keeps the optimiser's tolerances meaningful for any number of customers.
+struct Problem<'a> {
+    ll: &'a LnLikelihood<'a>,
+    n: f64,
+}
+
+impl Problem<'_> {
+    fn value(&self, log_params: &[f64]) -> f64 {
+        let params: Vec<f64> = log_params.iter().map(|v| v.exp()).collect();
+        let v = -(self.ll)(&params) / self.n;
+        if v.is_finite() {
+            v
+        } else {
+            f64::MAX / 4.0
+        }
+    }
+}
+
+impl CostFunction for Problem<'_> {
+    type Param = Vec<f64>;
+    type Output = f64;
+    fn cost(&self, p: &Self::Param) -> Result<f64, argmin::core::Error> {
+        Ok(self.value(p))
+    }
+}
+
+impl Gradient for Problem<'_> {
+    type Param = Vec<f64>;
+    type Gradient = Vec<f64>;
+    /// Central differences: the likelihoods are smooth and cheap, and this keeps one code path
+    /// for models whose analytic gradient (Pareto/NBD's hypergeometric term) is unwieldy.
+    fn gradient(&self, p: &Self::Param) -> Result<Vec<f64>, argmin::core::Error> {
+        let h = 1e-6;
+        let mut x = p.clone();
+        let mut g = vec![0.0; p.len()];
+        for i in 0..p.len() {
+            x[i] = p[i] + h;
+            let up = self.value(&x);
+            x[i] = p[i] - h;
+            let down = self.value(&x);
+            x[i] = p[i];
+            g[i] = (up - down) / (2.0 * h);
+        }
+        Ok(g)
+    }
+}
+
+/// Maximises `ll` from `start` (positive parameters) over `n` customers.
+pub(crate) fn maximise<M>(
+    model: &'static str,
+    names: &'static [&'static str],
+    ll: &LnLikelihood<'_>,
+    start: &[f64],
+    n: usize,
+    build: impl Fn(&[f64]) -> M,
+) -> Result<Fitted<M>, LifecycleError> {
+    let no = |reason: String| LifecycleError::NoConvergence { model, reason };
+    let problem = Problem { ll, n: n as f64 };
+    let linesearch = MoreThuenteLineSearch::new();
+    let solver = LBFGS::new(linesearch, 7)
+        .with_tolerance_grad(1e-9)
+        .and_then(|s| s.with_tolerance_cost(1e-14))
+        .map_err(|e| no(e.to_string()))?;
+    let init: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let result = Executor::new(problem, solver)
+        .configure(|state| state.param(init).max_iters(1000))
+        .timer(false)
+        .run()
+        .map_err(|e| no(e.to_string()))?;
+    let state = result.state();
+    let best = state
+        .get_best_param()
+        .ok_or_else(|| no("no parameters".into()))?;
+    let params: Vec<f64> = best.iter().map(|v| v.exp()).collect();
+    let value = ll(&params);
+    if !value.is_finite() || params.iter().any(|p| !p.is_finite()) {
+        return Err(no(format!("non-finite optimum {params:?}")));
+    }
+    Ok(Fitted {
+        model: build(&params),
+        names,
+        std_errors: std_errors(ll, &params),
+        params,
+        ln_likelihood: value,
+        customers: n,
+        iterations: state.get_iter(),
+    })
+}
+
+/// Square roots of the diagonal of the inverse observed information (the Hessian of `-ll` at
+/// the optimum, by central differences in the natural parameters).
+fn std_errors(ll: &LnLikelihood<'_>, p: &[f64]) -> Vec<f64> {
+    let k = p.len();
+    let h: Vec<f64> = p.iter().map(|v| 1e-4 * v.abs().max(1e-3)).collect();
+    let f = |d: &[(usize, f64)]| {
+        let mut x = p.to_vec();
+        for (i, s) in d {
+            x[*i] += s;
+        }
+        -ll(&x)
+    };
+    let mut hess = vec![vec![0.0; k]; k];
+    for i in 0..k {
+        for j in i..k {
+            let v = if i == j {
+                (f(&[(i, h[i])]) - 2.0 * f(&[]) + f(&[(i, -h[i])])) / (h[i] * h[i])
+            } else {
+                (f(&[(i, h[i]), (j, h[j])])
+                    - f(&[(i, h[i]), (j, -h[j])])
+                    - f(&[(i, -h[i]), (j, h[j])])
+                    + f(&[(i, -h[i]), (j, -h[j])]))
+                    / (4.0 * h[i] * h[j])
+            };
+            hess[i][j] = v;
+            hess[j][i] = v;
+        }
+    }
+    match invert(hess) {
+        Some(inv) => (0..k)
+            .map(|i| {
+                if inv[i][i] > 0.0 {
+                    inv[i][i].sqrt()
+                } else {
+                    f64::NAN
+                }
+            })
+            .collect(),
+        None => vec![f64::NAN; k],
+    }
+}
+
+/// Gauss–Jordan inversion with partial pivoting, for the few-by-few matrices here.
+fn invert(mut m: Vec<Vec<f64>>) -> Option<Vec<Vec<f64>>> {
+    let n = m.len();
+    let mut inv: Vec<Vec<f64>> = (0..n)
+        .map(|i| (0..n).map(|j| if i == j { 1.0 } else { 0.0 }).collect())
+        .collect();
+    for col in 0..n {
+        let pivot = (col..n).max_by(|a, b| m[*a][col].abs().total_cmp(&m[*b][col].abs()))?;
+        if m[pivot][col].abs() < 1e-300 {
+            return None;
+        }
+        m.swap(col, pivot);
+        inv.swap(col, pivot);
+        let d = m[col][col];
+        for j in 0..n {
+            m[col][j] /= d;
+            inv[col][j] /= d;
+        }
+        for row in 0..n {
+            if row != col {
+                let f = m[row][col];
+                if f != 0.0 {
+                    for j in 0..n {
+                        m[row][j] -= f * m[col][j];
+                        inv[row][j] -= f * inv[col][j];
+                    }
+                }
+            }
+        }
+    }
+    Some(inv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_known_maximum_and_its_curvature() {
+        // ll = -(p0-2)^2/(2·0.5^2) - (p1-3)^2/(2·0.1^2): maximum at (2, 3), errors 0.5 and 0.1.
+        let ll = |p: &[f64]| -(p[0] - 2.0).powi(2) / 0.5 - (p[1] - 3.0).powi(2) / 0.02;
+        let fit =
+            maximise("test", &["a", "b"], &ll, &[1.0, 1.0], 1, |p| p.to_vec()).expect("converges");
+        assert!((fit.params[0] - 2.0).abs() < 1e-5, "{:?}", fit.params);
+        assert!((fit.params[1] - 3.0).abs() < 1e-5, "{:?}", fit.params);
+        assert!(
+            (fit.std_errors[0] - 0.5).abs() < 1e-3,
+            "{:?}",
+            fit.std_errors
+        );
+        assert!(
+            (fit.std_errors[1] - 0.1).abs() < 1e-3,
+            "{:?}",
+            fit.std_errors
+        );
+    }
+
+    #[test]
+    fn inverts_and_refuses_singular() {
+        let inv = invert(vec![vec![4.0, 7.0], vec![2.0, 6.0]]).expect("regular");
+        assert!((inv[0][0] - 0.6).abs() < 1e-12 && (inv[1][0] + 0.2).abs() < 1e-12);
+        assert!(invert(vec![vec![1.0, 2.0], vec![2.0, 4.0]]).is_none());
+    }
+}
