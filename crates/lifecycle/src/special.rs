@@ -93,13 +93,13 @@ mod tests {
     #[test]
     fn hyp2f1_matches_closed_forms() {
         // ₂F₁(1, 1; 2; z) = -ln(1-z)/z
-        for z in [0.01, 0.3, 0.7, 0.95, 0.999] {
+        for z in [0.01_f64, 0.3, 0.7, 0.95, 0.999] {
             let want = (-(-z).ln_1p() / z).ln();
             let got = ln_hyp2f1(1.0, 1.0, 2.0, z).expect("converges");
             assert!(close(got, want, 1e-12), "z={z}: {got} vs {want}");
         }
         // ₂F₁(a, b; b; z) = (1-z)^-a, a case where Euler's transformation is taken
-        for (a, b, z) in [(2.5, 3.0, 0.4), (7.0, 0.5, 0.9), (40.0, 1.5, 0.2)] {
+        for (a, b, z) in [(2.5_f64, 3.0, 0.4_f64), (7.0, 0.5, 0.9), (40.0, 1.5, 0.2)] {
             let want = -a * (-z).ln_1p();
             let got = ln_hyp2f1(a, b, b, z).expect("converges");
             assert!(close(got, want, 1e-10), "{a},{b},{z}: {got} vs {want}");
