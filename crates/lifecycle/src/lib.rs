@@ -8,21 +8,28 @@
 #![forbid(unsafe_code)]
 
 pub mod bgnbd;
+pub mod churn;
 pub mod clv;
+pub mod cohorts;
 pub mod error;
 pub mod gamma_gamma;
 mod optimise;
 pub mod pareto;
+pub mod rfm;
 mod sample;
 pub mod special;
+pub mod stages;
 pub mod summary;
 
 pub use bgnbd::BgNbd;
+pub use churn::{churn_risk, ChurnRisk, ChurnSettings};
 pub use clv::{clv, ClvSettings};
 pub use error::LifecycleError;
 pub use gamma_gamma::GammaGamma;
 pub use optimise::Fitted;
 pub use pareto::ParetoNbd;
+pub use rfm::{rfm_scores, Rfm, RfmBoundaries, RfmInput};
+pub use stages::{Facts, Placement, StageRule, StageRules};
 pub use summary::{CustomerSummary, Holdout, Purchase};
 
 /// What a purchase model predicts for one customer.

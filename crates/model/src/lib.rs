@@ -14,6 +14,7 @@ mod error;
 mod event;
 mod ids;
 mod parse;
+mod stage;
 
 pub use error::{ErrorCode, ParseError};
 pub use event::{Call, CallType, Context, Event};
@@ -21,3 +22,4 @@ pub use ids::{AnonymousId, Identity, IdentityKind, MessageId, ProfileId, UserId}
 pub use parse::{
     parse_batch, parse_event, parse_typed_event, Batch, Envelope, MAX_BATCH_BYTES, MAX_EVENT_BYTES,
 };
+pub use stage::{Stage, UnknownStage};
