@@ -47,6 +47,29 @@ pub enum Command {
     /// Data-subject rights: erasure and its receipts.
     #[command(subcommand)]
     Dsr(DsrCommand),
+    /// Lifecycle: stages, value models, cohorts.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+}
+
+#[derive(Subcommand)]
+pub enum LifecycleCommand {
+    /// Fit BG/NBD, Pareto/NBD and Gamma-Gamma on the purchases of customers with a basis for
+    /// the analytics purpose, and store them (audited).
+    Fit,
+    /// Place every customer afresh by the stage rules, as of now or `[lifecycle] as_of`.
+    Recompute,
+    /// The funnel, cohort retention and fitted models (analytics purpose).
+    Report {
+        /// Print the whole summary as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One customer's stage, history and scores (stage purpose).
+    Show {
+        /// `user:<id>`, `anon:<id>`, `profile:<id>` or a bare id.
+        who: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,6 +215,10 @@ pub struct ImportArgs {
     /// `ndjson` (one Segment event per line) or `cdnow`.
     #[arg(long, default_value = "ndjson")]
     pub format: String,
+    /// CDNOW only: record that each customer granted these purposes (comma-separated ids),
+    /// for history whose consent was collected elsewhere.
+    #[arg(long, value_delimiter = ',')]
+    pub consent: Vec<String>,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

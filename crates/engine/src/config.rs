@@ -36,6 +36,8 @@ pub struct Settings {
     pub dsr: crate::dsr::DsrSettings,
     /// `[notify]`: how customers are reached (one-time codes).
     pub notify: NotifySettings,
+    /// `[lifecycle]`: stage rules, model settings, the purposes they run under.
+    pub lifecycle: crate::lifecycle::LifecycleSettings,
 }
 
 /// `[notify]`.

@@ -15,6 +15,7 @@ use crate::group_commit::GroupCommit;
 use crate::ingest::{self, BatchState, IngestReport, IngestRequest};
 use crate::ingest_cache::IngestCache;
 use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
+use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Outbox};
 use crate::privacy::PolicySet;
@@ -38,6 +39,8 @@ pub struct Engine {
     /// Deadlines and verification of data-subject requests.
     pub(crate) dsr_settings: DsrSettings,
     pub(crate) policy: PolicySet,
+    /// Stage rules and fitted value models.
+    pub(crate) lifecycle: Lifecycle,
 }
 
 /// Who sent an ingest request and what its transport said about consent.
@@ -66,8 +69,40 @@ impl Engine {
             ingest_cache: Mutex::new(IngestCache::default()),
             notifier: Arc::new(Outbox::default()),
             dsr_settings: DsrSettings::default(),
+            lifecycle: Lifecycle::new(LifecycleSettings::default())
+                .unwrap_or_else(|e| unreachable!("the retail rules are valid: {e}")),
             policy,
         }
+        .with_stored_models()
+    }
+
+    /// This engine with other lifecycle settings (rules, purposes, horizons).
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] for rules that cannot hold or an unknown purpose.
+    pub fn with_lifecycle(mut self, settings: LifecycleSettings) -> Result<Self, EngineError> {
+        for purpose in [&settings.stage_purpose, &settings.analytics_purpose] {
+            if self.policy.registry.get(purpose).is_err() {
+                return Err(EngineError::Config(format!(
+                    "[lifecycle] names the unknown purpose `{purpose}`"
+                )));
+            }
+        }
+        self.policy.stage_purpose = settings.stage_purpose.clone();
+        self.lifecycle = Lifecycle::new(settings)?;
+        Ok(self.with_stored_models())
+    }
+
+    /// Loads the last fitted models, so scores survive a restart.
+    fn with_stored_models(self) -> Self {
+        match self.store.models() {
+            Ok(rows) => {
+                let scorer = crate::lifecycle::scorer_from(&rows, &self.lifecycle);
+                self.lifecycle.set_scorer(scorer.map(Arc::new));
+            }
+            Err(e) => tracing::warn!(error = %e, "stored lifecycle models not read"),
+        }
+        self
     }
 
     /// Opens the configured store (PostgreSQL if a URL is set, else SQLite in the data
@@ -96,7 +131,8 @@ impl Engine {
             &settings.consent,
         )?;
         let engine = Engine::with_policy(store, Arc::new(SystemClock), policy)
-            .with_dsr_settings(settings.dsr.clone());
+            .with_dsr_settings(settings.dsr.clone())
+            .with_lifecycle(settings.lifecycle.clone())?;
         Ok(match &settings.notify.smtp {
             Some(server) => engine.with_notifier(Arc::new(crate::notify::SmtpNotifier {
                 server: server.clone(),
@@ -215,7 +251,7 @@ impl Engine {
         let together = self.store.write(|tx| {
             let token = tx.change_token()?;
             cache.validate(token);
-            let mut state = BatchState::new(&cache);
+            let mut state = BatchState::new(&cache, &self.lifecycle);
             let reports = group
                 .iter()
                 .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
@@ -240,7 +276,7 @@ impl Engine {
                     .map(|req| {
                         self.store
                             .write(|tx| {
-                                let mut state = BatchState::new(&empty);
+                                let mut state = BatchState::new(&empty, &self.lifecycle);
                                 ingest::ingest(tx, &mut state, req, &self.policy, now)
                             })
                             .map_err(EngineError::from)

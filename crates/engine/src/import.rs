@@ -71,6 +71,38 @@ pub fn import(
     format: ImportFormat,
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportSummary, EngineError> {
+    import_with_consent(engine, reader, format, &[], progress)
+}
+
+/// [`import`], recording for each CDNOW customer, with their first purchase, that they granted
+/// `consent` (purpose ids): for a business importing history whose customers' choices were
+/// collected elsewhere. The grant goes through the ordinary consent path (a Segment consent
+/// object on the event), so it is validated, stored in the ledger and audited like any other.
+///
+/// # Errors
+/// As [`import`]; an unknown purpose refuses the import before anything is stored, and NDJSON
+/// refuses `consent` (its events carry their own).
+pub fn import_with_consent(
+    engine: &Engine,
+    reader: impl Read,
+    format: ImportFormat,
+    consent: &[String],
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportSummary, EngineError> {
+    if !consent.is_empty() && format == ImportFormat::Ndjson {
+        return Err(EngineError::Invalid {
+            field: "consent".into(),
+            message: "NDJSON events carry their own consent; --consent applies to CDNOW".into(),
+        });
+    }
+    for purpose in consent {
+        if engine.policy.registry.get(purpose).is_err() {
+            return Err(EngineError::Invalid {
+                field: "consent".into(),
+                message: format!("`{purpose}` is not a declared purpose"),
+            });
+        }
+    }
     let mut reader = std::io::BufReader::with_capacity(
         1 << 16,
         CountingReader {
@@ -99,6 +131,7 @@ pub fn import(
         let read = read_batches(
             &mut reader,
             format,
+            consent,
             &env,
             &mut summary,
             &mut |batch, bytes| {
@@ -125,6 +158,7 @@ pub fn import(
 fn read_batches<R: Read>(
     reader: &mut std::io::BufReader<CountingReader<R>>,
     format: ImportFormat,
+    consent: &[String],
     env: &Envelope,
     summary: &mut ImportSummary,
     hand: &mut dyn FnMut(Vec<Event>, u64) -> bool,
@@ -132,6 +166,7 @@ fn read_batches<R: Read>(
     let mut batch: Vec<Event> = Vec::with_capacity(IMPORT_BATCH);
     let mut line = String::new();
     let mut line_no = 0u64;
+    let mut consented: std::collections::HashSet<String> = std::collections::HashSet::new();
     loop {
         line.clear();
         let n = reader
@@ -159,7 +194,7 @@ fn read_batches<R: Read>(
                     .map(|b| b.events.into_iter().next())
                     .map_err(|e| e.to_string())
             }
-            ImportFormat::Cdnow => cdnow_event(text, line_no, env),
+            ImportFormat::Cdnow => cdnow_event(text, line_no, env, consent, &mut consented),
         };
         match parsed {
             Ok(Some(event)) => batch.push(event),
@@ -188,7 +223,13 @@ fn read_batches<R: Read>(
 
 /// One CDNOW row as an `Order Completed` track. The message id is derived from the row, so
 /// importing the same file twice stores it once.
-fn cdnow_event(line: &str, line_no: u64, env: &Envelope) -> Result<Option<Event>, String> {
+fn cdnow_event(
+    line: &str,
+    line_no: u64,
+    env: &Envelope,
+    consent: &[String],
+    consented: &mut std::collections::HashSet<String>,
+) -> Result<Option<Event>, String> {
     let cols: Vec<&str> = line.split_whitespace().collect();
     let (customer, date, cds, dollars) = match cols.as_slice() {
         [c, d, n, v] => (*c, *d, *n, *v),
@@ -213,7 +254,7 @@ fn cdnow_event(line: &str, line_no: u64, env: &Envelope) -> Result<Option<Event>
         .ok()
         .filter(|d: &f64| d.is_finite())
         .ok_or_else(|| cdnow_error(line_no, "dollar_value must be a number"))?;
-    let body = serde_json::json!({
+    let mut body = serde_json::json!({
         "type": "track",
         "messageId": format!("cdnow-{customer}-{}-{line_no}", date.format("%Y%m%d")),
         "userId": customer,
@@ -222,6 +263,13 @@ fn cdnow_event(line: &str, line_no: u64, env: &Envelope) -> Result<Option<Event>
         "properties": {"revenue": dollars, "quantity": cds, "currency": "USD"},
         "context": {"library": {"name": "consentric-import", "version": env!("CARGO_PKG_VERSION")}},
     });
+    if !consent.is_empty() && consented.insert(customer.to_owned()) {
+        let granted: serde_json::Map<String, serde_json::Value> = consent
+            .iter()
+            .map(|p| (p.clone(), serde_json::Value::Bool(true)))
+            .collect();
+        body["context"]["consent"] = serde_json::json!({ "categoryPreferences": granted });
+    }
     let bytes = serde_json::to_vec(&body).map_err(|e| cdnow_error(line_no, &e.to_string()))?;
     consentric_model::parse_event(&bytes, CallType::Track, env)
         .map(|b| b.events.into_iter().next())

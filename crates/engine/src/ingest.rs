@@ -18,6 +18,7 @@ use consentric_policy::{ConsentState, DataCategory, Minimised};
 use crate::audit;
 use crate::consent::to_records;
 use crate::ingest_cache::{IngestCache, Learnt};
+use crate::lifecycle::{self, Lifecycle, Scorer};
 use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
@@ -45,6 +46,15 @@ pub struct IngestReport {
 /// in this one.
 pub(crate) struct BatchState<'c> {
     cache: &'c IngestCache,
+    /// Stage rules and the models they may consult, fixed for the transaction.
+    life: &'c Lifecycle,
+    scorer: Option<std::sync::Arc<Scorer>>,
+    /// Order amounts per profile and day, not yet written.
+    purchases: HashMap<(ProfileId, i64), f64>,
+    /// Counts of rule-named events per profile, not yet written.
+    counted: HashMap<(ProfileId, String), u64>,
+    /// Profiles written to since the last placement: their stage may have changed.
+    to_place: HashSet<ProfileId>,
     identities: HashMap<Identity, ProfileId>,
     pending: HashMap<ProfileId, ProfileCounters>,
     consent: HashMap<ProfileId, Vec<ConsentRow>>,
@@ -56,9 +66,14 @@ pub(crate) struct BatchState<'c> {
 
 impl<'c> BatchState<'c> {
     /// Fresh state over `cache` (empty if the cache may not be used).
-    pub(crate) fn new(cache: &'c IngestCache) -> Self {
+    pub(crate) fn new(cache: &'c IngestCache, life: &'c Lifecycle) -> Self {
         BatchState {
             cache,
+            life,
+            scorer: life.scorer(),
+            purchases: HashMap::new(),
+            counted: HashMap::new(),
+            to_place: HashSet::new(),
             identities: HashMap::new(),
             pending: HashMap::new(),
             consent: HashMap::new(),
@@ -98,9 +113,46 @@ impl<'c> BatchState<'c> {
         }
     }
 
+    /// Writes the counters, purchases and counts gathered so far.
     fn flush(&mut self, tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
         for (profile, d) in self.pending.drain() {
             tx.bump_profile(&profile, &d)?;
+            self.to_place.insert(profile);
+        }
+        for ((profile, day), amount) in self.purchases.drain() {
+            tx.add_purchase(&profile, day, amount)?;
+        }
+        for ((profile, event), n) in self.counted.drain() {
+            tx.count_event(&profile, &event, n)?;
+        }
+        Ok(())
+    }
+
+    /// Flushes, then re-places each customer written to who has a basis for the stage purpose
+    /// now (`now`, ms). A restricted customer keeps their stage unchanged.
+    fn flush_and_place(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        policy: &PolicySet,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.flush(tx)?;
+        let touched: Vec<ProfileId> = self.to_place.drain().collect();
+        if !self.life.settings.on_ingest {
+            return Ok(());
+        }
+        let Ok(purpose) = policy.registry.get(&self.life.settings.stage_purpose) else {
+            return Ok(());
+        };
+        let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+        let scorer = self.scorer.clone();
+        for profile in touched {
+            if self.ledger_is_empty(tx, &profile)? && !policy.baseline_has(&purpose.id) {
+                continue; // the common case, decided without folding
+            }
+            if self.folded(tx, &profile)?.has_basis(purpose, at) {
+                lifecycle::place(tx, self.life, scorer.as_deref(), &profile, None)?;
+            }
         }
         Ok(())
     }
@@ -323,9 +375,21 @@ pub(crate) fn ingest(
                 revenue: if order { revenue(event) } else { 0.0 },
             },
         );
+        if order {
+            let day = at.div_euclid(lifecycle::DAY_MS);
+            *state.purchases.entry((profile.clone(), day)).or_default() += revenue(event);
+        }
+        if let Some(name) = event.event_name() {
+            if state.life.counted.contains(name) {
+                *state
+                    .counted
+                    .entry((profile.clone(), name.to_owned()))
+                    .or_default() += 1;
+            }
+        }
         report.accepted += 1;
     }
-    state.flush(tx)?;
+    state.flush_and_place(tx, policy, now)?;
     Ok(report)
 }
 

@@ -22,6 +22,7 @@ pub mod import;
 mod ingest;
 mod ingest_cache;
 mod keys;
+mod lifecycle;
 mod metrics;
 mod notify;
 mod privacy;
@@ -42,6 +43,10 @@ pub use erasure::{ErasedCounts, ErasureReceipt, ReceiptBody};
 pub use error::EngineError;
 pub use ingest::IngestReport;
 pub use keys::{KeyInfo, NewKey, Principal, Scope};
+pub use lifecycle::{
+    CustomerLifecycle, FitReport, LifecycleSettings, LifecycleSummary, ModelFit, RecomputeReport,
+    Scores, TransitionView,
+};
 pub use metrics::Metrics;
 pub use notify::{Message, Notifier, Outbox, SmtpNotifier};
 pub use privacy::{ConsentSettings, PolicySet};

@@ -39,6 +39,9 @@ pub struct PolicySet {
     /// The purposes with a basis for a customer whose consent ledger is empty (contract, legal
     /// obligation, legitimate interest): the same at every moment.
     baseline_purposes: Vec<PurposeId>,
+    /// The purpose lifecycle stages are kept under: when it loses its basis for a customer,
+    /// their stage and its history go (see `withdrawal`).
+    pub(crate) stage_purpose: String,
 }
 
 /// An event made ready for the single writer on the caller's thread, so the writer mostly only
@@ -210,7 +213,13 @@ impl PolicySet {
             tcf,
             unmapped_seen: Mutex::new(HashSet::new()),
             baseline_purposes,
+            stage_purpose: crate::lifecycle::LifecycleSettings::default().stage_purpose,
         })
+    }
+
+    /// Whether `purpose` has a basis for a customer whose consent ledger is empty.
+    pub(crate) fn baseline_has(&self, purpose: &PurposeId) -> bool {
+        self.baseline_purposes.contains(purpose)
     }
 
     /// Whether any of `purposes` may use `category`.

@@ -76,7 +76,16 @@ pub(crate) fn enforce(
             }
         }
     }
-    if !traits_deleted.is_empty() || events_rewritten > 0 {
+    // Derived data goes with its basis: the lifecycle stage and its history.
+    let stage_kept = with_basis
+        .iter()
+        .any(|p| p.as_str() == policy.stage_purpose.as_str());
+    let stage_rows = if stage_kept {
+        0
+    } else {
+        tx.drop_stage(profile)?
+    };
+    if !traits_deleted.is_empty() || events_rewritten > 0 || stage_rows > 0 {
         audit::append(
             tx,
             at.timestamp_millis(),
@@ -84,7 +93,8 @@ pub(crate) fn enforce(
             "data.deleted",
             Some(profile.as_str()),
             &json!({"reason": "basis withdrawn", "traits": traits_deleted,
-                    "events_rewritten": events_rewritten, "fields": fields_deleted}),
+                    "events_rewritten": events_rewritten, "fields": fields_deleted,
+                    "lifecycle_rows": stage_rows}),
         )?;
     }
     Ok(())

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LifecycleError;
 use crate::optimise::{maximise, Fitted};
-use crate::special::ln_gamma;
+use crate::special::{digamma, ln_gamma};
 use crate::summary::CustomerSummary;
 
 /// Gamma-Gamma parameters.
@@ -61,10 +61,12 @@ impl GammaGamma {
             });
         }
         let ll = |p: &[f64]| ln_likelihood(&buyers, p);
+        let grad = |p: &[f64]| gradient(&buyers, p);
         maximise(
             "Gamma-Gamma",
             GAMMA_GAMMA_PARAMS,
             &ll,
+            Some(&grad),
             &[1.0, 1.0, 1.0],
             buyers.len(),
             GammaGamma::from_params,
@@ -81,6 +83,22 @@ impl GammaGamma {
     }
 }
 
+/// ∂/∂(p, q, γ) of [`ln_likelihood`].
+fn gradient(buyers: &[(f64, f64)], params: &[f64]) -> Vec<f64> {
+    let (p, q, v) = (params[0], params[1], params[2]);
+    let fixed_q = -digamma(q) + v.ln();
+    let mut g = [0.0; 3];
+    for &(x, m) in buyers {
+        let px = p * x;
+        let psi_pxq = digamma(px + q);
+        let ln_vmx = (v + m * x).ln();
+        g[0] += x * (psi_pxq - digamma(px) + m.ln() + x.ln() - ln_vmx);
+        g[1] += fixed_q + psi_pxq - ln_vmx;
+        g[2] += q / v - (px + q) / (v + m * x);
+    }
+    g.to_vec()
+}
+
 fn ln_likelihood(buyers: &[(f64, f64)], params: &[f64]) -> f64 {
     let (p, q, v) = (params[0], params[1], params[2]);
     let fixed = -ln_gamma(q) + q * v.ln();
@@ -92,4 +110,27 @@ fn ln_likelihood(buyers: &[(f64, f64)], params: &[f64]) -> f64 {
                 - (px + q) * (v + m * x).ln()
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gradient_is_the_likelihood_s_slope() {
+        let buyers: Vec<(f64, f64)> = (1..40)
+            .map(|i| (f64::from(i % 6 + 1), 8.0 + f64::from(i) * 1.7))
+            .collect();
+        let p = [4.0, 3.5, 14.0];
+        let g = gradient(&buyers, &p);
+        for i in 0..3 {
+            let h = 1e-6 * p[i];
+            let (mut up, mut down) = (p, p);
+            up[i] += h;
+            down[i] -= h;
+            let numeric = (ln_likelihood(&buyers, &up) - ln_likelihood(&buyers, &down)) / (2.0 * h);
+            let tol = 1e-5 * numeric.abs().max(1.0);
+            assert!((g[i] - numeric).abs() < tol, "{i}: {} vs {numeric}", g[i]);
+        }
+    }
 }

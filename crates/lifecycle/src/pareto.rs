@@ -63,6 +63,7 @@ impl ParetoNbd {
             "Pareto/NBD",
             PARETO_PARAMS,
             &ll,
+            None,
             &[1.0, 1.0, 1.0, 1.0],
             customers.len(),
             ParetoNbd::from_params,

@@ -1,7 +1,7 @@
 //! RFM: each customer's recency, frequency and monetary value as quintile scores 1–5 among
 //! the customers scored together (5 is best: most recent, most frequent, highest spend).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What RFM looks at for one customer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,7 +64,7 @@ fn quintiles(values: impl Iterator<Item = f64>) -> Vec<u8> {
 
 /// One customer's scores against fixed quintile boundaries, for scoring a single customer
 /// without the whole population at hand.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RfmBoundaries {
     /// Four ascending cut points per dimension (recency negated).
     cuts: [[f64; 4]; 3],

@@ -224,6 +224,15 @@ impl StageRules {
             .flat_map(|r| r.events.keys().map(String::as_str))
     }
 
+    /// Whether any rule looks at when orders were placed, so purchase days must be read.
+    pub fn uses_order_days(&self) -> bool {
+        self.rules.iter().any(|r| {
+            r.min_days_since_last_order.is_some()
+                || r.max_days_since_last_order.is_some()
+                || r.max_days_since_first_order.is_some()
+        })
+    }
+
     /// Whether any rule looks at P(alive) or CLV, so scoring is worth its cost.
     pub fn needs_scores(&self) -> bool {
         self.rules

@@ -38,6 +38,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(routes::profiles::routes())
         .merge(routes::consent::routes())
         .merge(routes::dsr::routes())
+        .merge(routes::lifecycle::routes())
         .merge(routes::ops::routes())
         // Transport limit: a whole batch. Single events get their own 32 KB check.
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))

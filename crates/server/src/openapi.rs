@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{consent, dsr, ingest, ops, profiles};
+use crate::routes::{consent, dsr, ingest, lifecycle, ops, profiles};
 
 /// Consentric's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -14,6 +14,7 @@ use crate::routes::{consent, dsr, ingest, ops, profiles};
         profiles::profile, profiles::events, profiles::identities, profiles::view, profiles::erase, profiles::export, profiles::rectify,
         consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
         dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
+        lifecycle::customer, lifecycle::summary, lifecycle::fit, lifecycle::recompute,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),
@@ -22,6 +23,7 @@ use crate::routes::{consent, dsr, ingest, ops, profiles};
         (name = "profiles", description = "Profiles, events and identity graphs (admin keys)"),
         (name = "consent", description = "Purposes and customers' consent"),
         (name = "dsr", description = "Data-subject requests: access, erasure, restriction, with deadlines"),
+        (name = "lifecycle", description = "Stages, value models, cohorts (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -24,6 +24,8 @@ pub struct ErasedRows {
     pub consent_records: u64,
     /// Data keys destroyed.
     pub keys: u64,
+    /// Derived lifecycle rows: purchases by day, counted events, stage and transitions.
+    pub lifecycle: u64,
 }
 
 /// A stored erasure receipt.
@@ -161,6 +163,14 @@ impl WriteTx<'_> {
         erased.traits = self.conn.exec(sql::ERASE_TRAITS, &[p])?;
         erased.identities = self.conn.exec(sql::ERASE_IDENTITIES, &[p])?;
         erased.consent_records = self.conn.exec(sql::ERASE_CONSENT, &[p])?;
+        for derived in [
+            crate::lifecycle_tx::DELETE_PURCHASES,
+            crate::lifecycle_tx::DELETE_COUNTS,
+            crate::lifecycle_tx::DELETE_STAGE,
+            crate::lifecycle_tx::DELETE_TRANSITIONS,
+        ] {
+            erased.lifecycle += self.conn.exec(derived, &[p])?;
+        }
         self.conn.exec(sql::ERASE_MERGES, &[p])?;
         self.conn.exec(sql::DELETE_PROFILE, &[p])?;
         Ok(erased)

@@ -14,6 +14,7 @@ mod backend;
 mod dsr_tx;
 mod error;
 mod keys_tx;
+mod lifecycle_tx;
 mod migrations;
 mod postgres_backend;
 mod records;
@@ -28,6 +29,7 @@ pub use backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
 pub use dsr_tx::{DsrRow, NewDsr};
 pub use error::StoreError;
 pub use keys_tx::{ErasedRows, ReceiptRow};
+pub use lifecycle_tx::{ModelRow, PurchaseDay, StageFacts, StageRow, TransitionRow};
 pub use postgres_backend::PostgresBackend;
 pub use records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,

@@ -306,6 +306,78 @@ CREATE TABLE dsr_requests (
 CREATE INDEX dsr_requests_due ON dsr_requests(status, due_at);
 "#,
     },
+    Migration {
+        version: 7,
+        name: "lifecycle: purchases by day, counted events, stages, transitions, models",
+        sqlite: r#"
+CREATE TABLE lifecycle_purchases (
+    profile_id TEXT NOT NULL,
+    day        INTEGER NOT NULL,
+    amount     REAL NOT NULL,
+    PRIMARY KEY (profile_id, day)
+) WITHOUT ROWID;
+CREATE TABLE lifecycle_counts (
+    profile_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    n          INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, event)
+) WITHOUT ROWID;
+CREATE TABLE lifecycle_stages (
+    profile_id TEXT PRIMARY KEY,
+    stage      TEXT NOT NULL,
+    since      INTEGER NOT NULL,
+    rule       TEXT NOT NULL
+);
+CREATE TABLE lifecycle_transitions (
+    seq        INTEGER PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    from_stage TEXT,
+    to_stage   TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    rule       TEXT NOT NULL
+);
+CREATE INDEX lifecycle_transitions_profile ON lifecycle_transitions(profile_id, seq);
+CREATE TABLE lifecycle_models (
+    name      TEXT PRIMARY KEY,
+    params    TEXT NOT NULL,
+    fitted_at INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE lifecycle_purchases (
+    profile_id TEXT NOT NULL,
+    day        BIGINT NOT NULL,
+    amount     DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (profile_id, day)
+);
+CREATE TABLE lifecycle_counts (
+    profile_id TEXT NOT NULL,
+    event      TEXT NOT NULL,
+    n          BIGINT NOT NULL,
+    PRIMARY KEY (profile_id, event)
+);
+CREATE TABLE lifecycle_stages (
+    profile_id TEXT PRIMARY KEY,
+    stage      TEXT NOT NULL,
+    since      BIGINT NOT NULL,
+    rule       TEXT NOT NULL
+);
+CREATE TABLE lifecycle_transitions (
+    seq        BIGSERIAL PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    from_stage TEXT,
+    to_stage   TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    rule       TEXT NOT NULL
+);
+CREATE INDEX lifecycle_transitions_profile ON lifecycle_transitions(profile_id, seq);
+CREATE TABLE lifecycle_models (
+    name      TEXT PRIMARY KEY,
+    params    TEXT NOT NULL,
+    fitted_at BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

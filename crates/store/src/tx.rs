@@ -239,6 +239,15 @@ impl WriteTx<'_> {
         self.conn.exec(sql::MOVE_CONSENT, &[f, i])?;
         self.conn.exec(sql::MOVE_TRAITS, &[f, i])?;
         self.conn.exec(sql::DELETE_TRAITS, &[f])?;
+        self.conn
+            .exec(crate::lifecycle_tx::MOVE_PURCHASES, &[f, i])?;
+        self.conn
+            .exec(crate::lifecycle_tx::DELETE_PURCHASES, &[f])?;
+        self.conn.exec(crate::lifecycle_tx::MOVE_COUNTS, &[f, i])?;
+        self.conn.exec(crate::lifecycle_tx::DELETE_COUNTS, &[f])?;
+        self.conn
+            .exec(crate::lifecycle_tx::MOVE_TRANSITIONS, &[f, i])?;
+        self.conn.exec(crate::lifecycle_tx::DELETE_STAGE, &[f])?;
         self.bump_profile(into, &counters)?;
         self.conn.exec(sql::DELETE_PROFILE, &[f])?;
         self.conn.exec(sql::REPOINT_MERGES, &[f, i])?;
@@ -428,7 +437,7 @@ impl WriteTx<'_> {
     }
 }
 
-fn take(row: Vec<Cell>, width: usize) -> Result<std::vec::IntoIter<Cell>, StoreError> {
+pub(crate) fn take(row: Vec<Cell>, width: usize) -> Result<std::vec::IntoIter<Cell>, StoreError> {
     if row.len() != width {
         return Err(StoreError::Corrupt(format!(
             "expected {width} columns, got {}",
@@ -438,12 +447,12 @@ fn take(row: Vec<Cell>, width: usize) -> Result<std::vec::IntoIter<Cell>, StoreE
     Ok(row.into_iter())
 }
 
-fn next(it: &mut std::vec::IntoIter<Cell>) -> Result<Cell, StoreError> {
+pub(crate) fn next(it: &mut std::vec::IntoIter<Cell>) -> Result<Cell, StoreError> {
     it.next()
         .ok_or_else(|| StoreError::Corrupt("row too short".into()))
 }
 
-fn profile_id(text: String) -> Result<ProfileId, StoreError> {
+pub(crate) fn profile_id(text: String) -> Result<ProfileId, StoreError> {
     ProfileId::parse(&text).ok_or_else(|| StoreError::Corrupt(format!("bad profile id {text:?}")))
 }
 

@@ -10,19 +10,60 @@ use crate::cli::DemoArgs;
 /// under MIT), compiled in so the demo needs no files.
 const CDNOW_MASTER: &[u8] = include_bytes!("../../../../data/cdnow/CDNOW_master.txt");
 
+/// The purposes the demo treats CDNOW's customers as having granted, so that lifecycle
+/// analytics (analytics) and per-customer scores (personalization) have a basis.
+const DEMO_CONSENT: [&str; 2] = ["analytics", "personalization"];
+
+/// The last day of CDNOW's data: the demo's lifecycle is computed as of then, not today.
+pub(crate) fn cdnow_end() -> Option<chrono::NaiveDate> {
+    chrono::NaiveDate::from_ymd_opt(1998, 6, 30)
+}
+
 pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
-    println!("Importing the CDNOW master data set (69,659 purchases by 23,570 customers)…");
+    println!("Importing the CDNOW master data set (69,659 purchases by 23,570 customers),");
+    println!("each customer granting {DEMO_CONSENT:?} with their first purchase…");
     let started = Instant::now();
+    let consent: Vec<String> = DEMO_CONSENT.iter().map(|p| (*p).to_owned()).collect();
     let summary = super::import::with_progress(
         &engine,
         CDNOW_MASTER,
         ImportFormat::Cdnow,
+        &consent,
         Some(CDNOW_MASTER.len() as u64),
         false,
     )?;
     super::import::print_summary(&summary, started.elapsed());
     let (events, profiles) = engine.totals()?;
     println!("The store now holds {events} events in {profiles} profiles.");
+    let started = Instant::now();
+    let fit = engine.lifecycle_fit("demo")?;
+    let recomputed = engine.lifecycle_recompute("demo")?;
+    println!(
+        "Lifecycle: value models fitted on {} customers (calibration ending {}), {} customers placed in stages, in {:.2} s:",
+        fit.customers,
+        fit.calibration_end,
+        recomputed.placed,
+        started.elapsed().as_secs_f64()
+    );
+    for m in &fit.models {
+        let params: Vec<String> = m
+            .params
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.3}"))
+            .collect();
+        println!("  {:<12} {}", m.model, params.join(", "));
+    }
+    let summary = engine.lifecycle_summary("demo")?;
+    let funnel: Vec<String> = summary
+        .funnel
+        .iter()
+        .map(|(s, n)| format!("{s} {n}"))
+        .collect();
+    println!(
+        "  stages as of {}: {}",
+        cdnow_end().map(|d| d.to_string()).unwrap_or_default(),
+        funnel.join(", ")
+    );
 
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
     let write = engine.create_key(Scope::Write, Some("demo write"))?;
@@ -51,9 +92,13 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/profiles/00001 | jq");
     println!("  # their purchases, newest first");
     println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00001/events?limit=5' | jq");
-    println!("  # the purposes a consent banner offers, and what personalisation may see (403: no consent yet)");
+    println!("  # the purposes a consent banner offers, and what personalisation may see (granted at import)");
     println!("  curl -s http://{addr}/v1/purposes | jq '.purposes[].id'");
     println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00001/view?purpose=personalization' | jq");
+    println!("  # where customer 00001 stands: stage, history, RFM, P(alive), CLV, churn risk");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/customers/00001/lifecycle | jq");
+    println!("  # the funnel, cohort retention and model parameters");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/lifecycle/summary | jq '.funnel, .models'");
     println!("  # send an event the way analytics-node does (write key as Basic user name)");
     println!(
         "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"

@@ -3,7 +3,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use anyhow::Context;
-use consentric_engine::import::{import, ImportFormat, ImportSummary};
+use consentric_engine::import::{import_with_consent, ImportFormat, ImportSummary};
 use consentric_engine::Engine;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -20,7 +20,7 @@ pub fn run(engine: &Engine, args: &ImportArgs) -> anyhow::Result<()> {
         (Box::new(file), size)
     };
     let started = Instant::now();
-    let summary = with_progress(engine, reader, format, size, args.quiet)?;
+    let summary = with_progress(engine, reader, format, &args.consent, size, args.quiet)?;
     print_summary(&summary, started.elapsed());
     Ok(())
 }
@@ -30,6 +30,7 @@ pub fn with_progress(
     engine: &Engine,
     reader: impl Read,
     format: ImportFormat,
+    consent: &[String],
     size: Option<u64>,
     quiet: bool,
 ) -> anyhow::Result<ImportSummary> {
@@ -47,8 +48,10 @@ pub fn with_progress(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let summary = import(engine, reader, format, &mut |bytes| bar.set_position(bytes))
-        .context("Import failed; the batches before the failure are stored")?;
+    let summary = import_with_consent(engine, reader, format, consent, &mut |bytes| {
+        bar.set_position(bytes)
+    })
+    .context("Import failed; the batches before the failure are stored")?;
     bar.finish_and_clear();
     Ok(summary)
 }

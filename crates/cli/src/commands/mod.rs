@@ -5,6 +5,7 @@ mod demo;
 mod dsr;
 mod import;
 mod keys;
+mod lifecycle;
 mod profile;
 mod serve;
 
@@ -18,7 +19,13 @@ use crate::cli::{AuditCommand, BenchCommand, Command, KeysCommand, RetentionComm
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => serve::run(open(&settings)?, &settings),
-        Command::Demo(args) => demo::run(open(&settings)?, &settings, &args),
+        Command::Demo(args) => {
+            let mut settings = settings;
+            if settings.lifecycle.as_of.is_none() {
+                settings.lifecycle.as_of = demo::cdnow_end();
+            }
+            demo::run(open(&settings)?, &settings, &args)
+        }
         Command::Import(args) => import::run(&*open(&settings)?, &args),
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(KeysCommand::Rotate) => keys::rotate(&settings),
@@ -29,6 +36,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             audit_verify(&*open(&settings)?, &args.anchors)
         }
         Command::Dsr(cmd) => dsr::run(&settings, cmd),
+        Command::Lifecycle(cmd) => lifecycle::run(&*open(&settings)?, cmd),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -3,5 +3,6 @@
 pub(crate) mod consent;
 pub(crate) mod dsr;
 pub(crate) mod ingest;
+pub(crate) mod lifecycle;
 pub(crate) mod ops;
 pub(crate) mod profiles;

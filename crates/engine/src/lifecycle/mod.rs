@@ -1,0 +1,169 @@
+//! Lifecycle services: stages kept up to date on ingest and recomputed in full, BTYD models
+//! fitted on the customers the gate lets in, and per-customer scores under the stage purpose.
+//!
+//! Which customers enter what is decided by the gate: model fitting, cohorts and the funnel use
+//! only customers with a basis for the analytics purpose (the rest are counted as left out);
+//! stages and per-customer scores exist only for customers with a basis for the stage purpose
+//! (`personalization` by default), and are deleted when it goes.
+
+mod fit;
+mod recompute;
+mod scoring;
+mod settings;
+mod view;
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, NaiveTime, Utc};
+use consentric_lifecycle::{Facts, StageRules};
+use consentric_model::ProfileId;
+use consentric_store::{StoreError, WriteTx};
+
+pub(crate) use fit::scorer_from;
+pub use fit::{FitReport, ModelFit};
+pub use recompute::RecomputeReport;
+pub(crate) use scoring::Scorer;
+pub use settings::LifecycleSettings;
+pub use view::{CustomerLifecycle, LifecycleSummary, Scores, TransitionView};
+
+use crate::error::EngineError;
+
+/// Milliseconds in a day.
+pub(crate) const DAY_MS: i64 = 86_400_000;
+
+/// The engine's lifecycle state: checked rules, what ingest must count, the fitted models.
+pub(crate) struct Lifecycle {
+    pub settings: LifecycleSettings,
+    pub rules: StageRules,
+    /// Event names the rules count.
+    pub counted: HashSet<String>,
+    /// The latest fit, once there is one.
+    pub scorer: RwLock<Option<Arc<Scorer>>>,
+}
+
+impl Lifecycle {
+    /// Checks the settings' rules (or takes the retail defaults).
+    pub fn new(settings: LifecycleSettings) -> Result<Lifecycle, EngineError> {
+        let rules = match &settings.rules {
+            Some(r) => StageRules::new(r.clone())
+                .map_err(|e| EngineError::Config(format!("[lifecycle] {e}")))?,
+            None => StageRules::retail(),
+        };
+        let counted = rules.counted_events().map(str::to_owned).collect();
+        Ok(Lifecycle {
+            settings,
+            rules,
+            counted,
+            scorer: RwLock::new(None),
+        })
+    }
+
+    pub fn scorer(&self) -> Option<Arc<Scorer>> {
+        self.scorer
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn set_scorer(&self, scorer: Option<Arc<Scorer>>) {
+        *self.scorer.write().unwrap_or_else(|p| p.into_inner()) = scorer;
+    }
+
+    /// The moment lifecycle computations are made for: `as_of` (end of that day) if set, else
+    /// `now`.
+    pub fn as_of(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        match self.settings.as_of {
+            Some(day) => day
+                .and_time(NaiveTime::MIN)
+                .and_utc()
+                .checked_add_signed(chrono::Duration::milliseconds(DAY_MS - 1))
+                .unwrap_or(now),
+            None => now,
+        }
+    }
+}
+
+/// Places `profile` by the rules as of `now` (its latest event when `None`) in the open
+/// transaction, recording a transition when the stage changes. Returns the new stage's rule if
+/// it changed. The caller has checked the stage purpose's basis.
+pub(crate) fn place(
+    tx: &mut WriteTx<'_>,
+    life: &Lifecycle,
+    scorer: Option<&Scorer>,
+    profile: &ProfileId,
+    now: Option<i64>,
+) -> Result<bool, StoreError> {
+    let Some(f) = tx.stage_facts(profile)? else {
+        return Ok(false);
+    };
+    let now = now.unwrap_or(f.last_seen);
+    let events = if life.counted.is_empty() || !f.has_counts {
+        Default::default()
+    } else {
+        tx.event_counts(profile)?
+    };
+    // Purchase days are read only when something will look at them.
+    let scorer = scorer.filter(|_| life.rules.needs_scores());
+    let days = if scorer.is_some() || life.rules.uses_order_days() {
+        tx.purchase_days(profile)?
+    } else {
+        Vec::new()
+    };
+    let (p_alive, clv) = match (scorer, scoring::summary_of_days(&days, now)) {
+        (Some(s), Some(summary)) => {
+            let sc = s.score(&summary);
+            (Some(sc.p_alive), sc.clv)
+        }
+        _ => (None, None),
+    };
+    let facts = Facts {
+        now,
+        first_seen: f.first_seen,
+        last_seen: f.last_seen,
+        orders: f.orders,
+        revenue: f.revenue,
+        first_order: days.first().map(|d| d.day * DAY_MS),
+        last_order: days.last().map(|d| d.day * DAY_MS),
+        events,
+        p_alive,
+        clv,
+        current: f.stage.as_ref().map(|s| (s.stage, s.since)),
+    };
+    let placed = life.rules.place(&facts);
+    let current = f.stage.as_ref().map(|s| s.stage);
+    if current == Some(placed.stage) {
+        return Ok(false);
+    }
+    tx.set_stage(profile, current, placed.stage, now, &placed.rule)?;
+    Ok(true)
+}
+
+impl crate::engine::Engine {
+    /// Grants for `purpose` over every customer the gate lets in at `at`, and how many it left
+    /// out: the population of a bulk computation.
+    pub(crate) fn population(
+        &self,
+        purpose: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
+        use consentric_policy::{gate, ConsentState, Refusal};
+        let ledgers = self.store.all_consent()?;
+        let mut grants = Vec::new();
+        let mut left_out = 0;
+        for id in self.store.profile_ids()? {
+            let rows = ledgers.get(&id).map(Vec::as_slice).unwrap_or_default();
+            let state = ConsentState::fold(crate::consent::to_records(rows));
+            match gate::open(&self.policy.registry, &state, purpose, id.as_str(), at) {
+                Ok(g) => grants.push(g),
+                Err(Refusal::NoBasis { .. }) => left_out += 1,
+                Err(Refusal::UnknownPurpose(p)) => {
+                    return Err(EngineError::Config(format!(
+                        "[lifecycle] names the unknown purpose `{p}`"
+                    )))
+                }
+            }
+        }
+        Ok((grants, left_out))
+    }
+}

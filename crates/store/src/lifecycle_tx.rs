@@ -1,0 +1,462 @@
+//! Lifecycle rows: purchases by day, the event counts stage rules look at, each customer's
+//! stage with its transitions, and fitted model parameters. Derived from events, kept in step
+//! by ingest, moved by merges and deleted by erasure. Reads of a customer's rows take a grant.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use consentric_model::{ProfileId, Stage};
+use consentric_policy::Grant;
+
+use crate::backend::{Cell, Conn, Param};
+use crate::error::StoreError;
+use crate::store::Store;
+use crate::tx::{next, profile_id, take, WriteTx};
+
+const ADD_PURCHASE: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
+const COUNT_EVENT: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
+const FACTS: &str = "SELECT p.first_seen, p.last_seen, p.order_count, p.revenue, s.stage, s.since, s.rule, EXISTS (SELECT 1 FROM lifecycle_counts c WHERE c.profile_id = p.profile_id) FROM profiles p LEFT JOIN lifecycle_stages s ON s.profile_id = p.profile_id WHERE p.profile_id = ?1";
+const COUNTS_OF: &str = "SELECT event, n FROM lifecycle_counts WHERE profile_id = ?1";
+const SET_STAGE: &str = "INSERT INTO lifecycle_stages (profile_id, stage, since, rule) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (profile_id) DO UPDATE SET stage = excluded.stage, since = excluded.since, rule = excluded.rule";
+const ADD_TRANSITION: &str = "INSERT INTO lifecycle_transitions (profile_id, from_stage, to_stage, at, rule) VALUES (?1, ?2, ?3, ?4, ?5)";
+const STAGE_OF: &str = "SELECT stage, since, rule FROM lifecycle_stages WHERE profile_id = ?1";
+const TRANSITIONS_OF: &str = "SELECT from_stage, to_stage, at, rule FROM lifecycle_transitions WHERE profile_id = ?1 ORDER BY seq";
+const ALL_TRANSITIONS: &str = "SELECT profile_id, from_stage, to_stage, at, rule FROM lifecycle_transitions ORDER BY profile_id, seq";
+const PURCHASES_OF: &str =
+    "SELECT day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ORDER BY day";
+const ALL_PURCHASES: &str =
+    "SELECT profile_id, day, amount FROM lifecycle_purchases ORDER BY profile_id, day";
+const STAGE_COUNTS: &str = "SELECT stage, COUNT(*) FROM lifecycle_stages GROUP BY stage";
+const PUT_MODEL: &str = "INSERT INTO lifecycle_models (name, params, fitted_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET params = excluded.params, fitted_at = excluded.fitted_at";
+const MODELS: &str = "SELECT name, params, fitted_at FROM lifecycle_models ORDER BY name";
+const PROFILE_IDS: &str = "SELECT profile_id FROM profiles ORDER BY profile_id";
+const ALL_CONSENT: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at FROM consent_ledger ORDER BY profile_id, seq";
+
+pub(crate) const MOVE_PURCHASES: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) SELECT ?2, day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
+pub(crate) const MOVE_COUNTS: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) SELECT ?2, event, n FROM lifecycle_counts WHERE profile_id = ?1 ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
+pub(crate) const MOVE_TRANSITIONS: &str =
+    "UPDATE lifecycle_transitions SET profile_id = ?2 WHERE profile_id = ?1";
+pub(crate) const DELETE_PURCHASES: &str = "DELETE FROM lifecycle_purchases WHERE profile_id = ?1";
+pub(crate) const DELETE_COUNTS: &str = "DELETE FROM lifecycle_counts WHERE profile_id = ?1";
+pub(crate) const DELETE_STAGE: &str = "DELETE FROM lifecycle_stages WHERE profile_id = ?1";
+pub(crate) const DELETE_TRANSITIONS: &str =
+    "DELETE FROM lifecycle_transitions WHERE profile_id = ?1";
+
+/// A customer's current stage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageRow {
+    /// The stage.
+    pub stage: Stage,
+    /// Since when (ms).
+    pub since: i64,
+    /// The rule that placed the customer there.
+    pub rule: String,
+}
+
+/// One stage change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransitionRow {
+    /// The stage left, if any.
+    pub from: Option<Stage>,
+    /// The stage entered.
+    pub to: Stage,
+    /// When (ms).
+    pub at: i64,
+    /// The rule that caused it.
+    pub rule: String,
+}
+
+/// A day's purchases.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PurchaseDay {
+    /// Days since 1970-01-01.
+    pub day: i64,
+    /// Amount spent that day.
+    pub amount: f64,
+}
+
+/// What the stage rules need of one customer, read in one statement.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageFacts {
+    /// First event (ms).
+    pub first_seen: i64,
+    /// Latest event (ms).
+    pub last_seen: i64,
+    /// Orders.
+    pub orders: u64,
+    /// Revenue.
+    pub revenue: f64,
+    /// Current stage.
+    pub stage: Option<StageRow>,
+    /// Whether any rule-counted event is stored for the customer.
+    pub has_counts: bool,
+}
+
+/// Stored parameters of a fitted model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelRow {
+    /// `bg_nbd`, `pareto_nbd`, `gamma_gamma`.
+    pub name: String,
+    /// The fit, as JSON.
+    pub params: String,
+    /// When it was fitted (ms).
+    pub fitted_at: i64,
+}
+
+fn stage(text: String) -> Result<Stage, StoreError> {
+    text.parse()
+        .map_err(|e| StoreError::Corrupt(format!("lifecycle stage: {e}")))
+}
+
+fn opt_stage(cell: Cell) -> Result<Option<Stage>, StoreError> {
+    cell.opt_text()?.map(stage).transpose()
+}
+
+fn facts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<Option<StageFacts>, StoreError> {
+    let Some(row) = conn
+        .query(FACTS, &[Param::Text(profile.as_str())])?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let mut it = take(row, 8)?;
+    let first_seen = next(&mut it)?.int()?;
+    let last_seen = next(&mut it)?.int()?;
+    let orders = next(&mut it)?.int()?.max(0) as u64;
+    let revenue = next(&mut it)?.real()?;
+    let s = opt_stage(next(&mut it)?)?;
+    let since = next(&mut it)?.opt_int()?;
+    let rule = next(&mut it)?.opt_text()?;
+    let stage = match (s, since, rule) {
+        (Some(stage), Some(since), Some(rule)) => Some(StageRow { stage, since, rule }),
+        _ => None,
+    };
+    let has_counts = next(&mut it)?.int()? != 0;
+    Ok(Some(StageFacts {
+        first_seen,
+        last_seen,
+        orders,
+        revenue,
+        stage,
+        has_counts,
+    }))
+}
+
+fn purchases_of(conn: &mut dyn Conn, profile: &str) -> Result<Vec<PurchaseDay>, StoreError> {
+    conn.query(PURCHASES_OF, &[Param::Text(profile)])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 2)?;
+            Ok(PurchaseDay {
+                day: next(&mut it)?.int()?,
+                amount: next(&mut it)?.real()?,
+            })
+        })
+        .collect()
+}
+
+fn counts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<BTreeMap<String, u64>, StoreError> {
+    conn.query(COUNTS_OF, &[Param::Text(profile.as_str())])?
+        .into_iter()
+        .map(|row| {
+            let mut it = take(row, 2)?;
+            Ok((next(&mut it)?.text()?, next(&mut it)?.int()?.max(0) as u64))
+        })
+        .collect()
+}
+
+fn transition(it: &mut std::vec::IntoIter<Cell>) -> Result<TransitionRow, StoreError> {
+    Ok(TransitionRow {
+        from: opt_stage(next(it)?)?,
+        to: stage(next(it)?.text()?)?,
+        at: next(it)?.int()?,
+        rule: next(it)?.text()?,
+    })
+}
+
+impl WriteTx<'_> {
+    /// Adds an order's amount to the customer's purchases of that day.
+    pub fn add_purchase(
+        &mut self,
+        profile: &ProfileId,
+        day: i64,
+        amount: f64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                ADD_PURCHASE,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Int(day),
+                    Param::Real(amount),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Adds `n` to the customer's count of `event`.
+    pub fn count_event(
+        &mut self,
+        profile: &ProfileId,
+        event: &str,
+        n: u64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                COUNT_EVENT,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Text(event),
+                    Param::Int(n as i64),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// What the stage rules need of `profile`, or `None` if it does not exist.
+    pub fn stage_facts(&mut self, profile: &ProfileId) -> Result<Option<StageFacts>, StoreError> {
+        facts(self.conn, profile)
+    }
+
+    /// `profile`'s purchases by day, oldest first.
+    pub fn purchase_days(&mut self, profile: &ProfileId) -> Result<Vec<PurchaseDay>, StoreError> {
+        purchases_of(self.conn, profile.as_str())
+    }
+
+    /// The counted events of `profile`.
+    pub fn event_counts(
+        &mut self,
+        profile: &ProfileId,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        counts(self.conn, profile)
+    }
+
+    /// Moves `profile` to a new stage at `at`, recording the transition and its rule.
+    pub fn set_stage(
+        &mut self,
+        profile: &ProfileId,
+        from: Option<Stage>,
+        to: Stage,
+        at: i64,
+        rule: &str,
+    ) -> Result<(), StoreError> {
+        let p = Param::Text(profile.as_str());
+        self.conn.exec(
+            SET_STAGE,
+            &[
+                p,
+                Param::Text(to.as_str()),
+                Param::Int(at),
+                Param::Text(rule),
+            ],
+        )?;
+        self.conn.exec(
+            ADD_TRANSITION,
+            &[
+                p,
+                Param::OptText(from.map(Stage::as_str)),
+                Param::Text(to.as_str()),
+                Param::Int(at),
+                Param::Text(rule),
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Forgets `profile`'s stage and its history (the purpose that placed it lost its basis).
+    /// Returns the rows deleted.
+    pub fn drop_stage(&mut self, profile: &ProfileId) -> Result<u64, StoreError> {
+        let p = Param::Text(profile.as_str());
+        Ok(self.conn.exec(DELETE_STAGE, &[p])? + self.conn.exec(DELETE_TRANSITIONS, &[p])?)
+    }
+
+    /// Stores a fitted model's parameters under `name`, replacing an earlier fit.
+    pub fn put_model(&mut self, name: &str, params: &str, at: i64) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                PUT_MODEL,
+                &[Param::Text(name), Param::Text(params), Param::Int(at)],
+            )
+            .map(drop)
+    }
+}
+
+/// The subjects `grants` open.
+fn subjects(grants: &[Grant]) -> HashSet<&str> {
+    grants.iter().map(Grant::subject).collect()
+}
+
+impl Store {
+    /// The customer's purchases by day, oldest first.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn purchases(&self, grant: &Grant) -> Result<Vec<PurchaseDay>, StoreError> {
+        self.read(|c| purchases_of(c, grant.subject()))
+    }
+
+    /// Purchases by day of every customer a grant opens, in one scan.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn purchases_for(
+        &self,
+        grants: &[Grant],
+    ) -> Result<HashMap<ProfileId, Vec<PurchaseDay>>, StoreError> {
+        let open = subjects(grants);
+        self.read(|c| {
+            let mut out: HashMap<ProfileId, Vec<PurchaseDay>> = HashMap::new();
+            for row in c.query(ALL_PURCHASES, &[])? {
+                let mut it = take(row, 3)?;
+                let p = next(&mut it)?.text()?;
+                if !open.contains(p.as_str()) {
+                    continue;
+                }
+                out.entry(profile_id(p)?).or_default().push(PurchaseDay {
+                    day: next(&mut it)?.int()?,
+                    amount: next(&mut it)?.real()?,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    /// The customer's current stage.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn stage(&self, grant: &Grant) -> Result<Option<StageRow>, StoreError> {
+        self.read(|c| {
+            let Some(row) = c
+                .query(STAGE_OF, &[Param::Text(grant.subject())])?
+                .into_iter()
+                .next()
+            else {
+                return Ok(None);
+            };
+            let mut it = take(row, 3)?;
+            Ok(Some(StageRow {
+                stage: stage(next(&mut it)?.text()?)?,
+                since: next(&mut it)?.int()?,
+                rule: next(&mut it)?.text()?,
+            }))
+        })
+    }
+
+    /// The customer's stage transitions, oldest first.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn transitions(&self, grant: &Grant) -> Result<Vec<TransitionRow>, StoreError> {
+        self.read(|c| {
+            c.query(TRANSITIONS_OF, &[Param::Text(grant.subject())])?
+                .into_iter()
+                .map(|row| transition(&mut take(row, 4)?))
+                .collect()
+        })
+    }
+
+    /// Transitions of every customer a grant opens, in one scan.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn transitions_for(
+        &self,
+        grants: &[Grant],
+    ) -> Result<HashMap<ProfileId, Vec<TransitionRow>>, StoreError> {
+        let open = subjects(grants);
+        self.read(|c| {
+            let mut out: HashMap<ProfileId, Vec<TransitionRow>> = HashMap::new();
+            for row in c.query(ALL_TRANSITIONS, &[])? {
+                let mut it = take(row, 5)?;
+                let p = next(&mut it)?.text()?;
+                if open.contains(p.as_str()) {
+                    out.entry(profile_id(p)?)
+                        .or_default()
+                        .push(transition(&mut it)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Customers per current stage: an aggregate, no customer's row leaves the store.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn stage_counts(&self) -> Result<BTreeMap<Stage, u64>, StoreError> {
+        self.read(|c| {
+            c.query(STAGE_COUNTS, &[])?
+                .into_iter()
+                .map(|row| {
+                    let mut it = take(row, 2)?;
+                    Ok((
+                        stage(next(&mut it)?.text()?)?,
+                        next(&mut it)?.int()?.max(0) as u64,
+                    ))
+                })
+                .collect()
+        })
+    }
+
+    /// Fitted models.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn models(&self) -> Result<Vec<ModelRow>, StoreError> {
+        self.read(|c| {
+            c.query(MODELS, &[])?
+                .into_iter()
+                .map(|row| {
+                    let mut it = take(row, 3)?;
+                    Ok(ModelRow {
+                        name: next(&mut it)?.text()?,
+                        params: next(&mut it)?.text()?,
+                        fitted_at: next(&mut it)?.int()?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Every profile id: the population a bulk computation must account for, in or left out.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn profile_ids(&self) -> Result<Vec<ProfileId>, StoreError> {
+        self.read(|c| {
+            c.query(PROFILE_IDS, &[])?
+                .into_iter()
+                .map(|row| profile_id(next(&mut take(row, 1)?)?.text()?))
+                .collect()
+        })
+    }
+
+    /// Every consent ledger, per profile, in one scan: what bulk computations fold to decide
+    /// whom the gate lets in.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn all_consent(
+        &self,
+    ) -> Result<HashMap<ProfileId, Vec<crate::records::ConsentRow>>, StoreError> {
+        self.read(|c| {
+            let mut out: HashMap<ProfileId, Vec<crate::records::ConsentRow>> = HashMap::new();
+            for row in c.query(ALL_CONSENT, &[])? {
+                let mut it = take(row, 9)?;
+                let p = profile_id(next(&mut it)?.text()?)?;
+                let _seq = next(&mut it)?;
+                out.entry(p).or_default().push(crate::records::ConsentRow {
+                    purpose: next(&mut it)?.text()?,
+                    decision: next(&mut it)?.text()?,
+                    source: next(&mut it)?.text()?,
+                    purpose_version: next(&mut it)?.int()?,
+                    decided_at: next(&mut it)?.int()?,
+                    evidence_hash: next(&mut it)?.text()?,
+                    recorded_at: next(&mut it)?.int()?,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
