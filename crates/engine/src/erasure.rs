@@ -53,6 +53,10 @@ pub struct ErasedCounts {
     pub consent_records: u64,
     /// Data keys destroyed.
     pub data_keys: u64,
+    /// Derived lifecycle rows: purchases by day, counted events, stage and its history
+    /// (absent from receipts made before lifecycle existed).
+    #[serde(default)]
+    pub lifecycle_rows: u64,
 }
 
 impl ErasureReceipt {
@@ -131,6 +135,7 @@ impl Engine {
                     identity_links: erased.links,
                     consent_records: erased.consent_records,
                     data_keys: erased.keys,
+                    lifecycle_rows: erased.lifecycle,
                 },
             };
             let body = serde_json::to_string(&body)

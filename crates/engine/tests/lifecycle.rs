@@ -1,0 +1,296 @@
+//! Lifecycle through the engine, on SQLite and PostgreSQL: stages kept on ingest with their
+//! transitions, recomputed as time passes, the gate deciding who enters fitting and scoring,
+//! withdrawal, merges and erasure taking the derived rows with them.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use consentric_engine::{Engine, EngineError, FixedClock, ProfileRef};
+use consentric_model::{parse_batch, Envelope, Event, Stage};
+use consentric_testkit::{parity_test, TestDb};
+use serde_json::{json, Value};
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+fn engine(db: &TestDb) -> (Engine, Arc<FixedClock>) {
+    let clock = Arc::new(FixedClock::new(start()));
+    (Engine::new(db.store(), clock.clone()), clock)
+}
+
+fn events(batch: Value) -> Vec<Event> {
+    let env = Envelope {
+        received_at: start(),
+        request_id: "r".into(),
+    };
+    parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events
+}
+
+fn by(raw: &str) -> ProfileRef {
+    ProfileRef::parse(raw).expect("ref")
+}
+
+fn day(d: i64) -> String {
+    (start() + Duration::days(d)).to_rfc3339()
+}
+
+/// An order by `user` on day `d` (from the start), optionally granting purposes with it.
+fn order(user: &str, d: i64, revenue: f64, grant: &[&str]) -> Value {
+    let mut e = json!({"type": "track", "event": "Order Completed", "userId": user,
+        "messageId": format!("{user}-order-{d}-{revenue}"), "timestamp": day(d),
+        "properties": {"revenue": revenue}});
+    if !grant.is_empty() {
+        let prefs: serde_json::Map<String, Value> = grant
+            .iter()
+            .map(|p| ((*p).to_owned(), json!(true)))
+            .collect();
+        e["context"] = json!({"consent": {"categoryPreferences": prefs}});
+    }
+    e
+}
+
+const BOTH: &[&str] = &["analytics", "personalization"];
+
+fn stage(engine: &Engine, who: &str) -> (Option<Stage>, Option<String>) {
+    let v = engine
+        .customer_lifecycle(&by(who), "test")
+        .expect("lifecycle");
+    (v.stage, v.rule)
+}
+
+parity_test!(
+    stages_follow_events_with_the_rule_behind_each_change,
+    |db| {
+        let (engine, clock) = engine(&db);
+        engine
+            .ingest(events(
+                json!([{"type": "identify", "userId": "ada", "messageId": "i1",
+            "timestamp": day(0), "context": {"consent": {"categoryPreferences":
+            {"personalization": true}}}}]),
+            ))
+            .expect("ingest");
+        assert_eq!(
+            stage(&engine, "ada"),
+            (Some(Stage::Acquisition), Some("known".into()))
+        );
+        engine
+            .ingest(events(json!([order("ada", 1, 30.0, &[])])))
+            .expect("ingest");
+        assert_eq!(stage(&engine, "ada").0, Some(Stage::Onboarding));
+        engine
+            .ingest(events(json!([order("ada", 20, 40.0, &[])])))
+            .expect("ingest");
+        assert_eq!(
+            stage(&engine, "ada"),
+            (Some(Stage::Engagement), Some("repeat-buyer".into()))
+        );
+        // Time passes without events: only a recompute sees it.
+        clock.set(start() + Duration::days(500));
+        let r = engine.lifecycle_recompute("test").expect("recompute");
+        assert_eq!((r.placed, r.changed), (1, 1));
+        assert_eq!(
+            stage(&engine, "ada"),
+            (Some(Stage::Churned), Some("lapsed".into()))
+        );
+        // Coming back is a reactivation, not a new onboarding.
+        engine
+            .ingest(events(json!([order("ada", 499, 25.0, &[])])))
+            .expect("ingest");
+        let view = engine
+            .customer_lifecycle(&by("ada"), "test")
+            .expect("lifecycle");
+        assert_eq!(view.stage, Some(Stage::Reactivated));
+        let path: Vec<(Option<Stage>, Stage, &str)> = view
+            .history
+            .iter()
+            .map(|t| (t.from, t.to, t.rule.as_str()))
+            .collect();
+        assert_eq!(
+            path,
+            vec![
+                (None, Stage::Acquisition, "known"),
+                (
+                    Some(Stage::Acquisition),
+                    Stage::Onboarding,
+                    "first-purchase"
+                ),
+                (Some(Stage::Onboarding), Stage::Engagement, "repeat-buyer"),
+                (Some(Stage::Engagement), Stage::Churned, "lapsed"),
+                (Some(Stage::Churned), Stage::Reactivated, "came-back"),
+            ]
+        );
+        // Each transition is stamped with the moment it was decided for.
+        assert!(
+            view.history[3].at.starts_with("2025-05-15"),
+            "{:?}",
+            view.history[3]
+        );
+    }
+);
+
+parity_test!(the_gate_decides_who_is_fitted_scored_and_counted, |db| {
+    let (engine, clock) = engine(&db);
+    // Ten customers who allow analytics and personalisation, four who allow nothing.
+    let mut batch = Vec::new();
+    for c in 0..14 {
+        let user = format!("c{c}");
+        let grant = if c < 10 { BOTH } else { &[] };
+        for (k, d) in [0, 9 + c, 30 + 2 * c, 71]
+            .iter()
+            .take(1 + (c as usize % 4))
+            .enumerate()
+        {
+            batch.push(order(
+                &user,
+                *d,
+                10.0 + c as f64,
+                if k == 0 { grant } else { &[] },
+            ));
+        }
+    }
+    engine.ingest(events(Value::Array(batch))).expect("ingest");
+    clock.set(start() + Duration::days(90));
+    let fit = engine.lifecycle_fit("test").expect("fit");
+    assert_eq!((fit.customers, fit.left_out), (10, 4));
+    assert!(fit.models.iter().any(|m| m.model == "bg_nbd"));
+    let summary = engine.lifecycle_summary("test").expect("summary");
+    assert_eq!((summary.customers, summary.left_out), (10, 4));
+    assert_eq!(summary.cohorts.iter().map(|c| c.size).sum::<u64>(), 10);
+    assert_eq!(summary.funnel.values().sum::<u64>(), 10);
+    // Scores for a customer with a basis; a refusal for one without.
+    let v = engine
+        .customer_lifecycle(&by("c3"), "test")
+        .expect("lifecycle");
+    let scores = v.scores.expect("scores after a fit");
+    assert!((0.0..=1.0).contains(&scores.p_alive));
+    assert!(scores.clv.is_some_and(|c| c.is_finite() && c >= 0.0));
+    assert!(v.rfm.is_some() && v.churn.is_some());
+    assert!(matches!(
+        engine.customer_lifecycle(&by("c12"), "test"),
+        Err(EngineError::NoBasis(_))
+    ));
+    // Models are stored: a new engine on the same store scores without refitting.
+    drop(engine);
+    let again = Engine::new(
+        db.store(),
+        Arc::new(FixedClock::new(start() + Duration::days(90))),
+    );
+    let v2 = again
+        .customer_lifecycle(&by("c3"), "test")
+        .expect("lifecycle");
+    assert_eq!(v2.scores.map(|s| s.p_alive), Some(scores.p_alive));
+});
+
+parity_test!(
+    withdrawing_the_stage_purpose_deletes_the_stage_and_its_history,
+    |db| {
+        let (engine, clock) = engine(&db);
+        // Consent given with an event counts from the event's time.
+        clock.set(start() + Duration::days(10));
+        engine
+            .ingest(events(json!([
+                order("bo", 1, 20.0, BOTH),
+                order("bo", 5, 20.0, &[])
+            ])))
+            .expect("ingest");
+        assert_eq!(stage(&engine, "bo").0, Some(Stage::Engagement));
+        engine
+            .set_consent(
+                &by("bo"),
+                &[("personalization".into(), "withdrawn".into())],
+                "test",
+                b"{}",
+            )
+            .expect("withdraw");
+        assert!(matches!(
+            engine.customer_lifecycle(&by("bo"), "test"),
+            Err(EngineError::NoBasis(_))
+        ));
+        // Granted again, the customer starts over: nothing of the old history survived.
+        engine
+            .set_consent(
+                &by("bo"),
+                &[("personalization".into(), "granted".into())],
+                "test",
+                b"{}",
+            )
+            .expect("grant");
+        let v = engine
+            .customer_lifecycle(&by("bo"), "test")
+            .expect("lifecycle");
+        assert_eq!((v.stage, v.history.len()), (None, 0));
+        engine.lifecycle_recompute("test").expect("recompute");
+        let v = engine
+            .customer_lifecycle(&by("bo"), "test")
+            .expect("lifecycle");
+        assert_eq!((v.stage, v.history.len()), (Some(Stage::Engagement), 1));
+    }
+);
+
+parity_test!(
+    merges_bring_purchases_along_and_erasure_takes_every_derived_row,
+    |db| {
+        let (engine, clock) = engine(&db);
+        clock.set(start() + Duration::days(10));
+        let anon = json!({"type": "track", "event": "Order Completed", "anonymousId": "dev-1",
+        "messageId": "a1", "timestamp": day(2), "properties": {"revenue": 12.0},
+        "context": {"consent": {"categoryPreferences": {"analytics": true, "personalization": true}}}});
+        engine
+            .ingest(events(json!([anon, order("cy", 3, 30.0, BOTH)])))
+            .expect("ingest");
+        // The identify ties the anonymous buyer to cy: one customer with two purchase days.
+        engine
+            .ingest(events(
+                json!([{"type": "identify", "userId": "cy", "anonymousId": "dev-1",
+            "messageId": "i-cy", "timestamp": day(4)}]),
+            ))
+            .expect("ingest");
+        clock.set(start() + Duration::days(10));
+        let summary = engine.lifecycle_summary("test").expect("summary");
+        assert_eq!(summary.customers, 1);
+        assert_eq!(summary.cohorts[0].size, 1);
+        assert_eq!(stage(&engine, "cy").0, Some(Stage::Engagement));
+        let receipt = engine.erase(&by("cy"), "test").expect("erase");
+        let body = receipt
+            .verify(&engine.receipt_public_key().expect("key"))
+            .expect("signed");
+        // two purchase days, the stage row and its transitions
+        assert!(body.erased.lifecycle_rows >= 4, "{:?}", body.erased);
+        let after = engine.lifecycle_summary("test").expect("summary");
+        assert_eq!(
+            (after.customers, after.cohorts.len(), after.funnel.len()),
+            (0, 0, 0)
+        );
+    }
+);
+
+parity_test!(rule_named_events_are_counted_for_advocacy, |db| {
+    let (engine, clock) = engine(&db);
+    clock.set(start() + Duration::days(10));
+    engine
+        .ingest(events(
+            json!([order("di", 1, 20.0, BOTH), order("di", 2, 20.0, &[]),
+            {"type": "track", "event": "Product Reviewed", "userId": "di", "messageId": "rv1",
+             "timestamp": day(3), "properties": {"rating": 5}}]),
+        ))
+        .expect("ingest");
+    assert_eq!(
+        stage(&engine, "di"),
+        (Some(Stage::Advocacy), Some("reviewer".into()))
+    );
+});
+
+#[test]
+fn a_fit_without_purchases_is_refused_with_a_reason() {
+    let db = TestDb::sqlite();
+    let (engine, _) = engine(&db);
+    match engine.lifecycle_fit("test") {
+        Err(EngineError::Invalid { message, .. }) => assert!(message.contains("no purchases")),
+        other => panic!("{other:?}"),
+    }
+}
