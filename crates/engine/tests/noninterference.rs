@@ -88,3 +88,86 @@ proptest! {
         prop_assert_eq!(&seen, &view(&b, "u", purpose));
     }
 }
+
+/// Orders for `user` on the given days (from 2024-01-01), the first granting `prefs`.
+fn orders(engine: &Engine, user: &str, days: &[(u16, u16)], prefs: &Map<String, Value>) {
+    let env = Envelope {
+        received_at: Utc
+            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+        request_id: "r".into(),
+    };
+    let start = Utc
+        .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
+        .single()
+        .expect("time");
+    let batch: Vec<Value> = days
+        .iter()
+        .enumerate()
+        .map(|(i, (d, cents))| {
+            let mut e = json!({"type": "track", "event": "Order Completed", "userId": user,
+                "messageId": format!("{user}-o{i}"),
+                "timestamp": (start + chrono::Duration::days(i64::from(*d))).to_rfc3339(),
+                "properties": {"revenue": f64::from(*cents) / 100.0}});
+            if i == 0 {
+                e["context"] = json!({"consent": {"categoryPreferences": prefs}});
+            }
+            e
+        })
+        .collect();
+    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+/// What analytics computes over the population: fitted parameters (or the refusal) and the
+/// cohort matrix.
+fn analytics_output(engine: &Engine) -> (Result<Vec<(String, Vec<f64>)>, String>, String) {
+    let fit = engine
+        .lifecycle_fit("test")
+        .map(|r| {
+            r.models
+                .into_iter()
+                .map(|m| (m.model, m.params.into_values().collect()))
+                .collect()
+        })
+        .map_err(|e| e.to_string());
+    let summary = engine.lifecycle_summary("test").expect("summary");
+    (fit, serde_json::to_string(&summary.cohorts).expect("json"))
+}
+
+fn history() -> impl Strategy<Value = Vec<(u16, u16)>> {
+    proptest::collection::vec((0u16..150, 100u16..20_000), 1..6)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 5, ..ProptestConfig::default() })]
+
+    /// Model fitting and cohorts under `analytics` never depend on the purchases of customers
+    /// without a basis for it, whatever else those customers allowed.
+    #[test]
+    fn lifecycle_analytics_ignore_customers_without_a_basis(
+        included in proptest::collection::vec(history(), 6..12),
+        excluded in proptest::collection::vec((history(), any::<bool>()), 1..6),
+    ) {
+        let clock = || Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2024, 6, 2, 0, 0, 0).single().expect("time")));
+        let yes: Map<String, Value> = [("analytics".to_owned(), json!(true))].into_iter().collect();
+        let a_db = TestDb::sqlite();
+        let a = Engine::new(a_db.store(), clock());
+        let b_db = TestDb::sqlite();
+        let b = Engine::new(b_db.store(), clock());
+        for (i, h) in included.iter().enumerate() {
+            orders(&a, &format!("in{i}"), h, &yes);
+            orders(&b, &format!("in{i}"), h, &yes);
+        }
+        // World B also holds customers who denied analytics (some granting personalisation).
+        for (i, (h, personal)) in excluded.iter().enumerate() {
+            let prefs: Map<String, Value> = [("analytics".to_owned(), json!(false)),
+                ("personalization".to_owned(), json!(personal))].into_iter().collect();
+            orders(&b, &format!("out{i}"), h, &prefs);
+        }
+        prop_assert_eq!(analytics_output(&a), analytics_output(&b));
+    }
+}

@@ -43,6 +43,11 @@ struct Problem<'a> {
 
 impl Problem<'_> {
     fn value(&self, log_params: &[f64]) -> f64 {
+        // Parameters beyond e^±20 mean the data do not identify the model; stop there rather
+        // than chase an optimum at infinity.
+        if log_params.iter().any(|v| v.abs() > 20.0) {
+            return f64::MAX / 4.0;
+        }
         let params: Vec<f64> = log_params.iter().map(|v| v.exp()).collect();
         let v = -(self.ll)(&params) / self.n;
         if v.is_finite() {

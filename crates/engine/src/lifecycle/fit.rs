@@ -153,6 +153,13 @@ impl Engine {
                 });
             }
         }
+        // In the order of their content, not of profile ids (random) or of a hash map: the same
+        // purchases always give the same fit, to the last bit.
+        summaries.sort_by(|a, b| {
+            (a.x, a.t_x, a.t, a.monetary)
+                .partial_cmp(&(b.x, b.t_x, b.t, b.monetary))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
         let no = |e: consentric_lifecycle::LifecycleError| EngineError::Invalid {
             field: "lifecycle".into(),
             message: e.to_string(),
