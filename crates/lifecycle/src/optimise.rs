@@ -1,7 +1,7 @@
 //! Maximum-likelihood fitting shared by the BTYD models: argmin's L-BFGS over the logarithms
 //! of the (positive) parameters, then standard errors from the observed information matrix.
 
-use argmin::core::{CostFunction, Executor, Gradient, State};
+use argmin::core::{CostFunction, Executor, Gradient, State, TerminationReason, TerminationStatus};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::quasinewton::LBFGS;
 use serde::Serialize;
@@ -38,6 +38,8 @@ pub(crate) type LnLikelihoodGradient<'a> = dyn Fn(&[f64]) -> Vec<f64> + 'a;
 struct Problem<'a> {
     ll: &'a LnLikelihood<'a>,
     grad: Option<&'a LnLikelihoodGradient<'a>>,
+    /// Customers times a scale that makes the starting gradient's norm at most one, so the
+    /// first step (which L-BFGS takes along the raw gradient) cannot leap out of the bounds.
     n: f64,
 }
 
@@ -45,7 +47,7 @@ impl Problem<'_> {
     fn value(&self, log_params: &[f64]) -> f64 {
         // Parameters beyond e^±20 mean the data do not identify the model; stop there rather
         // than chase an optimum at infinity.
-        if log_params.iter().any(|v| v.abs() > 20.0) {
+        if log_params.iter().any(|v| v.abs() > BOUND) {
             return f64::MAX / 4.0;
         }
         let params: Vec<f64> = log_params.iter().map(|v| v.exp()).collect();
@@ -73,6 +75,10 @@ impl Gradient for Problem<'_> {
     /// central differences, for models whose analytic gradient (Pareto/NBD's hypergeometric
     /// term) is unwieldy.
     fn gradient(&self, p: &Self::Param) -> Result<Vec<f64>, argmin::core::Error> {
+        // Outside the bounds the cost is flat (see `value`): so is its slope.
+        if p.iter().any(|v| v.abs() > BOUND) {
+            return Ok(vec![0.0; p.len()]);
+        }
         if let Some(grad) = self.grad {
             let theta: Vec<f64> = p.iter().map(|v| v.exp()).collect();
             let g = grad(&theta);
@@ -93,6 +99,13 @@ impl Gradient for Problem<'_> {
     }
 }
 
+/// Largest |ln θ| the optimiser may visit.
+const BOUND: f64 = 20.0;
+/// Optimiser runs at most (see the restart in [`maximise`]).
+const MAX_RESTARTS: usize = 5;
+/// Iterations per run at most.
+const MAX_ITERS: u64 = 1000;
+
 /// Maximises `ll` from `start` (positive parameters) over `n` customers.
 pub(crate) fn maximise<M>(
     model: &'static str,
@@ -104,26 +117,48 @@ pub(crate) fn maximise<M>(
     build: impl Fn(&[f64]) -> M,
 ) -> Result<Fitted<M>, LifecycleError> {
     let no = |reason: String| LifecycleError::NoConvergence { model, reason };
-    let problem = Problem {
-        ll,
-        grad,
-        n: n as f64,
-    };
-    let linesearch = MoreThuenteLineSearch::new();
-    let solver = LBFGS::new(linesearch, 7)
-        .with_tolerance_grad(1e-9)
-        .and_then(|s| s.with_tolerance_cost(1e-14))
-        .map_err(|e| no(e.to_string()))?;
-    let init: Vec<f64> = start.iter().map(|v| v.ln()).collect();
-    let result = Executor::new(problem, solver)
-        .configure(|state| state.param(init).max_iters(1000))
-        .timer(false)
-        .run()
-        .map_err(|e| no(e.to_string()))?;
-    let state = result.state();
-    let best = state
-        .get_best_param()
-        .ok_or_else(|| no("no parameters".into()))?;
+    let mut best: Vec<f64> = start.iter().map(|v| v.ln()).collect();
+    let mut iterations = 0;
+    // L-BFGS's memory can point uphill where the log-parameterised likelihood is not concave;
+    // its line search then stops. Restarting from the best point so far with fresh memory
+    // continues the climb (a few restarts at most; most fits need none).
+    for _ in 0..MAX_RESTARTS {
+        let problem = Problem {
+            ll,
+            grad,
+            n: n as f64,
+        };
+        let g0 = problem.gradient(&best).map_err(|e| no(e.to_string()))?;
+        let norm = g0.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let problem = Problem {
+            n: problem.n * norm.max(1.0),
+            ..problem
+        };
+        let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+            .with_tolerance_grad(1e-9)
+            .and_then(|s| s.with_tolerance_cost(1e-14))
+            .map_err(|e| no(e.to_string()))?;
+        let result = Executor::new(problem, solver)
+            .configure(|state| state.param(best.clone()).max_iters(MAX_ITERS))
+            .timer(false)
+            .run()
+            .map_err(|e| no(e.to_string()))?;
+        let state = result.state();
+        iterations += state.get_iter();
+        let found = state
+            .get_best_param()
+            .ok_or_else(|| no("no parameters".into()))?
+            .clone();
+        let stalled = matches!(
+            state.get_termination_status(),
+            TerminationStatus::Terminated(TerminationReason::SolverExit(_))
+        );
+        let moved = found.iter().zip(&best).any(|(a, b)| (a - b).abs() > 1e-10);
+        best = found;
+        if !stalled || !moved {
+            break;
+        }
+    }
     let params: Vec<f64> = best.iter().map(|v| v.exp()).collect();
     let value = ll(&params);
     if !value.is_finite() || params.iter().any(|p| !p.is_finite()) {
@@ -136,7 +171,7 @@ pub(crate) fn maximise<M>(
         params,
         ln_likelihood: value,
         customers: n,
-        iterations: state.get_iter(),
+        iterations,
     })
 }
 

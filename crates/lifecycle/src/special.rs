@@ -52,7 +52,7 @@ pub fn log_sub_exp(a: f64, b: f64) -> f64 {
 }
 
 /// Terms summed at most; the series is only used where it converges well before this.
-const MAX_TERMS: usize = 20_000;
+const MAX_TERMS: usize = 100_000;
 
 /// `ln ₂F₁(a, b; c; z)` for `a, b, c > 0` and `0 <= z < 1`, where every term is positive.
 ///
