@@ -124,7 +124,9 @@ fn orders(engine: &Engine, user: &str, days: &[(u16, u16)], prefs: &Map<String, 
 
 /// What analytics computes over the population: fitted parameters (or the refusal) and the
 /// cohort matrix.
-fn analytics_output(engine: &Engine) -> (Result<Vec<(String, Vec<f64>)>, String>, String) {
+type Fits = Result<Vec<(String, Vec<f64>)>, String>;
+
+fn analytics_output(engine: &Engine) -> (Fits, String) {
     let fit = engine
         .lifecycle_fit("test")
         .map(|r| {

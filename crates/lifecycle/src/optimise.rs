@@ -102,9 +102,9 @@ impl Gradient for Problem<'_> {
 /// Largest |ln θ| the optimiser may visit.
 const BOUND: f64 = 20.0;
 /// Optimiser runs at most (see the restart in [`maximise`]).
-const MAX_RESTARTS: usize = 5;
+const MAX_RESTARTS: usize = 3;
 /// Iterations per run at most.
-const MAX_ITERS: u64 = 1000;
+const MAX_ITERS: u64 = 300;
 
 /// Maximises `ll` from `start` (positive parameters) over `n` customers.
 pub(crate) fn maximise<M>(

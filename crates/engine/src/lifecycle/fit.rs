@@ -26,6 +26,12 @@ pub(crate) const PARETO_NBD: &str = "pareto_nbd";
 pub(crate) const GAMMA_GAMMA: &str = "gamma_gamma";
 pub(crate) const RFM: &str = "rfm";
 
+/// Fewest customers Pareto/NBD is fitted on. Below this its four parameters are rarely
+/// identified: they run off towards the bounds, where each hypergeometric term needs tens of
+/// thousands of series terms and a fit of ten customers took half a minute (debug build).
+/// BG/NBD, whose likelihood is closed-form, is fitted on any four.
+const MIN_PARETO_CUSTOMERS: usize = 100;
+
 /// One fitted model, as stored and served.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ModelFit {
@@ -168,7 +174,17 @@ impl Engine {
         let (bg, s) = timed(|| BgNbd::fit(&summaries));
         let bg = bg.map_err(no)?;
         let mut models = vec![model_fit(BG_NBD, &bg, calibration_end, &fitted_at, s)];
-        let (pareto, s) = timed(|| ParetoNbd::fit(&summaries));
+        let (pareto, s) = timed(|| {
+            if summaries.len() < MIN_PARETO_CUSTOMERS {
+                Err(consentric_lifecycle::LifecycleError::TooFewCustomers {
+                    model: "Pareto/NBD",
+                    needed: MIN_PARETO_CUSTOMERS,
+                    got: summaries.len(),
+                })
+            } else {
+                ParetoNbd::fit(&summaries)
+            }
+        });
         let pareto = match pareto {
             Ok(p) => {
                 models.push(model_fit(PARETO_NBD, &p, calibration_end, &fitted_at, s));
