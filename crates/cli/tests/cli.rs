@@ -284,3 +284,75 @@ fn keys_rotate_rewraps_every_data_key_and_the_data_stays_readable() {
         serde_json::from_str(&ok(consentric(&data, &["profile", "show", "ada"]))).expect("json");
     assert_eq!(shown["profile"]["traits"][0]["value"], "pro");
 }
+
+#[test]
+fn lifecycle_fit_report_and_show_on_imported_cdnow_customers() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let master = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../data/cdnow/CDNOW_master.txt"
+    );
+    // The first 3,000 rows (about a thousand customers) keep the test fast in debug builds.
+    let head: String = std::fs::read_to_string(master)
+        .expect("shipped data")
+        .lines()
+        .take(3001)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let file = dir.path().join("head.txt");
+    std::fs::write(&file, head).expect("write");
+    let data = dir.path().join("d");
+    let path = file.to_str().expect("path");
+    // An unknown purpose is refused before anything is stored.
+    let refused = consentric(
+        &data,
+        &[
+            "import",
+            "--quiet",
+            "--format",
+            "cdnow",
+            "--consent",
+            "telepathy",
+            path,
+        ],
+    );
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("telepathy"));
+    ok(consentric(
+        &data,
+        &[
+            "import",
+            "--quiet",
+            "--format",
+            "cdnow",
+            "--consent",
+            "analytics,personalization",
+            path,
+        ],
+    ));
+    let fitted = ok(consentric(&data, &["lifecycle", "fit"]));
+    assert!(fitted.contains("bg_nbd"), "{fitted}");
+    assert!(fitted.contains("0 left out"), "{fitted}");
+    let report: Value =
+        serde_json::from_str(&ok(consentric(&data, &["lifecycle", "report", "--json"])))
+            .expect("json");
+    let placed: u64 = report["funnel"]
+        .as_object()
+        .expect("funnel")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(
+        Some(placed),
+        report["customers"].as_u64(),
+        "every customer has a stage"
+    );
+    assert_eq!(report["cohorts"][0]["cohort"], "1997-01");
+    let shown: Value =
+        serde_json::from_str(&ok(consentric(&data, &["lifecycle", "show", "00001"])))
+            .expect("json");
+    assert!(shown["scores"]["clv"].as_f64().is_some(), "{shown}");
+    assert!(shown["stage"].is_string(), "{shown}");
+    let text = ok(consentric(&data, &["lifecycle", "report"]));
+    assert!(text.contains("cohort retention"), "{text}");
+}
