@@ -266,6 +266,26 @@ pub enum BenchCommand {
     Ingest(BenchIngestArgs),
     /// Export and erasure of one customer with many events, among others, on SQLite.
     Erase(BenchEraseArgs),
+    /// Value-model fitting on CDNOW (side by side with Python's `lifetimes` when given),
+    /// scoring every master customer, and what stage updates cost ingest.
+    Lifecycle(BenchLifecycleArgs),
+}
+
+#[derive(Args)]
+pub struct BenchLifecycleArgs {
+    /// Timed runs per measurement (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// A Python interpreter with `lifetimes` installed (`scripts/lifetimes-venv.sh` makes one
+    /// and prints its path), to fit the same data side by side.
+    #[arg(long, env = "CONSENTRIC_BENCH_LIFETIMES_PYTHON")]
+    pub reference: Option<std::path::PathBuf>,
+    /// Events ingested with and without stage updates.
+    #[arg(long, default_value_t = 50_000)]
+    pub events: usize,
+    /// Percent of customers consenting to personalisation (stages are kept only for them).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub consent_share: u8,
 }
 
 #[derive(Args)]

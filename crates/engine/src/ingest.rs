@@ -18,7 +18,7 @@ use consentric_policy::{ConsentState, DataCategory, Minimised};
 use crate::audit;
 use crate::consent::to_records;
 use crate::ingest_cache::{IngestCache, Learnt};
-use crate::lifecycle::{self, Lifecycle, Scorer};
+use crate::lifecycle::{self, CustomerFacts, Lifecycle, Scorer};
 use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
@@ -55,6 +55,10 @@ pub(crate) struct BatchState<'c> {
     counted: HashMap<(ProfileId, String), u64>,
     /// Profiles written to since the last placement: their stage may have changed.
     to_place: HashSet<ProfileId>,
+    /// What placement knows of customers, kept in step with this transaction's writes.
+    facts: HashMap<ProfileId, CustomerFacts>,
+    /// Customers whose cached facts may not be used (their consent changed here).
+    facts_dirty: HashSet<ProfileId>,
     identities: HashMap<Identity, ProfileId>,
     pending: HashMap<ProfileId, ProfileCounters>,
     consent: HashMap<ProfileId, Vec<ConsentRow>>,
@@ -74,6 +78,8 @@ impl<'c> BatchState<'c> {
             purchases: HashMap::new(),
             counted: HashMap::new(),
             to_place: HashSet::new(),
+            facts: HashMap::new(),
+            facts_dirty: HashSet::new(),
             identities: HashMap::new(),
             pending: HashMap::new(),
             consent: HashMap::new(),
@@ -91,7 +97,22 @@ impl<'c> BatchState<'c> {
             folded: self.folded,
             merged_from: self.merged_from,
             merged_into: self.merged_into,
+            facts: self.facts,
+            facts_dirty: self.facts_dirty,
         }
+    }
+
+    /// `profile`'s facts if known without reading: this transaction's copy, else the cache's
+    /// (copied here) unless a merge or consent change in this transaction touched it.
+    fn known_facts(&mut self, profile: &ProfileId) -> Option<&mut CustomerFacts> {
+        if !self.facts.contains_key(profile) {
+            if self.touched_by_merge(profile) || self.facts_dirty.contains(profile) {
+                return None;
+            }
+            let cached = self.cache.facts.get(profile)?.clone();
+            self.facts.insert(profile.clone(), cached);
+        }
+        self.facts.get_mut(profile)
     }
 
     fn touched_by_merge(&self, p: &ProfileId) -> bool {
@@ -115,15 +136,27 @@ impl<'c> BatchState<'c> {
 
     /// Writes the counters, purchases and counts gathered so far.
     fn flush(&mut self, tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
-        for (profile, d) in self.pending.drain() {
+        let pending: Vec<(ProfileId, ProfileCounters)> = self.pending.drain().collect();
+        for (profile, d) in pending {
             tx.bump_profile(&profile, &d)?;
+            if let Some(f) = self.known_facts(&profile) {
+                f.add_counters(&d);
+            }
             self.to_place.insert(profile);
         }
-        for ((profile, day), amount) in self.purchases.drain() {
+        let purchases: Vec<((ProfileId, i64), f64)> = self.purchases.drain().collect();
+        for ((profile, day), amount) in purchases {
             tx.add_purchase(&profile, day, amount)?;
+            if let Some(f) = self.known_facts(&profile) {
+                f.add_purchase(day, amount);
+            }
         }
-        for ((profile, event), n) in self.counted.drain() {
+        let counted: Vec<((ProfileId, String), u64)> = self.counted.drain().collect();
+        for ((profile, event), n) in counted {
             tx.count_event(&profile, &event, n)?;
+            if let Some(f) = self.known_facts(&profile) {
+                f.add_count(&event, n);
+            }
         }
         Ok(())
     }
@@ -150,9 +183,18 @@ impl<'c> BatchState<'c> {
             if self.ledger_is_empty(tx, &profile)? && !policy.baseline_has(&purpose.id) {
                 continue; // the common case, decided without folding
             }
-            if self.folded(tx, &profile)?.has_basis(purpose, at) {
-                lifecycle::place(tx, self.life, scorer.as_deref(), &profile, None)?;
+            if !self.folded(tx, &profile)?.has_basis(purpose, at) {
+                continue;
             }
+            let life = self.life;
+            let facts = match self.known_facts(&profile) {
+                Some(f) => f,
+                None => match CustomerFacts::read(tx, life, &profile)? {
+                    Some(f) => self.facts.entry(profile.clone()).or_insert(f),
+                    None => continue,
+                },
+            };
+            facts.place(tx, life, scorer.as_deref(), &profile, None)?;
         }
         Ok(())
     }
@@ -218,6 +260,9 @@ impl<'c> BatchState<'c> {
         }
         self.consent.entry(profile.clone()).or_default().push(row);
         self.folded.remove(profile);
+        // A consent change may delete the stage (withdrawal): forget what placement knew.
+        self.facts.remove(profile);
+        self.facts_dirty.insert(profile.clone());
         Ok(())
     }
 
@@ -270,6 +315,8 @@ impl<'c> BatchState<'c> {
     ) -> Result<(), StoreError> {
         self.flush(tx)?;
         tx.merge_profiles(from, into, at, mid)?;
+        self.facts.remove(from);
+        self.facts.remove(into);
         self.consent.remove(from);
         self.consent.remove(into);
         self.folded.remove(from);

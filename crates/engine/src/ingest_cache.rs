@@ -16,6 +16,8 @@ use consentric_model::{Identity, ProfileId};
 use consentric_policy::ConsentState;
 use consentric_store::{ChangeToken, ConsentRow};
 
+use crate::lifecycle::CustomerFacts;
+
 /// Most identities (and, separately, profiles' ledgers) kept; past it the cache starts over.
 /// About 150 bytes an identity: tens of megabytes at most.
 const MAX_ENTRIES: usize = 200_000;
@@ -28,6 +30,8 @@ pub(crate) struct IngestCache {
     pub(crate) identities: HashMap<Identity, ProfileId>,
     pub(crate) consent: HashMap<ProfileId, Vec<ConsentRow>>,
     pub(crate) folded: HashMap<ProfileId, ConsentState>,
+    /// What stage placement knows of each customer (see `lifecycle::facts`).
+    pub(crate) facts: HashMap<ProfileId, CustomerFacts>,
 }
 
 /// What one committed transaction learnt, to be absorbed into the cache.
@@ -40,6 +44,10 @@ pub(crate) struct Learnt {
     pub merged_from: HashSet<ProfileId>,
     /// Profiles that received a merge (their ledgers changed).
     pub merged_into: HashSet<ProfileId>,
+    pub facts: HashMap<ProfileId, CustomerFacts>,
+    /// Profiles whose lifecycle rows changed behind the facts' back (a consent change may
+    /// delete a stage): what the cache knows of them is dropped.
+    pub facts_dirty: HashSet<ProfileId>,
 }
 
 impl IngestCache {
@@ -62,6 +70,7 @@ impl IngestCache {
         self.identities.clear();
         self.consent.clear();
         self.folded.clear();
+        self.facts.clear();
     }
 
     /// Takes in what a committed transaction (holding `token`) learnt.
@@ -77,6 +86,14 @@ impl IngestCache {
         for p in learnt.merged_from.iter().chain(&learnt.merged_into) {
             self.consent.remove(p);
             self.folded.remove(p);
+            self.facts.remove(p);
+        }
+        for p in &learnt.facts_dirty {
+            self.facts.remove(p);
+        }
+        self.facts.extend(learnt.facts);
+        if self.facts.len() > MAX_ENTRIES {
+            self.facts.clear();
         }
         self.identities.extend(learnt.identities);
         self.consent.extend(learnt.consent);

@@ -294,3 +294,56 @@ fn a_fit_without_purchases_is_refused_with_a_reason() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Stage placement on ingest keeps what it knows of customers in memory across transactions
+/// (SQLite). Fed the same events, an engine whose memory is dropped between batches (an audited
+/// read writes to the store, which invalidates it) must place everyone identically.
+#[test]
+fn placement_from_memory_matches_placement_from_the_store() {
+    let run = |forget_between_batches: bool| -> Vec<Value> {
+        let db = TestDb::sqlite();
+        let (engine, clock) = engine(&db);
+        clock.set(start() + Duration::days(400));
+        engine.lifecycle_fit("test").ok(); // nothing to fit yet: refused, harmless
+        let mut state = 7u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for b in 0..30 {
+            let batch: Vec<Value> = (0..20)
+                .map(|i| {
+                    let c = next() % 12;
+                    let d = b * 10 + i64::from(i % 10);
+                    match next() % 4 {
+                        0 => json!({"type": "track", "event": "Product Reviewed", "userId": format!("m{c}"),
+                            "messageId": format!("rv-{b}-{i}"), "timestamp": day(d)}),
+                        1 => json!({"type": "page", "userId": format!("m{c}"),
+                            "messageId": format!("pg-{b}-{i}"), "timestamp": day(d)}),
+                        _ => order(&format!("m{c}"), d, (next() % 90) as f64, if b == 0 { BOTH } else { &[] }),
+                    }
+                })
+                .collect();
+            engine.ingest(events(Value::Array(batch))).expect("ingest");
+            if b == 10 {
+                engine.lifecycle_fit("test").expect("fit"); // later placements consult P(alive)
+            }
+            if forget_between_batches {
+                engine.lifecycle_summary("test").expect("an audited read");
+            }
+        }
+        (0..12)
+            .filter_map(|c| {
+                engine
+                    .customer_lifecycle(&by(&format!("m{c}")), "test")
+                    .ok()
+            })
+            .map(|v| json!([v.stage, v.rule, v.history.len()]))
+            .collect()
+    };
+    let remembered = run(false);
+    assert!(remembered.len() >= 6, "{remembered:?}");
+    assert_eq!(remembered, run(true));
+}

@@ -233,6 +233,11 @@ impl StageRules {
         })
     }
 
+    /// Whether any rule looks at CLV.
+    pub fn needs_clv(&self) -> bool {
+        self.rules.iter().any(|r| r.min_clv.is_some())
+    }
+
     /// Whether any rule looks at P(alive) or CLV, so scoring is worth its cost.
     pub fn needs_scores(&self) -> bool {
         self.rules

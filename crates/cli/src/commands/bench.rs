@@ -251,7 +251,11 @@ fn rate(n: usize, took: Duration) -> f64 {
 
 /// Parses and ingests every body with `producers` threads (as many as HTTP connections:
 /// concurrent callers share commits through the engine's group commit).
-fn in_process(engine: &Engine, bodies: &[Vec<u8>], producers: usize) -> anyhow::Result<Duration> {
+pub(crate) fn in_process(
+    engine: &Engine,
+    bodies: &[Vec<u8>],
+    producers: usize,
+) -> anyhow::Result<Duration> {
     let next = AtomicUsize::new(0);
     let started = Instant::now();
     std::thread::scope(|scope| {
@@ -373,7 +377,7 @@ fn import_cdnow() -> anyhow::Result<()> {
 
 /// Deterministic synthetic traffic: identify (10%), page (20%), Order Completed (10%) and
 /// Product Viewed (60%) across n/20 customers, some with anonymous ids.
-fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
+pub(crate) fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
     let users = (n / 20).max(1) as u64;
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let mut next = move || {

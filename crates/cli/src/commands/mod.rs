@@ -1,6 +1,7 @@
 //! One file per command.
 
 mod bench;
+mod bench_lifecycle;
 mod demo;
 mod dsr;
 mod import;
@@ -32,6 +33,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
         Command::Bench(BenchCommand::Erase(args)) => bench::erase(&args),
+        Command::Bench(BenchCommand::Lifecycle(args)) => bench_lifecycle::run(&args),
         Command::Audit(AuditCommand::Verify(args)) => {
             audit_verify(&*open(&settings)?, &args.anchors)
         }

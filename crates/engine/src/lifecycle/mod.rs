@@ -6,6 +6,7 @@
 //! stages and per-customer scores exist only for customers with a basis for the stage purpose
 //! (`personalization` by default), and are deleted when it goes.
 
+mod facts;
 mod fit;
 mod recompute;
 mod scoring;
@@ -16,10 +17,11 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 
 use chrono::{DateTime, NaiveTime, Utc};
-use consentric_lifecycle::{Facts, StageRules};
+use consentric_lifecycle::StageRules;
 use consentric_model::ProfileId;
 use consentric_store::{StoreError, WriteTx};
 
+pub(crate) use facts::CustomerFacts;
 pub(crate) use fit::scorer_from;
 pub use fit::{FitReport, ModelFit};
 pub use recompute::RecomputeReport;
@@ -85,8 +87,8 @@ impl Lifecycle {
 }
 
 /// Places `profile` by the rules as of `now` (its latest event when `None`) in the open
-/// transaction, recording a transition when the stage changes. Returns the new stage's rule if
-/// it changed. The caller has checked the stage purpose's basis.
+/// transaction, recording a transition when the stage changes. Returns whether it changed.
+/// The caller has checked the stage purpose's basis.
 pub(crate) fn place(
     tx: &mut WriteTx<'_>,
     life: &Lifecycle,
@@ -94,49 +96,10 @@ pub(crate) fn place(
     profile: &ProfileId,
     now: Option<i64>,
 ) -> Result<bool, StoreError> {
-    let Some(f) = tx.stage_facts(profile)? else {
-        return Ok(false);
-    };
-    let now = now.unwrap_or(f.last_seen);
-    let events = if life.counted.is_empty() || !f.has_counts {
-        Default::default()
-    } else {
-        tx.event_counts(profile)?
-    };
-    // Purchase days are read only when something will look at them.
-    let scorer = scorer.filter(|_| life.rules.needs_scores());
-    let days = if scorer.is_some() || life.rules.uses_order_days() {
-        tx.purchase_days(profile)?
-    } else {
-        Vec::new()
-    };
-    let (p_alive, clv) = match (scorer, scoring::summary_of_days(&days, now)) {
-        (Some(s), Some(summary)) => {
-            let sc = s.score(&summary);
-            (Some(sc.p_alive), sc.clv)
-        }
-        _ => (None, None),
-    };
-    let facts = Facts {
-        now,
-        first_seen: f.first_seen,
-        last_seen: f.last_seen,
-        orders: f.orders,
-        revenue: f.revenue,
-        first_order: days.first().map(|d| d.day * DAY_MS),
-        last_order: days.last().map(|d| d.day * DAY_MS),
-        events,
-        p_alive,
-        clv,
-        current: f.stage.as_ref().map(|s| (s.stage, s.since)),
-    };
-    let placed = life.rules.place(&facts);
-    let current = f.stage.as_ref().map(|s| s.stage);
-    if current == Some(placed.stage) {
-        return Ok(false);
+    match CustomerFacts::read(tx, life, profile)? {
+        Some(mut f) => f.place(tx, life, scorer, profile, now),
+        None => Ok(false),
     }
-    tx.set_stage(profile, current, placed.stage, now, &placed.rule)?;
-    Ok(true)
 }
 
 impl crate::engine::Engine {

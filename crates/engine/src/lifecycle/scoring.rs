@@ -42,6 +42,11 @@ impl Scorer {
         }
     }
 
+    /// CLV alone, where a rule needs it (it costs a dozen hypergeometric series).
+    pub fn clv_of(&self, s: &CustomerSummary) -> Option<f64> {
+        self.spend.as_ref().map(|g| clv(&self.bg, g, s, self.clv))
+    }
+
     pub fn rfm(&self, input: &RfmInput) -> Option<Rfm> {
         self.rfm.as_ref().map(|b| b.score(input))
     }
