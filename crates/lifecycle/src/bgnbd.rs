@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::LifecycleError;
 use crate::optimise::{maximise, Fitted};
 use crate::sample::Sample;
-use crate::special::{digamma, ln_gamma, ln_hyp2f1, log_add_exp};
+use crate::special::{digamma, ln_gamma, ln_hyp2f1};
 use crate::summary::CustomerSummary;
 use crate::PurchaseModel;
 
@@ -60,7 +60,10 @@ impl BgNbd {
         }
         let sample = Sample::new(customers);
         let ll = |p: &[f64]| ln_likelihood(&sample, p);
-        let grad = |p: &[f64]| gradient(&sample, p);
+        let grad = |p: &[f64]| {
+            let (v, g) = value_and_gradient(&sample, p, true);
+            (v, g.to_vec())
+        };
         maximise(
             "BG/NBD",
             BGNBD_PARAMS,
@@ -75,78 +78,96 @@ impl BgNbd {
 
 /// Σ weight · ln L(r, α, a, b | x, t_x, T), per Fader, Hardie & Lee (2005), eq. 6.
 fn ln_likelihood(sample: &Sample, p: &[f64]) -> f64 {
-    let (r, alpha, a, b) = (p[0], p[1], p[2], p[3]);
-    let base = -ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b) - ln_gamma(b);
-    // Terms that depend on x alone.
-    let by_x: Vec<f64> = sample
-        .xs
-        .iter()
-        .map(|&x| ln_gamma(r + x) + ln_gamma(b + x) - ln_gamma(a + b + x))
-        .collect();
-    let ln_a = a.ln();
-    let mut total = 0.0;
-    for row in &sample.rows {
-        let x = row.x;
-        let a3 = -(r + x) * (alpha + row.t).ln();
-        let tail = if x > 0.0 {
-            let a4 = ln_a - (b + x - 1.0).ln() - (r + x) * (alpha + row.t_x).ln();
-            log_add_exp(a3, a4)
-        } else {
-            a3
-        };
-        total += row.weight * (base + by_x[row.xi] + tail);
-    }
-    total
+    value_and_gradient(sample, p, false).0
 }
 
-/// ∂/∂(r, α, a, b) of [`ln_likelihood`], in one pass: each customer's two terms weighted by
-/// their share of the likelihood.
-fn gradient(sample: &Sample, p: &[f64]) -> Vec<f64> {
+/// [`ln_likelihood`] and, when asked, its gradient ∂/∂(r, α, a, b), in one pass. Terms that
+/// depend on `x`, `t_x` or `T` alone are computed once per distinct value; per customer there
+/// remain one exponential and one logarithm (the two ways a history can end, mixed).
+fn value_and_gradient(sample: &Sample, p: &[f64], with_gradient: bool) -> (f64, [f64; 4]) {
     let (r, alpha, a, b) = (p[0], p[1], p[2], p[3]);
-    let psi_ab = digamma(a + b);
-    // Per distinct x: ψ(r+x), ψ(b+x) - ψ(a+b+x), -ψ(a+b+x).
-    let by_x: Vec<(f64, f64, f64)> = sample
+    let base = -ln_gamma(r) + r * alpha.ln() + ln_gamma(a + b) - ln_gamma(b);
+    // Per distinct x: the log-gammas, ln a - ln(b+x-1), and for the gradient ψ(r+x),
+    // ψ(b+x) - ψ(a+b+x), -ψ(a+b+x), 1/(b+x-1).
+    let by_x: Vec<[f64; 6]> = sample
         .xs
         .iter()
         .map(|&x| {
+            let gammas = ln_gamma(r + x) + ln_gamma(b + x) - ln_gamma(a + b + x);
+            let (dropout, inv) = if x > 0.0 {
+                (a.ln() - (b + x - 1.0).ln(), 1.0 / (b + x - 1.0))
+            } else {
+                (0.0, 0.0)
+            };
+            if !with_gradient {
+                return [gammas, dropout, 0.0, 0.0, 0.0, inv];
+            }
             let psi_abx = digamma(a + b + x);
-            (digamma(r + x), digamma(b + x) - psi_abx, -psi_abx)
+            [
+                gammas,
+                dropout,
+                digamma(r + x),
+                digamma(b + x) - psi_abx,
+                -psi_abx,
+                inv,
+            ]
         })
         .collect();
-    let base = [
-        -digamma(r) + alpha.ln(),
-        r / alpha,
-        psi_ab,
-        psi_ab - digamma(b),
-    ];
-    let ln_a = a.ln();
+    let ln_t = sample.per_t(|t| (alpha + t).ln());
+    let ln_tx = sample.per_tx(|t| (alpha + t).ln());
+    let (inv_t, inv_tx) = if with_gradient {
+        (
+            sample.per_t(|t| 1.0 / (alpha + t)),
+            sample.per_tx(|t| 1.0 / (alpha + t)),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let d_base = if with_gradient {
+        let psi_ab = digamma(a + b);
+        [
+            -digamma(r) + alpha.ln(),
+            r / alpha,
+            psi_ab,
+            psi_ab - digamma(b),
+        ]
+    } else {
+        [0.0; 4]
+    };
+    let mut total = 0.0;
     let mut g = [0.0; 4];
     for row in &sample.rows {
         let x = row.x;
-        let (psi_rx, db, da) = by_x[row.xi];
-        let ln_at = (alpha + row.t).ln();
-        let a3 = -(r + x) * ln_at;
-        // d(A3)/d(r, α); A4's where x > 0, mixed by the terms' shares of the likelihood.
-        let mut d = [-ln_at, -(r + x) / (alpha + row.t), 0.0, 0.0];
-        if x > 0.0 {
-            let ln_atx = (alpha + row.t_x).ln();
-            let a4 = ln_a - (b + x - 1.0).ln() - (r + x) * ln_atx;
-            let total = log_add_exp(a3, a4);
-            let (w3, w4) = ((a3 - total).exp(), (a4 - total).exp());
-            d = [
-                w3 * d[0] - w4 * ln_atx,
-                w3 * d[1] - w4 * (r + x) / (alpha + row.t_x),
-                w4 / a,
-                -w4 / (b + x - 1.0),
-            ];
-        }
+        let [gammas, dropout, psi_rx, db, da, inv_b] = by_x[row.xi];
+        let a3 = -(r + x) * ln_t[row.ti];
+        // The customer is alive at T (A3), or dropped out after the last purchase (A4):
+        // ln(e^A3 + e^A4), and each term's share of it.
+        let (tail, w3, w4) = if x > 0.0 {
+            let a4 = dropout - (r + x) * ln_tx[row.txi];
+            let u = a4 - a3;
+            let e = (-u.abs()).exp();
+            let big = 1.0 / (1.0 + e);
+            if u > 0.0 {
+                (a4 + e.ln_1p(), e * big, big)
+            } else {
+                (a3 + e.ln_1p(), big, e * big)
+            }
+        } else {
+            (a3, 1.0, 0.0)
+        };
         let w = row.weight;
-        g[0] += w * (base[0] + psi_rx + d[0]);
-        g[1] += w * (base[1] + d[1]);
-        g[2] += w * (base[2] + da + d[2]);
-        g[3] += w * (base[3] + db + d[3]);
+        total += w * (base + gammas + tail);
+        if with_gradient {
+            let d_r = -w3 * ln_t[row.ti] - if x > 0.0 { w4 * ln_tx[row.txi] } else { 0.0 };
+            let d_alpha =
+                -(r + x) * (w3 * inv_t[row.ti] + if x > 0.0 { w4 * inv_tx[row.txi] } else { 0.0 });
+            g[0] += w * (d_base[0] + psi_rx + d_r);
+            g[1] += w * (d_base[1] + d_alpha);
+            g[2] += w * (d_base[2] + da + w4 / a);
+            g[3] += w * (d_base[3] + db - w4 * inv_b);
+        }
     }
-    g.to_vec()
+    (total, g)
 }
 
 impl PurchaseModel for BgNbd {
@@ -204,7 +225,8 @@ mod tests {
             .collect();
         let sample = Sample::new(&customers);
         let p = [0.3, 4.0, 0.8, 2.5];
-        let g = gradient(&sample, &p);
+        let (value, g) = value_and_gradient(&sample, &p, true);
+        assert_eq!(value, ln_likelihood(&sample, &p));
         for i in 0..4 {
             let h = 1e-6 * p[i];
             let (mut up, mut down) = (p, p);

@@ -28,6 +28,23 @@ impl Default for ClvSettings {
     }
 }
 
+/// The customer's expected purchases month by month over the horizon, each discounted to now:
+/// CLV divided by the expected value of a purchase. It depends on `x`, `t_x` and `T` only.
+pub fn discounted_purchases(
+    model: &dyn PurchaseModel,
+    c: &CustomerSummary,
+    settings: ClvSettings,
+) -> f64 {
+    let mut before = 0.0;
+    let mut total = 0.0;
+    for month in 1..=settings.months {
+        let upto = model.expected_purchases(f64::from(month) * WEEKS_PER_MONTH, c);
+        total += (upto - before) / (1.0 + settings.monthly_discount).powi(month as i32);
+        before = upto;
+    }
+    total
+}
+
 /// The discounted value of a customer's expected purchases over the horizon.
 pub fn clv(
     model: &dyn PurchaseModel,
@@ -35,13 +52,5 @@ pub fn clv(
     c: &CustomerSummary,
     settings: ClvSettings,
 ) -> f64 {
-    let value = spend.expected_spend(c);
-    let mut before = 0.0;
-    let mut total = 0.0;
-    for month in 1..=settings.months {
-        let upto = model.expected_purchases(f64::from(month) * WEEKS_PER_MONTH, c);
-        total += (upto - before) * value / (1.0 + settings.monthly_discount).powi(month as i32);
-        before = upto;
-    }
-    total
+    discounted_purchases(model, c, settings) * spend.expected_spend(c)
 }

@@ -17,6 +17,7 @@ mod optimise;
 pub mod pareto;
 pub mod rfm;
 mod sample;
+pub mod scores;
 pub mod special;
 pub mod stages;
 pub mod summary;
@@ -29,6 +30,7 @@ pub use gamma_gamma::GammaGamma;
 pub use optimise::Fitted;
 pub use pareto::ParetoNbd;
 pub use rfm::{rfm_scores, Rfm, RfmBoundaries, RfmInput};
+pub use scores::{score_all, Score};
 pub use stages::{Facts, Placement, StageRule, StageRules};
 pub use summary::{CustomerSummary, Holdout, Purchase};
 

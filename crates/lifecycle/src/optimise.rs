@@ -30,28 +30,53 @@ pub struct Fitted<M> {
 
 /// A total log-likelihood as a function of positive parameters.
 pub(crate) type LnLikelihood<'a> = dyn Fn(&[f64]) -> f64 + 'a;
-/// Its gradient in the natural parameters, where a model has it in closed form.
-pub(crate) type LnLikelihoodGradient<'a> = dyn Fn(&[f64]) -> Vec<f64> + 'a;
+/// The log-likelihood and its gradient in the natural parameters, computed together, where a
+/// model has the gradient in closed form.
+pub(crate) type LnLikelihoodGradient<'a> = dyn Fn(&[f64]) -> (f64, Vec<f64>) + 'a;
+
+/// A point (log-parameters) with the log-likelihood and its gradient there.
+type Evaluated = (Vec<f64>, f64, Vec<f64>);
 
 /// The mean negative log-likelihood over log-parameters: unconstrained and of order one, which
 /// keeps the optimiser's tolerances meaningful for any number of customers.
 struct Problem<'a> {
     ll: &'a LnLikelihood<'a>,
     grad: Option<&'a LnLikelihoodGradient<'a>>,
+    /// The last point evaluated with `grad` (log-parameters) and its value and gradient:
+    /// the line search asks for the cost and then the gradient at the same point.
+    memo: std::cell::RefCell<Option<Evaluated>>,
     /// Customers times a scale that makes the starting gradient's norm at most one, so the
     /// first step (which L-BFGS takes along the raw gradient) cannot leap out of the bounds.
     n: f64,
 }
 
 impl Problem<'_> {
+    /// Value and gradient of `ll` at `log_params` (natural parameters' gradient), once.
+    fn fused(&self, grad: &LnLikelihoodGradient<'_>, log_params: &[f64]) -> (f64, Vec<f64>) {
+        if let Some((p, v, g)) = &*self.memo.borrow() {
+            if p.as_slice() == log_params {
+                return (*v, g.clone());
+            }
+        }
+        let theta: Vec<f64> = log_params.iter().map(|v| v.exp()).collect();
+        let (v, g) = grad(&theta);
+        *self.memo.borrow_mut() = Some((log_params.to_vec(), v, g.clone()));
+        (v, g)
+    }
+
     fn value(&self, log_params: &[f64]) -> f64 {
         // Parameters beyond e^±20 mean the data do not identify the model; stop there rather
         // than chase an optimum at infinity.
         if log_params.iter().any(|v| v.abs() > BOUND) {
             return f64::MAX / 4.0;
         }
-        let params: Vec<f64> = log_params.iter().map(|v| v.exp()).collect();
-        let v = -(self.ll)(&params) / self.n;
+        let v = match self.grad {
+            Some(grad) => -self.fused(grad, log_params).0 / self.n,
+            None => {
+                let params: Vec<f64> = log_params.iter().map(|v| v.exp()).collect();
+                -(self.ll)(&params) / self.n
+            }
+        };
         if v.is_finite() {
             v
         } else {
@@ -80,9 +105,12 @@ impl Gradient for Problem<'_> {
             return Ok(vec![0.0; p.len()]);
         }
         if let Some(grad) = self.grad {
-            let theta: Vec<f64> = p.iter().map(|v| v.exp()).collect();
-            let g = grad(&theta);
-            return Ok(g.iter().zip(&theta).map(|(d, t)| -d * t / self.n).collect());
+            let (_, g) = self.fused(grad, p);
+            return Ok(g
+                .iter()
+                .zip(p)
+                .map(|(d, u)| -d * u.exp() / self.n)
+                .collect());
         }
         let h = 1e-6;
         let mut x = p.clone();
@@ -126,6 +154,7 @@ pub(crate) fn maximise<M>(
         let problem = Problem {
             ll,
             grad,
+            memo: Default::default(),
             n: n as f64,
         };
         let g0 = problem.gradient(&best).map_err(|e| no(e.to_string()))?;
@@ -167,7 +196,7 @@ pub(crate) fn maximise<M>(
     Ok(Fitted {
         model: build(&params),
         names,
-        std_errors: std_errors(ll, &params),
+        std_errors: std_errors(ll, grad, &params),
         params,
         ln_likelihood: value,
         customers: n,
@@ -175,11 +204,32 @@ pub(crate) fn maximise<M>(
     })
 }
 
-/// Square roots of the diagonal of the inverse observed information (the Hessian of `-ll` at
-/// the optimum, by central differences in the natural parameters).
-fn std_errors(ll: &LnLikelihood<'_>, p: &[f64]) -> Vec<f64> {
+/// Square roots of the diagonal of the inverse observed information: the Hessian of `-ll` at
+/// the optimum, by central differences in the natural parameters — of the gradient where the
+/// model has one (2k evaluations), else of `ll` itself.
+fn std_errors(
+    ll: &LnLikelihood<'_>,
+    grad: Option<&LnLikelihoodGradient<'_>>,
+    p: &[f64],
+) -> Vec<f64> {
     let k = p.len();
     let h: Vec<f64> = p.iter().map(|v| 1e-4 * v.abs().max(1e-3)).collect();
+    if let Some(grad) = grad {
+        let mut hess = vec![vec![0.0; k]; k];
+        for (i, row) in hess.iter_mut().enumerate() {
+            let (mut up, mut down) = (p.to_vec(), p.to_vec());
+            up[i] += h[i];
+            down[i] -= h[i];
+            let (gu, gd) = (grad(&up).1, grad(&down).1);
+            for (cell, (u, d)) in row.iter_mut().zip(gu.iter().zip(&gd)) {
+                *cell = -(u - d) / (2.0 * h[i]);
+            }
+        }
+        let symmetric: Vec<Vec<f64>> = (0..k)
+            .map(|i| (0..k).map(|j| (hess[i][j] + hess[j][i]) / 2.0).collect())
+            .collect();
+        return diagonal_of_inverse(symmetric);
+    }
     let f = |d: &[(usize, f64)]| {
         let mut x = p.to_vec();
         for (i, s) in d {
@@ -203,6 +253,12 @@ fn std_errors(ll: &LnLikelihood<'_>, p: &[f64]) -> Vec<f64> {
             hess[j][i] = v;
         }
     }
+    diagonal_of_inverse(hess)
+}
+
+/// `sqrt(diag(H⁻¹))`, `NaN` where not positive or `H` is singular.
+fn diagonal_of_inverse(hess: Vec<Vec<f64>>) -> Vec<f64> {
+    let k = hess.len();
     match invert(hess) {
         Some(inv) => (0..k)
             .map(|i| {
@@ -258,13 +314,23 @@ mod tests {
     fn finds_a_known_maximum_and_its_curvature() {
         // ll = -(p0-2)^2/(2·0.5^2) - (p1-3)^2/(2·0.1^2): maximum at (2, 3), errors 0.5 and 0.1.
         let ll = |p: &[f64]| -(p[0] - 2.0).powi(2) / 0.5 - (p[1] - 3.0).powi(2) / 0.02;
-        let grad = |p: &[f64]| vec![-2.0 * (p[0] - 2.0) / 0.5, -2.0 * (p[1] - 3.0) / 0.02];
+        let grad = |p: &[f64]| {
+            (
+                ll(p),
+                vec![-2.0 * (p[0] - 2.0) / 0.5, -2.0 * (p[1] - 3.0) / 0.02],
+            )
+        };
         let with = Some(&grad as &LnLikelihoodGradient<'_>);
         let fit = maximise("test", &["a", "b"], &ll, with, &[1.0, 1.0], 1, |p| {
             p.to_vec()
         })
         .expect("converges");
         assert!((fit.params[0] - 2.0).abs() < 1e-5, "{:?}", fit.params);
+        assert!(
+            (fit.std_errors[1] - 0.1).abs() < 1e-3,
+            "{:?}",
+            fit.std_errors
+        );
         let fit = maximise("test", &["a", "b"], &ll, None, &[1.0, 1.0], 1, |p| {
             p.to_vec()
         })

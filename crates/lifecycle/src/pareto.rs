@@ -105,8 +105,9 @@ fn ln_likelihood(sample: &Sample, p: &[f64]) -> f64 {
     let mut total = 0.0;
     for row in &sample.rows {
         let x = row.x;
-        let alive = -(r + x) * (alpha + row.t).ln() - s * (beta + row.t).ln();
-        let Some(ln_a0) = m.ln_a0(x, row.t_x, row.t) else {
+        let t = sample.ts[row.ti];
+        let alive = -(r + x) * (alpha + t).ln() - s * (beta + t).ln();
+        let Some(ln_a0) = m.ln_a0(x, sample.txs[row.txi], sample.ts[row.ti]) else {
             return f64::NAN;
         };
         let ln_b = log_add_exp(alive, (s / (r + s + x)).ln() + ln_a0);

@@ -1,5 +1,8 @@
 //! Customers compressed for likelihood evaluation: identical `(x, t_x, T)` rows become one row
-//! with a weight, and terms that depend only on `x` are computed once per distinct `x`.
+//! with a weight, and each row points into the distinct values of `x`, `t_x` and `T`, so that
+//! terms depending on one of them alone (a log-gamma, a logarithm) are computed once per
+//! distinct value per evaluation instead of once per customer. CDNOW's 23,570 master
+//! customers have a few dozen distinct `x`, ninety `T` and a few hundred `t_x`.
 
 use std::collections::HashMap;
 
@@ -10,9 +13,11 @@ use crate::summary::CustomerSummary;
 pub(crate) struct Row {
     /// Index into [`Sample::xs`].
     pub xi: usize,
+    /// Index into [`Sample::txs`].
+    pub txi: usize,
+    /// Index into [`Sample::ts`].
+    pub ti: usize,
     pub x: f64,
-    pub t_x: f64,
-    pub t: f64,
     pub weight: f64,
 }
 
@@ -22,33 +27,51 @@ pub(crate) struct Sample {
     pub rows: Vec<Row>,
     /// Distinct values of `x`.
     pub xs: Vec<f64>,
+    /// Distinct values of `t_x`.
+    pub txs: Vec<f64>,
+    /// Distinct values of `T`.
+    pub ts: Vec<f64>,
+}
+
+/// Interns `v` in `values`, returning its index.
+fn intern(values: &mut Vec<f64>, index: &mut HashMap<u64, usize>, v: f64) -> usize {
+    *index.entry(v.to_bits()).or_insert_with(|| {
+        values.push(v);
+        values.len() - 1
+    })
 }
 
 impl Sample {
     pub fn new(customers: &[CustomerSummary]) -> Sample {
-        let mut xs: Vec<f64> = Vec::new();
-        let mut x_index: HashMap<u64, usize> = HashMap::new();
-        let mut rows: Vec<Row> = Vec::new();
+        let mut s = Sample::default();
+        let (mut xi, mut txi, mut ti) = (HashMap::new(), HashMap::new(), HashMap::new());
         let mut row_index: HashMap<(u64, u64, u64), usize> = HashMap::new();
         for c in customers {
             let key = (c.x.to_bits(), c.t_x.to_bits(), c.t.to_bits());
             if let Some(&i) = row_index.get(&key) {
-                rows[i].weight += 1.0;
+                s.rows[i].weight += 1.0;
                 continue;
             }
-            let xi = *x_index.entry(c.x.to_bits()).or_insert_with(|| {
-                xs.push(c.x);
-                xs.len() - 1
-            });
-            row_index.insert(key, rows.len());
-            rows.push(Row {
-                xi,
+            let row = Row {
+                xi: intern(&mut s.xs, &mut xi, c.x),
+                txi: intern(&mut s.txs, &mut txi, c.t_x),
+                ti: intern(&mut s.ts, &mut ti, c.t),
                 x: c.x,
-                t_x: c.t_x,
-                t: c.t,
                 weight: 1.0,
-            });
+            };
+            row_index.insert(key, s.rows.len());
+            s.rows.push(row);
         }
-        Sample { rows, xs }
+        s
+    }
+
+    /// `f(v)` for each distinct `t_x`.
+    pub fn per_tx(&self, f: impl Fn(f64) -> f64) -> Vec<f64> {
+        self.txs.iter().map(|v| f(*v)).collect()
+    }
+
+    /// `f(v)` for each distinct `T`.
+    pub fn per_t(&self, f: impl Fn(f64) -> f64) -> Vec<f64> {
+        self.ts.iter().map(|v| f(*v)).collect()
     }
 }

@@ -19,9 +19,7 @@ use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use consentric_engine::{Engine, LifecycleSettings, Store, SystemClock};
 use consentric_lifecycle::summary::summarise;
-use consentric_lifecycle::{
-    clv, BgNbd, ClvSettings, CustomerSummary, GammaGamma, Purchase, PurchaseModel,
-};
+use consentric_lifecycle::{score_all, BgNbd, ClvSettings, CustomerSummary, GammaGamma, Purchase};
 use consentric_store::SqliteOptions;
 use serde_json::Value;
 
@@ -98,7 +96,7 @@ pub fn run(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
             );
         }
         if name == "CDNOW master" {
-            score_all(&bg.model, &gg.model, data, args.runs)?;
+            time_scoring(&bg.model, &gg.model, data, args.runs)?;
         }
     }
     if args.reference.is_none() {
@@ -108,7 +106,7 @@ pub fn run(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
 }
 
 /// Time of every master customer's P(alive), expected purchases in 90 days and 12-month CLV.
-fn score_all(
+fn time_scoring(
     bg: &BgNbd,
     gg: &GammaGamma,
     data: &[CustomerSummary],
@@ -116,11 +114,11 @@ fn score_all(
 ) -> anyhow::Result<()> {
     let settings = ClvSettings::default();
     let (total, took) = median(runs, || -> anyhow::Result<f64> {
-        let mut total = 0.0;
-        for c in data {
-            total +=
-                bg.p_alive(c) + bg.expected_purchases(90.0 / 7.0, c) + clv(bg, gg, c, settings);
-        }
+        let scores = score_all(bg, Some(gg), data, 90.0 / 7.0, settings);
+        let total: f64 = scores
+            .iter()
+            .map(|s| s.p_alive + s.expected_purchases + s.clv.unwrap_or(f64::NAN))
+            .sum();
         if !total.is_finite() {
             bail!("a score is not finite");
         }
@@ -142,7 +140,7 @@ fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     let bodies = super::bench::generate(n, "timed", args.consent_share);
     let mut rates = BTreeMap::new();
     // Interleaved, so drift of the machine hits both alike.
-    for round in 0..args.runs.clamp(1, 3) {
+    for round in 0..args.runs.clamp(1, 9) {
         for on_ingest in [false, true] {
             let dir = tempfile::tempdir()?;
             let store = Store::open_sqlite(dir.path(), SqliteOptions::default())?.with_vault(
