@@ -164,7 +164,10 @@ pub(crate) fn maximise<M>(
             ..problem
         };
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
-            .with_tolerance_grad(1e-9)
+            // The gradient of the mean objective over log-parameters: the same criterion and
+            // tolerance as `lifetimes` (scipy's BFGS with `tol=1e-7`); parameters then agree
+            // with it to three decimals and more.
+            .with_tolerance_grad(1e-7)
             .and_then(|s| s.with_tolerance_cost(1e-14))
             .map_err(|e| no(e.to_string()))?;
         let result = Executor::new(problem, solver)
