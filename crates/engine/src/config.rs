@@ -193,6 +193,20 @@ impl Settings {
                 ))
             })?;
         }
+        if let Some(v) = env("CONSENTRIC_LIFECYCLE_AS_OF").filter(|v| !v.is_empty()) {
+            settings.lifecycle.as_of = Some(v.parse().map_err(|_| {
+                EngineError::Config(format!(
+                    "CONSENTRIC_LIFECYCLE_AS_OF must be a date (YYYY-MM-DD), not `{v}`"
+                ))
+            })?);
+        }
+        if let Some(v) = env("CONSENTRIC_LIFECYCLE_RECOMPUTE_MINUTES") {
+            settings.lifecycle.recompute_every_minutes = v.parse().map_err(|_| {
+                EngineError::Config(format!(
+                    "CONSENTRIC_LIFECYCLE_RECOMPUTE_MINUTES must be a whole number, not `{v}`"
+                ))
+            })?;
+        }
         settings.check()?;
         Ok(settings)
     }
@@ -261,6 +275,59 @@ mod tests {
         std::fs::write(&file, "[server]\nlisten_on = \"x\"\n").expect("write");
         let e = Settings::load(Some(&file), &|_| None).expect_err("unknown key");
         assert!(e.to_string().contains("listen_on"), "{e}");
+    }
+
+    #[test]
+    fn lifecycle_rules_and_dates_come_from_the_file_and_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            r#"[lifecycle]
+calibration_end = "1997-09-30"
+clv = { months = 24, monthly_discount = 0.02 }
+churn = { threshold = 0.7, horizon_days = 180.0 }
+
+[[lifecycle.rules]]
+name = "vip"
+stage = "advocacy"
+min_revenue = 500.0
+events = { "Referral Sent" = 2 }
+"#,
+        )
+        .expect("write");
+        let s = Settings::load(Some(&file), &|k| {
+            (k == "CONSENTRIC_LIFECYCLE_AS_OF").then(|| "1998-06-30".to_owned())
+        })
+        .expect("loads");
+        let l = &s.lifecycle;
+        assert_eq!(
+            l.as_of.map(|d| d.to_string()).as_deref(),
+            Some("1998-06-30")
+        );
+        assert_eq!(
+            l.calibration_end.map(|d| d.to_string()).as_deref(),
+            Some("1997-09-30")
+        );
+        assert_eq!((l.clv.months, l.churn.threshold), (24, 0.7));
+        let rules = l.rules.as_ref().expect("rules");
+        assert_eq!(
+            (rules[0].name.as_str(), rules[0].events["Referral Sent"]),
+            ("vip", 2)
+        );
+        // A rule with a misspelt condition, or a bad date, is refused with its name.
+        std::fs::write(
+            &file,
+            "[[lifecycle.rules]]\nname = \"x\"\nstage = \"advocacy\"\nmin_revenu = 1.0\n",
+        )
+        .expect("write");
+        let e = Settings::load(Some(&file), &|_| None).expect_err("unknown condition");
+        assert!(e.to_string().contains("min_revenu"), "{e}");
+        let e = Settings::load(None, &|k| {
+            (k == "CONSENTRIC_LIFECYCLE_AS_OF").then(|| "yesterday".to_owned())
+        })
+        .expect_err("bad date");
+        assert!(e.to_string().contains("CONSENTRIC_LIFECYCLE_AS_OF"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub const WEEKS_PER_MONTH: f64 = 4.345;
 
 /// How far ahead and how steeply value is discounted.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ClvSettings {
     /// Months ahead.
     pub months: u32,

@@ -64,6 +64,8 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
         cdnow_end().map(|d| d.to_string()).unwrap_or_default(),
         funnel.join(", ")
     );
+    println!("  (later `consentric lifecycle …` commands see CDNOW as of today unless given");
+    println!("   CONSENTRIC_LIFECYCLE_AS_OF=1998-06-30, as the demo sets)");
 
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
     let write = engine.create_key(Scope::Write, Some("demo write"))?;

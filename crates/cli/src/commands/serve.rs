@@ -32,13 +32,34 @@ pub async fn serve(
         .local_addr()
         .context("Failed to read the bound address")?;
     tracing::info!(%addr, "listening");
-    spawn_retention_sweeper(engine_for_sweep, settings.retention.sweep_every_minutes);
+    spawn_periodic(
+        "retention sweep",
+        engine_for_sweep.clone(),
+        settings.retention.sweep_every_minutes,
+        |e| Ok(format!("{:?}", e.sweep_retention("retention-sweeper")?)),
+    );
+    spawn_periodic(
+        "lifecycle recompute",
+        engine_for_sweep,
+        settings.lifecycle.recompute_every_minutes,
+        |e| {
+            Ok(format!(
+                "{:?}",
+                e.lifecycle_recompute("lifecycle-recompute")?
+            ))
+        },
+    );
     on_bound(addr);
     app.run_until_stopped().await.context("The server failed")
 }
 
-/// Runs the retention sweep every `minutes` (never if 0) on a blocking thread.
-fn spawn_retention_sweeper(engine: Arc<Engine>, minutes: u64) {
+/// Runs `job` every `minutes` (never if 0) on a blocking thread, logging what it reports.
+fn spawn_periodic(
+    name: &'static str,
+    engine: Arc<Engine>,
+    minutes: u64,
+    job: fn(&Engine) -> Result<String, consentric_engine::EngineError>,
+) {
     if minutes == 0 {
         return;
     }
@@ -47,12 +68,10 @@ fn spawn_retention_sweeper(engine: Arc<Engine>, minutes: u64) {
         loop {
             tick.tick().await;
             let engine = engine.clone();
-            match tokio::task::spawn_blocking(move || engine.sweep_retention("retention-sweeper"))
-                .await
-            {
-                Ok(Ok(report)) => tracing::info!(?report, "retention sweep"),
-                Ok(Err(e)) => tracing::error!(error = %e, "retention sweep failed"),
-                Err(e) => tracing::error!(error = %e, "retention sweep panicked"),
+            match tokio::task::spawn_blocking(move || job(&engine)).await {
+                Ok(Ok(report)) => tracing::info!(job = name, %report, "periodic job done"),
+                Ok(Err(e)) => tracing::error!(job = name, error = %e, "periodic job failed"),
+                Err(e) => tracing::error!(job = name, error = %e, "periodic job panicked"),
             }
         }
     });

@@ -52,6 +52,17 @@ impl Lifecycle {
                 .map_err(|e| EngineError::Config(format!("[lifecycle] {e}")))?,
             None => StageRules::retail(),
         };
+        let bad = |m: &str| Err(EngineError::Config(format!("[lifecycle] {m}")));
+        let (clv, churn) = (settings.clv, settings.churn);
+        if clv.months == 0 || !(0.0..1.0).contains(&clv.monthly_discount) {
+            return bad("clv needs months >= 1 and a monthly_discount in [0, 1)");
+        }
+        if !(0.0..=1.0).contains(&churn.threshold)
+            || churn.horizon_days.is_nan()
+            || churn.horizon_days <= 0.0
+        {
+            return bad("churn needs a threshold in [0, 1] and a positive horizon_days");
+        }
         let counted = rules.counted_events().map(str::to_owned).collect();
         Ok(Lifecycle {
             settings,

@@ -10,11 +10,15 @@ use serde::Deserialize;
 pub struct LifecycleSettings {
     /// Update stages as events arrive (`false`: only `consentric lifecycle recompute`).
     pub on_ingest: bool,
+    /// Minutes between full recomputes inside `serve`, which catch what no event shows (time
+    /// passing: a customer lapsing); 0 turns them off (`CONSENTRIC_LIFECYCLE_RECOMPUTE_MINUTES`).
+    pub recompute_every_minutes: u64,
     /// The purpose stages and per-customer scores are computed under.
     pub stage_purpose: String,
     /// The purpose model fitting, cohorts and the funnel are computed under.
     pub analytics_purpose: String,
-    /// Compute as of the end of this day instead of now (historic data sets, the demo).
+    /// Compute as of the end of this day instead of now: historic data sets, the demo
+    /// (`CONSENTRIC_LIFECYCLE_AS_OF`).
     pub as_of: Option<NaiveDate>,
     /// Last day of the models' calibration window; default: the latest purchase day.
     pub calibration_end: Option<NaiveDate>,
@@ -30,6 +34,7 @@ impl Default for LifecycleSettings {
     fn default() -> Self {
         LifecycleSettings {
             on_ingest: true,
+            recompute_every_minutes: 1440,
             stage_purpose: "personalization".into(),
             analytics_purpose: "analytics".into(),
             as_of: None,
