@@ -19,7 +19,9 @@ use anyhow::{bail, Context};
 use chrono::NaiveDate;
 use consentric_engine::{Engine, LifecycleSettings, Store, SystemClock};
 use consentric_lifecycle::summary::summarise;
-use consentric_lifecycle::{score_all, BgNbd, ClvSettings, CustomerSummary, GammaGamma, Purchase};
+use consentric_lifecycle::{
+    score_all, BgNbd, ClvSettings, CustomerSummary, GammaGamma, ParetoNbd, Purchase, PurchaseModel,
+};
 use consentric_store::SqliteOptions;
 use serde_json::Value;
 
@@ -28,6 +30,7 @@ use crate::cli::BenchLifecycleArgs;
 const SAMPLE: &str =
     include_str!("../../../../data/cdnow/cdnow_customers_summary_with_transactions.csv");
 const MASTER: &str = include_str!("../../../../data/cdnow/CDNOW_master.txt");
+const SAMPLE_RAW: &str = include_str!("../../../../data/cdnow/CDNOW_sample.txt");
 
 pub fn run(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     println!(
@@ -102,7 +105,82 @@ pub fn run(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     if args.reference.is_none() {
         println!("(lifetimes skipped: pass --reference \"$(scripts/lifetimes-venv.sh)\")");
     }
+    holdout(args.runs)?;
     stage_cost(args)
+}
+
+/// The holdout check on the raw CDNOW sample: calibrate on weeks 1-39, predict weeks 40-78,
+/// compare with what customers did, in total and by calibration repeat purchases.
+fn holdout(runs: usize) -> anyhow::Result<()> {
+    let mut by: BTreeMap<&str, Vec<Purchase>> = BTreeMap::new();
+    for line in SAMPLE_RAW.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [_, id, date, _, dollars] = f[..] else {
+            continue;
+        };
+        by.entry(id).or_default().push(Purchase {
+            day: NaiveDate::parse_from_str(date, "%Y%m%d")?,
+            amount: dollars.parse()?,
+        });
+    }
+    let cal_end = NaiveDate::from_ymd_opt(1997, 9, 30).context("date")?;
+    let end = NaiveDate::from_ymd_opt(1998, 6, 30).context("date")?;
+    let cal: Vec<CustomerSummary> = by.values().filter_map(|p| summarise(p, cal_end)).collect();
+    let held: Vec<f64> = by
+        .values()
+        .map(|p| consentric_lifecycle::summary::holdout(p, cal_end, end).x)
+        .collect();
+    let weeks = consentric_lifecycle::summary::weeks_between(cal_end, end);
+    let (bg, _) = median(1, || BgNbd::fit(&cal))?;
+    let (pareto, pareto_time) = median(runs.min(3), || ParetoNbd::fit(&cal))?;
+    println!();
+    println!(
+        "holdout, CDNOW sample: calibrated on weeks 1-39, predicting the {weeks:.0} weeks after (Pareto/NBD fitted in {:.1} ms)",
+        ms(pareto_time)
+    );
+    println!(
+        "  {:<22} {:>9} {:>9} {:>11}",
+        "by calibration repeats",
+        "customers",
+        "actual",
+        "BG/NBD | Pareto/NBD (holdout purchases per customer)"
+    );
+    let mut total = (0.0, 0.0, 0.0);
+    for group in 0..=7 {
+        let (mut n, mut actual, mut b, mut p) = (0.0, 0.0, 0.0, 0.0);
+        for (c, h) in cal.iter().zip(&held) {
+            if (c.x as usize).min(7) == group {
+                n += 1.0;
+                actual += h;
+                b += bg.model.expected_purchases(weeks, c);
+                p += pareto.model.expected_purchases(weeks, c);
+            }
+        }
+        total = (total.0 + actual, total.1 + b, total.2 + p);
+        if n > 0.0 {
+            println!(
+                "  calibration x = {:<6} {n:>9.0} {:>9.2} {:>9.2} | {:.2}",
+                if group == 7 {
+                    "7+".to_owned()
+                } else {
+                    group.to_string()
+                },
+                actual / n,
+                b / n,
+                p / n
+            );
+        }
+    }
+    let pct = |v: f64| 100.0 * (v - total.0) / total.0;
+    println!(
+        "  total: actual {:.0}, BG/NBD {:.0} ({:+.1}%), Pareto/NBD {:.0} ({:+.1}%)",
+        total.0,
+        total.1,
+        pct(total.1),
+        total.2,
+        pct(total.2)
+    );
+    Ok(())
 }
 
 /// Time of every master customer's P(alive), expected purchases in 90 days and 12-month CLV.
