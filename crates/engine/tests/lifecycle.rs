@@ -254,7 +254,20 @@ parity_test!(
         let summary = engine.lifecycle_summary("test").expect("summary");
         assert_eq!(summary.customers, 1);
         assert_eq!(summary.cohorts[0].size, 1);
-        assert_eq!(stage(&engine, "cy").0, Some(Stage::Engagement));
+        // The merged-away profile's history comes first; the survivor's latest is current.
+        let v = engine
+            .customer_lifecycle(&by("cy"), "test")
+            .expect("lifecycle");
+        let path: Vec<(Option<Stage>, Stage)> = v.history.iter().map(|t| (t.from, t.to)).collect();
+        assert_eq!(
+            path,
+            vec![
+                (None, Stage::Onboarding),
+                (None, Stage::Onboarding),
+                (Some(Stage::Onboarding), Stage::Engagement),
+            ]
+        );
+        assert_eq!(v.stage, Some(Stage::Engagement));
         let receipt = engine.erase(&by("cy"), "test").expect("erase");
         let body = receipt
             .verify(&engine.receipt_public_key().expect("key"))

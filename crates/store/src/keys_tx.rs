@@ -166,7 +166,6 @@ impl WriteTx<'_> {
         for derived in [
             crate::lifecycle_tx::DELETE_PURCHASES,
             crate::lifecycle_tx::DELETE_COUNTS,
-            crate::lifecycle_tx::DELETE_STAGE,
             crate::lifecycle_tx::DELETE_TRANSITIONS,
         ] {
             erased.lifecycle += self.conn.exec(derived, &[p])?;

@@ -14,18 +14,16 @@ use crate::tx::{next, profile_id, take, WriteTx};
 
 const ADD_PURCHASE: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
 const COUNT_EVENT: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
-const FACTS: &str = "SELECT p.first_seen, p.last_seen, p.order_count, p.revenue, s.stage, s.since, s.rule, EXISTS (SELECT 1 FROM lifecycle_counts c WHERE c.profile_id = p.profile_id) FROM profiles p LEFT JOIN lifecycle_stages s ON s.profile_id = p.profile_id WHERE p.profile_id = ?1";
+const FACTS: &str = "SELECT p.first_seen, p.last_seen, p.order_count, p.revenue, t.to_stage, t.at, t.rule, t.n, EXISTS (SELECT 1 FROM lifecycle_counts c WHERE c.profile_id = p.profile_id) FROM profiles p LEFT JOIN lifecycle_transitions t ON t.profile_id = p.profile_id AND t.n = (SELECT MAX(l.n) FROM lifecycle_transitions l WHERE l.profile_id = p.profile_id) WHERE p.profile_id = ?1";
 const COUNTS_OF: &str = "SELECT event, n FROM lifecycle_counts WHERE profile_id = ?1";
-const SET_STAGE: &str = "INSERT INTO lifecycle_stages (profile_id, stage, since, rule) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (profile_id) DO UPDATE SET stage = excluded.stage, since = excluded.since, rule = excluded.rule";
-const ADD_TRANSITION: &str = "INSERT INTO lifecycle_transitions (profile_id, from_stage, to_stage, at, rule) VALUES (?1, ?2, ?3, ?4, ?5)";
-const STAGE_OF: &str = "SELECT stage, since, rule FROM lifecycle_stages WHERE profile_id = ?1";
-const TRANSITIONS_OF: &str = "SELECT from_stage, to_stage, at, rule FROM lifecycle_transitions WHERE profile_id = ?1 ORDER BY seq";
-const ALL_TRANSITIONS: &str = "SELECT profile_id, from_stage, to_stage, at, rule FROM lifecycle_transitions ORDER BY profile_id, seq";
+const ADD_TRANSITION: &str = "INSERT INTO lifecycle_transitions (profile_id, n, from_stage, to_stage, at, rule) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const STAGE_OF: &str = "SELECT to_stage, at, rule, n FROM lifecycle_transitions WHERE profile_id = ?1 ORDER BY n DESC LIMIT 1";
+const TRANSITIONS_OF: &str = "SELECT from_stage, to_stage, at, rule FROM lifecycle_transitions WHERE profile_id = ?1 ORDER BY n";
+const ALL_TRANSITIONS: &str = "SELECT profile_id, from_stage, to_stage, at, rule FROM lifecycle_transitions ORDER BY profile_id, n";
 const PURCHASES_OF: &str =
     "SELECT day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ORDER BY day";
 const ALL_PURCHASES: &str =
     "SELECT profile_id, day, amount FROM lifecycle_purchases ORDER BY profile_id, day";
-const STAGE_COUNTS: &str = "SELECT stage, COUNT(*) FROM lifecycle_stages GROUP BY stage";
 const PUT_MODEL: &str = "INSERT INTO lifecycle_models (name, params, fitted_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET params = excluded.params, fitted_at = excluded.fitted_at";
 const MODELS: &str = "SELECT name, params, fitted_at FROM lifecycle_models ORDER BY name";
 const PROFILE_IDS: &str = "SELECT profile_id FROM profiles ORDER BY profile_id";
@@ -33,11 +31,11 @@ const ALL_CONSENT: &str = "SELECT profile_id, seq, purpose, decision, source, pu
 
 pub(crate) const MOVE_PURCHASES: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) SELECT ?2, day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
 pub(crate) const MOVE_COUNTS: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) SELECT ?2, event, n FROM lifecycle_counts WHERE profile_id = ?1 ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
-pub(crate) const MOVE_TRANSITIONS: &str =
-    "UPDATE lifecycle_transitions SET profile_id = ?2 WHERE profile_id = ?1";
+/// The merged-away profile's history goes below the surviving one's (numbers end just under its
+/// first), so the survivor's latest transition stays its current stage.
+pub(crate) const MOVE_TRANSITIONS: &str = "INSERT INTO lifecycle_transitions (profile_id, n, from_stage, to_stage, at, rule) SELECT ?2, n - (SELECT MAX(f.n) FROM lifecycle_transitions f WHERE f.profile_id = ?1) - 1 + COALESCE((SELECT MIN(i.n) FROM lifecycle_transitions i WHERE i.profile_id = ?2), 1), from_stage, to_stage, at, rule FROM lifecycle_transitions WHERE profile_id = ?1";
 pub(crate) const DELETE_PURCHASES: &str = "DELETE FROM lifecycle_purchases WHERE profile_id = ?1";
 pub(crate) const DELETE_COUNTS: &str = "DELETE FROM lifecycle_counts WHERE profile_id = ?1";
-pub(crate) const DELETE_STAGE: &str = "DELETE FROM lifecycle_stages WHERE profile_id = ?1";
 pub(crate) const DELETE_TRANSITIONS: &str =
     "DELETE FROM lifecycle_transitions WHERE profile_id = ?1";
 
@@ -50,6 +48,8 @@ pub struct StageRow {
     pub since: i64,
     /// The rule that placed the customer there.
     pub rule: String,
+    /// The number of the transition that did (the customer's history is numbered 1, 2, …).
+    pub n: i64,
 }
 
 /// One stage change.
@@ -119,7 +119,7 @@ fn facts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<Option<StageFacts>,
     else {
         return Ok(None);
     };
-    let mut it = take(row, 8)?;
+    let mut it = take(row, 9)?;
     let first_seen = next(&mut it)?.int()?;
     let last_seen = next(&mut it)?.int()?;
     let orders = next(&mut it)?.int()?.max(0) as u64;
@@ -127,8 +127,14 @@ fn facts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<Option<StageFacts>,
     let s = opt_stage(next(&mut it)?)?;
     let since = next(&mut it)?.opt_int()?;
     let rule = next(&mut it)?.opt_text()?;
-    let stage = match (s, since, rule) {
-        (Some(stage), Some(since), Some(rule)) => Some(StageRow { stage, since, rule }),
+    let n = next(&mut it)?.opt_int()?;
+    let stage = match (s, since, rule, n) {
+        (Some(stage), Some(since), Some(rule), Some(n)) => Some(StageRow {
+            stage,
+            since,
+            rule,
+            n,
+        }),
         _ => None,
     };
     let has_counts = next(&mut it)?.int()? != 0;
@@ -231,43 +237,37 @@ impl WriteTx<'_> {
         counts(self.conn, profile)
     }
 
-    /// Moves `profile` to a new stage at `at`, recording the transition and its rule.
+    /// Moves `profile` to a new stage at `at`, recording the transition (number `n`, the one
+    /// after the customer's latest) and its rule. The latest transition is the current stage.
     pub fn set_stage(
         &mut self,
         profile: &ProfileId,
+        n: i64,
         from: Option<Stage>,
         to: Stage,
         at: i64,
         rule: &str,
     ) -> Result<(), StoreError> {
-        let p = Param::Text(profile.as_str());
-        self.conn.exec(
-            SET_STAGE,
-            &[
-                p,
-                Param::Text(to.as_str()),
-                Param::Int(at),
-                Param::Text(rule),
-            ],
-        )?;
-        self.conn.exec(
-            ADD_TRANSITION,
-            &[
-                p,
-                Param::OptText(from.map(Stage::as_str)),
-                Param::Text(to.as_str()),
-                Param::Int(at),
-                Param::Text(rule),
-            ],
-        )?;
-        Ok(())
+        self.conn
+            .exec(
+                ADD_TRANSITION,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Int(n),
+                    Param::OptText(from.map(Stage::as_str)),
+                    Param::Text(to.as_str()),
+                    Param::Int(at),
+                    Param::Text(rule),
+                ],
+            )
+            .map(drop)
     }
 
     /// Forgets `profile`'s stage and its history (the purpose that placed it lost its basis).
     /// Returns the rows deleted.
     pub fn drop_stage(&mut self, profile: &ProfileId) -> Result<u64, StoreError> {
-        let p = Param::Text(profile.as_str());
-        Ok(self.conn.exec(DELETE_STAGE, &[p])? + self.conn.exec(DELETE_TRANSITIONS, &[p])?)
+        self.conn
+            .exec(DELETE_TRANSITIONS, &[Param::Text(profile.as_str())])
     }
 
     /// Stores a fitted model's parameters under `name`, replacing an earlier fit.
@@ -334,11 +334,12 @@ impl Store {
             else {
                 return Ok(None);
             };
-            let mut it = take(row, 3)?;
+            let mut it = take(row, 4)?;
             Ok(Some(StageRow {
                 stage: stage(next(&mut it)?.text()?)?,
                 since: next(&mut it)?.int()?,
                 rule: next(&mut it)?.text()?,
+                n: next(&mut it)?.int()?,
             }))
         })
     }
@@ -377,25 +378,6 @@ impl Store {
                 }
             }
             Ok(out)
-        })
-    }
-
-    /// Customers per current stage: an aggregate, no customer's row leaves the store.
-    ///
-    /// # Errors
-    /// Database faults.
-    pub fn stage_counts(&self) -> Result<BTreeMap<Stage, u64>, StoreError> {
-        self.read(|c| {
-            c.query(STAGE_COUNTS, &[])?
-                .into_iter()
-                .map(|row| {
-                    let mut it = take(row, 2)?;
-                    Ok((
-                        stage(next(&mut it)?.text()?)?,
-                        next(&mut it)?.int()?.max(0) as u64,
-                    ))
-                })
-                .collect()
         })
     }
 

@@ -308,7 +308,7 @@ CREATE INDEX dsr_requests_due ON dsr_requests(status, due_at);
     },
     Migration {
         version: 7,
-        name: "lifecycle: purchases by day, counted events, stages, transitions, models",
+        name: "lifecycle: purchases by day, counted events, stage transitions, models",
         sqlite: r#"
 CREATE TABLE lifecycle_purchases (
     profile_id TEXT NOT NULL,
@@ -322,21 +322,15 @@ CREATE TABLE lifecycle_counts (
     n          INTEGER NOT NULL,
     PRIMARY KEY (profile_id, event)
 ) WITHOUT ROWID;
-CREATE TABLE lifecycle_stages (
-    profile_id TEXT PRIMARY KEY,
-    stage      TEXT NOT NULL,
-    since      INTEGER NOT NULL,
-    rule       TEXT NOT NULL
-);
 CREATE TABLE lifecycle_transitions (
-    seq        INTEGER PRIMARY KEY,
     profile_id TEXT NOT NULL,
+    n          INTEGER NOT NULL,
     from_stage TEXT,
     to_stage   TEXT NOT NULL,
     at         INTEGER NOT NULL,
-    rule       TEXT NOT NULL
-);
-CREATE INDEX lifecycle_transitions_profile ON lifecycle_transitions(profile_id, seq);
+    rule       TEXT NOT NULL,
+    PRIMARY KEY (profile_id, n)
+) WITHOUT ROWID;
 CREATE TABLE lifecycle_models (
     name      TEXT PRIMARY KEY,
     params    TEXT NOT NULL,
@@ -356,21 +350,15 @@ CREATE TABLE lifecycle_counts (
     n          BIGINT NOT NULL,
     PRIMARY KEY (profile_id, event)
 );
-CREATE TABLE lifecycle_stages (
-    profile_id TEXT PRIMARY KEY,
-    stage      TEXT NOT NULL,
-    since      BIGINT NOT NULL,
-    rule       TEXT NOT NULL
-);
 CREATE TABLE lifecycle_transitions (
-    seq        BIGSERIAL PRIMARY KEY,
     profile_id TEXT NOT NULL,
+    n          BIGINT NOT NULL,
     from_stage TEXT,
     to_stage   TEXT NOT NULL,
     at         BIGINT NOT NULL,
-    rule       TEXT NOT NULL
+    rule       TEXT NOT NULL,
+    PRIMARY KEY (profile_id, n)
 );
-CREATE INDEX lifecycle_transitions_profile ON lifecycle_transitions(profile_id, seq);
 CREATE TABLE lifecycle_models (
     name      TEXT PRIMARY KEY,
     params    TEXT NOT NULL,

@@ -247,7 +247,8 @@ impl WriteTx<'_> {
         self.conn.exec(crate::lifecycle_tx::DELETE_COUNTS, &[f])?;
         self.conn
             .exec(crate::lifecycle_tx::MOVE_TRANSITIONS, &[f, i])?;
-        self.conn.exec(crate::lifecycle_tx::DELETE_STAGE, &[f])?;
+        self.conn
+            .exec(crate::lifecycle_tx::DELETE_TRANSITIONS, &[f])?;
         self.bump_profile(into, &counters)?;
         self.conn.exec(sql::DELETE_PROFILE, &[f])?;
         self.conn.exec(sql::REPOINT_MERGES, &[f, i])?;

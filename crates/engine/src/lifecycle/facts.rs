@@ -20,6 +20,8 @@ pub(crate) struct CustomerFacts {
     orders: u64,
     revenue: f64,
     stage: Option<(Stage, i64)>,
+    /// Number of the latest transition (0 before the first).
+    transitions: i64,
     /// Purchase days in day order; `None` until something needs them.
     days: Option<Vec<PurchaseDay>>,
     /// Counts of rule-named events.
@@ -46,6 +48,7 @@ impl CustomerFacts {
             last_seen: f.last_seen,
             orders: f.orders,
             revenue: f.revenue,
+            transitions: f.stage.as_ref().map_or(0, |s| s.n),
             stage: f.stage.map(|s| (s.stage, s.since)),
             days: None,
             counts,
@@ -146,7 +149,15 @@ impl CustomerFacts {
         let Some((from, placed, at)) = self.decide(life, scorer, now) else {
             return Ok(false);
         };
-        tx.set_stage(profile, from, placed.stage, at, &placed.rule)?;
+        tx.set_stage(
+            profile,
+            self.transitions + 1,
+            from,
+            placed.stage,
+            at,
+            &placed.rule,
+        )?;
+        self.transitions += 1;
         self.stage = Some((placed.stage, at));
         Ok(true)
     }
