@@ -57,7 +57,8 @@ pub(crate) struct BatchState<'c> {
     to_place: HashSet<ProfileId>,
     /// What placement knows of customers, kept in step with this transaction's writes.
     facts: HashMap<ProfileId, CustomerFacts>,
-    /// Customers whose cached facts may not be used (their consent changed here).
+    /// Customers whose cached facts may not be used (a withdrawal here may have deleted their
+    /// stage).
     facts_dirty: HashSet<ProfileId>,
     identities: HashMap<Identity, ProfileId>,
     pending: HashMap<ProfileId, ProfileCounters>,
@@ -260,9 +261,6 @@ impl<'c> BatchState<'c> {
         }
         self.consent.entry(profile.clone()).or_default().push(row);
         self.folded.remove(profile);
-        // A consent change may delete the stage (withdrawal): forget what placement knew.
-        self.facts.remove(profile);
-        self.facts_dirty.insert(profile.clone());
         Ok(())
     }
 
@@ -554,6 +552,9 @@ fn record_signals(
     let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
     if after.len() > before && withdrawal::lost_basis(policy, &after[..before], after, at) {
         withdrawal::enforce(tx, policy, profile, after, at, actor)?;
+        // Withdrawal may have deleted the stage: forget what placement knew of the customer.
+        state.facts.remove(profile);
+        state.facts_dirty.insert(profile.clone());
     }
     Ok(())
 }
@@ -705,6 +706,10 @@ fn new_profile(
         .ok_or_else(|| StoreError::Corrupt("generated profile id refused".into()))?;
     tx.create_profile(&id, at)?;
     state.consent.insert(id.clone(), Vec::new()); // a new profile has no consent yet
+                                                  // Nor a stage, purchases or counted events: placement need not read what it knows.
+    state
+        .facts
+        .insert(id.clone(), CustomerFacts::new_profile(at));
     Ok(id)
 }
 

@@ -339,6 +339,16 @@ fn placement_from_memory_matches_placement_from_the_store() {
                     }
                 })
                 .collect();
+            let mut batch = batch;
+            // Now and then a customer withdraws personalisation, and later grants it again.
+            let (who, choice) = (format!("m{}", (b / 7) % 12), b % 7);
+            if choice == 3 || choice == 5 {
+                batch.push(
+                    json!({"type": "page", "userId": who, "messageId": format!("c-{b}"),
+                    "timestamp": day(b * 10 + 9), "context": {"consent": {"categoryPreferences":
+                    {"personalization": choice == 5}}}}),
+                );
+            }
             engine.ingest(events(Value::Array(batch))).expect("ingest");
             if b == 10 {
                 engine.lifecycle_fit("test").expect("fit"); // later placements consult P(alive)

@@ -242,7 +242,7 @@ fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
                 let summary = engine.lifecycle_summary("bench")?;
                 let placed: u64 = summary.funnel.values().sum();
                 println!();
-                println!("stage updates on ingest ({n} events in batches of 100, 1 producer, {}% of customers consenting; {placed} customers placed):", args.consent_share);
+                println!("stage updates on ingest ({n} events in batches of 100, 1 producer, {}% of customers consenting; {placed} customers placed, {} transitions):", args.consent_share, summary.transitions);
             }
         }
     }

@@ -55,6 +55,20 @@ impl CustomerFacts {
         }))
     }
 
+    /// The facts of a profile just created at `at` (as `WriteTx::create_profile` stores it).
+    pub fn new_profile(at: i64) -> CustomerFacts {
+        CustomerFacts {
+            first_seen: at,
+            last_seen: at,
+            orders: 0,
+            revenue: 0.0,
+            stage: None,
+            transitions: 0,
+            days: Some(Vec::new()),
+            counts: BTreeMap::new(),
+        }
+    }
+
     /// Takes in counters just added to the store.
     pub fn add_counters(&mut self, d: &ProfileCounters) {
         self.first_seen = self.first_seen.min(d.first_seen);

@@ -88,6 +88,8 @@ pub struct LifecycleSummary {
     /// Customers per current stage.
     #[schema(value_type = Object)]
     pub funnel: BTreeMap<Stage, u64>,
+    /// Stage transitions recorded for these customers.
+    pub transitions: u64,
     /// Customers per stage at the end of each month.
     #[schema(value_type = Vec<Object>)]
     pub funnel_over_time: Vec<FunnelRow>,
@@ -249,6 +251,7 @@ impl Engine {
             customers: grants.len(),
             left_out,
             funnel: current,
+            transitions: transitions.values().map(|t| t.len() as u64).sum(),
             funnel_over_time,
             cohorts,
             models,
