@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use consentric_engine::{Engine, EngineError, FixedClock, ProfileRef};
 use consentric_model::{parse_batch, Envelope, Event, Stage};
-use consentric_testkit::{parity_test, TestDb};
+use consentric_testkit::{cdnow_sample_orders, parity_test, TestDb};
 use serde_json::{json, Value};
 
 fn start() -> DateTime<Utc> {
@@ -135,56 +135,64 @@ parity_test!(
 
 parity_test!(the_gate_decides_who_is_fitted_scored_and_counted, |db| {
     let (engine, clock) = engine(&db);
-    // Ten customers who allow analytics and personalisation, four who allow nothing.
-    let mut batch = Vec::new();
-    for c in 0..14 {
-        let user = format!("c{c}");
-        let grant = if c < 10 { BOTH } else { &[] };
-        for (k, d) in [0, 9 + c, 30 + 2 * c, 71]
-            .iter()
-            .take(1 + (c as usize % 4))
-            .enumerate()
-        {
-            batch.push(order(
-                &user,
-                *d,
-                10.0 + c as f64,
-                if k == 0 { grant } else { &[] },
-            ));
-        }
+    clock.set(start()); // 2024: after all of CDNOW
+                        // 200 real CDNOW customers who allow analytics and personalisation, 20 who allow nothing.
+    for chunk in cdnow_sample_orders(0, 200, BOTH).chunks(400) {
+        engine
+            .ingest(events(Value::Array(chunk.to_vec())))
+            .expect("ingest");
     }
-    engine.ingest(events(Value::Array(batch))).expect("ingest");
-    clock.set(start() + Duration::days(90));
+    let refusers = cdnow_sample_orders(200, 20, &[]);
+    engine
+        .ingest(events(Value::Array(refusers.clone())))
+        .expect("ingest");
     let fit = engine.lifecycle_fit("test").expect("fit");
-    assert_eq!((fit.customers, fit.left_out), (10, 4));
+    assert_eq!((fit.customers, fit.left_out), (200, 20));
     assert!(fit.models.iter().any(|m| m.model == "bg_nbd"));
+    assert!(fit.models.iter().any(|m| m.model == "pareto_nbd"));
     let summary = engine.lifecycle_summary("test").expect("summary");
-    assert_eq!((summary.customers, summary.left_out), (10, 4));
-    assert_eq!(summary.cohorts.iter().map(|c| c.size).sum::<u64>(), 10);
-    assert_eq!(summary.funnel.values().sum::<u64>(), 10);
+    assert_eq!((summary.customers, summary.left_out), (200, 20));
+    assert_eq!(summary.cohorts.iter().map(|c| c.size).sum::<u64>(), 200);
+    assert_eq!(summary.funnel.values().sum::<u64>(), 200);
     // Scores for a customer with a basis; a refusal for one without.
     let v = engine
-        .customer_lifecycle(&by("c3"), "test")
+        .customer_lifecycle(&by("cdnow-0001"), "test")
         .expect("lifecycle");
     let scores = v.scores.expect("scores after a fit");
     assert!((0.0..=1.0).contains(&scores.p_alive));
     assert!(scores.clv.is_some_and(|c| c.is_finite() && c >= 0.0));
     assert!(v.rfm.is_some() && v.churn.is_some());
+    let refuser = refusers[0]["userId"].as_str().expect("user");
     assert!(matches!(
-        engine.customer_lifecycle(&by("c12"), "test"),
+        engine.customer_lifecycle(&by(refuser), "test"),
         Err(EngineError::NoBasis(_))
     ));
     // Models are stored: a new engine on the same store scores without refitting.
     drop(engine);
-    let again = Engine::new(
-        db.store(),
-        Arc::new(FixedClock::new(start() + Duration::days(90))),
-    );
+    let again = Engine::new(db.store(), Arc::new(FixedClock::new(start())));
     let v2 = again
-        .customer_lifecycle(&by("c3"), "test")
+        .customer_lifecycle(&by("cdnow-0001"), "test")
         .expect("lifecycle");
     assert_eq!(v2.scores.map(|s| s.p_alive), Some(scores.p_alive));
 });
+
+#[test]
+fn a_fit_on_data_that_cannot_identify_the_model_is_refused() {
+    let db = TestDb::sqlite();
+    let (engine, clock) = engine(&db);
+    // Five customers who each bought once on the same day: nothing to learn dropout from.
+    let batch: Vec<Value> = (0..5)
+        .map(|c| order(&format!("o{c}"), 1, 10.0, BOTH))
+        .collect();
+    engine.ingest(events(Value::Array(batch))).expect("ingest");
+    clock.set(start() + Duration::days(30));
+    match engine.lifecycle_fit("test") {
+        Err(EngineError::Invalid { message, .. }) => {
+            assert!(message.contains("did not converge"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
 
 parity_test!(
     withdrawing_the_stage_purpose_deletes_the_stage_and_its_history,
@@ -317,7 +325,9 @@ fn placement_from_memory_matches_placement_from_the_store() {
         let db = TestDb::sqlite();
         let (engine, clock) = engine(&db);
         clock.set(start() + Duration::days(400));
-        engine.lifecycle_fit("test").ok(); // nothing to fit yet: refused, harmless
+        // Real histories, so that the fit below identifies the model and placement consults it.
+        let base = cdnow_sample_orders(0, 80, BOTH);
+        engine.ingest(events(Value::Array(base))).expect("ingest");
         let mut state = 7u64;
         let mut next = move || {
             state ^= state << 13;

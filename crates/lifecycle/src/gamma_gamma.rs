@@ -91,11 +91,15 @@ impl GammaGamma {
 
     /// Expected value of a future purchase by this customer: a weighted mean of the population
     /// mean `pγ/(q-1)` and the customer's own observed mean.
+    /// `NaN` where it does not exist (`p·x + q <= 1`: no finite mean).
     pub fn expected_spend(&self, c: &CustomerSummary) -> f64 {
         let GammaGamma { p, q, gamma } = *self;
-        let population = p * gamma / (q - 1.0);
-        let w = (q - 1.0) / (p * c.x + q - 1.0);
-        w * population + (1.0 - w) * c.monetary
+        let denominator = p * c.x + q - 1.0;
+        if denominator <= 0.0 {
+            return f64::NAN;
+        }
+        // = w · pγ/(q-1) + (1-w) · m with w = (q-1)/(px+q-1), written without dividing by q-1.
+        (p * gamma + p * c.x * c.monetary) / denominator
     }
 }
 

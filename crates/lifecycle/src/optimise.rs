@@ -127,6 +127,8 @@ impl Gradient for Problem<'_> {
     }
 }
 
+/// Gradient norm (mean objective, log-parameters) at which a fit has converged.
+const TOLERANCE: f64 = 1e-7;
 /// Largest |ln θ| the optimiser may visit.
 const BOUND: f64 = 20.0;
 /// Optimiser runs at most (see the restart in [`maximise`]).
@@ -158,16 +160,16 @@ pub(crate) fn maximise<M>(
             n: n as f64,
         };
         let g0 = problem.gradient(&best).map_err(|e| no(e.to_string()))?;
-        let norm = g0.iter().map(|g| g * g).sum::<f64>().sqrt();
+        let scale = g0.iter().map(|g| g * g).sum::<f64>().sqrt().max(1.0);
         let problem = Problem {
-            n: problem.n * norm.max(1.0),
+            n: problem.n * scale,
             ..problem
         };
         let solver = LBFGS::new(MoreThuenteLineSearch::new(), 7)
             // The gradient of the mean objective over log-parameters: the same criterion and
-            // tolerance as `lifetimes` (scipy's BFGS with `tol=1e-7`); parameters then agree
-            // with it to three decimals and more.
-            .with_tolerance_grad(1e-7)
+            // tolerance as `lifetimes` (scipy's BFGS with `tol=1e-7`), undoing the scale;
+            // parameters then agree with it to three decimals and more.
+            .with_tolerance_grad(TOLERANCE / scale)
             .and_then(|s| s.with_tolerance_cost(1e-14))
             .map_err(|e| no(e.to_string()))?;
         let result = Executor::new(problem, solver)
@@ -196,10 +198,31 @@ pub(crate) fn maximise<M>(
     if !value.is_finite() || params.iter().any(|p| !p.is_finite()) {
         return Err(no(format!("non-finite optimum {params:?}")));
     }
+    // Where the optimiser stopped must be an optimum: a flat gradient, away from the bounds.
+    // Otherwise the data do not identify the model (too few customers, too little variety).
+    let unscaled = Problem {
+        ll,
+        grad,
+        memo: Default::default(),
+        n: n as f64,
+    };
+    let g = unscaled.gradient(&best).map_err(|e| no(e.to_string()))?;
+    let norm = g.iter().map(|v| v * v).sum::<f64>().sqrt();
+    if norm > 1000.0 * TOLERANCE || best.iter().any(|v| v.abs() > BOUND - 1.0) {
+        return Err(no(format!(
+            "the data do not identify it: stopped at {params:?} with gradient norm {norm:.1e}"
+        )));
+    }
+    let std_errors = std_errors(ll, grad, &params);
+    if std_errors.iter().all(|e| e.is_nan()) {
+        return Err(no(format!(
+            "the data do not identify it: the likelihood is flat at {params:?}"
+        )));
+    }
     Ok(Fitted {
         model: build(&params),
         names,
-        std_errors: std_errors(ll, grad, &params),
+        std_errors,
         params,
         ln_likelihood: value,
         customers: n,

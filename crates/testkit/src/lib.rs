@@ -282,3 +282,46 @@ pub fn test_vault() -> std::sync::Arc<consentric_vault::Vault> {
     let master = consentric_vault::MasterKeys::from_hex(TEST_MASTER_KEY).expect("test master key");
     std::sync::Arc::new(consentric_vault::Vault::new(master))
 }
+
+/// The CDNOW sample's raw purchases (Fader & Hardie's 2,357 customers), shipped in `data/`.
+const CDNOW_SAMPLE: &str = include_str!("../../../data/cdnow/CDNOW_sample.txt");
+
+/// Real purchase histories for tests that need data a value model can fit: the CDNOW sample's
+/// customers `skip..skip + count` (in file order) as `Order Completed` track events, user ids
+/// `cdnow-<sample id>`. Each customer's first order carries a Segment consent object granting
+/// `grant` (none when empty). Timestamps are the purchase days (1997-1998).
+pub fn cdnow_sample_orders(skip: usize, count: usize, grant: &[&str]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let mut customers = 0;
+    let mut last: Option<&str> = None;
+    for (i, line) in CDNOW_SAMPLE.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [_, id, date, _, dollars] = f[..] else {
+            continue;
+        };
+        let first = last != Some(id);
+        if first {
+            customers += 1;
+            last = Some(id);
+        }
+        if customers <= skip {
+            continue;
+        }
+        if customers > skip + count {
+            break;
+        }
+        let mut e = serde_json::json!({"type": "track", "event": "Order Completed",
+            "userId": format!("cdnow-{id}"), "messageId": format!("cdnow-sample-{i}"),
+            "timestamp": format!("{}-{}-{}T12:00:00Z", &date[..4], &date[4..6], &date[6..]),
+            "properties": {"revenue": dollars.parse::<f64>().unwrap_or(0.0)}});
+        if first && !grant.is_empty() {
+            let prefs: serde_json::Map<String, serde_json::Value> = grant
+                .iter()
+                .map(|p| ((*p).to_owned(), serde_json::Value::Bool(true)))
+                .collect();
+            e["context"] = serde_json::json!({"consent": {"categoryPreferences": prefs}});
+        }
+        out.push(e);
+    }
+    out
+}
