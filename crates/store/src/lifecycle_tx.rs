@@ -270,6 +270,16 @@ impl WriteTx<'_> {
             .exec(DELETE_TRANSITIONS, &[Param::Text(profile.as_str())])
     }
 
+    /// Forgets the model stored under `name`, if any.
+    pub fn delete_model(&mut self, name: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                "DELETE FROM lifecycle_models WHERE name = ?1",
+                &[Param::Text(name)],
+            )
+            .map(drop)
+    }
+
     /// Stores a fitted model's parameters under `name`, replacing an earlier fit.
     pub fn put_model(&mut self, name: &str, params: &str, at: i64) -> Result<(), StoreError> {
         self.conn

@@ -128,6 +128,7 @@ impl Engine {
         let life = &self.lifecycle;
         let now = self.now();
         let (grants, left_out) = self.population(&life.settings.analytics_purpose, now)?;
+        let (grants, left_out) = super::view::keep_purchase_grants(grants, left_out);
         let purchases = self.store.purchases_for(&grants)?;
         let last_day = purchases.values().flatten().map(|d| d.day).max();
         let calibration_end = match (life.settings.calibration_end, last_day.and_then(date_of)) {
@@ -221,6 +222,12 @@ impl Engine {
                 )))
             })?;
         self.store.write(|tx| {
+            // A model that did not fit this time must not linger beside the new ones.
+            for name in [BG_NBD, PARETO_NBD, GAMMA_GAMMA, RFM] {
+                if !rows.iter().any(|(n, _)| n == name) {
+                    tx.delete_model(name)?;
+                }
+            }
             for (name, params) in &rows {
                 tx.put_model(name, params, at)?;
             }

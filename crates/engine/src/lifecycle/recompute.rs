@@ -1,8 +1,7 @@
 //! `consentric lifecycle recompute`: every customer placed afresh as of now (or `as_of`), for
 //! what ingest cannot see — time passing without events — and after rules change.
 
-use std::collections::HashSet;
-
+use consentric_policy::ConsentState;
 use serde::Serialize;
 use serde_json::json;
 
@@ -36,8 +35,11 @@ impl Engine {
         let life = &self.lifecycle;
         let now = self.now();
         let at = life.as_of(now).timestamp_millis();
-        let (grants, _) = self.population(&life.settings.stage_purpose, now)?;
-        let granted: HashSet<&str> = grants.iter().map(|g| g.subject()).collect();
+        let purpose = self
+            .policy
+            .registry
+            .get(&life.settings.stage_purpose)
+            .map_err(|e| EngineError::Config(format!("[lifecycle] {e}")))?;
         let scorer = life.scorer();
         let ids = self.store.profile_ids()?;
         let mut report = RecomputeReport::default();
@@ -45,7 +47,11 @@ impl Engine {
             let part = self.store.write(|tx| {
                 let mut r = RecomputeReport::default();
                 for id in chunk {
-                    if granted.contains(id.as_str()) {
+                    // The basis is checked against the ledger inside this transaction, so a
+                    // withdrawal committed meanwhile cannot see its deleted stage recreated.
+                    let ledger = tx.consent_of(id)?;
+                    let consent = ConsentState::fold(crate::consent::to_records(&ledger));
+                    if consent.has_basis(purpose, now) {
                         r.placed += 1;
                         r.changed += u64::from(place(tx, life, scorer.as_deref(), id, Some(at))?);
                     } else {

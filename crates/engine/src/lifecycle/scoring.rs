@@ -66,8 +66,10 @@ pub(crate) fn date_of(day: i64) -> Option<NaiveDate> {
     NaiveDate::from_ymd_opt(1970, 1, 1)?.checked_add_signed(chrono::Duration::days(day))
 }
 
-/// The BTYD summary as of `now` from a customer's purchase days.
+/// The BTYD summary as of `now` from a customer's purchase days (later days are ignored).
 pub(crate) fn summary_of_days(days: &[PurchaseDay], now: i64) -> Option<CustomerSummary> {
+    let today = day_of(now);
+    let days: Vec<PurchaseDay> = days.iter().copied().filter(|d| d.day <= today).collect();
     let first = days.iter().map(|d| d.day).min()?;
     let last = days.iter().map(|d| d.day).max()?;
     let repeats: Vec<f64> = days
