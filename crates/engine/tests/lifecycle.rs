@@ -380,3 +380,52 @@ fn placement_from_memory_matches_placement_from_the_store() {
     assert!(remembered.len() >= 6, "{remembered:?}");
     assert_eq!(remembered, run(true));
 }
+
+parity_test!(a_lapsed_basis_loses_its_stage_at_the_next_recompute, |db| {
+    let (engine, clock) = engine(&db);
+    clock.set(start() + Duration::days(10));
+    engine
+        .ingest(events(json!([order("lu", 1, 20.0, BOTH)])))
+        .expect("ingest");
+    assert_eq!(stage(&engine, "lu").0, Some(Stage::Onboarding));
+    // The personalisation text changes, and consent to the old one lapses.
+    let purposes: Vec<consentric_policy::Purpose> =
+        consentric_policy::PurposeRegistry::retail_defaults()
+            .all()
+            .cloned()
+            .map(|mut p| {
+                if p.id.as_str() == "personalization" {
+                    p.version += 1;
+                    p.lapse_on_new_version = true;
+                }
+                p
+            })
+            .collect();
+    let policy = consentric_engine::PolicySet::new(
+        Some(purposes),
+        &[],
+        &consentric_engine::ConsentSettings::default(),
+    )
+    .expect("policy");
+    drop(engine);
+    let later = Engine::with_policy(
+        db.store(),
+        Arc::new(FixedClock::new(start() + Duration::days(20))),
+        policy,
+    );
+    let r = later.lifecycle_recompute("test").expect("recompute");
+    assert_eq!((r.placed, r.left_out, r.dropped), (0, 1, 1));
+    // Granted again (to the new text), the customer starts over.
+    later
+        .set_consent(
+            &by("lu"),
+            &[("personalization".into(), "granted".into())],
+            "test",
+            b"{}",
+        )
+        .expect("grant");
+    let v = later
+        .customer_lifecycle(&by("lu"), "test")
+        .expect("lifecycle");
+    assert_eq!((v.stage, v.history.len()), (None, 0));
+});

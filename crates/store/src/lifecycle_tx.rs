@@ -224,6 +224,15 @@ impl WriteTx<'_> {
         facts(self.conn, profile)
     }
 
+    /// Locks `profile`'s row until the transaction ends (a no-op write: PostgreSQL takes a row
+    /// lock, SQLite's single writer already excludes others). Returns whether it exists.
+    pub fn lock_profile(&mut self, profile: &ProfileId) -> Result<bool, StoreError> {
+        Ok(self.conn.exec(
+            "UPDATE profiles SET last_seen = last_seen WHERE profile_id = ?1",
+            &[Param::Text(profile.as_str())],
+        )? > 0)
+    }
+
     /// `profile`'s purchases by day, oldest first.
     pub fn purchase_days(&mut self, profile: &ProfileId) -> Result<Vec<PurchaseDay>, StoreError> {
         purchases_of(self.conn, profile.as_str())

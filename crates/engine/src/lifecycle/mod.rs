@@ -107,6 +107,11 @@ pub(crate) fn place(
     profile: &ProfileId,
     now: Option<i64>,
 ) -> Result<bool, StoreError> {
+    // Lock the customer first (PostgreSQL: a row lock; ingest holds the same one from its
+    // counter update), so two writers cannot both take the next transition number.
+    if !tx.lock_profile(profile)? {
+        return Ok(false);
+    }
     match CustomerFacts::read(tx, life, profile)? {
         Some(mut f) => f.place(tx, life, scorer, profile, now),
         None => Ok(false),

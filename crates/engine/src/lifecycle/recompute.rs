@@ -20,10 +20,12 @@ pub struct RecomputeReport {
     pub placed: u64,
     /// Of those, customers whose stage changed.
     pub changed: u64,
-    /// Customers without a basis now (or restricted): not placed. Their stage, if any, was
-    /// deleted when the basis was withdrawn, or is kept unchanged while processing is
-    /// restricted.
+    /// Customers without a basis now (or restricted): not placed. A restricted customer keeps
+    /// their stage unchanged.
     pub left_out: u64,
+    /// Of those, customers whose stage (and its history) was deleted because the basis had
+    /// lapsed rather than been withdrawn (a withdrawal deletes it at once).
+    pub dropped: u64,
 }
 
 impl Engine {
@@ -56,6 +58,12 @@ impl Engine {
                         r.changed += u64::from(place(tx, life, scorer.as_deref(), id, Some(at))?);
                     } else {
                         r.left_out += 1;
+                        // A basis that lapsed (a consent for an older version of the purpose,
+                        // say) rather than being withdrawn: the stage goes now. A restriction
+                        // only suspends processing, so a restricted customer keeps theirs.
+                        if !consent.without_restriction().has_basis(purpose, now) {
+                            r.dropped += u64::from(tx.drop_stage(id)? > 0);
+                        }
                     }
                 }
                 Ok::<_, EngineError>(r)
@@ -63,6 +71,7 @@ impl Engine {
             report.placed += part.placed;
             report.changed += part.changed;
             report.left_out += part.left_out;
+            report.dropped += part.dropped;
         }
         let stamp = now.timestamp_millis();
         self.store.write(|tx| {
@@ -74,7 +83,7 @@ impl Engine {
                 None,
                 &json!({"purpose": life.settings.stage_purpose, "as_of": crate::profiles::iso(at),
                         "placed": report.placed, "changed": report.changed,
-                        "left_out": report.left_out}),
+                        "left_out": report.left_out, "dropped": report.dropped}),
             )
         })?;
         Ok(report)
