@@ -109,22 +109,28 @@ fn a_named_configuration_file_that_is_missing_is_an_error() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/consentric.toml"));
 }
 
-#[test]
-fn the_cdnow_sample_imports_as_orders() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let sample = concat!(
+/// The header and first `rows` purchases of the shipped CDNOW master, as a file in `dir`.
+fn master_head(dir: &std::path::Path, rows: usize) -> std::path::PathBuf {
+    let master = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../data/cdnow/CDNOW_master.txt"
     );
-    // The first 2,000 rows keep the test fast in debug builds.
-    let head: String = std::fs::read_to_string(sample)
+    let head: String = std::fs::read_to_string(master)
         .expect("shipped data")
         .lines()
-        .take(2001)
+        .take(rows + 1)
         .collect::<Vec<_>>()
         .join("\n");
-    let file = dir.path().join("head.txt");
+    let file = dir.join("head.txt");
     std::fs::write(&file, head).expect("write");
+    file
+}
+
+#[test]
+fn the_cdnow_sample_imports_as_orders() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first 2,000 rows keep the test fast in debug builds.
+    let file = master_head(dir.path(), 2000);
     let summary = ok(consentric(
         &dir.path().join("d"),
         &[
@@ -288,19 +294,8 @@ fn keys_rotate_rewraps_every_data_key_and_the_data_stays_readable() {
 #[test]
 fn lifecycle_fit_report_and_show_on_imported_cdnow_customers() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let master = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../data/cdnow/CDNOW_master.txt"
-    );
     // The first 3,000 rows (about a thousand customers) keep the test fast in debug builds.
-    let head: String = std::fs::read_to_string(master)
-        .expect("shipped data")
-        .lines()
-        .take(3001)
-        .collect::<Vec<_>>()
-        .join("\n");
-    let file = dir.path().join("head.txt");
-    std::fs::write(&file, head).expect("write");
+    let file = master_head(dir.path(), 3000);
     let data = dir.path().join("d");
     let path = file.to_str().expect("path");
     // An unknown purpose is refused before anything is stored.

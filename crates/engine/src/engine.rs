@@ -89,8 +89,18 @@ impl Engine {
             }
         }
         self.policy.stage_purpose = settings.stage_purpose.clone();
+        // The models were read when the engine was made; only the horizons they score with
+        // come from the settings.
+        let scorer = self.lifecycle.scorer().map(|s| {
+            Arc::new(crate::lifecycle::Scorer {
+                clv: settings.clv,
+                churn: settings.churn,
+                ..(*s).clone()
+            })
+        });
         self.lifecycle = Lifecycle::new(settings)?;
-        Ok(self.with_stored_models())
+        self.lifecycle.set_scorer(scorer);
+        Ok(self)
     }
 
     /// Loads the last fitted models, so scores survive a restart.

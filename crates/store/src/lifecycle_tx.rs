@@ -10,7 +10,7 @@ use consentric_policy::Grant;
 use crate::backend::{Cell, Conn, Param};
 use crate::error::StoreError;
 use crate::store::Store;
-use crate::tx::{next, profile_id, take, WriteTx};
+use crate::tx::{consent_row, next, profile_id, take, WriteTx};
 
 const ADD_PURCHASE: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
 const COUNT_EVENT: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
@@ -447,15 +447,7 @@ impl Store {
                 let mut it = take(row, 9)?;
                 let p = profile_id(next(&mut it)?.text()?)?;
                 let _seq = next(&mut it)?;
-                out.entry(p).or_default().push(crate::records::ConsentRow {
-                    purpose: next(&mut it)?.text()?,
-                    decision: next(&mut it)?.text()?,
-                    source: next(&mut it)?.text()?,
-                    purpose_version: next(&mut it)?.int()?,
-                    decided_at: next(&mut it)?.int()?,
-                    evidence_hash: next(&mut it)?.text()?,
-                    recorded_at: next(&mut it)?.int()?,
-                });
+                out.entry(p).or_default().push(consent_row(&mut it)?);
             }
             Ok(out)
         })

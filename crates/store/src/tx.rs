@@ -697,22 +697,25 @@ pub(crate) fn consent_of(
         .into_iter()
         .map(|row| {
             let mut it = take(row, 8)?;
-            Ok((
-                next(&mut it)?.int()?,
-                ConsentRow {
-                    purpose: next(&mut it)?.text()?,
-                    decision: next(&mut it)?.text()?,
-                    source: next(&mut it)?.text()?,
-                    purpose_version: next(&mut it)?.int()?,
-                    decided_at: next(&mut it)?.int()?,
-                    evidence_hash: next(&mut it)?.text()?,
-                    recorded_at: next(&mut it)?.int()?,
-                },
-            ))
+            Ok((next(&mut it)?.int()?, consent_row(&mut it)?))
         })
         .collect::<Result<_, StoreError>>()?;
     rows.sort_by_key(|(seq, _)| *seq);
     Ok(rows.into_iter().map(|(_, r)| r).collect())
+}
+
+/// A ledger row from the columns `purpose, decision, source, purpose_version, decided_at,
+/// evidence_hash, recorded_at`, in that order.
+pub(crate) fn consent_row(it: &mut std::vec::IntoIter<Cell>) -> Result<ConsentRow, StoreError> {
+    Ok(ConsentRow {
+        purpose: next(it)?.text()?,
+        decision: next(it)?.text()?,
+        source: next(it)?.text()?,
+        purpose_version: next(it)?.int()?,
+        decided_at: next(it)?.int()?,
+        evidence_hash: next(it)?.text()?,
+        recorded_at: next(it)?.int()?,
+    })
 }
 
 pub(crate) fn audit_page(

@@ -214,8 +214,9 @@ fn time_scoring(
 /// Ingest throughput with and without stage updates, on fresh SQLite stores, after a fit.
 fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     let n = args.events.max(1000);
-    // The fit before the timed part needs histories that identify the models: CDNOW's.
-    let prefix = cdnow_sample_bodies()?;
+    // The fit before the timed part needs histories that identify the models: CDNOW's
+    // sample, imported as `consentric import --consent` does.
+    let consent = ["analytics".to_owned(), "personalization".to_owned()];
     let bodies = super::bench::generate(n, "timed", args.consent_share);
     let mut rates = BTreeMap::new();
     // Interleaved, so drift of the machine hits both alike.
@@ -232,7 +233,13 @@ fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
                     on_ingest,
                     ..LifecycleSettings::default()
                 })?;
-            super::bench::in_process(&engine, &prefix, 1)?;
+            consentric_engine::import::import_with_consent(
+                &engine,
+                SAMPLE_RAW.as_bytes(),
+                consentric_engine::import::ImportFormat::Cdnow,
+                &consent,
+                &mut |_| {},
+            )?;
             engine.lifecycle_fit("bench")?;
             let took = super::bench::in_process(&engine, &bodies, 1)?;
             rates
@@ -260,34 +267,6 @@ fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
         100.0 * (1.0 - on / off)
     );
     Ok(())
-}
-
-/// The raw CDNOW sample as `/v1/batch` bodies of 100 `Order Completed` events, each
-/// customer's first carrying a consent banner's choices (analytics and personalisation).
-fn cdnow_sample_bodies() -> anyhow::Result<Vec<Vec<u8>>> {
-    let mut events = Vec::new();
-    let mut last = "";
-    for (i, line) in SAMPLE_RAW.lines().enumerate() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let [_, id, date, _, dollars] = f[..] else {
-            continue;
-        };
-        let day = NaiveDate::parse_from_str(date, "%Y%m%d")?;
-        let mut e = serde_json::json!({"type": "track", "event": "Order Completed",
-            "userId": format!("cdnow-{id}"), "messageId": format!("cdnow-{i}"),
-            "timestamp": format!("{day}T12:00:00Z"),
-            "properties": {"revenue": dollars.parse::<f64>()?}});
-        if id != last {
-            e["context"] = serde_json::json!({"consent": {"categoryPreferences":
-                {"Analytics": true, "Functional": true}}});
-            last = id;
-        }
-        events.push(e);
-    }
-    events
-        .chunks(100)
-        .map(|c| Ok(serde_json::to_vec(&serde_json::json!({ "batch": c }))?))
-        .collect()
 }
 
 fn ms(d: Duration) -> f64 {

@@ -128,7 +128,6 @@ impl Engine {
         let life = &self.lifecycle;
         let now = self.now();
         let (grants, left_out) = self.population(&life.settings.analytics_purpose, now)?;
-        let (grants, left_out) = super::view::keep_purchase_grants(grants, left_out);
         let purchases = self.store.purchases_for(&grants)?;
         let last_day = purchases.values().flatten().map(|d| d.day).max();
         let calibration_end = match (life.settings.calibration_end, last_day.and_then(date_of)) {

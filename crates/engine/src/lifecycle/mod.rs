@@ -118,9 +118,19 @@ pub(crate) fn place(
     }
 }
 
+/// Whether a grant opens what purchase-based computations read: amounts and purchase
+/// behaviour.
+pub(crate) fn opens_purchases(grant: &consentric_policy::Grant) -> bool {
+    ["user.financial.transaction", "user.behavior.purchase"]
+        .iter()
+        .filter_map(|c| consentric_policy::DataCategory::parse(c).ok())
+        .all(|c| grant.permits(&c))
+}
+
 impl crate::engine::Engine {
-    /// Grants for `purpose` over every customer the gate lets in at `at`, and how many it left
-    /// out: the population of a bulk computation.
+    /// Grants for `purpose` over every customer the gate lets in at `at` and whose grant opens
+    /// purchase data, and how many it left out: the population of a bulk computation over
+    /// purchases (a configured purpose that may not use them leaves everyone out).
     pub(crate) fn population(
         &self,
         purpose: &str,
@@ -134,7 +144,8 @@ impl crate::engine::Engine {
             let rows = ledgers.get(&id).map(Vec::as_slice).unwrap_or_default();
             let state = ConsentState::fold(crate::consent::to_records(rows));
             match gate::open(&self.policy.registry, &state, purpose, id.as_str(), at) {
-                Ok(g) => grants.push(g),
+                Ok(g) if opens_purchases(&g) => grants.push(g),
+                Ok(_) => left_out += 1,
                 Err(Refusal::NoBasis { .. }) => left_out += 1,
                 Err(Refusal::UnknownPurpose(p)) => {
                     return Err(EngineError::Config(format!(

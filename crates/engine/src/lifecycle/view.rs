@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use consentric_lifecycle::cohorts::{funnel, retention, CohortRow, FunnelRow};
 use consentric_lifecycle::{ChurnRisk, Rfm, RfmInput};
 use consentric_model::Stage;
-use consentric_policy::{gate, ConsentState, DataCategory, Grant, Refusal};
+use consentric_policy::{gate, ConsentState, Refusal};
 use serde::Serialize;
 use serde_json::json;
 
@@ -100,24 +100,6 @@ pub struct LifecycleSummary {
     pub models: Vec<ModelFit>,
 }
 
-/// Whether a grant opens what purchase-based computations read: amounts and purchase
-/// behaviour.
-pub(crate) fn opens_purchases(grant: &Grant) -> bool {
-    ["user.financial.transaction", "user.behavior.purchase"]
-        .iter()
-        .filter_map(|c| DataCategory::parse(c).ok())
-        .all(|c| grant.permits(&c))
-}
-
-/// The grants that open purchases; the rest join those left out (a configured analytics
-/// purpose that may not use purchase data leaves everyone out).
-pub(crate) fn keep_purchase_grants(grants: Vec<Grant>, left_out: usize) -> (Vec<Grant>, usize) {
-    let before = grants.len();
-    let kept: Vec<Grant> = grants.into_iter().filter(opens_purchases).collect();
-    let dropped = before - kept.len();
-    (kept, left_out + dropped)
-}
-
 impl Engine {
     /// A customer's lifecycle under the stage purpose, as `actor`; audited.
     ///
@@ -155,7 +137,7 @@ impl Engine {
             })
             .collect();
         let (mut rfm, mut scores, mut churn) = (None, None, None);
-        if opens_purchases(&grant) {
+        if super::opens_purchases(&grant) {
             let today = day_of(as_of);
             let mut days = self.store.purchases(&grant)?;
             days.retain(|d| d.day <= today);
@@ -224,7 +206,6 @@ impl Engine {
         let life = &self.lifecycle;
         let now = self.now();
         let (grants, left_out) = self.population(&life.settings.analytics_purpose, now)?;
-        let (grants, left_out) = keep_purchase_grants(grants, left_out);
         let purchases = self.store.purchases_for(&grants)?;
         let dates: Vec<Vec<chrono::NaiveDate>> = purchases
             .values()
