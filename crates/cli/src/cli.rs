@@ -50,6 +50,71 @@ pub enum Command {
     /// Lifecycle: stages, value models, cohorts.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
+    /// Recommenders: offline evaluation.
+    #[command(subcommand)]
+    Recommend(RecommendCommand),
+}
+
+#[derive(Subcommand)]
+pub enum RecommendCommand {
+    /// Train popularity, item-kNN and ALS on a split of MovieLens (or any RecBole `.inter`
+    /// file) and score their top-k lists: precision, recall, NDCG, catalogue coverage; with
+    /// `--reference`, `implicit`'s ALS side by side at the same parameters.
+    Evaluate(RecommendEvaluateArgs),
+}
+
+#[derive(Args)]
+pub struct RecommendEvaluateArgs {
+    /// The interactions (RecBole `.inter`); `scripts/movielens.sh` fetches MovieLens 100k.
+    #[arg(long, default_value = "target/movielens/ml-100k.inter")]
+    pub data: PathBuf,
+    /// `last` (each user's latest interaction is the test) or `time` (the latest share of
+    /// all interactions).
+    #[arg(long, default_value = "last")]
+    pub split: String,
+    /// Share held out by the time split.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Cut-off of the lists.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Ratings below this are not interactions (0 keeps all).
+    #[arg(long, default_value_t = 0.0)]
+    pub min_rating: f32,
+    /// ALS latent factors.
+    #[arg(long, default_value_t = 64)]
+    pub factors: usize,
+    /// ALS regularisation λ.
+    #[arg(long, default_value_t = 0.05)]
+    pub regularization: f32,
+    /// ALS confidence per unit of strength.
+    #[arg(long, default_value_t = 10.0)]
+    pub alpha: f32,
+    /// ALS iterations.
+    #[arg(long, default_value_t = 15)]
+    pub iterations: usize,
+    /// Conjugate-gradient steps per row.
+    #[arg(long, default_value_t = 3)]
+    pub cg_steps: usize,
+    /// Seeds to train ALS with (seed, seed+1, …); metrics are averaged over them.
+    #[arg(long, default_value_t = 5)]
+    pub seeds: u64,
+    /// First seed.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Item-kNN neighbours per item.
+    #[arg(long, default_value_t = 100)]
+    pub neighbours: usize,
+    /// Item-kNN shrinkage.
+    #[arg(long, default_value_t = 10.0)]
+    pub shrinkage: f32,
+    /// A Python interpreter with `implicit` (`scripts/implicit-venv.sh` makes one and prints
+    /// its path), to train the same split side by side.
+    #[arg(long, env = "CONSENTRIC_BENCH_IMPLICIT_PYTHON")]
+    pub reference: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Subcommand)]

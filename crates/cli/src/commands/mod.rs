@@ -8,6 +8,7 @@ mod import;
 mod keys;
 mod lifecycle;
 mod profile;
+mod recommend;
 mod serve;
 
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use std::sync::Arc;
 use anyhow::Context;
 use consentric_engine::{AuditAnchor, Engine, Settings};
 
-use crate::cli::{AuditCommand, BenchCommand, Command, KeysCommand, RetentionCommand};
+use crate::cli::{
+    AuditCommand, BenchCommand, Command, KeysCommand, RecommendCommand, RetentionCommand,
+};
 
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
@@ -39,6 +42,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         }
         Command::Dsr(cmd) => dsr::run(&settings, cmd),
         Command::Lifecycle(cmd) => lifecycle::run(&*open(&settings)?, cmd),
+        Command::Recommend(RecommendCommand::Evaluate(args)) => recommend::evaluate(&args),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);
