@@ -14,8 +14,10 @@ pub mod interactions;
 pub mod kmeans;
 pub mod knn;
 pub mod movielens;
+pub mod nba;
 pub mod popularity;
 mod rng;
+pub mod segments;
 mod topk;
 
 pub use als::{Als, AlsParams};

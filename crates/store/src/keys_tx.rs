@@ -26,6 +26,8 @@ pub struct ErasedRows {
     pub keys: u64,
     /// Derived lifecycle rows: purchases by day, counted events, stage and transitions.
     pub lifecycle: u64,
+    /// Derived personalisation rows: item interactions and actions taken.
+    pub personalization: u64,
 }
 
 /// A stored erasure receipt.
@@ -169,6 +171,12 @@ impl WriteTx<'_> {
             crate::lifecycle_tx::DELETE_TRANSITIONS,
         ] {
             erased.lifecycle += self.conn.exec(derived, &[p])?;
+        }
+        for derived in [
+            crate::personalize_tx::DELETE_INTERACTIONS,
+            crate::personalize_tx::DELETE_ACTIONS,
+        ] {
+            erased.personalization += self.conn.exec(derived, &[p])?;
         }
         self.conn.exec(sql::ERASE_MERGES, &[p])?;
         self.conn.exec(sql::DELETE_PROFILE, &[p])?;

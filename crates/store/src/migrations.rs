@@ -366,6 +366,62 @@ CREATE TABLE lifecycle_models (
 );
 "#,
     },
+    Migration {
+        version: 8,
+        name: "personalisation: item interactions, actions taken, recommender models, segments",
+        sqlite: r#"
+CREATE TABLE interactions (
+    profile_id TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    weight     REAL NOT NULL,
+    last_at    INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, item_id)
+) WITHOUT ROWID;
+CREATE TABLE decision_actions (
+    profile_id TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    at         INTEGER NOT NULL,
+    seq        INTEGER NOT NULL,
+    PRIMARY KEY (profile_id, action, at, seq)
+) WITHOUT ROWID;
+CREATE TABLE recommender_models (
+    name       TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    trained_at INTEGER NOT NULL
+);
+CREATE TABLE segments (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE interactions (
+    profile_id TEXT NOT NULL,
+    item_id    TEXT NOT NULL,
+    weight     DOUBLE PRECISION NOT NULL,
+    last_at    BIGINT NOT NULL,
+    PRIMARY KEY (profile_id, item_id)
+);
+CREATE TABLE decision_actions (
+    profile_id TEXT NOT NULL,
+    action     TEXT NOT NULL,
+    at         BIGINT NOT NULL,
+    seq        BIGINT NOT NULL,
+    PRIMARY KEY (profile_id, action, at, seq)
+);
+CREATE TABLE recommender_models (
+    name       TEXT PRIMARY KEY,
+    body       TEXT NOT NULL,
+    trained_at BIGINT NOT NULL
+);
+CREATE TABLE segments (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

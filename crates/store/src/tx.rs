@@ -249,6 +249,19 @@ impl WriteTx<'_> {
             .exec(crate::lifecycle_tx::MOVE_TRANSITIONS, &[f, i])?;
         self.conn
             .exec(crate::lifecycle_tx::DELETE_TRANSITIONS, &[f])?;
+        for (moving, deleting) in [
+            (
+                crate::personalize_tx::MOVE_INTERACTIONS,
+                crate::personalize_tx::DELETE_INTERACTIONS,
+            ),
+            (
+                crate::personalize_tx::MOVE_ACTIONS,
+                crate::personalize_tx::DELETE_ACTIONS,
+            ),
+        ] {
+            self.conn.exec(moving, &[f, i])?;
+            self.conn.exec(deleting, &[f])?;
+        }
         self.bump_profile(into, &counters)?;
         self.conn.exec(sql::DELETE_PROFILE, &[f])?;
         self.conn.exec(sql::REPOINT_MERGES, &[f, i])?;
