@@ -38,6 +38,8 @@ pub struct Settings {
     pub notify: NotifySettings,
     /// `[lifecycle]`: stage rules, model settings, the purposes they run under.
     pub lifecycle: crate::lifecycle::LifecycleSettings,
+    /// `[personalize]`: recommenders, interaction weights, the action catalogue.
+    pub personalize: crate::personalize::PersonalizeSettings,
 }
 
 /// `[notify]`.
@@ -204,6 +206,13 @@ impl Settings {
             settings.lifecycle.recompute_every_minutes = v.parse().map_err(|_| {
                 EngineError::Config(format!(
                     "CONSENTRIC_LIFECYCLE_RECOMPUTE_MINUTES must be a whole number, not `{v}`"
+                ))
+            })?;
+        }
+        if let Some(v) = env("CONSENTRIC_PERSONALIZE_TRAIN_MINUTES") {
+            settings.personalize.train_every_minutes = v.parse().map_err(|_| {
+                EngineError::Config(format!(
+                    "CONSENTRIC_PERSONALIZE_TRAIN_MINUTES must be a whole number, not `{v}`"
                 ))
             })?;
         }

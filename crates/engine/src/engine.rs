@@ -18,6 +18,7 @@ use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
 use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Outbox};
+use crate::personalize::{DecisionOutcome, DecisionRequest, Personalize, PersonalizeSettings};
 use crate::privacy::PolicySet;
 use crate::profiles::{iso, ProfileRef};
 
@@ -41,6 +42,10 @@ pub struct Engine {
     pub(crate) policy: PolicySet,
     /// Stage rules and fitted value models.
     pub(crate) lifecycle: Lifecycle,
+    /// Recommenders, the action catalogue, segments.
+    pub(crate) personalize: Personalize,
+    /// Concurrent decisions share a commit, as ingest batches do.
+    pub(crate) decisions: GroupCommit<DecisionRequest, DecisionOutcome>,
 }
 
 /// Who sent an ingest request and what its transport said about consent.
@@ -71,6 +76,9 @@ impl Engine {
             dsr_settings: DsrSettings::default(),
             lifecycle: Lifecycle::new(LifecycleSettings::default())
                 .unwrap_or_else(|e| unreachable!("the retail rules are valid: {e}")),
+            personalize: Personalize::new(PersonalizeSettings::default())
+                .unwrap_or_else(|e| unreachable!("the retail catalogue is valid: {e}")),
+            decisions: GroupCommit::default(),
             policy,
         }
         .with_stored_models()
@@ -103,6 +111,29 @@ impl Engine {
         Ok(self)
     }
 
+    /// This engine with other personalisation settings (purpose, events, recommenders,
+    /// actions).
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] for an unknown purpose or an unusable catalogue.
+    pub fn with_personalize(mut self, settings: PersonalizeSettings) -> Result<Self, EngineError> {
+        let mut purposes = vec![settings.purpose.as_str()];
+        let catalogue = settings.catalogue();
+        purposes.extend(catalogue.iter().filter_map(|a| a.purpose.as_deref()));
+        for purpose in purposes {
+            if self.policy.registry.get(purpose).is_err() {
+                return Err(EngineError::Config(format!(
+                    "[personalize] names the unknown purpose `{purpose}`"
+                )));
+            }
+        }
+        let models = self.personalize.models();
+        self.personalize = Personalize::new(settings)?;
+        self.personalize.set_models(models);
+        self.policy.interactions = self.personalize.rules();
+        Ok(self)
+    }
+
     /// Loads the last fitted models, so scores survive a restart.
     fn with_stored_models(self) -> Self {
         match self.store.models() {
@@ -111,6 +142,9 @@ impl Engine {
                 self.lifecycle.set_scorer(scorer.map(Arc::new));
             }
             Err(e) => tracing::warn!(error = %e, "stored lifecycle models not read"),
+        }
+        if let Err(e) = self.load_recommenders() {
+            tracing::warn!(error = %e, "stored recommenders not read");
         }
         self
     }
@@ -142,7 +176,8 @@ impl Engine {
         )?;
         let engine = Engine::with_policy(store, Arc::new(SystemClock), policy)
             .with_dsr_settings(settings.dsr.clone())
-            .with_lifecycle(settings.lifecycle.clone())?;
+            .with_lifecycle(settings.lifecycle.clone())?
+            .with_personalize(settings.personalize.clone())?;
         Ok(match &settings.notify.smtp {
             Some(server) => engine.with_notifier(Arc::new(crate::notify::SmtpNotifier {
                 server: server.clone(),

@@ -57,6 +57,10 @@ pub struct ErasedCounts {
     /// (absent from receipts made before lifecycle existed).
     #[serde(default)]
     pub lifecycle_rows: u64,
+    /// Derived personalisation rows: item interactions and actions taken (absent from
+    /// receipts made before personalisation existed).
+    #[serde(default)]
+    pub personalization_rows: u64,
 }
 
 impl ErasureReceipt {
@@ -136,6 +140,7 @@ impl Engine {
                     consent_records: erased.consent_records,
                     data_keys: erased.keys,
                     lifecycle_rows: erased.lifecycle,
+                    personalization_rows: erased.personalization,
                 },
             };
             let body = serde_json::to_string(&body)

@@ -1,5 +1,5 @@
-//! Group commit: concurrent ingest calls share one transaction, so one durable commit (one
-//! fsync on SQLite with `synchronous = FULL`) acknowledges many batches.
+//! Group commit: concurrent calls (ingest batches, decisions) share one transaction, so one
+//! durable commit (one fsync on SQLite with `synchronous = FULL`) acknowledges many.
 //!
 //! The first caller to find no leader becomes the leader: it takes every queued request (its
 //! own included), commits them together, hands each caller its own result and steps down.
@@ -17,21 +17,21 @@ use crate::ingest::IngestReport;
 const MAX_GROUP_REQUESTS: usize = 64;
 
 type Ticket = u64;
-pub(crate) type Outcome = Result<IngestReport, EngineError>;
+pub(crate) type Outcome<O = IngestReport> = Result<O, EngineError>;
 
-struct State<T> {
+struct State<T, O> {
     queue: Vec<(Ticket, T)>,
-    done: HashMap<Ticket, Outcome>,
+    done: HashMap<Ticket, Outcome<O>>,
     leading: bool,
     next: Ticket,
 }
 
-pub(crate) struct GroupCommit<T> {
-    state: Mutex<State<T>>,
+pub(crate) struct GroupCommit<T, O = IngestReport> {
+    state: Mutex<State<T, O>>,
     wake: Condvar,
 }
 
-impl<T> Default for GroupCommit<T> {
+impl<T, O> Default for GroupCommit<T, O> {
     fn default() -> Self {
         GroupCommit {
             state: Mutex::new(State {
@@ -45,10 +45,14 @@ impl<T> Default for GroupCommit<T> {
     }
 }
 
-impl<T> GroupCommit<T> {
+impl<T, O> GroupCommit<T, O> {
     /// Queues `request` and returns once it is committed (or has failed). `commit` stores a
     /// group in one transaction and returns one outcome per request, in order.
-    pub(crate) fn submit(&self, request: T, commit: impl Fn(&[T]) -> Vec<Outcome>) -> Outcome {
+    pub(crate) fn submit(
+        &self,
+        request: T,
+        commit: impl Fn(&[T]) -> Vec<Outcome<O>>,
+    ) -> Outcome<O> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = state.next;
         state.next += 1;

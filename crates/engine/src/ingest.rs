@@ -53,6 +53,8 @@ pub(crate) struct BatchState<'c> {
     purchases: HashMap<(ProfileId, i64), f64>,
     /// Counts of rule-named events per profile, not yet written.
     counted: HashMap<(ProfileId, String), u64>,
+    /// Item interactions (summed weight, latest time) per profile and item, not yet written.
+    interactions: HashMap<(ProfileId, String), (f64, i64)>,
     /// Profiles written to since the last placement: their stage may have changed.
     to_place: HashSet<ProfileId>,
     /// What placement knows of customers, kept in step with this transaction's writes.
@@ -78,6 +80,7 @@ impl<'c> BatchState<'c> {
             scorer: life.scorer(),
             purchases: HashMap::new(),
             counted: HashMap::new(),
+            interactions: HashMap::new(),
             to_place: HashSet::new(),
             facts: HashMap::new(),
             facts_dirty: HashSet::new(),
@@ -162,6 +165,46 @@ impl<'c> BatchState<'c> {
         Ok(())
     }
 
+    /// Writes the interactions gathered so far of customers with a basis for the purpose they
+    /// serve now (`now`, ms); the rest are not kept.
+    fn flush_interactions(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        policy: &PolicySet,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        if self.interactions.is_empty() {
+            return Ok(());
+        }
+        let Ok(purpose) = policy.registry.get(&policy.interactions.purpose) else {
+            self.interactions.clear();
+            return Ok(());
+        };
+        let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
+        let mut pending: Vec<((ProfileId, String), (f64, i64))> =
+            self.interactions.drain().collect();
+        pending.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut decided: Option<(ProfileId, bool)> = None;
+        for ((profile, item), (weight, last)) in pending {
+            let keep = match &decided {
+                Some((p, keep)) if *p == profile => *keep,
+                _ => {
+                    let keep = if self.ledger_is_empty(tx, &profile)? {
+                        policy.baseline_has(&purpose.id)
+                    } else {
+                        self.folded(tx, &profile)?.has_basis(purpose, at)
+                    };
+                    decided = Some((profile.clone(), keep));
+                    keep
+                }
+            };
+            if keep {
+                tx.add_interaction(&profile, &item, weight, last)?;
+            }
+        }
+        Ok(())
+    }
+
     /// Flushes, then re-places each customer written to who has a basis for the stage purpose
     /// now (`now`, ms). A restricted customer keeps their stage unchanged.
     fn flush_and_place(
@@ -171,6 +214,7 @@ impl<'c> BatchState<'c> {
         now: i64,
     ) -> Result<(), StoreError> {
         self.flush(tx)?;
+        self.flush_interactions(tx, policy, now)?;
         let touched: Vec<ProfileId> = self.to_place.drain().collect();
         if !self.life.settings.on_ingest {
             return Ok(());
@@ -423,6 +467,16 @@ pub(crate) fn ingest(
         if order {
             let day = at.div_euclid(lifecycle::DAY_MS);
             *state.purchases.entry((profile.clone(), day)).or_default() += revenue(event);
+        }
+        if let Some((weight, items)) = policy.interactions.of(event) {
+            for item in items {
+                let e = state
+                    .interactions
+                    .entry((profile.clone(), item))
+                    .or_insert((0.0, at));
+                e.0 += weight;
+                e.1 = e.1.max(at);
+            }
         }
         if let Some(name) = event.event_name() {
             if state.life.counted.contains(name) {

@@ -25,6 +25,7 @@ mod keys;
 mod lifecycle;
 mod metrics;
 mod notify;
+mod personalize;
 mod privacy;
 mod profiles;
 mod rectification;
@@ -49,6 +50,10 @@ pub use lifecycle::{
 };
 pub use metrics::Metrics;
 pub use notify::{Message, Notifier, Outbox, SmtpNotifier};
+pub use personalize::{
+    Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation, PersonalizeSettings,
+    RecommenderKind, SegmentPreview, SegmentProposal, SegmentView, TrainReport,
+};
 pub use privacy::{ConsentSettings, PolicySet};
 pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,

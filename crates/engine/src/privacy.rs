@@ -42,6 +42,9 @@ pub struct PolicySet {
     /// The purpose lifecycle stages are kept under: when it loses its basis for a customer,
     /// their stage and its history go (see `withdrawal`).
     pub(crate) stage_purpose: String,
+    /// Which events are item interactions, and the purpose they are kept for: when it loses
+    /// its basis for a customer, their interactions go too.
+    pub(crate) interactions: crate::personalize::InteractionRules,
 }
 
 /// An event made ready for the single writer on the caller's thread, so the writer mostly only
@@ -214,6 +217,9 @@ impl PolicySet {
             unmapped_seen: Mutex::new(HashSet::new()),
             baseline_purposes,
             stage_purpose: crate::lifecycle::LifecycleSettings::default().stage_purpose,
+            interactions: crate::personalize::Personalize::new(Default::default())
+                .map(|p| p.rules())
+                .unwrap_or_else(|e| unreachable!("the retail defaults are valid: {e}")),
         })
     }
 

@@ -85,7 +85,16 @@ pub(crate) fn enforce(
     } else {
         tx.drop_stage(profile)?
     };
-    if !traits_deleted.is_empty() || events_rewritten > 0 || stage_rows > 0 {
+    let interactions_kept = with_basis
+        .iter()
+        .any(|p| p.as_str() == policy.interactions.purpose.as_str());
+    let interaction_rows = if interactions_kept {
+        0
+    } else {
+        tx.drop_interactions(profile)?
+    };
+    if !traits_deleted.is_empty() || events_rewritten > 0 || stage_rows > 0 || interaction_rows > 0
+    {
         audit::append(
             tx,
             at.timestamp_millis(),
@@ -94,7 +103,7 @@ pub(crate) fn enforce(
             Some(profile.as_str()),
             &json!({"reason": "basis withdrawn", "traits": traits_deleted,
                     "events_rewritten": events_rewritten, "fields": fields_deleted,
-                    "lifecycle_rows": stage_rows}),
+                    "lifecycle_rows": stage_rows, "interaction_rows": interaction_rows}),
         )?;
     }
     Ok(())

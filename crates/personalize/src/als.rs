@@ -17,6 +17,7 @@ use crate::{Recommender, Scored};
 
 /// How ALS trains.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlsParams {
     /// Latent factors per user and item.
     pub factors: usize,

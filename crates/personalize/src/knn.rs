@@ -9,6 +9,7 @@ use crate::{Recommender, Scored};
 
 /// How item-kNN trains.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct KnnParams {
     /// Neighbours kept per item.
     pub neighbours: usize,

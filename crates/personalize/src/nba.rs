@@ -78,6 +78,11 @@ pub enum Excluded {
         /// When it may be chosen again (ms).
         until: i64,
     },
+    /// Eligible, but another action promised more.
+    RankedLower {
+        /// Its expected value.
+        expected_value: f64,
+    },
 }
 
 /// What the ranking knows of the customer.

@@ -128,13 +128,45 @@ pub(crate) fn opens_purchases(grant: &consentric_policy::Grant) -> bool {
 }
 
 impl crate::engine::Engine {
+    /// The customer's CLV under `grant`, when the grant opens purchases, a value model is
+    /// fitted and they have bought something by the configured `as_of`.
+    pub(crate) fn clv_of(
+        &self,
+        grant: &consentric_policy::Grant,
+        now: DateTime<Utc>,
+    ) -> Result<Option<f64>, EngineError> {
+        let Some(scorer) = self.lifecycle.scorer() else {
+            return Ok(None);
+        };
+        if !opens_purchases(grant) {
+            return Ok(None);
+        }
+        let as_of = self.lifecycle.as_of(now).timestamp_millis();
+        let today = scoring::day_of(as_of);
+        let mut days = self.store.purchases(grant)?;
+        days.retain(|d| d.day <= today);
+        Ok(scoring::summary_of_days(&days, as_of).and_then(|s| scorer.score(&s).clv))
+    }
+
     /// Grants for `purpose` over every customer the gate lets in at `at` and whose grant opens
-    /// purchase data, and how many it left out: the population of a bulk computation over
-    /// purchases (a configured purpose that may not use them leaves everyone out).
+    /// purchases, and how many were left out.
     pub(crate) fn population(
         &self,
         purpose: &str,
         at: DateTime<Utc>,
+    ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
+        self.population_where(purpose, at, "lifecycle", opens_purchases)
+    }
+
+    /// Grants for `purpose` over every customer the gate lets in at `at` and whose grant
+    /// `keep` accepts, and how many were left out (`section` names the configuration that
+    /// chose the purpose, for the error when it is unknown).
+    pub(crate) fn population_where(
+        &self,
+        purpose: &str,
+        at: DateTime<Utc>,
+        section: &str,
+        keep: fn(&consentric_policy::Grant) -> bool,
     ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
         use consentric_policy::{gate, ConsentState, Refusal};
         let ledgers = self.store.all_consent()?;
@@ -144,12 +176,12 @@ impl crate::engine::Engine {
             let rows = ledgers.get(&id).map(Vec::as_slice).unwrap_or_default();
             let state = ConsentState::fold(crate::consent::to_records(rows));
             match gate::open(&self.policy.registry, &state, purpose, id.as_str(), at) {
-                Ok(g) if opens_purchases(&g) => grants.push(g),
+                Ok(g) if keep(&g) => grants.push(g),
                 Ok(_) => left_out += 1,
                 Err(Refusal::NoBasis { .. }) => left_out += 1,
                 Err(Refusal::UnknownPurpose(p)) => {
                     return Err(EngineError::Config(format!(
-                        "[lifecycle] names the unknown purpose `{p}`"
+                        "[{section}] names the unknown purpose `{p}`"
                     )))
                 }
             }

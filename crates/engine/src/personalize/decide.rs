@@ -1,0 +1,450 @@
+//! Decisions: items to show, the next best action and an explanation a customer could read,
+//! made through the gate for the personalisation purpose — or, when it stays shut, from
+//! nothing about the customer at all.
+
+use std::collections::BTreeSet;
+
+use consentric_model::{ProfileId, Stage};
+use consentric_personalize::nba::{self, Excluded};
+use consentric_personalize::Recommender;
+use consentric_policy::{gate, ConsentState, Refusal};
+use consentric_store::{StoreError, WriteTx};
+use serde::Serialize;
+use serde_json::json;
+
+use super::settings::RecommenderKind;
+use super::train::opens_interactions;
+use super::Trained;
+use crate::audit;
+use crate::consent::to_records;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::profiles::{iso, ProfileRef};
+
+/// Longest placement name.
+const MAX_PLACEMENT: usize = 64;
+
+/// One suggested item.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DecisionItem {
+    /// The item (product id).
+    pub item: String,
+    /// Its score (model units; higher is better).
+    pub score: f32,
+    /// The item of the customer's history that led to it, when personal.
+    pub because: Option<String>,
+}
+
+/// The action chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct DecisionAction {
+    /// Its name in the catalogue.
+    pub name: String,
+    /// What it is.
+    pub description: String,
+    /// The channel it uses.
+    pub channel: String,
+    /// The purpose that channel needed (and has a basis).
+    pub purpose: Option<String>,
+    /// uplift × value.
+    pub expected_value: f64,
+    /// Whether the value was the customer's CLV.
+    pub value_from_clv: bool,
+}
+
+/// An action not chosen, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct ExcludedAction {
+    /// Its name.
+    pub name: String,
+    /// Why (`stage`, `no_channel_consent`, `capped`, `cooldown`, or `ranked_lower`).
+    #[schema(value_type = Object)]
+    pub why: serde_json::Value,
+}
+
+/// Why the answer is what it is, in words a customer could read.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Explanation {
+    /// Whether anything about the customer was used.
+    pub personal: bool,
+    /// The purpose it was used under (absent when nothing personal was).
+    pub purpose: Option<String>,
+    /// What was used.
+    pub data_used: Vec<String>,
+    /// Why these items and this action.
+    pub reasons: Vec<String>,
+}
+
+/// `GET /v1/decisions/{customer}`.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Decision {
+    /// The customer.
+    pub profile_id: String,
+    /// Where it will be shown.
+    pub placement: String,
+    /// When (RFC 3339).
+    pub decided_at: String,
+    /// What chose the items: `als`, `knn`, `popularity`, or `none` before any training.
+    pub recommender: String,
+    /// When the models were trained (RFC 3339).
+    pub model_trained_at: Option<String>,
+    /// Items, best first.
+    pub items: Vec<DecisionItem>,
+    /// The next best action, if any may be taken.
+    pub action: Option<DecisionAction>,
+    /// The rest of the catalogue, with reasons.
+    pub excluded_actions: Vec<ExcludedAction>,
+    /// The customer's stage, when it was used.
+    #[schema(value_type = Option<String>)]
+    pub stage: Option<Stage>,
+    /// Why.
+    pub explanation: Explanation,
+}
+
+/// What the write half of a decision needs: everything decided outside the transaction.
+pub(crate) struct DecisionRequest {
+    profile: ProfileId,
+    stage: Option<Stage>,
+    clv: Option<f64>,
+    with_basis: BTreeSet<String>,
+    now: i64,
+    actor: String,
+    audit: serde_json::Value,
+}
+
+/// The action chosen (name, expected value, from CLV) and the ones left out.
+pub(crate) struct Outcome {
+    chosen: Option<(String, f64, bool)>,
+    excluded: Vec<(String, Excluded)>,
+}
+
+impl Engine {
+    /// Decides for a customer at a placement: up to `limit` items, the next best action and
+    /// the explanation. Personal only with a basis for the personalisation purpose; the
+    /// chosen action is recorded (caps and cooldowns count it) and the decision audited in
+    /// one transaction, shared with concurrent decisions.
+    ///
+    /// # Errors
+    /// Not found, an invalid placement or limit, configuration or database faults.
+    pub fn decide(
+        &self,
+        who: &ProfileRef,
+        placement: &str,
+        limit: Option<usize>,
+        actor: &str,
+    ) -> Result<Decision, EngineError> {
+        let settings = &self.personalize.settings;
+        if placement.is_empty()
+            || placement.len() > MAX_PLACEMENT
+            || !placement
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(EngineError::Invalid {
+                field: "placement".into(),
+                message: format!("1 to {MAX_PLACEMENT} letters, digits, `-`, `_` or `.`"),
+            });
+        }
+        let limit = limit.unwrap_or(settings.default_limit);
+        if limit == 0 || limit > settings.max_limit {
+            return Err(EngineError::Invalid {
+                field: "limit".into(),
+                message: format!("must be 1 to {}", settings.max_limit),
+            });
+        }
+        let id = self.find_profile(who)?;
+        let now = self.now();
+        let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
+        let purpose = &settings.purpose;
+        let grant = match gate::open(&self.policy.registry, &consent, purpose, id.as_str(), now) {
+            Ok(g) if opens_interactions(&g) => Some(g),
+            Ok(_) | Err(Refusal::NoBasis { .. }) => None,
+            Err(Refusal::UnknownPurpose(p)) => {
+                return Err(EngineError::Config(format!(
+                    "[personalize] names the unknown purpose `{p}`"
+                )))
+            }
+        };
+        let models = self.personalize.models();
+        let mut data_used = Vec::new();
+        let mut reasons = Vec::new();
+        let (mut stage, mut clv) = (None, None);
+        let (items, recommender) = match &grant {
+            Some(g) => {
+                let rows = self.store.interactions(g)?;
+                data_used.push(format!(
+                    "the products you viewed, added or bought ({} items)",
+                    rows.len()
+                ));
+                if self.lifecycle.settings.stage_purpose == *purpose {
+                    stage = self.store.stage(g)?.map(|s| s.stage);
+                }
+                if let Some(s) = stage {
+                    data_used.push("your lifecycle stage".into());
+                    reasons.push(format!("You are in the {s} stage."));
+                }
+                clv = self.clv_of(g, now)?;
+                if clv.is_some() {
+                    data_used.push("your purchase history, to estimate your value to us".into());
+                }
+                personal_items(
+                    models.as_deref(),
+                    &rows,
+                    settings.recommender,
+                    limit,
+                    &mut reasons,
+                )
+            }
+            None => {
+                reasons.push(format!(
+                    "You have not agreed to {purpose}, so nothing about you was used: these are our most popular items, and only actions that suit every customer."
+                ));
+                let items = models
+                    .as_deref()
+                    .map(|m| named(m, m.popularity.top(limit), |_| None))
+                    .unwrap_or_default();
+                let how = if models.is_some() {
+                    "popularity"
+                } else {
+                    "none"
+                };
+                (items, how.to_owned())
+            }
+        };
+        let with_basis: BTreeSet<String> = self
+            .personalize
+            .catalogue
+            .iter()
+            .filter_map(|a| a.purpose.as_deref())
+            .filter(|p| {
+                self.policy
+                    .registry
+                    .get(p)
+                    .is_ok_and(|purpose| consent.has_basis(purpose, now))
+            })
+            .map(str::to_owned)
+            .collect();
+        let request = DecisionRequest {
+            profile: id.clone(),
+            stage,
+            clv,
+            with_basis,
+            now: now.timestamp_millis(),
+            actor: actor.to_owned(),
+            audit: json!({"purpose": grant.as_ref().map(|g| g.purpose().as_str()),
+                          "personal": grant.is_some(), "placement": placement,
+                          "items": items.len(), "recommender": recommender,
+                          "used": data_used}),
+        };
+        let outcome = self
+            .decisions
+            .submit(request, |group| self.commit_decisions(group))?;
+        let action = outcome.chosen.and_then(|(name, ev, from_clv)| {
+            let a = self.personalize.catalogue.iter().find(|a| a.name == name)?;
+            reasons.push(match (&a.purpose, a.stages.is_empty()) {
+                (Some(p), false) => {
+                    format!("{}: it suits your stage, and you agreed to {p}.", a.name)
+                }
+                (Some(p), true) => format!(
+                    "{}: it suits every customer, and you agreed to {p}.",
+                    a.name
+                ),
+                (None, false) => format!("{}: it suits your stage.", a.name),
+                (None, true) => format!("{}: it suits every customer.", a.name),
+            });
+            Some(DecisionAction {
+                name: a.name.clone(),
+                description: a.description.clone(),
+                channel: a.channel.clone(),
+                purpose: a.purpose.clone(),
+                expected_value: ev,
+                value_from_clv: from_clv,
+            })
+        });
+        data_used.push("the actions we chose for you before (to respect frequency caps)".into());
+        data_used.push("your consent choices".into());
+        let excluded_actions = outcome
+            .excluded
+            .into_iter()
+            .map(|(name, why)| ExcludedAction {
+                name,
+                why: serde_json::to_value(why).unwrap_or_default(),
+            })
+            .collect();
+        Ok(Decision {
+            profile_id: id.to_string(),
+            placement: placement.to_owned(),
+            decided_at: iso(now.timestamp_millis()),
+            recommender,
+            model_trained_at: models.as_ref().map(|m| iso(m.trained_at)),
+            items,
+            action,
+            excluded_actions,
+            stage,
+            explanation: Explanation {
+                personal: grant.is_some(),
+                purpose: grant.map(|g| g.purpose().as_str().to_owned()),
+                data_used,
+                reasons,
+            },
+        })
+    }
+
+    /// Ranks, records and audits a group of decisions in one transaction (each customer
+    /// locked first, so concurrent decisions cannot both pass a cap); a failed group is
+    /// retried decision by decision.
+    fn commit_decisions(&self, group: &[DecisionRequest]) -> Vec<Result<Outcome, EngineError>> {
+        let together = self.store.write(|tx| {
+            group
+                .iter()
+                .map(|r| self.decide_in(tx, r))
+                .collect::<Result<Vec<_>, StoreError>>()
+        });
+        match together {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) if group.len() == 1 => vec![Err(e.into())],
+            Err(_) => group
+                .iter()
+                .map(|r| {
+                    self.store
+                        .write(|tx| self.decide_in(tx, r))
+                        .map_err(EngineError::from)
+                })
+                .collect(),
+        }
+    }
+
+    fn decide_in(&self, tx: &mut WriteTx<'_>, r: &DecisionRequest) -> Result<Outcome, StoreError> {
+        let catalogue = &self.personalize.catalogue;
+        tx.lock_profile(&r.profile)?;
+        let since = r.now - nba::look_back_ms(catalogue);
+        let history: Vec<(String, i64)> = tx
+            .actions_since(&r.profile, since)?
+            .into_iter()
+            .map(|a| (a.action, a.at))
+            .collect();
+        let has_basis = |p: &str| r.with_basis.contains(p);
+        let cx = nba::Context {
+            stage: r.stage,
+            clv: r.clv,
+            has_basis: &has_basis,
+            history: &history,
+            now: r.now,
+        };
+        let (ranked, left_out) = nba::rank(catalogue, &cx);
+        let chosen = ranked
+            .first()
+            .map(|c| (c.action.name.clone(), c.expected_value, c.from_clv));
+        let mut excluded: Vec<(String, Excluded)> = left_out
+            .into_iter()
+            .map(|(a, why)| (a.name.clone(), why))
+            .collect();
+        excluded.extend(ranked.iter().skip(1).map(|c| {
+            (
+                c.action.name.clone(),
+                Excluded::RankedLower {
+                    expected_value: c.expected_value,
+                },
+            )
+        }));
+        if let Some((name, _, _)) = &chosen {
+            tx.record_action(&r.profile, name, r.now)?;
+        }
+        let mut detail = r.audit.clone();
+        detail["action"] = json!(chosen.as_ref().map(|c| c.0.as_str()));
+        audit::append(
+            tx,
+            r.now,
+            &r.actor,
+            "decision.made",
+            Some(r.profile.as_str()),
+            &detail,
+        )?;
+        Ok(Outcome { chosen, excluded })
+    }
+}
+
+/// Items for a customer with a basis: the configured recommender from their history, then
+/// popular items they have not seen to fill the list.
+fn personal_items(
+    models: Option<&Trained>,
+    rows: &[consentric_store::InteractionRow],
+    kind: RecommenderKind,
+    limit: usize,
+    reasons: &mut Vec<String>,
+) -> (Vec<DecisionItem>, String) {
+    let Some(m) = models else {
+        reasons.push("No recommender has been trained yet.".into());
+        return (Vec::new(), "none".into());
+    };
+    let seen: Vec<(u32, f32)> = rows
+        .iter()
+        .filter_map(|r| m.vocabulary.get(&r.item).map(|i| (i, r.weight as f32)))
+        .collect();
+    let (mut items, mut how) = (Vec::new(), String::new());
+    if !seen.is_empty() {
+        items = match (kind, &m.als) {
+            (RecommenderKind::Als, Some(als)) => {
+                how = "als".into();
+                named(m, als.recommend(&seen, limit), |i| als.because(&seen, i))
+            }
+            _ => {
+                how = "knn".into();
+                named(m, m.knn.recommend(&seen, limit), |i| m.knn.because(&seen, i))
+            }
+        };
+        if let Some(first) = items
+            .iter()
+            .find_map(|i| i.because.as_ref().map(|b| (b, &i.item)))
+        {
+            reasons.push(format!(
+                "Because you showed interest in {}, we suggest {} and similar items.",
+                first.0, first.1
+            ));
+        }
+    } else {
+        reasons.push("We know no products of yours yet, so these are popular items.".into());
+    }
+    if items.len() < limit {
+        let taken: BTreeSet<String> = items.iter().map(|i| i.item.clone()).collect();
+        let fill: Vec<(u32, f32)> = m
+            .popularity
+            .recommend(&seen, limit + taken.len())
+            .into_iter()
+            .filter(|(i, _)| m.vocabulary.id(*i).is_some_and(|id| !taken.contains(id)))
+            .take(limit - items.len())
+            .collect();
+        if !fill.is_empty() {
+            how = if how.is_empty() {
+                "popularity".into()
+            } else {
+                format!("{how}+popularity")
+            };
+        }
+        items.extend(named(m, fill, |_| None));
+    }
+    if how.is_empty() {
+        how = "popularity".into();
+    }
+    (items, how)
+}
+
+/// Item indices to ids, with the history item behind each.
+fn named(
+    m: &Trained,
+    scored: Vec<(u32, f32)>,
+    because: impl Fn(u32) -> Option<u32>,
+) -> Vec<DecisionItem> {
+    scored
+        .into_iter()
+        .filter_map(|(i, score)| {
+            Some(DecisionItem {
+                item: m.vocabulary.id(i)?.to_owned(),
+                score,
+                because: because(i)
+                    .and_then(|b| m.vocabulary.id(b))
+                    .map(str::to_owned),
+            })
+        })
+        .collect()
+}
