@@ -50,13 +50,66 @@ pub enum Command {
     /// Lifecycle: stages, value models, cohorts.
     #[command(subcommand)]
     Lifecycle(LifecycleCommand),
-    /// Recommenders: offline evaluation.
+    /// Recommenders: training and offline evaluation.
     #[command(subcommand)]
     Recommend(RecommendCommand),
+    /// Decide for a customer: items, the next best action, and why (audited).
+    Decide(DecideArgs),
+    /// Segments: define, list, size and preview, delete; k-means proposals.
+    #[command(subcommand)]
+    Segments(SegmentsCommand),
+}
+
+#[derive(Args)]
+pub struct DecideArgs {
+    /// The customer: user_id:…, anonymous_id:…, profile:… or a bare id.
+    pub customer: String,
+    /// Where the answer will be shown.
+    #[arg(long, default_value = "default")]
+    pub placement: String,
+    /// Items wanted.
+    #[arg(long)]
+    pub limit: Option<usize>,
+}
+
+#[derive(Subcommand)]
+pub enum SegmentsCommand {
+    /// Define (or redefine) a segment from a JSON condition, e.g.
+    /// '{"all":[{"field":"stage","op":"eq","value":"retention"},{"field":"orders","op":"gte","value":3}]}'.
+    Define {
+        /// Its name.
+        name: String,
+        /// The condition (JSON).
+        condition: String,
+    },
+    /// Every segment.
+    List,
+    /// A segment's size and first members (audited).
+    Show {
+        /// Its name.
+        name: String,
+        /// Members to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Delete a segment.
+    Delete {
+        /// Its name.
+        name: String,
+    },
+    /// Clusters of customers by behaviour (k-means, k chosen by silhouette).
+    Propose {
+        /// Largest k tried.
+        #[arg(long, default_value_t = 8)]
+        max_k: usize,
+    },
 }
 
 #[derive(Subcommand)]
 pub enum RecommendCommand {
+    /// Train popularity, item-kNN and ALS on the interactions of customers with a basis for
+    /// personalisation, and decide with them from now on (audited).
+    Train,
     /// Train popularity, item-kNN and ALS on a split of MovieLens (or any RecBole `.inter`
     /// file) and score their top-k lists: precision, recall, NDCG, catalogue coverage; with
     /// `--reference`, `implicit`'s ALS side by side at the same parameters.
@@ -334,6 +387,31 @@ pub enum BenchCommand {
     /// Value-model fitting on CDNOW (side by side with Python's `lifetimes` when given),
     /// scoring every master customer, and what stage updates cost ingest.
     Lifecycle(BenchLifecycleArgs),
+    /// The decision API over HTTP: customers with interactions over a catalogue, trained
+    /// recommenders, then concurrent `GET /v1/decisions/…`: latency percentiles and throughput.
+    Decide(BenchDecideArgs),
+}
+
+#[derive(Args)]
+pub struct BenchDecideArgs {
+    /// Customers.
+    #[arg(long, default_value_t = 100_000)]
+    pub customers: usize,
+    /// Items in the catalogue.
+    #[arg(long, default_value_t = 10_000)]
+    pub items: usize,
+    /// Interactions per customer.
+    #[arg(long, default_value_t = 5)]
+    pub per_customer: usize,
+    /// Decisions measured.
+    #[arg(long, default_value_t = 50_000)]
+    pub decisions: usize,
+    /// Concurrent HTTP clients.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: usize,
+    /// Which recommender decides (`als` or `knn`).
+    #[arg(long, default_value = "als")]
+    pub recommender: String,
 }
 
 #[derive(Args)]

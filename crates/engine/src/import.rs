@@ -26,6 +26,9 @@ pub enum ImportFormat {
     /// optional header; the 5-column sample variant (`master_id sample_id date cds dollars`)
     /// is read too.
     Cdnow,
+    /// MovieLens as RecBole ships it (`user_id item_id rating timestamp`, tab separated,
+    /// `:token` header): each rating becomes a `Product Reviewed` track by user `ml-<id>`.
+    MovieLens,
 }
 
 impl ImportFormat {
@@ -37,9 +40,10 @@ impl ImportFormat {
         match raw {
             "ndjson" | "segment" => Ok(ImportFormat::Ndjson),
             "cdnow" => Ok(ImportFormat::Cdnow),
+            "movielens" => Ok(ImportFormat::MovieLens),
             other => Err(EngineError::Invalid {
                 field: "format".into(),
-                message: format!("`{other}` is not a format; use `ndjson` or `cdnow`"),
+                message: format!("`{other}` is not a format; use `ndjson`, `cdnow` or `movielens`"),
             }),
         }
     }
@@ -195,6 +199,7 @@ fn read_batches<R: Read>(
                     .map_err(|e| e.to_string())
             }
             ImportFormat::Cdnow => cdnow_event(text, line_no, env, consent, &mut consented),
+            ImportFormat::MovieLens => movielens_event(text, line_no, env, consent, &mut consented),
         };
         match parsed {
             Ok(Some(event)) => batch.push(event),
@@ -235,7 +240,7 @@ fn cdnow_event(
         [c, d, n, v] => (*c, *d, *n, *v),
         [c, _sample, d, n, v] => (*c, *d, *n, *v),
         _ => {
-            return Err(cdnow_error(
+            return Err(line_error(
                 line_no,
                 "expected 4 (or 5) whitespace-separated columns",
             ))
@@ -245,15 +250,15 @@ fn cdnow_event(
         return Ok(None); // header
     }
     let date = NaiveDate::parse_from_str(date, "%Y%m%d")
-        .map_err(|_| cdnow_error(line_no, "date must be YYYYMMDD"))?;
+        .map_err(|_| line_error(line_no, "date must be YYYYMMDD"))?;
     let cds: u32 = cds
         .parse()
-        .map_err(|_| cdnow_error(line_no, "number_of_cds must be a whole number"))?;
+        .map_err(|_| line_error(line_no, "number_of_cds must be a whole number"))?;
     let dollars: f64 = dollars
         .parse()
         .ok()
         .filter(|d: &f64| d.is_finite())
-        .ok_or_else(|| cdnow_error(line_no, "dollar_value must be a number"))?;
+        .ok_or_else(|| line_error(line_no, "dollar_value must be a number"))?;
     let mut body = serde_json::json!({
         "type": "track",
         "messageId": format!("cdnow-{customer}-{}-{line_no}", date.format("%Y%m%d")),
@@ -270,13 +275,63 @@ fn cdnow_event(
             .collect();
         body["context"]["consent"] = serde_json::json!({ "categoryPreferences": granted });
     }
-    let bytes = serde_json::to_vec(&body).map_err(|e| cdnow_error(line_no, &e.to_string()))?;
+    let bytes = serde_json::to_vec(&body).map_err(|e| line_error(line_no, &e.to_string()))?;
     consentric_model::parse_event(&bytes, CallType::Track, env)
         .map(|b| b.events.into_iter().next())
-        .map_err(|e| cdnow_error(line_no, &e.to_string()))
+        .map_err(|e| line_error(line_no, &e.to_string()))
 }
 
-fn cdnow_error(line_no: u64, message: &str) -> String {
+/// One MovieLens rating as a `Product Reviewed` track (message id from user and item, so a
+/// second import stores nothing new).
+fn movielens_event(
+    line: &str,
+    line_no: u64,
+    env: &Envelope,
+    consent: &[String],
+    consented: &mut std::collections::HashSet<String>,
+) -> Result<Option<Event>, String> {
+    if line_no == 1 && line.contains(":token") {
+        return Ok(None); // header
+    }
+    let cols: Vec<&str> = line.split('\t').map(str::trim).collect();
+    let [user, item, rating, ts] = cols[..] else {
+        return Err(line_error(line_no, "expected 4 tab-separated columns"));
+    };
+    let rating: f64 = rating
+        .parse()
+        .map_err(|_| line_error(line_no, "rating must be a number"))?;
+    let secs: i64 = ts
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite())
+        .map(|s| s as i64)
+        .ok_or_else(|| line_error(line_no, "timestamp must be seconds since 1970"))?;
+    let at = chrono::DateTime::from_timestamp(secs, 0)
+        .ok_or_else(|| line_error(line_no, "timestamp out of range"))?;
+    let customer = format!("ml-{user}");
+    let mut body = serde_json::json!({
+        "type": "track",
+        "messageId": format!("ml-{user}-{item}"),
+        "userId": customer,
+        "event": "Product Reviewed",
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "properties": {"product_id": item, "rating": rating},
+        "context": {"library": {"name": "consentric-import", "version": env!("CARGO_PKG_VERSION")}},
+    });
+    if !consent.is_empty() && consented.insert(customer) {
+        let granted: serde_json::Map<String, serde_json::Value> = consent
+            .iter()
+            .map(|p| (p.clone(), serde_json::Value::Bool(true)))
+            .collect();
+        body["context"]["consent"] = serde_json::json!({ "categoryPreferences": granted });
+    }
+    let bytes = serde_json::to_vec(&body).map_err(|e| line_error(line_no, &e.to_string()))?;
+    consentric_model::parse_event(&bytes, CallType::Track, env)
+        .map(|b| b.events.into_iter().next())
+        .map_err(|e| line_error(line_no, &e.to_string()))
+}
+
+fn line_error(line_no: u64, message: &str) -> String {
     format!("line {line_no}: {message}")
 }
 

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{consent, dsr, ingest, lifecycle, ops, profiles};
+use crate::routes::{consent, decisions, dsr, ingest, lifecycle, ops, profiles};
 
 /// Consentric's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -15,6 +15,7 @@ use crate::routes::{consent, dsr, ingest, lifecycle, ops, profiles};
         consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
         dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
         lifecycle::customer, lifecycle::summary, lifecycle::fit, lifecycle::recompute,
+        decisions::decide, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),
@@ -24,6 +25,8 @@ use crate::routes::{consent, dsr, ingest, lifecycle, ops, profiles};
         (name = "consent", description = "Purposes and customers' consent"),
         (name = "dsr", description = "Data-subject requests: access, erasure, restriction, with deadlines"),
         (name = "lifecycle", description = "Stages, value models, cohorts (admin keys)"),
+        (name = "decisions", description = "Recommendations, next best action and explanations (admin keys)"),
+        (name = "segments", description = "Segment definitions, sizes and k-means proposals (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -66,6 +66,7 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
     );
     println!("  (later `consentric lifecycle …` commands see CDNOW as of today unless given");
     println!("   CONSENTRIC_LIFECYCLE_AS_OF=1998-06-30, as the demo sets)");
+    personalisation(&engine)?;
 
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
     let write = engine.create_key(Scope::Write, Some("demo write"))?;
@@ -85,6 +86,51 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
     }))
 }
 
+/// Where `scripts/movielens.sh` caches MovieLens 100k (its terms forbid shipping it).
+const MOVIELENS: &str = "target/movielens/ml-100k.inter";
+
+/// CDNOW has no products, so recommendations need MovieLens: fetched on first use with
+/// `scripts/movielens.sh` (pip download), imported as product reviews by customers granting
+/// personalisation and e-mail marketing, then the recommenders are trained. Without it (no
+/// network, no script) decisions still work, with actions but no items.
+fn personalisation(engine: &Engine) -> anyhow::Result<()> {
+    let path = std::path::Path::new(MOVIELENS);
+    if !path.exists() && std::path::Path::new("scripts/movielens.sh").exists() {
+        println!("Fetching MovieLens 100k for recommendations (scripts/movielens.sh)…");
+        let fetched = std::process::Command::new("scripts/movielens.sh")
+            .stdout(std::process::Stdio::null())
+            .status();
+        if !fetched.is_ok_and(|s| s.success()) {
+            println!("  could not fetch it; decisions will choose actions but no items.");
+        }
+    }
+    if path.exists() {
+        println!("Importing MovieLens 100k (100,000 ratings of 1,682 films by 943 users, as users ml-1…ml-943),");
+        println!("each user granting {MOVIELENS_CONSENT:?}…");
+        let started = Instant::now();
+        let consent: Vec<String> = MOVIELENS_CONSENT.iter().map(|p| (*p).to_owned()).collect();
+        let file = std::fs::File::open(path)?;
+        let size = file.metadata().ok().map(|m| m.len());
+        let summary = super::import::with_progress(
+            engine,
+            std::io::BufReader::new(file),
+            ImportFormat::MovieLens,
+            &consent,
+            size,
+            false,
+        )?;
+        super::import::print_summary(&summary, started.elapsed());
+    }
+    let started = Instant::now();
+    let report = engine.train_recommenders("demo")?;
+    print!("Recommenders ({:.2} s): ", started.elapsed().as_secs_f64());
+    super::decide::print_train(&report);
+    Ok(())
+}
+
+/// What the demo's MovieLens users grant.
+const MOVIELENS_CONSENT: [&str; 3] = ["analytics", "personalization", "marketing.email"];
+
 fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     let backend = format!("{:?}", engine.backend()).to_lowercase();
     println!();
@@ -101,6 +147,19 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/customers/00001/lifecycle | jq");
     println!("  # the funnel, cohort retention and model parameters");
     println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/lifecycle/summary | jq '.funnel, .models'");
+    println!("  # what to show MovieLens user 1 and what to do next, with the reasons (audited)");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/decisions/user_id:ml-1?placement=home&limit=5' | jq");
+    println!("  # a CDNOW customer consented to personalisation but not e-mail: no e-mail action is chosen");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/decisions/00001' | jq '.action, .explanation'");
+    println!("  # define a segment and size it; clusters k-means proposes");
+    println!(
+        "  curl -s -X PUT -H 'Authorization: Bearer {admin}' http://{addr}/v1/segments/loyal \\"
+    );
+    println!("       -d '{{\"all\":[{{\"field\":\"orders\",\"op\":\"gte\",\"value\":5}}]}}' | jq");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/segments/loyal?limit=3' | jq");
+    println!(
+        "  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/segments/proposals' | jq"
+    );
     println!("  # send an event the way analytics-node does (write key as Basic user name)");
     println!(
         "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"

@@ -1,7 +1,9 @@
 //! One file per command.
 
 mod bench;
+mod bench_decide;
 mod bench_lifecycle;
+mod decide;
 mod demo;
 mod dsr;
 mod import;
@@ -43,6 +45,10 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Dsr(cmd) => dsr::run(&settings, cmd),
         Command::Lifecycle(cmd) => lifecycle::run(&*open(&settings)?, cmd),
         Command::Recommend(RecommendCommand::Evaluate(args)) => recommend::evaluate(&args),
+        Command::Recommend(RecommendCommand::Train) => decide::train(&*open(&settings)?),
+        Command::Decide(args) => decide::decide(&*open(&settings)?, &args),
+        Command::Segments(cmd) => decide::segments(&*open(&settings)?, cmd),
+        Command::Bench(BenchCommand::Decide(args)) => bench_decide::run(&args),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);

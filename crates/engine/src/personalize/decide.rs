@@ -390,7 +390,9 @@ fn personal_items(
             }
             _ => {
                 how = "knn".into();
-                named(m, m.knn.recommend(&seen, limit), |i| m.knn.because(&seen, i))
+                named(m, m.knn.recommend(&seen, limit), |i| {
+                    m.knn.because(&seen, i)
+                })
             }
         };
         if let Some(first) = items

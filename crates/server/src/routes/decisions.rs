@@ -1,0 +1,213 @@
+//! Decisions (items, next best action, explanation) and the recommenders behind them;
+//! segments and k-means proposals. Admin keys only.
+
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use consentric_engine::{
+    Decision, ProfileRef, SegmentPreview, SegmentProposal, SegmentView, TrainReport,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AdminKey;
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/decisions/{customer}", get(decide))
+        .route("/v1/recommenders/train", post(train))
+        .route("/v1/segments", get(list))
+        .route("/v1/segments/proposals", get(propose))
+        .route(
+            "/v1/segments/{name}",
+            put(define).get(preview).delete(delete),
+        )
+}
+
+fn bad_query(r: QueryRejection) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DecideQuery {
+    /// Where the answer will be shown (`home`, `cart`, `email.weekly`); default `default`.
+    placement: Option<String>,
+    /// Items wanted (1 to `[personalize] max_limit`).
+    limit: Option<usize>,
+}
+
+/// Items, the next best action and an explanation for a customer. Personal only with a basis
+/// for the personalisation purpose, otherwise popular items and stage-free actions, and the
+/// explanation says so. The chosen action counts against its caps; every decision is audited.
+#[utoipa::path(get, path = "/v1/decisions/{customer}", tag = "decisions",
+    params(("customer" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id"), DecideQuery),
+    responses((status = 200, body = Decision),
+        (status = 400, body = crate::error::ErrorBody, description = "bad placement or limit"),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn decide(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(customer): Path<String>,
+    q: Result<Query<DecideQuery>, QueryRejection>,
+) -> Result<Json<Decision>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    blocking(move || {
+        let placement = q.placement.as_deref().unwrap_or("default");
+        Ok(Json(engine.decide(
+            &ProfileRef::parse(&customer)?,
+            placement,
+            q.limit,
+            &format!("key:{}", who.key_id),
+        )?))
+    })
+    .await
+}
+
+/// Trains popularity, item-kNN and ALS on the customers with a basis for the personalisation
+/// purpose and decides with them from now on. Audited.
+#[utoipa::path(post, path = "/v1/recommenders/train", tag = "decisions",
+    responses((status = 200, body = TrainReport)), security(("bearer" = [])))]
+pub(crate) async fn train(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+) -> Result<Json<TrainReport>, ApiError> {
+    blocking(move || {
+        Ok(Json(
+            engine.train_recommenders(&format!("key:{}", who.key_id))?,
+        ))
+    })
+    .await
+}
+
+/// Segments.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Segments {
+    segments: Vec<SegmentView>,
+}
+
+/// Every segment definition.
+#[utoipa::path(get, path = "/v1/segments", tag = "segments",
+    responses((status = 200, body = Segments)), security(("bearer" = [])))]
+pub(crate) async fn list(
+    _: AdminKey,
+    State(engine): State<AppState>,
+) -> Result<Json<Segments>, ApiError> {
+    blocking(move || {
+        Ok(Json(Segments {
+            segments: engine.segments()?,
+        }))
+    })
+    .await
+}
+
+/// Defines (or redefines) a segment: the body is its condition, e.g.
+/// `{"all": [{"field": "stage", "op": "eq", "value": "retention"}, {"field": "orders", "op": "gte", "value": 3}]}`.
+/// Sensitive traits are refused.
+#[utoipa::path(put, path = "/v1/segments/{name}", tag = "segments",
+    params(("name" = String, Path)),
+    request_body(content = Object, description = "the condition"),
+    responses((status = 200, body = SegmentView), (status = 400, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn define(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<SegmentView>, ApiError> {
+    let definition: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body must be a JSON condition: {e}"),
+        )
+    })?;
+    blocking(move || {
+        Ok(Json(engine.define_segment(
+            &name,
+            &definition,
+            &format!("key:{}", who.key_id),
+        )?))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PreviewQuery {
+    /// Members to list (default 20, at most 1000).
+    limit: Option<usize>,
+}
+
+/// A segment's size over the customers with a basis for the personalisation purpose, and its
+/// first members. Audited.
+#[utoipa::path(get, path = "/v1/segments/{name}", tag = "segments",
+    params(("name" = String, Path), PreviewQuery),
+    responses((status = 200, body = SegmentPreview), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn preview(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<PreviewQuery>, QueryRejection>,
+) -> Result<Json<SegmentPreview>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(20).min(1000);
+    blocking(move || {
+        Ok(Json(engine.preview_segment(
+            &name,
+            limit,
+            &format!("key:{}", who.key_id),
+        )?))
+    })
+    .await
+}
+
+/// Deletes a segment.
+#[utoipa::path(delete, path = "/v1/segments/{name}", tag = "segments",
+    params(("name" = String, Path)),
+    responses((status = 204), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn delete(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    blocking(move || {
+        engine.delete_segment(&name, &format!("key:{}", who.key_id))?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProposeQuery {
+    /// Largest k tried (2 to 12; default 8).
+    max_k: Option<usize>,
+}
+
+/// Clusters of customers by behaviour (k-means, k by silhouette), to name and define as
+/// segments. Audited.
+#[utoipa::path(get, path = "/v1/segments/proposals", tag = "segments",
+    params(ProposeQuery),
+    responses((status = 200, body = SegmentProposal)), security(("bearer" = [])))]
+pub(crate) async fn propose(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    q: Result<Query<ProposeQuery>, QueryRejection>,
+) -> Result<Json<SegmentProposal>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let max_k = q.max_k.unwrap_or(8).clamp(2, 12);
+    blocking(move || {
+        Ok(Json(
+            engine.propose_segments(max_k, &format!("key:{}", who.key_id))?,
+        ))
+    })
+    .await
+}
