@@ -186,3 +186,96 @@ proptest! {
         prop_assert_eq!((fits, cohorts), analytics_output(&b));
     }
 }
+
+/// One trained world shared by the decision cases: customers with and without consent to
+/// personalisation viewing products, recommenders trained on those the gate let in.
+fn decision_world() -> &'static (TestDb, Engine) {
+    static WORLD: std::sync::OnceLock<(TestDb, Engine)> = std::sync::OnceLock::new();
+    WORLD.get_or_init(|| {
+        let db = TestDb::sqlite();
+        let clock = Arc::new(FixedClock::new(
+            Utc.with_ymd_and_hms(2024, 6, 2, 0, 0, 0).single().expect("time"),
+        ));
+        let engine = Engine::new(db.store(), clock);
+        let mut batch = Vec::new();
+        for u in 0..30 {
+            for k in 0..4 {
+                batch.push(json!({"type": "track", "event": "Product Viewed", "userId": format!("w{u}"),
+                    "messageId": format!("w{u}-{k}"), "timestamp": "2024-05-01T00:00:00Z",
+                    "properties": {"product_id": format!("p{}", (u * 3 + k * 7) % 12)},
+                    "context": {"consent": {"categoryPreferences": {"personalization": u % 3 != 0}}}}));
+            }
+        }
+        ingest_batch(&engine, json!(batch));
+        engine.train_recommenders("test").expect("train");
+        (db, engine)
+    })
+}
+
+fn ingest_batch(engine: &Engine, batch: Value) {
+    let env = Envelope {
+        received_at: Utc
+            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
+            .single()
+            .expect("time"),
+        request_id: "r".into(),
+    };
+    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+/// A decision as data, without who it was for.
+fn decision(engine: &Engine, user: &str) -> Value {
+    let mut d = serde_json::to_value(
+        engine
+            .decide(
+                &ProfileRef::parse(user).expect("ref"),
+                "home",
+                Some(5),
+                "test",
+            )
+            .expect("decide"),
+    )
+    .expect("json");
+    d["profile_id"] = Value::Null;
+    d
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Non-interference for decisions: a customer without a basis for personalisation gets
+    /// the same decision whatever they viewed, bought or told us (traits included), given
+    /// the same other consents.
+    #[test]
+    fn a_decision_without_personalisation_ignores_the_customers_history(
+        views in proptest::collection::vec((0u8..12, any::<bool>()), 0..8),
+        traits in proptest::collection::vec(0u32..1000, 3),
+        email in any::<bool>(),
+    ) {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (_, engine) = decision_world();
+        let consent = json!({"consent": {"categoryPreferences": {"personalization": false, "marketing.email": email, "analytics": true}}});
+        let (with, without) = (format!("h{n}"), format!("e{n}"));
+        let mut batch = vec![
+            json!({"type": "identify", "userId": with, "messageId": format!("{with}-id"), "timestamp": "2024-05-02T00:00:00Z",
+                   "traits": {"plan": traits[0].to_string(), "age": traits[1], "gender": traits[2].to_string()}, "context": consent}),
+            json!({"type": "identify", "userId": without, "messageId": format!("{without}-id"), "timestamp": "2024-05-02T00:00:00Z",
+                   "context": consent}),
+        ];
+        for (i, (item, bought)) in views.iter().enumerate() {
+            batch.push(json!({"type": "track", "userId": with, "messageId": format!("{with}-{i}"),
+                "timestamp": "2024-05-03T00:00:00Z",
+                "event": if *bought { "Order Completed" } else { "Product Viewed" },
+                "properties": if *bought { json!({"revenue": 10.0, "products": [{"product_id": format!("p{item}")}]}) }
+                              else { json!({"product_id": format!("p{item}")}) }}));
+        }
+        ingest_batch(engine, json!(batch));
+        let a = decision(engine, &with);
+        prop_assert_eq!(&a["explanation"]["personal"], &json!(false));
+        prop_assert_eq!(&a, &decision(engine, &without));
+    }
+}

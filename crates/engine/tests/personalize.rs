@@ -1,0 +1,428 @@
+//! Personalisation through the engine, on SQLite and PostgreSQL: interactions kept only with a
+//! basis and gone with it, recommenders trained on the customers the gate lets in, decisions
+//! that are personal only with consent (and say so), caps and cooldowns under concurrent
+//! decisions, sensitive traits kept out, segments.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use consentric_engine::{
+    Decision, Engine, EngineError, FixedClock, PersonalizeSettings, ProfileRef, RecommenderKind,
+};
+use consentric_model::{parse_batch, Envelope, Event};
+use consentric_testkit::{parity_test, TestDb};
+use serde_json::{json, Value};
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0)
+        .single()
+        .expect("time")
+}
+
+fn engine_with(db: &TestDb, kind: RecommenderKind) -> (Engine, Arc<FixedClock>) {
+    let clock = Arc::new(FixedClock::new(now()));
+    let settings = PersonalizeSettings {
+        recommender: kind,
+        ..PersonalizeSettings::default()
+    };
+    let engine = Engine::new(db.store(), clock.clone())
+        .with_personalize(settings)
+        .expect("settings");
+    (engine, clock)
+}
+
+fn engine(db: &TestDb) -> (Engine, Arc<FixedClock>) {
+    engine_with(db, RecommenderKind::Als)
+}
+
+fn ingest(engine: &Engine, batch: Value) {
+    let env = Envelope {
+        received_at: now(),
+        request_id: "r".into(),
+    };
+    let events: Vec<Event> = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+fn by(raw: &str) -> ProfileRef {
+    ProfileRef::parse(raw).expect("ref")
+}
+
+fn prefs(grant: &[&str]) -> Value {
+    let p: serde_json::Map<String, Value> = grant
+        .iter()
+        .map(|p| ((*p).to_owned(), json!(true)))
+        .collect();
+    json!({"consent": {"categoryPreferences": p}})
+}
+
+/// `user` viewed `item` `days_ago` days before now, granting `grant` with it.
+fn viewed(user: &str, item: &str, days_ago: i64, grant: &[&str]) -> Value {
+    let mut e = json!({"type": "track", "event": "Product Viewed", "userId": user,
+        "messageId": format!("{user}-{item}-{days_ago}"),
+        "timestamp": (now() - Duration::days(days_ago)).to_rfc3339(),
+        "properties": {"product_id": item}});
+    if !grant.is_empty() {
+        e["context"] = prefs(grant);
+    }
+    e
+}
+
+const PERSONAL: &[&str] = &["personalization"];
+
+/// Two tastes: 12 customers view `a1` and `a2` (and a few `a3`), 8 view `b1` and `b2`.
+/// `b1`/`b2` are less popular, so a non-personal answer starts with the `a`s.
+fn world(engine: &Engine) {
+    let mut batch = Vec::new();
+    for u in 0..12 {
+        let user = format!("a-fan-{u}");
+        batch.push(viewed(&user, "a1", 10, PERSONAL));
+        batch.push(viewed(&user, "a2", 9, &[]));
+        if u % 3 == 0 {
+            batch.push(viewed(&user, "a3", 8, &[]));
+        }
+    }
+    for u in 0..8 {
+        let user = format!("b-fan-{u}");
+        batch.push(viewed(&user, "b1", 10, PERSONAL));
+        batch.push(viewed(&user, "b2", 9, &[]));
+    }
+    ingest(engine, json!(batch));
+}
+
+fn items(d: &Decision) -> Vec<&str> {
+    d.items.iter().map(|i| i.item.as_str()).collect()
+}
+
+parity_test!(
+    interactions_are_kept_only_with_a_basis_and_go_with_it,
+    |db| {
+        let (engine, _) = engine(&db);
+        world(&engine);
+        // Views by a customer without personalisation consent are events, not interactions.
+        ingest(
+            &engine,
+            json!([viewed("shy", "b1", 3, &[]), viewed("shy", "b2", 2, &[])]),
+        );
+        let r = engine.train_recommenders("test").expect("train");
+        assert_eq!((r.customers, r.left_out), (20, 1));
+        assert_eq!(r.interactions, 12 * 2 + 4 + 8 * 2);
+        assert_eq!(r.items, 5);
+        assert!(r.als);
+        // Withdrawal deletes them in the consent change's transaction.
+        engine
+            .set_consent(
+                &by("b-fan-0"),
+                &[("personalization".into(), "withdrawn".into())],
+                "test",
+                b"{}",
+            )
+            .expect("withdraw");
+        let r = engine.train_recommenders("test").expect("train");
+        assert_eq!(
+            (r.customers, r.left_out, r.interactions),
+            (19, 2, 12 * 2 + 4 + 7 * 2)
+        );
+        // Consenting again does not bring the deleted ones back; new views count.
+        engine
+            .set_consent(
+                &by("b-fan-0"),
+                &[("personalization".into(), "granted".into())],
+                "test",
+                b"{}",
+            )
+            .expect("grant");
+        ingest(&engine, json!([viewed("b-fan-0", "a1", 1, &[])]));
+        let r = engine.train_recommenders("test").expect("train");
+        assert_eq!((r.customers, r.interactions), (20, 12 * 2 + 4 + 7 * 2 + 1));
+        // Erasure deletes them, and the receipt counts them.
+        let receipt = engine.erase(&by("a-fan-0"), "test").expect("erase");
+        let body = receipt
+            .verify(&engine.receipt_public_key().expect("key"))
+            .expect("signed");
+        assert_eq!(body.erased.personalization_rows, 3, "{:?}", body.erased);
+        let r = engine.train_recommenders("test").expect("train");
+        assert_eq!(r.interactions, 12 * 2 + 4 + 7 * 2 + 1 - 3);
+    }
+);
+
+fn recommends_from_history_and_explains_why(db: &TestDb, kind: RecommenderKind) {
+    {
+        let (engine, _) = engine_with(db, kind);
+        world(&engine);
+        ingest(&engine, json!([viewed("newcomer", "b1", 1, PERSONAL)]));
+        engine.train_recommenders("test").expect("train");
+        let d = engine
+            .decide(&by("newcomer"), "home", Some(3), "test")
+            .expect("decide");
+        assert!(d.explanation.personal);
+        assert_eq!(d.explanation.purpose.as_deref(), Some("personalization"));
+        assert_eq!(items(&d)[0], "b2", "{kind:?}: {d:?}");
+        assert_eq!(d.items[0].because.as_deref(), Some("b1"), "{kind:?}");
+        assert!(!items(&d).contains(&"b1"), "what was seen is not suggested");
+        assert_eq!(d.items.len(), 3, "filled from popular items");
+        assert!(d.recommender.starts_with(if kind == RecommenderKind::Als {
+            "als"
+        } else {
+            "knn"
+        }));
+        assert!(d
+            .explanation
+            .reasons
+            .iter()
+            .any(|r| r.contains("Because you showed interest in b1")));
+        assert!(d
+            .explanation
+            .data_used
+            .iter()
+            .any(|u| u.contains("products you viewed")));
+        // New customer, nothing known: the acquisition stage's action needs e-mail consent,
+        // which they did not give; only the stage-free banner is left.
+        assert_eq!(
+            d.action.as_ref().map(|a| a.name.as_str()),
+            Some("homepage-banner")
+        );
+        assert!(d
+            .excluded_actions
+            .iter()
+            .any(|e| e.name == "onboarding-guide" && e.why["reason"] == "no_channel_consent"));
+        // Bad input is refused by name.
+        for (placement, limit, field) in [
+            ("", None, "placement"),
+            ("a b", None, "placement"),
+            ("home", Some(0), "limit"),
+            ("home", Some(101), "limit"),
+        ] {
+            match engine.decide(&by("newcomer"), placement, limit, "test") {
+                Err(EngineError::Invalid { field: f, .. }) => assert_eq!(f, field),
+                other => panic!("{placement:?} {limit:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            engine.decide(&by("nobody"), "home", None, "test"),
+            Err(EngineError::NotFound(_))
+        ));
+    }
+}
+
+parity_test!(item_knn_recommends_from_history_and_explains_why, |db| {
+    recommends_from_history_and_explains_why(&db, RecommenderKind::Knn);
+});
+
+parity_test!(als_recommends_from_history_and_explains_why, |db| {
+    recommends_from_history_and_explains_why(&db, RecommenderKind::Als);
+});
+
+parity_test!(
+    without_a_basis_the_answer_is_not_personal_and_withdrawal_changes_it_at_once,
+    |db| {
+        let (engine, _) = engine(&db);
+        world(&engine);
+        ingest(
+            &engine,
+            json!([viewed(
+                "fan",
+                "b1",
+                1,
+                &["personalization", "marketing.email"]
+            )]),
+        );
+        engine.train_recommenders("test").expect("train");
+        let before = engine
+            .decide(&by("fan"), "home", Some(2), "test")
+            .expect("decide");
+        assert!(before.explanation.personal);
+        assert_eq!(items(&before)[0], "b2");
+        engine
+            .set_consent(
+                &by("fan"),
+                &[("personalization".into(), "withdrawn".into())],
+                "test",
+                b"{}",
+            )
+            .expect("withdraw");
+        let audited = engine.verify_audit().expect("verify").records;
+        let after = engine
+            .decide(&by("fan"), "home", Some(2), "test")
+            .expect("decide");
+        let verified = engine.verify_audit().expect("verify");
+        assert_eq!(verified.records, audited + 1, "each decision is audited");
+        assert!(verified.first_break.is_none());
+        assert!(!after.explanation.personal);
+        assert_eq!(after.explanation.purpose, None);
+        assert_eq!(after.recommender, "popularity");
+        assert_eq!(
+            items(&after),
+            ["a1", "a2"],
+            "the most popular items, whoever asks"
+        );
+        assert!(after.items.iter().all(|i| i.because.is_none()));
+        assert_eq!(after.stage, None, "the stage is not used without a basis");
+        assert!(after.explanation.reasons[0].contains("You have not agreed to personalization"));
+        // E-mail consent still stands, but only stage-free actions may be chosen.
+        assert_eq!(
+            after.action.as_ref().map(|a| a.name.as_str()),
+            Some("homepage-banner")
+        );
+    }
+);
+
+parity_test!(caps_and_cooldowns_hold_under_concurrent_decisions, |db| {
+    let (engine, clock) = engine(&db);
+    world(&engine);
+    ingest(
+        &engine,
+        json!([viewed(
+            "eve",
+            "a1",
+            1,
+            &["personalization", "marketing.email"]
+        )]),
+    );
+    engine.train_recommenders("test").expect("train");
+    let engine = Arc::new(engine);
+    // onboarding-guide: at most 2 a week, 2 days apart. 6 threads × 4 decisions at once.
+    let count = |engine: &Arc<Engine>| -> usize {
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let engine = engine.clone();
+                std::thread::spawn(move || {
+                    (0..4)
+                        .filter(|_| {
+                            engine
+                                .decide(&by("eve"), "home", Some(1), "test")
+                                .expect("decide")
+                                .action
+                                .is_some_and(|a| a.name == "onboarding-guide")
+                        })
+                        .count()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().expect("thread")).sum()
+    };
+    assert_eq!(count(&engine), 1, "the cooldown allows one at a time");
+    clock.set(now() + Duration::days(1));
+    assert_eq!(count(&engine), 0, "still cooling down");
+    clock.set(now() + Duration::days(3));
+    assert_eq!(count(&engine), 1);
+    clock.set(now() + Duration::days(6));
+    assert_eq!(count(&engine), 0, "capped: two in the last 7 days");
+    let d = engine
+        .decide(&by("eve"), "home", Some(1), "test")
+        .expect("decide");
+    assert!(d
+        .excluded_actions
+        .iter()
+        .any(|e| e.name == "onboarding-guide" && e.why["reason"] == "capped"));
+    clock.set(now() + Duration::days(8));
+    assert_eq!(count(&engine), 1, "the first left the window");
+});
+
+parity_test!(
+    sensitive_traits_never_change_a_decision_nor_define_a_segment,
+    |db| {
+        let (engine, _) = engine(&db);
+        world(&engine);
+        for (user, gender, age) in [("twin-1", "female", 23), ("twin-2", "male", 71)] {
+            ingest(
+                &engine,
+                json!([
+                    {"type": "identify", "userId": user, "messageId": format!("{user}-id"),
+                     "timestamp": (now() - Duration::days(2)).to_rfc3339(),
+                     "traits": {"gender": gender, "age": age, "birthday": "1950-01-01"},
+                     "context": prefs(&["personalization", "fairness_audit", "marketing.email"])},
+                    viewed(user, "b1", 1, &[]),
+                ]),
+            );
+        }
+        engine.train_recommenders("test").expect("train");
+        let strip = |mut d: Decision| {
+            d.profile_id.clear();
+            d
+        };
+        let one = strip(
+            engine
+                .decide(&by("twin-1"), "home", Some(4), "test")
+                .expect("decide"),
+        );
+        let two = strip(
+            engine
+                .decide(&by("twin-2"), "home", Some(4), "test")
+                .expect("decide"),
+        );
+        assert_eq!(one, two);
+        for field in ["trait.gender", "trait.age", "trait.birthday"] {
+            match engine.define_segment("s", &json!({"field": field, "op": "exists"}), "test") {
+                Err(EngineError::Invalid { field: f, message }) => {
+                    assert_eq!(f, "definition");
+                    assert!(message.contains("sensitive"), "{message}");
+                }
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+    }
+);
+
+parity_test!(segments_are_sized_over_customers_with_a_basis, |db| {
+    let (engine, _) = engine(&db);
+    world(&engine);
+    ingest(
+        &engine,
+        json!([viewed("shy", "b1", 3, &[]), viewed("shy", "b2", 2, &[])]),
+    );
+    let def = json!({"all": [{"field": "event.Product Viewed.30d", "op": "gte", "value": 2},
+                             {"field": "event.Product Viewed", "op": "lt", "value": 3}]});
+    let v = engine
+        .define_segment("browsers", &def, "test")
+        .expect("define");
+    assert_eq!(v.definition, def);
+    assert_eq!(engine.segments().expect("list").len(), 1);
+    let p = engine
+        .preview_segment("browsers", 3, "test")
+        .expect("preview");
+    // 8 a-fans with exactly two views, 8 b-fans; not `shy` (no basis), not the 4 with three.
+    assert_eq!(
+        (p.size, p.evaluated, p.left_out, p.members.len()),
+        (16, 20, 1, 3)
+    );
+    assert!(matches!(
+        engine.define_segment(
+            "bad",
+            &json!({"field": "shoe_size", "op": "gt", "value": 1}),
+            "test"
+        ),
+        Err(EngineError::Invalid { .. })
+    ));
+    engine.delete_segment("browsers", "test").expect("delete");
+    assert!(matches!(
+        engine.preview_segment("browsers", 3, "test"),
+        Err(EngineError::NotFound(_))
+    ));
+    let proposal = engine.propose_segments(4, "test").expect("propose");
+    assert_eq!(proposal.customers, 20);
+    assert!(proposal.k >= 2 && proposal.clusters.len() == proposal.k);
+});
+
+parity_test!(models_are_reproducible_and_survive_a_restart, |db| {
+    let (engine, _) = engine(&db);
+    world(&engine);
+    ingest(&engine, json!([viewed("fan", "a3", 1, PERSONAL)]));
+    engine.train_recommenders("test").expect("train");
+    let first = engine
+        .decide(&by("fan"), "home", Some(3), "test")
+        .expect("decide");
+    engine.train_recommenders("test").expect("train again");
+    let again = engine
+        .decide(&by("fan"), "home", Some(3), "test")
+        .expect("decide");
+    assert_eq!(first.items, again.items, "same data, same seed, same model");
+    let (restarted, _) = engine_with(&db, RecommenderKind::Als);
+    let after = restarted
+        .decide(&by("fan"), "home", Some(3), "test")
+        .expect("decide");
+    assert_eq!(after.items, first.items);
+    assert_eq!(after.model_trained_at, again.model_trained_at);
+});
