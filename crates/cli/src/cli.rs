@@ -406,9 +406,9 @@ pub struct BenchDecideArgs {
     /// Decisions measured.
     #[arg(long, default_value_t = 50_000)]
     pub decisions: usize,
-    /// Concurrent HTTP clients.
-    #[arg(long, default_value_t = 16)]
-    pub concurrency: usize,
+    /// Concurrent HTTP clients: one run per value (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,4,16")]
+    pub concurrency: Vec<usize>,
     /// Which recommender decides (`als` or `knn`).
     #[arg(long, default_value = "als")]
     pub recommender: String,

@@ -351,3 +351,118 @@ fn lifecycle_fit_report_and_show_on_imported_cdnow_customers() {
     let text = ok(consentric(&data, &["lifecycle", "report"]));
     assert!(text.contains("cohort retention"), "{text}");
 }
+
+/// A small MovieLens-shaped file: 30 users in two tastes, ratings one second apart.
+fn ratings(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut text = String::from("user_id:token\titem_id:token\trating:float\ttimestamp:float\n");
+    let mut t = 880_000_000u64;
+    for u in 0..30u32 {
+        let items: &[u32] = if u < 18 { &[1, 2, 3, 4] } else { &[5, 6, 7] };
+        for i in items.iter().filter(|i| (**i + u) % 5 != 0) {
+            t += 1;
+            text.push_str(&format!("{u}\t{i}\t4\t{t}\n"));
+        }
+    }
+    let path = dir.join("small.inter");
+    std::fs::write(&path, text).expect("write");
+    path
+}
+
+#[test]
+fn recommend_evaluate_scores_every_model_and_refuses_a_bad_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = ratings(dir.path());
+    let out = ok(consentric(
+        dir.path(),
+        &[
+            "recommend",
+            "evaluate",
+            "--data",
+            data.to_str().expect("path"),
+            "--factors",
+            "4",
+            "--seeds",
+            "2",
+            "--json",
+        ],
+    ));
+    let v: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(v["users"], 30);
+    let models: Vec<&str> = v["models"]
+        .as_array()
+        .expect("models")
+        .iter()
+        .map(|m| m["model"].as_str().expect("name"))
+        .collect();
+    assert_eq!(models, ["popularity", "item-kNN", "ALS (consentric)"]);
+    for m in v["models"].as_array().expect("models") {
+        let ndcg = m["metrics"]["ndcg"].as_f64().expect("ndcg");
+        assert!((0.0..=1.0).contains(&ndcg), "{m}");
+    }
+    // Taste is learnable here: ALS finds held-out items better than chance.
+    assert!(
+        v["models"][2]["metrics"]["recall"]
+            .as_f64()
+            .expect("recall")
+            > 0.3,
+        "{v}"
+    );
+    assert_eq!(
+        v["models"][2]["ndcg_per_seed"].as_array().map(Vec::len),
+        Some(2)
+    );
+    let bad = dir.path().join("bad.inter");
+    std::fs::write(&bad, "1\t2\tthree\t4\n").expect("write");
+    let out = consentric(
+        dir.path(),
+        &[
+            "recommend",
+            "evaluate",
+            "--data",
+            bad.to_str().expect("path"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("line 1: bad rating"));
+}
+
+#[test]
+fn movielens_imports_then_recommenders_train_and_decide_explains() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = ratings(dir.path());
+    ok(consentric(
+        dir.path(),
+        &[
+            "import",
+            "--format",
+            "movielens",
+            "--consent",
+            "personalization",
+            data.to_str().expect("path"),
+        ],
+    ));
+    let out = ok(consentric(dir.path(), &["recommend", "train"]));
+    assert!(out.contains("trained on 30 customers"), "{out}");
+    // User 1 rated films 1–3 of their taste's four: the fourth comes first.
+    let out = ok(consentric(
+        dir.path(),
+        &["decide", "user_id:ml-1", "--limit", "2"],
+    ));
+    let d: Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(d["explanation"]["personal"], true);
+    assert_eq!(d["items"][0]["item"], "4", "{d}");
+    assert_eq!(d["items"].as_array().map(Vec::len), Some(2));
+    let out = ok(consentric(
+        dir.path(),
+        &[
+            "segments",
+            "define",
+            "raters",
+            r#"{"field": "event.Product Reviewed", "op": "gte", "value": 3}"#,
+        ],
+    ));
+    assert!(out.contains("\"raters\""));
+    let out = ok(consentric(dir.path(), &["segments", "show", "raters"]));
+    let p: Value = serde_json::from_str(&out).expect("json");
+    assert!(p["size"].as_u64().is_some_and(|n| n > 0 && n < 30), "{p}");
+}

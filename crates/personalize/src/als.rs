@@ -56,6 +56,9 @@ pub struct Als {
     /// User factors of the training users, row-major (users × factors).
     #[serde(skip)]
     user_factors: Vec<f32>,
+    /// YᵀY + λI of the item factors, made on first fold-in (it costs items × factors²).
+    #[serde(skip)]
+    gram: std::sync::OnceLock<Vec<f32>>,
 }
 
 impl Als {
@@ -85,6 +88,7 @@ impl Als {
             items: cui.cols(),
             item_factors: items,
             user_factors: users,
+            gram: std::sync::OnceLock::new(),
         }
     }
 
@@ -111,30 +115,47 @@ impl Als {
         self.items
     }
 
-    /// Factors for someone with history `seen`, solved against the item factors as training
-    /// would (so a customer's newest interactions count without retraining).
+    /// Factors for someone with history `seen`, solved exactly (Cholesky) against the item
+    /// factors, as training's CG converges to (so a customer's newest interactions count
+    /// without retraining).
     pub fn fold_in(&self, seen: &[(u32, f32)]) -> Vec<f32> {
         let f = self.params.factors;
-        let gram = gram(&self.item_factors, f, self.params.regularization);
-        let row: Vec<(u32, f32)> = seen
-            .iter()
-            .filter(|(i, w)| (*i as usize) < self.items && *w > 0.0)
-            .map(|&(i, w)| (i, w * self.params.alpha))
-            .collect();
-        let mut x = vec![0f32; f];
-        let mut scratch = Scratch::new(f);
-        solve_row(&row, &mut x, &self.item_factors, &gram, f, f, &mut scratch);
-        x
+        let gram = self
+            .gram
+            .get_or_init(|| gram(&self.item_factors, f, self.params.regularization));
+        // A = YᵀY + λI + Σ (c − 1) y yᵀ, b = Σ c y, in f64 for a stable factorisation.
+        let mut a: Vec<f64> = gram.iter().map(|&v| f64::from(v)).collect();
+        let mut b = vec![0f64; f];
+        for &(i, w) in seen {
+            if (i as usize) >= self.items || w <= 0.0 {
+                continue;
+            }
+            let c = f64::from(w * self.params.alpha);
+            let y = self.item(i);
+            for r in 0..f {
+                let yr = f64::from(y[r]);
+                b[r] += c * yr;
+                let row = &mut a[r * f..r * f + f];
+                for (s, ys) in row.iter_mut().zip(y).take(r + 1) {
+                    *s += (c - 1.0) * yr * f64::from(*ys);
+                }
+            }
+        }
+        match cholesky_solve(&mut a, &mut b, f) {
+            true => b.into_iter().map(|v| v as f32).collect(),
+            false => vec![0.0; f],
+        }
     }
 
     /// The best `k` items for factors `x`, leaving out `seen`.
     pub fn recommend_for(&self, x: &[f32], seen: &[(u32, f32)], k: usize) -> Vec<Scored> {
         let f = self.params.factors;
-        let scores: Vec<f32> = self
-            .item_factors
-            .chunks_exact(f)
-            .map(|y| dot(x, y))
-            .collect();
+        let mut scores = vec![0f32; self.items];
+        if x.len() == f {
+            for (o, y) in scores.iter_mut().zip(self.item_factors.chunks_exact(f)) {
+                *o = dot(y, x);
+            }
+        }
         let mut s: Vec<u32> = seen.iter().map(|s| s.0).collect();
         s.sort_unstable();
         top_k(&scores, k, |i| s.binary_search(&i).is_ok())
@@ -271,6 +292,44 @@ fn solve_row(
     }
 }
 
+/// Solves A x = b in place for symmetric positive definite A (lower triangle filled), by
+/// Cholesky; `b` becomes x. False if A is not positive definite.
+fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> bool {
+    for j in 0..n {
+        let mut d = a[j * n + j];
+        for k in 0..j {
+            d -= a[j * n + k] * a[j * n + k];
+        }
+        if d <= 0.0 || !d.is_finite() {
+            return false;
+        }
+        let d = d.sqrt();
+        a[j * n + j] = d;
+        for i in j + 1..n {
+            let mut v = a[i * n + j];
+            for k in 0..j {
+                v -= a[i * n + k] * a[j * n + k];
+            }
+            a[i * n + j] = v / d;
+        }
+    }
+    for i in 0..n {
+        let mut v = b[i];
+        for k in 0..i {
+            v -= a[i * n + k] * b[k];
+        }
+        b[i] = v / a[i * n + i];
+    }
+    for i in (0..n).rev() {
+        let mut v = b[i];
+        for k in i + 1..n {
+            v -= a[k * n + i] * b[k];
+        }
+        b[i] = v / a[i * n + i];
+    }
+    true
+}
+
 /// Dot product with eight lanes, so the compiler vectorises it.
 pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
@@ -364,6 +423,42 @@ mod tests {
             |_, _| {},
         );
         assert_ne!(a.item(0), c.item(0));
+    }
+
+    #[test]
+    fn fold_in_equals_many_cg_steps() {
+        let m = two_groups();
+        let als = Als::train(
+            &m,
+            AlsParams {
+                factors: 12,
+                ..params()
+            },
+            |_, _| {},
+        );
+        let seen = m.row_pairs(3);
+        let exact = als.fold_in(&seen);
+        let g = gram(&als.item_factors, 12, als.params.regularization);
+        let row: Vec<(u32, f32)> = seen
+            .iter()
+            .map(|&(i, w)| (i, w * als.params.alpha))
+            .collect();
+        let mut cg = vec![0f32; 12];
+        solve_row(
+            &row,
+            &mut cg,
+            &als.item_factors,
+            &g,
+            12,
+            200,
+            &mut Scratch::new(12),
+        );
+        for (a, b) in exact.iter().zip(&cg) {
+            assert!(
+                (a - b).abs() < 1e-3 * (1.0 + b.abs()),
+                "{exact:?} vs {cg:?}"
+            );
+        }
     }
 
     #[test]

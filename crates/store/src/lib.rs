@@ -31,7 +31,7 @@ pub use dsr_tx::{DsrRow, NewDsr};
 pub use error::StoreError;
 pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use lifecycle_tx::{ModelRow, PurchaseDay, StageFacts, StageRow, TransitionRow};
-pub use personalize_tx::{ActionTaken, InteractionRow, SegmentRow};
+pub use personalize_tx::{ActionTaken, DecisionFacts, InteractionRow, SegmentRow};
 pub use postgres_backend::PostgresBackend;
 pub use records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,

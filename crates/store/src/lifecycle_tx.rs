@@ -148,7 +148,10 @@ fn facts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<Option<StageFacts>,
     }))
 }
 
-fn purchases_of(conn: &mut dyn Conn, profile: &str) -> Result<Vec<PurchaseDay>, StoreError> {
+pub(crate) fn purchases_of(
+    conn: &mut dyn Conn,
+    profile: &str,
+) -> Result<Vec<PurchaseDay>, StoreError> {
     conn.query(PURCHASES_OF, &[Param::Text(profile)])?
         .into_iter()
         .map(|row| {
@@ -225,8 +228,18 @@ impl WriteTx<'_> {
     }
 
     /// Locks `profile`'s row until the transaction ends (a no-op write: PostgreSQL takes a row
-    /// lock, SQLite's single writer already excludes others). Returns whether it exists.
+    /// lock; SQLite's single writer already excludes others, so there it only looks the row
+    /// up). Returns whether it exists.
     pub fn lock_profile(&mut self, profile: &ProfileId) -> Result<bool, StoreError> {
+        if self.conn.kind() == crate::BackendKind::Sqlite {
+            return Ok(!self
+                .conn
+                .query(
+                    "SELECT 1 FROM profiles WHERE profile_id = ?1",
+                    &[Param::Text(profile.as_str())],
+                )?
+                .is_empty());
+        }
         Ok(self.conn.exec(
             "UPDATE profiles SET last_seen = last_seen WHERE profile_id = ?1",
             &[Param::Text(profile.as_str())],
@@ -345,24 +358,29 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn stage(&self, grant: &Grant) -> Result<Option<StageRow>, StoreError> {
-        self.read(|c| {
-            let Some(row) = c
-                .query(STAGE_OF, &[Param::Text(grant.subject())])?
-                .into_iter()
-                .next()
-            else {
-                return Ok(None);
-            };
-            let mut it = take(row, 4)?;
-            Ok(Some(StageRow {
-                stage: stage(next(&mut it)?.text()?)?,
-                since: next(&mut it)?.int()?,
-                rule: next(&mut it)?.text()?,
-                n: next(&mut it)?.int()?,
-            }))
-        })
+        self.read(|c| stage_of(c, grant.subject()))
     }
+}
 
+/// `profile`'s current stage.
+pub(crate) fn stage_of(c: &mut dyn Conn, profile: &str) -> Result<Option<StageRow>, StoreError> {
+    let Some(row) = c
+        .query(STAGE_OF, &[Param::Text(profile)])?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let mut it = take(row, 4)?;
+    Ok(Some(StageRow {
+        stage: stage(next(&mut it)?.text()?)?,
+        since: next(&mut it)?.int()?,
+        rule: next(&mut it)?.text()?,
+        n: next(&mut it)?.int()?,
+    }))
+}
+
+impl Store {
     /// The customer's stage transitions, oldest first.
     ///
     /// # Errors

@@ -53,6 +53,17 @@ pub struct ActionTaken {
     pub at: i64,
 }
 
+/// What a personal decision reads of one customer, in one read transaction.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DecisionFacts {
+    /// Interactions, latest first.
+    pub interactions: Vec<InteractionRow>,
+    /// Current stage, when asked for.
+    pub stage: Option<crate::StageRow>,
+    /// Purchases by day, when asked for.
+    pub purchases: Vec<crate::PurchaseDay>,
+}
+
 /// A stored segment definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentRow {
@@ -184,6 +195,34 @@ impl Store {
     /// Database faults.
     pub fn interactions(&self, grant: &Grant) -> Result<Vec<InteractionRow>, StoreError> {
         self.read(|c| interactions_of(c, grant.subject()))
+    }
+
+    /// The customer's interactions, and (when asked) stage and purchases, read together.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn decision_facts(
+        &self,
+        grant: &Grant,
+        with_stage: bool,
+        with_purchases: bool,
+    ) -> Result<DecisionFacts, StoreError> {
+        let p = grant.subject();
+        self.read(|c| {
+            Ok(DecisionFacts {
+                interactions: interactions_of(c, p)?,
+                stage: if with_stage {
+                    crate::lifecycle_tx::stage_of(c, p)?
+                } else {
+                    None
+                },
+                purchases: if with_purchases {
+                    crate::lifecycle_tx::purchases_of(c, p)?
+                } else {
+                    Vec::new()
+                },
+            })
+        })
     }
 
     /// Interactions of every customer a grant opens, in one scan.

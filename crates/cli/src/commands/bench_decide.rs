@@ -24,7 +24,7 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
         other => bail!("--recommender must be als or knn, not {other}"),
     };
     println!(
-        "consentric bench decide: {} customers × {} interactions over {} items, {} decisions by {} HTTP clients, recommender {}, release={}",
+        "consentric bench decide: {} customers × {} interactions over {} items, {} decisions per run by {:?} HTTP clients, recommender {}, release={}",
         args.customers, args.per_customer, args.items, args.decisions, args.concurrency,
         args.recommender, !cfg!(debug_assertions)
     );
@@ -67,13 +67,10 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
     }
     print_latencies("in-process, 1 thread", &mut lat, None);
 
-    let (lat, took) = over_http(engine.clone(), args)?;
-    let mut lat = lat;
-    print_latencies(
-        &format!("HTTP, {} clients", args.concurrency),
-        &mut lat,
-        Some(took),
-    );
+    for &clients in &args.concurrency {
+        let (mut lat, took) = over_http(engine.clone(), args, clients)?;
+        print_latencies(&format!("HTTP, {clients} clients"), &mut lat, Some(took));
+    }
     Ok(())
 }
 
@@ -143,13 +140,14 @@ fn generate(args: &BenchDecideArgs) -> Vec<Vec<u8>> {
 fn over_http(
     engine: Arc<Engine>,
     args: &BenchDecideArgs,
+    concurrency: usize,
 ) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let key = engine
         .create_key(Scope::Admin, Some("bench"))?
         .secret()
         .to_owned();
     let runtime = super::serve::runtime()?;
-    let (n, customers, concurrency) = (args.decisions, args.customers.max(1), args.concurrency);
+    let (n, customers) = (args.decisions, args.customers.max(1));
     runtime.block_on(async move {
         let app = consentric_server::Application::build(engine, "127.0.0.1:0").await?;
         let base = format!("http://127.0.0.1:{}/v1/decisions", app.port());

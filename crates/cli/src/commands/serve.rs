@@ -39,6 +39,17 @@ pub async fn serve(
         |e| Ok(format!("{:?}", e.sweep_retention("retention-sweeper")?)),
     );
     spawn_periodic(
+        "recommender training",
+        engine_for_sweep.clone(),
+        settings.personalize.train_every_minutes,
+        |e| {
+            Ok(format!(
+                "{:?}",
+                e.train_recommenders("recommender-training")?
+            ))
+        },
+    );
+    spawn_periodic(
         "lifecycle recompute",
         engine_for_sweep,
         settings.lifecycle.recompute_every_minutes,

@@ -19,6 +19,7 @@ use crate::audit;
 use crate::consent::to_records;
 use crate::engine::Engine;
 use crate::error::EngineError;
+use crate::lifecycle::opens_purchases;
 use crate::profiles::{iso, ProfileRef};
 
 /// Longest placement name.
@@ -171,19 +172,22 @@ impl Engine {
         let (mut stage, mut clv) = (None, None);
         let (items, recommender) = match &grant {
             Some(g) => {
-                let rows = self.store.interactions(g)?;
+                let with_stage = self.lifecycle.settings.stage_purpose == *purpose;
+                let with_purchases = self.lifecycle.scorer().is_some() && opens_purchases(g);
+                let facts = self.store.decision_facts(g, with_stage, with_purchases)?;
+                let rows = facts.interactions;
                 data_used.push(format!(
                     "the products you viewed, added or bought ({} items)",
                     rows.len()
                 ));
-                if self.lifecycle.settings.stage_purpose == *purpose {
-                    stage = self.store.stage(g)?.map(|s| s.stage);
-                }
+                stage = facts.stage.map(|s| s.stage);
                 if let Some(s) = stage {
                     data_used.push("your lifecycle stage".into());
                     reasons.push(format!("You are in the {s} stage."));
                 }
-                clv = self.clv_of(g, now)?;
+                if with_purchases {
+                    clv = self.clv_of_days(facts.purchases, now);
+                }
                 if clv.is_some() {
                     data_used.push("your purchase history, to estimate your value to us".into());
                 }
