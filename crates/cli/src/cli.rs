@@ -84,7 +84,22 @@ pub enum SegmentsCommand {
     },
     /// Every segment.
     List,
-    /// A segment's size and first members (audited).
+    /// A segment's members as kept up to date (size, longest members first).
+    Members {
+        /// Its name.
+        name: String,
+        /// Members to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Re-evaluate membership of customers written to since the last refresh (`--all`:
+    /// everyone).
+    Refresh {
+        /// Every customer.
+        #[arg(long)]
+        all: bool,
+    },
+    /// A segment's size and first members, evaluated now (audited).
     Show {
         /// Its name.
         name: String,

@@ -248,6 +248,7 @@ impl Engine {
             }
             Ok(())
         })?;
+        self.personalize.touched([id.clone()]);
         self.consent_of(&id)
     }
 

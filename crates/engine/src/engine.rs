@@ -128,8 +128,15 @@ impl Engine {
             }
         }
         let models = self.personalize.models();
+        let has_segments = self
+            .personalize
+            .has_segments
+            .load(std::sync::atomic::Ordering::Relaxed);
         self.personalize = Personalize::new(settings)?;
         self.personalize.set_models(models);
+        self.personalize
+            .has_segments
+            .store(has_segments, std::sync::atomic::Ordering::Relaxed);
         self.policy.interactions = self.personalize.rules();
         Ok(self)
     }
@@ -301,11 +308,13 @@ impl Engine {
                 .iter()
                 .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
                 .collect::<Result<Vec<_>, StoreError>>()?;
-            Ok::<_, StoreError>((reports, token, state.learnt()))
+            let touched = state.take_touched();
+            Ok::<_, StoreError>((reports, token, touched, state.learnt()))
         });
         match together {
-            Ok((reports, token, learnt)) => {
+            Ok((reports, token, touched, learnt)) => {
                 cache.absorb(token, learnt);
+                self.personalize.touched(touched);
                 reports.into_iter().map(Ok).collect()
             }
             Err(e) if group.len() == 1 => {
@@ -322,7 +331,13 @@ impl Engine {
                         self.store
                             .write(|tx| {
                                 let mut state = BatchState::new(&empty, &self.lifecycle);
-                                ingest::ingest(tx, &mut state, req, &self.policy, now)
+                                let report =
+                                    ingest::ingest(tx, &mut state, req, &self.policy, now)?;
+                                Ok::<_, StoreError>((report, state.take_touched()))
+                            })
+                            .map(|(report, touched)| {
+                                self.personalize.touched(touched);
+                                report
                             })
                             .map_err(EngineError::from)
                     })

@@ -57,6 +57,8 @@ pub(crate) struct BatchState<'c> {
     interactions: HashMap<(ProfileId, String), (f64, i64)>,
     /// Profiles written to since the last placement: their stage may have changed.
     to_place: HashSet<ProfileId>,
+    /// Every profile written to in the transaction: their segments may have changed.
+    touched: HashSet<ProfileId>,
     /// What placement knows of customers, kept in step with this transaction's writes.
     facts: HashMap<ProfileId, CustomerFacts>,
     /// Customers whose cached facts may not be used (a withdrawal here may have deleted their
@@ -82,6 +84,7 @@ impl<'c> BatchState<'c> {
             counted: HashMap::new(),
             interactions: HashMap::new(),
             to_place: HashSet::new(),
+            touched: HashSet::new(),
             facts: HashMap::new(),
             facts_dirty: HashSet::new(),
             identities: HashMap::new(),
@@ -91,6 +94,11 @@ impl<'c> BatchState<'c> {
             merged_from: HashSet::new(),
             merged_into: HashSet::new(),
         }
+    }
+
+    /// The profiles this transaction wrote to (taken, so it is asked once).
+    pub(crate) fn take_touched(&mut self) -> HashSet<ProfileId> {
+        std::mem::take(&mut self.touched)
     }
 
     /// What this transaction learnt, for the cache once it has committed.
@@ -146,6 +154,7 @@ impl<'c> BatchState<'c> {
             if let Some(f) = self.known_facts(&profile) {
                 f.add_counters(&d);
             }
+            self.touched.insert(profile.clone());
             self.to_place.insert(profile);
         }
         let purchases: Vec<((ProfileId, i64), f64)> = self.purchases.drain().collect();

@@ -52,7 +52,8 @@ pub use metrics::Metrics;
 pub use notify::{Message, Notifier, Outbox, SmtpNotifier};
 pub use personalize::{
     Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation, PersonalizeSettings,
-    RecommenderKind, SegmentPreview, SegmentProposal, SegmentView, TrainReport,
+    RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView,
+    TrainReport,
 };
 pub use privacy::{ConsentSettings, PolicySet};
 pub use profiles::{

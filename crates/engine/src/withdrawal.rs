@@ -91,7 +91,7 @@ pub(crate) fn enforce(
     let interaction_rows = if interactions_kept {
         0
     } else {
-        tx.drop_interactions(profile)?
+        tx.drop_interactions(profile)? + tx.drop_memberships(profile)?
     };
     if !traits_deleted.is_empty() || events_rewritten > 0 || stage_rows > 0 || interaction_rows > 0
     {

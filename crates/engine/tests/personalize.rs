@@ -426,3 +426,59 @@ parity_test!(models_are_reproducible_and_survive_a_restart, |db| {
     assert_eq!(after.items, first.items);
     assert_eq!(after.model_trained_at, again.model_trained_at);
 });
+
+parity_test!(
+    segment_membership_follows_ingest_consent_and_erasure,
+    |db| {
+        let (engine, _) = engine(&db);
+        world(&engine);
+        let def = json!({"field": "event.Product Viewed", "op": "gte", "value": 3});
+        engine.define_segment("keen", &def, "test").expect("define");
+        let size = |e: &Engine| e.segment_members("keen", 100).expect("members").size;
+        // Defining evaluates everyone: the four a-fans who also viewed a3.
+        assert_eq!(size(&engine), 4);
+        // Ingest notes who changed; a refresh re-evaluates only them.
+        ingest(
+            &engine,
+            json!([
+                viewed("b-fan-1", "b1", 3, &[]),
+                viewed("b-fan-1", "b2", 2, &[])
+            ]),
+        );
+        assert_eq!(
+            engine.segment_members("keen", 1).expect("members").pending,
+            1
+        );
+        let r = engine.refresh_segments(false, "test").expect("refresh");
+        assert_eq!((r.customers, r.joined, r.left), (1, 1, 0));
+        assert_eq!(size(&engine), 5);
+        assert_eq!(
+            engine
+                .refresh_segments(false, "test")
+                .expect("refresh")
+                .customers,
+            0
+        );
+        // Withdrawal takes the customer out at once, in the consent change's transaction.
+        engine
+            .set_consent(
+                &by("b-fan-1"),
+                &[("personalization".into(), "withdrawn".into())],
+                "test",
+                b"{}",
+            )
+            .expect("withdraw");
+        assert_eq!(size(&engine), 4);
+        // Erasure too.
+        engine.erase(&by("a-fan-0"), "test").expect("erase");
+        assert_eq!(size(&engine), 3);
+        // A full refresh agrees with what was kept up to date.
+        let r = engine.refresh_segments(true, "test").expect("refresh");
+        assert_eq!((r.joined, r.left), (0, 0));
+        engine.delete_segment("keen", "test").expect("delete");
+        assert!(matches!(
+            engine.segment_members("keen", 1),
+            Err(EngineError::NotFound(_))
+        ));
+    }
+);

@@ -15,7 +15,7 @@ use crate::routes::{consent, decisions, dsr, ingest, lifecycle, ops, profiles};
         consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
         dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
         lifecycle::customer, lifecycle::summary, lifecycle::fit, lifecycle::recompute,
-        decisions::decide, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose,
+        decisions::decide, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose, decisions::members, decisions::refresh,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),

@@ -1185,6 +1185,27 @@ parity_test!(decisions_training_and_segments_over_http, |db| {
         (Some(8), Some(9), Some(1))
     );
     assert_eq!(p["members"].as_array().map(Vec::len), Some(2));
+    let m: Value = app
+        .get("/v1/segments/viewers/members?limit=3")
+        .json()
+        .expect("json");
+    assert_eq!(
+        (m["size"].as_u64(), m["members"].as_array().map(Vec::len)),
+        (Some(8), Some(3)),
+        "{m}"
+    );
+    let r = app
+        .post("/v1/segments/refresh?everyone=true")
+        .bearer_auth(&app.admin)
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 200);
+    let r: Value = r.json().expect("json");
+    assert_eq!(
+        (r["joined"].as_u64(), r["left"].as_u64()),
+        (Some(0), Some(0)),
+        "{r}"
+    );
     assert_error(put("bad", "{not json"), 400, "malformed_json", None);
     assert_error(
         put("bad", r#"{"field": "trait.gender", "op": "exists"}"#),
@@ -1224,6 +1245,8 @@ parity_test!(decisions_training_and_segments_over_http, |db| {
     for path in [
         "/v1/decisions/{customer}",
         "/v1/segments/{name}",
+        "/v1/segments/{name}/members",
+        "/v1/segments/refresh",
         "/v1/recommenders/train",
     ] {
         assert!(doc["paths"][path].is_object(), "{path}");

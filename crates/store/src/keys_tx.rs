@@ -175,6 +175,7 @@ impl WriteTx<'_> {
         for derived in [
             crate::personalize_tx::DELETE_INTERACTIONS,
             crate::personalize_tx::DELETE_ACTIONS,
+            crate::personalize_tx::DELETE_MEMBERSHIPS,
         ] {
             erased.personalization += self.conn.exec(derived, &[p])?;
         }

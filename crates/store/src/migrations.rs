@@ -422,6 +422,28 @@ CREATE TABLE segments (
 );
 "#,
     },
+    Migration {
+        version: 9,
+        name: "personalisation: segment membership",
+        sqlite: r#"
+CREATE TABLE segment_members (
+    segment    TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    since      INTEGER NOT NULL,
+    PRIMARY KEY (segment, profile_id)
+) WITHOUT ROWID;
+CREATE INDEX segment_members_profile ON segment_members(profile_id);
+"#,
+        postgres: r#"
+CREATE TABLE segment_members (
+    segment    TEXT NOT NULL,
+    profile_id TEXT NOT NULL,
+    since      BIGINT NOT NULL,
+    PRIMARY KEY (segment, profile_id)
+);
+CREATE INDEX segment_members_profile ON segment_members(profile_id);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -32,6 +32,15 @@ pub(crate) const DELETE_INTERACTIONS: &str = "DELETE FROM interactions WHERE pro
 /// numbers go above the survivor's so none collide.
 pub(crate) const MOVE_ACTIONS: &str = "INSERT INTO decision_actions (profile_id, action, at, seq) SELECT ?2, action, at, seq + COALESCE((SELECT MAX(s.seq) FROM decision_actions s WHERE s.profile_id = ?2), 0) FROM decision_actions WHERE profile_id = ?1";
 pub(crate) const DELETE_ACTIONS: &str = "DELETE FROM decision_actions WHERE profile_id = ?1";
+/// Memberships are not moved by a merge: the survivor is evaluated afresh.
+pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM segment_members WHERE profile_id = ?1";
+const JOIN_SEGMENT: &str = "INSERT INTO segment_members (segment, profile_id, since) VALUES (?1, ?2, ?3) ON CONFLICT (segment, profile_id) DO NOTHING";
+const LEAVE_SEGMENT: &str = "DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2";
+const MEMBERSHIPS_OF: &str =
+    "SELECT segment FROM segment_members WHERE profile_id = ?1 ORDER BY segment";
+const MEMBERS: &str =
+    "SELECT profile_id FROM segment_members WHERE segment = ?1 ORDER BY since, profile_id LIMIT ?2";
+const MEMBER_COUNT: &str = "SELECT COUNT(*) FROM segment_members WHERE segment = ?1";
 
 /// How much a customer interacted with one item.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,12 +188,65 @@ impl WriteTx<'_> {
             .map(drop)
     }
 
-    /// Deletes a segment; whether it existed.
+    /// Deletes a segment and its memberships; whether it existed.
     pub fn delete_segment(&mut self, name: &str) -> Result<bool, StoreError> {
+        self.clear_segment(name)?;
         Ok(self
             .conn
             .exec("DELETE FROM segments WHERE name = ?1", &[Param::Text(name)])?
             > 0)
+    }
+
+    /// Forgets every member of a segment (before it is evaluated afresh).
+    pub fn clear_segment(&mut self, name: &str) -> Result<u64, StoreError> {
+        self.conn.exec(
+            "DELETE FROM segment_members WHERE segment = ?1",
+            &[Param::Text(name)],
+        )
+    }
+
+    /// The segments `profile` is in.
+    pub fn memberships(&mut self, profile: &ProfileId) -> Result<Vec<String>, StoreError> {
+        self.conn
+            .query(MEMBERSHIPS_OF, &[Param::Text(profile.as_str())])?
+            .into_iter()
+            .map(|row| next(&mut take(row, 1)?)?.text())
+            .collect()
+    }
+
+    /// Puts `profile` in `segment` from `at` (no change if already in).
+    pub fn join_segment(
+        &mut self,
+        segment: &str,
+        profile: &ProfileId,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                JOIN_SEGMENT,
+                &[
+                    Param::Text(segment),
+                    Param::Text(profile.as_str()),
+                    Param::Int(at),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Takes `profile` out of `segment`.
+    pub fn leave_segment(&mut self, segment: &str, profile: &ProfileId) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                LEAVE_SEGMENT,
+                &[Param::Text(segment), Param::Text(profile.as_str())],
+            )
+            .map(drop)
+    }
+
+    /// Takes `profile` out of every segment (the purpose segments serve lost its basis).
+    pub fn drop_memberships(&mut self, profile: &ProfileId) -> Result<u64, StoreError> {
+        self.conn
+            .exec(DELETE_MEMBERSHIPS, &[Param::Text(profile.as_str())])
     }
 }
 
@@ -264,6 +326,38 @@ impl Store {
             };
             let mut it = take(row, 2)?;
             Ok(Some((next(&mut it)?.text()?, next(&mut it)?.int()?)))
+        })
+    }
+
+    /// How many customers are in `segment`, and up to `limit` of them (longest members first).
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn segment_members(
+        &self,
+        segment: &str,
+        limit: usize,
+    ) -> Result<(u64, Vec<ProfileId>), StoreError> {
+        self.read(|c| {
+            let n = c
+                .query(MEMBER_COUNT, &[Param::Text(segment)])?
+                .into_iter()
+                .next()
+                .map(|row| next(&mut take(row, 1)?)?.int())
+                .transpose()?
+                .unwrap_or(0);
+            let members = c
+                .query(
+                    MEMBERS,
+                    &[
+                        Param::Text(segment),
+                        Param::Int(limit.min(i64::MAX as usize) as i64),
+                    ],
+                )?
+                .into_iter()
+                .map(|row| profile_id(next(&mut take(row, 1)?)?.text()?))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((n.max(0) as u64, members))
         })
     }
 

@@ -262,6 +262,8 @@ impl WriteTx<'_> {
             self.conn.exec(moving, &[f, i])?;
             self.conn.exec(deleting, &[f])?;
         }
+        self.conn
+            .exec(crate::personalize_tx::DELETE_MEMBERSHIPS, &[f])?;
         self.bump_profile(into, &counters)?;
         self.conn.exec(sql::DELETE_PROFILE, &[f])?;
         self.conn.exec(sql::REPOINT_MERGES, &[f, i])?;

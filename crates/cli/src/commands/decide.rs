@@ -51,6 +51,12 @@ pub fn segments(engine: &Engine, cmd: SegmentsCommand) -> anyhow::Result<()> {
         SegmentsCommand::Show { name, limit } => {
             serde_json::to_value(engine.preview_segment(&name, limit, "cli")?)?
         }
+        SegmentsCommand::Members { name, limit } => {
+            serde_json::to_value(engine.segment_members(&name, limit)?)?
+        }
+        SegmentsCommand::Refresh { all } => {
+            serde_json::to_value(engine.refresh_segments(all, "cli")?)?
+        }
         SegmentsCommand::Delete { name } => {
             engine.delete_segment(&name, "cli")?;
             serde_json::json!({"deleted": name})

@@ -35,13 +35,13 @@ pub async fn serve(
     spawn_periodic(
         "retention sweep",
         engine_for_sweep.clone(),
-        settings.retention.sweep_every_minutes,
+        minutes(settings.retention.sweep_every_minutes),
         |e| Ok(format!("{:?}", e.sweep_retention("retention-sweeper")?)),
     );
     spawn_periodic(
         "recommender training",
         engine_for_sweep.clone(),
-        settings.personalize.train_every_minutes,
+        minutes(settings.personalize.train_every_minutes),
         |e| {
             Ok(format!(
                 "{:?}",
@@ -51,8 +51,8 @@ pub async fn serve(
     );
     spawn_periodic(
         "lifecycle recompute",
-        engine_for_sweep,
-        settings.lifecycle.recompute_every_minutes,
+        engine_for_sweep.clone(),
+        minutes(settings.lifecycle.recompute_every_minutes),
         |e| {
             Ok(format!(
                 "{:?}",
@@ -60,22 +60,46 @@ pub async fn serve(
             ))
         },
     );
+    spawn_periodic(
+        "segment refresh",
+        engine_for_sweep.clone(),
+        std::time::Duration::from_secs(settings.personalize.segment_refresh_seconds),
+        |e| {
+            let r = e.refresh_segments(false, "segment-refresh")?;
+            Ok(format!("{r:?}"))
+        },
+    );
+    spawn_periodic(
+        "segment full refresh",
+        engine_for_sweep,
+        minutes(settings.personalize.segment_full_refresh_minutes),
+        |e| {
+            Ok(format!(
+                "{:?}",
+                e.refresh_segments(true, "segment-refresh")?
+            ))
+        },
+    );
     on_bound(addr);
     app.run_until_stopped().await.context("The server failed")
 }
 
-/// Runs `job` every `minutes` (never if 0) on a blocking thread, logging what it reports.
+fn minutes(m: u64) -> std::time::Duration {
+    std::time::Duration::from_secs(m.saturating_mul(60))
+}
+
+/// Runs `job` every `every` (never if zero) on a blocking thread, logging what it reports.
 fn spawn_periodic(
     name: &'static str,
     engine: Arc<Engine>,
-    minutes: u64,
+    every: std::time::Duration,
     job: fn(&Engine) -> Result<String, consentric_engine::EngineError>,
 ) {
-    if minutes == 0 {
+    if every.is_zero() {
         return;
     }
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(minutes * 60));
+        let mut tick = tokio::time::interval(every);
         loop {
             tick.tick().await;
             let engine = engine.clone();

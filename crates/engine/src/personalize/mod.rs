@@ -14,7 +14,11 @@ mod segments;
 mod settings;
 mod train;
 
-use std::sync::{Arc, RwLock};
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use consentric_model::ProfileId;
 
 use consentric_personalize::nba::Action;
 
@@ -23,7 +27,7 @@ pub(crate) use decide::{DecisionRequest, Outcome as DecisionOutcome};
 pub(crate) use interactions::InteractionRules;
 pub use models::TrainReport;
 pub(crate) use models::Trained;
-pub use segments::{SegmentPreview, SegmentProposal, SegmentView};
+pub use segments::{SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView};
 pub use settings::{PersonalizeSettings, RecommenderKind};
 
 use crate::error::EngineError;
@@ -34,6 +38,10 @@ pub(crate) struct Personalize {
     pub catalogue: Vec<Action>,
     /// The latest training, once there is one.
     pub models: RwLock<Option<Arc<Trained>>>,
+    /// Whether any segment is defined (nothing is tracked for segments otherwise).
+    pub has_segments: AtomicBool,
+    /// Customers written to since their segments were last evaluated.
+    pub dirty: Mutex<HashSet<ProfileId>>,
 }
 
 impl Personalize {
@@ -82,6 +90,8 @@ impl Personalize {
             settings,
             catalogue,
             models: RwLock::new(None),
+            has_segments: AtomicBool::new(false),
+            dirty: Mutex::new(HashSet::new()),
         })
     }
 
@@ -95,6 +105,22 @@ impl Personalize {
 
     pub fn set_models(&self, m: Option<Arc<Trained>>) {
         *self.models.write().unwrap_or_else(|p| p.into_inner()) = m;
+    }
+
+    /// Notes customers whose segments may have changed (written to, consent changed), when
+    /// any segment is defined.
+    pub fn touched(&self, profiles: impl IntoIterator<Item = ProfileId>) {
+        if self.has_segments.load(Ordering::Relaxed) {
+            self.dirty
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(profiles);
+        }
+    }
+
+    /// The customers noted since the last call.
+    pub fn take_dirty(&self) -> HashSet<ProfileId> {
+        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// What ingest needs to keep interactions.

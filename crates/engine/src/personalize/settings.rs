@@ -36,6 +36,12 @@ pub struct PersonalizeSettings {
     /// Minutes between retrainings inside `serve`; 0 turns them off
     /// (`CONSENTRIC_PERSONALIZE_TRAIN_MINUTES`).
     pub train_every_minutes: u64,
+    /// Seconds between refreshes, inside `serve`, of the segments of customers written to since
+    /// the last; 0 turns them off.
+    pub segment_refresh_seconds: u64,
+    /// Minutes between full refreshes of every customer's segments inside `serve` (time-window
+    /// conditions change as days pass); 0 turns them off.
+    pub segment_full_refresh_minutes: u64,
     /// `[[personalize.actions]]`: when present, these replace the retail catalogue.
     pub actions: Option<Vec<Action>>,
     /// Items per decision when the caller does not say.
@@ -64,6 +70,8 @@ impl Default for PersonalizeSettings {
             als: AlsParams::default(),
             knn: KnnParams::default(),
             train_every_minutes: 1440,
+            segment_refresh_seconds: 10,
+            segment_full_refresh_minutes: 1440,
             actions: None,
             default_limit: 10,
             max_limit: 100,

@@ -113,6 +113,10 @@ impl Engine {
             })?;
             self.personalize.set_models(Some(Arc::new(trained.ready())));
         }
+        let any = !self.store.segments()?.is_empty();
+        self.personalize
+            .has_segments
+            .store(any, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
 }

@@ -8,7 +8,8 @@ use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use consentric_engine::{
-    Decision, ProfileRef, SegmentPreview, SegmentProposal, SegmentView, TrainReport,
+    Decision, ProfileRef, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh,
+    SegmentView, TrainReport,
 };
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/recommenders/train", post(train))
         .route("/v1/segments", get(list))
         .route("/v1/segments/proposals", get(propose))
+        .route("/v1/segments/refresh", post(refresh))
+        .route("/v1/segments/{name}/members", get(members))
         .route(
             "/v1/segments/{name}",
             put(define).get(preview).delete(delete),
@@ -208,6 +211,57 @@ pub(crate) async fn propose(
         Ok(Json(
             engine.propose_segments(max_k, &format!("key:{}", who.key_id))?,
         ))
+    })
+    .await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MembersQuery {
+    /// Members to list (default 100, at most 10,000).
+    limit: Option<usize>,
+}
+
+/// A segment's members as kept up to date after ingest and consent changes (`serve` refreshes
+/// them every few seconds): its size and the longest members first.
+#[utoipa::path(get, path = "/v1/segments/{name}/members", tag = "segments",
+    params(("name" = String, Path), MembersQuery),
+    responses((status = 200, body = SegmentMembers), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn members(
+    _: AdminKey,
+    State(engine): State<AppState>,
+    Path(name): Path<String>,
+    q: Result<Query<MembersQuery>, QueryRejection>,
+) -> Result<Json<SegmentMembers>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    let limit = q.limit.unwrap_or(100).min(10_000);
+    blocking(move || Ok(Json(engine.segment_members(&name, limit)?))).await
+}
+
+#[derive(Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshQuery {
+    /// Every customer, not only those written to since the last refresh.
+    everyone: Option<bool>,
+}
+
+/// Re-evaluates segment membership now (of customers written to since the last refresh, or
+/// of everyone). Audited.
+#[utoipa::path(post, path = "/v1/segments/refresh", tag = "segments",
+    params(RefreshQuery),
+    responses((status = 200, body = SegmentRefresh)), security(("bearer" = [])))]
+pub(crate) async fn refresh(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    q: Result<Query<RefreshQuery>, QueryRejection>,
+) -> Result<Json<SegmentRefresh>, ApiError> {
+    let Query(q) = q.map_err(bad_query)?;
+    blocking(move || {
+        Ok(Json(engine.refresh_segments(
+            q.everyone.unwrap_or(false),
+            &format!("key:{}", who.key_id),
+        )?))
     })
     .await
 }
