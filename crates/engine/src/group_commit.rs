@@ -129,4 +129,32 @@ mod tests {
         let commits = commits.load(Ordering::SeqCst);
         assert!(commits <= 400, "never more commits than requests");
     }
+
+    #[test]
+    fn more_waiters_than_a_group_holds_are_all_answered_each_with_its_own() {
+        let gc = Arc::new(GroupCommit::<usize, usize>::default());
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..150)
+            .map(|i| {
+                let (gc, sizes) = (gc.clone(), sizes.clone());
+                std::thread::spawn(move || {
+                    gc.submit(i, |group| {
+                        sizes.lock().expect("sizes").push(group.len());
+                        std::thread::sleep(std::time::Duration::from_millis(2));
+                        group.iter().map(|r| Ok(r * 10)).collect()
+                    })
+                })
+            })
+            .collect();
+        for (i, t) in threads.into_iter().enumerate() {
+            assert_eq!(t.join().expect("thread").expect("ok"), i * 10);
+        }
+        let sizes = sizes.lock().expect("sizes");
+        assert_eq!(
+            sizes.iter().sum::<usize>(),
+            150,
+            "every request committed once"
+        );
+        assert!(sizes.iter().all(|&n| n <= MAX_GROUP_REQUESTS));
+    }
 }
