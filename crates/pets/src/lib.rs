@@ -1,0 +1,18 @@
+//! Privacy-enhancing technologies: the math that lets Consentric release what is true of many
+//! customers without revealing any one of them.
+//!
+//! So far, differential privacy: exact discrete Laplace and discrete Gaussian noise (OpenDP's
+//! samplers, after Canonne, Kamath and Steinke 2020 — integers drawn exactly, so none of the
+//! floating-point attacks on textbook Laplace apply), calibration of a release to its
+//! sensitivity, and zero-concentrated DP accounting in exact integer units. No I/O: the engine
+//! keeps budgets in the store and decides whose data enters.
+
+#![forbid(unsafe_code)]
+
+pub mod accountant;
+pub mod noise;
+pub mod release;
+
+pub use accountant::{Budget, Exceeded, Rho};
+pub use noise::Noise;
+pub use release::{calibrate, Privacy, PrivacyError};
