@@ -53,11 +53,45 @@ pub enum Command {
     /// Recommenders: training and offline evaluation.
     #[command(subcommand)]
     Recommend(RecommendCommand),
+    /// Differentially private analytics: noisy aggregates within a privacy budget.
+    #[command(subcommand)]
+    Analytics(AnalyticsCommand),
     /// Decide for a customer: items, the next best action, and why (audited).
     Decide(DecideArgs),
     /// Segments: define, list, size and preview, delete; k-means proposals.
     #[command(subcommand)]
     Segments(SegmentsCommand),
+}
+
+#[derive(Subcommand)]
+pub enum AnalyticsCommand {
+    /// A noisy aggregate, charged to an analyst key's budget, e.g.
+    /// '{"query":"histogram","by":"stage","epsilon":0.5}'.
+    Query {
+        /// The analyst's key id (`keys create --scope analyst` prints it).
+        #[arg(long)]
+        analyst: String,
+        /// The query (JSON): count, sum, mean or histogram; epsilon or rho.
+        query: String,
+    },
+    /// An analyst key's budgets.
+    Budget {
+        /// The analyst's key id.
+        #[arg(long)]
+        analyst: String,
+    },
+    /// Grant an analyst key more ρ on a data set (audited).
+    Grant {
+        /// The analyst's key id.
+        #[arg(long)]
+        analyst: String,
+        /// ρ to add.
+        #[arg(long)]
+        rho: f64,
+        /// The data set.
+        #[arg(long, default_value = "customers")]
+        dataset: String,
+    },
 }
 
 #[derive(Args)]

@@ -18,6 +18,17 @@ pub enum EngineError {
     /// The gate refused: the purpose has no legal basis for this customer now.
     #[error("{0}")]
     NoBasis(String),
+    /// A differentially private release would cost more privacy than the budget has left;
+    /// nothing was spent.
+    #[error(
+        "the release costs rho = {requested} but only rho = {remaining} remains of the budget"
+    )]
+    BudgetExceeded {
+        /// ρ the release would cost.
+        requested: f64,
+        /// ρ left.
+        remaining: f64,
+    },
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),

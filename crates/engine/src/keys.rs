@@ -16,6 +16,8 @@ pub enum Scope {
     Write,
     /// Everything, including reading personal data.
     Admin,
+    /// Differentially private aggregates only (`/v1/analytics/…`), within a granted budget.
+    Analyst,
 }
 
 impl Scope {
@@ -24,6 +26,7 @@ impl Scope {
         match self {
             Scope::Write => "write",
             Scope::Admin => "admin",
+            Scope::Analyst => "analyst",
         }
     }
 
@@ -35,9 +38,10 @@ impl Scope {
         match raw {
             "write" => Ok(Scope::Write),
             "admin" => Ok(Scope::Admin),
+            "analyst" => Ok(Scope::Analyst),
             other => Err(EngineError::Invalid {
                 field: "scope".into(),
-                message: format!("`{other}` is not a scope; use `write` or `admin`"),
+                message: format!("`{other}` is not a scope; use `write`, `admin` or `analyst`"),
             }),
         }
     }
@@ -77,6 +81,7 @@ impl NewKey {
         let prefix = match scope {
             Scope::Write => "csw",
             Scope::Admin => "csa",
+            Scope::Analyst => "csn",
         };
         Ok(NewKey {
             secret: format!("{prefix}_{key_id}_{}", hex::encode(secret)),

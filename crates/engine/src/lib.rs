@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod access;
+pub mod analytics;
 mod audit;
 mod clock;
 pub mod config;

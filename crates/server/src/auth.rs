@@ -59,6 +59,22 @@ pub(crate) fn check(engine: &Engine, secret: &str, needed: Scope) -> Result<Prin
     }
 }
 
+/// Extractor proving the request carries an analyst key (or an admin key); holds who it is.
+pub(crate) struct AnalystKey(pub(crate) Principal);
+
+impl FromRequestParts<AppState> for AnalystKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, engine: &AppState) -> Result<Self, ApiError> {
+        let secret = header_key(&parts.headers)?.ok_or_else(|| {
+            ApiError::unauthorized("an analyst key is required (Authorization: Bearer …)")
+        })?;
+        let engine = engine.clone();
+        let principal = blocking(move || check(&engine, &secret, Scope::Analyst)).await?;
+        Ok(AnalystKey(principal))
+    }
+}
+
 /// Extractor proving the request carries an admin key; holds who it is.
 pub(crate) struct AdminKey(pub(crate) Principal);
 

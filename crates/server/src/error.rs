@@ -103,6 +103,12 @@ impl From<EngineError> for ApiError {
                 message,
                 field: Some(field.to_owned()),
             },
+            e @ EngineError::BudgetExceeded { .. } => ApiError {
+                status: StatusCode::FORBIDDEN,
+                code: "budget_exceeded",
+                message: e.to_string(),
+                field: None,
+            },
             EngineError::NoBasis(message) => ApiError {
                 status: StatusCode::FORBIDDEN,
                 code: "no_legal_basis",

@@ -40,6 +40,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(routes::dsr::routes())
         .merge(routes::lifecycle::routes())
         .merge(routes::decisions::routes())
+        .merge(routes::analytics::routes())
         .merge(routes::ops::routes())
         // Transport limit: a whole batch. Single events get their own 32 KB check.
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{consent, decisions, dsr, ingest, lifecycle, ops, profiles};
+use crate::routes::{analytics, consent, decisions, dsr, ingest, lifecycle, ops, profiles};
 
 /// Consentric's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -16,6 +16,7 @@ use crate::routes::{consent, decisions, dsr, ingest, lifecycle, ops, profiles};
         dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
         lifecycle::customer, lifecycle::summary, lifecycle::fit, lifecycle::recompute,
         decisions::decide, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose, decisions::members, decisions::refresh,
+        analytics::query, analytics::budget, analytics::grant,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),
@@ -27,6 +28,7 @@ use crate::routes::{consent, decisions, dsr, ingest, lifecycle, ops, profiles};
         (name = "lifecycle", description = "Stages, value models, cohorts (admin keys)"),
         (name = "decisions", description = "Recommendations, next best action and explanations (admin keys)"),
         (name = "segments", description = "Segment definitions, sizes and k-means proposals (admin keys)"),
+        (name = "analytics", description = "Differentially private aggregates within a privacy budget (analyst keys; admin keys grant)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

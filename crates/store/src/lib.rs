@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod dp_tx;
 mod dsr_tx;
 mod error;
 mod keys_tx;
@@ -27,6 +28,7 @@ mod store;
 mod tx;
 
 pub use backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
+pub use dp_tx::BudgetRow;
 pub use dsr_tx::{DsrRow, NewDsr};
 pub use error::StoreError;
 pub use keys_tx::{ErasedRows, ReceiptRow};

@@ -444,6 +444,46 @@ CREATE TABLE segment_members (
 CREATE INDEX segment_members_profile ON segment_members(profile_id);
 "#,
     },
+    Migration {
+        version: 10,
+        name: "differential privacy: budgets per analyst and data set, and every charge",
+        sqlite: r#"
+CREATE TABLE dp_budgets (
+    analyst TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    granted INTEGER NOT NULL,
+    spent   INTEGER NOT NULL,
+    PRIMARY KEY (analyst, dataset)
+) WITHOUT ROWID;
+CREATE TABLE dp_charges (
+    analyst TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    n       INTEGER NOT NULL,
+    cost    INTEGER NOT NULL,
+    query   TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (analyst, dataset, n)
+) WITHOUT ROWID;
+"#,
+        postgres: r#"
+CREATE TABLE dp_budgets (
+    analyst TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    granted BIGINT NOT NULL,
+    spent   BIGINT NOT NULL,
+    PRIMARY KEY (analyst, dataset)
+);
+CREATE TABLE dp_charges (
+    analyst TEXT NOT NULL,
+    dataset TEXT NOT NULL,
+    n       BIGINT NOT NULL,
+    cost    BIGINT NOT NULL,
+    query   TEXT NOT NULL,
+    at      BIGINT NOT NULL,
+    PRIMARY KEY (analyst, dataset, n)
+);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -47,6 +47,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Recommend(RecommendCommand::Evaluate(args)) => recommend::evaluate(&args),
         Command::Recommend(RecommendCommand::Train) => decide::train(&*open(&settings)?),
         Command::Decide(args) => decide::decide(&*open(&settings)?, &args),
+        Command::Analytics(cmd) => analytics(&*open(&settings)?, cmd),
         Command::Segments(cmd) => decide::segments(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Decide(args)) => bench_decide::run(&args),
         Command::Retention(RetentionCommand::Run) => {
@@ -55,6 +56,24 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn analytics(engine: &Engine, cmd: crate::cli::AnalyticsCommand) -> anyhow::Result<()> {
+    use crate::cli::AnalyticsCommand as A;
+    let out = match cmd {
+        A::Query { analyst, query } => {
+            let request = serde_json::from_str(&query).context("the query must be JSON")?;
+            serde_json::to_value(engine.analytics_query(&analyst, &request)?)?
+        }
+        A::Budget { analyst } => serde_json::to_value(engine.analytics_budget(&analyst)?)?,
+        A::Grant {
+            analyst,
+            rho,
+            dataset,
+        } => serde_json::to_value(engine.grant_budget(&analyst, &dataset, rho, "cli")?)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
 }
 
 pub(crate) fn open(settings: &Settings) -> anyhow::Result<Arc<Engine>> {

@@ -1,5 +1,6 @@
 //! One file per area of the API.
 
+pub(crate) mod analytics;
 pub(crate) mod consent;
 pub(crate) mod decisions;
 pub(crate) mod dsr;

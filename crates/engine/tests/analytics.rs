@@ -1,0 +1,211 @@
+//! Differentially private analytics through the engine, on SQLite and PostgreSQL: releases
+//! charged before noise, budgets that concurrent queries cannot overspend, refusals that
+//! spend nothing, and errors near what the mechanism promises.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use consentric_engine::analytics::QueryRequest;
+use consentric_engine::{Engine, EngineError, FixedClock, Scope};
+use consentric_model::{parse_batch, Envelope};
+use consentric_testkit::{parity_test, TestDb};
+use serde_json::{json, Value};
+
+fn engine(db: &TestDb) -> Engine {
+    let clock = Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0)
+            .single()
+            .expect("time"),
+    ));
+    Engine::new(db.store(), clock)
+}
+
+/// `n` customers, each one order of `10 + i % 7` dollars; those with `i % 4 != 0` grant analytics.
+fn customers(engine: &Engine, n: usize) {
+    let env = Envelope {
+        received_at: Utc::now(),
+        request_id: "r".into(),
+    };
+    let batch: Vec<Value> = (0..n)
+        .map(|i| {
+            let mut e = json!({"type": "track", "event": "Order Completed", "userId": format!("c{i}"),
+                "messageId": format!("o{i}"), "timestamp": "2024-03-01T00:00:00Z",
+                "properties": {"revenue": 10 + i % 7}});
+            if i % 4 != 0 {
+                e["context"] = json!({"consent": {"categoryPreferences": {"analytics": true}}});
+            }
+            e
+        })
+        .collect();
+    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+fn request(v: Value) -> QueryRequest {
+    serde_json::from_value(v).expect("request")
+}
+
+fn analyst(engine: &Engine, rho: f64) -> String {
+    let key = engine
+        .create_key(Scope::Analyst, Some("analyst"))
+        .expect("key");
+    engine
+        .grant_budget(key.key_id.as_str(), "customers", rho, "test")
+        .expect("grant");
+    key.key_id.clone()
+}
+
+parity_test!(a_release_is_charged_and_a_refusal_spends_nothing, |db| {
+    let engine = engine(&db);
+    customers(&engine, 40);
+    let a = analyst(&engine, 1.0);
+    let r = engine
+        .analytics_query(&a, &request(json!({"query": "count", "epsilon": 1.0})))
+        .expect("release");
+    assert_eq!(r.spent_rho, 0.5, "ε = 1 costs ρ = ε²/2");
+    assert_eq!(r.budget.spent_rho, 0.5);
+    assert_eq!(r.unit_of_privacy, "customer");
+    let v = r.value.expect("value");
+    assert!(
+        (v - 30.0).abs() <= 40.0,
+        "30 customers granted analytics: {v}"
+    );
+    // A histogram by stage has a bin per stage and one for the unplaced.
+    let h = engine
+        .analytics_query(
+            &a,
+            &request(json!({"query": "histogram", "by": "stage", "rho": 0.25})),
+        )
+        .expect("release");
+    assert_eq!(h.bins.as_ref().map(|b| b.len()), Some(9));
+    assert!((h.budget.remaining_rho - 0.25).abs() < 1e-9);
+    // Beyond the budget: refused with what remains, nothing spent.
+    match engine.analytics_query(&a, &request(json!({"query": "count", "epsilon": 1.0}))) {
+        Err(EngineError::BudgetExceeded {
+            requested,
+            remaining,
+        }) => {
+            assert_eq!(requested, 0.5);
+            assert!((remaining - 0.25).abs() < 1e-9);
+        }
+        other => panic!("{other:?}"),
+    }
+    let b = engine.analytics_budget(&a).expect("budget");
+    assert!((b[0].spent_rho - 0.75).abs() < 1e-9, "{b:?}");
+    // Bad input: named, nothing spent.
+    for (q, field) in [
+        (json!({"query": "count", "epsilon": -1.0}), "epsilon"),
+        (json!({"query": "count", "rho": 0.0}), "rho"),
+        (json!({"query": "count"}), "epsilon"),
+        (
+            json!({"query": "count", "epsilon": 1.0, "rho": 1.0}),
+            "epsilon",
+        ),
+        (
+            json!({"query": "sum", "measure": "revenue", "epsilon": 0.1}),
+            "bounds",
+        ),
+        (
+            json!({"query": "sum", "measure": "revenue", "bounds": [5, 1], "epsilon": 0.1}),
+            "bounds",
+        ),
+        (
+            json!({"query": "histogram", "by": "trait.email", "categories": ["a"], "epsilon": 0.1}),
+            "by",
+        ),
+        (
+            json!({"query": "histogram", "by": "cohort", "epsilon": 0.1}),
+            "categories",
+        ),
+        (json!({"query": "median", "epsilon": 0.1}), "query"),
+        (
+            json!({"query": "count", "stage": "asleep", "epsilon": 0.1}),
+            "stage",
+        ),
+    ] {
+        match engine.analytics_query(&a, &request(q.clone())) {
+            Err(EngineError::Invalid { field: f, .. }) => assert_eq!(f, field, "{q}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        engine.analytics_budget(&a).expect("budget"),
+        b,
+        "refusals spend nothing"
+    );
+    // Another analyst has their own budget (none yet).
+    let other = engine.create_key(Scope::Analyst, None).expect("key");
+    assert!(matches!(
+        engine.analytics_query(
+            other.key_id.as_str(),
+            &request(json!({"query": "count", "epsilon": 0.1}))
+        ),
+        Err(EngineError::BudgetExceeded { .. })
+    ));
+});
+
+parity_test!(concurrent_queries_cannot_overspend, |db| {
+    let engine = Arc::new(engine(&db));
+    customers(&engine, 20);
+    // Room for exactly ten releases at ε = 1 (ρ = 0.5 each).
+    let a = analyst(&engine, 5.0);
+    let threads: Vec<_> = (0..32)
+        .map(|_| {
+            let (engine, a) = (engine.clone(), a.clone());
+            std::thread::spawn(move || {
+                engine.analytics_query(&a, &request(json!({"query": "count", "epsilon": 1.0})))
+            })
+        })
+        .collect();
+    let mut released = 0;
+    for t in threads {
+        match t.join().expect("thread") {
+            Ok(_) => released += 1,
+            Err(EngineError::BudgetExceeded { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(released, 10);
+    let b = engine.analytics_budget(&a).expect("budget");
+    assert_eq!((b[0].spent_rho, b[0].remaining_rho), (5.0, 0.0));
+});
+
+#[test]
+fn errors_are_what_the_mechanism_promises() {
+    let db = TestDb::sqlite();
+    let engine = engine(&db);
+    customers(&engine, 24);
+    let a = analyst(&engine, 1000.0);
+    // 18 customers granted analytics; sums of their revenue clamped to [0, 20].
+    let exact_count = 18.0;
+    let exact_sum: f64 = (0..24)
+        .filter(|i| i % 4 != 0)
+        .map(|i| f64::from(10 + i % 7))
+        .sum();
+    for (q, exact) in [
+        (json!({"query": "count", "epsilon": 1.0}), exact_count),
+        (
+            json!({"query": "sum", "measure": "revenue", "bounds": [0, 20], "epsilon": 1.0}),
+            exact_sum,
+        ),
+    ] {
+        let n = 400;
+        let mut abs = 0.0;
+        let mut promised = 0.0;
+        for _ in 0..n {
+            let r = engine
+                .analytics_query(&a, &request(q.clone()))
+                .expect("release");
+            abs += (r.value.expect("value") - exact).abs();
+            promised = r.noise.expected_abs() / if q["query"] == "sum" { 100.0 } else { 1.0 };
+        }
+        let mean = abs / f64::from(n);
+        // Within 15% of E|noise| (400 releases; the standard error of the mean is ~5%).
+        assert!(
+            (mean - promised).abs() < 0.15 * promised,
+            "{q}: {mean} vs {promised}"
+        );
+    }
+}

@@ -1,0 +1,108 @@
+//! Differentially private analytics: noisy aggregates for analyst keys, within budgets that
+//! admin keys grant.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use consentric_engine::analytics::{BudgetView, QueryRequest, Release};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::{AdminKey, AnalystKey};
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/analytics/query", post(query))
+        .route("/v1/analytics/budget", get(budget))
+        .route("/v1/analytics/grants", post(grant))
+}
+
+fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("expected {expected}: {e}"),
+    )
+}
+
+/// A noisy count, sum, mean or histogram over the customers with a basis for the analytics
+/// purpose, with the noise it carries, its 95% interval and the budget left. Charged before
+/// any noise is drawn; refused (403 `budget_exceeded`, nothing spent) beyond the budget.
+#[utoipa::path(post, path = "/v1/analytics/query", tag = "analytics",
+    request_body = QueryRequest,
+    responses((status = 200, body = Release), (status = 400, body = crate::error::ErrorBody),
+        (status = 403, body = crate::error::ErrorBody, description = "budget exceeded, or not an analyst key")),
+    security(("bearer" = [])))]
+pub(crate) async fn query(
+    AnalystKey(who): AnalystKey,
+    State(engine): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Release>, ApiError> {
+    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
+        malformed(
+            e,
+            "{\"query\": \"count|sum|mean|histogram\", \"epsilon\" or \"rho\", …}",
+        )
+    })?;
+    blocking(move || Ok(Json(engine.analytics_query(&who.key_id, &request)?))).await
+}
+
+/// The calling key's budgets.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Budgets {
+    budgets: Vec<BudgetView>,
+}
+
+/// The calling analyst's budgets: granted, spent, remaining, and what has been spent as
+/// (ε, δ).
+#[utoipa::path(get, path = "/v1/analytics/budget", tag = "analytics",
+    responses((status = 200, body = Budgets)), security(("bearer" = [])))]
+pub(crate) async fn budget(
+    AnalystKey(who): AnalystKey,
+    State(engine): State<AppState>,
+) -> Result<Json<Budgets>, ApiError> {
+    blocking(move || {
+        Ok(Json(Budgets {
+            budgets: engine.analytics_budget(&who.key_id)?,
+        }))
+    })
+    .await
+}
+
+/// More budget for an analyst key on a data set.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct GrantRequest {
+    /// The analyst's key id.
+    analyst: String,
+    /// The data set (`customers`).
+    dataset: Option<String>,
+    /// ρ to add.
+    rho: f64,
+}
+
+/// Grants an analyst key more ρ on a data set (admin keys). Audited.
+#[utoipa::path(post, path = "/v1/analytics/grants", tag = "analytics",
+    request_body = GrantRequest,
+    responses((status = 200, body = BudgetView), (status = 400, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn grant(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    body: Bytes,
+) -> Result<Json<BudgetView>, ApiError> {
+    let g: GrantRequest = serde_json::from_slice(&body)
+        .map_err(|e| malformed(e, "{\"analyst\": \"<key id>\", \"rho\": 1.0}"))?;
+    blocking(move || {
+        Ok(Json(engine.grant_budget(
+            &g.analyst,
+            g.dataset.as_deref().unwrap_or("customers"),
+            g.rho,
+            &format!("key:{}", who.key_id),
+        )?))
+    })
+    .await
+}

@@ -1,0 +1,182 @@
+//! Privacy budgets: what each analyst may still spend on each data set (ρ, in the exact units
+//! of `pets::Rho`), and every charge. A charge is one conditional update, so concurrent
+//! releases on either database cannot spend past the grant.
+
+use std::collections::{HashMap, HashSet};
+
+use consentric_model::ProfileId;
+use consentric_policy::Grant;
+
+use crate::backend::Param;
+use crate::error::StoreError;
+use crate::records::ProfileCounters;
+use crate::store::Store;
+use crate::tx::{next, profile_id, take, WriteTx};
+
+const ALL_COUNTERS: &str =
+    "SELECT profile_id, first_seen, last_seen, event_count, order_count, revenue FROM profiles";
+const CURRENT_STAGES: &str = "SELECT t.profile_id, t.to_stage FROM lifecycle_transitions t WHERE t.n = (SELECT MAX(l.n) FROM lifecycle_transitions l WHERE l.profile_id = t.profile_id)";
+
+const GRANT: &str = "INSERT INTO dp_budgets (analyst, dataset, granted, spent) VALUES (?1, ?2, ?3, 0) ON CONFLICT (analyst, dataset) DO UPDATE SET granted = dp_budgets.granted + excluded.granted";
+const CHARGE: &str = "UPDATE dp_budgets SET spent = spent + ?3 WHERE analyst = ?1 AND dataset = ?2 AND spent + ?3 <= granted";
+const BUDGET: &str = "SELECT granted, spent FROM dp_budgets WHERE analyst = ?1 AND dataset = ?2";
+const BUDGETS: &str =
+    "SELECT dataset, granted, spent FROM dp_budgets WHERE analyst = ?1 ORDER BY dataset";
+const RECORD: &str = "INSERT INTO dp_charges (analyst, dataset, n, cost, query, at) VALUES (?1, ?2, (SELECT COALESCE(MAX(n), 0) + 1 FROM dp_charges WHERE analyst = ?1 AND dataset = ?2), ?3, ?4, ?5)";
+
+/// A budget row: granted and spent, in units of 10⁻¹² ρ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BudgetRow {
+    /// Granted units.
+    pub granted: u64,
+    /// Spent units.
+    pub spent: u64,
+}
+
+fn units(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+fn param(u: u64) -> Param<'static> {
+    Param::Int(i64::try_from(u).unwrap_or(i64::MAX))
+}
+
+impl WriteTx<'_> {
+    /// Adds `units` to `analyst`'s grant on `dataset`; the budget after.
+    pub fn grant_budget(
+        &mut self,
+        analyst: &str,
+        dataset: &str,
+        add: u64,
+    ) -> Result<BudgetRow, StoreError> {
+        self.conn.exec(
+            GRANT,
+            &[Param::Text(analyst), Param::Text(dataset), param(add)],
+        )?;
+        Ok(self.budget(analyst, dataset)?.unwrap_or_default())
+    }
+
+    /// `analyst`'s budget on `dataset`, if any was granted.
+    pub fn budget(
+        &mut self,
+        analyst: &str,
+        dataset: &str,
+    ) -> Result<Option<BudgetRow>, StoreError> {
+        let Some(row) = self
+            .conn
+            .query(BUDGET, &[Param::Text(analyst), Param::Text(dataset)])?
+            .into_iter()
+            .next()
+        else {
+            return Ok(None);
+        };
+        let mut it = take(row, 2)?;
+        Ok(Some(BudgetRow {
+            granted: units(next(&mut it)?.int()?),
+            spent: units(next(&mut it)?.int()?),
+        }))
+    }
+
+    /// Spends `cost` units if the grant covers them, recording the charge with the query;
+    /// `false` (and nothing spent) otherwise.
+    pub fn charge_budget(
+        &mut self,
+        analyst: &str,
+        dataset: &str,
+        cost: u64,
+        query: &str,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let charged = self.conn.exec(
+            CHARGE,
+            &[Param::Text(analyst), Param::Text(dataset), param(cost)],
+        )? == 1;
+        if charged {
+            self.conn.exec(
+                RECORD,
+                &[
+                    Param::Text(analyst),
+                    Param::Text(dataset),
+                    param(cost),
+                    Param::Text(query),
+                    Param::Int(at),
+                ],
+            )?;
+        }
+        Ok(charged)
+    }
+}
+
+impl Store {
+    /// The counters of every customer a grant opens, in one scan (aggregates over many
+    /// customers; the caller releases them only with noise).
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn counters_for(
+        &self,
+        grants: &[Grant],
+    ) -> Result<HashMap<ProfileId, ProfileCounters>, StoreError> {
+        let open: HashSet<&str> = grants.iter().map(Grant::subject).collect();
+        self.read(|c| {
+            let mut out = HashMap::with_capacity(open.len());
+            for row in c.query(ALL_COUNTERS, &[])? {
+                let mut it = take(row, 6)?;
+                let p = next(&mut it)?.text()?;
+                if !open.contains(p.as_str()) {
+                    continue;
+                }
+                let counters = ProfileCounters {
+                    first_seen: next(&mut it)?.int()?,
+                    last_seen: next(&mut it)?.int()?,
+                    event_count: next(&mut it)?.int()?,
+                    order_count: next(&mut it)?.int()?,
+                    revenue: next(&mut it)?.real()?,
+                };
+                out.insert(profile_id(p)?, counters);
+            }
+            Ok(out)
+        })
+    }
+
+    /// The current stage (its name) of every customer a grant opens who has one.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn stages_for(&self, grants: &[Grant]) -> Result<HashMap<ProfileId, String>, StoreError> {
+        let open: HashSet<&str> = grants.iter().map(Grant::subject).collect();
+        self.read(|c| {
+            let mut out = HashMap::new();
+            for row in c.query(CURRENT_STAGES, &[])? {
+                let mut it = take(row, 2)?;
+                let p = next(&mut it)?.text()?;
+                if open.contains(p.as_str()) {
+                    out.insert(profile_id(p)?, next(&mut it)?.text()?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every budget of `analyst`: data set, granted, spent.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn budgets(&self, analyst: &str) -> Result<Vec<(String, BudgetRow)>, StoreError> {
+        self.read(|c| {
+            c.query(BUDGETS, &[Param::Text(analyst)])?
+                .into_iter()
+                .map(|row| {
+                    let mut it = take(row, 3)?;
+                    Ok((
+                        next(&mut it)?.text()?,
+                        BudgetRow {
+                            granted: units(next(&mut it)?.int()?),
+                            spent: units(next(&mut it)?.int()?),
+                        },
+                    ))
+                })
+                .collect()
+        })
+    }
+}
