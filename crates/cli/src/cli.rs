@@ -439,6 +439,19 @@ pub enum BenchCommand {
     /// The decision API over HTTP: customers with interactions over a catalogue, trained
     /// recommenders, then concurrent `GET /v1/decisions/…`: latency percentiles and throughput.
     Decide(BenchDecideArgs),
+    /// DP samplers' speed, end-to-end latency of releases over the CDNOW customers, and their
+    /// error against the mechanism's expected error.
+    Analytics(BenchAnalyticsArgs),
+}
+
+#[derive(Args)]
+pub struct BenchAnalyticsArgs {
+    /// Draws timed per sampler.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub draws: usize,
+    /// Releases per accuracy measurement.
+    #[arg(long, default_value_t = 1000)]
+    pub releases: usize,
 }
 
 #[derive(Args)]

@@ -27,7 +27,8 @@ const ALL_PURCHASES: &str =
 const PUT_MODEL: &str = "INSERT INTO lifecycle_models (name, params, fitted_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET params = excluded.params, fitted_at = excluded.fitted_at";
 const MODELS: &str = "SELECT name, params, fitted_at FROM lifecycle_models ORDER BY name";
 const PROFILE_IDS: &str = "SELECT profile_id FROM profiles ORDER BY profile_id";
-const ALL_CONSENT: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at FROM consent_ledger ORDER BY profile_id, seq";
+/// Only what decides one purpose's basis: its records and restrictions (no evidence).
+const CONSENT_ABOUT: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, '', recorded_at FROM consent_ledger WHERE purpose = ?1 OR purpose = ?2 ORDER BY profile_id, seq";
 
 pub(crate) const MOVE_PURCHASES: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) SELECT ?2, day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
 pub(crate) const MOVE_COUNTS: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) SELECT ?2, event, n FROM lifecycle_counts WHERE profile_id = ?1 ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
@@ -451,17 +452,24 @@ impl Store {
         })
     }
 
-    /// Every consent ledger, per profile, in one scan: what bulk computations fold to decide
-    /// whom the gate lets in.
+    /// The records that decide `purpose`'s basis (its own and restrictions), per profile, in
+    /// one scan: what bulk computations fold to decide whom the gate lets in for it.
     ///
     /// # Errors
     /// Database faults.
-    pub fn all_consent(
+    pub fn consent_about(
         &self,
+        purpose: &str,
     ) -> Result<HashMap<ProfileId, Vec<crate::records::ConsentRow>>, StoreError> {
         self.read(|c| {
             let mut out: HashMap<ProfileId, Vec<crate::records::ConsentRow>> = HashMap::new();
-            for row in c.query(ALL_CONSENT, &[])? {
+            for row in c.query(
+                CONSENT_ABOUT,
+                &[
+                    Param::Text(purpose),
+                    Param::Text(consentric_policy::RESTRICTION),
+                ],
+            )? {
                 let mut it = take(row, 9)?;
                 let p = profile_id(next(&mut it)?.text()?)?;
                 let _seq = next(&mut it)?;

@@ -8,7 +8,7 @@ use crate::cli::DemoArgs;
 
 /// CDNOW master (Fader & Hardie's CD-store purchases, shipped in the `lifetimes` package
 /// under MIT), compiled in so the demo needs no files.
-const CDNOW_MASTER: &[u8] = include_bytes!("../../../../data/cdnow/CDNOW_master.txt");
+pub(crate) const CDNOW_MASTER: &[u8] = include_bytes!("../../../../data/cdnow/CDNOW_master.txt");
 
 /// The purposes the demo treats CDNOW's customers as having granted, so that lifecycle
 /// analytics (analytics) and per-customer scores (personalization) have a basis.

@@ -1,6 +1,7 @@
 //! One file per command.
 
 mod bench;
+mod bench_analytics;
 mod bench_decide;
 mod bench_lifecycle;
 mod decide;
@@ -50,6 +51,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Analytics(cmd) => analytics(&*open(&settings)?, cmd),
         Command::Segments(cmd) => decide::segments(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Decide(args)) => bench_decide::run(&args),
+        Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(&args),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -176,7 +176,8 @@ impl crate::engine::Engine {
         keep: fn(&consentric_policy::Grant) -> bool,
     ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
         use consentric_policy::{gate, ConsentState, Refusal};
-        let ledgers = self.store.all_consent()?;
+        // Only the records that decide this purpose's basis (its own and restrictions).
+        let ledgers = self.store.consent_about(purpose)?;
         let mut grants = Vec::new();
         let mut left_out = 0;
         for id in self.store.profile_ids()? {

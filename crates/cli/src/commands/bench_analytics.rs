@@ -1,0 +1,158 @@
+//! `consentric bench analytics`: sampler speed, end-to-end latency of DP releases over the
+//! CDNOW customers, and their error against what the mechanism promises.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use consentric_engine::analytics::QueryRequest;
+use consentric_engine::import::ImportFormat;
+use consentric_engine::{Engine, Scope, Store, SystemClock};
+use consentric_pets::Noise;
+use consentric_store::SqliteOptions;
+use consentric_vault::{MasterKeys, Vault};
+use serde_json::json;
+
+use crate::cli::BenchAnalyticsArgs;
+
+pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
+    println!(
+        "consentric bench analytics: release={}",
+        !cfg!(debug_assertions)
+    );
+    for noise in [
+        Noise::DiscreteLaplace { scale: 1.0 },
+        Noise::DiscreteLaplace { scale: 10.0 },
+        Noise::DiscreteGaussian { sigma: 1.0 },
+        Noise::DiscreteGaussian { sigma: 10.0 },
+    ] {
+        let n = args.draws;
+        let t = Instant::now();
+        let mut sum = 0i64;
+        for _ in 0..n {
+            sum = sum.wrapping_add(noise.sample()?);
+        }
+        let rate = n as f64 / t.elapsed().as_secs_f64();
+        println!("{noise:?}: {rate:.0} draws/s on one core (checksum {sum})");
+    }
+
+    let dir = tempfile::tempdir()?;
+    let store = Store::open_sqlite(
+        dir.path(),
+        SqliteOptions {
+            synchronous_full: true,
+        },
+    )?
+    .with_vault(Arc::new(Vault::new(MasterKeys::load_or_create(
+        dir.path(),
+    )?)));
+    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
+    let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
+    let t = Instant::now();
+    let summary = consentric_engine::import::import_with_consent(
+        &engine,
+        super::demo::CDNOW_MASTER,
+        ImportFormat::Cdnow,
+        &consent,
+        &mut |_| {},
+    )?;
+    println!(
+        "imported CDNOW ({} orders) in {:.1} s",
+        summary.accepted,
+        t.elapsed().as_secs_f64()
+    );
+    let key = engine.create_key(Scope::Analyst, Some("bench"))?;
+    engine.grant_budget(&key.key_id, "customers", 1000.0, "bench")?;
+    let request =
+        |v: serde_json::Value| -> anyhow::Result<QueryRequest> { Ok(serde_json::from_value(v)?) };
+
+    // End to end over HTTP, one client.
+    let runtime = super::serve::runtime()?;
+    let (secret, e2) = (key.secret().to_owned(), engine.clone());
+    runtime.block_on(async move {
+        let app = consentric_server::Application::build(e2, "127.0.0.1:0").await?;
+        let url = format!("http://127.0.0.1:{}/v1/analytics/query", app.port());
+        tokio::spawn(app.run_until_stopped());
+        let client = reqwest::Client::new();
+        for (name, body) in [
+            ("count", json!({"query": "count", "epsilon": 0.1})),
+            (
+                "histogram by stage",
+                json!({"query": "histogram", "by": "stage", "epsilon": 0.1}),
+            ),
+            (
+                "sum of revenue",
+                json!({"query": "sum", "measure": "revenue", "bounds": [0, 500], "epsilon": 0.1}),
+            ),
+        ] {
+            let mut lat = Vec::new();
+            for _ in 0..50 {
+                let t = Instant::now();
+                let r = client
+                    .post(&url)
+                    .bearer_auth(&secret)
+                    .body(body.to_string())
+                    .send()
+                    .await?;
+                let ok = r.status().is_success();
+                let text = r.text().await?;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                anyhow::ensure!(ok, "{name}: {text}");
+            }
+            lat.sort_by(f64::total_cmp);
+            println!(
+                "HTTP {name} over 23,570 customers: p50 {:.2} ms, p99 {:.2} ms (50 releases)",
+                lat[24], lat[49]
+            );
+        }
+        Ok::<_, anyhow::Error>(())
+    })?;
+
+    // Accuracy against the exact values, computed from the shipped file itself.
+    let exact_count = 23_570.0;
+    let mut per_customer: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
+    let text = std::str::from_utf8(super::demo::CDNOW_MASTER)?;
+    for l in text.lines().skip(1) {
+        let c: Vec<&str> = l.split_whitespace().collect();
+        if let [id, _, _, v] = c[..] {
+            *per_customer.entry(id).or_default() += v.parse::<f64>().unwrap_or(0.0);
+        }
+    }
+    let exact_sum: f64 = per_customer
+        .values()
+        .map(|v| (v.clamp(0.0, 500.0) * 100.0).round() / 100.0)
+        .sum();
+    for eps in [0.1, 1.0] {
+        for (name, q, exact, unit) in [
+            (
+                "count",
+                json!({"query": "count", "epsilon": eps}),
+                exact_count,
+                1.0,
+            ),
+            (
+                "sum of revenue [0, 500]",
+                json!({"query": "sum", "measure": "revenue", "bounds": [0, 500], "epsilon": eps}),
+                exact_sum,
+                100.0,
+            ),
+        ] {
+            let q = request(q)?;
+            let mut abs = 0.0;
+            let mut promised = 0.0;
+            let t = Instant::now();
+            for _ in 0..args.releases {
+                let r = engine.analytics_query(&key.key_id, &q)?;
+                abs += (r.value.unwrap_or(0.0) - exact).abs();
+                promised = r.noise.expected_abs() / unit;
+            }
+            let mae = abs / args.releases as f64;
+            println!(
+                "ε = {eps}: {name}: mean |error| over {} releases {mae:.3}, expected {promised:.3} (ratio {:.3}); {:.2} ms per release in-process",
+                args.releases,
+                mae / promised,
+                t.elapsed().as_secs_f64() * 1000.0 / args.releases as f64
+            );
+        }
+    }
+    Ok(())
+}
