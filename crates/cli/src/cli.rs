@@ -452,6 +452,10 @@ pub struct BenchAnalyticsArgs {
     /// Releases per accuracy measurement.
     #[arg(long, default_value_t = 1000)]
     pub releases: usize,
+    /// A Python interpreter with `diffprivlib` (`scripts/dp-venv.sh` makes one and prints its
+    /// path), to release the same values side by side.
+    #[arg(long, env = "CONSENTRIC_BENCH_DP_PYTHON")]
+    pub reference: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]

@@ -259,7 +259,7 @@ fn cdnow_event(
         .ok()
         .filter(|d: &f64| d.is_finite())
         .ok_or_else(|| line_error(line_no, "dollar_value must be a number"))?;
-    let mut body = serde_json::json!({
+    let body = serde_json::json!({
         "type": "track",
         "messageId": format!("cdnow-{customer}-{}-{line_no}", date.format("%Y%m%d")),
         "userId": customer,
@@ -268,17 +268,7 @@ fn cdnow_event(
         "properties": {"revenue": dollars, "quantity": cds, "currency": "USD"},
         "context": {"library": {"name": "consentric-import", "version": env!("CARGO_PKG_VERSION")}},
     });
-    if !consent.is_empty() && consented.insert(customer.to_owned()) {
-        let granted: serde_json::Map<String, serde_json::Value> = consent
-            .iter()
-            .map(|p| (p.clone(), serde_json::Value::Bool(true)))
-            .collect();
-        body["context"]["consent"] = serde_json::json!({ "categoryPreferences": granted });
-    }
-    let bytes = serde_json::to_vec(&body).map_err(|e| line_error(line_no, &e.to_string()))?;
-    consentric_model::parse_event(&bytes, CallType::Track, env)
-        .map(|b| b.events.into_iter().next())
-        .map_err(|e| line_error(line_no, &e.to_string()))
+    imported_track(body, customer.to_owned(), line_no, env, consent, consented)
 }
 
 /// One MovieLens rating as a `Product Reviewed` track (message id from user and item, so a
@@ -309,7 +299,7 @@ fn movielens_event(
     let at = chrono::DateTime::from_timestamp(secs, 0)
         .ok_or_else(|| line_error(line_no, "timestamp out of range"))?;
     let customer = format!("ml-{user}");
-    let mut body = serde_json::json!({
+    let body = serde_json::json!({
         "type": "track",
         "messageId": format!("ml-{user}-{item}"),
         "userId": customer,
@@ -318,6 +308,19 @@ fn movielens_event(
         "properties": {"product_id": item, "rating": rating},
         "context": {"library": {"name": "consentric-import", "version": env!("CARGO_PKG_VERSION")}},
     });
+    imported_track(body, customer, line_no, env, consent, consented)
+}
+
+/// Parses an imported track; the customer's first one carries the consent the import grants
+/// (Segment's consent object), so it goes through the ordinary consent path.
+fn imported_track(
+    mut body: serde_json::Value,
+    customer: String,
+    line_no: u64,
+    env: &Envelope,
+    consent: &[String],
+    consented: &mut std::collections::HashSet<String>,
+) -> Result<Option<Event>, String> {
     if !consent.is_empty() && consented.insert(customer) {
         let granted: serde_json::Map<String, serde_json::Value> = consent
             .iter()

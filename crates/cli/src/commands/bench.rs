@@ -107,6 +107,18 @@ fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<St
     Ok(store.with_vault(Arc::new(Vault::new(master))))
 }
 
+/// A fresh SQLite store in `dir` with `synchronous = FULL` and personal columns sealed under
+/// master keys made there: what the personalisation and analytics benches run on.
+pub(crate) fn durable_sealed_sqlite(dir: &Path) -> anyhow::Result<Store> {
+    let store = Store::open_sqlite(
+        dir,
+        SqliteOptions {
+            synchronous_full: true,
+        },
+    )?;
+    Ok(store.with_vault(Arc::new(Vault::new(MasterKeys::load_or_create(dir)?))))
+}
+
 /// Events per batch, as the issue specifies.
 const BATCH: usize = 100;
 

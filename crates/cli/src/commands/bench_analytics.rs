@@ -6,10 +6,8 @@ use std::time::Instant;
 
 use consentric_engine::analytics::QueryRequest;
 use consentric_engine::import::ImportFormat;
-use consentric_engine::{Engine, Scope, Store, SystemClock};
+use consentric_engine::{Engine, Scope, SystemClock};
 use consentric_pets::Noise;
-use consentric_store::SqliteOptions;
-use consentric_vault::{MasterKeys, Vault};
 use serde_json::json;
 
 use crate::cli::BenchAnalyticsArgs;
@@ -36,15 +34,7 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
     }
 
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(
-        dir.path(),
-        SqliteOptions {
-            synchronous_full: true,
-        },
-    )?
-    .with_vault(Arc::new(Vault::new(MasterKeys::load_or_create(
-        dir.path(),
-    )?)));
+    let store = super::bench::durable_sealed_sqlite(dir.path())?;
     let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
     let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
     let t = Instant::now();
@@ -61,7 +51,10 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let key = engine.create_key(Scope::Analyst, Some("bench"))?;
-    engine.grant_budget(&key.key_id, "customers", 1000.0, "bench")?;
+    // Room for every release below (a grant is at most ρ = 1000).
+    for _ in 0..3 {
+        engine.grant_budget(&key.key_id, "customers", 1000.0, "bench")?;
+    }
     let request =
         |v: serde_json::Value| -> anyhow::Result<QueryRequest> { Ok(serde_json::from_value(v)?) };
 
@@ -121,12 +114,14 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
         .values()
         .map(|v| (v.clamp(0.0, 500.0) * 100.0).round() / 100.0)
         .sum();
+    let mut ours = Vec::new();
     for eps in [0.1, 1.0] {
-        for (name, q, exact, unit) in [
+        for (name, q, exact, unit, sensitivity) in [
             (
                 "count",
                 json!({"query": "count", "epsilon": eps}),
                 exact_count,
+                1.0,
                 1.0,
             ),
             (
@@ -134,6 +129,7 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
                 json!({"query": "sum", "measure": "revenue", "bounds": [0, 500], "epsilon": eps}),
                 exact_sum,
                 100.0,
+                500.0,
             ),
         ] {
             let q = request(q)?;
@@ -152,6 +148,35 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
                 mae / promised,
                 t.elapsed().as_secs_f64() * 1000.0 / args.releases as f64
             );
+            ours.push((format!("ε = {eps}: {name}"), eps, sensitivity, exact, mae));
+        }
+    }
+    match &args.reference {
+        None => println!("(diffprivlib skipped: pass --reference \"$(scripts/dp-venv.sh)\")"),
+        Some(python) => {
+            let items: Vec<serde_json::Value> = ours
+                .iter()
+                .map(|(name, eps, sens, exact, _)| json!({"name": name, "epsilon": eps, "sensitivity": sens, "exact": exact}))
+                .collect();
+            let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../scripts/dp_reference.py");
+            let out = std::process::Command::new(python)
+                .arg(&script)
+                .arg(json!({"items": items, "releases": args.releases}).to_string())
+                .output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "the diffprivlib reference failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let theirs: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            for (name, _, _, _, mae) in &ours {
+                let t = theirs[name.as_str()].as_f64().unwrap_or(f64::NAN);
+                println!(
+                    "{name}: mean |error| ours {mae:.3}, diffprivlib {t:.3} (ours / theirs {:.3})",
+                    mae / t
+                );
+            }
         }
     }
     Ok(())

@@ -6,10 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use consentric_engine::{
-    Engine, PersonalizeSettings, ProfileRef, RecommenderKind, Scope, Store, SystemClock,
+    Engine, PersonalizeSettings, ProfileRef, RecommenderKind, Scope, SystemClock,
 };
-use consentric_store::SqliteOptions;
-use consentric_vault::{MasterKeys, Vault};
 use serde_json::json;
 
 use crate::cli::BenchDecideArgs;
@@ -29,15 +27,7 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
         args.recommender, !cfg!(debug_assertions)
     );
     let dir = tempfile::tempdir()?;
-    let store = Store::open_sqlite(
-        dir.path(),
-        SqliteOptions {
-            synchronous_full: true,
-        },
-    )?
-    .with_vault(Arc::new(Vault::new(MasterKeys::load_or_create(
-        dir.path(),
-    )?)));
+    let store = super::bench::durable_sealed_sqlite(dir.path())?;
     let settings = PersonalizeSettings {
         recommender: kind,
         ..PersonalizeSettings::default()
