@@ -70,19 +70,21 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
 
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
     let write = engine.create_key(Scope::Write, Some("demo write"))?;
+    // An analyst with a privacy budget of ρ = 2 on the customers (four releases at ε = 1).
+    let analyst = engine.create_key(Scope::Analyst, Some("demo analyst"))?;
+    engine.grant_budget(&analyst.key_id, "customers", 2.0, "demo")?;
+    let keys = Keys {
+        admin: admin.secret().to_owned(),
+        write: write.secret().to_owned(),
+        analyst: analyst.secret().to_owned(),
+    };
     if args.no_serve {
-        print_guide(
-            &engine,
-            &settings.server.listen,
-            admin.secret(),
-            write.secret(),
-        );
+        print_guide(&engine, &settings.server.listen, &keys);
         return Ok(());
     }
-    let (admin, write) = (admin.secret().to_owned(), write.secret().to_owned());
     let guide_engine = engine.clone();
     super::serve::runtime()?.block_on(super::serve::serve(engine, settings, move |addr| {
-        print_guide(&guide_engine, &addr.to_string(), &admin, &write);
+        print_guide(&guide_engine, &addr.to_string(), &keys);
     }))
 }
 
@@ -131,7 +133,15 @@ fn personalisation(engine: &Engine) -> anyhow::Result<()> {
 /// What the demo's MovieLens users grant.
 const MOVIELENS_CONSENT: [&str; 3] = ["analytics", "personalization", "marketing.email"];
 
-fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
+/// The secrets the demo prints once.
+struct Keys {
+    admin: String,
+    write: String,
+    analyst: String,
+}
+
+fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
+    let (admin, write, analyst) = (&keys.admin, &keys.write, &keys.analyst);
     let backend = format!("{:?}", engine.backend()).to_lowercase();
     println!();
     println!("Consentric is serving on http://{addr} ({backend} store). Try:");
@@ -160,6 +170,9 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     println!(
         "  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/segments/proposals' | jq"
     );
+    println!("  # a differentially private funnel for an analyst key: noisy counts per stage, the noise, the budget left");
+    println!("  curl -s -H 'Authorization: Bearer {analyst}' http://{addr}/v1/analytics/query \\");
+    println!("       -d '{{\"query\":\"histogram\",\"by\":\"stage\",\"epsilon\":0.5}}' | jq '.bins, .budget'");
     println!("  # send an event the way analytics-node does (write key as Basic user name)");
     println!(
         "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"
@@ -177,8 +190,9 @@ fn print_guide(engine: &Engine, addr: &str, admin: &str, write: &str) {
     println!();
     println!("Admin key: {admin}");
     println!("Write key: {write}");
+    println!("Analyst key: {analyst} (privacy budget ρ = 2 on `customers`)");
     println!(
-        "(both are shown only now; make more with `consentric keys create --scope admin|write`)"
+        "(all are shown only now; make more with `consentric keys create --scope admin|write|analyst`)"
     );
     println!("Stop with Ctrl-C.");
 }
