@@ -119,6 +119,10 @@ parity_test!(a_release_is_charged_and_a_refusal_spends_nothing, |db| {
             json!({"query": "histogram", "by": "cohort", "epsilon": 0.1}),
             "categories",
         ),
+        (
+            json!({"query": "sum", "measure": "revenue", "bounds": [0, 1e12], "epsilon": 1e-6}),
+            "epsilon",
+        ),
         (json!({"query": "median", "epsilon": 0.1}), "query"),
         (
             json!({"query": "count", "stage": "asleep", "epsilon": 0.1}),

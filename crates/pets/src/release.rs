@@ -27,7 +27,13 @@ pub enum PrivacyError {
     /// The sensitivity is zero or not finite.
     #[error("the sensitivity must be positive and finite")]
     Sensitivity,
+    /// The noise would be too large to draw as a 64-bit integer.
+    #[error("the noise scale {0:e} is beyond {MAX_SCALE:e}: narrow the bounds or ask for more privacy loss")]
+    TooMuchNoise(f64),
 }
+
+/// Largest noise scale drawn: draws stay far inside 64 bits.
+pub const MAX_SCALE: f64 = 1e15;
 
 /// The noise for a release of sensitivity `l1` (for ε) / `l2` (for ρ) at `privacy`, and its
 /// cost in ρ, computed from the noise actually used (so float rounding can only make the
@@ -45,6 +51,9 @@ pub fn calibrate(privacy: Privacy, l1: f64, l2: f64) -> Result<(Noise, Rho), Pri
                 return Err(PrivacyError::Sensitivity);
             }
             let scale = l1 / eps;
+            if scale > MAX_SCALE {
+                return Err(PrivacyError::TooMuchNoise(scale));
+            }
             let actual = l1 / scale;
             let cost =
                 Rho::ceil(actual * actual / 2.0).ok_or(PrivacyError::Parameter("epsilon"))?;
@@ -58,6 +67,9 @@ pub fn calibrate(privacy: Privacy, l1: f64, l2: f64) -> Result<(Noise, Rho), Pri
                 return Err(PrivacyError::Sensitivity);
             }
             let sigma = l2 / (2.0 * rho).sqrt();
+            if sigma > MAX_SCALE {
+                return Err(PrivacyError::TooMuchNoise(sigma));
+            }
             let cost =
                 Rho::ceil(l2 * l2 / (2.0 * sigma * sigma)).ok_or(PrivacyError::Parameter("rho"))?;
             Ok((Noise::DiscreteGaussian { sigma }, cost))
@@ -91,5 +103,14 @@ mod tests {
             calibrate(Privacy::Epsilon(1.0), 0.0, 1.0),
             Err(PrivacyError::Sensitivity)
         );
+        // Noise too wide for 64-bit draws is refused before anything is charged.
+        assert!(matches!(
+            calibrate(Privacy::Epsilon(1e-6), 1e14, 1e14),
+            Err(PrivacyError::TooMuchNoise(_))
+        ));
+        assert!(matches!(
+            calibrate(Privacy::Rho(1e-9), 1e12, 1e12),
+            Err(PrivacyError::TooMuchNoise(_))
+        ));
     }
 }
