@@ -9,6 +9,7 @@
 
 mod decide;
 mod interactions;
+mod membership;
 mod models;
 mod segments;
 mod settings;
@@ -25,9 +26,10 @@ use consentric_personalize::nba::Action;
 pub use decide::{Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation};
 pub(crate) use decide::{DecisionRequest, Outcome as DecisionOutcome};
 pub(crate) use interactions::InteractionRules;
+pub use membership::{SegmentMembers, SegmentRefresh};
 pub use models::TrainReport;
 pub(crate) use models::Trained;
-pub use segments::{SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView};
+pub use segments::{SegmentPreview, SegmentProposal, SegmentView};
 pub use settings::{PersonalizeSettings, RecommenderKind};
 
 use crate::error::EngineError;

@@ -1,5 +1,7 @@
-//! Segments: named conditions over what the personalisation purpose may see of a customer,
-//! sized and previewed over the customers with a basis for it; and k-means proposals.
+//! Segments: named conditions over what the personalisation purpose may see of a customer —
+//! defined (sensitive traits refused), previewed live over the customers with a basis for it,
+//! and proposed by k-means; the facts a condition needs, read through the grant. Kept
+//! membership is in `membership.rs`.
 
 use std::collections::BTreeMap;
 
@@ -49,31 +51,6 @@ pub struct SegmentPreview {
     pub left_out: usize,
     /// Up to the requested number of members (profile ids).
     pub members: Vec<String>,
-}
-
-/// A segment's members as kept up to date (on ingest and consent changes, by `serve`'s
-/// refresher or `segments refresh`).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct SegmentMembers {
-    /// The segment.
-    pub name: String,
-    /// Customers in it.
-    pub size: u64,
-    /// Up to the requested number, longest members first (profile ids).
-    pub members: Vec<String>,
-    /// Customers whose membership is waiting for the next refresh.
-    pub pending: usize,
-}
-
-/// What a refresh of memberships did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct SegmentRefresh {
-    /// Customers evaluated.
-    pub customers: usize,
-    /// Memberships begun.
-    pub joined: u64,
-    /// Memberships ended.
-    pub left: u64,
 }
 
 /// A cluster k-means found, described by its centre.
@@ -210,161 +187,6 @@ impl Engine {
         }
     }
 
-    /// A segment's members as kept: its size and up to `limit` members.
-    ///
-    /// # Errors
-    /// Not found, or a database fault.
-    pub fn segment_members(&self, name: &str, limit: usize) -> Result<SegmentMembers, EngineError> {
-        if !self.store.segments()?.iter().any(|s| s.name == name) {
-            return Err(EngineError::NotFound(format!("segment `{name}`")));
-        }
-        let (size, members) = self.store.segment_members(name, limit)?;
-        let pending = self
-            .personalize
-            .dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len();
-        Ok(SegmentMembers {
-            name: name.to_owned(),
-            size,
-            members: members.into_iter().map(|p| p.to_string()).collect(),
-            pending,
-        })
-    }
-
-    /// Re-evaluates the segments of the customers written to (or whose consent changed) since
-    /// the last refresh — or of everyone (`everyone`: time-window conditions change as days
-    /// pass) — and stores who joined and who left. Audited when anything is evaluated.
-    ///
-    /// # Errors
-    /// A database fault (the customers taken stay noted for the next refresh).
-    pub fn refresh_segments(
-        &self,
-        everyone: bool,
-        actor: &str,
-    ) -> Result<SegmentRefresh, EngineError> {
-        if everyone {
-            self.personalize.take_dirty();
-            return self.evaluate_memberships(None, None, actor);
-        }
-        let dirty = self.personalize.take_dirty();
-        if dirty.is_empty() {
-            return Ok(SegmentRefresh {
-                customers: 0,
-                joined: 0,
-                left: 0,
-            });
-        }
-        let ids: Vec<consentric_model::ProfileId> = dirty.iter().cloned().collect();
-        self.evaluate_memberships(Some(ids), None, actor)
-            .inspect_err(|_| {
-                self.personalize.touched(dirty);
-            })
-    }
-
-    /// Evaluates `only` one segment (or all) for `customers` (or everyone) and writes the
-    /// differences in one transaction. A customer without a basis leaves every segment.
-    fn evaluate_memberships(
-        &self,
-        customers: Option<Vec<consentric_model::ProfileId>>,
-        only: Option<&str>,
-        actor: &str,
-    ) -> Result<SegmentRefresh, EngineError> {
-        let segments: Vec<(String, Condition)> = self
-            .store
-            .segments()?
-            .into_iter()
-            .filter(|s| only.is_none_or(|o| o == s.name))
-            .filter_map(|s| {
-                let v: Value = serde_json::from_str(&s.definition).ok()?;
-                Some((s.name, Condition::parse(&v).ok()?))
-            })
-            .collect();
-        if segments.is_empty() {
-            return Ok(SegmentRefresh {
-                customers: 0,
-                joined: 0,
-                left: 0,
-            });
-        }
-        let purpose = &self.personalize.settings.purpose;
-        let now = self.now();
-        let ids = match customers {
-            Some(ids) => ids,
-            None => self.store.profile_ids()?,
-        };
-        let fields: Vec<Field> = {
-            let mut all: Vec<Field> = segments
-                .iter()
-                .flat_map(|(_, c)| c.fields().into_iter().cloned())
-                .collect();
-            all.sort();
-            all.dedup();
-            all
-        };
-        // Decide outside the write: who should be in what.
-        let mut wanted: Vec<(consentric_model::ProfileId, Vec<&str>)> =
-            Vec::with_capacity(ids.len());
-        for id in ids {
-            let consent = consentric_policy::ConsentState::fold(crate::consent::to_records(
-                &self.store.consent(&id)?,
-            ));
-            let grant = consentric_policy::gate::open(
-                &self.policy.registry,
-                &consent,
-                purpose,
-                id.as_str(),
-                now,
-            );
-            let inside: Vec<&str> = match grant {
-                Ok(g) => {
-                    let facts = self.segment_facts(&g, &fields.iter().collect::<Vec<_>>(), now)?;
-                    segments
-                        .iter()
-                        .filter(|(_, c)| c.holds(&|f| facts.get(f).cloned()))
-                        .map(|(n, _)| n.as_str())
-                        .collect()
-                }
-                Err(_) => Vec::new(),
-            };
-            wanted.push((id, inside));
-        }
-        let at = now.timestamp_millis();
-        let customers = wanted.len();
-        let (joined, left) = self.store.write(|tx| {
-            let (mut joined, mut left) = (0u64, 0u64);
-            for (id, inside) in &wanted {
-                let current = tx.memberships(id)?;
-                for (name, _) in &segments {
-                    let is_in = current.iter().any(|c| c == name);
-                    let should = inside.contains(&name.as_str());
-                    if should && !is_in {
-                        tx.join_segment(name, id, at)?;
-                        joined += 1;
-                    } else if !should && is_in {
-                        tx.leave_segment(name, id)?;
-                        left += 1;
-                    }
-                }
-            }
-            audit::append(
-                tx,
-                at,
-                actor,
-                "segments.refreshed",
-                None,
-                &json!({"purpose": purpose, "customers": customers, "joined": joined, "left": left}),
-            )?;
-            Ok::<_, consentric_store::StoreError>((joined, left))
-        })?;
-        Ok(SegmentRefresh {
-            customers,
-            joined,
-            left,
-        })
-    }
-
     /// Sizes a segment over the customers with a basis for the personalisation purpose and
     /// lists up to `limit` members, evaluating it now. Audited (it reads personal data of many
     /// customers).
@@ -423,7 +245,7 @@ impl Engine {
 
     /// The values of `fields` for the customer `grant` opens; a field whose category the
     /// grant does not permit is unknown.
-    fn segment_facts(
+    pub(super) fn segment_facts(
         &self,
         grant: &Grant,
         fields: &[&Field],
