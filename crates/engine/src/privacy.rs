@@ -217,9 +217,7 @@ impl PolicySet {
             unmapped_seen: Mutex::new(HashSet::new()),
             baseline_purposes,
             stage_purpose: crate::lifecycle::LifecycleSettings::default().stage_purpose,
-            interactions: crate::personalize::Personalize::new(Default::default())
-                .map(|p| p.rules())
-                .unwrap_or_else(|e| unreachable!("the retail defaults are valid: {e}")),
+            interactions: crate::personalize::PersonalizeSettings::default().rules(),
         })
     }
 

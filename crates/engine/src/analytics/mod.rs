@@ -177,7 +177,9 @@ impl Engine {
                 })
         };
         let parsed = query::parse(request, &identifies)?;
-        let echo = serde_json::to_value(RequestEcho(request)).unwrap_or_default();
+        // The request as echoed back and recorded with the charge, its data set made explicit.
+        let mut echo = serde_json::to_value(request).unwrap_or_default();
+        echo["dataset"] = json!(parsed.dataset);
         // Calibrate (and so know the cost) before reading anything.
         let half = |p: Privacy| match p {
             Privacy::Epsilon(e) => Privacy::Epsilon(e / 2.0),
@@ -396,18 +398,5 @@ impl Engine {
             unit_of_privacy: "customer".into(),
             rows_per_customer: 1,
         })
-    }
-}
-
-/// The request as echoed back and recorded with the charge.
-struct RequestEcho<'a>(&'a QueryRequest);
-
-impl Serialize for RequestEcho<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let r = self.0;
-        json!({"query": r.query, "measure": r.measure, "bounds": r.bounds, "by": r.by,
-               "categories": r.categories, "stage": r.stage, "epsilon": r.epsilon, "rho": r.rho,
-               "dataset": r.dataset.as_deref().unwrap_or("customers")})
-        .serialize(s)
     }
 }

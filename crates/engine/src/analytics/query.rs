@@ -2,12 +2,12 @@
 //! refusal, and nothing spent for a query that does not parse.
 
 use consentric_pets::Privacy;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 
 /// `POST /v1/analytics/query`, as sent.
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// `count`, `sum`, `mean` or `histogram`.

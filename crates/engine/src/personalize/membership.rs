@@ -116,9 +116,13 @@ impl Engine {
         }
         let purpose = &self.personalize.settings.purpose;
         let now = self.now();
-        let ids = match customers {
-            Some(ids) => ids,
-            None => self.store.profile_ids()?,
+        // Everyone: the records deciding the purpose's basis, read in one scan.
+        let (ids, ledgers) = match customers {
+            Some(ids) => (ids, None),
+            None => (
+                self.store.profile_ids()?,
+                Some(self.store.consent_about(purpose)?),
+            ),
         };
         let fields: Vec<Field> = {
             let mut all: Vec<Field> = segments
@@ -133,9 +137,15 @@ impl Engine {
         let mut wanted: Vec<(consentric_model::ProfileId, Vec<&str>)> =
             Vec::with_capacity(ids.len());
         for id in ids {
-            let consent = consentric_policy::ConsentState::fold(crate::consent::to_records(
-                &self.store.consent(&id)?,
-            ));
+            let fetched;
+            let rows = match &ledgers {
+                Some(all) => all.get(&id).map(Vec::as_slice).unwrap_or_default(),
+                None => {
+                    fetched = self.store.consent(&id)?;
+                    fetched.as_slice()
+                }
+            };
+            let consent = consentric_policy::ConsentState::fold(crate::consent::to_records(rows));
             let grant = consentric_policy::gate::open(
                 &self.policy.registry,
                 &consent,

@@ -127,9 +127,6 @@ impl Personalize {
 
     /// What ingest needs to keep interactions.
     pub fn rules(&self) -> InteractionRules {
-        InteractionRules {
-            purpose: self.settings.purpose.clone(),
-            weights: self.settings.events.clone(),
-        }
+        self.settings.rules()
     }
 }

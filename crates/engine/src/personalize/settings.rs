@@ -80,6 +80,14 @@ impl Default for PersonalizeSettings {
 }
 
 impl PersonalizeSettings {
+    /// What ingest needs to keep interactions: their purpose and each event's weight.
+    pub(crate) fn rules(&self) -> super::InteractionRules {
+        super::InteractionRules {
+            purpose: self.purpose.clone(),
+            weights: self.events.clone(),
+        }
+    }
+
     /// The action catalogue in force.
     pub fn catalogue(&self) -> Vec<Action> {
         self.actions.clone().unwrap_or_else(retail_actions)
