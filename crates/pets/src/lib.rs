@@ -4,7 +4,8 @@
 //! So far, differential privacy: exact discrete Laplace and discrete Gaussian noise (OpenDP's
 //! samplers, after Canonne, Kamath and Steinke 2020 — integers drawn exactly, so none of the
 //! floating-point attacks on textbook Laplace apply), calibration of a release to its
-//! sensitivity, and zero-concentrated DP accounting in exact integer units. No I/O: the engine
+//! sensitivity, private selection (quantiles and top-k by the exponential mechanism), and
+//! zero-concentrated DP accounting in exact integer units. No I/O: the engine
 //! keeps budgets in the store and decides whose data enters.
 
 #![forbid(unsafe_code)]
@@ -12,7 +13,9 @@
 pub mod accountant;
 pub mod noise;
 pub mod release;
+pub mod select;
 
 pub use accountant::{Budget, Exceeded, Rho};
 pub use noise::Noise;
 pub use release::{calibrate, Privacy, PrivacyError};
+pub use select::{QuantilePlan, TopKPlan};

@@ -28,6 +28,12 @@ const CONTINUOUS_ABOVE: f64 = 1e4;
 #[error("noise could not be drawn: {0}")]
 pub struct SampleError(String);
 
+impl SampleError {
+    pub(crate) fn from_opendp(e: &opendp::error::Error) -> Self {
+        SampleError(e.to_string())
+    }
+}
+
 impl Noise {
     fn scale(&self) -> f64 {
         match *self {

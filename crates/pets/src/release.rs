@@ -30,6 +30,18 @@ pub enum PrivacyError {
     /// The noise would be too large to draw as a 64-bit integer.
     #[error("the noise scale {0:e} is beyond {MAX_SCALE:e}: narrow the bounds or ask for more privacy loss")]
     TooMuchNoise(f64),
+    /// A selection needs between one and this many candidates.
+    #[error("between 1 and {0} candidates")]
+    Candidates(usize),
+    /// A quantile's level is outside [0, 1].
+    #[error("a quantile's level must be within [0, 1]")]
+    Alpha,
+    /// k is not between 1 and the number of candidates (at most this many).
+    #[error("k must be between 1 and the number of candidates (at most {0})")]
+    TopK(usize),
+    /// OpenDP refused to build the mechanism.
+    #[error("the mechanism cannot be built: {0}")]
+    Mechanism(String),
 }
 
 /// Largest noise scale drawn: draws stay far inside 64 bits.
