@@ -46,6 +46,8 @@ pub struct Engine {
     pub(crate) personalize: Personalize,
     /// Concurrent decisions share a commit, as ingest batches do.
     pub(crate) decisions: GroupCommit<DecisionRequest, DecisionOutcome>,
+    /// Who has a basis for each purpose, until a commit or the clock could change it.
+    pub(crate) population_cache: crate::population::PopulationCache,
 }
 
 /// Who sent an ingest request and what its transport said about consent.
@@ -79,6 +81,7 @@ impl Engine {
             personalize: Personalize::new(PersonalizeSettings::default())
                 .unwrap_or_else(|e| unreachable!("the retail catalogue is valid: {e}")),
             decisions: GroupCommit::default(),
+            population_cache: Default::default(),
             policy,
         }
         .with_stored_models()

@@ -27,6 +27,7 @@ mod lifecycle;
 mod metrics;
 mod notify;
 mod personalize;
+mod population;
 mod privacy;
 mod profiles;
 mod rectification;

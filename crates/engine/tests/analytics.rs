@@ -150,6 +150,188 @@ parity_test!(a_release_is_charged_and_a_refusal_spends_nothing, |db| {
     ));
 });
 
+/// 30 customers granting analytics and personalisation: every one orders in March 2024, the
+/// even ones again in April, every third in May (so 1, 2 or 3 orders; median 2).
+fn repeat_customers(engine: &Engine) {
+    let env = Envelope {
+        received_at: Utc::now(),
+        request_id: "r".into(),
+    };
+    let mut batch = Vec::new();
+    for i in 0..30 {
+        for (month, buys) in [(3, true), (4, i % 2 == 0), (5, i % 3 == 0)] {
+            if buys {
+                batch.push(json!({"type": "track", "event": "Order Completed",
+                    "userId": format!("r{i}"), "messageId": format!("r{i}-{month}"),
+                    "timestamp": format!("2024-{month:02}-10T00:00:00Z"),
+                    "properties": {"revenue": 20},
+                    "context": {"consent": {"categoryPreferences":
+                        {"analytics": true, "personalization": true}}}}));
+            }
+        }
+    }
+    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+parity_test!(selections_funnels_retention_and_overlapping_bins, |db| {
+    let engine = engine(&db);
+    repeat_customers(&engine);
+    let a = analyst(&engine, 1000.0);
+    let ask = |q: Value| engine.analytics_query(&a, &request(q)).expect("release");
+    // At ε = 10 the noise is a fraction of a customer per bin: within ±5 but for 10⁻³.
+    let near = |got: i64, want: i64| assert!((got - want).abs() <= 5, "{got} vs {want}");
+
+    // The median number of orders, chosen by the exponential mechanism among 0..=5.
+    let q = ask(
+        json!({"query": "quantile", "measure": "orders", "bounds": [0, 5],
+        "steps": 5, "epsilon": 10.0}),
+    );
+    assert_eq!(q.value, Some(2.0));
+    assert_eq!(q.mechanism, "permute_and_flip");
+    assert!(q.noise.is_none() && q.interval95.is_none());
+    assert!((q.spent_rho - 50.0).abs() < 1e-6, "ε = 10 costs ρ = 50");
+    let q = ask(
+        json!({"query": "quantile", "measure": "revenue", "bounds": [0, 100],
+        "alpha": 0.9, "rho": 5.0}),
+    );
+    assert_eq!(q.mechanism, "exponential");
+    let v = q.value.expect("value");
+    assert!(
+        (40.0..=60.0).contains(&v),
+        "revenue's 90th percentile is 60: {v}"
+    );
+
+    // Top-k selects the category with most customers; counts are not released.
+    let t = ask(
+        json!({"query": "top_k", "by": "event", "k": 1, "epsilon": 10.0,
+        "categories": ["Page Viewed", "Order Completed", "Signed Up"]}),
+    );
+    assert_eq!(t.selected, Some(vec!["Order Completed".to_owned()]));
+    assert!(t.bins.is_none());
+
+    // Retention of the March cohort: 30 in March, 15 a month later, 10 two months later.
+    let r = ask(
+        json!({"query": "retention", "categories": ["2024-03", "2024-04"],
+        "periods": 2, "epsilon": 10.0}),
+    );
+    assert_eq!(r.rows_per_customer, 3);
+    let m = r.retention.expect("matrix");
+    let march = &m["2024-03"];
+    near(march[0], 30);
+    near(march[1], 15);
+    near(march[2], 10);
+    assert!(
+        m["2024-04"].iter().all(|&c| c <= 5),
+        "nobody's first order was in April"
+    );
+    // Bounding contributions to one month each leaves only the cohort month counted.
+    let r = ask(
+        json!({"query": "retention", "categories": ["2024-03"], "periods": 2,
+        "max_rows": 1, "epsilon": 10.0}),
+    );
+    assert_eq!(r.rows_per_customer, 1);
+    let march = &r.retention.expect("matrix")["2024-03"];
+    near(march[0], 30);
+    near(march[1], 0);
+
+    // Segments are evaluated for the analytics purpose; bins overlap, so L = 2.
+    engine
+        .define_segment(
+            "repeat",
+            &json!({"field": "orders", "op": "gte", "value": 2}),
+            "t",
+        )
+        .expect("segment");
+    engine
+        .define_segment(
+            "loyal",
+            &json!({"field": "orders", "op": "gte", "value": 3}),
+            "t",
+        )
+        .expect("segment");
+    let h = ask(json!({"query": "histogram", "by": "segment",
+        "categories": ["repeat", "loyal"], "epsilon": 10.0}));
+    assert_eq!(h.rows_per_customer, 2);
+    let bins = h.bins.expect("bins");
+    near(bins["repeat"], 20);
+    near(bins["loyal"], 5);
+    assert_eq!(
+        h.noise,
+        Some(consentric_pets::Noise::DiscreteLaplace { scale: 0.2 })
+    );
+
+    // The funnel: in order, one step per stage, every customer counted at most once a step.
+    let f = ask(json!({"query": "funnel", "epsilon": 10.0}));
+    let steps = f.funnel.expect("funnel");
+    assert_eq!(
+        steps.iter().map(|s| s.stage.as_str()).collect::<Vec<_>>(),
+        [
+            "acquisition",
+            "onboarding",
+            "engagement",
+            "retention",
+            "expansion",
+            "advocacy"
+        ]
+    );
+    assert!(steps.iter().all(|s| s.customers <= 35));
+    assert_eq!(f.rows_per_customer, 6);
+
+    // Bad input, refused before anything is spent.
+    let before = engine.analytics_budget(&a).expect("budget");
+    for (q, field) in [
+        (
+            json!({"query": "histogram", "by": "segment", "categories": ["nope"], "epsilon": 1.0}),
+            "categories",
+        ),
+        (
+            json!({"query": "count", "max_rows": 3, "epsilon": 1.0}),
+            "max_rows",
+        ),
+        (
+            json!({"query": "funnel", "max_rows": 0, "epsilon": 1.0}),
+            "max_rows",
+        ),
+        (
+            json!({"query": "top_k", "by": "stage", "k": 10, "epsilon": 1.0}),
+            "k",
+        ),
+        (
+            json!({"query": "top_k", "by": "stage", "epsilon": 1.0}),
+            "k",
+        ),
+        (
+            json!({"query": "quantile", "measure": "orders", "epsilon": 1.0}),
+            "bounds",
+        ),
+        (
+            json!({"query": "quantile", "measure": "orders", "bounds": [0, 9], "alpha": 2, "epsilon": 1.0}),
+            "alpha",
+        ),
+        (
+            json!({"query": "funnel", "stages": ["engagement", "engagement"], "epsilon": 1.0}),
+            "stages",
+        ),
+        (
+            json!({"query": "retention", "categories": ["March"], "epsilon": 1.0}),
+            "categories",
+        ),
+        (
+            json!({"query": "retention", "categories": ["2024-03"], "periods": 99, "epsilon": 1.0}),
+            "periods",
+        ),
+    ] {
+        match engine.analytics_query(&a, &request(q.clone())) {
+            Err(EngineError::Invalid { field: f, .. }) => assert_eq!(f, field, "{q}"),
+            other => panic!("{q}: {other:?}"),
+        }
+    }
+    assert_eq!(engine.analytics_budget(&a).expect("budget"), before);
+});
+
 parity_test!(concurrent_queries_cannot_overspend, |db| {
     let engine = Arc::new(engine(&db));
     customers(&engine, 20);
@@ -203,7 +385,8 @@ fn errors_are_what_the_mechanism_promises() {
                 .analytics_query(&a, &request(q.clone()))
                 .expect("release");
             abs += (r.value.expect("value") - exact).abs();
-            promised = r.noise.expected_abs() / if q["query"] == "sum" { 100.0 } else { 1.0 };
+            promised = r.noise.as_ref().expect("additive noise").expected_abs()
+                / if q["query"] == "sum" { 100.0 } else { 1.0 };
         }
         let mean = abs / f64::from(n);
         // Within 15% of E|noise| (400 releases; the standard error of the mean is ~5%).

@@ -2,20 +2,10 @@
 //! of `pets::Rho`), and every charge. A charge is one conditional update, so concurrent
 //! releases on either database cannot spend past the grant.
 
-use std::collections::{HashMap, HashSet};
-
-use consentric_model::ProfileId;
-use consentric_policy::Grant;
-
 use crate::backend::Param;
 use crate::error::StoreError;
-use crate::records::ProfileCounters;
 use crate::store::Store;
-use crate::tx::{next, profile_id, take, WriteTx};
-
-const ALL_COUNTERS: &str =
-    "SELECT profile_id, first_seen, last_seen, event_count, order_count, revenue FROM profiles";
-const CURRENT_STAGES: &str = "SELECT t.profile_id, t.to_stage FROM lifecycle_transitions t WHERE t.n = (SELECT MAX(l.n) FROM lifecycle_transitions l WHERE l.profile_id = t.profile_id)";
+use crate::tx::{next, take, WriteTx};
 
 const GRANT: &str = "INSERT INTO dp_budgets (analyst, dataset, granted, spent) VALUES (?1, ?2, ?3, 0) ON CONFLICT (analyst, dataset) DO UPDATE SET granted = dp_budgets.granted + excluded.granted";
 const CHARGE: &str = "UPDATE dp_budgets SET spent = spent + ?3 WHERE analyst = ?1 AND dataset = ?2 AND spent + ?3 <= granted";
@@ -108,56 +98,6 @@ impl WriteTx<'_> {
 }
 
 impl Store {
-    /// The counters of every customer a grant opens, in one scan (aggregates over many
-    /// customers; the caller releases them only with noise).
-    ///
-    /// # Errors
-    /// Database faults.
-    pub fn counters_for(
-        &self,
-        grants: &[Grant],
-    ) -> Result<HashMap<ProfileId, ProfileCounters>, StoreError> {
-        let open: HashSet<&str> = grants.iter().map(Grant::subject).collect();
-        self.read(|c| {
-            let mut out = HashMap::with_capacity(open.len());
-            for row in c.query(ALL_COUNTERS, &[])? {
-                let mut it = take(row, 6)?;
-                let p = next(&mut it)?.text()?;
-                if !open.contains(p.as_str()) {
-                    continue;
-                }
-                let counters = ProfileCounters {
-                    first_seen: next(&mut it)?.int()?,
-                    last_seen: next(&mut it)?.int()?,
-                    event_count: next(&mut it)?.int()?,
-                    order_count: next(&mut it)?.int()?,
-                    revenue: next(&mut it)?.real()?,
-                };
-                out.insert(profile_id(p)?, counters);
-            }
-            Ok(out)
-        })
-    }
-
-    /// The current stage (its name) of every customer a grant opens who has one.
-    ///
-    /// # Errors
-    /// Database faults.
-    pub fn stages_for(&self, grants: &[Grant]) -> Result<HashMap<ProfileId, String>, StoreError> {
-        let open: HashSet<&str> = grants.iter().map(Grant::subject).collect();
-        self.read(|c| {
-            let mut out = HashMap::new();
-            for row in c.query(CURRENT_STAGES, &[])? {
-                let mut it = take(row, 2)?;
-                let p = next(&mut it)?.text()?;
-                if open.contains(p.as_str()) {
-                    out.insert(profile_id(p)?, next(&mut it)?.text()?);
-                }
-            }
-            Ok(out)
-        })
-    }
-
     /// Every budget of `analyst`: data set, granted, spent.
     ///
     /// # Errors

@@ -164,6 +164,7 @@ impl WriteTx<'_> {
         erased.events = self.conn.exec(sql::ERASE_EVENTS, &[p])?;
         erased.traits = self.conn.exec(sql::ERASE_TRAITS, &[p])?;
         erased.identities = self.conn.exec(sql::ERASE_IDENTITIES, &[p])?;
+        self.population_changed = true;
         erased.consent_records = self.conn.exec(sql::ERASE_CONSENT, &[p])?;
         for derived in [
             crate::lifecycle_tx::DELETE_PURCHASES,

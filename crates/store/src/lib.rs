@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 mod backend;
+mod bulk_tx;
 mod dp_tx;
 mod dsr_tx;
 mod error;

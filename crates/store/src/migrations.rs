@@ -484,6 +484,24 @@ CREATE TABLE dp_charges (
 );
 "#,
     },
+    Migration {
+        version: 11,
+        name: "population epoch: bumped by every commit that changes who exists or what they consented to",
+        sqlite: r#"
+CREATE TABLE population_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  INTEGER NOT NULL
+);
+INSERT INTO population_epoch (id, n) VALUES (1, 0);
+"#,
+        postgres: r#"
+CREATE TABLE population_epoch (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    n  BIGINT NOT NULL
+);
+INSERT INTO population_epoch (id, n) VALUES (1, 0);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -26,6 +26,8 @@ fn subject(grant: &Grant) -> Result<ProfileId, StoreError> {
 }
 
 /// The typed store the engine talks to, whatever database is behind it.
+const BUMP_POPULATION_EPOCH: &str = "UPDATE population_epoch SET n = n + 1 WHERE id = 1";
+
 pub struct Store {
     backend: Box<dyn Backend>,
     /// Seals personal columns (event payloads, trait values); `None` stores them in the clear
@@ -108,9 +110,13 @@ impl Store {
             let mut tx = WriteTx {
                 conn,
                 sealer: Sealer::new(self.vault.clone()),
+                population_changed: false,
             };
             match f(&mut tx) {
                 Ok(v) => {
+                    if tx.population_changed {
+                        tx.conn.exec(BUMP_POPULATION_EPOCH, &[])?;
+                    }
                     output = Some(Ok(v));
                     sealed = Some(tx.sealer);
                     Ok(())
@@ -132,6 +138,22 @@ impl Store {
             (Err(e), _) => Err(e.into()),
             (Ok(()), None) => Err(StoreError::aborted().into()),
         }
+    }
+
+    /// A number that changes with every commit that creates, merges or deletes a profile or
+    /// writes the consent ledger — across processes, since it lives in the database. Whatever
+    /// is derived from who exists and what they consented to may be reused while it stands.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn population_epoch(&self) -> Result<i64, StoreError> {
+        self.read(|c| {
+            c.query("SELECT n FROM population_epoch WHERE id = 1", &[])?
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().next())
+                .map_or(Ok(0), |v| v.int())
+        })
     }
 
     pub(crate) fn read<T>(

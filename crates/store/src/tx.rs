@@ -16,6 +16,9 @@ use crate::sql;
 pub struct WriteTx<'a> {
     pub(crate) conn: &'a mut dyn Conn,
     pub(crate) sealer: Sealer,
+    /// Set by every write to the profiles or the consent ledger: the commit then bumps the
+    /// population epoch, which caches of "who has a basis for a purpose" are keyed on.
+    pub(crate) population_changed: bool,
 }
 
 /// An event row to insert.
@@ -68,6 +71,7 @@ impl WriteTx<'_> {
 
     /// Creates an empty profile whose first and last seen are `at`.
     pub fn create_profile(&mut self, id: &ProfileId, at: i64) -> Result<(), StoreError> {
+        self.population_changed = true;
         self.conn.exec(
             sql::INSERT_PROFILE,
             &[Param::Text(id.as_str()), Param::Int(at), Param::Int(at)],
@@ -236,6 +240,7 @@ impl WriteTx<'_> {
         self.conn.exec(sql::MOVE_IDENTITIES, &[f, i])?;
         self.conn.exec(sql::MOVE_KEYS, &[f, i])?;
         self.conn.exec(sql::MOVE_EVENTS, &[f, i])?;
+        self.population_changed = true;
         self.conn.exec(sql::MOVE_CONSENT, &[f, i])?;
         self.conn.exec(sql::MOVE_TRAITS, &[f, i])?;
         self.conn.exec(sql::DELETE_TRAITS, &[f])?;
@@ -265,6 +270,7 @@ impl WriteTx<'_> {
         self.conn
             .exec(crate::personalize_tx::DELETE_MEMBERSHIPS, &[f])?;
         self.bump_profile(into, &counters)?;
+        self.population_changed = true;
         self.conn.exec(sql::DELETE_PROFILE, &[f])?;
         self.conn.exec(sql::REPOINT_MERGES, &[f, i])?;
         self.conn.exec(
@@ -280,6 +286,7 @@ impl WriteTx<'_> {
         profile: &ProfileId,
         row: &ConsentRow,
     ) -> Result<(), StoreError> {
+        self.population_changed = true;
         self.conn
             .exec(
                 sql::APPEND_CONSENT,

@@ -139,7 +139,7 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
             for _ in 0..args.releases {
                 let r = engine.analytics_query(&key.key_id, &q)?;
                 abs += (r.value.unwrap_or(0.0) - exact).abs();
-                promised = r.noise.expected_abs() / unit;
+                promised = r.noise.as_ref().expect("additive noise").expected_abs() / unit;
             }
             let mae = abs / args.releases as f64;
             println!(

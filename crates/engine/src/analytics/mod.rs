@@ -3,20 +3,24 @@
 //! analyst's budget first — in one transaction, so concurrent queries cannot overspend and a
 //! refused query spends nothing and draws no noise.
 //!
-//! The unit of privacy is a customer: each contributes one row (their counters, stage or
-//! trait), so neighbouring data sets differ by one customer added or removed.
+//! The unit of privacy is a customer: neighbouring data sets differ by one customer added or
+//! removed, with everything they contributed — one value, or at most `rows_per_customer` bins
+//! where bins overlap (segments, events, funnel steps, retention months), and the noise is
+//! calibrated to that bound.
 
+mod exact;
 mod query;
 
 use std::collections::BTreeMap;
 
-use consentric_model::{CallType, Stage};
-use consentric_pets::{calibrate, Noise, Privacy, Rho};
-use consentric_policy::{DataCategory, Grant};
+use consentric_model::CallType;
+use consentric_pets::{calibrate, Noise, Privacy, QuantilePlan, Rho, TopKPlan};
+use consentric_policy::DataCategory;
 use serde::Serialize;
 use serde_json::json;
 
-use query::{GroupBy, Measure, Query};
+use exact::Exact;
+use query::{Measure, Query, RESOLUTION};
 pub use query::{QueryRequest, DATASETS};
 
 use crate::audit;
@@ -25,8 +29,6 @@ use crate::error::EngineError;
 
 /// The δ at which a budget's ε is reported.
 const DELTA: f64 = 1e-6;
-/// Sums are computed in hundredths (cents), so a fractional measure is exact.
-const RESOLUTION: f64 = 100.0;
 
 /// A budget as shown to its analyst.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
@@ -56,40 +58,67 @@ fn view(dataset: &str, granted: Rho, spent: Rho) -> BudgetView {
     }
 }
 
+/// One step of a funnel.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct FunnelStep {
+    /// The stage.
+    pub stage: String,
+    /// Customers who ever entered it (noisy).
+    pub customers: i64,
+}
+
 /// A noisy release.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Release {
     /// The query as asked.
     #[schema(value_type = Object)]
     pub query: serde_json::Value,
-    /// The released number (count, sum, mean).
+    /// The released number (count, sum, mean, quantile).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub value: Option<f64>,
     /// The released counts per category (histograms).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bins: Option<BTreeMap<String, i64>>,
-    /// The noise added (per number released).
+    /// The selected categories, largest first (top-k; counts are not released).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub selected: Option<Vec<String>>,
+    /// Customers who entered each stage, in the funnel's order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub funnel: Option<Vec<FunnelStep>>,
+    /// Per cohort month, customers who purchased 0, 1, … months after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<BTreeMap<String, Vec<i64>>>,
+    /// The mechanism: `discrete_laplace`, `discrete_gaussian` (additive noise),
+    /// `permute_and_flip` or `exponential` (selections).
+    pub mechanism: String,
+    /// The additive noise (per number released); absent for selections.
+    #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
-    pub noise: Noise,
+    pub noise: Option<Noise>,
     /// Half-width of the 95% interval of the noise, in the result's units (each number is
-    /// within ± this of the exact value with probability 95%); absent for means.
+    /// within ± this of the exact value with probability 95%); absent for means and
+    /// selections.
     pub interval95: Option<f64>,
     /// ρ this release cost.
     pub spent_rho: f64,
-    /// Its pure ε, when made with discrete Laplace noise.
+    /// Its pure ε, when asked as ε.
     pub epsilon: Option<f64>,
     /// The analyst's budget after it.
     pub budget: BudgetView,
     /// Whose privacy is protected: one customer (all of their rows).
     pub unit_of_privacy: String,
-    /// Rows each customer contributes at most.
+    /// Bins each customer contributes to at most; the guarantee is for all of them together.
     pub rows_per_customer: u32,
 }
 
-fn category(name: &str) -> Option<DataCategory> {
-    DataCategory::parse(name).ok()
-}
-
-fn permits(g: &Grant, c: &str) -> bool {
-    category(c).is_some_and(|c| g.permits(&c))
+/// How a release is randomised, decided (and priced) before any data is read.
+enum Mechanism {
+    /// Additive noise on one number or on each bin.
+    Additive(Noise),
+    /// A sum and a count, each with half the privacy.
+    Mean(Noise, Noise),
+    Quantile(QuantilePlan),
+    TopK(TopKPlan),
 }
 
 impl Engine {
@@ -172,50 +201,25 @@ impl Engine {
                         "user.location.precise",
                     ]
                     .iter()
-                    .filter_map(|p| category(p))
+                    .filter_map(|p| DataCategory::parse(p).ok())
                     .any(|p| c.is_within(&p))
                 })
         };
         let parsed = query::parse(request, &identifies)?;
+        let segments = match &parsed.query {
+            Query::Histogram(query::GroupBy::Segment(names))
+            | Query::TopK(query::GroupBy::Segment(names), _) => self.declared_segments(names)?,
+            _ => Vec::new(),
+        };
         // The request as echoed back and recorded with the charge, its data set made explicit.
         let mut echo = serde_json::to_value(request).unwrap_or_default();
         echo["dataset"] = json!(parsed.dataset);
-        // Calibrate (and so know the cost) before reading anything.
-        let half = |p: Privacy| match p {
-            Privacy::Epsilon(e) => Privacy::Epsilon(e / 2.0),
-            Privacy::Rho(r) => Privacy::Rho(r / 2.0),
-        };
-        let bad = |e: consentric_pets::PrivacyError| EngineError::Invalid {
-            field: match parsed.privacy {
-                Privacy::Epsilon(_) => "epsilon".into(),
-                Privacy::Rho(_) => "rho".into(),
-            },
-            message: e.to_string(),
-        };
-        let (noise, cost, count_noise) = match &parsed.query {
-            Query::Count | Query::Histogram(_) => {
-                let (n, c) = calibrate(parsed.privacy, 1.0, 1.0).map_err(bad)?;
-                (n, c, None)
-            }
-            Query::Sum(_, [lo, hi]) => {
-                let s = lo.abs().max(hi.abs()) * RESOLUTION;
-                let (n, c) = calibrate(parsed.privacy, s, s).map_err(bad)?;
-                (n, c, None)
-            }
-            Query::Mean(_, [lo, hi]) => {
-                let s = lo.abs().max(hi.abs()) * RESOLUTION;
-                let (n, c1) = calibrate(half(parsed.privacy), s, s).map_err(bad)?;
-                let (m, c2) = calibrate(half(parsed.privacy), 1.0, 1.0).map_err(bad)?;
-                let total = c1
-                    .plus(c2)
-                    .ok_or_else(|| bad(consentric_pets::PrivacyError::Sensitivity))?;
-                (n, total, Some(m))
-            }
-        };
+        // Plan (and so know the cost) before reading anything.
+        let (mechanism, cost) = plan(&parsed)?;
         // Charge first: a refused query reads nothing further and draws no noise.
         let now = self.now();
         let dataset = parsed.dataset.clone();
-        let budget = self.store.write(|tx| {
+        let (charged, row) = self.store.write(|tx| {
             let charged = tx.charge_budget(
                 analyst,
                 &dataset,
@@ -236,7 +240,6 @@ impl Engine {
             }
             Ok::<_, consentric_store::StoreError>((charged, row))
         })?;
-        let (charged, row) = budget;
         let (granted, spent) = (Rho::from_units(row.granted), Rho::from_units(row.spent));
         if !charged {
             return Err(EngineError::BudgetExceeded {
@@ -246,149 +249,18 @@ impl Engine {
         }
         // The exact aggregate, over the customers the gate lets in.
         let purpose = self.lifecycle.settings.analytics_purpose.clone();
-        let (grants, _) = self.population_where(&purpose, now, "lifecycle", |_| true)?;
-        let needs = |m: Measure| match m {
-            Measure::Orders => "user.behavior.purchase",
-            Measure::Revenue => "user.financial.transaction",
-            Measure::Events => "user.behavior",
-        };
-        let stages = match (&parsed.stage, &parsed.query) {
-            (Some(_), _) | (_, Query::Histogram(GroupBy::Stage)) => {
-                Some(self.store.stages_for(&grants)?)
-            }
-            _ => None,
-        };
-        let in_stage = |g: &Grant| match (&parsed.stage, &stages) {
-            (Some(s), Some(st)) => consentric_model::ProfileId::parse(g.subject())
-                .and_then(|id| st.get(&id))
-                .is_some_and(|x| x == s.as_str()),
-            _ => true,
-        };
-        let draw = |n: &Noise| n.sample().map_err(|e| EngineError::Config(e.to_string()));
-        let (value, bins, interval) = match &parsed.query {
-            Query::Count => {
-                let exact = grants.iter().filter(|g| in_stage(g)).count() as i64;
-                let v = (exact + draw(&noise)?).max(0);
-                (Some(v as f64), None, Some(noise.half_width(0.95) as f64))
-            }
-            Query::Sum(m, b) | Query::Mean(m, b) => {
-                let included: Vec<&Grant> = grants
-                    .iter()
-                    .filter(|g| permits(g, needs(*m)) && in_stage(g))
-                    .collect();
-                let owned: Vec<Grant> = included.iter().map(|g| (*g).clone()).collect();
-                let counters = self.store.counters_for(&owned)?;
-                let exact_sum: i64 = counters
-                    .values()
-                    .map(|c| {
-                        let v = match m {
-                            Measure::Orders => c.order_count as f64,
-                            Measure::Revenue => c.revenue,
-                            Measure::Events => c.event_count as f64,
-                        };
-                        (v.clamp(b[0], b[1]) * RESOLUTION).round() as i64
-                    })
-                    .sum();
-                let noisy_sum = (exact_sum + draw(&noise)?) as f64 / RESOLUTION;
-                match (&parsed.query, &count_noise) {
-                    (Query::Mean(..), Some(cn)) => {
-                        let n = (counters.len() as i64 + draw(cn)?).max(1) as f64;
-                        (Some((noisy_sum / n).clamp(b[0], b[1])), None, None)
-                    }
-                    _ => (
-                        Some(noisy_sum),
-                        None,
-                        Some(noise.half_width(0.95) as f64 / RESOLUTION),
-                    ),
-                }
-            }
-            Query::Histogram(by) => {
-                let mut exact: BTreeMap<String, i64> = BTreeMap::new();
-                let names: Vec<String> = match by {
-                    GroupBy::Stage => Stage::ALL
-                        .iter()
-                        .map(|s| s.as_str().to_owned())
-                        .chain(["unplaced".to_owned()])
-                        .collect(),
-                    GroupBy::Cohort(months) => months.clone(),
-                    GroupBy::Trait(_, cats) => {
-                        cats.iter().cloned().chain(["other".to_owned()]).collect()
-                    }
-                };
-                for n in &names {
-                    exact.insert(n.clone(), 0);
-                }
-                match by {
-                    GroupBy::Stage => {
-                        let st = stages.as_ref();
-                        for g in &grants {
-                            let s = consentric_model::ProfileId::parse(g.subject())
-                                .and_then(|id| st.and_then(|st| st.get(&id)).cloned())
-                                .unwrap_or_else(|| "unplaced".into());
-                            if let Some(c) = exact.get_mut(&s) {
-                                *c += 1;
-                            }
-                        }
-                    }
-                    GroupBy::Cohort(_) => {
-                        let owned: Vec<Grant> = grants
-                            .iter()
-                            .filter(|g| permits(g, "user.behavior"))
-                            .cloned()
-                            .collect();
-                        for c in self.store.counters_for(&owned)?.values() {
-                            let month = chrono::DateTime::from_timestamp_millis(c.first_seen)
-                                .map(|d| d.format("%Y-%m").to_string())
-                                .unwrap_or_default();
-                            if let Some(n) = exact.get_mut(&month) {
-                                *n += 1;
-                            }
-                        }
-                    }
-                    GroupBy::Trait(t, _) => {
-                        let cat = self
-                            .policy
-                            .schema
-                            .category(CallType::Identify, None, &["traits", t.as_str()])
-                            .cloned();
-                        for g in grants
-                            .iter()
-                            .filter(|g| cat.as_ref().is_some_and(|c| g.permits(c)))
-                        {
-                            let value = self
-                                .store
-                                .traits(g)?
-                                .into_iter()
-                                .find(|r| r.name == *t)
-                                .map(|r| match r.value {
-                                    serde_json::Value::String(s) => s,
-                                    v => v.to_string(),
-                                });
-                            let Some(value) = value else { continue };
-                            let key = if exact.contains_key(&value) && value != "other" {
-                                value
-                            } else {
-                                "other".to_owned()
-                            };
-                            if let Some(n) = exact.get_mut(&key) {
-                                *n += 1;
-                            }
-                        }
-                    }
-                }
-                let mut noisy = BTreeMap::new();
-                for (k, v) in exact {
-                    noisy.insert(k, (v + draw(&noise)?).max(0));
-                }
-                (None, Some(noisy), Some(noise.half_width(0.95) as f64))
-            }
-        };
-        Ok(Release {
+        let population = self.population_for(&purpose, now, "lifecycle")?;
+        let exact = self.exact(&parsed, &population.grants, &segments, now)?;
+        let mut release = Release {
             query: echo,
-            value,
-            bins,
-            noise,
-            interval95: interval,
+            value: None,
+            bins: None,
+            selected: None,
+            funnel: None,
+            retention: None,
+            mechanism: String::new(),
+            noise: None,
+            interval95: None,
             spent_rho: cost.value(),
             epsilon: match parsed.privacy {
                 Privacy::Epsilon(e) => Some(e),
@@ -396,7 +268,169 @@ impl Engine {
             },
             budget: view(&parsed.dataset, granted, spent),
             unit_of_privacy: "customer".into(),
-            rows_per_customer: 1,
-        })
+            rows_per_customer: parsed.rows_per_customer,
+        };
+        noisy(&parsed, mechanism, exact, &mut release)?;
+        Ok(release)
     }
+}
+
+fn sample_error(e: consentric_pets::noise::SampleError) -> EngineError {
+    EngineError::Config(e.to_string())
+}
+
+/// The mechanism for `parsed` and its cost.
+fn plan(parsed: &query::Parsed) -> Result<(Mechanism, Rho), EngineError> {
+    let field = match parsed.privacy {
+        Privacy::Epsilon(_) => "epsilon",
+        Privacy::Rho(_) => "rho",
+    };
+    let bad = |e: consentric_pets::PrivacyError| EngineError::Invalid {
+        field: field.into(),
+        message: e.to_string(),
+    };
+    let half = |p: Privacy| match p {
+        Privacy::Epsilon(e) => Privacy::Epsilon(e / 2.0),
+        Privacy::Rho(r) => Privacy::Rho(r / 2.0),
+    };
+    let additive = |l1: f64, l2: f64| {
+        calibrate(parsed.privacy, l1, l2)
+            .map(|(n, c)| (Mechanism::Additive(n), c))
+            .map_err(bad)
+    };
+    let bound = |[lo, hi]: [f64; 2]| lo.abs().max(hi.abs()) * RESOLUTION;
+    match &parsed.query {
+        Query::Count => additive(1.0, 1.0),
+        Query::Sum(_, b) => additive(bound(*b), bound(*b)),
+        Query::Mean(_, b) => {
+            let (n, c1) = calibrate(half(parsed.privacy), bound(*b), bound(*b)).map_err(bad)?;
+            let (m, c2) = calibrate(half(parsed.privacy), 1.0, 1.0).map_err(bad)?;
+            let total = c1
+                .plus(c2)
+                .ok_or_else(|| bad(consentric_pets::PrivacyError::Sensitivity))?;
+            Ok((Mechanism::Mean(n, m), total))
+        }
+        Query::Quantile(_, alpha, candidates) => {
+            QuantilePlan::new(candidates.clone(), *alpha, parsed.privacy)
+                .map(|(p, c)| (Mechanism::Quantile(p), c))
+                .map_err(bad)
+        }
+        Query::TopK(by, k) => TopKPlan::new(by.bins().len(), *k, parsed.privacy)
+            .map(|(p, c)| (Mechanism::TopK(p), c))
+            .map_err(bad),
+        // Bins: one customer changes up to L of them by one each.
+        Query::Histogram(_) | Query::Funnel(_) | Query::Retention(..) => {
+            let l = f64::from(parsed.rows_per_customer);
+            additive(l, l.sqrt())
+        }
+    }
+}
+
+fn noise_name(n: &Noise) -> &'static str {
+    match n {
+        Noise::DiscreteLaplace { .. } => "discrete_laplace",
+        Noise::DiscreteGaussian { .. } => "discrete_gaussian",
+    }
+}
+
+/// Randomises `exact` with `mechanism` into `out`.
+fn noisy(
+    parsed: &query::Parsed,
+    mechanism: Mechanism,
+    exact: Exact,
+    out: &mut Release,
+) -> Result<(), EngineError> {
+    let selection = match parsed.privacy {
+        Privacy::Epsilon(_) => "permute_and_flip",
+        Privacy::Rho(_) => "exponential",
+    };
+    match (mechanism, exact) {
+        (Mechanism::Additive(noise), Exact::Scalar(v)) => {
+            let draw = v + noise.sample().map_err(sample_error)?;
+            let (value, unit) = match parsed.query {
+                Query::Sum(..) => (draw as f64 / RESOLUTION, RESOLUTION),
+                _ => (draw.max(0) as f64, 1.0),
+            };
+            out.value = Some(value);
+            out.interval95 = Some(noise.half_width(0.95) as f64 / unit);
+            out.mechanism = noise_name(&noise).into();
+            out.noise = Some(noise);
+        }
+        (Mechanism::Mean(sum_noise, count_noise), Exact::Mean(sum, n)) => {
+            let b = match parsed.query {
+                Query::Mean(_, b) => b,
+                _ => [f64::MIN, f64::MAX],
+            };
+            let s = (sum + sum_noise.sample().map_err(sample_error)?) as f64 / RESOLUTION;
+            let n = (n + count_noise.sample().map_err(sample_error)?).max(1) as f64;
+            out.value = Some((s / n).clamp(b[0], b[1]));
+            out.mechanism = noise_name(&sum_noise).into();
+            out.noise = Some(sum_noise);
+        }
+        (Mechanism::Quantile(plan), Exact::Values(values)) => {
+            let unit = match parsed.query {
+                Query::Quantile(Measure::Revenue, ..) => RESOLUTION,
+                _ => 1.0,
+            };
+            out.value = Some(plan.release(values).map_err(sample_error)? as f64 / unit);
+            out.mechanism = selection.into();
+        }
+        (Mechanism::TopK(plan), Exact::Bins(counts)) => {
+            let names = match &parsed.query {
+                Query::TopK(by, _) => by.bins(),
+                _ => Vec::new(),
+            };
+            let chosen = plan.release(counts).map_err(sample_error)?;
+            out.selected = Some(
+                chosen
+                    .into_iter()
+                    .filter_map(|i| names.get(i).cloned())
+                    .collect(),
+            );
+            out.mechanism = selection.into();
+        }
+        (Mechanism::Additive(noise), Exact::Bins(counts)) => {
+            let mut released = Vec::with_capacity(counts.len());
+            for c in counts {
+                released.push((c + noise.sample().map_err(sample_error)?).max(0));
+            }
+            match &parsed.query {
+                Query::Funnel(stages) => {
+                    out.funnel = Some(
+                        stages
+                            .iter()
+                            .zip(released)
+                            .map(|(s, customers)| FunnelStep {
+                                stage: s.as_str().to_owned(),
+                                customers,
+                            })
+                            .collect(),
+                    );
+                }
+                Query::Retention(months, periods) => {
+                    let width = *periods as usize + 1;
+                    out.retention = Some(
+                        months
+                            .iter()
+                            .zip(released.chunks(width))
+                            .map(|(m, row)| (m.clone(), row.to_vec()))
+                            .collect(),
+                    );
+                }
+                Query::Histogram(by) => {
+                    out.bins = Some(by.bins().into_iter().zip(released).collect());
+                }
+                _ => {}
+            }
+            out.interval95 = Some(noise.half_width(0.95) as f64);
+            out.mechanism = noise_name(&noise).into();
+            out.noise = Some(noise);
+        }
+        _ => {
+            return Err(EngineError::Config(
+                "a query's mechanism and its exact value disagree".into(),
+            ))
+        }
+    }
+    Ok(())
 }

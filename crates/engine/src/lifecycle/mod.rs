@@ -10,6 +10,7 @@ mod facts;
 mod fit;
 mod recompute;
 mod scoring;
+pub(crate) use scoring::date_of;
 mod settings;
 mod view;
 
@@ -163,37 +164,5 @@ impl crate::engine::Engine {
         at: DateTime<Utc>,
     ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
         self.population_where(purpose, at, "lifecycle", opens_purchases)
-    }
-
-    /// Grants for `purpose` over every customer the gate lets in at `at` and whose grant
-    /// `keep` accepts, and how many were left out (`section` names the configuration that
-    /// chose the purpose, for the error when it is unknown).
-    pub(crate) fn population_where(
-        &self,
-        purpose: &str,
-        at: DateTime<Utc>,
-        section: &str,
-        keep: fn(&consentric_policy::Grant) -> bool,
-    ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
-        use consentric_policy::{gate, ConsentState, Refusal};
-        // Only the records that decide this purpose's basis (its own and restrictions).
-        let ledgers = self.store.consent_about(purpose)?;
-        let mut grants = Vec::new();
-        let mut left_out = 0;
-        for id in self.store.profile_ids()? {
-            let rows = ledgers.get(&id).map(Vec::as_slice).unwrap_or_default();
-            let state = ConsentState::fold(crate::consent::to_records(rows));
-            match gate::open(&self.policy.registry, &state, purpose, id.as_str(), at) {
-                Ok(g) if keep(&g) => grants.push(g),
-                Ok(_) => left_out += 1,
-                Err(Refusal::NoBasis { .. }) => left_out += 1,
-                Err(Refusal::UnknownPurpose(p)) => {
-                    return Err(EngineError::Config(format!(
-                        "[{section}] names the unknown purpose `{p}`"
-                    )))
-                }
-            }
-        }
-        Ok((grants, left_out))
     }
 }

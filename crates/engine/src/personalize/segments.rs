@@ -245,7 +245,7 @@ impl Engine {
 
     /// The values of `fields` for the customer `grant` opens; a field whose category the
     /// grant does not permit is unknown.
-    pub(super) fn segment_facts(
+    pub(crate) fn segment_facts(
         &self,
         grant: &Grant,
         fields: &[&Field],
