@@ -38,7 +38,62 @@ pub enum Cell {
     Text(String),
 }
 
+/// One value of a row being scanned, borrowed from the database's buffer: scans over many
+/// rows copy only what they keep.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellRef<'a> {
+    /// SQL NULL.
+    Null,
+    /// An integer column.
+    Int(i64),
+    /// A floating-point column.
+    Real(f64),
+    /// A text column.
+    Text(&'a str),
+}
+
+impl<'a> CellRef<'a> {
+    /// The integer, or a [`StoreError::Corrupt`].
+    pub fn int(self) -> Result<i64, StoreError> {
+        match self {
+            CellRef::Int(i) => Ok(i),
+            other => Err(StoreError::Corrupt(format!(
+                "expected integer, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The number as `f64` (integers widen).
+    pub fn real(self) -> Result<f64, StoreError> {
+        match self {
+            CellRef::Real(f) => Ok(f),
+            CellRef::Int(i) => Ok(i as f64),
+            other => Err(StoreError::Corrupt(format!(
+                "expected number, got {other:?}"
+            ))),
+        }
+    }
+
+    /// The text, or a [`StoreError::Corrupt`].
+    pub fn text(self) -> Result<&'a str, StoreError> {
+        match self {
+            CellRef::Text(t) => Ok(t),
+            other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
+        }
+    }
+}
+
 impl Cell {
+    /// Borrowed.
+    pub fn as_ref(&self) -> CellRef<'_> {
+        match self {
+            Cell::Null => CellRef::Null,
+            Cell::Int(i) => CellRef::Int(*i),
+            Cell::Real(f) => CellRef::Real(*f),
+            Cell::Text(t) => CellRef::Text(t),
+        }
+    }
+
     /// The integer, or a [`StoreError::Corrupt`].
     pub fn int(&self) -> Result<i64, StoreError> {
         match self {
@@ -118,6 +173,19 @@ pub trait Conn {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<Vec<Cell>>, StoreError>;
+    /// Runs a query, giving each row to `row` as it is read (exactly `width` columns).
+    fn scan(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        row: &mut dyn FnMut(&[CellRef<'_>]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        for r in self.query(sql, params)? {
+            let cells: Vec<CellRef<'_>> = r.iter().map(Cell::as_ref).collect();
+            row(&cells)?;
+        }
+        Ok(())
+    }
     /// Inside a write transaction of a single-writer database, a token that tells whether
     /// anything else wrote since an earlier transaction; `None` where that cannot be known
     /// (PostgreSQL: other instances may write at any time).

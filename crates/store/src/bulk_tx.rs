@@ -5,13 +5,13 @@
 
 use std::collections::HashMap;
 
+use consentric_model::Stage;
 use consentric_policy::Grant;
 
-use crate::backend::Cell;
+use crate::backend::CellRef;
 use crate::error::StoreError;
 use crate::records::ProfileCounters;
 use crate::store::Store;
-use crate::tx::{next, take};
 
 const ALL_COUNTERS: &str =
     "SELECT profile_id, first_seen, last_seen, event_count, order_count, revenue FROM profiles";
@@ -23,15 +23,40 @@ const ALL_PURCHASE_DAYS: &str =
 /// Which events each customer sent (names are kept in the clear; payloads are sealed).
 const ALL_EVENT_NAMES: &str = "SELECT profile_id, event_name, COUNT(*) FROM events WHERE event_name IS NOT NULL GROUP BY profile_id, event_name";
 
+fn first<'a>(cells: &[CellRef<'a>]) -> Result<CellRef<'a>, StoreError> {
+    cells
+        .first()
+        .copied()
+        .ok_or_else(|| StoreError::Corrupt("a missing column".into()))
+}
+
+/// Where a customer has been in the lifecycle.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StagePath {
+    /// The stage they are in now, if placed.
+    pub current: Option<Stage>,
+    entered: u16,
+}
+
+impl StagePath {
+    /// Whether they ever entered `stage`.
+    pub fn entered(&self, stage: Stage) -> bool {
+        self.entered & (1 << stage_bit(stage)) != 0
+    }
+}
+
+fn stage_bit(stage: Stage) -> u16 {
+    Stage::ALL.iter().position(|s| *s == stage).unwrap_or(0) as u16
+}
+
 impl Store {
     /// Runs `sql` (whose first column is the profile id) and gives each row of a granted
-    /// customer to `row` with that grant's index.
+    /// customer (its other columns) to `row` with that grant's slot.
     fn aligned<T: Default + Clone>(
         &self,
         grants: &[Grant],
         sql: &'static str,
-        columns: usize,
-        mut row: impl FnMut(&mut T, &mut std::vec::IntoIter<Cell>) -> Result<(), StoreError>,
+        mut row: impl FnMut(&mut T, &[CellRef<'_>]) -> Result<(), StoreError>,
     ) -> Result<Vec<T>, StoreError> {
         let index: HashMap<&str, usize> = grants
             .iter()
@@ -40,14 +65,15 @@ impl Store {
             .collect();
         let mut out = vec![T::default(); grants.len()];
         self.read(|c| {
-            for r in c.query(sql, &[])? {
-                let mut it = take(r, columns)?;
-                let id = next(&mut it)?.text()?;
-                if let Some(&i) = index.get(id.as_str()) {
-                    row(&mut out[i], &mut it)?;
+            c.scan(sql, &[], &mut |cells| {
+                let (id, rest) = cells
+                    .split_first()
+                    .ok_or_else(|| StoreError::Corrupt("a scan without columns".into()))?;
+                if let Some(&i) = index.get(id.text()?) {
+                    row(&mut out[i], rest)?;
                 }
-            }
-            Ok(())
+                Ok(())
+            })
         })?;
         Ok(out)
     }
@@ -60,25 +86,33 @@ impl Store {
         &self,
         grants: &[Grant],
     ) -> Result<Vec<Option<ProfileCounters>>, StoreError> {
-        self.aligned(grants, ALL_COUNTERS, 6, |out, it| {
+        self.aligned(grants, ALL_COUNTERS, |out, c| {
+            let [first_seen, last_seen, events, orders, revenue] = c else {
+                return Err(StoreError::Corrupt("counters: 5 columns".into()));
+            };
             *out = Some(ProfileCounters {
-                first_seen: next(it)?.int()?,
-                last_seen: next(it)?.int()?,
-                event_count: next(it)?.int()?,
-                order_count: next(it)?.int()?,
-                revenue: next(it)?.real()?,
+                first_seen: first_seen.int()?,
+                last_seen: last_seen.int()?,
+                event_count: events.int()?,
+                order_count: orders.int()?,
+                revenue: revenue.real()?,
             });
             Ok(())
         })
     }
 
-    /// Every stage each granted customer has entered, oldest first (the last is current).
+    /// Each granted customer's current stage and every stage they have entered.
     ///
     /// # Errors
-    /// Database faults.
-    pub fn stage_histories_for(&self, grants: &[Grant]) -> Result<Vec<Vec<String>>, StoreError> {
-        self.aligned(grants, ALL_TRANSITIONS, 2, |out: &mut Vec<String>, it| {
-            out.push(next(it)?.text()?);
+    /// Database faults, or a stage this build does not know.
+    pub fn stage_paths_for(&self, grants: &[Grant]) -> Result<Vec<StagePath>, StoreError> {
+        self.aligned(grants, ALL_TRANSITIONS, |out: &mut StagePath, c| {
+            let name = first(c)?.text()?;
+            let stage: Stage = name
+                .parse()
+                .map_err(|_| StoreError::Corrupt(format!("unknown stage {name:?}")))?;
+            out.current = Some(stage);
+            out.entered |= 1 << stage_bit(stage);
             Ok(())
         })
     }
@@ -88,8 +122,8 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn purchase_days_for(&self, grants: &[Grant]) -> Result<Vec<Vec<i64>>, StoreError> {
-        self.aligned(grants, ALL_PURCHASE_DAYS, 2, |out: &mut Vec<i64>, it| {
-            out.push(next(it)?.int()?);
+        self.aligned(grants, ALL_PURCHASE_DAYS, |out: &mut Vec<i64>, c| {
+            out.push(first(c)?.int()?);
             Ok(())
         })
     }
@@ -105,10 +139,11 @@ impl Store {
         self.aligned(
             grants,
             ALL_EVENT_NAMES,
-            3,
-            |out: &mut Vec<(String, i64)>, it| {
-                let event = next(it)?.text()?;
-                out.push((event, next(it)?.int()?));
+            |out: &mut Vec<(String, i64)>, c| {
+                let [event, n] = c else {
+                    return Err(StoreError::Corrupt("event names: 2 columns".into()));
+                };
+                out.push((event.text()?.to_owned(), n.int()?));
                 Ok(())
             },
         )

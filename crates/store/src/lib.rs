@@ -28,7 +28,8 @@ mod sqlite_backend;
 mod store;
 mod tx;
 
-pub use backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
+pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
+pub use bulk_tx::StagePath;
 pub use dp_tx::BudgetRow;
 pub use dsr_tx::{DsrRow, NewDsr};
 pub use error::StoreError;

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::backend::{Backend, BackendKind, Cell, ChangeToken, Conn, Param};
+use crate::backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 use crate::error::StoreError;
 use crate::migrations;
 
@@ -211,6 +211,39 @@ impl Conn for SqliteConn<'_> {
             out.push(cells);
         }
         Ok(out)
+    }
+
+    fn scan(
+        &mut self,
+        sql: &'static str,
+        params: &[Param<'_>],
+        row: &mut dyn FnMut(&[CellRef<'_>]) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        const MOST: usize = 8;
+        let mut stmt = self.conn.prepare_cached(sql)?;
+        let width = stmt.column_count();
+        if width > MOST {
+            return Err(StoreError::Corrupt(format!("a scan of {width} columns")));
+        }
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        while let Some(r) = rows.next()? {
+            let mut cells = [CellRef::Null; MOST];
+            for (i, cell) in cells.iter_mut().enumerate().take(width) {
+                *cell = match r.get_ref(i)? {
+                    ValueRef::Null => CellRef::Null,
+                    ValueRef::Integer(v) => CellRef::Int(v),
+                    ValueRef::Real(v) => CellRef::Real(v),
+                    ValueRef::Text(t) => CellRef::Text(std::str::from_utf8(t).map_err(|_| {
+                        StoreError::Corrupt("a text column that is not UTF-8".into())
+                    })?),
+                    ValueRef::Blob(_) => {
+                        return Err(StoreError::Corrupt("unexpected blob column".into()))
+                    }
+                };
+            }
+            row(&cells[..width])?;
+        }
+        Ok(())
     }
 
     fn change_token(&mut self) -> Result<Option<ChangeToken>, StoreError> {

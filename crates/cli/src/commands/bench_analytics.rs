@@ -76,9 +76,22 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
                 "sum of revenue",
                 json!({"query": "sum", "measure": "revenue", "bounds": [0, 500], "epsilon": 0.1}),
             ),
+            (
+                "median revenue",
+                json!({"query": "quantile", "measure": "revenue", "bounds": [0, 500], "epsilon": 0.1}),
+            ),
+            (
+                "top 3 stages",
+                json!({"query": "top_k", "by": "stage", "k": 3, "epsilon": 0.1}),
+            ),
+            ("stage funnel", json!({"query": "funnel", "epsilon": 0.1})),
+            (
+                "retention, 1997 cohorts × 6 months",
+                json!({"query": "retention", "categories": ["1997-01", "1997-02", "1997-03"], "periods": 6, "epsilon": 0.1}),
+            ),
         ] {
             let mut lat = Vec::new();
-            for _ in 0..50 {
+            for _ in 0..51 {
                 let t = Instant::now();
                 let r = client
                     .post(&url)
@@ -91,9 +104,12 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
                 anyhow::ensure!(ok, "{name}: {text}");
             }
+            // The first release after the import folds every customer's consent; the rest
+            // reuse that population until a commit changes it.
+            let first = lat.remove(0);
             lat.sort_by(f64::total_cmp);
             println!(
-                "HTTP {name} over 23,570 customers: p50 {:.2} ms, p99 {:.2} ms (50 releases)",
+                "HTTP {name} over 23,570 customers: p50 {:.2} ms, p99 {:.2} ms (50 releases; the one before them {first:.1} ms)",
                 lat[24], lat[49]
             );
         }

@@ -3,10 +3,11 @@
 //! `rows_per_customer` bins — which is what the noise is calibrated to. Nothing computed here
 //! leaves the engine without noise.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
-use consentric_model::{CallType, Stage};
+use consentric_model::CallType;
 use consentric_personalize::segments::Condition;
 use consentric_policy::{DataCategory, Grant};
 use consentric_store::ProfileCounters;
@@ -28,8 +29,17 @@ pub(super) enum Exact {
     Bins(Vec<i64>),
 }
 
-fn permits(g: &Grant, c: &str) -> bool {
-    DataCategory::parse(c).is_ok_and(|c| g.permits(&c))
+/// The grants that open category `c`: all of them, borrowed, when all do (one purpose's
+/// grants permit the same categories), so a bulk read copies nothing.
+fn opening<'a>(grants: &'a [Grant], c: &str) -> Cow<'a, [Grant]> {
+    let Ok(c) = DataCategory::parse(c) else {
+        return Cow::Owned(Vec::new());
+    };
+    if grants.iter().all(|g| g.permits(&c)) {
+        Cow::Borrowed(grants)
+    } else {
+        Cow::Owned(grants.iter().filter(|g| g.permits(&c)).cloned().collect())
+    }
 }
 
 fn needs(m: Measure) -> &'static str {
@@ -104,22 +114,18 @@ impl Engine {
         let grants = match parsed.stage {
             None => grants,
             Some(s) => {
-                let histories = self.store.stage_histories_for(grants)?;
+                let paths = self.store.stage_paths_for(grants)?;
                 filtered = grants
                     .iter()
-                    .zip(&histories)
-                    .filter(|(_, h)| h.last().is_some_and(|x| x == s.as_str()))
+                    .zip(&paths)
+                    .filter(|(_, p)| p.current == Some(s))
                     .map(|(g, _)| g.clone())
                     .collect();
                 &filtered
             }
         };
         let values = |m: Measure, [lo, hi]: [f64; 2], unit: f64| -> Result<Vec<i64>, EngineError> {
-            let open: Vec<Grant> = grants
-                .iter()
-                .filter(|g| permits(g, needs(m)))
-                .cloned()
-                .collect();
+            let open = opening(grants, needs(m));
             Ok(self
                 .store
                 .counters_for(&open)?
@@ -156,11 +162,11 @@ impl Engine {
             }
             Query::Funnel(stages) => {
                 let mut bins = vec![0; stages.len()];
-                for h in self.store.stage_histories_for(grants)? {
+                for path in self.store.stage_paths_for(grants)? {
                     let hits = stages
                         .iter()
                         .enumerate()
-                        .filter(|(_, s)| h.iter().any(|x| x == s.as_str()))
+                        .filter(|(_, s)| path.entered(**s))
                         .map(|(i, _)| i);
                     bounded(hits, l, &mut bins);
                 }
@@ -174,11 +180,7 @@ impl Engine {
                     .filter_map(|(i, m)| month_of(m).map(|k| (k, i)))
                     .collect();
                 let mut bins = vec![0; months.len() * width];
-                let open: Vec<Grant> = grants
-                    .iter()
-                    .filter(|g| permits(g, "user.behavior.purchase"))
-                    .cloned()
-                    .collect();
+                let open = opening(grants, "user.behavior.purchase");
                 for days in self.store.purchase_days_for(&open)? {
                     let mut active: Vec<i64> = days
                         .iter()
@@ -222,21 +224,16 @@ impl Engine {
         match by {
             GroupBy::Stage => {
                 let unplaced = names.len() - 1;
-                for h in self.store.stage_histories_for(grants)? {
-                    let i = h
-                        .last()
-                        .and_then(|s| s.parse::<Stage>().ok())
+                for path in self.store.stage_paths_for(grants)? {
+                    let i = path
+                        .current
                         .and_then(|s| index.get(s.as_str()).copied())
                         .unwrap_or(unplaced);
                     bins[i] += 1;
                 }
             }
             GroupBy::Cohort(_) => {
-                let open: Vec<Grant> = grants
-                    .iter()
-                    .filter(|g| permits(g, "user.behavior"))
-                    .cloned()
-                    .collect();
+                let open = opening(grants, "user.behavior");
                 for c in self.store.counters_for(&open)?.into_iter().flatten() {
                     let month = DateTime::from_timestamp_millis(c.first_seen)
                         .map(|d| d.format("%Y-%m").to_string())
@@ -288,11 +285,7 @@ impl Engine {
                 }
             }
             GroupBy::Event(_) => {
-                let open: Vec<Grant> = grants
-                    .iter()
-                    .filter(|g| permits(g, "user.behavior"))
-                    .cloned()
-                    .collect();
+                let open = opening(grants, "user.behavior");
                 for counts in self.store.event_counts_for(&open)? {
                     let mut hits: Vec<usize> = counts
                         .iter()

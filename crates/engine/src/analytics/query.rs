@@ -266,41 +266,42 @@ pub fn parse(r: &QueryRequest, identifies: &dyn Fn(&str) -> bool) -> Result<Pars
         }
         Ok(c)
     };
-    let group_by =
-        || -> Result<GroupBy, EngineError> {
-            if stage.is_some() {
-                return Err(invalid(
-                    "stage",
-                    format!("a {} takes no stage filter", r.query),
-                ));
+    let group_by = || -> Result<GroupBy, EngineError> {
+        if stage.is_some() {
+            return Err(invalid(
+                "stage",
+                format!("a {} takes no stage filter", r.query),
+            ));
+        }
+        Ok(match r.by.as_deref() {
+            Some("stage") => GroupBy::Stage,
+            Some("cohort") => {
+                let months = declared("cohort")?;
+                months.iter().try_for_each(|m| month(m))?;
+                GroupBy::Cohort(months)
             }
-            Ok(match r.by.as_deref() {
-                Some("stage") => GroupBy::Stage,
-                Some("cohort") => {
-                    let months = declared("cohort")?;
-                    months.iter().try_for_each(|m| month(m))?;
-                    GroupBy::Cohort(months)
-                }
-                Some("segment") => GroupBy::Segment(declared("segment")?),
-                Some("event") => GroupBy::Event(declared("event")?),
-                Some(by) => match by.strip_prefix("trait.").filter(|t| !t.is_empty()) {
-                    Some(t) if identifies(t) => return Err(invalid(
+            Some("segment") => GroupBy::Segment(declared("segment")?),
+            Some("event") => GroupBy::Event(declared("event")?),
+            Some(by) => match by.strip_prefix("trait.").filter(|t| !t.is_empty()) {
+                Some(t) if identifies(t) => {
+                    return Err(invalid(
                         "by",
                         format!(
                             "`{by}` identifies people; grouping by it would release identifiers"
                         ),
-                    )),
-                    Some(t) => GroupBy::Trait(t.to_owned(), declared(by)?),
-                    None => {
-                        return Err(invalid(
-                            "by",
-                            format!("`{by}`: use stage, cohort, segment, event or trait.NAME"),
-                        ))
-                    }
-                },
-                None => return Err(invalid("by", format!("a {} needs `by`", r.query))),
-            })
-        };
+                    ))
+                }
+                Some(t) => GroupBy::Trait(t.to_owned(), declared(by)?),
+                None => {
+                    return Err(invalid(
+                        "by",
+                        format!("`{by}`: use stage, cohort, segment, event or trait.NAME"),
+                    ))
+                }
+            },
+            None => return Err(invalid("by", format!("a {} needs `by`", r.query))),
+        })
+    };
     let no_stage = |what: &str| match stage {
         Some(_) => Err(invalid("stage", format!("a {what} takes no stage filter"))),
         None => Ok(()),
@@ -391,12 +392,14 @@ pub fn parse(r: &QueryRequest, identifies: &dyn Fn(&str) -> bool) -> Result<Pars
             }
             Query::Retention(months, periods)
         }
-        other => return Err(invalid(
-            "query",
-            format!(
+        other => {
+            return Err(invalid(
+                "query",
+                format!(
                 "`{other}`: use count, sum, mean, quantile, histogram, top_k, funnel or retention"
             ),
-        )),
+            ))
+        }
     };
     // How many bins one customer can fall in, and the bound asked for.
     let most = match &query {
