@@ -71,7 +71,8 @@ pub enum AnalyticsCommand {
         /// The analyst's key id (`keys create --scope analyst` prints it).
         #[arg(long)]
         analyst: String,
-        /// The query (JSON): count, sum, mean or histogram; epsilon or rho.
+        /// The query (JSON): count, sum, mean, quantile, histogram, top_k, funnel or retention;
+        /// epsilon or rho (see docs/differential-privacy.md).
         query: String,
     },
     /// An analyst key's budgets.

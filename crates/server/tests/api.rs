@@ -1317,6 +1317,25 @@ parity_test!(
         assert_eq!(r["spent_rho"], 0.5);
         assert_eq!(r["noise"]["distribution"], "discrete_laplace");
         assert!(r["interval95"].as_f64().is_some());
+        // A selection: the funnel's most populous stage, no counts released.
+        let r = q(
+            json!({"query": "top_k", "by": "stage", "k": 1, "rho": 0.1}),
+            &analyst_secret,
+        );
+        assert_eq!(r.status(), 200);
+        let r: Value = r.json().expect("json");
+        assert_eq!(r["mechanism"], "exponential");
+        assert_eq!(r["selected"].as_array().map(Vec::len), Some(1));
+        assert!(r.get("bins").is_none() && r.get("noise").is_none());
+        assert_error(
+            q(
+                json!({"query": "funnel", "max_rows": 0, "epsilon": 0.1}),
+                &analyst_secret,
+            ),
+            400,
+            "invalid_field",
+            Some("max_rows"),
+        );
         assert_error(
             q(json!({"query": "count", "epsilon": 2.0}), &analyst_secret),
             403,
@@ -1358,6 +1377,9 @@ parity_test!(
             .expect("request")
             .json()
             .expect("json");
-        assert_eq!(b["budgets"][0]["spent_rho"], 0.5);
+        assert_eq!(
+            b["budgets"][0]["spent_rho"], 0.6,
+            "a count at ε = 1, a top-1 at ρ = 0.1"
+        );
     }
 );
