@@ -170,9 +170,12 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!(
         "  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/segments/proposals' | jq"
     );
-    println!("  # a differentially private funnel for an analyst key: noisy counts per stage, the noise, the budget left");
+    println!("  # a differentially private funnel for an analyst key: noisy customers per stage, the budget left");
     println!("  curl -s -H 'Authorization: Bearer {analyst}' http://{addr}/v1/analytics/query \\");
-    println!("       -d '{{\"query\":\"histogram\",\"by\":\"stage\",\"epsilon\":0.5}}' | jq '.bins, .budget'");
+    println!("       -d '{{\"query\":\"funnel\",\"epsilon\":0.5}}' | jq '.funnel, .budget'");
+    println!("  # the median customer's revenue, chosen by the exponential mechanism");
+    println!("  curl -s -H 'Authorization: Bearer {analyst}' http://{addr}/v1/analytics/query \\");
+    println!("       -d '{{\"query\":\"quantile\",\"measure\":\"revenue\",\"bounds\":[0,500],\"epsilon\":0.5}}' | jq .value");
     println!("  # send an event the way analytics-node does (write key as Basic user name)");
     println!(
         "  curl -s -u '{write}:' -H 'Content-Type: application/json' http://{addr}/v1/identify \\"
