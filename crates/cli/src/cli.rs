@@ -56,6 +56,9 @@ pub enum Command {
     /// Differentially private analytics: noisy aggregates within a privacy budget.
     #[command(subcommand)]
     Analytics(AnalyticsCommand),
+    /// The clean room: private set intersection (and intersection-sum) with a partner.
+    #[command(subcommand)]
+    Cleanroom(CleanroomCommand),
     /// Decide for a customer: items, the next best action, and why (audited).
     Decide(DecideArgs),
     /// Segments: define, list, size and preview, delete; k-means proposals.
@@ -92,6 +95,48 @@ pub enum AnalyticsCommand {
         /// The data set.
         #[arg(long, default_value = "customers")]
         dataset: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum CleanroomCommand {
+    /// Invite a partner: prints the session id and its token (shown once) for them to join.
+    Invite {
+        /// Who the partner is (recorded and audited).
+        #[arg(long)]
+        partner: String,
+        /// Also reveal which of our customers are in common (default: only how many).
+        #[arg(long)]
+        matches: bool,
+        /// Also learn the sum of the partner's values (their customers' revenue) over the
+        /// intersection.
+        #[arg(long)]
+        sum: bool,
+    },
+    /// Record a partner's invitation to run later.
+    Join {
+        /// The host's base URL, e.g. https://partner.example.
+        #[arg(long)]
+        host: String,
+        /// The session id they gave.
+        #[arg(long)]
+        session: String,
+        /// The session token they gave.
+        #[arg(long)]
+        token: String,
+        /// Who the host is.
+        #[arg(long)]
+        partner: String,
+    },
+    /// Run a joined session against its host.
+    Run {
+        /// The session id.
+        session: String,
+    },
+    /// A session's state and what it revealed (every session without an id).
+    Status {
+        /// The session id.
+        session: Option<String>,
     },
 }
 

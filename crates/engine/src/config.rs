@@ -40,6 +40,8 @@ pub struct Settings {
     pub lifecycle: crate::lifecycle::LifecycleSettings,
     /// `[personalize]`: recommenders, interaction weights, the action catalogue.
     pub personalize: crate::personalize::PersonalizeSettings,
+    /// `[cleanroom]`: the partner-matching purpose, the identifier, session limits.
+    pub cleanroom: crate::cleanroom::CleanroomSettings,
 }
 
 /// `[notify]`.

@@ -48,6 +48,8 @@ pub struct Engine {
     pub(crate) decisions: GroupCommit<DecisionRequest, DecisionOutcome>,
     /// Who has a basis for each purpose, until a commit or the clock could change it.
     pub(crate) population_cache: crate::population::PopulationCache,
+    /// Clean-room settings and the secrets of sessions in flight.
+    pub(crate) cleanroom: crate::cleanroom::Cleanroom,
 }
 
 /// Who sent an ingest request and what its transport said about consent.
@@ -82,6 +84,7 @@ impl Engine {
                 .unwrap_or_else(|e| unreachable!("the retail catalogue is valid: {e}")),
             decisions: GroupCommit::default(),
             population_cache: Default::default(),
+            cleanroom: crate::cleanroom::Cleanroom::new(Default::default()),
             policy,
         }
         .with_stored_models()
@@ -111,6 +114,30 @@ impl Engine {
         });
         self.lifecycle = Lifecycle::new(settings)?;
         self.lifecycle.set_scorer(scorer);
+        Ok(self)
+    }
+
+    /// Clean-room sessions run with `settings` (`[cleanroom]`).
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] for an unknown purpose or a weak Paillier size.
+    pub fn with_cleanroom(
+        mut self,
+        settings: crate::cleanroom::CleanroomSettings,
+    ) -> Result<Self, EngineError> {
+        if self.policy.registry.get(&settings.purpose).is_err() {
+            return Err(EngineError::Config(format!(
+                "[cleanroom] names the unknown purpose `{}`",
+                settings.purpose
+            )));
+        }
+        if settings.paillier_bits < consentric_pets::paillier::MIN_BITS {
+            return Err(EngineError::Config(format!(
+                "[cleanroom] paillier_bits must be at least {}",
+                consentric_pets::paillier::MIN_BITS
+            )));
+        }
+        self.cleanroom = crate::cleanroom::Cleanroom::new(settings);
         Ok(self)
     }
 
@@ -187,7 +214,8 @@ impl Engine {
         let engine = Engine::with_policy(store, Arc::new(SystemClock), policy)
             .with_dsr_settings(settings.dsr.clone())
             .with_lifecycle(settings.lifecycle.clone())?
-            .with_personalize(settings.personalize.clone())?;
+            .with_personalize(settings.personalize.clone())?
+            .with_cleanroom(settings.cleanroom.clone())?;
         Ok(match &settings.notify.smtp {
             Some(server) => engine.with_notifier(Arc::new(crate::notify::SmtpNotifier {
                 server: server.clone(),

@@ -32,6 +32,9 @@ pub enum EngineError {
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),
+    /// A clean-room session step was refused.
+    #[error("clean room: {0}")]
+    Session(#[from] crate::cleanroom::SessionError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),

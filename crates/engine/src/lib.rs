@@ -9,6 +9,7 @@
 mod access;
 pub mod analytics;
 mod audit;
+pub mod cleanroom;
 mod clock;
 pub mod config;
 mod consent;

@@ -231,6 +231,8 @@ impl PurposeRegistry {
               &["user.unique_id", "user.name", "user.contact.email", "user.behavior.purchase", "user.preferences.language"], 730, false),
             p("marketing.ads_sharing", "Share your identifiers and activity with advertising partners to show you ads elsewhere.", Consent,
               &["user.unique_id", "user.contact.email", "user.device", "user.behavior"], 365, true),
+            p("partner_matching", "Find out, without either side seeing the other's list, how many of our customers also shop with a partner and what they spend there.", Consent,
+              &["user.unique_id", "user.contact.email", "user.contact.phone", "user.financial.transaction"], 365, true),
             p("model_training", "Train the models that predict value and churn, without using your data for anything else.", LegitimateInterest,
               &["user.unique_id", "user.behavior", "user.financial.transaction"], 365, false),
             p("fairness_audit", "Check that our automated decisions treat groups of customers fairly.", LegalObligation,
@@ -270,7 +272,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_retail_defaults_hold_the_seven_purposes_of_the_issue() {
+    fn the_retail_defaults_hold_the_eight_purposes() {
         let r = PurposeRegistry::retail_defaults();
         let ids: Vec<&str> = r.all().map(|p| p.id.as_str()).collect();
         assert_eq!(
@@ -282,6 +284,7 @@ mod tests {
                 "marketing.ads_sharing",
                 "marketing.email",
                 "model_training",
+                "partner_matching",
                 "personalization"
             ]
         );

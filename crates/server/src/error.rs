@@ -115,6 +115,17 @@ impl From<EngineError> for ApiError {
                 message,
                 field: Some("purpose".to_owned()),
             },
+            EngineError::Session(e) => {
+                use consentric_engine::cleanroom::SessionError as S;
+                let (status, code) = match &e {
+                    S::BadToken => (StatusCode::UNAUTHORIZED, "bad_session_token"),
+                    S::Expired => (StatusCode::GONE, "session_expired"),
+                    S::OutOfOrder(_) => (StatusCode::CONFLICT, "session_state"),
+                    S::TooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
+                    S::Protocol(_) => (StatusCode::BAD_REQUEST, "protocol_error"),
+                };
+                ApiError::new(status, code, e.to_string())
+            }
             other => {
                 tracing::error!(error = %other, "internal error");
                 ApiError::internal()

@@ -11,6 +11,7 @@ mod auth;
 mod cors;
 mod error;
 mod openapi;
+pub mod partner;
 mod routes;
 mod stream;
 
@@ -44,6 +45,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(routes::ops::routes())
         // Transport limit: a whole batch. Single events get their own 32 KB check.
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))
+        // Clean-room messages carry whole blinded sets: their own, larger limit.
+        .merge(routes::cleanroom::routes())
         .layer(middleware::from_fn(log_request))
         .with_state(engine)
 }

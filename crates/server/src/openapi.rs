@@ -3,7 +3,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{analytics, consent, decisions, dsr, ingest, lifecycle, ops, profiles};
+use crate::routes::{
+    analytics, cleanroom, consent, decisions, dsr, ingest, lifecycle, ops, profiles,
+};
 
 /// Consentric's API description, served at `/openapi.json`.
 #[derive(OpenApi)]
@@ -17,6 +19,7 @@ use crate::routes::{analytics, consent, decisions, dsr, ingest, lifecycle, ops, 
         lifecycle::customer, lifecycle::summary, lifecycle::fit, lifecycle::recompute,
         decisions::decide, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose, decisions::members, decisions::refresh,
         analytics::query, analytics::budget, analytics::grant,
+        cleanroom::invite, cleanroom::list, cleanroom::status, cleanroom::blinded, cleanroom::intersect, cleanroom::sum, cleanroom::join, cleanroom::run,
         ops::healthz, ops::readyz, ops::metrics, ops::openapi,
     ),
     modifiers(&Security),
@@ -29,6 +32,7 @@ use crate::routes::{analytics, consent, decisions, dsr, ingest, lifecycle, ops, 
         (name = "decisions", description = "Recommendations, next best action and explanations (admin keys)"),
         (name = "segments", description = "Segment definitions, sizes and k-means proposals (admin keys)"),
         (name = "analytics", description = "Differentially private aggregates within a privacy budget (analyst keys; admin keys grant)"),
+        (name = "cleanroom", description = "Private set intersection and intersection-sum with a partner (admin keys; partners use the session token)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -12,6 +12,7 @@
 
 mod backend;
 mod bulk_tx;
+mod cleanroom_tx;
 mod dp_tx;
 mod dsr_tx;
 mod error;
@@ -30,6 +31,7 @@ mod tx;
 
 pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 pub use bulk_tx::StagePath;
+pub use cleanroom_tx::SessionRow;
 pub use dp_tx::BudgetRow;
 pub use dsr_tx::{DsrRow, NewDsr};
 pub use error::StoreError;

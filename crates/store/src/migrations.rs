@@ -502,6 +502,42 @@ CREATE TABLE population_epoch (
 INSERT INTO population_epoch (id, n) VALUES (1, 0);
 "#,
     },
+    Migration {
+        version: 12,
+        name: "clean room sessions with partners",
+        sqlite: r#"
+CREATE TABLE cleanroom_sessions (
+    session_id  TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    token_hash  TEXT NOT NULL,
+    host_url    TEXT,
+    token       TEXT,
+    output      TEXT NOT NULL,
+    with_sum    INTEGER NOT NULL,
+    partner     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    result      TEXT
+);
+"#,
+        postgres: r#"
+CREATE TABLE cleanroom_sessions (
+    session_id  TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    token_hash  TEXT NOT NULL,
+    host_url    TEXT,
+    token       TEXT,
+    output      TEXT NOT NULL,
+    with_sum    BIGINT NOT NULL,
+    partner     TEXT NOT NULL,
+    state       TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    expires_at  BIGINT NOT NULL,
+    result      TEXT
+);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -49,6 +49,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Recommend(RecommendCommand::Train) => decide::train(&*open(&settings)?),
         Command::Decide(args) => decide::decide(&*open(&settings)?, &args),
         Command::Analytics(cmd) => analytics(&*open(&settings)?, cmd),
+        Command::Cleanroom(cmd) => cleanroom(open(&settings)?, cmd),
         Command::Segments(cmd) => decide::segments(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Decide(args)) => bench_decide::run(&args),
         Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(&args),
@@ -73,6 +74,43 @@ fn analytics(engine: &Engine, cmd: crate::cli::AnalyticsCommand) -> anyhow::Resu
             rho,
             dataset,
         } => serde_json::to_value(engine.grant_budget(&analyst, &dataset, rho, "cli")?)?,
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}
+
+fn cleanroom(engine: Arc<Engine>, cmd: crate::cli::CleanroomCommand) -> anyhow::Result<()> {
+    use crate::cli::CleanroomCommand as C;
+    use consentric_engine::cleanroom::Output;
+    let out = match cmd {
+        C::Invite {
+            partner,
+            matches,
+            sum,
+        } => {
+            let output = if matches {
+                Output::Matches
+            } else {
+                Output::Cardinality
+            };
+            serde_json::to_value(engine.cleanroom_invite(&partner, output, sum, "cli")?)?
+        }
+        C::Join {
+            host,
+            session,
+            token,
+            partner,
+        } => {
+            serde_json::to_value(engine.cleanroom_join(&host, &session, &token, &partner, "cli")?)?
+        }
+        C::Run { session } => {
+            serve::runtime()?
+                .block_on(consentric_server::partner::run(engine.clone(), &session))
+                .with_context(|| format!("clean-room session {session}"))?;
+            serde_json::to_value(engine.cleanroom_session(&session)?)?
+        }
+        C::Status { session: Some(s) } => serde_json::to_value(engine.cleanroom_session(&s)?)?,
+        C::Status { session: None } => serde_json::to_value(engine.cleanroom_sessions()?)?,
     };
     println!("{}", serde_json::to_string_pretty(&out)?);
     Ok(())

@@ -1,6 +1,7 @@
 //! One file per area of the API.
 
 pub(crate) mod analytics;
+pub(crate) mod cleanroom;
 pub(crate) mod consent;
 pub(crate) mod decisions;
 pub(crate) mod dsr;

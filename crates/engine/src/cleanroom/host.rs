@@ -1,0 +1,518 @@
+//! The host's side: invite, blind our identifiers, intersect, add the partner's values.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+
+use consentric_model::{CallType, ProfileId};
+use consentric_pets::paillier::PublicKey;
+use consentric_pets::psi::{self, Blinder};
+use dashu::integer::UBig;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::settings::CleanroomSettings;
+use super::{
+    b64, points, state, unb64, GuestBlinded, GuestSum, HostBlinded, HostCount, Invitation, Output,
+    SessionError, SessionView,
+};
+use crate::audit;
+use crate::engine::Engine;
+use crate::error::EngineError;
+
+/// What the host must remember between rounds; never stored.
+struct Secrets {
+    blinder: Blinder,
+    /// The customers behind each blinded identifier, in the order sent.
+    profiles: Vec<Vec<ProfileId>>,
+    ours: usize,
+    /// After round 2 of a sum: the cardinality, the guest's key and our mask.
+    summing: Option<(usize, usize, PublicKey, UBig)>,
+}
+
+/// The clean room's settings and the secrets of sessions in flight.
+pub(crate) struct Cleanroom {
+    pub settings: CleanroomSettings,
+    secrets: Mutex<HashMap<String, Secrets>>,
+}
+
+impl Cleanroom {
+    pub fn new(settings: CleanroomSettings) -> Self {
+        Cleanroom {
+            settings,
+            secrets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn take(&self, id: &str) -> Option<Secrets> {
+        self.secrets.lock().ok()?.remove(id)
+    }
+
+    fn keep(&self, id: &str, s: Secrets) {
+        if let Ok(mut m) = self.secrets.lock() {
+            m.insert(id.to_owned(), s);
+        }
+    }
+}
+
+pub(super) fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn session_error(e: SessionError) -> EngineError {
+    EngineError::Session(e)
+}
+
+impl Engine {
+    /// Invites a partner: a session that will reveal `output` (and the sum of the partner's
+    /// values over the intersection if `sum`), with a fresh token. Audited.
+    ///
+    /// # Errors
+    /// An empty partner name; a database fault.
+    pub fn cleanroom_invite(
+        &self,
+        partner: &str,
+        output: Output,
+        sum: bool,
+        actor: &str,
+    ) -> Result<Invitation, EngineError> {
+        if partner.trim().is_empty() || partner.len() > 200 {
+            return Err(EngineError::Invalid {
+                field: "partner".into(),
+                message: "name the partner (1 to 200 characters)".into(),
+            });
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|e| EngineError::Config(e.to_string()))?;
+        let token = hex::encode(secret);
+        let session = uuid::Uuid::new_v4().simple().to_string();
+        let now = self.now().timestamp_millis();
+        let settings = &self.cleanroom.settings;
+        let expires_at = now + i64::from(settings.session_minutes) * 60_000;
+        let row = consentric_store::SessionRow {
+            session_id: session.clone(),
+            role: "host".into(),
+            token_hash: token_hash(&token),
+            host_url: None,
+            token: None,
+            output: output.as_str().into(),
+            with_sum: sum,
+            partner: partner.to_owned(),
+            state: state::INVITED.into(),
+            created_at: now,
+            expires_at,
+            result: None,
+        };
+        self.store.write(|tx| {
+            tx.create_session(&row)?;
+            audit::append(
+                tx,
+                now,
+                actor,
+                "cleanroom.invited",
+                None,
+                &json!({"session": session, "partner": partner, "purpose": settings.purpose,
+                    "output": output.as_str(), "sum": sum}),
+            )
+        })?;
+        Ok(Invitation {
+            session,
+            token,
+            expires_at,
+            output,
+            sum,
+        })
+    }
+
+    /// Every session, newest first.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn cleanroom_sessions(&self) -> Result<Vec<SessionView>, EngineError> {
+        Ok(self
+            .store
+            .sessions()?
+            .iter()
+            .map(SessionView::from)
+            .collect())
+    }
+
+    /// One session.
+    ///
+    /// # Errors
+    /// Not found; a database fault.
+    pub fn cleanroom_session(&self, id: &str) -> Result<SessionView, EngineError> {
+        self.store
+            .session(id)?
+            .as_ref()
+            .map(SessionView::from)
+            .ok_or_else(|| EngineError::NotFound(format!("session `{id}`")))
+    }
+
+    /// The host's session `id` if `token` is its token and it has not expired.
+    fn host_session(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Result<consentric_store::SessionRow, EngineError> {
+        let row = self
+            .store
+            .session(id)?
+            .filter(|r| r.role == "host")
+            .ok_or_else(|| EngineError::NotFound(format!("session `{id}`")))?;
+        if row.token_hash != token_hash(token) {
+            return Err(session_error(SessionError::BadToken));
+        }
+        if self.now().timestamp_millis() > row.expires_at {
+            self.abort(&row, "expired")?;
+            return Err(session_error(SessionError::Expired));
+        }
+        Ok(row)
+    }
+
+    /// Aborts a session (whatever its state, unless finished) and forgets its secrets.
+    pub(super) fn abort(
+        &self,
+        row: &consentric_store::SessionRow,
+        why: &str,
+    ) -> Result<(), EngineError> {
+        self.cleanroom.take(&row.session_id);
+        let now = self.now().timestamp_millis();
+        // From whatever state it is in now (it may have moved since `row` was read).
+        let Some(current) = self.store.session(&row.session_id)? else {
+            return Ok(());
+        };
+        if current.state == state::DONE || current.state == state::ABORTED {
+            return Ok(());
+        }
+        self.store.write(|tx| {
+            if tx.advance_session(&row.session_id, &current.state, state::ABORTED, None)? {
+                audit::append(
+                    tx,
+                    now,
+                    &format!("partner:{}", row.partner),
+                    "cleanroom.aborted",
+                    None,
+                    &json!({"session": row.session_id, "why": why}),
+                )?;
+            }
+            Ok::<_, consentric_store::StoreError>(())
+        })?;
+        Ok(())
+    }
+
+    /// The normalised identifiers of every customer with a basis for the clean-room purpose
+    /// whose grant opens the identifier, each with the customers who hold it.
+    pub(super) fn participants(&self) -> Result<Vec<(String, Vec<ProfileId>)>, EngineError> {
+        let settings = &self.cleanroom.settings;
+        let name = settings.trait_name();
+        let category = self
+            .policy
+            .schema
+            .category(CallType::Identify, None, &["traits", name])
+            .cloned();
+        let population = self.population_for(&settings.purpose, self.now(), "cleanroom")?;
+        let mut by_id: HashMap<String, Vec<ProfileId>> = HashMap::new();
+        let mut order = Vec::new();
+        for g in &population.grants {
+            if !category.as_ref().is_some_and(|c| g.permits(c)) {
+                continue;
+            }
+            let Some(profile) = ProfileId::parse(g.subject()) else {
+                continue;
+            };
+            let value = self.store.traits(g)?.into_iter().find(|t| t.name == name);
+            let Some(raw) = value.and_then(|t| t.value.as_str().map(str::to_owned)) else {
+                continue;
+            };
+            let Some(id) = settings.identifier.normalise(&raw) else {
+                continue;
+            };
+            let holders = by_id.entry(id.clone()).or_default();
+            if holders.is_empty() {
+                order.push(id);
+            }
+            holders.push(profile);
+        }
+        Ok(order
+            .into_iter()
+            .map(|id| {
+                let holders = by_id.remove(&id).unwrap_or_default();
+                (id, holders)
+            })
+            .collect())
+    }
+
+    /// Round 1: our blinded identifiers, sorted.
+    ///
+    /// # Errors
+    /// Unknown session, bad token, expired, not the next step, too many customers.
+    pub fn cleanroom_host_blinded(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Result<HostBlinded, EngineError> {
+        let row = self.host_session(id, token)?;
+        let moved = self
+            .store
+            .write(|tx| tx.advance_session(id, state::INVITED, state::BLINDED, None))?;
+        if !moved {
+            return Err(session_error(SessionError::OutOfOrder(row.state)));
+        }
+        let participants = self.participants()?;
+        let max = self.cleanroom.settings.max_set;
+        if participants.len() > max {
+            self.abort(&row, "too many of our customers")?;
+            return Err(session_error(SessionError::TooLarge(
+                participants.len(),
+                max,
+            )));
+        }
+        let blinder = Blinder::random().map_err(|e| EngineError::Config(e.to_string()))?;
+        let ids: Vec<String> = participants.iter().map(|(i, _)| i.clone()).collect();
+        let blinded = blinder.blind(self.cleanroom.settings.identifier, &ids);
+        // Sorted, with the customers carried along, so positions reveal nothing.
+        let mut paired: Vec<(psi::Blinded, Vec<ProfileId>)> = blinded
+            .into_iter()
+            .zip(participants.into_iter().map(|(_, p)| p))
+            .collect();
+        paired.sort_unstable_by_key(|p| p.0);
+        let (blinded, profiles): (Vec<_>, Vec<_>) = paired.into_iter().unzip();
+        self.cleanroom.keep(
+            id,
+            Secrets {
+                blinder,
+                profiles,
+                ours: blinded.len(),
+                summing: None,
+            },
+        );
+        Ok(HostBlinded {
+            output: Output::parse(&row.output).unwrap_or(Output::Cardinality),
+            sum: row.with_sum,
+            identifier: self.cleanroom.settings.identifier,
+            blinded: blinded.iter().map(|b| b64(b)).collect(),
+        })
+    }
+
+    /// Round 2: the cardinality, and for a sum `Enc(sum + mask)`.
+    ///
+    /// # Errors
+    /// As round 1, and [`SessionError::Protocol`] (the session aborted) for a malformed
+    /// message: bad points, ciphertexts outside the group, mismatched lengths.
+    pub fn cleanroom_host_intersect(
+        &self,
+        id: &str,
+        token: &str,
+        msg: &GuestBlinded,
+    ) -> Result<HostCount, EngineError> {
+        let row = self.host_session(id, token)?;
+        if row.state != state::BLINDED {
+            return Err(session_error(SessionError::OutOfOrder(row.state)));
+        }
+        let Some(secrets) = self.cleanroom.take(id) else {
+            self.abort(&row, "the host restarted mid-session")?;
+            return Err(session_error(SessionError::OutOfOrder(
+                "blinded, but this process no longer holds its secret".into(),
+            )));
+        };
+        match self.intersect(&row, secrets, msg) {
+            Ok(reply) => Ok(reply),
+            Err(e) => {
+                self.abort(&row, &e.to_string())?;
+                Err(e)
+            }
+        }
+    }
+
+    fn intersect(
+        &self,
+        row: &consentric_store::SessionRow,
+        mut secrets: Secrets,
+        msg: &GuestBlinded,
+    ) -> Result<HostCount, EngineError> {
+        let protocol = |m: String| session_error(SessionError::Protocol(m));
+        let max = self.cleanroom.settings.max_set;
+        if msg.blinded.len() > max {
+            return Err(session_error(SessionError::TooLarge(
+                msg.blinded.len(),
+                max,
+            )));
+        }
+        if msg.double_blinded.len() != secrets.ours {
+            return Err(protocol(format!(
+                "{} doubly blinded values for the {} sent",
+                msg.double_blinded.len(),
+                secrets.ours
+            )));
+        }
+        let ab = points(&msg.double_blinded, "double_blinded")?;
+        let theirs = points(&msg.blinded, "blinded")?;
+        let ba = secrets
+            .blinder
+            .reblind(&theirs)
+            .map_err(|e| protocol(e.to_string()))?;
+        let output = Output::parse(&row.output).unwrap_or(Output::Cardinality);
+        let (cardinality, matched) = match output {
+            Output::Cardinality => (psi::cardinality(&ab, &ba), Vec::new()),
+            Output::Matches => {
+                let m = psi::matched(&ab, &ba);
+                let ids: Vec<String> = m
+                    .iter()
+                    .flat_map(|&i| secrets.profiles[i].iter().map(|p| p.as_str().to_owned()))
+                    .collect();
+                (m.len(), ids)
+            }
+        };
+        let now = self.now().timestamp_millis();
+        if !row.with_sum {
+            if msg.values.is_some() || msg.paillier_modulus.is_some() {
+                return Err(protocol("values sent to a session without a sum".into()));
+            }
+            let result = json!({"cardinality": cardinality, "ours": secrets.ours,
+                "theirs": theirs.len(), "matched": (output == Output::Matches).then_some(&matched)});
+            self.finish(row, state::BLINDED, &result, now)?;
+            return Ok(HostCount {
+                cardinality,
+                masked_sum: None,
+            });
+        }
+        let (Some(values), Some(modulus)) = (&msg.values, &msg.paillier_modulus) else {
+            return Err(protocol(
+                "a sum needs values and the Paillier modulus".into(),
+            ));
+        };
+        if values.len() != theirs.len() {
+            return Err(protocol(format!(
+                "{} values for {} identifiers",
+                values.len(),
+                theirs.len()
+            )));
+        }
+        let pk = PublicKey::from_bytes(&unb64(modulus, "paillier_modulus")?)
+            .map_err(|e| protocol(e.to_string()))?;
+        let ours: HashSet<&psi::Blinded> = ab.iter().collect();
+        let mut picked = Vec::new();
+        for (j, v) in values.iter().enumerate() {
+            let c = pk
+                .ciphertext(&unb64(v, "values")?)
+                .map_err(|e| protocol(format!("values[{j}]: {e}")))?;
+            if ours.contains(&ba[j]) {
+                picked.push(c);
+            }
+        }
+        let total = pk.sum(&picked);
+        let mask = consentric_pets::paillier::random_below(pk.modulus())
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let masked = pk.add(
+            &total,
+            &pk.encrypt(&mask).map_err(|e| protocol(e.to_string()))?,
+        );
+        let masked = pk
+            .rerandomize(&masked)
+            .map_err(|e| EngineError::Config(e.to_string()))?;
+        let moved = self.store.write(|tx| {
+            tx.advance_session(&row.session_id, state::BLINDED, state::SUMMING, None)
+        })?;
+        if !moved {
+            return Err(session_error(SessionError::OutOfOrder(row.state.clone())));
+        }
+        secrets.summing = Some((cardinality, theirs.len(), pk, mask));
+        secrets.profiles = if output == Output::Matches {
+            vec![matched.iter().filter_map(|p| ProfileId::parse(p)).collect()]
+        } else {
+            Vec::new()
+        };
+        self.cleanroom.keep(&row.session_id, secrets);
+        Ok(HostCount {
+            cardinality,
+            masked_sum: Some(b64(&masked.to_bytes())),
+        })
+    }
+
+    /// Round 3: the sum, unmasked; the session is done.
+    ///
+    /// # Errors
+    /// As round 1; a masked sum that is not a number below the modulus.
+    pub fn cleanroom_host_sum(
+        &self,
+        id: &str,
+        token: &str,
+        msg: &GuestSum,
+    ) -> Result<SessionView, EngineError> {
+        let row = self.host_session(id, token)?;
+        if row.state != state::SUMMING {
+            return Err(session_error(SessionError::OutOfOrder(row.state)));
+        }
+        let Some(secrets) = self.cleanroom.take(id) else {
+            self.abort(&row, "the host restarted mid-session")?;
+            return Err(session_error(SessionError::OutOfOrder(
+                "summing, but this process no longer holds its mask".into(),
+            )));
+        };
+        let Some((cardinality, theirs, pk, mask)) = secrets.summing else {
+            self.abort(&row, "no sum in flight")?;
+            return Err(session_error(SessionError::OutOfOrder(row.state)));
+        };
+        let x: UBig = match msg.masked_sum.parse::<UBig>() {
+            Ok(x) if &x < pk.modulus() => x,
+            _ => {
+                self.abort(&row, "a masked sum that is not a number below the modulus")?;
+                return Err(session_error(SessionError::Protocol(
+                    "masked_sum must be a decimal number below the modulus".into(),
+                )));
+            }
+        };
+        let n = pk.modulus();
+        let sum = (x + n - &mask) % n;
+        let matched: Option<Vec<String>> = secrets
+            .profiles
+            .first()
+            .map(|m| m.iter().map(|p| p.as_str().to_owned()).collect());
+        let result = json!({"cardinality": cardinality, "ours": secrets.ours, "theirs": theirs,
+            "sum": sum.to_string(), "matched": matched});
+        self.finish(&row, state::SUMMING, &result, self.now().timestamp_millis())?;
+        self.cleanroom_session(id)
+    }
+
+    fn finish(
+        &self,
+        row: &consentric_store::SessionRow,
+        from: &str,
+        result: &serde_json::Value,
+        now: i64,
+    ) -> Result<(), EngineError> {
+        let settings = &self.cleanroom.settings;
+        let revealed: Vec<&str> = ["cardinality"]
+            .into_iter()
+            .chain((row.output == "matches").then_some("matches"))
+            .chain(row.with_sum.then_some("sum"))
+            .collect();
+        let moved = self.store.write(|tx| {
+            let moved = tx.advance_session(
+                &row.session_id,
+                from,
+                state::DONE,
+                Some(&result.to_string()),
+            )?;
+            if moved {
+                audit::append(
+                    tx,
+                    now,
+                    &format!("partner:{}", row.partner),
+                    "cleanroom.completed",
+                    None,
+                    &json!({"session": row.session_id, "partner": row.partner,
+                        "purpose": settings.purpose, "ours": result["ours"],
+                        "theirs": result["theirs"], "cardinality": result["cardinality"],
+                        "revealed": revealed}),
+                )?;
+            }
+            Ok::<_, consentric_store::StoreError>(moved)
+        })?;
+        if moved {
+            Ok(())
+        } else {
+            Err(session_error(SessionError::OutOfOrder(row.state.clone())))
+        }
+    }
+}

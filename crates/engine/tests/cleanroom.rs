@@ -1,0 +1,287 @@
+//! The clean room through two engines (each its own database), rounds passed by hand: exact
+//! cardinalities and sums, only consenting customers, nothing identifying in any message, and
+//! every malformed or untimely step refused with the session aborted.
+
+use std::sync::Arc;
+
+use chrono::{TimeZone, Utc};
+use consentric_engine::cleanroom::{GuestBlinded, HostBlinded, Output, SessionError};
+use consentric_engine::{Engine, EngineError, FixedClock};
+use consentric_model::{parse_batch, Envelope};
+use consentric_testkit::TestDb;
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(
+        Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0)
+            .single()
+            .expect("time"),
+    ))
+}
+
+fn email(i: usize) -> String {
+    format!("Shopper.{i}@Example.org")
+}
+
+/// Customers `range`, each with an e-mail and an order of `i` dollars; those with `i % 10 == 9`
+/// do not consent to partner matching.
+fn customers(engine: &Engine, prefix: &str, range: std::ops::Range<usize>) {
+    let env = Envelope {
+        received_at: Utc::now(),
+        request_id: "r".into(),
+    };
+    let mut batch: Vec<Value> = Vec::new();
+    for i in range {
+        let consent =
+            json!({"consent": {"categoryPreferences": {"partner_matching": i % 10 != 9}}});
+        batch.push(json!({"type": "identify", "userId": format!("{prefix}{i}"),
+            "messageId": format!("{prefix}{i}-id"), "timestamp": "2024-05-01T00:00:00Z",
+            "traits": {"email": email(i)}, "context": consent}));
+        batch.push(
+            json!({"type": "track", "event": "Order Completed", "userId": format!("{prefix}{i}"),
+            "messageId": format!("{prefix}{i}-o"), "timestamp": "2024-05-02T00:00:00Z",
+            "properties": {"revenue": i}}),
+        );
+    }
+    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
+        .expect("valid")
+        .events;
+    engine.ingest(events).expect("ingest");
+}
+
+struct Run {
+    host_result: Value,
+    guest_cardinality: usize,
+    messages: Vec<String>,
+}
+
+fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
+    let inv = host
+        .cleanroom_invite("guest co", output, sum, "test")
+        .expect("invite");
+    guest
+        .cleanroom_join(
+            "http://host.invalid",
+            &inv.session,
+            &inv.token,
+            "host co",
+            "test",
+        )
+        .expect("join");
+    let mut messages = Vec::new();
+    let r1 = host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("round 1");
+    messages.push(serde_json::to_string(&r1).expect("json"));
+    let (answer, secrets) = guest
+        .cleanroom_guest_answer(&inv.session, &r1)
+        .expect("answer");
+    messages.push(serde_json::to_string(&answer).expect("json"));
+    let count = host
+        .cleanroom_host_intersect(&inv.session, &inv.token, &answer)
+        .expect("round 2");
+    messages.push(serde_json::to_string(&count).expect("json"));
+    let reveal = guest
+        .cleanroom_guest_finish(&inv.session, &secrets, &count, &r1)
+        .expect("finish");
+    if let Some(reveal) = reveal {
+        messages.push(serde_json::to_string(&reveal).expect("json"));
+        host.cleanroom_host_sum(&inv.session, &inv.token, &reveal)
+            .expect("round 3");
+    }
+    let view = host.cleanroom_session(&inv.session).expect("session");
+    assert_eq!(view.state, "done");
+    Run {
+        host_result: view.result.expect("result"),
+        guest_cardinality: count.cardinality,
+        messages,
+    }
+}
+
+fn world(prefix: &str, range: std::ops::Range<usize>) -> (TestDb, Engine) {
+    let db = TestDb::sqlite();
+    let engine = Engine::new(db.store(), clock());
+    customers(&engine, prefix, range);
+    (db, engine)
+}
+
+#[test]
+fn sessions_count_the_overlap_and_sum_it_exactly() {
+    // Host: 0..200. Guest: 100..300 (overlap 100..200). Customers with i % 10 == 9 refuse on
+    // either side, so the overlap that may be computed is 100..200 minus them: 90.
+    let (_h, host) = world("h", 0..200);
+    let (_g, guest) = world("g", 100..300);
+    let r = run(&host, &guest, Output::Cardinality, false);
+    assert_eq!(r.host_result["cardinality"], 90);
+    assert_eq!(r.guest_cardinality, 90);
+    assert_eq!(r.host_result["ours"], 180);
+    assert_eq!(r.host_result["theirs"], 180);
+    assert!(r.host_result["matched"].is_null(), "cardinality only");
+
+    // Matches and the sum of the guest's revenue (in cents) over them.
+    let r = run(&host, &guest, Output::Matches, true);
+    let want: usize = (100..200).filter(|i| i % 10 != 9).map(|i| i * 100).sum();
+    assert_eq!(r.host_result["sum"], want.to_string());
+    let matched: Vec<String> =
+        serde_json::from_value(r.host_result["matched"].clone()).expect("ids");
+    assert_eq!(matched.len(), 90);
+
+    // Nothing in any message is an identifier, or its SHA-256 in hex or base64.
+    let all = r.messages.join("\n").to_lowercase();
+    for i in 0..300 {
+        for form in [email(i), email(i).to_lowercase()] {
+            let digest = Sha256::digest(form.as_bytes());
+            use base64::Engine as _;
+            for needle in [
+                form.to_lowercase(),
+                hex::encode(digest),
+                base64::engine::general_purpose::STANDARD
+                    .encode(digest)
+                    .to_lowercase(),
+            ] {
+                assert!(!all.contains(&needle), "{needle} appears in a message");
+            }
+        }
+        assert!(!all.contains(&format!("shopper.{i}@")));
+    }
+}
+
+#[test]
+fn edge_overlaps_are_exact() {
+    let (_h, host) = world("h", 0..100);
+    for (range, want) in [
+        (200..300, 0),
+        (99..199, 0),
+        (98..198, 1),
+        (0..100, 90),
+        (0..0, 0),
+    ] {
+        let (_g, guest) = world("g", range.clone());
+        let r = run(&host, &guest, Output::Cardinality, true);
+        assert_eq!(r.host_result["cardinality"], want, "{range:?}");
+        let sum: usize = range
+            .filter(|i| *i < 100 && i % 10 != 9)
+            .map(|i| i * 100)
+            .sum();
+        assert_eq!(r.host_result["sum"], sum.to_string());
+    }
+}
+
+fn session_error(r: Result<impl std::fmt::Debug, EngineError>) -> SessionError {
+    match r {
+        Err(EngineError::Session(e)) => e,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_and_untimely_steps_are_refused_and_abort() {
+    let (_h, host) = world("h", 0..20);
+    let (_g, guest) = world("g", 10..30);
+    let inv = host
+        .cleanroom_invite("p", Output::Cardinality, true, "t")
+        .expect("invite");
+    assert_eq!(
+        session_error(host.cleanroom_host_blinded(&inv.session, "wrong")),
+        SessionError::BadToken
+    );
+    let r1: HostBlinded = host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("r1");
+    // A replay of round 1.
+    assert!(matches!(
+        session_error(host.cleanroom_host_blinded(&inv.session, &inv.token)),
+        SessionError::OutOfOrder(_)
+    ));
+    guest
+        .cleanroom_join("http://h.invalid", &inv.session, &inv.token, "h", "t")
+        .expect("join");
+    let (good, _) = guest
+        .cleanroom_guest_answer(&inv.session, &r1)
+        .expect("answer");
+    // A point that is not a Ristretto encoding aborts the session.
+    let mut bad: GuestBlinded = good.clone();
+    bad.blinded[0] = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode([0xffu8; 32])
+    };
+    assert!(matches!(
+        session_error(host.cleanroom_host_intersect(&inv.session, &inv.token, &bad)),
+        SessionError::Protocol(_)
+    ));
+    assert_eq!(
+        host.cleanroom_session(&inv.session).expect("s").state,
+        "aborted"
+    );
+    assert!(matches!(
+        session_error(host.cleanroom_host_intersect(&inv.session, &inv.token, &good)),
+        SessionError::OutOfOrder(_)
+    ));
+
+    // A ciphertext outside the Paillier group.
+    let inv = host
+        .cleanroom_invite("p", Output::Cardinality, true, "t")
+        .expect("invite");
+    let r1 = host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("r1");
+    guest
+        .cleanroom_join("http://h.invalid", &inv.session, &inv.token, "h", "t")
+        .expect("join");
+    let (mut bad, _) = guest
+        .cleanroom_guest_answer(&inv.session, &r1)
+        .expect("answer");
+    if let Some(v) = bad.values.as_mut() {
+        use base64::Engine as _;
+        v[0] = base64::engine::general_purpose::STANDARD.encode([0u8]);
+    }
+    assert!(matches!(
+        session_error(host.cleanroom_host_intersect(&inv.session, &inv.token, &bad)),
+        SessionError::Protocol(_)
+    ));
+    assert_eq!(
+        host.cleanroom_session(&inv.session).expect("s").state,
+        "aborted"
+    );
+}
+
+#[test]
+fn expired_and_oversized_sessions_are_refused() {
+    let db = TestDb::sqlite();
+    let c = clock();
+    let host = Engine::new(db.store(), c.clone())
+        .with_cleanroom(consentric_engine::cleanroom::CleanroomSettings {
+            max_set: 5,
+            ..Default::default()
+        })
+        .expect("settings");
+    customers(&host, "h", 0..10);
+    let inv = host
+        .cleanroom_invite("p", Output::Cardinality, false, "t")
+        .expect("invite");
+    assert!(matches!(
+        session_error(host.cleanroom_host_blinded(&inv.session, &inv.token)),
+        SessionError::TooLarge(9, 5)
+    ));
+    assert_eq!(
+        host.cleanroom_session(&inv.session).expect("s").state,
+        "aborted"
+    );
+    let inv = host
+        .cleanroom_invite("p", Output::Cardinality, false, "t")
+        .expect("invite");
+    c.set(
+        Utc.with_ymd_and_hms(2024, 6, 1, 2, 0, 0)
+            .single()
+            .expect("time"),
+    );
+    assert_eq!(
+        session_error(host.cleanroom_host_blinded(&inv.session, &inv.token)),
+        SessionError::Expired
+    );
+    assert_eq!(
+        host.cleanroom_session(&inv.session).expect("s").state,
+        "aborted"
+    );
+}

@@ -1,0 +1,102 @@
+//! The guest's side of a clean-room session over HTTP: fetch the host's blinded identifiers,
+//! answer, and send the decrypted masked sum. The cryptography is the engine's; this carries
+//! the messages.
+
+use std::sync::Arc;
+
+use consentric_engine::cleanroom::{GuestBlinded, GuestSum, HostBlinded, HostCount};
+use consentric_engine::{Engine, EngineError};
+
+/// Why a run failed; the joined session is marked aborted.
+#[derive(Debug, thiserror::Error)]
+pub enum PartnerError {
+    /// The host could not be reached or sent something unreadable.
+    #[error("the host: {0}")]
+    Transport(String),
+    /// The host refused a step.
+    #[error("the host refused ({status}): {body}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// Its error body.
+        body: String,
+    },
+    /// Our side refused.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+async fn post<T: serde::de::DeserializeOwned>(
+    client: &reqwest::Client,
+    url: String,
+    token: &str,
+    body: Option<String>,
+) -> Result<T, PartnerError> {
+    let mut req = client.post(url).bearer_auth(token);
+    if let Some(b) = body {
+        req = req.header("content-type", "application/json").body(b);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| PartnerError::Transport(e.to_string()))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .await
+        .map_err(|e| PartnerError::Transport(e.to_string()))?;
+    if !status.is_success() {
+        return Err(PartnerError::Refused {
+            status: status.as_u16(),
+            body: text,
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| PartnerError::Transport(e.to_string()))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, PartnerError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| PartnerError::Transport(e.to_string()))?
+        .map_err(PartnerError::from)
+}
+
+/// Runs joined session `id` against its host.
+///
+/// # Errors
+/// [`PartnerError`]; the session is then aborted here.
+pub async fn run(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
+    let result = run_rounds(engine.clone(), id).await;
+    if let Err(e) = &result {
+        let (engine, id, why) = (engine.clone(), id.to_owned(), e.to_string());
+        let _ = blocking(move || engine.cleanroom_guest_abort(&id, &why)).await;
+    }
+    result
+}
+
+async fn run_rounds(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
+    let (e, i) = (engine.clone(), id.to_owned());
+    let run = blocking(move || e.cleanroom_guest(&i)).await?;
+    let client = reqwest::Client::new();
+    let base = format!("{}/v1/cleanroom/sessions/{}", run.host_url, run.session);
+    let round1: HostBlinded = post(&client, format!("{base}/blinded"), &run.token, None).await?;
+    let (e, i, r1) = (engine.clone(), id.to_owned(), round1.clone());
+    let (answer, secrets): (GuestBlinded, _) =
+        blocking(move || e.cleanroom_guest_answer(&i, &r1)).await?;
+    let body =
+        serde_json::to_string(&answer).map_err(|e| PartnerError::Transport(e.to_string()))?;
+    let count: HostCount =
+        post(&client, format!("{base}/intersect"), &run.token, Some(body)).await?;
+    let (e, i) = (engine.clone(), id.to_owned());
+    let reveal: Option<GuestSum> =
+        blocking(move || e.cleanroom_guest_finish(&i, &secrets, &count, &round1)).await?;
+    if let Some(reveal) = reveal {
+        let body =
+            serde_json::to_string(&reveal).map_err(|e| PartnerError::Transport(e.to_string()))?;
+        let _: serde_json::Value =
+            post(&client, format!("{base}/sum"), &run.token, Some(body)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,241 @@
+//! The clean room over HTTP. Admin keys invite partners, join invitations and run them, and
+//! read sessions; a partner reaches a session's three rounds with its session token (as a
+//! Bearer token) instead of an API key.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use consentric_engine::cleanroom::{
+    GuestBlinded, GuestSum, HostBlinded, HostCount, Invitation, Output, SessionView,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::AdminKey;
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+/// Largest clean-room message: a million blinded identifiers, or about 300,000 encrypted values.
+const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/cleanroom/sessions", post(invite).get(list))
+        .route("/v1/cleanroom/sessions/{id}", get(status))
+        .route("/v1/cleanroom/sessions/{id}/blinded", post(blinded))
+        .route("/v1/cleanroom/sessions/{id}/intersect", post(intersect))
+        .route("/v1/cleanroom/sessions/{id}/sum", post(sum))
+        .route("/v1/cleanroom/joined", post(join))
+        .route("/v1/cleanroom/joined/{id}/run", post(run))
+        .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
+}
+
+fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "malformed_json",
+        format!("expected {expected}: {e}"),
+    )
+}
+
+fn session_token(headers: &HeaderMap) -> Result<String, ApiError> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "bad_session_token",
+                "send the session token as `Authorization: Bearer <token>`",
+            )
+        })
+}
+
+/// An invitation, as asked.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct InviteRequest {
+    /// Who the partner is.
+    partner: String,
+    /// `cardinality` (default) or `matches`.
+    output: Option<Output>,
+    /// Sum the partner's values over the intersection.
+    #[serde(default)]
+    sum: bool,
+}
+
+/// Invites a partner to a session (admin). Audited. The token is shown once.
+#[utoipa::path(post, path = "/v1/cleanroom/sessions", tag = "cleanroom",
+    request_body = InviteRequest, responses((status = 200, body = Invitation)),
+    security(("bearer" = [])))]
+pub(crate) async fn invite(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    body: Bytes,
+) -> Result<Json<Invitation>, ApiError> {
+    let r: InviteRequest = serde_json::from_slice(&body).map_err(|e| {
+        malformed(
+            e,
+            "{\"partner\": \"…\", \"output\": \"cardinality|matches\", \"sum\": false}",
+        )
+    })?;
+    blocking(move || {
+        Ok(Json(engine.cleanroom_invite(
+            &r.partner,
+            r.output.unwrap_or(Output::Cardinality),
+            r.sum,
+            &format!("key:{}", who.key_id),
+        )?))
+    })
+    .await
+}
+
+/// Sessions.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Sessions {
+    sessions: Vec<SessionView>,
+}
+
+/// Every session, newest first (admin).
+#[utoipa::path(get, path = "/v1/cleanroom/sessions", tag = "cleanroom",
+    responses((status = 200, body = Sessions)), security(("bearer" = [])))]
+pub(crate) async fn list(
+    AdminKey(_): AdminKey,
+    State(engine): State<AppState>,
+) -> Result<Json<Sessions>, ApiError> {
+    blocking(move || {
+        Ok(Json(Sessions {
+            sessions: engine.cleanroom_sessions()?,
+        }))
+    })
+    .await
+}
+
+/// One session: its state and, once done, what it revealed (admin).
+#[utoipa::path(get, path = "/v1/cleanroom/sessions/{id}", tag = "cleanroom",
+    responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn status(
+    AdminKey(_): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    blocking(move || Ok(Json(engine.cleanroom_session(&id)?))).await
+}
+
+/// Round 1 (partner, session token): our blinded identifiers and the session's terms.
+#[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/blinded", tag = "cleanroom",
+    responses((status = 200, body = HostBlinded), (status = 401, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 410, body = crate::error::ErrorBody)))]
+pub(crate) async fn blinded(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<HostBlinded>, ApiError> {
+    let token = session_token(&headers)?;
+    blocking(move || Ok(Json(engine.cleanroom_host_blinded(&id, &token)?))).await
+}
+
+/// Round 2 (partner, session token): the partner's blinded identifiers (and encrypted
+/// values); the cardinality (and the masked encrypted sum).
+#[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/intersect", tag = "cleanroom",
+    request_body = GuestBlinded,
+    responses((status = 200, body = HostCount), (status = 400, body = crate::error::ErrorBody),
+        (status = 413, body = crate::error::ErrorBody)))]
+pub(crate) async fn intersect(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<HostCount>, ApiError> {
+    let token = session_token(&headers)?;
+    let msg: GuestBlinded = serde_json::from_slice(&body)
+        .map_err(|e| malformed(e, "{\"double_blinded\": [...], \"blinded\": [...]}"))?;
+    blocking(move || Ok(Json(engine.cleanroom_host_intersect(&id, &token, &msg)?))).await
+}
+
+/// The end of a session, as the partner sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Finished {
+    /// `done`.
+    state: String,
+}
+
+/// Round 3 (partner, session token): the decrypted masked sum.
+#[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/sum", tag = "cleanroom",
+    request_body = GuestSum, responses((status = 200, body = Finished)))]
+pub(crate) async fn sum(
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Finished>, ApiError> {
+    let token = session_token(&headers)?;
+    let msg: GuestSum = serde_json::from_slice(&body)
+        .map_err(|e| malformed(e, "{\"masked_sum\": \"<decimal>\"}"))?;
+    blocking(move || {
+        let view = engine.cleanroom_host_sum(&id, &token, &msg)?;
+        Ok(Json(Finished { state: view.state }))
+    })
+    .await
+}
+
+/// An invitation received from a host.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct JoinRequest {
+    /// The host's base URL.
+    host_url: String,
+    /// The session id.
+    session: String,
+    /// The session token.
+    token: String,
+    /// Who the host is.
+    partner: String,
+}
+
+/// Records an invitation from a host (admin). Audited.
+#[utoipa::path(post, path = "/v1/cleanroom/joined", tag = "cleanroom",
+    request_body = JoinRequest, responses((status = 200, body = SessionView)),
+    security(("bearer" = [])))]
+pub(crate) async fn join(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    body: Bytes,
+) -> Result<Json<SessionView>, ApiError> {
+    let r: JoinRequest = serde_json::from_slice(&body).map_err(|e| {
+        malformed(
+            e,
+            "{\"host_url\": \"…\", \"session\": \"…\", \"token\": \"…\", \"partner\": \"…\"}",
+        )
+    })?;
+    blocking(move || {
+        Ok(Json(engine.cleanroom_join(
+            &r.host_url,
+            &r.session,
+            &r.token,
+            &r.partner,
+            &format!("key:{}", who.key_id),
+        )?))
+    })
+    .await
+}
+
+/// Runs a joined session against its host (admin): the three rounds, then the session as
+/// recorded here.
+#[utoipa::path(post, path = "/v1/cleanroom/joined/{id}/run", tag = "cleanroom",
+    responses((status = 200, body = SessionView), (status = 502, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn run(
+    AdminKey(_): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<SessionView>, ApiError> {
+    crate::partner::run(engine.clone(), &id)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", e.to_string()))?;
+    blocking(move || Ok(Json(engine.cleanroom_session(&id)?))).await
+}
