@@ -488,6 +488,23 @@ pub enum BenchCommand {
     /// DP samplers' speed, end-to-end latency of releases over the CDNOW customers, and their
     /// error against the mechanism's expected error.
     Analytics(BenchAnalyticsArgs),
+    /// The clean room: cardinality PSI, Paillier rates and intersection-sum on synthetic
+    /// e-mail sets, side by side with OpenMined's PSI and python-paillier.
+    Cleanroom(BenchCleanroomArgs),
+}
+
+#[derive(Args)]
+pub struct BenchCleanroomArgs {
+    /// Identifiers on each side.
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    /// Identifiers in common.
+    #[arg(long, default_value_t = 50_000)]
+    pub overlap: usize,
+    /// A Python interpreter with `openmined.psi` and `phe` (`scripts/cleanroom-venv.sh`
+    /// makes one and prints its path).
+    #[arg(long, env = "CONSENTRIC_BENCH_CLEANROOM_PYTHON")]
+    pub reference: Option<std::path::PathBuf>,
 }
 
 #[derive(Args)]

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_analytics;
+mod bench_cleanroom;
 mod bench_decide;
 mod bench_lifecycle;
 mod decide;
@@ -53,6 +54,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Segments(cmd) => decide::segments(&*open(&settings)?, cmd),
         Command::Bench(BenchCommand::Decide(args)) => bench_decide::run(&args),
         Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(&args),
+        Command::Bench(BenchCommand::Cleanroom(args)) => bench_cleanroom::run(&args),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -4,7 +4,6 @@
 use consentric_model::ProfileId;
 use consentric_pets::paillier::SecretKey;
 use consentric_pets::psi::{self, Blinder};
-use dashu::integer::UBig;
 use serde_json::json;
 
 use super::host::token_hash;
@@ -173,7 +172,12 @@ impl Engine {
             let key = SecretKey::generate(settings.paillier_bits)
                 .map_err(|e| EngineError::Config(e.to_string()))?;
             let cents = self.values_in_cents(paired.iter().map(|(_, p)| *p))?;
-            let values = crate::cleanroom::guest::encrypt_all(&key, &cents)?;
+            let values = key
+                .encrypt_many(&cents)
+                .map_err(|e| EngineError::Config(e.to_string()))?
+                .iter()
+                .map(|c| b64(&c.to_bytes()))
+                .collect();
             (Some(key), Some(values))
         } else {
             (None, None)
@@ -282,39 +286,4 @@ impl Engine {
         }
         Ok(())
     }
-}
-
-/// Encrypts every value with the key holder's fast path, over every core.
-pub(crate) fn encrypt_all(key: &SecretKey, cents: &[u64]) -> Result<Vec<String>, EngineError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = cents.len().div_ceil(threads).max(1);
-    let parts: Vec<Result<Vec<String>, EngineError>> = std::thread::scope(|s| {
-        let handles: Vec<_> = cents
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|v| {
-                            key.encrypt(&UBig::from(*v))
-                                .map(|c| b64(&c.to_bytes()))
-                                .map_err(|e| EngineError::Config(e.to_string()))
-                        })
-                        .collect::<Result<Vec<_>, _>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(EngineError::Config("an encryption thread failed".into()))
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(cents.len());
-    for p in parts {
-        out.extend(p?);
-    }
-    Ok(out)
 }
