@@ -5,7 +5,7 @@
 //! Every plan is made and priced before any data is seen, so the engine can charge first and
 //! refuse without reading.
 
-use opendp::core::Measurement;
+use opendp::core::{Domain, Measure, Measurement, Metric};
 use opendp::domains::{AtomDomain, VectorDomain};
 use opendp::measurements::{make_noisy_top_k, make_private_quantile};
 use opendp::measures::{MaxDivergence, ZeroConcentratedDivergence};
@@ -90,6 +90,23 @@ fn scale_for(
     Err(PrivacyError::Sensitivity)
 }
 
+/// A mechanism and the privacy loss it was built for.
+type Priced<M> = (M, f64);
+
+/// The measurement `make` builds at the smallest scale whose privacy loss for `d_in` is at
+/// most what was asked, and that loss.
+fn build<DI: Domain, MI: Metric, MO: Measure<Distance = f64>, TO>(
+    privacy: Privacy,
+    d_in: MI::Distance,
+    make: impl Fn(f64) -> opendp::error::Fallible<Measurement<DI, MI, MO, TO>>,
+) -> Result<Priced<Measurement<DI, MI, MO, TO>>, PrivacyError> {
+    let target = check(privacy)?;
+    let (scale, loss) = scale_for(target, privacy, |s| {
+        make(s).and_then(|m| m.map(&d_in)).map_err(opendp_error)
+    })?;
+    Ok((make(scale).map_err(opendp_error)?, loss))
+}
+
 fn opendp_error(e: opendp::error::Error) -> PrivacyError {
     PrivacyError::Mechanism(e.message.unwrap_or_else(|| format!("{:?}", e.variant)))
 }
@@ -105,7 +122,7 @@ impl QuantilePlan {
         alpha: f64,
         privacy: Privacy,
     ) -> Result<(QuantilePlan, Rho), PrivacyError> {
-        let target = check(privacy)?;
+        check(privacy)?;
         if candidates.is_empty() || candidates.len() > MAX_CANDIDATES {
             return Err(PrivacyError::Candidates(MAX_CANDIDATES));
         }
@@ -115,36 +132,30 @@ impl QuantilePlan {
         let domain = || VectorDomain::new(AtomDomain::<i64>::default());
         let (measurement, loss) = match privacy {
             Privacy::Epsilon(_) => {
-                let make = |scale: f64| {
+                let (m, loss) = build(privacy, 1, |s| {
                     make_private_quantile(
                         domain(),
                         SymmetricDistance,
                         MaxDivergence,
                         candidates.clone(),
                         alpha,
-                        scale,
+                        s,
                     )
-                    .map_err(opendp_error)
-                };
-                let (scale, loss) =
-                    scale_for(target, privacy, |s| make(s)?.map(&1).map_err(opendp_error))?;
-                (Either::Pure(make(scale)?), loss)
+                })?;
+                (Either::Pure(m), loss)
             }
             Privacy::Rho(_) => {
-                let make = |scale: f64| {
+                let (m, loss) = build(privacy, 1, |s| {
                     make_private_quantile(
                         domain(),
                         SymmetricDistance,
                         ZeroConcentratedDivergence,
                         candidates.clone(),
                         alpha,
-                        scale,
+                        s,
                     )
-                    .map_err(opendp_error)
-                };
-                let (scale, loss) =
-                    scale_for(target, privacy, |s| make(s)?.map(&1).map_err(opendp_error))?;
-                (Either::Concentrated(make(scale)?), loss)
+                })?;
+                (Either::Concentrated(m), loss)
             }
         };
         Ok((QuantilePlan { measurement }, cost(privacy, loss)?))
@@ -175,43 +186,25 @@ impl TopKPlan {
         k: usize,
         privacy: Privacy,
     ) -> Result<(TopKPlan, Rho), PrivacyError> {
-        let target = check(privacy)?;
+        check(privacy)?;
         if k == 0 || k > candidates || candidates > MAX_CANDIDATES {
             return Err(PrivacyError::TopK(candidates.min(MAX_CANDIDATES)));
         }
         let domain = || VectorDomain::new(AtomDomain::<i64>::default()).with_size(candidates);
+        // One customer moves every count by at most one, and only upward.
+        let metric = || LInfDistance::new(true);
         let (measurement, loss) = match privacy {
             Privacy::Epsilon(_) => {
-                let make = |scale: f64| {
-                    make_noisy_top_k(
-                        domain(),
-                        LInfDistance::new(true),
-                        MaxDivergence,
-                        k,
-                        scale,
-                        false,
-                    )
-                    .map_err(opendp_error)
-                };
-                let (scale, loss) =
-                    scale_for(target, privacy, |s| make(s)?.map(&1).map_err(opendp_error))?;
-                (Either::Pure(make(scale)?), loss)
+                let (m, loss) = build(privacy, 1, |s| {
+                    make_noisy_top_k(domain(), metric(), MaxDivergence, k, s, false)
+                })?;
+                (Either::Pure(m), loss)
             }
             Privacy::Rho(_) => {
-                let make = |scale: f64| {
-                    make_noisy_top_k(
-                        domain(),
-                        LInfDistance::new(true),
-                        ZeroConcentratedDivergence,
-                        k,
-                        scale,
-                        false,
-                    )
-                    .map_err(opendp_error)
-                };
-                let (scale, loss) =
-                    scale_for(target, privacy, |s| make(s)?.map(&1).map_err(opendp_error))?;
-                (Either::Concentrated(make(scale)?), loss)
+                let (m, loss) = build(privacy, 1, |s| {
+                    make_noisy_top_k(domain(), metric(), ZeroConcentratedDivergence, k, s, false)
+                })?;
+                (Either::Concentrated(m), loss)
             }
         };
         Ok((TopKPlan { measurement, k }, cost(privacy, loss)?))
