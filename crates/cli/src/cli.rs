@@ -127,6 +127,12 @@ pub enum CleanroomCommand {
         /// Who the host is.
         #[arg(long)]
         partner: String,
+        /// The host said the session reveals which of its customers are in common.
+        #[arg(long)]
+        matches: bool,
+        /// The host said it sums our customers' revenue over the intersection.
+        #[arg(long)]
+        sum: bool,
     },
     /// Run a joined session against its host.
     Run {

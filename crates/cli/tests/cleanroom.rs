@@ -131,7 +131,11 @@ fn two_servers_run_a_session_over_http() {
     let joined = client
         .post(format!("{}/v1/cleanroom/joined", guest.base))
         .bearer_auth(&guest_admin)
-        .body(json!({"host_url": host.base, "session": session, "token": token, "partner": "host co"}).to_string())
+        .body(
+            json!({"host_url": host.base, "session": session, "token": token, "partner": "host co",
+            "output": "matches", "sum": true})
+            .to_string(),
+        )
         .send()
         .expect("join");
     assert_eq!(joined.status(), 200);

@@ -131,10 +131,10 @@ impl Engine {
                 settings.purpose
             )));
         }
-        if settings.paillier_bits < consentric_pets::paillier::MIN_BITS {
+        if !consentric_pets::paillier::SIZES.contains(&settings.paillier_bits) {
             return Err(EngineError::Config(format!(
-                "[cleanroom] paillier_bits must be at least {}",
-                consentric_pets::paillier::MIN_BITS
+                "[cleanroom] paillier_bits must be one of {:?}",
+                consentric_pets::paillier::SIZES
             )));
         }
         self.cleanroom = crate::cleanroom::Cleanroom::new(settings);

@@ -5,7 +5,9 @@
 use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
-use consentric_engine::cleanroom::{GuestBlinded, HostBlinded, Output, SessionError};
+use consentric_engine::cleanroom::{
+    GuestBlinded, HostBlinded, Invitation, Joining, Output, SessionError,
+};
 use consentric_engine::{Engine, EngineError, FixedClock};
 use consentric_model::{parse_batch, Envelope};
 use consentric_testkit::TestDb;
@@ -56,19 +58,28 @@ struct Run {
     messages: Vec<String>,
 }
 
+fn join(guest: &Engine, inv: &Invitation, output: Output, sum: bool) {
+    guest
+        .cleanroom_join(
+            &Joining {
+                host_url: "http://127.0.0.1:9".into(),
+                session: inv.session.clone(),
+                token: inv.token.clone(),
+                partner: "host co".into(),
+                output,
+                sum,
+            },
+            "test",
+        )
+        .expect("join");
+    guest.cleanroom_guest(&inv.session).expect("start");
+}
+
 fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
     let inv = host
         .cleanroom_invite("guest co", output, sum, "test")
         .expect("invite");
-    guest
-        .cleanroom_join(
-            "http://host.invalid",
-            &inv.session,
-            &inv.token,
-            "host co",
-            "test",
-        )
-        .expect("join");
+    join(guest, &inv, output, sum);
     let mut messages = Vec::new();
     let r1 = host
         .cleanroom_host_blinded(&inv.session, &inv.token)
@@ -83,13 +94,17 @@ fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
         .expect("round 2");
     messages.push(serde_json::to_string(&count).expect("json"));
     let reveal = guest
-        .cleanroom_guest_finish(&inv.session, &secrets, &count, &r1)
-        .expect("finish");
+        .cleanroom_guest_reveal(&secrets, &count)
+        .expect("reveal");
     if let Some(reveal) = reveal {
         messages.push(serde_json::to_string(&reveal).expect("json"));
         host.cleanroom_host_sum(&inv.session, &inv.token, &reveal)
             .expect("round 3");
     }
+    let guest_view = guest
+        .cleanroom_guest_complete(&inv.session, &secrets, &count, &r1)
+        .expect("complete");
+    assert_eq!(guest_view.state, "done");
     let view = host.cleanroom_session(&inv.session).expect("session");
     assert_eq!(view.state, "done");
     Run {
@@ -158,14 +173,73 @@ fn edge_overlaps_are_exact() {
         (0..0, 0),
     ] {
         let (_g, guest) = world("g", range.clone());
-        let r = run(&host, &guest, Output::Cardinality, true);
+        // A sum only where the intersection reaches the guest's minimum (10).
+        let sum = want >= 10;
+        let r = run(&host, &guest, Output::Cardinality, sum);
         assert_eq!(r.host_result["cardinality"], want, "{range:?}");
-        let sum: usize = range
-            .filter(|i| *i < 100 && i % 10 != 9)
-            .map(|i| i * 100)
-            .sum();
-        assert_eq!(r.host_result["sum"], sum.to_string());
+        if sum {
+            let total: usize = range
+                .filter(|i| *i < 100 && i % 10 != 9)
+                .map(|i| i * 100)
+                .sum();
+            assert_eq!(r.host_result["sum"], total.to_string());
+        }
     }
+}
+
+#[test]
+fn the_guest_holds_the_host_to_the_terms_it_joined_on() {
+    let (_h, host) = world("h", 0..30);
+    let (_g, guest) = world("g", 25..60);
+    // The host invites with a sum; the guest was told cardinality only.
+    let inv = host
+        .cleanroom_invite("p", Output::Matches, true, "t")
+        .expect("invite");
+    join(&guest, &inv, Output::Cardinality, false);
+    let r1 = host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("r1");
+    assert!(matches!(
+        session_error(guest.cleanroom_guest_answer(&inv.session, &r1)),
+        SessionError::Protocol(_)
+    ));
+    // A run cannot start twice.
+    assert!(matches!(
+        session_error(guest.cleanroom_guest(&inv.session)),
+        SessionError::OutOfOrder(_)
+    ));
+    // A sum over fewer customers than the minimum is never decrypted: 25..30 has 4 in common.
+    let inv = host
+        .cleanroom_invite("p", Output::Cardinality, true, "t")
+        .expect("invite");
+    join(&guest, &inv, Output::Cardinality, true);
+    let r1 = host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("r1");
+    let (answer, secrets) = guest
+        .cleanroom_guest_answer(&inv.session, &r1)
+        .expect("answer");
+    let count = host
+        .cleanroom_host_intersect(&inv.session, &inv.token, &answer)
+        .expect("r2");
+    assert_eq!(count.cardinality, 4);
+    assert!(matches!(
+        session_error(guest.cleanroom_guest_reveal(&secrets, &count)),
+        SessionError::Protocol(_)
+    ));
+    // Plain http only to this machine.
+    let far = Joining {
+        host_url: "http://partner.example".into(),
+        session: "abc".into(),
+        token: "0".repeat(64),
+        partner: "p".into(),
+        output: Output::Cardinality,
+        sum: false,
+    };
+    assert!(matches!(
+        guest.cleanroom_join(&far, "t"),
+        Err(EngineError::Invalid { .. })
+    ));
 }
 
 fn session_error(r: Result<impl std::fmt::Debug, EngineError>) -> SessionError {
@@ -194,9 +268,7 @@ fn bad_and_untimely_steps_are_refused_and_abort() {
         session_error(host.cleanroom_host_blinded(&inv.session, &inv.token)),
         SessionError::OutOfOrder(_)
     ));
-    guest
-        .cleanroom_join("http://h.invalid", &inv.session, &inv.token, "h", "t")
-        .expect("join");
+    join(&guest, &inv, Output::Cardinality, true);
     let (good, _) = guest
         .cleanroom_guest_answer(&inv.session, &r1)
         .expect("answer");
@@ -226,9 +298,7 @@ fn bad_and_untimely_steps_are_refused_and_abort() {
     let r1 = host
         .cleanroom_host_blinded(&inv.session, &inv.token)
         .expect("r1");
-    guest
-        .cleanroom_join("http://h.invalid", &inv.session, &inv.token, "h", "t")
-        .expect("join");
+    join(&guest, &inv, Output::Cardinality, true);
     let (mut bad, _) = guest
         .cleanroom_guest_answer(&inv.session, &r1)
         .expect("answer");

@@ -18,6 +18,8 @@ use zeroize::Zeroize;
 
 /// Smallest modulus accepted, in bits.
 pub const MIN_BITS: usize = 2048;
+/// The modulus sizes keys are generated at.
+pub const SIZES: [usize; 3] = [2048, 3072, 4096];
 /// Bits of the short exponent x in r^n = h^x.
 const SHORT_EXPONENT_BITS: usize = 448;
 /// Window width of the fixed-base tables.
@@ -58,7 +60,9 @@ struct Table {
     rows: Vec<Vec<UBig>>,
 }
 
-/// The key holder's key: decrypts, and encrypts fast.
+/// The key holder's key: decrypts, and encrypts fast. It lives for one session, in memory;
+/// `dashu` cannot wipe its integers in place, so the primes are freed, not zeroised, when it
+/// is dropped.
 pub struct SecretKey {
     public: PublicKey,
     p: UBig,
@@ -76,14 +80,6 @@ pub struct SecretKey {
     /// q^{-1} mod p, to recombine plaintexts.
     q_inv_p: UBig,
     tables: [Table; 2],
-}
-
-impl Drop for SecretKey {
-    fn drop(&mut self) {
-        // dashu's integers cannot be wiped in place; overwrite what is reachable.
-        self.p = UBig::ZERO;
-        self.q = UBig::ZERO;
-    }
 }
 
 /// A uniform integer in [0, bound) from the operating system's randomness (with 128 extra
@@ -308,19 +304,18 @@ fn l(x: &UBig, d: &UBig) -> UBig {
 }
 
 impl SecretKey {
-    /// A fresh key pair with a modulus of `bits` (at least [`MIN_BITS`]).
+    /// A fresh key pair with a modulus of `bits`: one of [`SIZES`].
     ///
     /// # Errors
-    /// [`PaillierError::WeakModulus`] below [`MIN_BITS`]; no randomness.
+    /// [`PaillierError::WeakModulus`] for another size; no randomness.
     pub fn generate(bits: usize) -> Result<SecretKey, PaillierError> {
-        if bits < MIN_BITS {
+        if !SIZES.contains(&bits) {
             return Err(PaillierError::WeakModulus);
         }
-        let half = u32::try_from(bits / 2).map_err(|_| PaillierError::WeakModulus)?;
         let mut rng = rand_core::UnwrapErr(getrandom04::SysRng);
         loop {
-            let p = prime(&mut rng, half);
-            let q = prime(&mut rng, half);
+            let p = prime(&mut rng, bits / 2);
+            let q = prime(&mut rng, bits / 2);
             // Two primes with their top bit set make 2·half − 1 or 2·half bits: keep the latter.
             if p == q || (&p * &q).bit_len() < bits {
                 continue;
@@ -456,10 +451,23 @@ impl SecretKey {
     }
 }
 
-fn prime(rng: &mut rand_core::UnwrapErr<getrandom04::SysRng>, bits: u32) -> UBig {
-    let p: crypto_bigint::U1024 =
-        crypto_primes::random_prime(rng, crypto_primes::Flavor::Any, bits);
-    UBig::from_be_bytes(&p.to_be_bytes())
+/// A random prime of `bits` (half of one of [`SIZES`]) with its top bit set.
+fn prime(rng: &mut rand_core::UnwrapErr<getrandom04::SysRng>, bits: usize) -> UBig {
+    use crypto_primes::{random_prime, Flavor};
+    match bits {
+        1536 => {
+            let p: crypto_bigint::U1536 = random_prime(rng, Flavor::Any, 1536);
+            UBig::from_be_bytes(&p.to_be_bytes())
+        }
+        2048 => {
+            let p: crypto_bigint::U2048 = random_prime(rng, Flavor::Any, 2048);
+            UBig::from_be_bytes(&p.to_be_bytes())
+        }
+        _ => {
+            let p: crypto_bigint::U1024 = random_prime(rng, Flavor::Any, 1024);
+            UBig::from_be_bytes(&p.to_be_bytes())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -497,6 +505,14 @@ mod tests {
             sk.encrypt(&UBig::ONE).expect("enc")
         );
         assert_eq!(sk.decrypt(&pk.sum([])), UBig::ZERO);
+    }
+
+    #[test]
+    fn larger_moduli_encrypt_and_decrypt() {
+        let sk = SecretKey::generate(3072).expect("key");
+        assert!(sk.public().modulus().bit_len() >= 3072);
+        let cs = sk.encrypt_many(&[5, 7]).expect("enc");
+        assert_eq!(sk.decrypt(&sk.public().sum(&cs)), UBig::from(12u8));
     }
 
     #[test]

@@ -89,14 +89,20 @@ async fn run_rounds(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
         serde_json::to_string(&answer).map_err(|e| PartnerError::Transport(e.to_string()))?;
     let count: HostCount =
         post(&client, format!("{base}/intersect"), &run.token, Some(body)).await?;
-    let (e, i) = (engine.clone(), id.to_owned());
-    let reveal: Option<GuestSum> =
-        blocking(move || e.cleanroom_guest_finish(&i, &secrets, &count, &round1)).await?;
+    let (e, c) = (engine.clone(), count.clone());
+    let (reveal, secrets): (Option<GuestSum>, _) = blocking(move || {
+        let reveal = e.cleanroom_guest_reveal(&secrets, &c)?;
+        Ok((reveal, secrets))
+    })
+    .await?;
     if let Some(reveal) = reveal {
         let body =
             serde_json::to_string(&reveal).map_err(|e| PartnerError::Transport(e.to_string()))?;
         let _: serde_json::Value =
             post(&client, format!("{base}/sum"), &run.token, Some(body)).await?;
     }
+    // Done only once the host accepted every round.
+    let (e, i) = (engine.clone(), id.to_owned());
+    blocking(move || e.cleanroom_guest_complete(&i, &secrets, &count, &round1)).await?;
     Ok(())
 }

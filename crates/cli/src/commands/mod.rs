@@ -102,8 +102,22 @@ fn cleanroom(engine: Arc<Engine>, cmd: crate::cli::CleanroomCommand) -> anyhow::
             session,
             token,
             partner,
+            matches,
+            sum,
         } => {
-            serde_json::to_value(engine.cleanroom_join(&host, &session, &token, &partner, "cli")?)?
+            let joining = consentric_engine::cleanroom::Joining {
+                host_url: host,
+                session,
+                token,
+                partner,
+                output: if matches {
+                    Output::Matches
+                } else {
+                    Output::Cardinality
+                },
+                sum,
+            };
+            serde_json::to_value(engine.cleanroom_join(&joining, "cli")?)?
         }
         C::Run { session } => {
             serve::runtime()?

@@ -15,6 +15,23 @@ use crate::audit;
 use crate::engine::Engine;
 use crate::error::EngineError;
 
+/// An invitation received from a host, with the terms it was sent with.
+#[derive(Debug, Clone)]
+pub struct Joining {
+    /// The host's base URL (https, or http to this machine).
+    pub host_url: String,
+    /// The session id.
+    pub session: String,
+    /// The session token.
+    pub token: String,
+    /// Who the host is.
+    pub partner: String,
+    /// What the host said the session reveals; round 1 must agree.
+    pub output: super::Output,
+    /// Whether the host said it sums our values; round 1 must agree.
+    pub sum: bool,
+}
+
 /// Where and how to reach the host of a joined session.
 #[derive(Debug, Clone)]
 pub struct GuestRun {
@@ -47,18 +64,30 @@ impl Engine {
     /// A bad URL or empty token; a database fault.
     pub fn cleanroom_join(
         &self,
-        host_url: &str,
-        session: &str,
-        token: &str,
-        partner: &str,
+        invitation: &Joining,
         actor: &str,
     ) -> Result<SessionView, EngineError> {
+        let Joining {
+            host_url,
+            session,
+            token,
+            partner,
+            output,
+            sum,
+        } = invitation;
         let invalid = |field: &str, m: &str| EngineError::Invalid {
             field: field.into(),
             message: m.into(),
         };
-        if !(host_url.starts_with("http://") || host_url.starts_with("https://")) {
-            return Err(invalid("host_url", "an http(s) URL"));
+        // The token and the messages travel in the clear over http: only to this machine.
+        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+            .iter()
+            .any(|p| host_url.starts_with(p));
+        if !(host_url.starts_with("https://") || loopback) {
+            return Err(invalid(
+                "host_url",
+                "an https URL (http only to this machine)",
+            ));
         }
         if session.is_empty()
             || session.len() > 64
@@ -76,8 +105,8 @@ impl Engine {
             token_hash: token_hash(token),
             host_url: Some(host_url.trim_end_matches('/').to_owned()),
             token: Some(token.to_owned()),
-            output: "cardinality".into(),
-            with_sum: false,
+            output: output.as_str().into(),
+            with_sum: *sum,
             partner: partner.to_owned(),
             state: state::INVITED.into(),
             created_at: now,
@@ -93,30 +122,42 @@ impl Engine {
                 "cleanroom.joined",
                 None,
                 &json!({"session": session, "host": row.host_url, "partner": partner,
-                    "purpose": self.cleanroom.settings.purpose}),
+                    "purpose": self.cleanroom.settings.purpose, "output": output.as_str(),
+                    "sum": sum}),
             )
         })?;
         self.cleanroom_session(session)
     }
 
-    /// How to reach the host of joined session `id`.
+    /// Starts running joined session `id`: it moves to `running` (so two runs cannot both
+    /// go ahead) and says how to reach its host.
     ///
     /// # Errors
-    /// Not a joined session, or no longer runnable.
+    /// Not a joined session, expired, or already run.
     pub fn cleanroom_guest(&self, id: &str) -> Result<GuestRun, EngineError> {
-        let row = self
+        let row = self.guest_row(id)?;
+        if self.now().timestamp_millis() > row.expires_at {
+            self.abort(&row, "expired")?;
+            return Err(EngineError::Session(SessionError::Expired));
+        }
+        let started = self
             .store
-            .session(id)?
-            .filter(|r| r.role == "guest")
-            .ok_or_else(|| EngineError::NotFound(format!("joined session `{id}`")))?;
+            .write(|tx| tx.advance_session(id, state::INVITED, state::RUNNING, None))?;
         match (row.host_url, row.token) {
-            (Some(host_url), Some(token)) if row.state == state::INVITED => Ok(GuestRun {
+            (Some(host_url), Some(token)) if started => Ok(GuestRun {
                 session: row.session_id,
                 host_url,
                 token,
             }),
             _ => Err(EngineError::Session(SessionError::OutOfOrder(row.state))),
         }
+    }
+
+    fn guest_row(&self, id: &str) -> Result<consentric_store::SessionRow, EngineError> {
+        self.store
+            .session(id)?
+            .filter(|r| r.role == "guest")
+            .ok_or_else(|| EngineError::NotFound(format!("joined session `{id}`")))
     }
 
     /// Round 2, guest side: the host's identifiers blinded again, ours blinded, and for a
@@ -130,8 +171,20 @@ impl Engine {
         round1: &HostBlinded,
     ) -> Result<(GuestBlinded, GuestSecrets), EngineError> {
         let protocol = |m: String| EngineError::Session(SessionError::Protocol(m));
-        // Only a session we joined, and have not run yet.
-        self.cleanroom_guest(id)?;
+        // Only a session we are running, on the terms we joined.
+        let row = self.guest_row(id)?;
+        if row.state != state::RUNNING {
+            return Err(EngineError::Session(SessionError::OutOfOrder(row.state)));
+        }
+        if round1.output.as_str() != row.output || round1.sum != row.with_sum {
+            return Err(protocol(format!(
+                "the host asks for {} with sum {}; we joined for {} with sum {}",
+                round1.output.as_str(),
+                round1.sum,
+                row.output,
+                row.with_sum
+            )));
+        }
         let settings = &self.cleanroom.settings;
         if round1.identifier != settings.identifier {
             return Err(protocol(format!(
@@ -224,56 +277,81 @@ impl Engine {
             .collect())
     }
 
-    /// Round 3, guest side: the masked sum decrypted (for a sum), and the session recorded
-    /// as done with the cardinality the host reported.
+    /// Round 3, guest side: the masked sum decrypted — only for a sum, and only when the
+    /// intersection is at least `[cleanroom] min_sum_cardinality` (a sum over one or a few
+    /// customers would be their values).
     ///
     /// # Errors
-    /// A malformed reply; a database fault.
-    pub fn cleanroom_guest_finish(
+    /// A malformed reply, or too small an intersection.
+    pub fn cleanroom_guest_reveal(
+        &self,
+        secrets: &GuestSecrets,
+        reply: &HostCount,
+    ) -> Result<Option<GuestSum>, EngineError> {
+        let protocol = |m: String| EngineError::Session(SessionError::Protocol(m));
+        match (&secrets.key, &reply.masked_sum) {
+            (Some(key), Some(c)) => {
+                let min = self.cleanroom.settings.min_sum_cardinality;
+                if reply.cardinality < min {
+                    return Err(protocol(format!(
+                        "a sum over {} customers (fewer than {min}) would reveal their values",
+                        reply.cardinality
+                    )));
+                }
+                let c = key
+                    .public()
+                    .ciphertext(&unb64(c, "masked_sum")?)
+                    .map_err(|e| protocol(e.to_string()))?;
+                Ok(Some(GuestSum {
+                    masked_sum: key.decrypt(&c).to_string(),
+                }))
+            }
+            (None, None) => Ok(None),
+            _ => Err(protocol(
+                "the host's reply does not match the session".into(),
+            )),
+        }
+    }
+
+    /// The session done, as the guest saw it: recorded and audited once every round was
+    /// accepted.
+    ///
+    /// # Errors
+    /// Not running any more; a database fault.
+    pub fn cleanroom_guest_complete(
         &self,
         id: &str,
         secrets: &GuestSecrets,
         reply: &HostCount,
         round1: &HostBlinded,
-    ) -> Result<Option<GuestSum>, EngineError> {
-        let protocol = |m: String| EngineError::Session(SessionError::Protocol(m));
-        let sum = match (&secrets.key, &reply.masked_sum) {
-            (Some(key), Some(c)) => {
-                let c = key
-                    .public()
-                    .ciphertext(&unb64(c, "masked_sum")?)
-                    .map_err(|e| protocol(e.to_string()))?;
-                Some(GuestSum {
-                    masked_sum: key.decrypt(&c).to_string(),
-                })
-            }
-            (None, None) => None,
-            _ => {
-                return Err(protocol(
-                    "the host's reply does not match the session".into(),
-                ))
-            }
-        };
+    ) -> Result<SessionView, EngineError> {
+        let row = self.guest_row(id)?;
         let now = self.now().timestamp_millis();
         let result = json!({"cardinality": reply.cardinality, "ours": secrets.ours,
             "theirs": round1.blinded.len(), "output": round1.output, "sum": round1.sum});
-        self.store.write(|tx| {
-            if tx.advance_session(id, state::INVITED, state::DONE, Some(&result.to_string()))? {
+        let done = self.store.write(|tx| {
+            let done =
+                tx.advance_session(id, state::RUNNING, state::DONE, Some(&result.to_string()))?;
+            if done {
                 audit::append(
                     tx,
                     now,
-                    "cleanroom",
+                    &format!("partner:{}", row.partner),
                     "cleanroom.completed",
                     None,
-                    &json!({"session": id, "role": "guest", "purpose": self.cleanroom.settings.purpose,
+                    &json!({"session": id, "role": "guest", "partner": row.partner,
+                        "purpose": self.cleanroom.settings.purpose,
                         "ours": secrets.ours, "theirs": round1.blinded.len(),
                         "cardinality": reply.cardinality,
                         "revealed_to_host": {"output": round1.output, "sum": round1.sum}}),
                 )?;
             }
-            Ok::<_, consentric_store::StoreError>(())
+            Ok::<_, consentric_store::StoreError>(done)
         })?;
-        Ok(sum)
+        if !done {
+            return Err(EngineError::Session(SessionError::OutOfOrder(row.state)));
+        }
+        self.cleanroom_session(id)
     }
 
     /// Marks a joined session aborted (the host refused a step).

@@ -27,6 +27,8 @@ struct Secrets {
     ours: usize,
     /// After round 2 of a sum: the cardinality, the guest's key and our mask.
     summing: Option<(usize, usize, PublicKey, UBig)>,
+    /// The session's expiry: after it, the secrets are dropped even if nobody calls again.
+    expires_at: i64,
 }
 
 /// The clean room's settings and the secrets of sessions in flight.
@@ -47,8 +49,10 @@ impl Cleanroom {
         self.secrets.lock().ok()?.remove(id)
     }
 
-    fn keep(&self, id: &str, s: Secrets) {
+    /// Keeps a session's secrets, dropping those of every expired session.
+    fn keep(&self, id: &str, s: Secrets, now: i64) {
         if let Ok(mut m) = self.secrets.lock() {
+            m.retain(|_, kept| kept.expires_at >= now);
             m.insert(id.to_owned(), s);
         }
     }
@@ -252,16 +256,41 @@ impl Engine {
         token: &str,
     ) -> Result<HostBlinded, EngineError> {
         let row = self.host_session(id, token)?;
+        if row.state != state::INVITED {
+            return Err(session_error(SessionError::OutOfOrder(row.state)));
+        }
+        let blinded = match self.blind_ours(&row) {
+            Ok(b) => b,
+            Err(e) => {
+                self.abort(&row, &e.to_string())?;
+                return Err(e);
+            }
+        };
+        // The secrets are kept before the session moves on, so round 2 always finds them.
         let moved = self
             .store
             .write(|tx| tx.advance_session(id, state::INVITED, state::BLINDED, None))?;
         if !moved {
+            self.cleanroom.take(id);
             return Err(session_error(SessionError::OutOfOrder(row.state)));
         }
+        Ok(HostBlinded {
+            output: Output::parse(&row.output).unwrap_or(Output::Cardinality),
+            sum: row.with_sum,
+            identifier: self.cleanroom.settings.identifier,
+            blinded: blinded.iter().map(|b| b64(b)).collect(),
+        })
+    }
+
+    /// Our consenting customers' identifiers, blinded with a fresh scalar and sorted; the
+    /// scalar and who is behind each value kept in memory for round 2.
+    fn blind_ours(
+        &self,
+        row: &consentric_store::SessionRow,
+    ) -> Result<Vec<psi::Blinded>, EngineError> {
         let participants = self.participants()?;
         let max = self.cleanroom.settings.max_set;
         if participants.len() > max {
-            self.abort(&row, "too many of our customers")?;
             return Err(session_error(SessionError::TooLarge(
                 participants.len(),
                 max,
@@ -278,20 +307,17 @@ impl Engine {
         paired.sort_unstable_by_key(|p| p.0);
         let (blinded, profiles): (Vec<_>, Vec<_>) = paired.into_iter().unzip();
         self.cleanroom.keep(
-            id,
+            &row.session_id,
             Secrets {
                 blinder,
                 profiles,
                 ours: blinded.len(),
                 summing: None,
+                expires_at: row.expires_at,
             },
+            self.now().timestamp_millis(),
         );
-        Ok(HostBlinded {
-            output: Output::parse(&row.output).unwrap_or(Output::Cardinality),
-            sum: row.with_sum,
-            identifier: self.cleanroom.settings.identifier,
-            blinded: blinded.iter().map(|b| b64(b)).collect(),
-        })
+        Ok(blinded)
     }
 
     /// Round 2: the cardinality, and for a sum `Enc(sum + mask)`.
@@ -422,7 +448,8 @@ impl Engine {
         } else {
             Vec::new()
         };
-        self.cleanroom.keep(&row.session_id, secrets);
+        self.cleanroom
+            .keep(&row.session_id, secrets, self.now().timestamp_millis());
         Ok(HostCount {
             cardinality,
             masked_sum: Some(b64(&masked.to_bytes())),

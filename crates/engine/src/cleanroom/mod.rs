@@ -24,7 +24,7 @@ mod settings;
 use serde::{Deserialize, Serialize};
 
 pub use consentric_pets::psi::IdKind;
-pub use guest::{GuestRun, GuestSecrets};
+pub use guest::{GuestRun, GuestSecrets, Joining};
 pub(crate) use host::Cleanroom;
 pub use settings::CleanroomSettings;
 
@@ -39,7 +39,8 @@ pub enum Output {
 }
 
 impl Output {
-    fn as_str(self) -> &'static str {
+    /// As stored and sent.
+    pub fn as_str(self) -> &'static str {
         match self {
             Output::Cardinality => "cardinality",
             Output::Matches => "matches",
@@ -83,7 +84,7 @@ pub struct SessionView {
     pub output: String,
     /// Whether a sum is computed.
     pub sum: bool,
-    /// `invited`, `blinded`, `summing`, `done` or `aborted`.
+    /// `invited`, `blinded`, `summing` (host) or `running` (guest), `done` or `aborted`.
     pub state: String,
     /// Milliseconds since the epoch.
     pub expires_at: i64,
@@ -144,6 +145,7 @@ pub(crate) mod state {
     pub const INVITED: &str = "invited";
     pub const BLINDED: &str = "blinded";
     pub const SUMMING: &str = "summing";
+    pub const RUNNING: &str = "running";
     pub const DONE: &str = "done";
     pub const ABORTED: &str = "aborted";
 }

@@ -16,8 +16,11 @@ pub struct CleanroomSettings {
     pub session_minutes: u32,
     /// Most identifiers either side may bring to a session.
     pub max_set: usize,
-    /// Bits of the Paillier modulus a guest generates per session (at least 2048).
+    /// Bits of the Paillier modulus a guest generates per session: 2048, 3072 or 4096.
     pub paillier_bits: usize,
+    /// The smallest intersection a guest reveals a sum over (a sum over one customer is their
+    /// value).
+    pub min_sum_cardinality: usize,
 }
 
 impl Default for CleanroomSettings {
@@ -28,6 +31,7 @@ impl Default for CleanroomSettings {
             session_minutes: 60,
             max_set: 1_000_000,
             paillier_bits: 2048,
+            min_sum_cardinality: 10,
         }
     }
 }

@@ -195,6 +195,12 @@ pub(crate) struct JoinRequest {
     token: String,
     /// Who the host is.
     partner: String,
+    /// What the host said the session reveals (`cardinality`, the default, or `matches`);
+    /// the run is refused if the host asks for more.
+    output: Option<Output>,
+    /// Whether the host said it sums our values.
+    #[serde(default)]
+    sum: bool,
 }
 
 /// Records an invitation from a host (admin). Audited.
@@ -213,11 +219,16 @@ pub(crate) async fn join(
         )
     })?;
     blocking(move || {
+        let joining = consentric_engine::cleanroom::Joining {
+            host_url: r.host_url,
+            session: r.session,
+            token: r.token,
+            partner: r.partner,
+            output: r.output.unwrap_or(Output::Cardinality),
+            sum: r.sum,
+        };
         Ok(Json(engine.cleanroom_join(
-            &r.host_url,
-            &r.session,
-            &r.token,
-            &r.partner,
+            &joining,
             &format!("key:{}", who.key_id),
         )?))
     })
