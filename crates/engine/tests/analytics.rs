@@ -198,10 +198,13 @@ parity_test!(selections_funnels_retention_and_overlapping_bins, |db| {
         "alpha": 0.9, "rho": 5.0}),
     );
     assert_eq!(q.mechanism, "exponential");
+    // Revenue is 20, 40 or 60 dollars for 10, 15 and 5 customers: every candidate above 40
+    // leaves 25 or 30 of 30 below it, near the 27 asked, so the mechanism may pick any of them
+    // (30 customers cannot tell them apart); none at or below 40 (12 or more away).
     let v = q.value.expect("value");
     assert!(
-        (40.0..=60.0).contains(&v),
-        "revenue's 90th percentile is 60: {v}"
+        v > 40.0 && v <= 100.0,
+        "revenue's 90th percentile lies above 40: {v}"
     );
 
     // Top-k selects the category with most customers; counts are not released.

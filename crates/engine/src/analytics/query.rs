@@ -354,14 +354,12 @@ pub fn parse(r: &QueryRequest, identifies: &dyn Fn(&str) -> bool) -> Result<Pars
         "funnel" => {
             no_stage("funnel")?;
             let stages = match &r.stages {
-                None => vec![
-                    Stage::Acquisition,
-                    Stage::Onboarding,
-                    Stage::Engagement,
-                    Stage::Retention,
-                    Stage::Expansion,
-                    Stage::Advocacy,
-                ],
+                // The forward path, acquisition → advocacy (churned and reactivated are not
+                // funnel steps).
+                None => Stage::ALL
+                    .into_iter()
+                    .take_while(|s| *s != Stage::Churned)
+                    .collect(),
                 Some(list) => {
                     let parsed = list
                         .iter()
