@@ -33,6 +33,8 @@ pub struct PurposeView {
     pub version: u32,
     /// Whether it is a sale or share of data (CCPA; denied by Global Privacy Control).
     pub sale_or_share: bool,
+    /// Who receives data for it (recipients or categories of recipient).
+    pub recipients: Vec<String>,
 }
 
 /// A customer's consent, purpose by purpose, now.
@@ -114,6 +116,7 @@ impl Engine {
                 retention_days: p.retention_days,
                 version: p.version,
                 sale_or_share: p.sale_or_share,
+                recipients: p.recipients.clone(),
             })
             .collect()
     }

@@ -39,6 +39,8 @@ pub(crate) struct ExportParts {
     pub profile: crate::ProfileView,
     pub graph: crate::IdentityGraph,
     pub consent: Vec<crate::ConsentHistoryEntry>,
+    /// To whom their data has been or may be disclosed.
+    pub recipients: crate::Recipients,
     pub grant: Grant,
     /// When the export was made (ms).
     pub at: i64,
@@ -53,9 +55,10 @@ impl Engine {
         actor: &str,
         format: &str,
     ) -> Result<ExportParts, EngineError> {
-        let (_, grant) =
+        let (id, grant) =
             self.open_access_as(who, actor, "profile.exported", &json!({"format": format}))?;
         Ok(ExportParts {
+            recipients: self.recipients_of(&id)?,
             profile: self.profile(who, actor)?,
             graph: self.identity_graph(who, actor)?,
             consent: self.consent_history(who)?,
@@ -106,7 +109,8 @@ impl Engine {
     }
 
     /// Writes everything held about the customer `who` names — profile, identities and their
-    /// graph, every event, the consent history, and every audit record about them (decisions,
+    /// graph, every event, the consent history, the recipients of their data, and every audit
+    /// record about them (decisions,
     /// reads, and who made them) — to `out` as one JSON document, and audits the export.
     /// Returns how many events were written.
     ///
@@ -121,11 +125,12 @@ impl Engine {
         let parts = self.export_parts(who, actor, "json")?;
         write!(
             out,
-            "{{\"exported_at\":{},\"profile\":{},\"identity_graph\":{},\"consent_history\":{},\"events\":[",
+            "{{\"exported_at\":{},\"profile\":{},\"identity_graph\":{},\"consent_history\":{},\"recipients\":{},\"events\":[",
             serde_json::to_string(&iso(parts.at)).map_err(io)?,
             serde_json::to_string(&parts.profile).map_err(io)?,
             serde_json::to_string(&parts.graph).map_err(io)?,
             serde_json::to_string(&parts.consent).map_err(io)?,
+            serde_json::to_string(&parts.recipients).map_err(io)?,
         )
         .map_err(io)?;
         let mut first = true;

@@ -1,6 +1,6 @@
 //! Portability in a form spreadsheets open (GDPR art. 20): the same content as the JSON export,
 //! as a ZIP of CSV files — profile, traits, identities, identity links, events, consent history,
-//! audit — written as a stream (events a page at a time), so a long history never sits in
+//! recipients, disclosures, audit — written as a stream (events a page at a time), so a long history never sits in
 //! memory and the archive can go straight to a socket or a file.
 
 use std::io::Write;
@@ -118,6 +118,25 @@ impl Engine {
                     &h.recorded_at,
                 ],
             )?;
+        }
+
+        file(
+            &mut zip,
+            "recipients.csv",
+            &["purpose", "recipient", "has_basis_now"],
+        )?;
+        for p in &parts.recipients.by_purpose {
+            for r in &p.recipients {
+                row(&mut zip, &[&p.purpose, r, &p.has_basis_now.to_string()])?;
+            }
+        }
+        file(
+            &mut zip,
+            "disclosures.csv",
+            &["partner", "session", "at", "received"],
+        )?;
+        for d in &parts.recipients.disclosures {
+            row(&mut zip, &[&d.partner, &d.session, &d.at, &d.received])?;
         }
 
         file(

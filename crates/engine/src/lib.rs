@@ -31,6 +31,7 @@ mod personalize;
 mod population;
 mod privacy;
 mod profiles;
+mod recipients;
 mod rectification;
 mod retention;
 mod rotation;
@@ -63,6 +64,7 @@ pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,
     StoredEventView, TraitView,
 };
+pub use recipients::{Disclosure, PurposeRecipients, Recipients};
 pub use retention::RetentionReport;
 pub use views::PurposeScopedProfile;
 

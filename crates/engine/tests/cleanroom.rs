@@ -355,3 +355,41 @@ fn expired_and_oversized_sessions_are_refused() {
         "aborted"
     );
 }
+
+#[test]
+fn the_export_names_the_partners_a_customer_could_be_matched_with() {
+    let (_h, host) = world("h", 0..40);
+    let (_g, guest) = world("g", 20..60);
+    run(&host, &guest, Output::Cardinality, false);
+    let export = |engine: &Engine, who: &str| -> Value {
+        let mut out = Vec::new();
+        engine
+            .export(
+                &consentric_engine::ProfileRef::parse(who).expect("ref"),
+                "test",
+                &mut out,
+            )
+            .expect("export");
+        serde_json::from_slice(&out).expect("json")
+    };
+    // A customer who consented: the purpose's recipients and the session, on both sides.
+    let e = export(&host, "h3");
+    let purposes: Vec<&str> = e["recipients"]["by_purpose"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .filter_map(|p| p["purpose"].as_str())
+        .collect();
+    assert!(purposes.contains(&"partner_matching"), "{purposes:?}");
+    assert_eq!(e["recipients"]["disclosures"][0]["partner"], "guest co");
+    let g = export(&guest, "g25");
+    assert_eq!(g["recipients"]["disclosures"][0]["partner"], "host co");
+    // One who refused (i % 10 == 9) was never disclosed to anyone.
+    let refused = export(&host, "h9");
+    assert!(!refused["recipients"]["by_purpose"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .any(|p| p["purpose"] == "partner_matching"));
+    assert_eq!(refused["recipients"]["disclosures"], json!([]));
+}

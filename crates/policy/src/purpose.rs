@@ -111,6 +111,10 @@ pub struct Purpose {
     /// Whether consent given to an older version lapses when the version changes.
     #[serde(default)]
     pub lapse_on_new_version: bool,
+    /// The recipients, or categories of recipient, its data is disclosed to (GDPR art.
+    /// 15(1)(c)): shown to customers in their access export.
+    #[serde(default)]
+    pub recipients: Vec<String>,
 }
 
 impl Purpose {
@@ -217,10 +221,11 @@ impl PurposeRegistry {
                 version: 1,
                 sale_or_share,
                 lapse_on_new_version: true,
+                recipients: Vec::new(),
             }
         }
         use LegalBasis::*;
-        let purposes = vec![
+        let mut purposes = vec![
             p("essential", "Run the service you asked for: your account, your orders, security and fraud prevention.", Contract,
               &["user.unique_id", "user.name", "user.contact", "user.behavior.purchase", "user.financial.transaction", "user.account"], 3650, false),
             p("analytics", "Understand, in aggregate, how our shop is used so we can improve it.", Consent,
@@ -238,6 +243,18 @@ impl PurposeRegistry {
             p("fairness_audit", "Check that our automated decisions treat groups of customers fairly.", LegalObligation,
               &["user.unique_id", "user.demographic", "user.behavior.purchase"], 365, false),
         ];
+        // Who receives data for the purposes that disclose it; operators name their own in
+        // `[[purposes]]`.
+        for p in &mut purposes {
+            p.recipients = match p.id.as_str() {
+                "marketing.email" => vec!["the e-mail delivery service that sends our messages".into()],
+                "marketing.ads_sharing" => vec!["advertising partners".into()],
+                "partner_matching" => vec![
+                    "partners in clean-room sessions (they receive your identifier only blinded, and learn at most how many customers we share)".into(),
+                ],
+                _ => Vec::new(),
+            };
+        }
         // The defaults are well formed by construction; a failure here is a bug in this list.
         PurposeRegistry::new(purposes).unwrap_or_else(|e| panic!("built-in purposes: {e}"))
     }

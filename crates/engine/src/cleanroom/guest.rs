@@ -328,7 +328,8 @@ impl Engine {
         let row = self.guest_row(id)?;
         let now = self.now().timestamp_millis();
         let result = json!({"cardinality": reply.cardinality, "ours": secrets.ours,
-            "theirs": round1.blinded.len(), "output": round1.output, "sum": round1.sum});
+            "theirs": round1.blinded.len(), "output": round1.output, "sum": round1.sum,
+            "completed_at": now});
         let done = self.store.write(|tx| {
             let done =
                 tx.advance_session(id, state::RUNNING, state::DONE, Some(&result.to_string()))?;

@@ -514,6 +514,8 @@ impl Engine {
             .chain((row.output == "matches").then_some("matches"))
             .chain(row.with_sum.then_some("sum"))
             .collect();
+        let mut result = result.clone();
+        result["completed_at"] = json!(now);
         let moved = self.store.write(|tx| {
             let moved = tx.advance_session(
                 &row.session_id,
