@@ -1,10 +1,15 @@
 //! Rectification (GDPR art. 16): a customer's trait is corrected to the value they give. The
-//! correction wins over every event received so far (it is dated now) and is audited; events
-//! already stored keep what was sent — they are the record of what was received, and the export
-//! shows both.
+//! correction wins over every event received so far (it is dated now), and every stored event
+//! that carried the inaccurate value for that trait (`traits.NAME` of identify calls,
+//! `context.traits.NAME` of the others) is rewritten with the correct one, re-sealed, in the
+//! same transaction, so no copy of the inaccurate value remains; the audit record counts them.
+//! Values the trait had before the inaccurate one are history, not inaccuracies, and stay.
 
 use consentric_model::{CallType, MessageId};
 use serde_json::{json, Value};
+
+use consentric_model::ProfileId;
+use consentric_store::WriteTx;
 
 use crate::audit;
 use crate::engine::Engine;
@@ -41,17 +46,23 @@ impl Engine {
         let mid = MessageId::parse(&format!("rectification-{}", uuid::Uuid::new_v4().simple()))
             .ok_or_else(|| EngineError::Config("generated message id refused".into()))?;
         let known = self.store.write(|tx| -> Result<bool, EngineError> {
-            if !tx.traits_of(&id)?.iter().any(|t| t.name == name) {
+            let Some(old) = tx
+                .traits_of(&id)?
+                .into_iter()
+                .find(|t| t.name == name)
+                .map(|t| t.value)
+            else {
                 return Ok(false);
-            }
+            };
             tx.set_trait(&id, name, &value.to_string(), now, &mid)?;
+            let rewritten = rewrite_events(tx, &id, name, &old, value)?;
             audit::append(
                 tx,
                 now,
                 actor,
                 "profile.rectified",
                 Some(id.as_str()),
-                &json!({"trait": name, "message_id": mid.as_str()}),
+                &json!({"trait": name, "message_id": mid.as_str(), "events_rewritten": rewritten}),
             )?;
             Ok(true)
         })?;
@@ -62,5 +73,46 @@ impl Engine {
             });
         }
         self.profile(&ProfileRef::Profile(id), actor)
+    }
+}
+
+/// Events read per page while rewriting.
+const PAGE: i64 = 1000;
+
+/// Replaces `old` with `new` wherever a stored event of `id` carries it as trait `name`;
+/// returns how many events changed.
+fn rewrite_events(
+    tx: &mut WriteTx<'_>,
+    id: &ProfileId,
+    name: &str,
+    old: &Value,
+    new: &Value,
+) -> Result<u64, EngineError> {
+    let (mut after, mut rewritten) = (0, 0u64);
+    loop {
+        let page = tx.events_page(id, after, PAGE)?;
+        let Some(last) = page.last() else {
+            return Ok(rewritten);
+        };
+        after = last.seq;
+        for mut e in page {
+            let mut changed = false;
+            for path in [&["traits", name][..], &["context", "traits", name][..]] {
+                if e.call_type == "group" && path[0] == "traits" {
+                    continue; // a group's traits describe the group, not the customer
+                }
+                let slot = path.iter().try_fold(&mut e.payload, |v, k| v.get_mut(*k));
+                if let Some(slot) = slot {
+                    if slot == old {
+                        *slot = new.clone();
+                        changed = true;
+                    }
+                }
+            }
+            if changed {
+                tx.set_event_payload(&e, &e.payload.to_string())?;
+                rewritten += 1;
+            }
+        }
     }
 }

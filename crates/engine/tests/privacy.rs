@@ -803,6 +803,12 @@ parity_test!(
                 .map(|t| t.value.clone())
         };
         assert_eq!(name(&profile), Some(json!("Ada King")));
+        // The stored event that carried the inaccurate name now carries the correct one; the
+        // other trait in it is untouched.
+        let stored = engine.events(&by("u"), 10, "test").expect("events");
+        let traits = &stored[0].event["traits"];
+        assert_eq!(traits["name"], json!("Ada King"));
+        assert_eq!(traits["email"], json!("old@example.com"));
         // An event sent before the correction (older timestamp) does not roll it back.
         engine
             .ingest(events(json!([
