@@ -200,8 +200,18 @@ fn recommends_from_history_and_explains_why(db: &TestDb, kind: RecommenderKind) 
                 other => panic!("{placement:?} {limit:?}: {other:?}"),
             }
         }
+        // A visitor with no profile gets the non-personal answer, and nothing is recorded.
+        let stranger = engine
+            .decide(&by("nobody"), "home", None, "test")
+            .expect("stranger");
+        assert!(!stranger.explanation.personal);
+        assert!(stranger.profile_id.is_empty() && stranger.explanation.data_used.is_empty());
+        assert!(
+            stranger.action.as_ref().is_none_or(|a| a.purpose.is_none()),
+            "no action that needs consent"
+        );
         assert!(matches!(
-            engine.decide(&by("nobody"), "home", None, "test"),
+            engine.profile(&by("nobody"), "test"),
             Err(EngineError::NotFound(_))
         ));
     }
@@ -480,5 +490,44 @@ parity_test!(
             engine.segment_members("keen", 1),
             Err(EngineError::NotFound(_))
         ));
+    }
+);
+
+parity_test!(
+    a_stage_kept_under_another_purpose_is_used_only_with_a_basis_for_it,
+    |db| {
+        let clock = Arc::new(FixedClock::new(now()));
+        let engine = Engine::new(db.store(), clock)
+            .with_lifecycle(consentric_engine::LifecycleSettings {
+                stage_purpose: "analytics".into(),
+                ..Default::default()
+            })
+            .expect("lifecycle");
+        world(&engine);
+        // Both purposes: the stage (kept for analytics) is read and used.
+        ingest(
+            &engine,
+            json!([viewed("both", "a1", 2, &["personalization", "analytics"])]),
+        );
+        // Personalisation only: no stage is read.
+        ingest(&engine, json!([viewed("one", "a1", 2, PERSONAL)]));
+        engine.train_recommenders("test").expect("train");
+        let both = engine
+            .decide(&by("both"), "home", None, "test")
+            .expect("both");
+        assert!(
+            both.stage.is_some(),
+            "placed under analytics and read with its grant"
+        );
+        assert!(both
+            .explanation
+            .data_used
+            .iter()
+            .any(|d| d.contains("kept for analytics")));
+        let one = engine
+            .decide(&by("one"), "home", None, "test")
+            .expect("one");
+        assert!(one.explanation.personal);
+        assert_eq!(one.stage, None);
     }
 );

@@ -1162,7 +1162,10 @@ parity_test!(decisions_training_and_segments_over_http, |db| {
         "invalid_query",
         None,
     );
-    assert_error(app.get("/v1/decisions/nobody"), 404, "not_found", None);
+    // A visitor with no profile: the non-personal answer.
+    let stranger: Value = app.get("/v1/decisions/nobody").json().expect("json");
+    assert_eq!(stranger["explanation"]["personal"], false);
+    assert_eq!(stranger["profile_id"], "");
 
     // Segments: define, list, size, delete; refusals name the field.
     let put = |name: &str, body: &str| {

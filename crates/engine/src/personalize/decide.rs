@@ -79,7 +79,7 @@ pub struct Explanation {
 /// `GET /v1/decisions/{customer}`.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Decision {
-    /// The customer.
+    /// The customer (empty for a visitor with no profile).
     pub profile_id: String,
     /// Where it will be shown.
     pub placement: String,
@@ -153,7 +153,15 @@ impl Engine {
                 message: format!("must be 1 to {}", settings.max_limit),
             });
         }
-        let id = self.find_profile(who)?;
+        let id = match self.find_profile(who) {
+            Ok(id) => id,
+            // A visitor we do not know (a first page view, or someone erased): nothing is known
+            // about them, so the answer is the non-personal one and nothing is recorded.
+            Err(EngineError::NotFound(_)) if !matches!(who, ProfileRef::Profile(_)) => {
+                return Ok(self.decide_for_stranger(placement, limit));
+            }
+            Err(e) => return Err(e),
+        };
         let now = self.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let purpose = &settings.purpose;
@@ -181,8 +189,19 @@ impl Engine {
                     rows.len()
                 ));
                 stage = facts.stage.map(|s| s.stage);
+                if !with_stage {
+                    // The stage is kept under its own purpose: read it only with a grant for it.
+                    stage = self.stage_under_its_purpose(&consent, &id, now)?;
+                }
                 if let Some(s) = stage {
-                    data_used.push("your lifecycle stage".into());
+                    data_used.push(if with_stage {
+                        "your lifecycle stage".to_owned()
+                    } else {
+                        format!(
+                            "your lifecycle stage (kept for {})",
+                            self.lifecycle.settings.stage_purpose
+                        )
+                    });
                     reasons.push(format!("You are in the {s} stage."));
                 }
                 if with_purchases {
@@ -292,6 +311,83 @@ impl Engine {
                 reasons,
             },
         })
+    }
+
+    /// The customer's stage, read with a grant for the stage purpose when it has a basis.
+    fn stage_under_its_purpose(
+        &self,
+        consent: &ConsentState,
+        id: &ProfileId,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<Stage>, EngineError> {
+        let purpose = &self.lifecycle.settings.stage_purpose;
+        match gate::open(&self.policy.registry, consent, purpose, id.as_str(), now) {
+            Ok(g) => Ok(self.store.stage(&g)?.map(|s| s.stage)),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// The answer for a visitor with no profile: popular items and the actions that suit
+    /// every customer and need no consent. Nothing is read about anyone, nothing recorded.
+    fn decide_for_stranger(&self, placement: &str, limit: usize) -> Decision {
+        let now = self.now();
+        let models = self.personalize.models();
+        let items = models
+            .as_deref()
+            .map(|m| named(m, m.popularity.top(limit), |_| None))
+            .unwrap_or_default();
+        let no_basis = |_: &str| false;
+        let cx = nba::Context {
+            stage: None,
+            clv: None,
+            has_basis: &no_basis,
+            history: &[],
+            now: now.timestamp_millis(),
+        };
+        let (ranked, left_out) = nba::rank(&self.personalize.catalogue, &cx);
+        let action = ranked.first().map(|c| DecisionAction {
+            name: c.action.name.clone(),
+            description: c.action.description.clone(),
+            channel: c.action.channel.clone(),
+            purpose: c.action.purpose.clone(),
+            expected_value: c.expected_value,
+            value_from_clv: c.from_clv,
+        });
+        let excluded_actions = left_out
+            .into_iter()
+            .map(|(a, why)| (a.name.clone(), why))
+            .chain(ranked.iter().skip(1).map(|c| {
+                (
+                    c.action.name.clone(),
+                    Excluded::RankedLower {
+                        expected_value: c.expected_value,
+                    },
+                )
+            }))
+            .map(|(name, why)| ExcludedAction {
+                name,
+                why: serde_json::to_value(why).unwrap_or_default(),
+            })
+            .collect();
+        Decision {
+            profile_id: String::new(),
+            placement: placement.to_owned(),
+            decided_at: iso(now.timestamp_millis()),
+            recommender: if models.is_some() { "popularity" } else { "none" }.to_owned(),
+            model_trained_at: models.as_ref().map(|m| iso(m.trained_at)),
+            items,
+            action,
+            excluded_actions,
+            stage: None,
+            explanation: Explanation {
+                personal: false,
+                purpose: None,
+                data_used: Vec::new(),
+                reasons: vec![
+                    "We do not know you yet, so these are our most popular items, and only actions that suit every customer.".into(),
+                ],
+            },
+        }
     }
 
     /// Ranks, records and audits a group of decisions in one transaction (each customer
