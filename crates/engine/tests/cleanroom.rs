@@ -393,3 +393,27 @@ fn the_export_names_the_partners_a_customer_could_be_matched_with() {
         .any(|p| p["purpose"] == "partner_matching"));
     assert_eq!(refused["recipients"]["disclosures"], json!([]));
 }
+
+#[test]
+fn erasure_takes_a_matched_customer_out_of_session_results() {
+    let (_h, host) = world("h", 0..40);
+    let (_g, guest) = world("g", 20..60);
+    let who = consentric_engine::ProfileRef::parse("h25").expect("ref");
+    let id = host.profile(&who, "test").expect("profile").profile_id;
+    let r = run(&host, &guest, Output::Matches, false);
+    let session = host.cleanroom_sessions().expect("sessions")[0]
+        .session
+        .clone();
+    assert!(r.host_result["matched"]
+        .as_array()
+        .expect("matched")
+        .contains(&json!(id)));
+    host.erase(&who, "test").expect("erase");
+    let after = host.cleanroom_session(&session).expect("session");
+    let matched = after.result.expect("result")["matched"].clone();
+    assert!(!matched.as_array().expect("matched").contains(&json!(id)));
+    assert!(matched
+        .as_array()
+        .expect("matched")
+        .contains(&json!("erased")));
+}

@@ -13,6 +13,10 @@ const BY_ID: &str = "SELECT session_id, role, token_hash, host_url, token, outpu
 /// A state change only from the state the caller saw: replays and races lose.
 const ADVANCE: &str = "UPDATE cleanroom_sessions SET state = ?3, result = COALESCE(?4, result), token = CASE WHEN ?3 IN ('done', 'aborted') THEN NULL ELSE token END WHERE session_id = ?1 AND state = ?2";
 
+/// Removes an erased customer's profile id from the results of sessions that matched them.
+pub(crate) const FORGET_MATCH: &str =
+    "UPDATE cleanroom_sessions SET result = REPLACE(result, ?1, ?2) WHERE result LIKE ?3";
+
 /// A session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {

@@ -180,6 +180,16 @@ impl WriteTx<'_> {
         ] {
             erased.personalization += self.conn.exec(derived, &[p])?;
         }
+        // A clean-room session that revealed this customer as a match keeps only "erased".
+        let quoted = format!("\"{}\"", profile.as_str());
+        self.conn.exec(
+            crate::cleanroom_tx::FORGET_MATCH,
+            &[
+                Param::Text(&quoted),
+                Param::Text("\"erased\""),
+                Param::Text(&format!("%{quoted}%")),
+            ],
+        )?;
         self.conn.exec(sql::ERASE_MERGES, &[p])?;
         self.conn.exec(sql::DELETE_PROFILE, &[p])?;
         Ok(erased)
