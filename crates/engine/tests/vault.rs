@@ -422,10 +422,12 @@ parity_test!(the_zip_export_holds_the_same_as_csv_files, |db| {
         [
             "audit.csv",
             "consent.csv",
+            "disclosures.csv",
             "events.csv",
             "identities.csv",
             "identity_links.csv",
             "profile.csv",
+            "recipients.csv",
             "traits.csv"
         ]
     );
