@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use consentric_engine::cleanroom::{
-    GuestBlinded, HostBlinded, Invitation, Joining, Output, SessionError,
+    CleanroomSettings, GuestBlinded, HostBlinded, Invitation, Joining, Output, SessionError,
 };
 use consentric_engine::{Engine, EngineError, FixedClock};
 use consentric_model::{parse_batch, Envelope};
@@ -114,9 +114,15 @@ fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
     }
 }
 
+/// An engine accepting sets of any size (the tests' sets are small on purpose).
 fn world(prefix: &str, range: std::ops::Range<usize>) -> (TestDb, Engine) {
     let db = TestDb::sqlite();
-    let engine = Engine::new(db.store(), clock());
+    let engine = Engine::new(db.store(), clock())
+        .with_cleanroom(CleanroomSettings {
+            min_set: 0,
+            ..Default::default()
+        })
+        .expect("settings");
     customers(&engine, prefix, range);
     (db, engine)
 }
@@ -416,4 +422,50 @@ fn erasure_takes_a_matched_customer_out_of_session_results() {
         .as_array()
         .expect("matched")
         .contains(&json!("erased")));
+}
+
+#[test]
+fn small_sets_from_the_other_side_are_refused_as_probes() {
+    // With the default minimum of 50: a host with 9 consenting customers cannot probe a guest.
+    let (_h, host) = world("h", 0..10);
+    let db = TestDb::sqlite();
+    let guest = Engine::new(db.store(), clock());
+    customers(&guest, "g", 0..100);
+    let inv = host
+        .cleanroom_invite("p", Output::Cardinality, false, "t")
+        .expect("invite");
+    join(&guest, &inv, Output::Cardinality, false);
+    let r1 = host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("r1");
+    assert_eq!(
+        session_error(guest.cleanroom_guest_answer(&inv.session, &r1)),
+        SessionError::TooSmall(9, 50)
+    );
+    // And a default host refuses a guest that brings fewer than 50.
+    let db2 = TestDb::sqlite();
+    let strict_host = Engine::new(db2.store(), clock());
+    customers(&strict_host, "h", 0..100);
+    let (_g, small_guest) = world("g", 0..10);
+    let inv = strict_host
+        .cleanroom_invite("p", Output::Cardinality, false, "t")
+        .expect("invite");
+    join(&small_guest, &inv, Output::Cardinality, false);
+    let r1 = strict_host
+        .cleanroom_host_blinded(&inv.session, &inv.token)
+        .expect("r1");
+    let (answer, _) = small_guest
+        .cleanroom_guest_answer(&inv.session, &r1)
+        .expect("answer");
+    assert_eq!(
+        session_error(strict_host.cleanroom_host_intersect(&inv.session, &inv.token, &answer)),
+        SessionError::TooSmall(9, 50)
+    );
+    assert_eq!(
+        strict_host
+            .cleanroom_session(&inv.session)
+            .expect("s")
+            .state,
+        "aborted"
+    );
 }

@@ -122,6 +122,7 @@ impl From<EngineError> for ApiError {
                     S::Expired => (StatusCode::GONE, "session_expired"),
                     S::OutOfOrder(_) => (StatusCode::CONFLICT, "session_state"),
                     S::TooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
+                    S::TooSmall(..) => (StatusCode::UNPROCESSABLE_ENTITY, "session_too_small"),
                     S::Protocol(_) => (StatusCode::BAD_REQUEST, "protocol_error"),
                 };
                 ApiError::new(status, code, e.to_string())

@@ -192,6 +192,12 @@ impl Engine {
                 round1.identifier, settings.identifier
             )));
         }
+        if round1.blinded.len() < settings.min_set {
+            return Err(EngineError::Session(SessionError::TooSmall(
+                round1.blinded.len(),
+                settings.min_set,
+            )));
+        }
         let max = settings.max_set;
         if round1.blinded.len() > max {
             return Err(EngineError::Session(SessionError::TooLarge(

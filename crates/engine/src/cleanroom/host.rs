@@ -357,6 +357,13 @@ impl Engine {
         msg: &GuestBlinded,
     ) -> Result<HostCount, EngineError> {
         let protocol = |m: String| session_error(SessionError::Protocol(m));
+        let min = self.cleanroom.settings.min_set;
+        if msg.blinded.len() < min {
+            return Err(session_error(SessionError::TooSmall(
+                msg.blinded.len(),
+                min,
+            )));
+        }
         let max = self.cleanroom.settings.max_set;
         if msg.blinded.len() > max {
             return Err(session_error(SessionError::TooLarge(

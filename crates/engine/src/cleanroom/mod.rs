@@ -214,6 +214,9 @@ pub enum SessionError {
     /// More identifiers than a session may hold.
     #[error("{0} identifiers exceed the session limit of {1}")]
     TooLarge(usize, usize),
+    /// Fewer identifiers from the other side than we accept (a probe of a few people).
+    #[error("the other side brought {0} identifiers, fewer than the {1} we accept")]
+    TooSmall(usize, usize),
     /// A malformed message: a bad point, a ciphertext outside the group, mismatched lengths.
     #[error("{0}; the session is aborted")]
     Protocol(String),

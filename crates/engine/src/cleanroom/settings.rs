@@ -16,6 +16,9 @@ pub struct CleanroomSettings {
     pub session_minutes: u32,
     /// Most identifiers either side may bring to a session.
     pub max_set: usize,
+    /// Fewest identifiers we accept from the other side: a set of one would ask whether one
+    /// person is our customer.
+    pub min_set: usize,
     /// Bits of the Paillier modulus a guest generates per session: 2048, 3072 or 4096.
     pub paillier_bits: usize,
     /// The smallest intersection a guest reveals a sum over (a sum over one customer is their
@@ -30,6 +33,7 @@ impl Default for CleanroomSettings {
             identifier: IdKind::Email,
             session_minutes: 60,
             max_set: 1_000_000,
+            min_set: 50,
             paillier_bits: 2048,
             min_sum_cardinality: 10,
         }
