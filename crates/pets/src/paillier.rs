@@ -363,12 +363,9 @@ impl SecretKey {
     /// Combines residues mod p² and mod q² into one mod n².
     fn crt2(&self, a: UBig, b: UBig) -> UBig {
         // x = b + q²·((a − b)·(q²)^{-1} mod p²)
-        let pp = self.p2.value();
         let diff = (self.p2.reduce(a) - self.p2.reduce(b.clone()))
             * self.p2.reduce(self.q2_inv_p2.clone());
-        let qq = self.q2.value();
-        let _ = pp;
-        b + qq * diff.residue()
+        b + self.q2.value() * diff.residue()
     }
 
     /// Encrypts `m` as the key holder: (1 + m·n)·h^x with a fresh short x, by CRT.

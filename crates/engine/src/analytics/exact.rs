@@ -142,19 +142,15 @@ impl Engine {
                 let v = values(*m, *b, RESOLUTION)?;
                 Exact::Mean(v.iter().sum(), v.len() as i64)
             }
-            Query::Quantile(m, _, _) => {
+            Query::Quantile(m, _, candidates) => {
                 let unit = if *m == Measure::Revenue {
                     RESOLUTION
                 } else {
                     1.0
                 };
-                let b = match parsed.query {
-                    Query::Quantile(_, _, ref c) => [
-                        c.first().copied().unwrap_or(0) as f64 / unit,
-                        c.last().copied().unwrap_or(0) as f64 / unit,
-                    ],
-                    _ => [0.0, 0.0],
-                };
+                // Clamped to the candidates' span (the bounds, in the measure's units).
+                let end = |c: Option<&i64>| c.copied().unwrap_or(0) as f64 / unit;
+                let b = [end(candidates.first()), end(candidates.last())];
                 Exact::Values(values(*m, b, unit)?)
             }
             Query::Histogram(by) | Query::TopK(by, _) => {

@@ -25,10 +25,20 @@ struct Secrets {
     /// The customers behind each blinded identifier, in the order sent.
     profiles: Vec<Vec<ProfileId>>,
     ours: usize,
-    /// After round 2 of a sum: the cardinality, the guest's key and our mask.
-    summing: Option<(usize, usize, PublicKey, UBig)>,
+    /// After round 2 of a sum: what round 3 needs.
+    summing: Option<Summing>,
     /// The session's expiry: after it, the secrets are dropped even if nobody calls again.
     expires_at: i64,
+}
+
+/// A sum in flight between rounds 2 and 3.
+struct Summing {
+    cardinality: usize,
+    theirs: usize,
+    key: PublicKey,
+    mask: UBig,
+    /// The matched customers, when the session reveals them.
+    matched: Option<Vec<String>>,
 }
 
 /// The clean room's settings and the secrets of sessions in flight.
@@ -449,12 +459,13 @@ impl Engine {
         if !moved {
             return Err(session_error(SessionError::OutOfOrder(row.state.clone())));
         }
-        secrets.summing = Some((cardinality, theirs.len(), pk, mask));
-        secrets.profiles = if output == Output::Matches {
-            vec![matched.iter().filter_map(|p| ProfileId::parse(p)).collect()]
-        } else {
-            Vec::new()
-        };
+        secrets.summing = Some(Summing {
+            cardinality,
+            theirs: theirs.len(),
+            key: pk,
+            mask,
+            matched: (output == Output::Matches).then_some(matched),
+        });
         self.cleanroom
             .keep(&row.session_id, secrets, self.now().timestamp_millis());
         Ok(HostCount {
@@ -483,7 +494,14 @@ impl Engine {
                 "summing, but this process no longer holds its mask".into(),
             )));
         };
-        let Some((cardinality, theirs, pk, mask)) = secrets.summing else {
+        let Some(Summing {
+            cardinality,
+            theirs,
+            key: pk,
+            mask,
+            matched,
+        }) = secrets.summing
+        else {
             self.abort(&row, "no sum in flight")?;
             return Err(session_error(SessionError::OutOfOrder(row.state)));
         };
@@ -498,10 +516,6 @@ impl Engine {
         };
         let n = pk.modulus();
         let sum = (x + n - &mask) % n;
-        let matched: Option<Vec<String>> = secrets
-            .profiles
-            .first()
-            .map(|m| m.iter().map(|p| p.as_str().to_owned()).collect());
         let result = json!({"cardinality": cardinality, "ours": secrets.ours, "theirs": theirs,
             "sum": sum.to_string(), "matched": matched});
         self.finish(&row, state::SUMMING, &result, self.now().timestamp_millis())?;
