@@ -35,32 +35,13 @@ pub struct Settings {
     /// `[dsr]`: deadlines and verification of data-subject requests.
     pub dsr: crate::dsr::DsrSettings,
     /// `[notify]`: how customers are reached (one-time codes).
-    pub notify: NotifySettings,
+    pub notify: crate::notify::SmtpSettings,
     /// `[lifecycle]`: stage rules, model settings, the purposes they run under.
     pub lifecycle: crate::lifecycle::LifecycleSettings,
     /// `[personalize]`: recommenders, interaction weights, the action catalogue.
     pub personalize: crate::personalize::PersonalizeSettings,
     /// `[cleanroom]`: the partner-matching purpose, the identifier, session limits.
     pub cleanroom: crate::cleanroom::CleanroomSettings,
-}
-
-/// `[notify]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct NotifySettings {
-    /// `host:port` of a plain SMTP server (a local relay); without it, messages are not sent.
-    pub smtp: Option<String>,
-    /// The sender address.
-    pub from: String,
-}
-
-impl Default for NotifySettings {
-    fn default() -> Self {
-        NotifySettings {
-            smtp: None,
-            from: "privacy@localhost".into(),
-        }
-    }
 }
 
 /// `[retention]`.

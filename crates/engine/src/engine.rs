@@ -216,11 +216,10 @@ impl Engine {
             .with_lifecycle(settings.lifecycle.clone())?
             .with_personalize(settings.personalize.clone())?
             .with_cleanroom(settings.cleanroom.clone())?;
-        Ok(match &settings.notify.smtp {
-            Some(server) => engine.with_notifier(Arc::new(crate::notify::SmtpNotifier {
-                server: server.clone(),
-                from: settings.notify.from.clone(),
-            })),
+        let notifier = crate::notify::SmtpNotifier::from_settings(&settings.notify)
+            .map_err(EngineError::Config)?;
+        Ok(match notifier {
+            Some(smtp) => engine.with_notifier(Arc::new(smtp)),
             None => engine,
         })
     }

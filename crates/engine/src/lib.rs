@@ -53,7 +53,7 @@ pub use lifecycle::{
     Scores, TransitionView,
 };
 pub use metrics::Metrics;
-pub use notify::{Message, Notifier, Outbox, SmtpNotifier};
+pub use notify::{Message, Notifier, Outbox, SmtpNotifier, SmtpSecurity, SmtpSettings};
 pub use personalize::{
     Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation, PersonalizeSettings,
     RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView,

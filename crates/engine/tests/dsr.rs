@@ -4,10 +4,15 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use consentric_engine::{DsrKind, Engine, EngineError, FixedClock, Outbox, ProfileRef, Regime};
+use consentric_engine::{
+    DsrKind, Engine, EngineError, FixedClock, Outbox, ProfileRef, Regime, SmtpNotifier,
+    SmtpSecurity, SmtpSettings,
+};
 use consentric_model::{parse_batch, Envelope, Identity, IdentityKind};
 use consentric_testkit::{parity_test, TestDb};
 use serde_json::{json, Value};
+
+mod smtp_server;
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
@@ -277,53 +282,32 @@ parity_test!(bad_requests_are_refused_and_change_nothing, |db| {
         .is_ok());
 });
 
-/// The one-time code reaches a real SMTP server: Python's standard-library `smtpd` (3.11 and
-/// earlier), which prints each message it receives. Skipped, loudly, where that is missing.
-#[test]
-fn the_code_is_delivered_by_smtp() {
-    use std::io::Read;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let server = std::process::Command::new("python3")
-        .args([
-            "-u",
-            "-W",
-            "ignore",
-            "-m",
-            "smtpd",
-            "-n",
-            "-c",
-            "DebuggingServer",
-        ])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    let Ok(mut server) = server else {
-        eprintln!("!!! SKIPPED the_code_is_delivered_by_smtp: no python3 to run an SMTP server");
-        return;
-    };
-    let up = (0..50).any(|_| {
-        std::thread::sleep(std::time::Duration::from_millis(100));
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
-    if !up {
-        let _ = server.kill();
-        eprintln!("!!! SKIPPED the_code_is_delivered_by_smtp: python3 has no smtpd module (3.12+)");
-        return;
+/// A notifier for the test server at `port`: `security`, optionally logging in, optionally
+/// trusting the test CA.
+fn smtp(
+    port: u16,
+    security: SmtpSecurity,
+    account: Option<(&str, &str)>,
+    trust_test_ca: bool,
+) -> Result<SmtpNotifier, String> {
+    let password = tempfile::NamedTempFile::new().expect("temp");
+    if let Some((_, p)) = account {
+        std::fs::write(password.path(), format!("{p}\n")).expect("write");
     }
-    let db = TestDb::sqlite();
-    let w = world(&db);
-    let engine = w
-        .engine
-        .with_notifier(Arc::new(consentric_engine::SmtpNotifier {
-            server: format!("127.0.0.1:{port}"),
-            from: "privacy@shop.example".into(),
-        }));
-    let filed = engine
+    SmtpNotifier::from_settings(&SmtpSettings {
+        smtp: Some(format!("localhost:{port}")),
+        from: "privacy@shop.example".into(),
+        security,
+        username: account.map(|(u, _)| u.to_owned()),
+        password_file: account.map(|_| password.path().to_owned()),
+        ca_file: trust_test_ca.then(smtp_server::ca_file),
+        timeout_seconds: 5,
+    })
+    .map(|n| n.expect("a server is set"))
+}
+
+fn file_request(engine: &Engine) -> Result<String, EngineError> {
+    engine
         .dsr_request(
             DsrKind::Access,
             Regime::Gdpr,
@@ -331,8 +315,25 @@ fn the_code_is_delivered_by_smtp() {
             "ada@example.com",
             "key:t",
         )
-        .expect("filed and sent");
-    // A recipient that would inject a header is refused before anything is sent.
+        .map(|v| v.request_id)
+}
+
+/// The one-time code reaches an SMTP server over STARTTLS, after logging in, and the message
+/// carries the request and the code; a recipient that would inject a header sends nothing.
+#[test]
+fn the_code_is_delivered_over_starttls_after_login() {
+    let server = smtp_server::start(smtp_server::Mode::Starttls, Some(("consentric", "s3cret")));
+    let db = TestDb::sqlite();
+    let engine = world(&db).engine.with_notifier(Arc::new(
+        smtp(
+            server.port,
+            SmtpSecurity::Starttls,
+            Some(("consentric", "s3cret")),
+            true,
+        )
+        .expect("settings"),
+    ));
+    let id = file_request(&engine).expect("filed and sent");
     assert!(engine
         .dsr_request(
             DsrKind::Access,
@@ -342,18 +343,127 @@ fn the_code_is_delivered_by_smtp() {
             "key:t"
         )
         .is_err());
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let _ = server.kill();
-    let mut printed = String::new();
-    server
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut printed)
-        .expect("read");
-    assert!(printed.contains("To: <ada@example.com>"), "{printed}");
-    assert!(printed.contains(&filed.request_id), "{printed}");
-    assert!(printed.contains("give this code: "), "{printed}");
+    let got = server.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(got[0].encrypted);
+    assert_eq!(got[0].user.as_deref(), Some("consentric"));
+    assert_eq!(got[0].to, ["<ada@example.com>"]);
+    assert!(
+        got[0].data.contains("To: ada@example.com"),
+        "{}",
+        got[0].data
+    );
+    assert!(got[0].data.contains(&id), "{}", got[0].data);
+    assert!(got[0].data.contains("give this code: "), "{}", got[0].data);
+}
+
+/// Implicit TLS (SMTPS) delivers too; plain SMTP to a relay that offers no TLS delivers only
+/// when asked for explicitly.
+#[test]
+fn implicit_tls_and_an_explicitly_plain_relay_deliver() {
+    let db = TestDb::sqlite();
+    let tls = smtp_server::start(smtp_server::Mode::ImplicitTls, None);
+    let engine = world(&db).engine.with_notifier(Arc::new(
+        smtp(tls.port, SmtpSecurity::Tls, None, true).expect("settings"),
+    ));
+    file_request(&engine).expect("sent over TLS");
+    assert!(tls.received()[0].encrypted);
+
+    let plain = smtp_server::start(smtp_server::Mode::PlainOnly, None);
+    let engine = engine.with_notifier(Arc::new(
+        smtp(plain.port, SmtpSecurity::None, None, false).expect("settings"),
+    ));
+    file_request(&engine).expect("sent in clear text");
+    assert!(!plain.received()[0].encrypted);
+}
+
+/// What must not send: STARTTLS asked for but not offered (a stripped upgrade), a certificate
+/// nobody trusts, a wrong password. Each closes the request as rejected and the server
+/// received nothing.
+#[test]
+fn no_downgrade_no_untrusted_certificate_no_wrong_password() {
+    let db = TestDb::sqlite();
+    let w = world(&db);
+    let plain = smtp_server::start(smtp_server::Mode::PlainOnly, None);
+    let tls = smtp_server::start(smtp_server::Mode::Starttls, Some(("consentric", "s3cret")));
+    let cases = [
+        (plain.port, None, true, "STARTTLS is not supported"),
+        (
+            tls.port,
+            Some(("consentric", "s3cret")),
+            false,
+            "UnknownIssuer",
+        ),
+        (tls.port, Some(("consentric", "guess")), true, "535"),
+    ];
+    let mut engine = w.engine;
+    for (port, account, trust, why) in cases {
+        engine = engine.with_notifier(Arc::new(
+            smtp(port, SmtpSecurity::Starttls, account, trust).expect("settings"),
+        ));
+        let e = file_request(&engine);
+        assert!(
+            matches!(&e, Err(EngineError::Config(m)) if m.contains("could not be sent") && m.contains(why)),
+            "{e:?}"
+        );
+    }
+    assert!(plain.received().is_empty());
+    assert!(tls.received().is_empty());
+    let listed = engine.dsr_list(false).expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|r| r.status == "rejected"));
+}
+
+/// Settings that cannot work are refused when the notifier is made, naming the setting.
+#[test]
+fn smtp_settings_are_checked_at_start() {
+    let base = SmtpSettings {
+        smtp: Some("localhost:587".into()),
+        ..SmtpSettings::default()
+    };
+    let refused = |s: SmtpSettings, says: &str| {
+        let e = SmtpNotifier::from_settings(&s).expect_err(says);
+        assert!(e.contains(says), "{e}");
+    };
+    refused(
+        SmtpSettings {
+            username: Some("u".into()),
+            security: SmtpSecurity::None,
+            ..base.clone()
+        },
+        "clear text",
+    );
+    refused(
+        SmtpSettings {
+            username: Some("u".into()),
+            ..base.clone()
+        },
+        "no password",
+    );
+    refused(
+        SmtpSettings {
+            smtp: Some("localhost".into()),
+            ..base.clone()
+        },
+        "host:port",
+    );
+    refused(
+        SmtpSettings {
+            from: "not an address".into(),
+            ..base.clone()
+        },
+        "[notify] from",
+    );
+    refused(
+        SmtpSettings {
+            ca_file: Some("/nonexistent/ca.pem".into()),
+            ..base.clone()
+        },
+        "ca_file",
+    );
+    assert!(SmtpNotifier::from_settings(&SmtpSettings::default())
+        .expect("no server")
+        .is_none());
 }
 
 #[test]
@@ -365,12 +475,9 @@ fn a_code_that_cannot_be_sent_closes_its_request() {
         .port(); // released: nothing listens there
     let db = TestDb::sqlite();
     let w = world(&db);
-    let engine = w
-        .engine
-        .with_notifier(Arc::new(consentric_engine::SmtpNotifier {
-            server: format!("127.0.0.1:{port}"),
-            from: "privacy@shop.example".into(),
-        }));
+    let engine = w.engine.with_notifier(Arc::new(
+        smtp(port, SmtpSecurity::None, None, false).expect("settings"),
+    ));
     assert!(matches!(
         engine.dsr_request(DsrKind::Erasure, Regime::Gdpr, &user("ada"), "ada@example.com", "key:t"),
         Err(EngineError::Config(m)) if m.contains("could not be sent")
