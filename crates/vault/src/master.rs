@@ -8,7 +8,7 @@ use std::path::Path;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::VaultError;
 use crate::seal::{aead_open, aead_seal, random, DataKey, KeyId, NONCE};
@@ -245,11 +245,13 @@ impl KeyProvider for MasterKeys {
             },
         };
         let plain = Zeroizing::new(plain);
-        let bytes: [u8; 32] = plain
+        let mut bytes: [u8; 32] = plain
             .as_slice()
             .try_into()
             .map_err(|_| VaultError::Format("wrapped key of the wrong size".into()))?;
-        Ok(DataKey::from_bytes(bytes))
+        let key = DataKey::from_bytes(bytes);
+        bytes.zeroize();
+        Ok(key)
     }
 }
 

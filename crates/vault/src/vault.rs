@@ -18,7 +18,8 @@ const CACHE_KEYS: usize = 50_000;
 /// Keys and the operations on them; cheap to share behind the engine.
 pub struct Vault {
     provider: Box<dyn KeyProvider>,
-    index_key: [u8; 32],
+    /// HMAC-SHA256 keyed with the index key once; cloned per token.
+    index_mac: Hmac<Sha256>,
     signer: ReceiptSigner,
     cache: Mutex<HashMap<KeyId, DataKey>>,
 }
@@ -33,11 +34,12 @@ impl Vault {
     /// A vault over local master keys (the provider, the index key and the signer all come from
     /// them).
     pub fn new(master: MasterKeys) -> Self {
-        let index_key = *master.index_key();
+        let index_mac = <Hmac<Sha256> as Mac>::new_from_slice(master.index_key())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         let signer = ReceiptSigner::from_seed(master.signing_seed());
         Vault {
             provider: Box::new(master),
-            index_key,
+            index_mac,
             signer,
             cache: Mutex::new(HashMap::new()),
         }
@@ -107,8 +109,7 @@ impl Vault {
     /// A look-up token for an identity: HMAC-SHA256 under the index key of `kind` and
     /// `value`, in hex. Equal identities give equal tokens; the token reveals nothing else.
     pub fn blind_index(&self, kind: &str, value: &str) -> String {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.index_key)
-            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        let mut mac = self.index_mac.clone();
         mac.update(kind.as_bytes());
         mac.update(&[0]);
         mac.update(value.as_bytes());
