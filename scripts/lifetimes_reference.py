@@ -3,6 +3,9 @@
 prints the median fit times and the parameters as JSON.
 
 Usage: python lifetimes_reference.py SUMMARY.csv RUNS
+       python lifetimes_reference.py holdout HOLDOUT.csv WEEKS
+The second form fits BG/NBD and Pareto/NBD on a calibration summary (columns x, t_x, T,
+holdout) and prints the total purchases each predicts for the WEEKS after, and the actual total.
 Run it with the interpreter that scripts/lifetimes-venv.sh prints.
 """
 import json
@@ -14,7 +17,7 @@ import warnings
 warnings.filterwarnings("ignore")
 
 import pandas as pd  # noqa: E402
-from lifetimes import BetaGeoFitter, GammaGammaFitter  # noqa: E402
+from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter  # noqa: E402
 
 
 def timed(fit, runs):
@@ -26,7 +29,21 @@ def timed(fit, runs):
     return statistics.median(times), model
 
 
+def holdout(path, weeks):
+    df = pd.read_csv(path)
+    totals = {}
+    for name, fitter in (("bg_nbd", BetaGeoFitter()), ("pareto_nbd", ParetoNBDFitter())):
+        model = fitter.fit(df["x"], df["t_x"], df["T"])
+        totals[name] = float(model.conditional_expected_number_of_purchases_up_to_time(
+            weeks, df["x"], df["t_x"], df["T"]).sum())
+    totals["actual"] = float(df["holdout"].sum())
+    print(json.dumps(totals))
+
+
 def main():
+    if sys.argv[1] == "holdout":
+        holdout(sys.argv[2], float(sys.argv[3]))
+        return
     path, runs = sys.argv[1], int(sys.argv[2])
     df = pd.read_csv(path)
     bg_s, bg = timed(lambda: BetaGeoFitter().fit(df["x"], df["t_x"], df["T"]), runs)

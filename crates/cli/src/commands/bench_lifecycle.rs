@@ -105,13 +105,14 @@ pub fn run(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     if args.reference.is_none() {
         println!("(lifetimes skipped: pass --reference \"$(scripts/lifetimes-venv.sh)\")");
     }
-    holdout(args.runs)?;
+    holdout(args.runs, args.reference.as_deref(), dir.path())?;
     stage_cost(args)
 }
 
 /// The holdout check on the raw CDNOW sample: calibrate on weeks 1-39, predict weeks 40-78,
 /// compare with what customers did, in total and by calibration repeat purchases.
-fn holdout(runs: usize) -> anyhow::Result<()> {
+/// With `reference`, `lifetimes` predicts the same holdout from the same summary, side by side.
+fn holdout(runs: usize, reference: Option<&Path>, dir: &Path) -> anyhow::Result<()> {
     let mut by: BTreeMap<&str, Vec<Purchase>> = BTreeMap::new();
     for line in SAMPLE_RAW.lines() {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -180,6 +181,32 @@ fn holdout(runs: usize) -> anyhow::Result<()> {
         total.2,
         pct(total.2)
     );
+    if let Some(python) = reference {
+        let csv = dir.join("holdout.csv");
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv)?);
+        writeln!(f, "x,t_x,T,holdout")?;
+        for (c, h) in cal.iter().zip(&held) {
+            writeln!(f, "{},{},{},{h}", c.x, c.t_x, c.t)?;
+        }
+        f.flush()?;
+        drop(f);
+        let theirs = reference_script(
+            python,
+            &[
+                "holdout".as_ref(),
+                csv.as_os_str(),
+                weeks.to_string().as_ref(),
+            ],
+        )?;
+        let get = |k: &str| theirs[k].as_f64().context("the reference's holdout JSON");
+        let (actual, b, p) = (get("actual")?, get("bg_nbd")?, get("pareto_nbd")?);
+        let pct = |v: f64| 100.0 * (v - actual) / actual;
+        println!(
+            "  lifetimes, same summary: actual {actual:.0}, BG/NBD {b:.0} ({:+.1}%), Pareto/NBD {p:.0} ({:+.1}%)",
+            pct(b),
+            pct(p)
+        );
+    }
     Ok(())
 }
 
@@ -339,11 +366,15 @@ fn write_csv(path: &Path, data: &[CustomerSummary]) -> anyhow::Result<()> {
 
 /// Runs the reference script with `python`; its JSON.
 fn lifetimes(python: &Path, csv: &Path, runs: usize) -> anyhow::Result<Value> {
+    reference_script(python, &[csv.as_os_str(), runs.to_string().as_ref()])
+}
+
+/// `scripts/lifetimes_reference.py` with `args`; its JSON.
+fn reference_script(python: &Path, args: &[&std::ffi::OsStr]) -> anyhow::Result<Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/lifetimes_reference.py");
     let out = Command::new(python)
         .arg(&script)
-        .arg(csv)
-        .arg(runs.to_string())
+        .args(args)
         .output()
         .with_context(|| format!("Failed to run {}", python.display()))?;
     if !out.status.success() {
