@@ -8,6 +8,12 @@ mod telemetry;
 
 use clap::Parser;
 
+/// mimalloc instead of the system allocator: ingest and decisions allocate and free many small
+/// values across threads (parsed JSON, sealed strings, rows), where glibc's malloc took a
+/// fifth of the time.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
     let settings = cli.settings()?;
