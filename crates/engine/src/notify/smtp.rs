@@ -8,6 +8,7 @@ use std::time::Duration;
 use lettre::message::{header::ContentType, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::transport::smtp::extension::ClientId;
 use lettre::{SmtpTransport, Transport};
 use serde::Deserialize;
 
@@ -33,8 +34,9 @@ pub enum SmtpSecurity {
 pub struct SmtpSettings {
     /// `host:port` of the SMTP server; without it, messages are not sent.
     pub smtp: Option<String>,
-    /// The sender address.
-    pub from: String,
+    /// The sender address; required with `smtp` (relays refuse or junk a made-up one). Its
+    /// domain is also the name this host gives in `EHLO` and in `Message-ID`s.
+    pub from: Option<String>,
     /// `starttls` (default), `tls` or `none`.
     pub security: SmtpSecurity,
     /// The account to log in with; needs a password and a `security` other than `none`.
@@ -52,7 +54,7 @@ impl Default for SmtpSettings {
     fn default() -> Self {
         SmtpSettings {
             smtp: None,
-            from: "privacy@localhost".into(),
+            from: None,
             security: SmtpSecurity::default(),
             username: None,
             password_file: None,
@@ -81,38 +83,63 @@ impl std::fmt::Debug for SmtpNotifier {
 
 impl SmtpNotifier {
     /// The notifier `settings` describe, or `None` when no server is set. Everything that can
-    /// be wrong with the settings (an address, a missing password, a CA file that does not
-    /// parse, credentials over plain text) is found here, at start-up, not at the first code.
+    /// be wrong with the settings (the server's address, the sender, a missing password, a CA
+    /// file without certificates, credentials over plain text) is found here, at start-up, not
+    /// at the first code. The password is `CONSENTRIC_SMTP_PASSWORD` when set, else
+    /// `password_file`'s first line.
     ///
     /// # Errors
     /// A sentence naming the setting at fault.
     pub fn from_settings(settings: &SmtpSettings) -> Result<Option<Self>, String> {
+        let env = std::env::var("CONSENTRIC_SMTP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty());
+        Self::from_settings_and_password(settings, env)
+    }
+
+    /// [`SmtpNotifier::from_settings`] with the environment's password given, not read.
+    ///
+    /// # Errors
+    /// As [`SmtpNotifier::from_settings`].
+    pub fn from_settings_and_password(
+        settings: &SmtpSettings,
+        env_password: Option<String>,
+    ) -> Result<Option<Self>, String> {
         let Some(server) = &settings.smtp else {
             return Ok(None);
         };
-        let (host, port) = server
-            .rsplit_once(':')
-            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
-            .filter(|(h, _)| !h.is_empty())
-            .ok_or_else(|| format!("[notify] smtp must be host:port, not `{server}`"))?;
-        let from: Mailbox = settings
+        let (host, port) = parse_server(server)?;
+        let from_text = settings
             .from
+            .as_deref()
+            .ok_or("[notify] from is required with smtp: the address codes are sent from")?;
+        let from: Mailbox = from_text
             .parse()
-            .map_err(|e| format!("[notify] from `{}` is not an address: {e}", settings.from))?;
-        let mut builder = SmtpTransport::builder_dangerous(host)
+            .map_err(|e| format!("[notify] from `{from_text}` is not an address: {e}"))?;
+        let mut builder = SmtpTransport::builder_dangerous(&host)
             .port(port)
+            .hello_name(ClientId::Domain(from.email.domain().to_owned()))
             .timeout(Some(Duration::from_secs(settings.timeout_seconds.max(1))));
         if settings.security != SmtpSecurity::None {
-            let mut tls = TlsParameters::builder(host.to_owned());
+            let mut tls = TlsParameters::builder(host.clone());
             if let Some(path) = &settings.ca_file {
                 let pem = std::fs::read(path)
                     .map_err(|e| format!("[notify] ca_file {}: {e}", path.display()))?;
-                let ca = Certificate::from_pem(&pem).map_err(|e| {
+                // lettre skips what is not a certificate; a file with none would only fail at
+                // the first code, as an unknown issuer.
+                let not_pem = || {
                     format!(
-                        "[notify] ca_file {} is not a PEM certificate: {e}",
+                        "[notify] ca_file {} holds no PEM certificate",
                         path.display()
                     )
-                })?;
+                };
+                if !pem
+                    .windows(CERT_BEGIN.len())
+                    .any(|w| w == CERT_BEGIN.as_bytes())
+                {
+                    return Err(not_pem());
+                }
+                let ca = Certificate::from_pem(&pem).map_err(|e| format!("{}: {e}", not_pem()))?;
                 tls = tls.add_root_certificate(ca);
             }
             let tls = tls
@@ -130,9 +157,9 @@ impl SmtpNotifier {
                         .into(),
                 );
             }
-            let password = match std::env::var("CONSENTRIC_SMTP_PASSWORD") {
-                Ok(p) if !p.is_empty() => p,
-                _ => {
+            let password = match env_password {
+                Some(p) => p,
+                None => {
                     let path = settings.password_file.as_ref().ok_or(
                         "[notify] username is set but there is no password: set password_file or CONSENTRIC_SMTP_PASSWORD",
                     )?;
@@ -141,6 +168,12 @@ impl SmtpNotifier {
                     text.lines().next().unwrap_or_default().to_owned()
                 }
             };
+            if password.is_empty() {
+                return Err(
+                    "[notify] username is set but there is no password: the password is empty"
+                        .into(),
+                );
+            }
             builder = builder.credentials(Credentials::new(username.clone(), password));
         }
         Ok(Some(SmtpNotifier {
@@ -148,6 +181,45 @@ impl SmtpNotifier {
             from,
             server: server.clone(),
         }))
+    }
+}
+
+const CERT_BEGIN: &str = "-----BEGIN CERTIFICATE-----";
+
+/// `host:port` into a host (a DNS name, an IPv4 address, or an IPv6 address in brackets,
+/// returned without them) and a port.
+fn parse_server(server: &str) -> Result<(String, u16), String> {
+    let bad = |why: &str| format!("[notify] smtp must be host:port, not `{server}`: {why}");
+    let (host, port) = server.rsplit_once(':').ok_or_else(|| bad("no port"))?;
+    let port: u16 = port
+        .parse()
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| bad("the port is not 1 to 65535"))?;
+    if let Some(inner) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return match inner.parse::<std::net::Ipv6Addr>() {
+            Ok(_) => Ok((inner.to_owned(), port)),
+            Err(_) => Err(bad("not an IPv6 address in brackets")),
+        };
+    }
+    if host.contains(':') {
+        return Err(bad("an IPv6 address goes in brackets, as [::1]:25"));
+    }
+    let dns_name = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if dns_name || host.parse::<std::net::Ipv4Addr>().is_ok() {
+        Ok((host.to_owned(), port))
+    } else {
+        Err(bad("the host is neither a name nor an address"))
     }
 }
 
@@ -165,6 +237,11 @@ impl Notifier for SmtpNotifier {
             .parse()
             .map_err(|e| format!("`{}` is not an e-mail address: {e}", message.to))?;
         let mail = lettre::Message::builder()
+            .message_id(Some(format!(
+                "<{}@{}>",
+                uuid::Uuid::new_v4().simple(),
+                self.from.email.domain()
+            )))
             .from(self.from.clone())
             .to(to)
             .subject(message.subject.clone())

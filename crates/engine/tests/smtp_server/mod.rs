@@ -6,6 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -22,6 +23,8 @@ pub enum Mode {
     ImplicitTls,
     /// Plain text only: `STARTTLS` is never offered.
     PlainOnly,
+    /// Plain text, offering `AUTH` without TLS (as a careless or hostile server would).
+    AuthWithoutTls,
 }
 
 /// One message the server accepted.
@@ -42,12 +45,18 @@ pub struct SmtpServer {
     /// The port it listens on (at 127.0.0.1).
     pub port: u16,
     received: Arc<Mutex<Vec<Received>>>,
+    auth_attempts: Arc<AtomicUsize>,
 }
 
 impl SmtpServer {
     /// Everything accepted so far.
     pub fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
+    }
+
+    /// How many `AUTH` commands arrived, over TLS or not.
+    pub fn auth_attempts(&self) -> usize {
+        self.auth_attempts.load(Ordering::SeqCst)
     }
 }
 
@@ -82,16 +91,23 @@ pub fn start(mode: Mode, account: Option<(&str, &str)>) -> SmtpServer {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let received = Arc::new(Mutex::new(Vec::new()));
+    let auth_attempts = Arc::new(AtomicUsize::new(0));
     let out = received.clone();
+    let auths = auth_attempts.clone();
     let account = account.map(|(u, p)| (u.to_owned(), p.to_owned()));
     let config = tls_config();
     std::thread::spawn(move || {
         for tcp in listener.incoming().flatten() {
             let (out, account, config) = (out.clone(), account.clone(), config.clone());
-            std::thread::spawn(move || session(tcp, mode, account, config, out));
+            let auths = auths.clone();
+            std::thread::spawn(move || session(tcp, mode, account, config, out, auths));
         }
     });
-    SmtpServer { port, received }
+    SmtpServer {
+        port,
+        received,
+        auth_attempts,
+    }
 }
 
 fn session(
@@ -100,12 +116,14 @@ fn session(
     account: Option<(String, String)>,
     config: Arc<ServerConfig>,
     out: Arc<Mutex<Vec<Received>>>,
+    auths: Arc<AtomicUsize>,
 ) {
     let tls = |tcp| StreamOwned::new(ServerConnection::new(config.clone()).expect("tls"), tcp);
     let mut state = State {
         mode,
         account,
         out,
+        auths,
         encrypted: false,
         user: None,
         to: Vec::new(),
@@ -123,6 +141,7 @@ struct State {
     mode: Mode,
     account: Option<(String, String)>,
     out: Arc<Mutex<Vec<Received>>>,
+    auths: Arc<AtomicUsize>,
     encrypted: bool,
     user: Option<String>,
     to: Vec<String>,
@@ -157,7 +176,7 @@ impl State {
                 if !self.encrypted && self.mode == Mode::Starttls {
                     reply.push_str("250-STARTTLS\r\n");
                 }
-                if self.encrypted && self.account.is_some() {
+                if self.account.is_some() && (self.encrypted || self.mode == Mode::AuthWithoutTls) {
                     reply.push_str("250-AUTH PLAIN LOGIN\r\n");
                 }
                 reply.push_str("250 8BITMIME\r\n");
@@ -165,7 +184,10 @@ impl State {
             } else if upper == "STARTTLS" && !self.encrypted && self.mode == Mode::Starttls {
                 say(&mut r, "220 2.0.0 ready to start TLS\r\n")?;
                 return Ok(Some(r.into_inner()));
-            } else if upper.starts_with("AUTH ") && self.encrypted {
+            } else if upper.starts_with("AUTH ")
+                && (self.encrypted || self.mode == Mode::AuthWithoutTls)
+            {
+                self.auths.fetch_add(1, Ordering::SeqCst);
                 let (user, password) = if upper.starts_with("AUTH PLAIN") {
                     let initial = command.get(11..).map(str::trim).unwrap_or_default();
                     let b64 = if initial.is_empty() {
