@@ -426,6 +426,18 @@ impl Engine {
         Ok(key)
     }
 
+    /// The principal of `secret` if this engine verified it before (keys cannot be revoked
+    /// yet, so it is still valid), without touching the database: a server answers the common
+    /// case without handing the request to a blocking thread. `None` means "ask
+    /// [`Engine::authenticate`]", not "unknown".
+    pub fn authenticate_cached(&self, secret: &str) -> Option<Principal> {
+        self.key_cache
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&hash_secret(secret))
+            .cloned()
+    }
+
     /// The key with this secret, or `None` if there is no such (live) key.
     ///
     /// # Errors

@@ -50,13 +50,34 @@ pub(crate) fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError
 pub(crate) fn check(engine: &Engine, secret: &str, needed: Scope) -> Result<Principal, ApiError> {
     match engine.authenticate(secret)? {
         None => Err(ApiError::unauthorized("unknown API key")),
-        Some(p) if p.scope.allows(needed) => Ok(p),
-        Some(p) => Err(ApiError::forbidden(&format!(
+        Some(p) => scoped(p, needed),
+    }
+}
+
+fn scoped(p: Principal, needed: Scope) -> Result<Principal, ApiError> {
+    if p.scope.allows(needed) {
+        Ok(p)
+    } else {
+        Err(ApiError::forbidden(&format!(
             "a {} key cannot do this; it needs a {} key",
             p.scope.as_str(),
             needed.as_str()
-        ))),
+        )))
     }
+}
+
+/// [`check`] from an async handler: a key seen before is answered from the engine's cache on
+/// this task; only an unseen key goes to a blocking thread (and the database).
+async fn principal(
+    engine: &AppState,
+    secret: String,
+    needed: Scope,
+) -> Result<Principal, ApiError> {
+    if let Some(p) = engine.authenticate_cached(&secret) {
+        return scoped(p, needed);
+    }
+    let engine = engine.clone();
+    blocking(move || check(&engine, &secret, needed)).await
 }
 
 /// Extractor proving the request carries an analyst key (or an admin key); holds who it is.
@@ -69,8 +90,7 @@ impl FromRequestParts<AppState> for AnalystKey {
         let secret = header_key(&parts.headers)?.ok_or_else(|| {
             ApiError::unauthorized("an analyst key is required (Authorization: Bearer …)")
         })?;
-        let engine = engine.clone();
-        let principal = blocking(move || check(&engine, &secret, Scope::Analyst)).await?;
+        let principal = principal(engine, secret, Scope::Analyst).await?;
         Ok(AnalystKey(principal))
     }
 }
@@ -85,8 +105,7 @@ impl FromRequestParts<AppState> for AdminKey {
         let secret = header_key(&parts.headers)?.ok_or_else(|| {
             ApiError::unauthorized("an admin key is required (Authorization: Bearer …)")
         })?;
-        let engine = engine.clone();
-        let principal = blocking(move || check(&engine, &secret, Scope::Admin)).await?;
+        let principal = principal(engine, secret, Scope::Admin).await?;
         Ok(AdminKey(principal))
     }
 }
