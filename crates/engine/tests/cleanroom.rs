@@ -75,15 +75,26 @@ fn join(guest: &Engine, inv: &Invitation, output: Output, sum: bool) {
     guest.cleanroom_guest(&inv.session).expect("start");
 }
 
-fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
+/// A session `host` invites to, `guest` joins on the same terms, and the host's first round.
+fn first_round(
+    host: &Engine,
+    guest: &Engine,
+    output: Output,
+    sum: bool,
+) -> (Invitation, HostBlinded) {
     let inv = host
         .cleanroom_invite("guest co", output, sum, "test")
         .expect("invite");
     join(guest, &inv, output, sum);
-    let mut messages = Vec::new();
     let r1 = host
         .cleanroom_host_blinded(&inv.session, &inv.token)
         .expect("round 1");
+    (inv, r1)
+}
+
+fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
+    let (inv, r1) = first_round(host, guest, output, sum);
+    let mut messages = Vec::new();
     messages.push(serde_json::to_string(&r1).expect("json"));
     let (answer, secrets) = guest
         .cleanroom_guest_answer(&inv.session, &r1)
@@ -215,13 +226,7 @@ fn the_guest_holds_the_host_to_the_terms_it_joined_on() {
         SessionError::OutOfOrder(_)
     ));
     // A sum over fewer customers than the minimum is never decrypted: 25..30 has 4 in common.
-    let inv = host
-        .cleanroom_invite("p", Output::Cardinality, true, "t")
-        .expect("invite");
-    join(&guest, &inv, Output::Cardinality, true);
-    let r1 = host
-        .cleanroom_host_blinded(&inv.session, &inv.token)
-        .expect("r1");
+    let (inv, r1) = first_round(&host, &guest, Output::Cardinality, true);
     let (answer, secrets) = guest
         .cleanroom_guest_answer(&inv.session, &r1)
         .expect("answer");
@@ -431,13 +436,7 @@ fn small_sets_from_the_other_side_are_refused_as_probes() {
     let db = TestDb::sqlite();
     let guest = Engine::new(db.store(), clock());
     customers(&guest, "g", 0..100);
-    let inv = host
-        .cleanroom_invite("p", Output::Cardinality, false, "t")
-        .expect("invite");
-    join(&guest, &inv, Output::Cardinality, false);
-    let r1 = host
-        .cleanroom_host_blinded(&inv.session, &inv.token)
-        .expect("r1");
+    let (inv, r1) = first_round(&host, &guest, Output::Cardinality, false);
     assert_eq!(
         session_error(guest.cleanroom_guest_answer(&inv.session, &r1)),
         SessionError::TooSmall(9, 50)
@@ -447,13 +446,7 @@ fn small_sets_from_the_other_side_are_refused_as_probes() {
     let strict_host = Engine::new(db2.store(), clock());
     customers(&strict_host, "h", 0..100);
     let (_g, small_guest) = world("g", 0..10);
-    let inv = strict_host
-        .cleanroom_invite("p", Output::Cardinality, false, "t")
-        .expect("invite");
-    join(&small_guest, &inv, Output::Cardinality, false);
-    let r1 = strict_host
-        .cleanroom_host_blinded(&inv.session, &inv.token)
-        .expect("r1");
+    let (inv, r1) = first_round(&strict_host, &small_guest, Output::Cardinality, false);
     let (answer, _) = small_guest
         .cleanroom_guest_answer(&inv.session, &r1)
         .expect("answer");
