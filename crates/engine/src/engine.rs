@@ -431,10 +431,14 @@ impl Engine {
     /// case without handing the request to a blocking thread. `None` means "ask
     /// [`Engine::authenticate`]", not "unknown".
     pub fn authenticate_cached(&self, secret: &str) -> Option<Principal> {
+        self.verified(&hash_secret(secret))
+    }
+
+    fn verified(&self, hash: &str) -> Option<Principal> {
         self.key_cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&hash_secret(secret))
+            .get(hash)
             .cloned()
     }
 
@@ -444,13 +448,8 @@ impl Engine {
     /// A database fault.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
         let hash = hash_secret(secret);
-        if let Some(p) = self
-            .key_cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&hash)
-        {
-            return Ok(Some(p.clone()));
+        if let Some(p) = self.verified(&hash) {
+            return Ok(Some(p));
         }
         let Some(record) = self.store.api_key_by_hash(&hash)? else {
             return Ok(None);
