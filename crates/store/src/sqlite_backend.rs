@@ -140,14 +140,11 @@ impl Backend for SqliteBackend {
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let conn = match pooled {
+        let mut conn = match pooled {
             Some(c) => c,
             None => open_reader(&self.path, &self.options)?,
         };
-        let result = work(&mut SqliteConn {
-            conn: &conn,
-            seq: None,
-        });
+        let result = read_in_snapshot(&mut conn, work);
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         if idle.len() < MAX_IDLE_READERS {
             idle.push(conn);
@@ -164,6 +161,21 @@ impl Backend for SqliteBackend {
     fn migrate(&self) -> Result<(), StoreError> {
         self.transaction(&mut |c| migrations::apply(c, BackendKind::Sqlite))
     }
+}
+
+/// Runs `work` in one read transaction, so everything it reads comes from the same snapshot
+/// (and SQLite checks the WAL, and drops a stale cache, once instead of per statement).
+fn read_in_snapshot(
+    conn: &mut Connection,
+    work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    work(&mut SqliteConn {
+        conn: &tx,
+        seq: None,
+    })?;
+    tx.commit()?;
+    Ok(())
 }
 
 struct SqliteConn<'a> {
@@ -267,5 +279,53 @@ impl Conn for SqliteConn<'_> {
             .conn
             .pragma_query_value(None, "data_version", |r| r.get(0))?;
         Ok(Some(ChangeToken { data_version, seq }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(c: &mut dyn Conn) -> i64 {
+        let rows = c.query("SELECT x FROM t", &[]).expect("query");
+        rows[0][0].int().expect("an integer")
+    }
+
+    /// Everything one `read` sees comes from one snapshot: a write committed while it runs
+    /// is invisible to it, and visible to the next.
+    #[test]
+    fn a_read_sees_one_snapshot() {
+        let dir = std::env::temp_dir().join(format!(
+            "consentric-snapshot-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ));
+        let backend =
+            SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open");
+        backend
+            .transaction(&mut |c| {
+                c.exec_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)")
+            })
+            .expect("create");
+        let mut seen = Vec::new();
+        backend
+            .read(&mut |c| {
+                seen.push(value(c));
+                backend.transaction(&mut |w| w.exec("UPDATE t SET x = 2", &[]).map(drop))?;
+                seen.push(value(c));
+                Ok(())
+            })
+            .expect("read");
+        assert_eq!(seen, [1, 1], "the write landed inside the read's snapshot");
+        let mut after = 0;
+        backend
+            .read(&mut |c| {
+                after = value(c);
+                Ok(())
+            })
+            .expect("read again");
+        assert_eq!(after, 2);
+        drop(backend);
+        let _ = std::fs::remove_dir_all(dir);
     }
 }
