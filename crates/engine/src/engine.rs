@@ -307,7 +307,7 @@ impl Engine {
         let prepared = events
             .into_iter()
             .zip(&signals)
-            .map(|(e, s)| self.policy.prepare(e, !s.is_empty()))
+            .map(|(e, s)| self.policy.prepare(e, s))
             .collect::<Result<Vec<_>, _>>()?;
         let request = IngestRequest {
             prepared,

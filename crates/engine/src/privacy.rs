@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use consentric_model::{CallType, Event};
 use consentric_policy::{
-    minimise, tcf, ConsentSource, ConsentState, DataCategory, Decision, FieldRule, FieldSchema,
-    LegalBasis, Minimised, Purpose, PurposeId, PurposeRegistry,
+    minimise, tcf, ConsentRecord, ConsentSource, ConsentState, DataCategory, Decision, FieldRule,
+    FieldSchema, LegalBasis, Minimised, Purpose, PurposeId, PurposeRegistry,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -58,8 +58,17 @@ pub(crate) struct Prepared {
     pub full: Minimal,
     /// Kept under an empty ledger; `None` when that is `full` itself.
     pub baseline: Option<Minimal>,
+    /// Kept under a ledger holding just the consent signals the event carries (a banner sends
+    /// its choices with every event, so they are usually the customer's ledger); `None`
+    /// without signals, or when that is `full` or the baseline.
+    pub signalled: Option<Minimal>,
     /// SHA-256 of the event as received (hex), when it carries consent signals: their evidence.
     pub evidence: Option<String>,
+}
+
+/// Whether `shape` kept exactly the categories `kept`.
+fn same_categories(kept: &[&DataCategory], shape: &Minimal) -> bool {
+    kept.len() == shape.kept.len() && kept.iter().all(|c| shape.kept.contains(c))
 }
 
 fn serialise(event: &Event) -> Result<String, EngineError> {
@@ -308,10 +317,14 @@ impl PolicySet {
         }
     }
 
-    /// Makes `event` ready for the writer (see [`Prepared`]); `evidence` asks for the hash
-    /// of the event as received.
-    pub(crate) fn prepare(&self, event: Event, evidence: bool) -> Result<Prepared, EngineError> {
-        let evidence = if evidence {
+    /// Makes `event` ready for the writer (see [`Prepared`]); the consent `signals` it carries
+    /// also ask for the hash of the event as received, their evidence.
+    pub(crate) fn prepare(
+        &self,
+        event: Event,
+        signals: &[Signal],
+    ) -> Result<Prepared, EngineError> {
+        let evidence = if !signals.is_empty() {
             Some(hex::encode(Sha256::digest(serialise(&event)?.as_bytes())))
         } else {
             None
@@ -329,16 +342,56 @@ impl PolicySet {
             b.unmapped = full.unmapped;
             Some(b)
         };
+        let signalled = self.signalled_shape(&full, baseline.as_ref(), signals)?;
         Ok(Prepared {
             full,
             baseline,
+            signalled,
             evidence,
         })
     }
 
+    /// The shape for a ledger holding just `signals` (see [`Prepared::signalled`]). A guess
+    /// the writer checks: it takes the shape only if the customer's real ledger keeps the same
+    /// categories, since minimisation depends on nothing else.
+    fn signalled_shape(
+        &self,
+        full: &Minimal,
+        baseline: Option<&Minimal>,
+        signals: &[Signal],
+    ) -> Result<Option<Minimal>, EngineError> {
+        if signals.is_empty() {
+            return Ok(None);
+        }
+        // The ledger as the writer holds it after recording the signals, folded the same way.
+        let at = full.event.timestamp();
+        let ledger = ConsentState::fold(signals.iter().map(|s| {
+            ConsentRecord {
+                purpose: s.purpose.clone(),
+                decision: s.decision,
+                source: s.source,
+                purpose_version: self
+                    .registry
+                    .get(s.purpose.as_str())
+                    .map_or(1, |p| p.version),
+                at,
+                evidence_hash: String::new(),
+            }
+        }));
+        let with_basis = self.purposes_with_basis(&ledger, at);
+        let allows = |c: &DataCategory| self.any_may_use(&with_basis, c);
+        let kept: Vec<&DataCategory> = full.kept.iter().filter(|c| allows(c)).collect();
+        if kept.len() == full.kept.len() || baseline.is_some_and(|b| same_categories(&kept, b)) {
+            return Ok(None);
+        }
+        let mut shape = self.minimal(full.event.clone(), &allows, false, true)?;
+        shape.unmapped = full.unmapped;
+        Ok(Some(shape))
+    }
+
     /// The prepared shape that minimising the event under `consent` at `at` produces, if one
     /// does (minimisation depends only on which carried categories have a basis): the full
-    /// shape when all do, the baseline when exactly its categories do.
+    /// shape when all do, the baseline or the signalled shape when exactly its categories do.
     pub(crate) fn shape_for<'p>(
         &self,
         prepared: &'p Prepared,
@@ -354,10 +407,10 @@ impl PolicySet {
         if kept.len() == carried.len() {
             return Some(&prepared.full);
         }
-        let baseline = prepared.baseline.as_ref()?;
-        let same =
-            kept.len() == baseline.kept.len() && kept.iter().all(|c| baseline.kept.contains(c));
-        same.then_some(baseline)
+        [&prepared.baseline, &prepared.signalled]
+            .into_iter()
+            .flatten()
+            .find(|shape| same_categories(&kept, shape))
     }
 
     fn minimal(
@@ -520,6 +573,7 @@ mod tests {
             context in prop::collection::vec(0usize..64, 0..6),
             days in 0i64..4000,
             grants in prop::collection::vec((prop::sample::select(vec!["analytics", "personalization", "marketing.email", "model_training", "marketing.ads_sharing"]), any::<bool>()), 0..5),
+            carried in prop::collection::vec((prop::sample::select(vec!["analytics", "personalization", "marketing.email", "model_training", "marketing.ads_sharing", "fairness_audit"]), any::<bool>()), 0..5),
         ) {
             // A hashed field: a transformation that must run exactly once.
             let hashed = consentric_policy::FieldRule {
@@ -544,7 +598,16 @@ mod tests {
                 .events
                 .remove(0);
 
-            let prepared = policy.prepare(event.clone(), false).expect("prepared");
+            // The consent signals the event carries, as a banner would send them.
+            let signals: Vec<Signal> = carried
+                .iter()
+                .map(|(p, granted)| Signal {
+                    purpose: PurposeId::parse(p).expect("id"),
+                    decision: Decision::from_granted(*granted),
+                    source: ConsentSource::Segment,
+                })
+                .collect();
+            let prepared = policy.prepare(event.clone(), &signals).expect("prepared");
             let baseline = prepared.baseline.as_ref().unwrap_or(&prepared.full);
 
             let mut kept = event.clone();
@@ -587,6 +650,36 @@ mod tests {
                 }
                 prop_assert_eq!(shape.unused, out.unused.len() as u64);
             }
+
+            // A customer whose ledger holds just what this event signals (recorded before it
+            // is minimised) always gets a prepared shape, and it is what the writer would keep.
+            let signalled = ConsentState::fold(
+                signals
+                    .iter()
+                    .map(|s| consentric_policy::ConsentRecord {
+                        purpose: s.purpose.clone(),
+                        decision: s.decision,
+                        source: s.source,
+                        purpose_version: 1,
+                        at: event.timestamp(),
+                        evidence_hash: String::new(),
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            let mut kept = event.clone();
+            let with_basis = policy.purposes_with_basis(&signalled, event.timestamp());
+            let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
+            let mut out = Minimised::default();
+            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out);
+            let shape = policy.shape_for(&prepared, &signalled, event.timestamp());
+            prop_assert!(shape.is_some(), "no prepared shape for the event's own signals");
+            let shape = shape.expect("checked");
+            prop_assert_eq!(&shape.event, &kept);
+            if let Some(payload) = &shape.payload {
+                prop_assert_eq!(payload, &serde_json::to_string(&kept).expect("json"));
+            }
+            prop_assert_eq!(shape.unused, out.unused.len() as u64);
+            prop_assert_eq!(shape.unmapped, out.unmapped.len() as u64);
         }
     }
 }
