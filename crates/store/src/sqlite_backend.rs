@@ -295,10 +295,12 @@ mod tests {
     /// is invisible to it, and visible to the next.
     #[test]
     fn a_read_sees_one_snapshot() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
         let dir = std::env::temp_dir().join(format!(
-            "consentric-snapshot-{}-{:?}",
-            std::process::id(),
-            std::time::SystemTime::now()
+            "consentric-snapshot-{}-{nanos}",
+            std::process::id()
         ));
         let backend =
             SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open");
