@@ -106,7 +106,10 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
     // re-planning when `?1` changes, and the statement cache clears bindings when a statement
     // comes back, which expires it: every use was parsed and planned again (two thirds of a
     // decision's reads). We keep no planner statistics that a bound value could select from.
-    conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
     Ok(conn)
 }
 
@@ -343,7 +346,8 @@ mod tests {
     fn cached_statements_are_not_prepared_again() {
         let dir = std::env::temp_dir().join(format!("consentric-qpsg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
-        let conn = open_connection(&dir.join("db.sqlite"), &SqliteOptions::default()).expect("open");
+        let conn =
+            open_connection(&dir.join("db.sqlite"), &SqliteOptions::default()).expect("open");
         conn.execute_batch(
             "CREATE TABLE t (profile_id TEXT NOT NULL, n INTEGER NOT NULL, v TEXT NOT NULL, \
              PRIMARY KEY (profile_id, n)) WITHOUT ROWID; \
