@@ -59,6 +59,10 @@ pub struct Als {
     /// YᵀY + λI of the item factors, made on first fold-in (it costs items × factors²).
     #[serde(skip)]
     gram: std::sync::OnceLock<Vec<f32>>,
+    /// (YᵀY + λI)⁻¹ in f64, made on first fold-in of a short history (see [`woodbury`]);
+    /// `None` if the Gram matrix could not be factorised.
+    #[serde(skip)]
+    gram_inverse: std::sync::OnceLock<Option<Vec<f64>>>,
 }
 
 impl Als {
@@ -89,6 +93,7 @@ impl Als {
             item_factors: items,
             user_factors: users,
             gram: std::sync::OnceLock::new(),
+            gram_inverse: std::sync::OnceLock::new(),
         }
     }
 
@@ -115,23 +120,41 @@ impl Als {
         self.items
     }
 
-    /// Factors for someone with history `seen`, solved exactly (Cholesky) against the item
-    /// factors, as training's CG converges to (so a customer's newest interactions count
-    /// without retraining).
+    /// Factors for someone with history `seen`, solved exactly against the item factors, as
+    /// training's CG converges to (so a customer's newest interactions count without
+    /// retraining). A history much shorter than the factor count is folded in through the
+    /// cached inverse of the Gram matrix (see [`woodbury`]); a longer one by a Cholesky
+    /// factorisation of its own system.
     pub fn fold_in(&self, seen: &[(u32, f32)]) -> Vec<f32> {
         let f = self.params.factors;
-        let gram = self
-            .gram
-            .get_or_init(|| gram(&self.item_factors, f, self.params.regularization));
-        // A = YᵀY + λI + Σ (c − 1) y yᵀ, b = Σ c y, in f64 for a stable factorisation.
-        let mut a: Vec<f64> = gram.iter().map(|&v| f64::from(v)).collect();
-        let mut b = vec![0f64; f];
-        for &(i, w) in seen {
-            if (i as usize) >= self.items || w <= 0.0 {
-                continue;
+        let used: Vec<(&[f32], f64)> = seen
+            .iter()
+            .filter(|&&(i, w)| (i as usize) < self.items && w > 0.0)
+            .map(|&(i, w)| (self.item(i), f64::from(w * self.params.alpha)))
+            .collect();
+        if !used.is_empty() && used.len() * 4 <= f && used.iter().all(|&(_, c)| c > 1.0) {
+            let inverse = self.gram_inverse.get_or_init(|| {
+                let gram = self.gram_matrix(f);
+                invert_spd(gram.iter().map(|&v| f64::from(v)).collect(), f)
+            });
+            if let Some(x) = inverse.as_deref().and_then(|inv| woodbury(inv, &used, f)) {
+                return x;
             }
-            let c = f64::from(w * self.params.alpha);
-            let y = self.item(i);
+        }
+        self.fold_in_direct(&used)
+    }
+
+    fn gram_matrix(&self, f: usize) -> &[f32] {
+        self.gram
+            .get_or_init(|| gram(&self.item_factors, f, self.params.regularization))
+    }
+
+    /// A = YᵀY + λI + Σ (c − 1) y yᵀ, b = Σ c y, solved by Cholesky in f64 for stability.
+    fn fold_in_direct(&self, used: &[(&[f32], f64)]) -> Vec<f32> {
+        let f = self.params.factors;
+        let mut a: Vec<f64> = self.gram_matrix(f).iter().map(|&v| f64::from(v)).collect();
+        let mut b = vec![0f64; f];
+        for &(y, c) in used {
             for r in 0..f {
                 let yr = f64::from(y[r]);
                 b[r] += c * yr;
@@ -295,6 +318,16 @@ fn solve_row(
 /// Solves A x = b in place for symmetric positive definite A (lower triangle filled), by
 /// Cholesky; `b` becomes x. False if A is not positive definite.
 fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> bool {
+    if !cholesky(a, n) {
+        return false;
+    }
+    solve_factored(a, b, n);
+    true
+}
+
+/// Factorises a symmetric positive definite `a` (its lower triangle read) in place into L
+/// with A = LLᵀ; false if it is not positive definite.
+fn cholesky(a: &mut [f64], n: usize) -> bool {
     for j in 0..n {
         let mut d = a[j * n + j];
         for k in 0..j {
@@ -313,21 +346,96 @@ fn cholesky_solve(a: &mut [f64], b: &mut [f64], n: usize) -> bool {
             a[i * n + j] = v / d;
         }
     }
+    true
+}
+
+/// Solves LLᵀ x = b in place, `l` from [`cholesky`].
+fn solve_factored(l: &[f64], b: &mut [f64], n: usize) {
     for i in 0..n {
         let mut v = b[i];
         for k in 0..i {
-            v -= a[i * n + k] * b[k];
+            v -= l[i * n + k] * b[k];
         }
-        b[i] = v / a[i * n + i];
+        b[i] = v / l[i * n + i];
     }
     for i in (0..n).rev() {
         let mut v = b[i];
         for k in i + 1..n {
-            v -= a[k * n + i] * b[k];
+            v -= l[k * n + i] * b[k];
         }
-        b[i] = v / a[i * n + i];
+        b[i] = v / l[i * n + i];
     }
-    true
+}
+
+/// The inverse of a symmetric positive definite `a` (n × n, row-major), or `None`.
+fn invert_spd(mut a: Vec<f64>, n: usize) -> Option<Vec<f64>> {
+    if !cholesky(&mut a, n) {
+        return None;
+    }
+    let mut inv = vec![0f64; n * n];
+    let mut col = vec![0f64; n];
+    for j in 0..n {
+        col.fill(0.0);
+        col[j] = 1.0;
+        solve_factored(&a, &mut col, n);
+        for (i, v) in col.iter().enumerate() {
+            inv[i * n + j] = *v;
+        }
+    }
+    Some(inv)
+}
+
+fn dot64(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..4 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    acc.iter().sum::<f64>() + ra.iter().zip(rb).map(|(x, y)| x * y).sum::<f64>()
+}
+
+/// Fold-in by the Woodbury identity: with G = YᵀY + λI, U the k seen items' factors and
+/// C = diag(c − 1), (G + UCUᵀ)⁻¹ b = z − W (C⁻¹ + UᵀW)⁻¹ Uᵀz, where z = G⁻¹b and W = G⁻¹U.
+/// With G⁻¹ cached that is k + 1 products with an f × f matrix and a k × k solve, instead of
+/// building and factorising an f × f system per customer. Needs every c > 1 (so the k × k
+/// system is positive definite); `None` if it is not.
+fn woodbury(inverse: &[f64], used: &[(&[f32], f64)], f: usize) -> Option<Vec<f32>> {
+    let k = used.len();
+    let ys: Vec<Vec<f64>> = used
+        .iter()
+        .map(|(y, _)| y.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let mut b = vec![0f64; f];
+    for (y, &(_, c)) in ys.iter().zip(used) {
+        for (br, yr) in b.iter_mut().zip(y) {
+            *br += c * yr;
+        }
+    }
+    let times_inverse =
+        |v: &[f64]| -> Vec<f64> { inverse.chunks_exact(f).map(|row| dot64(row, v)).collect() };
+    let z = times_inverse(&b);
+    let w: Vec<Vec<f64>> = ys.iter().map(|y| times_inverse(y)).collect();
+    let mut s = vec![0f64; k * k];
+    for i in 0..k {
+        for j in 0..k {
+            s[i * k + j] = dot64(&ys[i], &w[j]);
+        }
+        s[i * k + i] += 1.0 / (used[i].1 - 1.0);
+    }
+    let mut t: Vec<f64> = ys.iter().map(|y| dot64(y, &z)).collect();
+    if !cholesky_solve(&mut s, &mut t, k) {
+        return None;
+    }
+    let x: Vec<f32> = (0..f)
+        .map(|r| {
+            let v = z[r] - w.iter().zip(&t).map(|(wj, tj)| wj[r] * tj).sum::<f64>();
+            v as f32
+        })
+        .collect();
+    x.iter().all(|v| v.is_finite()).then_some(x)
 }
 
 /// Dot product with eight lanes, so the compiler vectorises it.
@@ -423,6 +531,52 @@ mod tests {
             |_, _| {},
         );
         assert_ne!(a.item(0), c.item(0));
+    }
+
+    /// A short history folded in through the cached inverse (Woodbury) gives the factors
+    /// the per-customer factorisation gives, for any factor count, history and weights.
+    #[test]
+    fn woodbury_fold_in_equals_the_factorisation() {
+        let mut rng = SplitMix64::new(11);
+        for f in [4, 8, 13, 32, 64] {
+            let items = 40;
+            let als = Als {
+                params: AlsParams {
+                    factors: f,
+                    ..AlsParams::default()
+                },
+                items,
+                item_factors: (0..items * f)
+                    .map(|_| (rng.next_f64() - 0.3) as f32)
+                    .collect(),
+                user_factors: Vec::new(),
+                gram: std::sync::OnceLock::new(),
+                gram_inverse: std::sync::OnceLock::new(),
+            };
+            for k in 1..=f / 4 {
+                let seen: Vec<(u32, f32)> = (0..k)
+                    .map(|j| ((j * 7 % items) as u32, 0.2 + rng.next_f64() as f32 * 3.0))
+                    .collect();
+                let used: Vec<(&[f32], f64)> = seen
+                    .iter()
+                    .map(|&(i, w)| (als.item(i), f64::from(w * als.params.alpha)))
+                    .collect();
+                let inverse = invert_spd(
+                    als.gram_matrix(f).iter().map(|&v| f64::from(v)).collect(),
+                    f,
+                )
+                .expect("a positive definite Gram matrix");
+                let fast = woodbury(&inverse, &used, f).expect("every c > 1");
+                let direct = als.fold_in_direct(&used);
+                assert_eq!(als.fold_in(&seen), fast, "fold_in took the other path");
+                for (a, b) in fast.iter().zip(&direct) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "f = {f}, k = {k}: {fast:?} against {direct:?}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
