@@ -381,31 +381,9 @@ impl Engine {
     /// # Errors
     /// [`EngineError::NotFound`] if nothing matches.
     pub fn find_profile(&self, r: &ProfileRef) -> Result<ProfileId, EngineError> {
-        let found = match r {
-            ProfileRef::Identity(id) => self.store.find_identity(id)?,
-            ProfileRef::Profile(p) => self.store.resolve_profile(p)?,
-            ProfileRef::Any(raw) => {
-                let mut found = None;
-                for kind in [IdentityKind::UserId, IdentityKind::AnonymousId] {
-                    let id = consentric_model::Identity {
-                        kind,
-                        value: raw.clone(),
-                    };
-                    if let Some(p) = self.store.find_identity(&id)? {
-                        found = Some(p);
-                        break;
-                    }
-                }
-                match found {
-                    Some(p) => Some(p),
-                    None => match ProfileId::parse(raw) {
-                        Some(p) => self.store.resolve_profile(&p)?,
-                        None => None,
-                    },
-                }
-            }
-        };
-        found.ok_or_else(|| EngineError::NotFound("profile".into()))
+        self.store
+            .snapshot(|s| find_profile_in(s, r))?
+            .ok_or_else(|| EngineError::NotFound("profile".into()))
     }
 
     /// Creates an API key; its secret is in the returned value and nowhere else.
@@ -500,5 +478,31 @@ impl Engine {
     /// A database fault.
     pub fn totals(&self) -> Result<(u64, u64), EngineError> {
         Ok((self.store.event_count()?, self.store.profile_count()?))
+    }
+}
+
+/// The profile `r` names, read on snapshot `s` (see [`Engine::find_profile`]).
+pub(crate) fn find_profile_in(
+    s: &mut consentric_store::Snapshot<'_>,
+    r: &ProfileRef,
+) -> Result<Option<ProfileId>, consentric_store::StoreError> {
+    match r {
+        ProfileRef::Identity(id) => s.find_identity(id),
+        ProfileRef::Profile(p) => s.resolve_profile(p),
+        ProfileRef::Any(raw) => {
+            for kind in [IdentityKind::UserId, IdentityKind::AnonymousId] {
+                let id = consentric_model::Identity {
+                    kind,
+                    value: raw.clone(),
+                };
+                if let Some(p) = s.find_identity(&id)? {
+                    return Ok(Some(p));
+                }
+            }
+            match ProfileId::parse(raw) {
+                Some(p) => s.resolve_profile(&p),
+                None => Ok(None),
+            }
+        }
     }
 }

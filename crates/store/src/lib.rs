@@ -24,6 +24,7 @@ mod postgres_backend;
 mod records;
 pub mod reference;
 mod sealing;
+mod snapshot;
 mod sql;
 mod sqlite_backend;
 mod store;
@@ -43,6 +44,7 @@ pub use records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
     ProfileCounters, ProfileRecord, TraitRecord,
 };
+pub use snapshot::Snapshot;
 pub use sqlite_backend::{SqliteBackend, SqliteOptions};
 pub use store::Store;
 pub use tx::{NewEvent, WriteTx};

@@ -359,7 +359,7 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn stage(&self, grant: &Grant) -> Result<Option<StageRow>, StoreError> {
-        self.read(|c| stage_of(c, grant.subject()))
+        self.snapshot(|s| s.stage(grant))
     }
 }
 

@@ -84,7 +84,10 @@ pub struct SegmentRow {
     pub updated_at: i64,
 }
 
-fn interactions_of(conn: &mut dyn Conn, profile: &str) -> Result<Vec<InteractionRow>, StoreError> {
+pub(crate) fn interactions_of(
+    conn: &mut dyn Conn,
+    profile: &str,
+) -> Result<Vec<InteractionRow>, StoreError> {
     conn.query(INTERACTIONS_OF, &[Param::Text(profile)])?
         .into_iter()
         .map(|row| {
@@ -257,34 +260,6 @@ impl Store {
     /// Database faults.
     pub fn interactions(&self, grant: &Grant) -> Result<Vec<InteractionRow>, StoreError> {
         self.read(|c| interactions_of(c, grant.subject()))
-    }
-
-    /// The customer's interactions, and (when asked) stage and purchases, read together.
-    ///
-    /// # Errors
-    /// Database faults.
-    pub fn decision_facts(
-        &self,
-        grant: &Grant,
-        with_stage: bool,
-        with_purchases: bool,
-    ) -> Result<DecisionFacts, StoreError> {
-        let p = grant.subject();
-        self.read(|c| {
-            Ok(DecisionFacts {
-                interactions: interactions_of(c, p)?,
-                stage: if with_stage {
-                    crate::lifecycle_tx::stage_of(c, p)?
-                } else {
-                    None
-                },
-                purchases: if with_purchases {
-                    crate::lifecycle_tx::purchases_of(c, p)?
-                } else {
-                    Vec::new()
-                },
-            })
-        })
     }
 
     /// Interactions of every customer a grant opens, in one scan.

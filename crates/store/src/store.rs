@@ -176,12 +176,7 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn resolve_profile(&self, id: &ProfileId) -> Result<Option<ProfileId>, StoreError> {
-        self.read(|c| {
-            if let Some(into) = tx::merged_into(c, id)? {
-                return Ok(Some(into));
-            }
-            Ok(tx::profile(c, id)?.map(|p| p.profile_id))
-        })
+        self.snapshot(|s| s.resolve_profile(id))
     }
 
     /// The profile an identity belongs to.
@@ -189,7 +184,7 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn find_identity(&self, identity: &Identity) -> Result<Option<ProfileId>, StoreError> {
-        self.read(|c| tx::find_identity(c, &Sealer::new(self.vault.clone()), identity))
+        self.snapshot(|s| s.find_identity(identity))
     }
 
     /// The row (counters) of the profile `grant` opens.
@@ -302,7 +297,7 @@ impl Store {
     /// # Errors
     /// Database faults.
     pub fn consent(&self, id: &ProfileId) -> Result<Vec<ConsentRow>, StoreError> {
-        self.read(|c| tx::consent_of(c, id))
+        self.snapshot(|s| s.consent(id))
     }
 
     /// Up to `limit` audit records after position `after`, in chain order.

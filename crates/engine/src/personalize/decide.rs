@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 use consentric_model::{ProfileId, Stage};
 use consentric_personalize::nba::{self, Excluded};
 use consentric_personalize::Recommender;
-use consentric_policy::{gate, ConsentState, Refusal};
-use consentric_store::{StoreError, WriteTx};
+use consentric_policy::{gate, ConsentState, Grant, Refusal};
+use consentric_store::{DecisionFacts, Snapshot, StoreError, WriteTx};
 use serde::Serialize;
 use serde_json::json;
 
@@ -17,7 +17,7 @@ use super::train::opens_interactions;
 use super::Trained;
 use crate::audit;
 use crate::consent::to_records;
-use crate::engine::Engine;
+use crate::engine::{find_profile_in, Engine};
 use crate::error::EngineError;
 use crate::lifecycle::opens_purchases;
 use crate::profiles::{iso, ProfileRef};
@@ -113,6 +113,24 @@ pub(crate) struct DecisionRequest {
     audit: serde_json::Value,
 }
 
+/// What a decision read about its customer (see `Engine::read_for_decision`).
+struct DecisionRead {
+    id: ProfileId,
+    consent: ConsentState,
+    /// What the personalisation purpose's grant opened, if it opened their interactions;
+    /// `Err` names a purpose the configuration refers to but does not declare.
+    personal: Result<Option<Personal>, String>,
+    /// The stage, when it is kept under a purpose of its own that has a basis.
+    stage_elsewhere: Option<Stage>,
+}
+
+/// The grant for the personalisation purpose and the facts read through it.
+struct Personal {
+    grant: Grant,
+    facts: DecisionFacts,
+    with_purchases: bool,
+}
+
 /// The action chosen (name, expected value, from CLV) and the ones left out.
 pub(crate) struct Outcome {
     chosen: Option<(String, f64, bool)>,
@@ -153,46 +171,45 @@ impl Engine {
                 message: format!("must be 1 to {}", settings.max_limit),
             });
         }
-        let id = match self.find_profile(who) {
-            Ok(id) => id,
+        let now = self.now();
+        let purpose = &settings.purpose;
+        let Some(read) = self
+            .store
+            .snapshot(|s| self.read_for_decision(s, who, purpose, now))?
+        else {
             // A visitor we do not know (a first page view, or someone erased): nothing is known
             // about them, so the answer is the non-personal one and nothing is recorded.
-            Err(EngineError::NotFound(_)) if !matches!(who, ProfileRef::Profile(_)) => {
-                return Ok(self.decide_for_stranger(placement, limit));
+            if matches!(who, ProfileRef::Profile(_)) {
+                return Err(EngineError::NotFound("profile".into()));
             }
-            Err(e) => return Err(e),
+            return Ok(self.decide_for_stranger(placement, limit));
         };
-        let now = self.now();
-        let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
-        let purpose = &settings.purpose;
-        let grant = match gate::open(&self.policy.registry, &consent, purpose, id.as_str(), now) {
-            Ok(g) if opens_interactions(&g) => Some(g),
-            Ok(_) | Err(Refusal::NoBasis { .. }) => None,
-            Err(Refusal::UnknownPurpose(p)) => {
-                return Err(EngineError::Config(format!(
-                    "[personalize] names the unknown purpose `{p}`"
-                )))
-            }
-        };
+        let DecisionRead {
+            id,
+            consent,
+            personal,
+            stage_elsewhere,
+        } = read;
+        let personal = personal.map_err(|p| {
+            EngineError::Config(format!("[personalize] names the unknown purpose `{p}`"))
+        })?;
         let models = self.personalize.models();
         let mut data_used = Vec::new();
         let mut reasons = Vec::new();
         let (mut stage, mut clv) = (None, None);
-        let (items, recommender) = match &grant {
-            Some(g) => {
+        let (items, recommender) = match personal.as_ref() {
+            Some(p) => {
                 let with_stage = self.lifecycle.settings.stage_purpose == *purpose;
-                let with_purchases = self.lifecycle.scorer().is_some() && opens_purchases(g);
-                let facts = self.store.decision_facts(g, with_stage, with_purchases)?;
-                let rows = facts.interactions;
+                let facts = &p.facts;
+                let rows = &facts.interactions;
                 data_used.push(format!(
                     "the products you viewed, added or bought ({} items)",
                     rows.len()
                 ));
-                stage = facts.stage.map(|s| s.stage);
-                if !with_stage {
-                    // The stage is kept under its own purpose: read it only with a grant for it.
-                    stage = self.stage_under_its_purpose(&consent, &id, now)?;
-                }
+                stage = match with_stage {
+                    true => facts.stage.as_ref().map(|s| s.stage),
+                    false => stage_elsewhere,
+                };
                 if let Some(s) = stage {
                     data_used.push(if with_stage {
                         "your lifecycle stage".to_owned()
@@ -204,15 +221,15 @@ impl Engine {
                     });
                     reasons.push(format!("You are in the {s} stage."));
                 }
-                if with_purchases {
-                    clv = self.clv_of_days(facts.purchases, now);
+                if p.with_purchases {
+                    clv = self.clv_of_days(facts.purchases.clone(), now);
                 }
                 if clv.is_some() {
                     data_used.push("your purchase history, to estimate your value to us".into());
                 }
                 personal_items(
                     models.as_deref(),
-                    &rows,
+                    rows,
                     settings.recommender,
                     limit,
                     &mut reasons,
@@ -254,8 +271,8 @@ impl Engine {
             with_basis,
             now: now.timestamp_millis(),
             actor: actor.to_owned(),
-            audit: json!({"purpose": grant.as_ref().map(|g| g.purpose().as_str()),
-                          "personal": grant.is_some(), "placement": placement,
+            audit: json!({"purpose": personal.as_ref().map(|p| p.grant.purpose().as_str()),
+                          "personal": personal.is_some(), "placement": placement,
                           "items": items.len(), "recommender": recommender,
                           "used": data_used}),
         };
@@ -305,26 +322,65 @@ impl Engine {
             excluded_actions,
             stage,
             explanation: Explanation {
-                personal: grant.is_some(),
-                purpose: grant.map(|g| g.purpose().as_str().to_owned()),
+                personal: personal.is_some(),
+                purpose: personal.map(|p| p.grant.purpose().as_str().to_owned()),
                 data_used,
                 reasons,
             },
         })
     }
 
-    /// The customer's stage, read with a grant for the stage purpose when it has a basis.
-    fn stage_under_its_purpose(
+    /// Everything a decision reads about the customer, on one snapshot: who they are, their
+    /// consent and — only through the grant the gate makes from it — their facts. `None` when
+    /// `who` names no one.
+    fn read_for_decision(
         &self,
-        consent: &ConsentState,
-        id: &ProfileId,
+        s: &mut Snapshot<'_>,
+        who: &ProfileRef,
+        purpose: &str,
         now: chrono::DateTime<chrono::Utc>,
-    ) -> Result<Option<Stage>, EngineError> {
-        let purpose = &self.lifecycle.settings.stage_purpose;
-        match gate::open(&self.policy.registry, consent, purpose, id.as_str(), now) {
-            Ok(g) => Ok(self.store.stage(&g)?.map(|s| s.stage)),
-            Err(_) => Ok(None),
+    ) -> Result<Option<DecisionRead>, StoreError> {
+        let Some(id) = find_profile_in(s, who)? else {
+            return Ok(None);
+        };
+        let consent = ConsentState::fold(to_records(&s.consent(&id)?));
+        let registry = &self.policy.registry;
+        let grant = match gate::open(registry, &consent, purpose, id.as_str(), now) {
+            Ok(g) if opens_interactions(&g) => Some(g),
+            Ok(_) | Err(Refusal::NoBasis { .. }) => None,
+            Err(Refusal::UnknownPurpose(p)) => {
+                return Ok(Some(DecisionRead {
+                    id,
+                    consent,
+                    personal: Err(p),
+                    stage_elsewhere: None,
+                }))
+            }
+        };
+        let (mut personal, mut stage_elsewhere) = (None, None);
+        if let Some(grant) = grant {
+            let stage_purpose = &self.lifecycle.settings.stage_purpose;
+            let with_stage = stage_purpose == purpose;
+            let with_purchases = self.lifecycle.scorer().is_some() && opens_purchases(&grant);
+            let facts = s.decision_facts(&grant, with_stage, with_purchases)?;
+            if !with_stage {
+                // The stage is kept under its own purpose: read it only with a grant for it.
+                if let Ok(g) = gate::open(registry, &consent, stage_purpose, id.as_str(), now) {
+                    stage_elsewhere = s.stage(&g)?.map(|r| r.stage);
+                }
+            }
+            personal = Some(Personal {
+                grant,
+                facts,
+                with_purchases,
+            });
         }
+        Ok(Some(DecisionRead {
+            id,
+            consent,
+            personal: Ok(personal),
+            stage_elsewhere,
+        }))
     }
 
     /// The answer for a visitor with no profile: popular items and the actions that suit
