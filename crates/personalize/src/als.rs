@@ -385,6 +385,7 @@ fn invert_spd(mut a: Vec<f64>, n: usize) -> Option<Vec<f64>> {
     Some(inv)
 }
 
+/// [`dot`] in f64 for the fold-in's solves: four lanes, so the compiler vectorises it.
 fn dot64(a: &[f64], b: &[f64]) -> f64 {
     let mut acc = [0f64; 4];
     let (ca, cb) = (a.chunks_exact(4), b.chunks_exact(4));
