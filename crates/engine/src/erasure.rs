@@ -120,7 +120,7 @@ impl Engine {
         let at = now.timestamp_millis();
         let pseudonym = pseudonym(vault, &id);
         let receipt_id = format!("rcpt_{}", uuid::Uuid::new_v4().simple());
-        let (receipt, keys) = self.store.write(|tx| {
+        let (receipt, keys) = self.store.write_large(|tx| {
             let identities: Vec<Identity> = tx
                 .identities_of(&id)?
                 .into_iter()

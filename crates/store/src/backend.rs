@@ -205,6 +205,14 @@ pub trait Backend: Send + Sync {
         &self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// [`Backend::transaction`] for work that rewrites many pages at once (an erasure): the
+    /// database may give it more memory than the many small transactions get.
+    fn large_transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.transaction(work)
+    }
     /// Runs `work` on a connection for reading; may run concurrently with a writer.
     fn read(
         &self,

@@ -94,12 +94,14 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
     // Deleted content is overwritten with zeros, so an erased customer's rows do not linger in
     // free pages of the file.
     conn.pragma_update(None, "secure_delete", "ON")?;
-    // 16 MiB of page cache. Bigger is slower here: when a B-tree page splits, SQLite swaps page
+    // A small page cache. Bigger is slower here: when a B-tree page splits, SQLite swaps page
     // numbers through a temporary one past 1 GiB of file, and a database smaller than that then
-    // has every cached page visited at the commit (`pcache1TruncateUnsafe`). With 64 MiB that
-    // walk was a tenth of a decision's time and put its p99 at 2.7 ms; 16 MiB brought it to
-    // 1.8 ms and left ingest and erasure as they were (docs/benchmarks.md).
-    conn.pragma_update(None, "cache_size", -16_384)?;
+    // has every cached page visited at the commit (`pcache1TruncateUnsafe`). The walk costs
+    // what the cache holds: with 64 MiB it was a tenth of a decision's time (p99 2.7 ms), with
+    // 16 MiB a third of the single writer's time under load; 4 MiB left ingest as it was
+    // (docs/benchmarks.md). A transaction that rewrites many pages asks for more
+    // (`large_transaction`).
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
     conn.set_prepared_statement_cache_capacity(64);
     // Plans never depend on bound values. Without this, SQLite (3.54) marks a statement like
     // `… WHERE profile_id = ?1 ORDER BY n DESC LIMIT 1` on a table without rowid as worth
@@ -118,8 +120,33 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
 /// cache costs more than it saves on a busy server, so readers keep a small one.
 fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
     let conn = open_connection(path, options)?;
-    conn.pragma_update(None, "cache_size", -4_096)?;
+    conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(conn)
+}
+
+/// Page cache of the writer, in KiB (see `open_connection`).
+const WRITER_CACHE_KIB: i64 = 4_096;
+/// Page cache of a reader, in KiB (see `open_reader`).
+const READER_CACHE_KIB: i64 = 4_096;
+/// Page cache of the writer during a large transaction, in KiB: an erasure rewrites thousands
+/// of pages in one transaction, and with the small cache it spilled and re-read them (10,000
+/// events: 83 ms at 64 MiB, 90–95 ms at 4 MiB).
+const LARGE_CACHE_KIB: i64 = 65_536;
+
+/// Runs `work` in one write transaction on the writer connection.
+fn write_in(
+    conn: &mut Connection,
+    writes: &AtomicU64,
+    work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let seq = writes.fetch_add(1, Ordering::Relaxed);
+    work(&mut SqliteConn {
+        conn: &tx,
+        seq: Some(seq),
+    })?;
+    tx.commit()?;
+    Ok(())
 }
 
 impl Backend for SqliteBackend {
@@ -134,14 +161,20 @@ impl Backend for SqliteBackend {
         // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled it
         // back when its Transaction dropped, so the connection is safe to reuse.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let seq = self.writes.fetch_add(1, Ordering::Relaxed);
-        work(&mut SqliteConn {
-            conn: &tx,
-            seq: Some(seq),
-        })?;
-        tx.commit()?;
-        Ok(())
+        write_in(&mut conn, &self.writes, work)
+    }
+
+    fn large_transaction(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
+        let result = write_in(&mut conn, &self.writes, work);
+        // Shrinking frees the pages beyond the small size at once.
+        let restored = conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB);
+        result?;
+        Ok(restored?)
     }
 
     fn read(
@@ -336,6 +369,42 @@ mod tests {
             })
             .expect("read again");
         assert_eq!(after, 2);
+        drop(backend);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A large transaction gets the large page cache, and the writer goes back to the small
+    /// one after it, also when it fails.
+    #[test]
+    fn a_large_transaction_has_a_larger_cache_for_its_duration() {
+        let dir = std::env::temp_dir().join(format!("consentric-large-tx-{}", std::process::id()));
+        let backend =
+            SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open");
+        let cache = |c: &mut dyn Conn| -> Result<i64, StoreError> {
+            c.query("PRAGMA cache_size", &[])?[0][0].int()
+        };
+        let mut seen = Vec::new();
+        backend
+            .large_transaction(&mut |c| {
+                seen.push(cache(c)?);
+                Ok(())
+            })
+            .expect("large");
+        let failed = backend.large_transaction(&mut |c| {
+            seen.push(cache(c)?);
+            Err(StoreError::Corrupt("on purpose".into()))
+        });
+        assert!(failed.is_err());
+        backend
+            .transaction(&mut |c| {
+                seen.push(cache(c)?);
+                Ok(())
+            })
+            .expect("small");
+        assert_eq!(
+            seen,
+            [-LARGE_CACHE_KIB, -LARGE_CACHE_KIB, -WRITER_CACHE_KIB]
+        );
         drop(backend);
         let _ = std::fs::remove_dir_all(dir);
     }

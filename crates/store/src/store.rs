@@ -102,10 +102,30 @@ impl Store {
         &self,
         work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        self.write_with(false, work)
+    }
+
+    /// [`Store::write`] for a transaction that rewrites many pages (an erasure): SQLite gives
+    /// it a larger page cache for its duration.
+    ///
+    /// # Errors
+    /// The closure's error, or a store error converted into `E`.
+    pub fn write_large<T, E: From<StoreError>>(
+        &self,
+        work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.write_with(true, work)
+    }
+
+    fn write_with<T, E: From<StoreError>>(
+        &self,
+        large: bool,
+        work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         let mut work = Some(work);
         let mut output: Option<Result<T, E>> = None;
         let mut sealed = None;
-        let result = self.backend.transaction(&mut |conn| {
+        let mut run = |conn: &mut dyn crate::backend::Conn| {
             let f = work.take().ok_or_else(StoreError::aborted)?;
             let mut tx = WriteTx {
                 conn,
@@ -126,7 +146,11 @@ impl Store {
                     Err(StoreError::aborted())
                 }
             }
-        });
+        };
+        let result = match large {
+            true => self.backend.large_transaction(&mut run),
+            false => self.backend.transaction(&mut run),
+        };
         if result.is_ok() {
             if let Some(s) = sealed {
                 s.committed();
