@@ -330,7 +330,10 @@ impl Engine {
         let now = self.now().timestamp_millis();
         // Only the group-commit leader gets here, so the lock is never contended.
         let mut cache = self.ingest_cache.lock().unwrap_or_else(|p| p.into_inner());
-        let together = self.store.write(|tx| {
+        // An import's commit (thousands of events) rewrites thousands of pages: it gets the
+        // large page cache; the API's batches of at most 500 keep the writer's small one.
+        let events: usize = group.iter().map(|r| r.prepared.len()).sum();
+        let work = |tx: &mut consentric_store::WriteTx<'_>| {
             let token = tx.change_token()?;
             cache.validate(token);
             let mut state = BatchState::new(&cache, &self.lifecycle);
@@ -340,7 +343,11 @@ impl Engine {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let touched = state.take_touched();
             Ok::<_, StoreError>((reports, token, touched, state.learnt()))
-        });
+        };
+        let together = match events >= crate::import::IMPORT_BATCH {
+            true => self.store.write_large(work),
+            false => self.store.write(work),
+        };
         match together {
             Ok((reports, token, touched, learnt)) => {
                 cache.absorb(token, learnt);
