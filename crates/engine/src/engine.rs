@@ -330,8 +330,9 @@ impl Engine {
         let now = self.now().timestamp_millis();
         // Only the group-commit leader gets here, so the lock is never contended.
         let mut cache = self.ingest_cache.lock().unwrap_or_else(|p| p.into_inner());
-        // An import's commit (thousands of events) rewrites thousands of pages: it gets the
-        // large page cache; the API's batches of at most 500 keep the writer's small one.
+        // An import's commit (2,500 events) rewrites thousands of pages: it gets the large page
+        // cache. API requests (Segment's 500 KB batches) committed together are usually far
+        // smaller and keep the writer's small one, which makes their commits cheaper.
         let events: usize = group.iter().map(|r| r.prepared.len()).sum();
         let work = |tx: &mut consentric_store::WriteTx<'_>| {
             let token = tx.change_token()?;
