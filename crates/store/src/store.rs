@@ -105,8 +105,8 @@ impl Store {
         self.write_with(false, work)
     }
 
-    /// [`Store::write`] for a transaction that rewrites many pages (an erasure): SQLite gives
-    /// it a larger page cache for its duration.
+    /// [`Store::write`] for a transaction that rewrites many pages (an erasure, an import's
+    /// commit): SQLite gives it a larger page cache for its duration.
     ///
     /// # Errors
     /// The closure's error, or a store error converted into `E`.
