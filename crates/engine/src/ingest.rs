@@ -575,11 +575,7 @@ fn record_signals(
     let before = state.rows(tx, profile)?.len();
     let decided_at = event.timestamp().timestamp_millis();
     for s in signals {
-        let version = policy
-            .registry
-            .get(s.purpose.as_str())
-            .map(|p| i64::from(p.version))
-            .unwrap_or(1);
+        let version = i64::from(policy.signal_version(&s.purpose));
         let current = state
             .rows(tx, profile)?
             .iter()

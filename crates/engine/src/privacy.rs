@@ -235,6 +235,12 @@ impl PolicySet {
         self.baseline_purposes.contains(purpose)
     }
 
+    /// The version of `purpose` a consent signal is recorded under: the declared one (1 for a
+    /// purpose not declared). The writer and the prepared shapes must agree on it.
+    pub(crate) fn signal_version(&self, purpose: &PurposeId) -> u32 {
+        self.registry.get(purpose.as_str()).map_or(1, |p| p.version)
+    }
+
     /// Whether any of `purposes` may use `category`.
     pub(crate) fn any_may_use(&self, purposes: &[&PurposeId], category: &DataCategory) -> bool {
         purposes.iter().any(|p| self.registry.permits(p, category))
@@ -365,18 +371,13 @@ impl PolicySet {
         }
         // The ledger as the writer holds it after recording the signals, folded the same way.
         let at = full.event.timestamp();
-        let ledger = ConsentState::fold(signals.iter().map(|s| {
-            ConsentRecord {
-                purpose: s.purpose.clone(),
-                decision: s.decision,
-                source: s.source,
-                purpose_version: self
-                    .registry
-                    .get(s.purpose.as_str())
-                    .map_or(1, |p| p.version),
-                at,
-                evidence_hash: String::new(),
-            }
+        let ledger = ConsentState::fold(signals.iter().map(|s| ConsentRecord {
+            purpose: s.purpose.clone(),
+            decision: s.decision,
+            source: s.source,
+            purpose_version: self.signal_version(&s.purpose),
+            at,
+            evidence_hash: String::new(),
         }));
         let with_basis = self.purposes_with_basis(&ledger, at);
         let allows = |c: &DataCategory| self.any_may_use(&with_basis, c);

@@ -328,6 +328,14 @@ impl Conn for SqliteConn<'_> {
 mod tests {
     use super::*;
 
+    /// A directory no earlier run left behind (process id and time in its name).
+    fn fresh_dir(name: &str) -> PathBuf {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        std::env::temp_dir().join(format!("consentric-{name}-{}-{nanos}", std::process::id()))
+    }
+
     fn value(c: &mut dyn Conn) -> i64 {
         let rows = c.query("SELECT x FROM t", &[]).expect("query");
         rows[0][0].int().expect("an integer")
@@ -337,13 +345,7 @@ mod tests {
     /// is invisible to it, and visible to the next.
     #[test]
     fn a_read_sees_one_snapshot() {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let dir = std::env::temp_dir().join(format!(
-            "consentric-snapshot-{}-{nanos}",
-            std::process::id()
-        ));
+        let dir = fresh_dir("snapshot");
         let backend =
             SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open");
         backend
@@ -377,7 +379,7 @@ mod tests {
     /// one after it, also when it fails.
     #[test]
     fn a_large_transaction_has_a_larger_cache_for_its_duration() {
-        let dir = std::env::temp_dir().join(format!("consentric-large-tx-{}", std::process::id()));
+        let dir = fresh_dir("large-tx");
         let backend =
             SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open");
         let cache = |c: &mut dyn Conn| -> Result<i64, StoreError> {
@@ -413,7 +415,7 @@ mod tests {
     /// rowid does not parse and plan the statement again at every use.
     #[test]
     fn cached_statements_are_not_prepared_again() {
-        let dir = std::env::temp_dir().join(format!("consentric-qpsg-{}", std::process::id()));
+        let dir = fresh_dir("qpsg");
         std::fs::create_dir_all(&dir).expect("dir");
         let conn =
             open_connection(&dir.join("db.sqlite"), &SqliteOptions::default()).expect("open");

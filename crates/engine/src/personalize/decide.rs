@@ -190,17 +190,17 @@ impl Engine {
             personal,
             stage_elsewhere,
         } = read;
-        let personal = personal.map_err(|p| {
+        let mut personal = personal.map_err(|p| {
             EngineError::Config(format!("[personalize] names the unknown purpose `{p}`"))
         })?;
         let models = self.personalize.models();
         let mut data_used = Vec::new();
         let mut reasons = Vec::new();
         let (mut stage, mut clv) = (None, None);
-        let (items, recommender) = match personal.as_ref() {
+        let (items, recommender) = match personal.as_mut() {
             Some(p) => {
                 let with_stage = self.lifecycle.settings.stage_purpose == *purpose;
-                let facts = &p.facts;
+                let facts = &mut p.facts;
                 let rows = &facts.interactions;
                 data_used.push(format!(
                     "the products you viewed, added or bought ({} items)",
@@ -222,7 +222,7 @@ impl Engine {
                     reasons.push(format!("You are in the {s} stage."));
                 }
                 if p.with_purchases {
-                    clv = self.clv_of_days(facts.purchases.clone(), now);
+                    clv = self.clv_of_days(std::mem::take(&mut facts.purchases), now);
                 }
                 if clv.is_some() {
                     data_used.push("your purchase history, to estimate your value to us".into());
