@@ -19,7 +19,7 @@ use crate::audit;
 use crate::consent::to_records;
 use crate::ingest_cache::{IngestCache, Learnt};
 use crate::lifecycle::{self, CustomerFacts, Lifecycle, Scorer};
-use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
+use crate::privacy::{evidence_of, Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
@@ -416,9 +416,15 @@ pub(crate) fn ingest(
         // Signals first, so that a banner's choice carried by this very event governs what of
         // it is kept. For a duplicate they were recorded the first time, and change nothing.
         if !signals.is_empty() {
-            let evidence = prepared.evidence.as_deref().unwrap_or_default();
             record_signals(
-                tx, state, policy, &profile, event, signals, evidence, &req.actor, now,
+                tx,
+                state,
+                policy,
+                &profile,
+                &prepared.full,
+                signals,
+                &req.actor,
+                now,
             )?;
         }
         // Most customers get a shape made before the transaction; anyone else's event is
@@ -517,7 +523,7 @@ fn choose_shape<'p>(
     prepared: &'p Prepared,
 ) -> Result<Option<&'p Minimal>, StoreError> {
     if state.ledger_is_empty(tx, profile)? {
-        return Ok(Some(prepared.baseline.as_ref().unwrap_or(&prepared.full)));
+        return Ok(prepared.baseline.shape(&prepared.full));
     }
     let consent = state.folded(tx, profile)?;
     Ok(policy.shape_for(prepared, consent, prepared.full.event.timestamp()))
@@ -558,22 +564,24 @@ fn minimise_event(
 }
 
 /// Appends the signals that change what the ledger says (decision or purpose version) and
-/// audits each. A banner that resends the same choices on every event adds nothing.
+/// audits each, with the evidence hash of the event's full shape (see [`evidence_of`]). A
+/// banner that resends the same choices on every event adds nothing, and costs no hash.
 #[allow(clippy::too_many_arguments)]
 fn record_signals(
     tx: &mut WriteTx<'_>,
     state: &mut BatchState<'_>,
     policy: &PolicySet,
     profile: &ProfileId,
-    event: &Event,
+    full: &Minimal,
     signals: &[Signal],
-    evidence: &str,
     actor: &str,
     now: i64,
 ) -> Result<(), StoreError> {
+    let event = &full.event;
     // Rows are only appended, so the ledger before is a prefix of the ledger after.
     let before = state.rows(tx, profile)?.len();
     let decided_at = event.timestamp().timestamp_millis();
+    let mut evidence: Option<String> = None;
     for s in signals {
         let version = i64::from(policy.signal_version(&s.purpose));
         let current = state
@@ -586,13 +594,17 @@ fn record_signals(
         {
             continue;
         }
+        let evidence_hash = match &evidence {
+            Some(hash) => hash.clone(),
+            None => evidence.insert(evidence_of(full)?).clone(),
+        };
         let row = ConsentRow {
             purpose: s.purpose.to_string(),
             decision: s.decision.as_str().to_owned(),
             source: s.source.as_str().to_owned(),
             purpose_version: version,
             decided_at,
-            evidence_hash: evidence.to_owned(),
+            evidence_hash,
             recorded_at: now,
         };
         tx.append_consent(profile, &row)?;

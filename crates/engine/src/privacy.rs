@@ -1,5 +1,6 @@
 //! The configured privacy rules, and reading consent signals off events.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
@@ -55,15 +56,51 @@ pub struct PolicySet {
 /// original, because transformations are idempotent.
 pub(crate) struct Prepared {
     /// Unmapped fields dropped, transformations applied; `kept` lists the categories carried.
+    /// Also what a consent signal's evidence hash is taken of (see [`evidence_of`]).
     pub full: Minimal,
-    /// Kept under an empty ledger; `None` when that is `full` itself.
-    pub baseline: Option<Minimal>,
+    /// Kept under an empty ledger.
+    pub baseline: Baseline,
     /// Kept under a ledger holding just the consent signals the event carries (a banner sends
     /// its choices with every event, so they are usually the customer's ledger); `None`
-    /// without signals, or when that is `full` or the baseline.
+    /// without signals, or when that is `full`.
     pub signalled: Option<Minimal>,
-    /// SHA-256 of the event as received (hex), when it carries consent signals: their evidence.
-    pub evidence: Option<String>,
+}
+
+/// What a customer with an empty consent ledger keeps of an event.
+pub(crate) enum Baseline {
+    /// The full shape itself.
+    Full,
+    /// A smaller shape of its own.
+    Own(Minimal),
+    /// Not made: the event carries consent signals, and recording them leaves the ledger
+    /// non-empty before the event is minimised, so the writer never asks for it.
+    NotMade,
+}
+
+impl Baseline {
+    /// The shape, given the event's full shape; `None` when it was not made.
+    pub(crate) fn shape<'a>(&'a self, full: &'a Minimal) -> Option<&'a Minimal> {
+        match self {
+            Self::Full => Some(full),
+            Self::Own(own) => Some(own),
+            Self::NotMade => None,
+        }
+    }
+}
+
+/// The evidence hash recorded with a consent signal: SHA-256 (hex) of the event as accepted —
+/// unmapped fields dropped, transformations applied — not as received, since a hash of what a
+/// transformation removed (an IP address's last octet) would give it back to anyone who tries
+/// every value against the stored event. Made by the writer only when a signal changes the
+/// ledger, not for every event that repeats a banner's choices.
+pub(crate) fn evidence_of(full: &Minimal) -> Result<String, consentric_store::StoreError> {
+    let json = match &full.payload {
+        Some(p) => Cow::Borrowed(p.as_str()),
+        None => Cow::Owned(serde_json::to_string(&full.event).map_err(|e| {
+            consentric_store::StoreError::Corrupt(format!("event serialisation: {e}"))
+        })?),
+    };
+    Ok(hex::encode(Sha256::digest(json.as_bytes())))
 }
 
 /// Whether `shape` kept exactly the categories `kept`.
@@ -323,37 +360,34 @@ impl PolicySet {
         }
     }
 
-    /// Makes `event` ready for the writer (see [`Prepared`]); the consent `signals` it carries
-    /// also ask for the hash of the event as received, their evidence.
+    /// Makes `event` ready for the writer (see [`Prepared`]): the full shape, and the one its
+    /// customer's ledger most likely calls for — the baseline when it carries no consent
+    /// signals, the signalled shape when it does.
     pub(crate) fn prepare(
         &self,
         event: Event,
         signals: &[Signal],
     ) -> Result<Prepared, EngineError> {
-        let evidence = if !signals.is_empty() {
-            Some(hex::encode(Sha256::digest(serialise(&event)?.as_bytes())))
-        } else {
-            None
-        };
         let full = self.minimal(event, &|_: &DataCategory| true, true, false)?;
         let baseline_allows = |c: &DataCategory| {
             self.baseline_purposes
                 .iter()
                 .any(|p| self.registry.permits(p, c))
         };
-        let baseline = if full.kept.iter().all(baseline_allows) {
-            None
+        let baseline = if !signals.is_empty() {
+            Baseline::NotMade
+        } else if full.kept.iter().all(baseline_allows) {
+            Baseline::Full
         } else {
             let mut b = self.minimal(full.event.clone(), &baseline_allows, false, true)?;
             b.unmapped = full.unmapped;
-            Some(b)
+            Baseline::Own(b)
         };
-        let signalled = self.signalled_shape(&full, baseline.as_ref(), signals)?;
+        let signalled = self.signalled_shape(&full, signals)?;
         Ok(Prepared {
             full,
             baseline,
             signalled,
-            evidence,
         })
     }
 
@@ -363,7 +397,6 @@ impl PolicySet {
     fn signalled_shape(
         &self,
         full: &Minimal,
-        baseline: Option<&Minimal>,
         signals: &[Signal],
     ) -> Result<Option<Minimal>, EngineError> {
         if signals.is_empty() {
@@ -382,7 +415,7 @@ impl PolicySet {
         let with_basis = self.purposes_with_basis(&ledger, at);
         let allows = |c: &DataCategory| self.any_may_use(&with_basis, c);
         let kept: Vec<&DataCategory> = full.kept.iter().filter(|c| allows(c)).collect();
-        if kept.len() == full.kept.len() || baseline.is_some_and(|b| same_categories(&kept, b)) {
+        if kept.len() == full.kept.len() {
             return Ok(None);
         }
         let mut shape = self.minimal(full.event.clone(), &allows, false, true)?;
@@ -408,7 +441,11 @@ impl PolicySet {
         if kept.len() == carried.len() {
             return Some(&prepared.full);
         }
-        [&prepared.baseline, &prepared.signalled]
+        let own = match &prepared.baseline {
+            Baseline::Own(own) => Some(own),
+            Baseline::Full | Baseline::NotMade => None,
+        };
+        [own, prepared.signalled.as_ref()]
             .into_iter()
             .flatten()
             .find(|shape| same_categories(&kept, shape))
@@ -564,6 +601,38 @@ mod tests {
         Value::Object(m)
     }
 
+    /// A consent signal's evidence is a hash of the event as accepted: two events that differ
+    /// only in what the IP transformation removes have the same evidence, so trying every last
+    /// octet against a stored event and its evidence gives nothing back.
+    #[test]
+    fn evidence_does_not_keep_what_a_transformation_removed() {
+        let policy = PolicySet::retail_defaults();
+        let env = Envelope {
+            received_at: DateTime::<Utc>::UNIX_EPOCH,
+            request_id: "r".into(),
+        };
+        let signals = [Signal {
+            purpose: PurposeId::parse("analytics").expect("id"),
+            decision: Decision::Granted,
+            source: ConsentSource::Segment,
+        }];
+        let evidence = |ip: &str| {
+            let raw = json!({"type": "page", "messageId": "m", "userId": "u",
+                "timestamp": "2026-01-02T03:04:05Z", "context": {"ip": ip,
+                "consent": {"categoryPreferences": {"analytics": true}}}});
+            let event = parse_typed_event(raw.to_string().as_bytes(), &env)
+                .expect("valid")
+                .events
+                .remove(0);
+            let prepared = policy.prepare(event, &signals).expect("prepared");
+            let json = serde_json::to_string(&prepared.full.event).expect("json");
+            assert!(json.contains("203.0.113.0") && !json.contains(ip), "{json}");
+            evidence_of(&prepared.full).expect("evidence")
+        };
+        assert_eq!(evidence("203.0.113.77"), evidence("203.0.113.78"));
+        assert_eq!(evidence("203.0.113.77").len(), 64);
+    }
+
     proptest! {
         /// The shapes made off the writer equal what the writer would keep itself: the baseline
         /// for an empty ledger at any event time, and whichever shape is picked under any other.
@@ -609,7 +678,9 @@ mod tests {
                 })
                 .collect();
             let prepared = policy.prepare(event.clone(), &signals).expect("prepared");
-            let baseline = prepared.baseline.as_ref().unwrap_or(&prepared.full);
+            // Only an event with signals goes without a baseline: recording them leaves its
+            // customer's ledger non-empty before it is minimised.
+            prop_assert_eq!(matches!(prepared.baseline, Baseline::NotMade), !signals.is_empty());
 
             let mut kept = event.clone();
             let with_basis = policy.purposes_with_basis(&ConsentState::default(), event.timestamp());
@@ -617,9 +688,11 @@ mod tests {
             let name = kept.event_name().map(str::to_owned);
             let mut out = Minimised::default();
             policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out);
-            prop_assert_eq!(&baseline.event, &kept);
-            prop_assert_eq!(baseline.unmapped, out.unmapped.len() as u64);
-            prop_assert_eq!(baseline.unused, out.unused.len() as u64);
+            if let Some(baseline) = prepared.baseline.shape(&prepared.full) {
+                prop_assert_eq!(&baseline.event, &kept);
+                prop_assert_eq!(baseline.unmapped, out.unmapped.len() as u64);
+                prop_assert_eq!(baseline.unused, out.unused.len() as u64);
+            }
 
             // Under any ledger, a prepared shape the writer picks is what it would make itself.
             let records: Vec<consentric_policy::ConsentRecord> = grants
