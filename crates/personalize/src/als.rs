@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::interactions::Sparse;
 use crate::rng::SplitMix64;
-use crate::topk::top_k;
+use crate::topk::{top_k, TopK};
 use crate::{Recommender, Scored};
 
 /// How ALS trains.
@@ -63,6 +63,60 @@ pub struct Als {
     /// `None` if the Gram matrix could not be factorised.
     #[serde(skip)]
     gram_inverse: std::sync::OnceLock<Option<Vec<f64>>>,
+    /// The item factors again, largest norm first, made on first use (see [`ByNorm`]).
+    #[serde(skip)]
+    by_norm: std::sync::OnceLock<ByNorm>,
+}
+
+/// The items in order of decreasing factor norm, with their factors in that order, so that
+/// scoring can stop early and stay exact: by Cauchy–Schwarz no item scores more than
+/// ‖x‖‖y‖, so once the k-th best score found exceeds that bound for the next item in this
+/// order, it exceeds every score left. Popular items have the largest factors and usually
+/// the best scores, so most of the catalogue is never read.
+#[derive(Debug, Clone, PartialEq)]
+struct ByNorm {
+    ids: Vec<u32>,
+    /// ‖y‖ of each, in f64, widened by the most an f32 dot product of this length can
+    /// round up (so a computed score never exceeds its bound).
+    bounds: Vec<f64>,
+    /// Row-major, in `ids` order.
+    factors: Vec<f32>,
+}
+
+impl ByNorm {
+    fn new(item_factors: &[f32], f: usize) -> Self {
+        // Each of the f products and sums rounds by at most ε/2, relative to Σ|x_i y_i| ≤ ‖x‖‖y‖.
+        let widen = 1.0 + 4.0 * f as f64 * f64::from(f32::EPSILON);
+        let norm = |row: &[f32]| {
+            let n = row
+                .iter()
+                .map(|&v| f64::from(v) * f64::from(v))
+                .sum::<f64>()
+                .sqrt();
+            // A factor that is not finite is never skipped (its score is checked, not bounded).
+            if n.is_finite() {
+                n * widen
+            } else {
+                f64::INFINITY
+            }
+        };
+        let mut order: Vec<(u32, f64)> = item_factors
+            .chunks_exact(f)
+            .enumerate()
+            .map(|(i, row)| (i as u32, norm(row)))
+            .collect();
+        order.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        let mut factors = Vec::with_capacity(item_factors.len());
+        for &(i, _) in &order {
+            let i = i as usize;
+            factors.extend_from_slice(&item_factors[i * f..(i + 1) * f]);
+        }
+        ByNorm {
+            ids: order.iter().map(|o| o.0).collect(),
+            bounds: order.iter().map(|o| o.1).collect(),
+            factors,
+        }
+    }
 }
 
 impl Als {
@@ -94,6 +148,7 @@ impl Als {
             user_factors: users,
             gram: std::sync::OnceLock::new(),
             gram_inverse: std::sync::OnceLock::new(),
+            by_norm: std::sync::OnceLock::new(),
         }
     }
 
@@ -170,18 +225,36 @@ impl Als {
         }
     }
 
-    /// The best `k` items for factors `x`, leaving out `seen`.
+    /// The best `k` items for factors `x`, leaving out `seen`: items are scored in order of
+    /// decreasing factor norm until no item left can reach the k-th best (see [`ByNorm`]).
     pub fn recommend_for(&self, x: &[f32], seen: &[(u32, f32)], k: usize) -> Vec<Scored> {
         let f = self.params.factors;
-        let mut scores = vec![0f32; self.items];
-        if x.len() == f {
-            for (o, y) in scores.iter_mut().zip(self.item_factors.chunks_exact(f)) {
-                *o = dot(y, x);
-            }
-        }
         let mut s: Vec<u32> = seen.iter().map(|s| s.0).collect();
         s.sort_unstable();
-        top_k(&scores, k, |i| s.binary_search(&i).is_ok())
+        let skip = |i: u32| s.binary_search(&i).is_ok();
+        if x.len() != f || f == 0 {
+            return top_k(&vec![0f32; self.items], k, skip);
+        }
+        let order = self
+            .by_norm
+            .get_or_init(|| ByNorm::new(&self.item_factors, f));
+        let nx = x
+            .iter()
+            .map(|&v| f64::from(v) * f64::from(v))
+            .sum::<f64>()
+            .sqrt();
+        let mut best = TopK::new(k);
+        let rows = order.factors.chunks_exact(f);
+        for ((&i, &bound), y) in order.ids.iter().zip(&order.bounds).zip(rows) {
+            if best
+                .floor()
+                .is_some_and(|floor| nx * bound < f64::from(floor))
+            {
+                break;
+            }
+            best.offer(i, dot(y, x), skip);
+        }
+        best.into_sorted()
     }
 
     /// The seen item most like `item` (cosine of factors, times its strength).
@@ -553,6 +626,7 @@ mod tests {
                 user_factors: Vec::new(),
                 gram: std::sync::OnceLock::new(),
                 gram_inverse: std::sync::OnceLock::new(),
+                by_norm: std::sync::OnceLock::new(),
             };
             for k in 1..=f / 4 {
                 let seen: Vec<(u32, f32)> = (0..k)
@@ -577,6 +651,48 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// Scoring in norm order and stopping at the Cauchy–Schwarz bound returns exactly
+        /// what scoring every item returns: the same items, scores and order, ties included.
+        #[test]
+        fn stopping_early_returns_what_scoring_everything_returns(
+            f in 1usize..20,
+            items in 1usize..60,
+            seed in proptest::prelude::any::<u64>(),
+            k in 1usize..70,
+            seen_every in 2u32..9,
+            copies in 0usize..4,
+        ) {
+            let mut rng = SplitMix64::new(seed);
+            // A popularity-like spread of norms, signs of both kinds, and copied rows for ties.
+            let mut item_factors: Vec<f32> = (0..items * f)
+                .map(|j| ((rng.next_f64() - 0.4) * (1.0 + (j / f) as f64 * 0.3)) as f32)
+                .collect();
+            for c in 0..copies.min(items - 1) {
+                let (from, to) = (c * f, (items - 1 - c) * f);
+                let row: Vec<f32> = item_factors[from..from + f].to_vec();
+                item_factors[to..to + f].copy_from_slice(&row);
+            }
+            let als = Als {
+                params: AlsParams { factors: f, ..AlsParams::default() },
+                items,
+                item_factors,
+                user_factors: Vec::new(),
+                gram: std::sync::OnceLock::new(),
+                gram_inverse: std::sync::OnceLock::new(),
+                by_norm: std::sync::OnceLock::new(),
+            };
+            let x: Vec<f32> = (0..f).map(|_| (rng.next_f64() - 0.3) as f32).collect();
+            let seen: Vec<(u32, f32)> = (0..items as u32)
+                .filter(|i| i % seen_every == 0)
+                .map(|i| (i, 1.0))
+                .collect();
+            let scores: Vec<f32> = (0..items as u32).map(|i| dot(als.item(i), &x)).collect();
+            let everything = top_k(&scores, k, |i| i % seen_every == 0);
+            proptest::prop_assert_eq!(als.recommend_for(&x, &seen, k), everything);
         }
     }
 

@@ -16,35 +16,67 @@ fn better(a: &Scored, b: &Scored) -> Ordering {
 /// non-finite scores. Keeps a bounded min-heap, so a large catalogue costs one pass and no
 /// allocation beyond `k`.
 pub(crate) fn top_k(scores: &[f32], k: usize, skip: impl Fn(u32) -> bool) -> Vec<Scored> {
-    if k == 0 {
-        return Vec::new();
-    }
-    let mut heap: BinaryHeap<Worst> = BinaryHeap::with_capacity(k + 1);
+    let mut best = TopK::new(k);
     for (i, &s) in scores.iter().enumerate() {
-        if !s.is_finite() {
-            continue;
+        best.offer(i as u32, s, &skip);
+    }
+    best.into_sorted()
+}
+
+/// The `k` best items offered so far, in any order of offering: the result is the same set
+/// (best score first, ties to the lower index) whatever the order.
+pub(crate) struct TopK {
+    k: usize,
+    heap: BinaryHeap<Worst>,
+}
+
+impl TopK {
+    pub(crate) fn new(k: usize) -> Self {
+        TopK {
+            k,
+            heap: BinaryHeap::with_capacity(k + 1),
         }
-        let candidate = Worst((i as u32, s));
-        if heap.len() == k {
+    }
+
+    /// Offers item `i` with score `s`; `skip` is asked only about an item good enough to keep.
+    pub(crate) fn offer(&mut self, i: u32, s: f32, skip: impl Fn(u32) -> bool) {
+        if self.k == 0 || !s.is_finite() {
+            return;
+        }
+        let candidate = Worst((i, s));
+        if self.heap.len() == self.k {
             // The heap's top is the worst kept; only something better gets in.
-            if heap
+            if self
+                .heap
                 .peek()
                 .is_some_and(|w| candidate.cmp(w) != Ordering::Less)
             {
-                continue;
+                return;
             }
         }
-        if skip(i as u32) {
-            continue;
+        if skip(i) {
+            return;
         }
-        heap.push(candidate);
-        if heap.len() > k {
-            heap.pop();
+        self.heap.push(candidate);
+        if self.heap.len() > self.k {
+            self.heap.pop();
         }
     }
-    let mut all: Vec<Scored> = heap.into_iter().map(|w| w.0).collect();
-    all.sort_unstable_by(better);
-    all
+
+    /// The score of the worst item kept once `k` are: an item scoring less cannot get in.
+    pub(crate) fn floor(&self) -> Option<f32> {
+        match self.heap.len() == self.k {
+            true => self.heap.peek().map(|w| w.0 .1),
+            false => None,
+        }
+    }
+
+    /// The items kept, best first.
+    pub(crate) fn into_sorted(self) -> Vec<Scored> {
+        let mut all: Vec<Scored> = self.heap.into_iter().map(|w| w.0).collect();
+        all.sort_unstable_by(better);
+        all
+    }
 }
 
 /// Orders so the heap's top is the worst of the kept: "greater" means worse.
