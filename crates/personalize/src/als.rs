@@ -244,15 +244,17 @@ impl Als {
             .sum::<f64>()
             .sqrt();
         let mut best = TopK::new(k);
+        // The k-th best score so far (−∞ until k are kept): less cannot get in.
+        let mut floor = f64::NEG_INFINITY;
         let rows = order.factors.chunks_exact(f);
         for ((&i, &bound), y) in order.ids.iter().zip(&order.bounds).zip(rows) {
-            if best
-                .floor()
-                .is_some_and(|floor| nx * bound < f64::from(floor))
-            {
+            if nx * bound < floor {
                 break;
             }
-            best.offer(i, dot(y, x), skip);
+            let score = dot(y, x);
+            if f64::from(score) >= floor && best.offer(i, score, skip) {
+                floor = best.floor().map_or(f64::NEG_INFINITY, f64::from);
+            }
         }
         best.into_sorted()
     }

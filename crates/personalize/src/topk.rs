@@ -39,9 +39,10 @@ impl TopK {
     }
 
     /// Offers item `i` with score `s`; `skip` is asked only about an item good enough to keep.
-    pub(crate) fn offer(&mut self, i: u32, s: f32, skip: impl Fn(u32) -> bool) {
+    /// Whether it was kept.
+    pub(crate) fn offer(&mut self, i: u32, s: f32, skip: impl Fn(u32) -> bool) -> bool {
         if self.k == 0 || !s.is_finite() {
-            return;
+            return false;
         }
         let candidate = Worst((i, s));
         if self.heap.len() == self.k {
@@ -51,16 +52,17 @@ impl TopK {
                 .peek()
                 .is_some_and(|w| candidate.cmp(w) != Ordering::Less)
             {
-                return;
+                return false;
             }
         }
         if skip(i) {
-            return;
+            return false;
         }
         self.heap.push(candidate);
         if self.heap.len() > self.k {
             self.heap.pop();
         }
+        true
     }
 
     /// The score of the worst item kept once `k` are: an item scoring less cannot get in.
