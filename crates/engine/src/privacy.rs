@@ -67,6 +67,8 @@ pub(crate) struct Prepared {
 }
 
 /// What a customer with an empty consent ledger keeps of an event.
+// As large as an `Option<Minimal>`; a box would cost an allocation per event.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Baseline {
     /// The full shape itself.
     Full,
