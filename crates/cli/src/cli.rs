@@ -605,6 +605,11 @@ pub struct BenchIngestArgs {
     /// Store personal columns in the clear (to measure what the vault costs).
     #[arg(long)]
     pub no_vault: bool,
+    /// Instead of the usual figures, measure what consent signals cost on each path: the
+    /// consenting customers' choices sent on every event, against the same choices recorded
+    /// before the run (so both keep the same data), side by side.
+    #[arg(long)]
+    pub consent_ab: bool,
 }
 
 impl Cli {

@@ -99,7 +99,11 @@ pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
 
 /// The store with its personal columns sealed under master keys made in `dir`, unless the
 /// run measures without the vault.
-fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<Store> {
+pub(crate) fn sealed(
+    store: Store,
+    dir: &Path,
+    args: &BenchIngestArgs,
+) -> anyhow::Result<Store> {
     if args.no_vault {
         return Ok(store);
     }
@@ -120,9 +124,12 @@ pub(crate) fn durable_sealed_sqlite(dir: &Path) -> anyhow::Result<Store> {
 }
 
 /// Events per batch, as the issue specifies.
-const BATCH: usize = 100;
+pub(crate) const BATCH: usize = 100;
 
 pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
+    if args.consent_ab {
+        return super::bench_consent::run(args);
+    }
     let n = args.events.max(BATCH);
     println!(
         "consentric bench ingest: {n} events in batches of {BATCH}, release={}",
@@ -257,7 +264,7 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn rate(n: usize, took: Duration) -> f64 {
+pub(crate) fn rate(n: usize, took: Duration) -> f64 {
     n as f64 / took.as_secs_f64()
 }
 
@@ -301,7 +308,7 @@ pub(crate) fn in_process(
     Ok(started.elapsed())
 }
 
-fn over_http(
+pub(crate) fn over_http(
     engine: Arc<Engine>,
     bodies: &[Vec<u8>],
     connections: usize,
@@ -390,6 +397,27 @@ fn import_cdnow() -> anyhow::Result<()> {
 /// Deterministic synthetic traffic: identify (10%), page (20%), Order Completed (10%) and
 /// Product Viewed (60%) across n/20 customers, some with anonymous ids.
 pub(crate) fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
+    traffic(n, run, consent_share, true)
+}
+
+/// The banner's choices a consenting customer sends (Segment's consent object).
+fn choices() -> Value {
+    json!({"categoryPreferences": {"Analytics": true, "Functional": true, "Advertising": false}})
+}
+
+/// Whether customer `u` is one of the `consent_share` percent who came through a banner.
+fn consents(u: u64, consent_share: u8) -> bool {
+    u % 100 < u64::from(consent_share)
+}
+
+/// The traffic of [`generate`]; `choices_on_events` says whether the consenting customers'
+/// events carry their choices (else they were recorded before, see [`first_contact`]).
+pub(crate) fn traffic(
+    n: usize,
+    run: &str,
+    consent_share: u8,
+    choices_on_events: bool,
+) -> Vec<Vec<u8>> {
     let users = (n / 20).max(1) as u64;
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
     let mut next = move || {
@@ -412,11 +440,10 @@ pub(crate) fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
             "context": {"ip": "203.0.113.7", "userAgent": "Mozilla/5.0 (X11; Linux x86_64)", "library": {"name": "bench", "version": "1"}},
         });
         let mut e = common;
-        if u % 100 < u64::from(consent_share) {
+        if choices_on_events && consents(u, consent_share) {
             // These customers came through a consent banner, which sends their choices with
             // every event (Segment's consent object).
-            e["context"]["consent"] = json!({"categoryPreferences":
-                {"Analytics": true, "Functional": true, "Advertising": false}});
+            e["context"]["consent"] = choices();
         }
         let o = e.as_object_mut().expect("object");
         match i % 10 {
@@ -451,6 +478,30 @@ pub(crate) fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
         }
     }
     bodies
+}
+
+/// One identify event, a day before [`traffic`] starts, for each consenting customer of a run
+/// of `n` events: it makes them known, and with `with_choices` records their banner's
+/// choices, so that traffic without the choices keeps what traffic with them keeps.
+pub(crate) fn first_contact(n: usize, consent_share: u8, with_choices: bool) -> Vec<Vec<u8>> {
+    let users = (n / 20).max(1) as u64;
+    let ts = (chrono::Utc::now() - chrono::Duration::days(31)).to_rfc3339();
+    let events: Vec<Value> = (0..users)
+        .filter(|&u| consents(u, consent_share))
+        .map(|u| {
+            let mut e = json!({"type": "identify", "messageId": format!("first-{u}"),
+                "userId": format!("user-{u}"), "anonymousId": format!("anon-{u}"), "timestamp": ts,
+                "context": {"ip": "203.0.113.7", "library": {"name": "bench", "version": "1"}}});
+            if with_choices {
+                e["context"]["consent"] = choices();
+            }
+            e
+        })
+        .collect();
+    events
+        .chunks(BATCH)
+        .map(|c| serde_json::to_vec(&json!({"batch": c})).expect("serialisable"))
+        .collect()
 }
 
 /// The rows ingestion would store for `bodies` (parsed outside the timing).

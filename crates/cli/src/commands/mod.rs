@@ -3,6 +3,7 @@
 mod bench;
 mod bench_analytics;
 mod bench_cleanroom;
+mod bench_consent;
 mod bench_decide;
 mod bench_lifecycle;
 mod decide;
