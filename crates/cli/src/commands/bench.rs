@@ -99,11 +99,34 @@ pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
 
 /// The store with its personal columns sealed under master keys made in `dir`, unless the
 /// run measures without the vault.
-pub(crate) fn sealed(
-    store: Store,
-    dir: &Path,
+/// The SQLite durability `--sqlite-synchronous` asks for.
+pub(crate) fn sqlite_options(args: &BenchIngestArgs) -> anyhow::Result<SqliteOptions> {
+    match args.sqlite_synchronous.as_str() {
+        "full" => Ok(SqliteOptions {
+            synchronous_full: true,
+        }),
+        "normal" => Ok(SqliteOptions {
+            synchronous_full: false,
+        }),
+        other => bail!("--sqlite-synchronous must be full or normal, not {other}"),
+    }
+}
+
+/// An engine over a fresh SQLite store in a temporary directory (kept alive by the caller).
+pub(crate) fn fresh_engine(
+    options: &SqliteOptions,
     args: &BenchIngestArgs,
-) -> anyhow::Result<Store> {
+) -> anyhow::Result<(tempfile::TempDir, Engine)> {
+    let dir = tempfile::tempdir()?;
+    let store = sealed(
+        Store::open_sqlite(dir.path(), options.clone())?,
+        dir.path(),
+        args,
+    )?;
+    Ok((dir, Engine::new(store, Arc::new(SystemClock))))
+}
+
+fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<Store> {
     if args.no_vault {
         return Ok(store);
     }
@@ -135,15 +158,7 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
         "consentric bench ingest: {n} events in batches of {BATCH}, release={}",
         !cfg!(debug_assertions)
     );
-    let options = match args.sqlite_synchronous.as_str() {
-        "full" => SqliteOptions {
-            synchronous_full: true,
-        },
-        "normal" => SqliteOptions {
-            synchronous_full: false,
-        },
-        other => bail!("--sqlite-synchronous must be full or normal, not {other}"),
-    };
+    let options = sqlite_options(args)?;
     println!("sqlite synchronous = {}", args.sqlite_synchronous);
     println!(
         "customers sending consent choices = {}%",
@@ -160,20 +175,10 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     results.push(("sqlite raw insert (events table only, 100/tx)".into(), raw));
 
     // 2. Full ingest path in-process, SQLite: one producer, then as many as HTTP connections.
-    let fresh = || -> anyhow::Result<(tempfile::TempDir, Engine)> {
-        let dir = tempfile::tempdir()?;
-        let store = sealed(
-            Store::open_sqlite(dir.path(), options.clone())?,
-            dir.path(),
-            args,
-        )?;
-        let engine = Engine::new(store, Arc::new(SystemClock));
-        Ok((dir, engine))
-    };
-    let (_dir, engine) = fresh()?;
+    let (_dir, engine) = fresh_engine(&options, args)?;
     let single = rate(n, in_process(&engine, &bodies, 1)?);
     results.push(("sqlite in-process, 1 producer".into(), single));
-    let (_dir, engine) = fresh()?;
+    let (_dir, engine) = fresh_engine(&options, args)?;
     let inproc = rate(n, in_process(&engine, &bodies, args.connections)?);
     results.push((
         format!(
@@ -184,19 +189,11 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
     ));
 
     // 3. Over HTTP, SQLite.
-    let dir = tempfile::tempdir()?;
-    let engine = Arc::new(Engine::new(
-        sealed(
-            Store::open_sqlite(dir.path(), options.clone())?,
-            dir.path(),
-            args,
-        )?,
-        Arc::new(SystemClock),
-    ));
+    let (_dir, engine) = fresh_engine(&options, args)?;
     let http = rate(
         n,
         over_http(
-            engine,
+            Arc::new(engine),
             &generate(n, "b", args.consent_share),
             args.connections,
         )?,

@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
-use consentric_engine::{Engine, Store, SystemClock};
-use consentric_store::SqliteOptions;
 
-use super::bench::{first_contact, in_process, over_http, rate, sealed, traffic, BATCH};
+use super::bench::{
+    first_contact, fresh_engine, in_process, over_http, rate, sqlite_options, traffic, BATCH,
+};
 use crate::cli::BenchIngestArgs;
 
 /// Runs the three paths, each first without then with the signals, on fresh stores.
@@ -25,9 +25,7 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
     if args.consent_share == 0 {
         bail!("--consent-ab needs --consent-share above 0");
     }
-    let options = SqliteOptions {
-        synchronous_full: args.sqlite_synchronous != "normal",
-    };
+    let options = sqlite_options(args)?;
     println!(
         "consentric bench ingest --consent-ab: {n} events in batches of {BATCH}, {}% of customers consenting, vault {}, release={}",
         args.consent_share,
@@ -48,13 +46,7 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
     for (name, path) in paths {
         let mut rates = [0.0; 2];
         for (slot, on_events) in [false, true].into_iter().enumerate() {
-            let dir = tempfile::tempdir()?;
-            let store = sealed(
-                Store::open_sqlite(dir.path(), options.clone())?,
-                dir.path(),
-                args,
-            )?;
-            let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
+            let (_dir, engine) = fresh_engine(&options, args)?;
             in_process(
                 &engine,
                 &first_contact(n, args.consent_share, !on_events),
@@ -63,7 +55,7 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
             let bodies = traffic(n, "a", args.consent_share, on_events);
             let took: Duration = match path {
                 Path::InProcess(p) => in_process(&engine, &bodies, p)?,
-                Path::Http(k) => over_http(engine, &bodies, k)?,
+                Path::Http(k) => over_http(Arc::new(engine), &bodies, k)?,
             };
             rates[slot] = rate(n, took);
         }
