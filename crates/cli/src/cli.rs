@@ -605,9 +605,10 @@ pub struct BenchIngestArgs {
     /// Store personal columns in the clear (to measure what the vault costs).
     #[arg(long)]
     pub no_vault: bool,
-    /// Instead of the usual figures, measure what consent signals cost on each path: the
-    /// consenting customers' choices sent on every event, against the same choices recorded
-    /// before the run (so both keep the same data), side by side.
+    /// Instead of the usual figures, measure what minimisation and consent signals cost on
+    /// each path: the consenting customers' choices sent on every event, against the same
+    /// choices recorded before the run (so both keep the same data), and against a reference
+    /// engine that neither minimises nor reads signals, side by side.
     #[arg(long)]
     pub consent_ab: bool,
 }

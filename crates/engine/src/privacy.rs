@@ -37,6 +37,8 @@ pub struct PolicySet {
     tcf: BTreeMap<PurposeId, Vec<u8>>,
     /// Unmapped field paths already logged (each is logged once).
     unmapped_seen: Mutex<HashSet<String>>,
+    /// Set only by [`PolicySet::reference_without_privacy`].
+    unenforced: bool,
     /// The purposes with a basis for a customer whose consent ledger is empty (contract, legal
     /// obligation, legitimate interest): the same at every moment.
     baseline_purposes: Vec<PurposeId>,
@@ -263,10 +265,23 @@ impl PolicySet {
             segment,
             tcf,
             unmapped_seen: Mutex::new(HashSet::new()),
+            unenforced: false,
             baseline_purposes,
             stage_purpose: crate::lifecycle::LifecycleSettings::default().stage_purpose,
             interactions: crate::personalize::PersonalizeSettings::default().rules(),
         })
+    }
+
+    /// The retail policy with ingest's privacy work switched off: events are stored as
+    /// received (no field dropped, nothing transformed) and their consent signals are not
+    /// read. It exists for one thing, the reference that `bench ingest --consent-ab` measures
+    /// minimisation and signals against; nothing that serves customers builds it.
+    #[doc(hidden)]
+    pub fn reference_without_privacy() -> Self {
+        PolicySet {
+            unenforced: true,
+            ..Self::retail_defaults()
+        }
     }
 
     /// Whether `purpose` has a basis for a customer whose consent ledger is empty.
@@ -370,6 +385,20 @@ impl PolicySet {
         event: Event,
         signals: &[Signal],
     ) -> Result<Prepared, EngineError> {
+        if self.unenforced {
+            let full = Minimal {
+                event,
+                payload: None,
+                kept: Vec::new(),
+                unmapped: 0,
+                unused: 0,
+            };
+            return Ok(Prepared {
+                full,
+                baseline: Baseline::Full,
+                signalled: None,
+            });
+        }
         let full = self.minimal(event, &|_: &DataCategory| true, true, false)?;
         let baseline_allows = |c: &DataCategory| {
             self.baseline_purposes
@@ -501,6 +530,9 @@ impl PolicySet {
     /// The consent decisions an event (and its request's `Sec-GPC` header) carries.
     pub(crate) fn signals(&self, event: &Event, gpc: bool) -> Result<Vec<Signal>, EngineError> {
         let mut out = Vec::new();
+        if self.unenforced {
+            return Ok(out);
+        }
         let consent = event.context().consent();
         if let Some(prefs) = consent
             .and_then(|c| c.get("categoryPreferences"))

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use consentric_engine::{Engine, Scope, Store, SystemClock};
+use consentric_engine::{Engine, PolicySet, Scope, Store, SystemClock};
 use consentric_model::{parse_batch, Envelope};
 use consentric_store::reference::{self, RawEventRow};
 use consentric_store::SqliteOptions;
@@ -117,13 +117,25 @@ pub(crate) fn fresh_engine(
     options: &SqliteOptions,
     args: &BenchIngestArgs,
 ) -> anyhow::Result<(tempfile::TempDir, Engine)> {
+    fresh_engine_with(options, args, PolicySet::retail_defaults())
+}
+
+/// [`fresh_engine`] under `policy`.
+pub(crate) fn fresh_engine_with(
+    options: &SqliteOptions,
+    args: &BenchIngestArgs,
+    policy: PolicySet,
+) -> anyhow::Result<(tempfile::TempDir, Engine)> {
     let dir = tempfile::tempdir()?;
     let store = sealed(
         Store::open_sqlite(dir.path(), options.clone())?,
         dir.path(),
         args,
     )?;
-    Ok((dir, Engine::new(store, Arc::new(SystemClock))))
+    Ok((
+        dir,
+        Engine::with_policy(store, Arc::new(SystemClock), policy),
+    ))
 }
 
 fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<Store> {

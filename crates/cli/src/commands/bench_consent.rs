@@ -1,25 +1,46 @@
-//! `consentric bench ingest --consent-ab`: what consent signals cost, as a ratio against the
-//! same traffic without them, side by side on each path.
+//! `consentric bench ingest --consent-ab`: what minimisation and consent signals cost, as
+//! ratios against the same traffic without them, side by side on each path.
 //!
 //! Customers who grant purposes keep more of their events than customers who grant none, so
 //! comparing traffic with choices against traffic from customers without any would charge
-//! the signals with storing what the customers allowed. Here both runs start from the same
-//! first contact with each consenting customer; in one it already carried their choices
-//! (recorded before the measured run, whose events then carry none), in the other the
-//! measured events carry the choices, on every event, as a banner sends them. Both keep the
-//! same fields; the difference is reading, comparing and recording the signals.
+//! the signals with storing what the customers allowed. Here every run starts from the same
+//! first contact with each consenting customer. In "choices before" that contact carried
+//! their banner's choices, recorded before the measured events, which carry none; in "on
+//! every event" the measured events carry the choices, as a banner sends them. Both keep the
+//! same fields; the difference is reading, comparing and recording the signals. The
+//! reference run takes the "on every event" traffic through an engine whose policy neither
+//! minimises nor reads signals (`PolicySet::reference_without_privacy`): the same path
+//! without them, storing every event as received.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::bail;
+use consentric_engine::PolicySet;
 
 use super::bench::{
-    first_contact, fresh_engine, in_process, over_http, rate, sqlite_options, traffic, BATCH,
+    first_contact, fresh_engine_with, in_process, over_http, rate, sqlite_options, traffic, BATCH,
 };
 use crate::cli::BenchIngestArgs;
 
-/// Runs the three paths, each first without then with the signals, on fresh stores.
+/// The three runs of a path, in the order they are measured.
+const RUNS: [Run; 3] = [Run::Reference, Run::ChoicesBefore, Run::ChoicesOnEvents];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Run {
+    /// No minimisation, no signals read.
+    Reference,
+    ChoicesBefore,
+    ChoicesOnEvents,
+}
+
+#[derive(Clone, Copy)]
+enum Path {
+    InProcess(usize),
+    Http(usize),
+}
+
+/// Runs each path three times (reference, choices before, choices on every event) on fresh
+/// stores, one after the other, and prints the rates and their ratios.
 pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
     let n = args.events.max(BATCH);
     if args.consent_share == 0 {
@@ -40,37 +61,35 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
     ];
     println!();
     println!(
-        "{:<28} {:>16} {:>16} {:>7}",
-        "path", "choices before", "on every event", "ratio"
+        "{:<26} {:>10} {:>10} {:>10} {:>9} {:>9}",
+        "path (events/s)", "reference", "before", "on events", "signals", "privacy"
     );
     for (name, path) in paths {
-        let mut rates = [0.0; 2];
-        for (slot, on_events) in [false, true].into_iter().enumerate() {
-            let (_dir, engine) = fresh_engine(&options, args)?;
-            in_process(
-                &engine,
-                &first_contact(n, args.consent_share, !on_events),
-                1,
-            )?;
-            let bodies = traffic(n, "a", args.consent_share, on_events);
+        let mut rates = [0.0; 3];
+        for (slot, which) in RUNS.into_iter().enumerate() {
+            let policy = match which {
+                Run::Reference => PolicySet::reference_without_privacy(),
+                Run::ChoicesBefore | Run::ChoicesOnEvents => PolicySet::retail_defaults(),
+            };
+            let (_dir, engine) = fresh_engine_with(&options, args, policy)?;
+            let before = which == Run::ChoicesBefore;
+            in_process(&engine, &first_contact(n, args.consent_share, before), 1)?;
+            let bodies = traffic(n, "a", args.consent_share, !before);
             let took: Duration = match path {
                 Path::InProcess(p) => in_process(&engine, &bodies, p)?,
-                Path::Http(k) => over_http(Arc::new(engine), &bodies, k)?,
+                Path::Http(k) => over_http(std::sync::Arc::new(engine), &bodies, k)?,
             };
             rates[slot] = rate(n, took);
         }
+        let [reference, before, on_events] = rates;
         println!(
-            "{name:<28} {:>16.0} {:>16.0} {:>7.2}",
-            rates[0],
-            rates[1],
-            rates[1] / rates[0]
+            "{name:<26} {reference:>10.0} {before:>10.0} {on_events:>10.0} {:>9.2} {:>9.2}",
+            on_events / before,
+            on_events / reference
         );
     }
+    println!();
+    println!("signals = on events / before (what reading and recording the choices costs);");
+    println!("privacy = on events / reference (minimisation and signals against neither).");
     Ok(())
-}
-
-#[derive(Clone, Copy)]
-enum Path {
-    InProcess(usize),
-    Http(usize),
 }
