@@ -667,6 +667,36 @@ mod tests {
         assert_eq!(evidence("203.0.113.77").len(), 64);
     }
 
+    /// The reference `bench ingest --consent-ab` measures against really skips the work: an
+    /// event keeps its unmapped field and its full IP address, and its signals are not read.
+    #[test]
+    fn the_reference_policy_stores_events_as_received() {
+        let env = Envelope {
+            received_at: DateTime::<Utc>::UNIX_EPOCH,
+            request_id: "r".into(),
+        };
+        let raw = json!({"type": "track", "event": "E", "messageId": "m", "userId": "u",
+            "timestamp": "2026-01-02T03:04:05Z", "properties": {"favourite_colour": "teal"},
+            "context": {"ip": "203.0.113.77", "consent": {"categoryPreferences": {"analytics": true}}}});
+        let event = parse_typed_event(raw.to_string().as_bytes(), &env)
+            .expect("valid")
+            .events
+            .remove(0);
+        let reference = PolicySet::reference_without_privacy();
+        assert!(reference.signals(&event, true).expect("signals").is_empty());
+        let prepared = reference.prepare(event.clone(), &[]).expect("prepared");
+        assert_eq!(prepared.full.event, event);
+        // The retail policy, for contrast, drops the one and truncates the other.
+        let retail = PolicySet::retail_defaults();
+        assert!(!retail.signals(&event, true).expect("signals").is_empty());
+        let json = serde_json::to_string(&retail.prepare(event, &[]).expect("p").full.event)
+            .expect("json");
+        assert!(
+            !json.contains("teal") && !json.contains("203.0.113.77"),
+            "{json}"
+        );
+    }
+
     proptest! {
         /// The shapes made off the writer equal what the writer would keep itself: the baseline
         /// for an empty ledger at any event time, and whichever shape is picked under any other.
