@@ -97,8 +97,6 @@ pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The store with its personal columns sealed under master keys made in `dir`, unless the
-/// run measures without the vault.
 /// The SQLite durability `--sqlite-synchronous` asks for.
 pub(crate) fn sqlite_options(args: &BenchIngestArgs) -> anyhow::Result<SqliteOptions> {
     match args.sqlite_synchronous.as_str() {
@@ -138,6 +136,8 @@ pub(crate) fn fresh_engine_with(
     ))
 }
 
+/// The store with its personal columns sealed under master keys made in `dir`, unless the
+/// run measures without the vault.
 fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<Store> {
     if args.no_vault {
         return Ok(store);
