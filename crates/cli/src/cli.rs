@@ -11,7 +11,8 @@ pub struct Cli {
     /// Configuration file [default: ./consentric.toml if present; env CONSENTRIC_CONFIG]
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
-    /// Directory of the embedded SQLite database [default: ./consentric-data; env CONSENTRIC_DATA_DIR]
+    /// Directory of the embedded SQLite database [default: ./consentric-data; env CONSENTRIC_DATA_DIR].
+    /// The `bench` commands ignore it: they make fresh stores under TMPDIR
     #[arg(long, global = true)]
     pub data_dir: Option<PathBuf>,
     /// Use PostgreSQL at this URL instead of SQLite [env CONSENTRIC_DATABASE_URL]

@@ -171,6 +171,10 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
         !cfg!(debug_assertions)
     );
     let options = sqlite_options(args)?;
+    println!(
+        "stores: fresh temporary directories under {} (set TMPDIR to move them)",
+        std::env::temp_dir().display()
+    );
     println!("sqlite synchronous = {}", args.sqlite_synchronous);
     println!(
         "customers sending consent choices = {}%",

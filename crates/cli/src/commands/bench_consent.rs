@@ -53,6 +53,10 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
         if args.no_vault { "off" } else { "on" },
         !cfg!(debug_assertions)
     );
+    println!(
+        "stores: fresh temporary directories under {}",
+        std::env::temp_dir().display()
+    );
     let c = args.connections;
     let paths = [
         ("in-process, 1 producer".to_owned(), Path::InProcess(1)),
