@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
 use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteTx};
 use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
 
 use consentric_policy::{ConsentState, DataCategory, Minimised};
 
@@ -19,7 +20,7 @@ use crate::audit;
 use crate::consent::to_records;
 use crate::ingest_cache::{IngestCache, Learnt};
 use crate::lifecycle::{self, CustomerFacts, Lifecycle, Scorer};
-use crate::privacy::{evidence_of, Minimal, PolicySet, Prepared, Signal};
+use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
@@ -435,11 +436,7 @@ pub(crate) fn ingest(
                 Some(shape) => {
                     report.fields_unmapped += shape.unmapped;
                     report.fields_without_basis += shape.unused;
-                    let payload = match &shape.payload {
-                        Some(p) => Cow::Borrowed(p.as_str()),
-                        None => Cow::Owned(to_json(&shape.event)?),
-                    };
-                    (&shape.event, payload)
+                    (&shape.event, json_of(shape)?)
                 }
                 None => {
                     let mut kept = event.clone();
@@ -510,6 +507,23 @@ pub(crate) fn ingest(
 fn to_json(event: &Event) -> Result<String, StoreError> {
     serde_json::to_string(event)
         .map_err(|e| StoreError::Corrupt(format!("event serialisation: {e}")))
+}
+
+/// A shape's stored JSON: the one made ahead, or made now.
+fn json_of(shape: &Minimal) -> Result<Cow<'_, str>, StoreError> {
+    Ok(match &shape.payload {
+        Some(p) => Cow::Borrowed(p.as_str()),
+        None => Cow::Owned(to_json(&shape.event)?),
+    })
+}
+
+/// The evidence hash recorded with a consent signal: SHA-256 (hex) of the event as accepted —
+/// unmapped fields dropped, transformations applied — not as received, since a hash of what a
+/// transformation removed (an IP address's last octet) would give it back to anyone who tries
+/// every value against the stored event. Made by the writer only when a signal changes the
+/// ledger, not for every event that repeats a banner's choices.
+pub(crate) fn evidence_of(full: &Minimal) -> Result<String, StoreError> {
+    Ok(hex::encode(Sha256::digest(json_of(full)?.as_bytes())))
 }
 
 /// The prepared shape that minimising `event` for `profile` would produce, if one does: the

@@ -1,6 +1,5 @@
 //! The configured privacy rules, and reading consent signals off events.
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
@@ -12,7 +11,6 @@ use consentric_policy::{
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::error::EngineError;
 
@@ -58,7 +56,7 @@ pub struct PolicySet {
 /// original, because transformations are idempotent.
 pub(crate) struct Prepared {
     /// Unmapped fields dropped, transformations applied; `kept` lists the categories carried.
-    /// Also what a consent signal's evidence hash is taken of (see [`evidence_of`]).
+    /// Also what a consent signal's evidence hash is taken of (see [`crate::ingest::evidence_of`]).
     pub full: Minimal,
     /// Kept under an empty ledger.
     pub baseline: Baseline,
@@ -90,21 +88,6 @@ impl Baseline {
             Self::NotMade => None,
         }
     }
-}
-
-/// The evidence hash recorded with a consent signal: SHA-256 (hex) of the event as accepted —
-/// unmapped fields dropped, transformations applied — not as received, since a hash of what a
-/// transformation removed (an IP address's last octet) would give it back to anyone who tries
-/// every value against the stored event. Made by the writer only when a signal changes the
-/// ledger, not for every event that repeats a banner's choices.
-pub(crate) fn evidence_of(full: &Minimal) -> Result<String, consentric_store::StoreError> {
-    let json = match &full.payload {
-        Some(p) => Cow::Borrowed(p.as_str()),
-        None => Cow::Owned(serde_json::to_string(&full.event).map_err(|e| {
-            consentric_store::StoreError::Corrupt(format!("event serialisation: {e}"))
-        })?),
-    };
-    Ok(hex::encode(Sha256::digest(json.as_bytes())))
 }
 
 /// Whether `shape` kept exactly the categories `kept`.
@@ -595,6 +578,7 @@ impl PolicySet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ingest::evidence_of;
     use consentric_model::{parse_typed_event, Envelope};
     use proptest::prelude::*;
     use serde_json::json;
