@@ -609,7 +609,8 @@ pub struct BenchIngestArgs {
     /// Instead of the usual figures, measure what minimisation and consent signals cost on
     /// each path: the consenting customers' choices sent on every event, against the same
     /// choices recorded before the run (so both keep the same data), and against a reference
-    /// engine that neither minimises nor reads signals, side by side.
+    /// engine that does not minimise, with the choices recorded before (so it derives the
+    /// same data), side by side.
     #[arg(long)]
     pub consent_ab: bool,
 }

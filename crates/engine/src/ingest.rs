@@ -555,8 +555,8 @@ fn minimise_event(
 ) -> Result<(), StoreError> {
     let consent = state.folded(tx, profile)?;
     let at = event.timestamp();
-    let with_basis = policy.purposes_with_basis(consent, at);
-    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
+    let kept = policy.categories_with_basis(consent, at);
+    let allowed = |c: &DataCategory| kept.contains(c);
     let call = event.call().call_type();
     let name = event.event_name().map(str::to_owned);
     let mut out = Minimised::default();
@@ -568,12 +568,13 @@ fn minimise_event(
         &allowed,
         false,
         &mut out,
+        None,
     );
     for path in &out.unmapped {
         policy.note_unmapped(path);
     }
     report.fields_unmapped += out.unmapped.len() as u64;
-    report.fields_without_basis += out.unused.len() as u64;
+    report.fields_without_basis += out.unused;
     Ok(())
 }
 

@@ -45,7 +45,8 @@ pub(crate) fn enforce(
 ) -> Result<(), StoreError> {
     let state = ConsentState::fold(to_records(ledger)).without_restriction();
     let with_basis = policy.purposes_with_basis(&state, at);
-    let allowed = |c: &DataCategory| policy.any_may_use(&with_basis, c);
+    let kept = policy.categories_with_basis(&state, at);
+    let allowed = |c: &DataCategory| kept.contains(c);
 
     let mut traits_deleted = Vec::new();
     for t in tx.traits_of(profile)? {

@@ -247,7 +247,7 @@ mod tests {
                 .zip(&noise)
                 .map(|((c, v), n)| {
                     let visible = grant.as_ref().is_some_and(|g| g.permits(c));
-                    (c.clone(), if visible { *v } else { *n })
+                    (*c, if visible { *v } else { *n })
                 })
                 .collect();
             prop_assert_eq!(before, computation(grant.as_ref(), &changed));

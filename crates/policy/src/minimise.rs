@@ -1,13 +1,15 @@
 //! Minimisation at ingest: keep a field only if some purpose that may use its category has a
 //! basis for this customer now, transform what policy says to transform, drop the rest.
 
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use consentric_model::CallType;
 use serde_json::{Map, Value};
 
 use crate::schema::{FieldSchema, Transform};
-use crate::taxonomy::DataCategory;
+use crate::taxonomy::{CategorySet, DataCategory};
 use sha2::{Digest, Sha256};
 
 /// The outcome for one event's fields.
@@ -15,10 +17,25 @@ use sha2::{Digest, Sha256};
 pub struct Minimised {
     /// Paths of fields dropped because no rule maps them.
     pub unmapped: Vec<String>,
-    /// Paths of fields dropped because no purpose with a basis may use their category.
-    pub unused: Vec<String>,
+    /// How many fields were dropped because no purpose with a basis may use their category.
+    pub unused: u64,
     /// Categories of the fields kept.
-    pub kept: Vec<DataCategory>,
+    pub kept: CategorySet,
+}
+
+/// A second, narrower shape made in the same pass as the full one: what the full shape keeps
+/// of the categories in `allowed`. Ingest makes the shape that an empty (or a just-signalled)
+/// consent ledger calls for this way, instead of copying the full shape and minimising the
+/// copy again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Narrower {
+    /// The categories this shape may keep (those outside `allowed` of [`minimise`] never
+    /// reach it either).
+    pub allowed: CategorySet,
+    /// Categories of the fields it kept.
+    pub kept: CategorySet,
+    /// How many fields the full shape keeps and this one does not.
+    pub unused: u64,
 }
 
 /// Minimises `object` (an event's `traits`, `properties` or `context`, found at `root`) in place.
@@ -36,8 +53,7 @@ pub fn minimise(
     transform: bool,
     out: &mut Minimised,
 ) {
-    let mut path = FieldPath::default();
-    path.push(root);
+    let mut path = FieldPath::start(schema, call, event, root);
     let mut walk = Walk {
         schema,
         call,
@@ -45,19 +61,95 @@ pub fn minimise(
         allowed,
         transform,
         out,
+        narrower: None,
     };
-    walk.object(&mut path, object);
+    walk.object(&mut path, object, None);
+    path.finish();
 }
 
-/// The path of the field being visited. Segment buffers are reused, so visiting a field
-/// allocates nothing once the walk has been as deep before.
+/// [`minimise`], which also returns the object of the `narrower` shape: the same as
+/// minimising the result again with `narrower.allowed`, without a copy of the whole object or
+/// a second look-up of every field.
+#[allow(clippy::too_many_arguments)]
+pub fn minimise_narrowing(
+    schema: &FieldSchema,
+    call: CallType,
+    event: Option<&str>,
+    root: &str,
+    object: &mut Map<String, Value>,
+    allowed: &dyn Fn(&DataCategory) -> bool,
+    transform: bool,
+    out: &mut Minimised,
+    narrower: &mut Narrower,
+) -> Map<String, Value> {
+    let mut path = FieldPath::start(schema, call, event, root);
+    let mut walk = Walk {
+        schema,
+        call,
+        event,
+        allowed,
+        transform,
+        out,
+        narrower: Some(narrower),
+    };
+    let mut narrow = Map::new();
+    walk.object(&mut path, object, Some(&mut narrow));
+    path.finish();
+    narrow
+}
+
+/// The path of the field being visited, as segments (for the schema) and as one byte string,
+/// the key of the memo: the call, the event name where rules name events, then each segment
+/// as a tag, its length and its bytes, so that no two paths share a key whatever their keys
+/// contain (a field named `a.b` is not the field `b` inside `a`). Its buffers are kept per
+/// thread between walks, so a walk allocates nothing once one has been as deep before.
 #[derive(Default)]
 struct FieldPath {
     segments: Vec<String>,
     len: usize,
+    key: Vec<u8>,
+    /// `key`'s length before each segment was pushed.
+    marks: Vec<usize>,
+}
+
+/// Tags in the memo key.
+const SEGMENT: u8 = 0;
+const ELEMENTS: u8 = 1;
+
+thread_local! {
+    static SPARE_PATH: Cell<Option<FieldPath>> = const { Cell::new(None) };
 }
 
 impl FieldPath {
+    /// The path of `root`, in this thread's buffers.
+    fn start(schema: &FieldSchema, call: CallType, event: Option<&str>, root: &str) -> Self {
+        let mut path = SPARE_PATH.with(Cell::take).unwrap_or_default();
+        path.len = 0;
+        path.key.clear();
+        path.marks.clear();
+        path.key.extend_from_slice(call.as_str().as_bytes());
+        let event = if schema.names_events() {
+            event.unwrap_or_default()
+        } else {
+            ""
+        };
+        path.push_key(event);
+        path.push(root);
+        path
+    }
+
+    /// Gives the buffers back to the thread.
+    fn finish(self) {
+        SPARE_PATH.with(|spare| spare.set(Some(self)));
+    }
+
+    /// Appends `text` to the key as a segment.
+    fn push_key(&mut self, text: &str) {
+        self.key.push(SEGMENT);
+        self.key.extend_from_slice(&text.len().to_le_bytes());
+        self.key.extend_from_slice(text.as_bytes());
+    }
+
     fn push(&mut self, segment: &str) {
         match self.segments.get_mut(self.len) {
             Some(buf) => {
@@ -67,10 +159,15 @@ impl FieldPath {
             None => self.segments.push(segment.to_owned()),
         }
         self.len += 1;
+        self.marks.push(self.key.len());
+        self.push_key(segment);
     }
 
     fn pop(&mut self) {
         self.len = self.len.saturating_sub(1);
+        if let Some(mark) = self.marks.pop() {
+            self.key.truncate(mark);
+        }
     }
 
     fn as_slice(&self) -> &[String] {
@@ -90,11 +187,66 @@ impl FieldPath {
         {
             if on {
                 last.push_str("[]");
+                self.key.push(ELEMENTS);
             } else if last.ends_with("[]") {
                 last.truncate(last.len() - 2);
+                self.key.pop();
             }
         }
     }
+}
+
+/// What the schema says about one path: whether an object there is walked field by field, and
+/// the rule that maps it otherwise.
+#[derive(Clone, Copy)]
+struct Decision {
+    finer: bool,
+    rule: Option<(DataCategory, Transform)>,
+}
+
+/// Most decisions a thread remembers; past it the memo starts again, so fields named by
+/// senders (random keys included) cannot make it grow without bound.
+const MEMO_LIMIT: usize = 4096;
+
+/// The schema's decisions by path, per thread: events of one kind repeat the same paths, and
+/// one hash of the path costs less than finding the rules that match it. Per thread, so that
+/// producers never wait on each other; tied to one schema by its id.
+#[derive(Default)]
+struct Memo {
+    schema: Option<u64>,
+    decisions: HashMap<Vec<u8>, Decision>,
+}
+
+thread_local! {
+    static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
+}
+
+/// The schema's decision for the field at `path`, from this thread's memo when it has it.
+fn decide(schema: &FieldSchema, call: CallType, event: Option<&str>, path: &FieldPath) -> Decision {
+    let compute = || Decision {
+        finer: schema.has_rules_below(path.as_slice()),
+        rule: schema
+            .rule(call, event, path.as_slice())
+            .map(|(c, t)| (*c, t)),
+    };
+    MEMO.with(|memo| {
+        let Ok(mut memo) = memo.try_borrow_mut() else {
+            return compute();
+        };
+        if memo.schema != Some(schema.id()) {
+            memo.schema = Some(schema.id());
+            memo.decisions.clear();
+        }
+        if let Some(d) = memo.decisions.get(&path.key) {
+            return *d;
+        }
+        let d = compute();
+        if memo.decisions.len() >= MEMO_LIMIT {
+            memo.decisions.clear();
+        }
+        memo.decisions.insert(path.key.clone(), d);
+        d
+    })
 }
 
 /// One minimisation pass over an event's object.
@@ -105,53 +257,87 @@ struct Walk<'a> {
     allowed: &'a dyn Fn(&DataCategory) -> bool,
     transform: bool,
     out: &'a mut Minimised,
+    narrower: Option<&'a mut Narrower>,
 }
 
 impl Walk<'_> {
-    fn object(&mut self, path: &mut FieldPath, object: &mut Map<String, Value>) {
+    /// Prunes `object`; with `narrow`, fills it with the narrower shape of what stays.
+    fn object(
+        &mut self,
+        path: &mut FieldPath,
+        object: &mut Map<String, Value>,
+        mut narrow: Option<&mut Map<String, Value>>,
+    ) {
         object.retain(|key, value| {
             path.push(key);
-            let keep = self.value(path, value);
+            let (keep, narrowed) = self.value(path, value, narrow.is_some());
             path.pop();
+            if let (Some(narrow), Some(v)) = (narrow.as_deref_mut(), narrowed) {
+                narrow.insert(key.clone(), v);
+            }
             keep
         });
     }
 
-    /// Returns whether the value (possibly pruned) stays.
-    fn value(&mut self, path: &mut FieldPath, value: &mut Value) -> bool {
-        let finer = value.is_object() && self.schema.has_rules_below(path.as_slice());
-        let rule = if finer {
+    /// Returns whether the value (possibly pruned) stays, and with `narrowing`, the narrower
+    /// shape's copy of it if that shape keeps any of it.
+    fn value(
+        &mut self,
+        path: &mut FieldPath,
+        value: &mut Value,
+        narrowing: bool,
+    ) -> (bool, Option<Value>) {
+        let decision = decide(self.schema, self.call, self.event, path);
+        let rule = if value.is_object() && decision.finer {
             None
         } else {
-            self.schema.rule(self.call, self.event, path.as_slice())
+            decision.rule
         };
         if let Some((category, how)) = rule {
-            if (self.allowed)(category) {
-                if self.transform {
-                    apply(how, value);
-                }
-                if !self.out.kept.contains(category) {
-                    self.out.kept.push(category.clone());
-                }
-                return true;
+            let category = &category;
+            if !(self.allowed)(category) {
+                self.out.unused += 1;
+                return (false, None);
             }
-            self.out.unused.push(path.joined());
-            return false;
+            if self.transform {
+                apply(how, value);
+            }
+            self.out.kept.insert(*category);
+            let narrowed = match self.narrower.as_deref_mut() {
+                Some(n) if narrowing && n.allowed.contains(category) => {
+                    n.kept.insert(*category);
+                    Some(value.clone())
+                }
+                Some(n) if narrowing => {
+                    n.unused += 1;
+                    None
+                }
+                _ => None,
+            };
+            return (true, narrowed);
         }
         match value {
             Value::Object(map) => {
-                self.object(path, map);
-                !map.is_empty()
+                let mut narrow = narrowing.then(Map::new);
+                self.object(path, map, narrow.as_mut());
+                let narrowed = narrow.filter(|n| !n.is_empty()).map(Value::Object);
+                (!map.is_empty(), narrowed)
             }
             Value::Array(items) => {
                 path.set_elements(true);
-                items.retain_mut(|item| self.value(path, item));
+                let mut narrow = Vec::new();
+                items.retain_mut(|item| {
+                    let (keep, narrowed) = self.value(path, item, narrowing);
+                    narrow.extend(narrowed);
+                    keep
+                });
                 path.set_elements(false);
-                !items.is_empty()
+                let narrowed = (!narrow.is_empty()).then_some(Value::Array(narrow));
+                (!items.is_empty(), narrowed)
             }
             _ => {
                 self.out.unmapped.push(path.joined());
-                false
+                (false, None)
             }
         }
     }
@@ -203,6 +389,8 @@ pub fn truncate_ip(raw: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::taxonomy::CategorySet;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn run(
@@ -271,7 +459,7 @@ mod tests {
             &only_purchase,
         );
         assert_eq!(kept, json!({"order_id": "o1", "products": [{"sku": "x"}]}));
-        assert_eq!(out.unused, ["properties.revenue"]);
+        assert_eq!(out.unused, 1);
     }
 
     #[test]
@@ -318,6 +506,60 @@ mod tests {
         assert_eq!(again["loyalty_id"], json!(digest));
     }
 
+    /// The memo of decisions by path tells a key holding a dot from nesting, and one
+    /// schema's decisions from another's.
+    #[test]
+    fn remembered_decisions_belong_to_their_path_and_schema() {
+        let nested = json!({"location": {"latitude": 48.85837}});
+        let dotted = json!({"location.latitude": 48.85837});
+        let schema = FieldSchema::new(&[]).expect("schema");
+        let run = |value: &Value| {
+            run_with(
+                &schema,
+                CallType::Track,
+                "context",
+                value.clone(),
+                &|_| true,
+                true,
+            )
+        };
+        for _ in 0..2 {
+            let (kept, _) = run(&nested);
+            assert_eq!(kept, json!({"location": {"latitude": 48.9}}));
+            let (kept, out) = run(&dotted);
+            assert_eq!(kept, json!({}));
+            assert_eq!(out.unmapped, ["context.location.latitude"]);
+        }
+        let shoe = |category: &str| {
+            FieldSchema::new(&[crate::schema::FieldRule {
+                call: None,
+                event: None,
+                path: "traits.shoeSize".into(),
+                category: category.into(),
+                transform: None,
+            }])
+            .expect("schema")
+        };
+        let (behaviour, demographic) = (shoe("user.behavior"), shoe("user.demographic"));
+        let only_behaviour = |c: &DataCategory| c.as_str() == "user.behavior";
+        for _ in 0..2 {
+            for (schema, kept) in [
+                (&behaviour, json!({"shoeSize": 42})),
+                (&demographic, json!({})),
+            ] {
+                let (got, _) = run_with(
+                    schema,
+                    CallType::Identify,
+                    "traits",
+                    json!({"shoeSize": 42}),
+                    &only_behaviour,
+                    true,
+                );
+                assert_eq!(got, kept);
+            }
+        }
+    }
+
     #[test]
     fn ips_are_truncated_before_storage() {
         let (kept, _) = run(
@@ -332,5 +574,85 @@ mod tests {
             Some("2001:db8:1::")
         );
         assert_eq!(truncate_ip("not an ip"), None);
+    }
+
+    /// Keys the default schema maps at several depths (and some it does not), for objects
+    /// nested as events nest them.
+    const KEYS: &[&str] = &[
+        "email",
+        "address",
+        "city",
+        "ip",
+        "userAgent",
+        "location",
+        "latitude",
+        "plan",
+        "products",
+        "product_id",
+        "price",
+        "revenue",
+        "page",
+        "path",
+        "library",
+        "shoeSize",
+    ];
+
+    fn tree() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(json!("203.0.113.77")),
+            Just(json!(48.85837)),
+            Just(json!("x")),
+            Just(Value::Null),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..3).prop_map(Value::Array),
+                prop::collection::vec((prop::sample::select(KEYS), inner), 0..4).prop_map(
+                    |fields| Value::Object(
+                        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+                    )
+                ),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// The narrower shape made in the same pass is what minimising the full shape again
+        /// keeps, with the same counts; and the full shape is what `minimise` alone makes.
+        #[test]
+        fn narrowing_in_one_pass_equals_minimising_twice(
+            call in prop::sample::select(vec![CallType::Identify, CallType::Track, CallType::Page]),
+            root in prop::sample::select(vec!["traits", "properties", "context"]),
+            fields in prop::collection::vec((prop::sample::select(KEYS), tree()), 0..6),
+            allowed_mask in any::<u64>(),
+            narrower_mask in any::<u64>(),
+        ) {
+            let schema = FieldSchema::new(&[]).expect("schema");
+            let set = |mask: u64| -> CategorySet {
+                DataCategory::all().enumerate().filter(|(i, _)| mask >> i & 1 == 1).map(|(_, c)| c).collect()
+            };
+            let (allowed_set, narrower_set) = (set(allowed_mask), set(narrower_mask));
+            let allowed = |c: &DataCategory| allowed_set.contains(c);
+            let object: Map<String, Value> = fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+
+            let mut once = object.clone();
+            let mut out = Minimised::default();
+            let mut narrower = Narrower { allowed: narrower_set, ..Narrower::default() };
+            let narrow = minimise_narrowing(&schema, call, None, root, &mut once, &allowed, true, &mut out, &mut narrower);
+
+            let mut full = object;
+            let mut out_full = Minimised::default();
+            minimise(&schema, call, None, root, &mut full, &allowed, true, &mut out_full);
+            let mut again = full.clone();
+            let mut out_again = Minimised::default();
+            minimise(&schema, call, None, root, &mut again, &|c| narrower_set.contains(c), false, &mut out_again);
+
+            proptest::prop_assert_eq!(&once, &full);
+            proptest::prop_assert_eq!(&out, &out_full);
+            proptest::prop_assert_eq!(&narrow, &again);
+            proptest::prop_assert_eq!(narrower.kept, out_again.kept);
+            proptest::prop_assert_eq!(narrower.unused, out_again.unused);
+            proptest::prop_assert!(out_again.unmapped.is_empty());
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::taxonomy::{DataCategory, DEFAULT_TAXONOMY};
+use crate::taxonomy::{CategorySet, DataCategory};
 
 /// A purpose's name: lower-case letters, digits, `_` and `.` (`marketing.email`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -133,7 +133,7 @@ impl Purpose {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PurposeRegistry {
     purposes: BTreeMap<PurposeId, Purpose>,
-    permitted: BTreeMap<PurposeId, Arc<[DataCategory]>>,
+    permitted: BTreeMap<PurposeId, (Arc<[DataCategory]>, CategorySet)>,
 }
 
 impl PurposeRegistry {
@@ -173,12 +173,10 @@ impl PurposeRegistry {
         let permitted = map
             .values()
             .map(|p| {
-                let cats: Arc<[DataCategory]> = DEFAULT_TAXONOMY
-                    .iter()
-                    .filter_map(|c| DataCategory::parse(c).ok())
-                    .filter(|c| p.may_use(c))
-                    .collect();
-                (p.id.clone(), cats)
+                let cats: Arc<[DataCategory]> =
+                    DataCategory::all().filter(|c| p.may_use(c)).collect();
+                let set = cats.iter().copied().collect();
+                (p.id.clone(), (cats, set))
             })
             .collect();
         Ok(PurposeRegistry {
@@ -191,15 +189,20 @@ impl PurposeRegistry {
     pub fn permitted(&self, purpose: &PurposeId) -> Arc<[DataCategory]> {
         self.permitted
             .get(purpose)
-            .cloned()
+            .map(|(cats, _)| cats.clone())
             .unwrap_or_else(|| Arc::from(Vec::new()))
+    }
+
+    /// [`PurposeRegistry::permitted`] as a set (empty for an unknown purpose).
+    pub fn permitted_set(&self, purpose: &PurposeId) -> CategorySet {
+        self.permitted
+            .get(purpose)
+            .map_or(CategorySet::EMPTY, |(_, set)| *set)
     }
 
     /// Whether `purpose` may use `category` (a look-up in the precomputed set).
     pub fn permits(&self, purpose: &PurposeId, category: &DataCategory) -> bool {
-        self.permitted
-            .get(purpose)
-            .is_some_and(|cats| cats.contains(category))
+        self.permitted_set(purpose).contains(category)
     }
 
     /// The built-in purposes of a retail business.

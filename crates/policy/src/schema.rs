@@ -13,7 +13,7 @@ use consentric_model::CallType;
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::taxonomy::DataCategory;
+use crate::taxonomy::{CategorySet, DataCategory};
 
 /// One mapping from fields to a category.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,6 +69,12 @@ pub struct FieldSchema {
     index: HashMap<String, HashMap<String, Vec<usize>>>,
     /// By length: the path prefixes under which some rule names a finer field (not `**`).
     parents: Vec<Vec<Vec<String>>>,
+    /// Whether some rule names an event: only then does a field's category depend on it.
+    names_events: bool,
+    /// Every category some rule maps to: no event keeps any other.
+    categories: CategorySet,
+    /// Tells this schema's memoised decisions apart from another's (see `minimise`).
+    id: u64,
 }
 
 impl std::fmt::Debug for FieldSchema {
@@ -146,10 +152,14 @@ impl FieldSchema {
                 }
             }
         }
+        static SCHEMAS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Ok(FieldSchema {
+            names_events: rules.iter().any(|r| r.event.is_some()),
+            categories: rules.iter().map(|r| r.category).collect(),
             rules,
             index,
             parents,
+            id: SCHEMAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         })
     }
 
@@ -176,6 +186,22 @@ impl FieldSchema {
                     .all(|(p, s)| p == "*" || p == s.as_ref())
             })
         })
+    }
+
+    /// Whether some rule names an event (otherwise the event name never changes a category).
+    pub(crate) fn names_events(&self) -> bool {
+        self.names_events
+    }
+
+    /// Every category some rule maps to: minimising with a superset of it drops nothing that
+    /// has a category.
+    pub fn categories(&self) -> CategorySet {
+        self.categories
+    }
+
+    /// Unique to this schema in the process.
+    pub(crate) fn id(&self) -> u64 {
+        self.id
     }
 
     /// [`FieldSchema::category`] with the transformation a kept value undergoes.
