@@ -53,18 +53,9 @@ pub fn minimise(
     transform: bool,
     out: &mut Minimised,
 ) {
-    let mut path = FieldPath::start(schema, call, event, root);
-    let mut walk = Walk {
-        schema,
-        call,
-        event,
-        allowed,
-        transform,
-        out,
-        narrower: None,
-    };
-    walk.object(&mut path, object, None);
-    path.finish();
+    run(
+        schema, call, event, root, object, allowed, transform, out, None,
+    );
 }
 
 /// [`minimise`], which also returns the object of the `narrower` shape: the same as
@@ -82,7 +73,34 @@ pub fn minimise_narrowing(
     out: &mut Minimised,
     narrower: &mut Narrower,
 ) -> Map<String, Value> {
+    run(
+        schema,
+        call,
+        event,
+        root,
+        object,
+        allowed,
+        transform,
+        out,
+        Some(narrower),
+    )
+}
+
+/// One walk of `object`; with a `narrower` shape, returns its object (else an empty one).
+#[allow(clippy::too_many_arguments)]
+fn run(
+    schema: &FieldSchema,
+    call: CallType,
+    event: Option<&str>,
+    root: &str,
+    object: &mut Map<String, Value>,
+    allowed: &dyn Fn(&DataCategory) -> bool,
+    transform: bool,
+    out: &mut Minimised,
+    narrower: Option<&mut Narrower>,
+) -> Map<String, Value> {
     let mut path = FieldPath::start(schema, call, event, root);
+    let mut narrow = narrower.is_some().then(Map::new);
     let mut walk = Walk {
         schema,
         call,
@@ -90,12 +108,11 @@ pub fn minimise_narrowing(
         allowed,
         transform,
         out,
-        narrower: Some(narrower),
+        narrower,
     };
-    let mut narrow = Map::new();
-    walk.object(&mut path, object, Some(&mut narrow));
+    walk.object(&mut path, object, narrow.as_mut());
     path.finish();
-    narrow
+    narrow.unwrap_or_default()
 }
 
 /// The path of the field being visited, as segments (for the schema) and as one byte string,
