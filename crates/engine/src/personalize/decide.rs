@@ -472,7 +472,15 @@ impl Engine {
 
     fn decide_in(&self, tx: &mut WriteTx<'_>, r: &DecisionRequest) -> Result<Outcome, StoreError> {
         let catalogue = &self.personalize.catalogue;
-        tx.lock_profile(&r.profile)?;
+        // The customer may have been erased, or merged into another profile, since the
+        // decision's reads: then nothing is recorded, so no action or audit record of a
+        // profile that no longer exists is written after it was deleted.
+        if !tx.lock_profile(&r.profile)? {
+            return Ok(Outcome {
+                chosen: None,
+                excluded: Vec::new(),
+            });
+        }
         let since = r.now - nba::look_back_ms(catalogue);
         let history: Vec<(String, i64)> = tx
             .actions_since(&r.profile, since)?
@@ -605,4 +613,85 @@ fn named(
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use consentric_model::{parse_batch, Envelope};
+    use consentric_testkit::TestDb;
+    use serde_json::json;
+
+    use super::*;
+    use crate::SystemClock;
+
+    /// A decision read before its customer was erased must not write anything of them after:
+    /// the writer finds the profile gone and records neither the action nor an audit record.
+    #[test]
+    fn a_decision_for_a_customer_erased_meanwhile_records_nothing() {
+        let db = TestDb::sqlite();
+        let engine = Engine::new(db.store(), Arc::new(SystemClock));
+        let env = Envelope {
+            received_at: Utc::now(),
+            request_id: "r".into(),
+        };
+        let consent = json!({"categoryPreferences": {"personalization": true, "marketing": true}});
+        let event = json!({"type": "identify", "userId": "c1", "messageId": "m1",
+            "traits": {"email": "c1@example.com"}, "context": {"consent": consent}});
+        let events = parse_batch(json!({ "batch": [event] }).to_string().as_bytes(), &env)
+            .expect("valid")
+            .events;
+        engine.ingest(events).expect("ingest");
+        let who = ProfileRef::parse("c1").expect("ref");
+        let id = engine.find_profile(&who).expect("profile");
+        let request = || DecisionRequest {
+            profile: id.clone(),
+            stage: None,
+            clv: None,
+            with_basis: engine
+                .personalize
+                .catalogue
+                .iter()
+                .filter_map(|a| a.purpose.clone())
+                .collect(),
+            now: engine.now().timestamp_millis(),
+            actor: "t".into(),
+            audit: json!({}),
+        };
+        let recorded = |engine: &Engine| {
+            engine
+                .store
+                .write(|tx| tx.actions_since(&id, 0))
+                .expect("actions")
+                .len()
+        };
+        let audited = |engine: &Engine| {
+            engine
+                .store
+                .audit_page(0, 10_000)
+                .expect("audit")
+                .iter()
+                .filter(|r| r.action == "decision.made")
+                .count()
+        };
+
+        // While the customer exists, the chosen action and the decision are recorded.
+        let first = engine
+            .commit_decisions(&[request()])
+            .remove(0)
+            .expect("outcome");
+        assert!(first.chosen.is_some());
+        assert_eq!((recorded(&engine), audited(&engine)), (1, 1));
+
+        engine.erase(&who, "t").expect("erase");
+        assert_eq!(recorded(&engine), 0);
+        let after = engine
+            .commit_decisions(&[request()])
+            .remove(0)
+            .expect("outcome");
+        assert!(after.chosen.is_none());
+        assert_eq!((recorded(&engine), audited(&engine)), (0, 1));
+    }
 }
