@@ -103,8 +103,9 @@ fn serialise(event: &Event) -> Result<String, EngineError> {
 pub(crate) struct Minimal {
     /// The event as it would be stored.
     pub event: Event,
-    /// Its stored JSON, when made ahead (the baseline's; the full shape is serialised by the
-    /// writer only for the customers it fits).
+    /// Its stored JSON, when made ahead on the caller's thread (the baseline's or the
+    /// signalled shape's; the full shape is serialised by the writer, only for the customers
+    /// it fits).
     pub payload: Option<String>,
     /// The categories of the fields kept.
     pub kept: CategorySet,
@@ -257,8 +258,10 @@ impl PolicySet {
         })
     }
 
-    /// The retail policy with minimisation switched off: events are stored as received (no
-    /// field dropped, nothing transformed). Consent signals are still read and recorded, so
+    /// The retail policy with ingest's minimisation switched off: events are stored as
+    /// received (no field dropped, nothing transformed; withdrawal, retention and views still
+    /// prune what they read, and a signal's evidence is a hash of the raw event, which is why
+    /// nothing but the benchmark may build it). Consent signals are still read and recorded, so
     /// a customer's consent, and the data it lets ingest derive (lifecycle stages, item
     /// interactions), are what they are under the retail policy. It exists for one thing, the
     /// reference that `bench ingest --consent-ab` measures minimisation and signals against;

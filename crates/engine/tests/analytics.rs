@@ -397,7 +397,7 @@ fn errors_are_what_the_mechanism_promises() {
         // Within five standard errors of the mean, measured from the releases (for the count's
         // discrete Laplace of scale 1, E|X| = 0.85 and |X| has a standard deviation of 1.06, so
         // about 15%): a noise a third wider or narrower than promised fails; chance alone, about
-        // once in 1.7 million runs. (400 releases and a fixed 15% failed by chance once in CI.)
+        // once in 870,000 runs (two queries). (400 releases and a fixed 15% failed by chance once in CI.)
         assert!(
             (mean - promised).abs() < 5.0 * sd / (n as f64).sqrt(),
             "{q}: {mean} vs {promised}"

@@ -225,6 +225,12 @@ struct Decision {
 /// senders (random keys included) cannot make it grow without bound.
 const MEMO_LIMIT: usize = 4096;
 
+/// Longest key remembered (bytes). Keys are paths senders choose: without this, one event
+/// nesting long keys deep would store every prefix of its path. With it, a thread's memo
+/// holds at most `MEMO_LIMIT` × 256 bytes of keys; longer paths, rare in real traffic, are
+/// looked up every time.
+const MEMO_KEY_LIMIT: usize = 256;
+
 /// The schema's decisions by path, per thread: events of one kind repeat the same paths, and
 /// one hash of the path costs less than finding the rules that match it. Per thread, so that
 /// producers never wait on each other; tied to one schema by its id.
@@ -250,6 +256,9 @@ fn decide(schema: &FieldSchema, call: CallType, event: Option<&str>, path: &Fiel
         let Ok(mut memo) = memo.try_borrow_mut() else {
             return compute();
         };
+        if path.key.len() > MEMO_KEY_LIMIT {
+            return compute();
+        }
         if memo.schema != Some(schema.id()) {
             memo.schema = Some(schema.id());
             memo.decisions.clear();
@@ -264,6 +273,12 @@ fn decide(schema: &FieldSchema, call: CallType, event: Option<&str>, path: &Fiel
         memo.decisions.insert(path.key.clone(), d);
         d
     })
+}
+
+/// How many decisions this thread remembers.
+#[cfg(test)]
+fn memo_len() -> usize {
+    MEMO.with(|memo| memo.borrow().decisions.len())
 }
 
 /// One minimisation pass over an event's object.
@@ -575,6 +590,31 @@ mod tests {
                 assert_eq!(got, kept);
             }
         }
+    }
+
+    /// A path longer than the memo keeps is decided every time and not remembered, so a
+    /// sender's deep or long keys cannot fill a thread's memory.
+    #[test]
+    fn long_paths_are_decided_without_being_remembered() {
+        let schema = FieldSchema::new(&[]).expect("schema");
+        let walk = |value: Value| {
+            run_with(
+                &schema,
+                CallType::Identify,
+                "traits",
+                value,
+                &|_| true,
+                true,
+            )
+        };
+        let (kept, _) = walk(json!({"email": "a@example.com"}));
+        assert_eq!(kept, json!({"email": "a@example.com"}));
+        assert_eq!(memo_len(), 1);
+        let long = "k".repeat(300);
+        let (kept, out) = walk(json!({ long.clone(): 1, "email": "b@example.com" }));
+        assert_eq!(kept, json!({"email": "b@example.com"}));
+        assert_eq!(out.unmapped, [format!("traits.{long}")]);
+        assert_eq!(memo_len(), 1);
     }
 
     #[test]
