@@ -561,15 +561,8 @@ fn minimise_event(
     let name = event.event_name().map(str::to_owned);
     let mut out = Minimised::default();
     // `event` is the prepared full shape: transformed already.
-    policy.minimise_objects(
-        call,
-        name.as_deref(),
-        event.data_mut(),
-        &allowed,
-        false,
-        &mut out,
-        None,
-    );
+    let m = policy.minimiser(call, name.as_deref(), &allowed, false);
+    crate::privacy::minimise_objects(&m, event.data_mut(), &mut out, None);
     for path in &out.unmapped {
         policy.note_unmapped(path);
     }

@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use chrono::{DateTime, Utc};
 use consentric_model::{CallType, Event};
 use consentric_policy::{
-    minimise, minimise_narrowing, tcf, CategorySet, ConsentRecord, ConsentSource, ConsentState,
-    DataCategory, Decision, FieldRule, FieldSchema, LegalBasis, Minimised, Narrower, Purpose,
-    PurposeId, PurposeRegistry,
+    tcf, CategorySet, ConsentRecord, ConsentSource, ConsentState, DataCategory, Decision,
+    FieldRule, FieldSchema, LegalBasis, Minimised, Minimiser, Narrower, Purpose, PurposeId,
+    PurposeRegistry,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -91,6 +91,39 @@ impl Baseline {
             Self::NotMade => None,
         }
     }
+}
+
+/// Minimises an event's data objects (`traits` or `properties`, and `context`) in place.
+/// `context.library` and `context.consent` describe the call, not the customer, and stay.
+/// With a `narrower` shape, returns its objects, in the same order (see
+/// [`Minimiser::minimise_narrowing`]); without one, nothing.
+pub(crate) fn minimise_objects<'a>(
+    m: &Minimiser<'_>,
+    objects: impl IntoIterator<Item = (&'a str, &'a mut Map<String, Value>)>,
+    out: &mut Minimised,
+    mut narrower: Option<&mut Narrower>,
+) -> Vec<Map<String, Value>> {
+    let mut narrow_objects = Vec::new();
+    for (root, object) in objects {
+        let structural: Vec<(String, Value)> = if root == "context" {
+            ["library", "consent"]
+                .iter()
+                .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match narrower.as_deref_mut() {
+            Some(n) => {
+                let mut narrow = m.minimise_narrowing(root, object, out, n);
+                narrow.extend(structural.iter().cloned());
+                narrow_objects.push(narrow);
+            }
+            None => m.minimise(root, object, out),
+        }
+        object.extend(structural);
+    }
+    narrow_objects
 }
 
 fn serialise(event: &Event) -> Result<String, EngineError> {
@@ -338,57 +371,27 @@ impl PolicySet {
                 _ => None,
             });
             // Stored data was transformed on the way in.
-            self.minimise_objects(
-                call,
-                name.as_deref(),
-                objects,
-                allowed,
-                false,
-                &mut out,
-                None,
-            );
+            let m = self.minimiser(call, name.as_deref(), allowed, false);
+            minimise_objects(&m, objects, &mut out, None);
         }
         out.unused + out.unmapped.len() as u64
     }
 
-    /// Minimises an event's data objects (`traits` or `properties`, and `context`) in place.
-    /// `context.library` and `context.consent` describe the call, not the customer, and stay.
-    /// With a `narrower` shape, returns its objects, in the same order (see
-    /// [`minimise_narrowing`]); without one, nothing.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn minimise_objects<'a>(
-        &self,
+    /// A minimisation pass over `call` events named `event` under this policy's schema.
+    pub(crate) fn minimiser<'a>(
+        &'a self,
         call: CallType,
-        event: Option<&str>,
-        objects: impl IntoIterator<Item = (&'a str, &'a mut Map<String, Value>)>,
-        allowed: &dyn Fn(&DataCategory) -> bool,
+        event: Option<&'a str>,
+        allowed: &'a dyn Fn(&DataCategory) -> bool,
         transform: bool,
-        out: &mut Minimised,
-        mut narrower: Option<&mut Narrower>,
-    ) -> Vec<Map<String, Value>> {
-        let mut narrow_objects = Vec::new();
-        for (root, object) in objects {
-            let structural: Vec<(String, Value)> = if root == "context" {
-                ["library", "consent"]
-                    .iter()
-                    .filter_map(|k| object.remove(*k).map(|v| ((*k).to_owned(), v)))
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let (schema, t) = (&self.schema, transform);
-            match narrower.as_deref_mut() {
-                Some(n) => {
-                    let mut narrow =
-                        minimise_narrowing(schema, call, event, root, object, allowed, t, out, n);
-                    narrow.extend(structural.iter().cloned());
-                    narrow_objects.push(narrow);
-                }
-                None => minimise(schema, call, event, root, object, allowed, t, out),
-            }
-            object.extend(structural);
+    ) -> Minimiser<'a> {
+        Minimiser {
+            schema: &self.schema,
+            call,
+            event,
+            allowed,
+            transform,
         }
-        narrow_objects
     }
 
     /// Makes `event` ready for the writer (see [`Prepared`]): the full shape, and the one its
@@ -507,15 +510,8 @@ impl PolicySet {
             skeleton
         });
         let mut out = Minimised::default();
-        let objects = self.minimise_objects(
-            call,
-            name.as_deref(),
-            event.data_mut(),
-            &|_: &DataCategory| true,
-            true,
-            &mut out,
-            narrow.as_mut(),
-        );
+        let m = self.minimiser(call, name.as_deref(), &|_: &DataCategory| true, true);
+        let objects = minimise_objects(&m, event.data_mut(), &mut out, narrow.as_mut());
         for path in &out.unmapped {
             self.note_unmapped(path);
         }
@@ -781,7 +777,7 @@ mod tests {
             let allowed = |c: &DataCategory| with_basis.iter().any(|p| policy.registry.permits(p, c));
             let name = kept.event_name().map(str::to_owned);
             let mut out = Minimised::default();
-            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out, None);
+            minimise_objects(&policy.minimiser(kept.call().call_type(), name.as_deref(), &allowed, true), kept.data_mut(), &mut out, None);
             if let Some(baseline) = prepared.baseline.shape(&prepared.full) {
                 prop_assert_eq!(&baseline.event, &kept);
                 prop_assert_eq!(baseline.unmapped, out.unmapped.len() as u64);
@@ -805,11 +801,11 @@ mod tests {
             let with_basis = policy.purposes_with_basis(&consent, event.timestamp());
             let allowed = |c: &DataCategory| with_basis.iter().any(|p| policy.registry.permits(p, c));
             let mut out = Minimised::default();
-            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out, None);
+            minimise_objects(&policy.minimiser(kept.call().call_type(), name.as_deref(), &allowed, true), kept.data_mut(), &mut out, None);
             // The writer minimises the full shape when no prepared shape fits: the same as
             // minimising the original, as transformations are idempotent.
             let mut again = prepared.full.event.clone();
-            policy.minimise_objects(again.call().call_type(), name.as_deref(), again.data_mut(), &allowed, false, &mut Minimised::default(), None);
+            minimise_objects(&policy.minimiser(again.call().call_type(), name.as_deref(), &allowed, false), again.data_mut(), &mut Minimised::default(), None);
             prop_assert_eq!(serde_json::to_string(&again).expect("json"), serde_json::to_string(&kept).expect("json"));
             if let Some(shape) = policy.shape_for(&prepared, &consent, event.timestamp()) {
                 prop_assert_eq!(&shape.event, &kept);
@@ -838,7 +834,7 @@ mod tests {
             let with_basis = policy.purposes_with_basis(&signalled, event.timestamp());
             let allowed = |c: &DataCategory| with_basis.iter().any(|p| policy.registry.permits(p, c));
             let mut out = Minimised::default();
-            policy.minimise_objects(kept.call().call_type(), name.as_deref(), kept.data_mut(), &allowed, true, &mut out, None);
+            minimise_objects(&policy.minimiser(kept.call().call_type(), name.as_deref(), &allowed, true), kept.data_mut(), &mut out, None);
             let shape = policy.shape_for(&prepared, &signalled, event.timestamp());
             prop_assert!(shape.is_some(), "no prepared shape for the event's own signals");
             let shape = shape.expect("checked");

@@ -23,7 +23,7 @@ pub mod tcf;
 pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIAL, RESTRICTION};
 pub use error::PolicyError;
 pub use gate::{Grant, Refusal};
-pub use minimise::{minimise, minimise_narrowing, truncate_ip, Minimised, Narrower};
+pub use minimise::{truncate_ip, Minimised, Minimiser, Narrower};
 pub use purpose::{LegalBasis, Purpose, PurposeId, PurposeRegistry};
 pub use schema::{FieldRule, FieldSchema, Transform};
 pub use taxonomy::{CategorySet, DataCategory, DEFAULT_TAXONOMY};

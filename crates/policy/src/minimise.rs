@@ -38,81 +38,63 @@ pub struct Narrower {
     pub unused: u64,
 }
 
-/// Minimises `object` (an event's `traits`, `properties` or `context`, found at `root`) in place.
-/// `allowed` says whether a category may be stored for this customer now. `transform` applies
-/// the schema's transformations to what is kept: once, on data as received — never again on
-/// data already transformed (a hash of a hash is another value).
-#[allow(clippy::too_many_arguments)] // one flat call, made from two places
-pub fn minimise(
-    schema: &FieldSchema,
-    call: CallType,
-    event: Option<&str>,
-    root: &str,
-    object: &mut Map<String, Value>,
-    allowed: &dyn Fn(&DataCategory) -> bool,
-    transform: bool,
-    out: &mut Minimised,
-) {
-    run(
-        schema, call, event, root, object, allowed, transform, out, None,
-    );
+/// What one minimisation pass is told: the schema, the event's call and name, which
+/// categories may be stored for this customer now (`allowed`), and whether the schema's
+/// transformations run on what is kept (`transform`) — once, on data as received, never again
+/// on data already transformed (a hash of a hash is another value).
+#[derive(Clone, Copy)]
+pub struct Minimiser<'a> {
+    /// Field → category rules.
+    pub schema: &'a FieldSchema,
+    /// The event's call.
+    pub call: CallType,
+    /// A `track` event's name.
+    pub event: Option<&'a str>,
+    /// Whether a category may be stored.
+    pub allowed: &'a dyn Fn(&DataCategory) -> bool,
+    /// Whether transformations run.
+    pub transform: bool,
 }
 
-/// [`minimise`], which also returns the object of the `narrower` shape: the same as
-/// minimising the result again with `narrower.allowed`, without a copy of the whole object or
-/// a second look-up of every field.
-#[allow(clippy::too_many_arguments)]
-pub fn minimise_narrowing(
-    schema: &FieldSchema,
-    call: CallType,
-    event: Option<&str>,
-    root: &str,
-    object: &mut Map<String, Value>,
-    allowed: &dyn Fn(&DataCategory) -> bool,
-    transform: bool,
-    out: &mut Minimised,
-    narrower: &mut Narrower,
-) -> Map<String, Value> {
-    run(
-        schema,
-        call,
-        event,
-        root,
-        object,
-        allowed,
-        transform,
-        out,
-        Some(narrower),
-    )
-}
+impl Minimiser<'_> {
+    /// Minimises `object` (an event's `traits`, `properties` or `context`, found at `root`)
+    /// in place.
+    pub fn minimise(&self, root: &str, object: &mut Map<String, Value>, out: &mut Minimised) {
+        self.run(root, object, out, None);
+    }
 
-/// One walk of `object`; with a `narrower` shape, returns its object (else an empty one).
-#[allow(clippy::too_many_arguments)]
-fn run(
-    schema: &FieldSchema,
-    call: CallType,
-    event: Option<&str>,
-    root: &str,
-    object: &mut Map<String, Value>,
-    allowed: &dyn Fn(&DataCategory) -> bool,
-    transform: bool,
-    out: &mut Minimised,
-    narrower: Option<&mut Narrower>,
-) -> Map<String, Value> {
-    let mut path = FieldPath::start(schema, call, event, root);
-    let mut narrow = narrower.is_some().then(Map::new);
-    let mut walk = Walk {
-        schema,
-        call,
-        event,
-        allowed,
-        transform,
-        out,
-        narrower,
-    };
-    walk.object(&mut path, object, narrow.as_mut());
-    path.finish();
-    narrow.unwrap_or_default()
+    /// [`Minimiser::minimise`], which also returns the object of the `narrower` shape: the
+    /// same as minimising the result again with `narrower.allowed`, without a copy of the
+    /// whole object or a second look-up of every field.
+    pub fn minimise_narrowing(
+        &self,
+        root: &str,
+        object: &mut Map<String, Value>,
+        out: &mut Minimised,
+        narrower: &mut Narrower,
+    ) -> Map<String, Value> {
+        self.run(root, object, out, Some(narrower))
+    }
+
+    /// One walk of `object`; with a `narrower` shape, returns its object (else an empty one).
+    fn run(
+        &self,
+        root: &str,
+        object: &mut Map<String, Value>,
+        out: &mut Minimised,
+        narrower: Option<&mut Narrower>,
+    ) -> Map<String, Value> {
+        let mut path = FieldPath::start(self.schema, self.call, self.event, root);
+        let mut narrow = narrower.is_some().then(Map::new);
+        let mut walk = Walk {
+            m: *self,
+            out,
+            narrower,
+        };
+        walk.object(&mut path, object, narrow.as_mut());
+        path.finish();
+        narrow.unwrap_or_default()
+    }
 }
 
 /// The path of the field being visited, as segments (for the schema) and as one byte string,
@@ -283,11 +265,7 @@ fn memo_len() -> usize {
 
 /// One minimisation pass over an event's object.
 struct Walk<'a> {
-    schema: &'a FieldSchema,
-    call: CallType,
-    event: Option<&'a str>,
-    allowed: &'a dyn Fn(&DataCategory) -> bool,
-    transform: bool,
+    m: Minimiser<'a>,
     out: &'a mut Minimised,
     narrower: Option<&'a mut Narrower>,
 }
@@ -319,7 +297,7 @@ impl Walk<'_> {
         value: &mut Value,
         narrowing: bool,
     ) -> (bool, Option<Value>) {
-        let decision = decide(self.schema, self.call, self.event, path);
+        let decision = decide(self.m.schema, self.m.call, self.m.event, path);
         let rule = if value.is_object() && decision.finer {
             None
         } else {
@@ -327,11 +305,11 @@ impl Walk<'_> {
         };
         if let Some((category, how)) = rule {
             let category = &category;
-            if !(self.allowed)(category) {
+            if !(self.m.allowed)(category) {
                 self.out.unused += 1;
                 return (false, None);
             }
-            if self.transform {
+            if self.m.transform {
                 apply(how, value);
             }
             self.out.kept.insert(*category);
@@ -453,16 +431,14 @@ mod tests {
             panic!("object")
         };
         let mut out = Minimised::default();
-        minimise(
+        let m = Minimiser {
             schema,
             call,
-            Some("Order Completed"),
-            root,
-            &mut map,
+            event: Some("Order Completed"),
             allowed,
             transform,
-            &mut out,
-        );
+        };
+        m.minimise(root, &mut map, &mut out);
         (Value::Object(map), out)
     }
 
@@ -695,14 +671,17 @@ mod tests {
             let mut once = object.clone();
             let mut out = Minimised::default();
             let mut narrower = Narrower { allowed: narrower_set, ..Narrower::default() };
-            let narrow = minimise_narrowing(&schema, call, None, root, &mut once, &allowed, true, &mut out, &mut narrower);
+            let m = Minimiser { schema: &schema, call, event: None, allowed: &allowed, transform: true };
+            let narrow = m.minimise_narrowing(root, &mut once, &mut out, &mut narrower);
 
             let mut full = object;
             let mut out_full = Minimised::default();
-            minimise(&schema, call, None, root, &mut full, &allowed, true, &mut out_full);
+            m.minimise(root, &mut full, &mut out_full);
             let mut again = full.clone();
             let mut out_again = Minimised::default();
-            minimise(&schema, call, None, root, &mut again, &|c| narrower_set.contains(c), false, &mut out_again);
+            let again_allowed = |c: &DataCategory| narrower_set.contains(c);
+            let m = Minimiser { allowed: &again_allowed, transform: false, ..m };
+            m.minimise(root, &mut again, &mut out_again);
 
             proptest::prop_assert_eq!(&once, &full);
             proptest::prop_assert_eq!(&out, &out_full);
