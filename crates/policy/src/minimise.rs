@@ -29,7 +29,7 @@ pub struct Minimised {
 /// copy again.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Narrower {
-    /// The categories this shape may keep (those outside `allowed` of [`minimise`] never
+    /// The categories this shape may keep (those outside [`Minimiser::allowed`] never
     /// reach it either).
     pub allowed: CategorySet,
     /// Categories of the fields it kept.
