@@ -218,6 +218,16 @@ pub trait Backend: Send + Sync {
         &self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+    /// [`Backend::read`] for a few point reads that should be fast (a decision's facts): the
+    /// database may run them on a connection whose cache is warm. SQLite discards a reader's
+    /// whole page cache when its next read begins after any commit, so there they run on the
+    /// writer's connection when no write holds it, and on a reader otherwise.
+    fn read_short(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.read(work)
+    }
     /// Applies pending migrations; called once when the store opens.
     fn migrate(&self) -> Result<(), StoreError>;
     /// Moves everything committed into the main database file and empties the write-ahead log,

@@ -24,7 +24,9 @@ pub struct Snapshot<'a> {
 }
 
 impl Store {
-    /// Runs `work` on one snapshot of the database.
+    /// Runs `work` on one snapshot of the database. For a few point reads (a decision's, a
+    /// profile look-up): on SQLite it may hold the writer's connection while it runs, so
+    /// `work` must be short and must not write.
     ///
     /// # Errors
     /// Database faults, and whatever `work` returns.
@@ -33,7 +35,7 @@ impl Store {
         work: impl FnOnce(&mut Snapshot<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let sealer = Sealer::new(self.vault_arc());
-        self.read(|conn| {
+        self.read_short(|conn| {
             work(&mut Snapshot {
                 conn,
                 sealer: &sealer,

@@ -194,6 +194,21 @@ impl Backend for SqliteBackend {
         result
     }
 
+    fn read_short(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        // The writer's cache survives its own commits; a reader's does not. Never wait for it:
+        // a write in progress means a reader now is sooner than the writer later.
+        match self.writer.try_lock() {
+            Ok(mut conn) => read_in_snapshot(&mut conn, work),
+            Err(std::sync::TryLockError::Poisoned(p)) => {
+                read_in_snapshot(&mut p.into_inner(), work)
+            }
+            Err(std::sync::TryLockError::WouldBlock) => self.read(work),
+        }
+    }
+
     fn checkpoint(&self) -> Result<(), StoreError> {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -371,6 +386,80 @@ mod tests {
             })
             .expect("read again");
         assert_eq!(after, 2);
+        drop(backend);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A short read runs on the writer's connection when no write holds it (its cache
+    /// survives the writer's own commits: `data_version` does not move for them), and on a
+    /// reader, without waiting, while a write is open; either way it sees what is committed.
+    #[test]
+    fn a_short_read_uses_the_idle_writer_and_never_waits_for_a_busy_one() {
+        let dir = fresh_dir("short-read");
+        let backend = std::sync::Arc::new(
+            SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open"),
+        );
+        backend
+            .transaction(&mut |c| {
+                c.exec("CREATE TABLE t (x INTEGER)", &[])?;
+                c.exec("INSERT INTO t VALUES (1)", &[]).map(drop)
+            })
+            .expect("create");
+        let version = |b: &SqliteBackend| {
+            let mut v = 0;
+            b.read_short(&mut |c| {
+                v = c.query("PRAGMA data_version", &[])?[0][0].int()?;
+                Ok(())
+            })
+            .expect("short read");
+            v
+        };
+        let before = version(&backend);
+        backend
+            .transaction(&mut |c| c.exec("UPDATE t SET x = 2", &[]).map(drop))
+            .expect("update");
+        assert_eq!(
+            version(&backend),
+            before,
+            "the short read was not on the writer"
+        );
+
+        // A write held open on another thread: the short read goes to a reader at once.
+        let (held, hold) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let writer = {
+            let backend = backend.clone();
+            let (held, hold) = (held.0, hold.1);
+            std::thread::spawn(move || {
+                backend.transaction(&mut |c| {
+                    c.exec("UPDATE t SET x = 3", &[])?;
+                    held.send(()).ok();
+                    hold.recv().ok();
+                    Ok(())
+                })
+            })
+        };
+        held.1.recv().expect("the write is open");
+        let (done, seen) = std::sync::mpsc::channel();
+        let reader = {
+            let backend = backend.clone();
+            std::thread::spawn(move || {
+                let mut x = 0;
+                let r = backend.read_short(&mut |c| {
+                    x = value(c);
+                    Ok(())
+                });
+                done.send((r.is_ok(), x)).ok();
+            })
+        };
+        // A liveness guard, not a timing: a read that waited for the writer never answers.
+        let answer = seen.recv_timeout(std::time::Duration::from_secs(60));
+        hold.0.send(()).expect("release the write");
+        writer.join().expect("writer").expect("write");
+        reader.join().expect("reader");
+        assert_eq!(
+            answer.expect("the short read waited for the open write"),
+            (true, 2)
+        );
         drop(backend);
         let _ = std::fs::remove_dir_all(dir);
     }

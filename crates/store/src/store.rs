@@ -194,6 +194,21 @@ impl Store {
         output.ok_or_else(StoreError::aborted)
     }
 
+    /// [`Store::read`] for a few point reads (see [`Backend::read_short`]).
+    pub(crate) fn read_short<T>(
+        &self,
+        work: impl FnOnce(&mut dyn crate::backend::Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut work = Some(work);
+        let mut output = None;
+        self.backend.read_short(&mut |conn| {
+            let f = work.take().ok_or_else(StoreError::aborted)?;
+            output = Some(f(conn)?);
+            Ok(())
+        })?;
+        output.ok_or_else(StoreError::aborted)
+    }
+
     /// Follows merges: the profile that `id` is now (itself if never merged away), or `None`
     /// if no such profile exists.
     ///
