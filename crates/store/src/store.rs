@@ -184,14 +184,7 @@ impl Store {
         &self,
         work: impl FnOnce(&mut dyn crate::backend::Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut work = Some(work);
-        let mut output = None;
-        self.backend.read(&mut |conn| {
-            let f = work.take().ok_or_else(StoreError::aborted)?;
-            output = Some(f(conn)?);
-            Ok(())
-        })?;
-        output.ok_or_else(StoreError::aborted)
+        self.read_with(false, work)
     }
 
     /// [`Store::read`] for a few point reads (see [`Backend::read_short`]).
@@ -199,13 +192,25 @@ impl Store {
         &self,
         work: impl FnOnce(&mut dyn crate::backend::Conn) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        self.read_with(true, work)
+    }
+
+    fn read_with<T>(
+        &self,
+        short: bool,
+        work: impl FnOnce(&mut dyn crate::backend::Conn) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let mut work = Some(work);
         let mut output = None;
-        self.backend.read_short(&mut |conn| {
+        let mut run = |conn: &mut dyn crate::backend::Conn| {
             let f = work.take().ok_or_else(StoreError::aborted)?;
             output = Some(f(conn)?);
             Ok(())
-        })?;
+        };
+        match short {
+            true => self.backend.read_short(&mut run)?,
+            false => self.backend.read(&mut run)?,
+        }
         output.ok_or_else(StoreError::aborted)
     }
 
