@@ -196,14 +196,14 @@ impl FieldPath {
 }
 
 /// What the schema says about one path: whether an object there is walked field by field, and
-/// the rule that maps it otherwise.
+/// the rule that maps it otherwise. (Not a consent `Decision`.)
 #[derive(Clone, Copy)]
-struct Decision {
+struct Ruling {
     finer: bool,
     rule: Option<(DataCategory, Transform)>,
 }
 
-/// Most decisions a thread remembers; past it the memo starts again, so fields named by
+/// Most rulings a thread remembers; past it the memo starts again, so fields named by
 /// senders (random keys included) cannot make it grow without bound.
 const MEMO_LIMIT: usize = 4096;
 
@@ -213,25 +213,26 @@ const MEMO_LIMIT: usize = 4096;
 /// looked up every time.
 const MEMO_KEY_LIMIT: usize = 256;
 
-/// The schema's decisions by path, per thread: events of one kind repeat the same paths, and
+/// The schema's rulings by path, per thread: events of one kind repeat the same paths, and
 /// one hash of the path costs less than finding the rules that match it. Per thread, so that
 /// producers never wait on each other; tied to one schema by its id.
 #[derive(Default)]
 struct Memo {
     schema: Option<u64>,
-    decisions: HashMap<Vec<u8>, Decision>,
+    rulings: HashMap<Vec<u8>, Ruling>,
 }
 
 thread_local! {
     static MEMO: RefCell<Memo> = RefCell::new(Memo::default());
 }
 
-/// The schema's decision for the field at `path`, from this thread's memo when it has it.
-fn decide(schema: &FieldSchema, call: CallType, event: Option<&str>, path: &FieldPath) -> Decision {
-    let compute = || Decision {
+/// The schema's ruling on the field at `path`, from this thread's memo when it has it.
+fn ruling(m: &Minimiser<'_>, path: &FieldPath) -> Ruling {
+    let schema = m.schema;
+    let compute = || Ruling {
         finer: schema.has_rules_below(path.as_slice()),
         rule: schema
-            .rule(call, event, path.as_slice())
+            .rule(m.call, m.event, path.as_slice())
             .map(|(c, t)| (*c, t)),
     };
     MEMO.with(|memo| {
@@ -243,24 +244,24 @@ fn decide(schema: &FieldSchema, call: CallType, event: Option<&str>, path: &Fiel
         }
         if memo.schema != Some(schema.id()) {
             memo.schema = Some(schema.id());
-            memo.decisions.clear();
+            memo.rulings.clear();
         }
-        if let Some(d) = memo.decisions.get(&path.key) {
+        if let Some(d) = memo.rulings.get(&path.key) {
             return *d;
         }
         let d = compute();
-        if memo.decisions.len() >= MEMO_LIMIT {
-            memo.decisions.clear();
+        if memo.rulings.len() >= MEMO_LIMIT {
+            memo.rulings.clear();
         }
-        memo.decisions.insert(path.key.clone(), d);
+        memo.rulings.insert(path.key.clone(), d);
         d
     })
 }
 
-/// How many decisions this thread remembers.
+/// How many rulings this thread remembers.
 #[cfg(test)]
 fn memo_len() -> usize {
-    MEMO.with(|memo| memo.borrow().decisions.len())
+    MEMO.with(|memo| memo.borrow().rulings.len())
 }
 
 /// One minimisation pass over an event's object.
@@ -297,11 +298,11 @@ impl Walk<'_> {
         value: &mut Value,
         narrowing: bool,
     ) -> (bool, Option<Value>) {
-        let decision = decide(self.m.schema, self.m.call, self.m.event, path);
-        let rule = if value.is_object() && decision.finer {
+        let ruling = ruling(&self.m, path);
+        let rule = if value.is_object() && ruling.finer {
             None
         } else {
-            decision.rule
+            ruling.rule
         };
         if let Some((category, how)) = rule {
             let category = &category;
