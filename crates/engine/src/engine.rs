@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use consentric_model::{Event, IdentityKind, ProfileId};
-use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store, StoreError};
+use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store, StoreError, Unflushed};
 use consentric_vault::{MasterKeys, Vault};
 
 use crate::clock::{Clock, SystemClock};
@@ -314,9 +314,9 @@ impl Engine {
             signals,
             actor: ctx.actor.clone(),
         };
-        let outcome = self
-            .group_commit
-            .submit(request, |group| self.commit_group(group));
+        let outcome =
+            self.group_commit
+                .submit(request, |group| self.commit_group(group), |p| self.flush(p));
         if let Ok(report) = &outcome {
             self.metrics
                 .record_ingest(report.accepted, report.duplicates, started.elapsed());
@@ -326,7 +326,21 @@ impl Engine {
         outcome
     }
 
-    fn commit_group(&self, group: &[IngestRequest]) -> Vec<Result<IngestReport, EngineError>> {
+    /// Makes a group commit's transaction durable, if it committed one.
+    pub(crate) fn flush(&self, pending: Option<Unflushed>) -> Result<(), EngineError> {
+        match pending {
+            Some(p) => Ok(self.store.flush(p)?),
+            None => Ok(()),
+        }
+    }
+
+    /// Commits a group of ingest requests in one transaction; what it returns is committed
+    /// but must be flushed (the `Unflushed`) before anyone is answered. A failed group is
+    /// retried request by request, each flushed before it returns.
+    fn commit_group(
+        &self,
+        group: &[IngestRequest],
+    ) -> (Vec<Result<IngestReport, EngineError>>, Option<Unflushed>) {
         let now = self.now().timestamp_millis();
         // Only the group-commit leader gets here, so the lock is never contended.
         let mut cache = self.ingest_cache.lock().unwrap_or_else(|p| p.into_inner());
@@ -345,25 +359,24 @@ impl Engine {
             let touched = state.take_touched();
             Ok::<_, StoreError>((reports, token, touched, state.learnt()))
         };
-        let together = match events >= crate::import::IMPORT_BATCH {
-            true => self.store.write_large(work),
-            false => self.store.write(work),
-        };
+        let together = self
+            .store
+            .write_unflushed(events >= crate::import::IMPORT_BATCH, work);
         match together {
-            Ok((reports, token, touched, learnt)) => {
+            Ok(((reports, token, touched, learnt), pending)) => {
                 cache.absorb(token, learnt);
                 self.personalize.touched(touched);
-                reports.into_iter().map(Ok).collect()
+                (reports.into_iter().map(Ok).collect(), Some(pending))
             }
             Err(e) if group.len() == 1 => {
                 cache.clear();
-                vec![Err(e.into())]
+                (vec![Err(e.into())], None)
             }
             Err(e) => {
                 cache.clear();
                 tracing::warn!(error = %e, requests = group.len(), "group commit failed; retrying each request alone");
                 let empty = IngestCache::default();
-                group
+                let each = group
                     .iter()
                     .map(|req| {
                         self.store
@@ -379,7 +392,8 @@ impl Engine {
                             })
                             .map_err(EngineError::from)
                     })
-                    .collect()
+                    .collect();
+                (each, None)
             }
         }
     }

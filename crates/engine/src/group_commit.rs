@@ -46,12 +46,15 @@ impl<T, O> Default for GroupCommit<T, O> {
 }
 
 impl<T, O> GroupCommit<T, O> {
-    /// Queues `request` and returns once it is committed (or has failed). `commit` stores a
-    /// group in one transaction and returns one outcome per request, in order.
-    pub(crate) fn submit(
+    /// Queues `request` and returns once it is committed and durable (or has failed).
+    /// `commit` stores a group in one transaction and returns one outcome per request, in
+    /// order, with what `flush` must make durable before any of them is answered. The leader
+    /// steps down between the two, so the next group is written while this one is flushed.
+    pub(crate) fn submit<P>(
         &self,
         request: T,
-        commit: impl Fn(&[T]) -> Vec<Outcome<O>>,
+        commit: impl Fn(&[T]) -> (Vec<Outcome<O>>, P),
+        flush: impl Fn(P) -> Result<(), EngineError>,
     ) -> Outcome<O> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let ticket = state.next;
@@ -61,18 +64,32 @@ impl<T, O> GroupCommit<T, O> {
             if let Some(outcome) = state.done.remove(&ticket) {
                 return outcome;
             }
-            if !state.leading {
+            // Our request may be in a group another leader is flushing: then only wait.
+            if !state.leading && !state.queue.is_empty() {
                 state.leading = true;
                 let take = state.queue.len().min(MAX_GROUP_REQUESTS);
                 let group: Vec<(Ticket, T)> = state.queue.drain(..take).collect();
                 drop(state);
                 let (tickets, batches): (Vec<Ticket>, Vec<T>) = group.into_iter().unzip();
-                let outcomes = commit(&batches);
+                let (mut outcomes, pending) = commit(&batches);
+                state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                state.leading = false;
+                self.wake.notify_all();
+                drop(state);
+                if let Err(e) = flush(pending) {
+                    // Committed but not known durable: no one is told it succeeded.
+                    let why = e.to_string();
+                    for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                        *o = Err(EngineError::Store(consentric_store::StoreError::Io {
+                            path: "the write-ahead log".into(),
+                            source: std::io::Error::other(why.clone()),
+                        }));
+                    }
+                }
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 for (t, o) in tickets.into_iter().zip(outcomes) {
                     state.done.insert(t, o);
                 }
-                state.leading = false;
                 self.wake.notify_all();
                 continue;
             }
@@ -98,19 +115,24 @@ mod tests {
                     let mut answers = Vec::new();
                     for _ in 0..50 {
                         let events: Vec<u8> = Vec::with_capacity(i);
-                        answers.push(gc.submit(events, |group| {
-                            commits.fetch_add(1, Ordering::SeqCst);
-                            std::thread::sleep(std::time::Duration::from_micros(200));
-                            group
-                                .iter()
-                                .map(|b| {
-                                    Ok(IngestReport {
-                                        accepted: b.capacity() as u64,
-                                        ..IngestReport::default()
+                        answers.push(gc.submit(
+                            events,
+                            |group| {
+                                commits.fetch_add(1, Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_micros(200));
+                                let outcomes = group
+                                    .iter()
+                                    .map(|b| {
+                                        Ok(IngestReport {
+                                            accepted: b.capacity() as u64,
+                                            ..IngestReport::default()
+                                        })
                                     })
-                                })
-                                .collect()
-                        }));
+                                    .collect();
+                                (outcomes, ())
+                            },
+                            |()| Ok(()),
+                        ));
                     }
                     (i, answers)
                 })
@@ -138,11 +160,15 @@ mod tests {
             .map(|i| {
                 let (gc, sizes) = (gc.clone(), sizes.clone());
                 std::thread::spawn(move || {
-                    gc.submit(i, |group| {
-                        sizes.lock().expect("sizes").push(group.len());
-                        std::thread::sleep(std::time::Duration::from_millis(2));
-                        group.iter().map(|r| Ok(r * 10)).collect()
-                    })
+                    gc.submit(
+                        i,
+                        |group| {
+                            sizes.lock().expect("sizes").push(group.len());
+                            std::thread::sleep(std::time::Duration::from_millis(2));
+                            (group.iter().map(|r| Ok(r * 10)).collect(), ())
+                        },
+                        |()| Ok(()),
+                    )
                 })
             })
             .collect();
@@ -156,5 +182,68 @@ mod tests {
             "every request committed once"
         );
         assert!(sizes.iter().all(|&n| n <= MAX_GROUP_REQUESTS));
+    }
+
+    /// The leader lets go before flushing: a request queued while a group is being flushed
+    /// is committed before that flush ends (the flush below waits for it, and would wait
+    /// forever if the leader held on). The flushed group is answered only after its flush.
+    #[test]
+    fn the_next_group_is_written_while_the_last_one_is_flushed() {
+        use std::sync::mpsc::channel;
+        use std::time::Duration;
+        let gc = Arc::new(GroupCommit::<usize, usize>::default());
+        let (flushing_tx, flushing) = channel();
+        let (second_tx, second) = channel();
+        let flushed = Arc::new(AtomicUsize::new(0));
+        let first = {
+            let (gc, flushed) = (gc.clone(), flushed.clone());
+            std::thread::spawn(move || {
+                gc.submit(
+                    1,
+                    |group| (group.iter().map(|r| Ok(*r)).collect(), ()),
+                    |()| {
+                        flushing_tx.send(()).expect("send");
+                        let overlapped = second.recv_timeout(Duration::from_secs(30)).is_ok();
+                        flushed.store(1, Ordering::SeqCst);
+                        assert!(overlapped, "no commit while the last group was flushed");
+                        Ok(())
+                    },
+                )
+            })
+        };
+        flushing.recv().expect("the first group is being flushed");
+        // On a thread of its own: were the leader to hold on, this would wait forever.
+        let later = std::thread::spawn(move || {
+            gc.submit(
+                2,
+                |group| {
+                    second_tx.send(()).expect("send");
+                    (group.iter().map(|r| Ok(*r)).collect(), ())
+                },
+                |()| Ok(()),
+            )
+        });
+        assert_eq!(first.join().expect("first").expect("first"), 1);
+        assert_eq!(flushed.load(Ordering::SeqCst), 1);
+        assert_eq!(later.join().expect("second").expect("second"), 2);
+    }
+
+    /// A group whose flush fails is committed but not known durable: none of its requests is
+    /// told it succeeded.
+    #[test]
+    fn a_failed_flush_answers_every_request_of_its_group_with_an_error() {
+        let gc = GroupCommit::<usize, usize>::default();
+        let answer = gc.submit(
+            7,
+            |group| (group.iter().map(|r| Ok(*r)).collect(), ()),
+            |()| {
+                Err(EngineError::Store(consentric_store::StoreError::Io {
+                    path: "wal".into(),
+                    source: std::io::Error::other("disk gone"),
+                }))
+            },
+        );
+        let e = answer.expect_err("a request answered before it was durable");
+        assert!(e.to_string().contains("disk gone"), "{e}");
     }
 }

@@ -213,6 +213,26 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), StoreError> {
         self.transaction(work)
     }
+    /// [`Backend::transaction`] (or the large one) that may return once the commit is written
+    /// but before it is on stable storage: then it returns the commit's number, which the
+    /// caller must pass to [`Backend::flush`] before telling anyone the work is done. Lets a
+    /// serialised writer start the next transaction while the disk flushes this one.
+    fn transaction_unflushed(
+        &self,
+        large: bool,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<Option<u64>, StoreError> {
+        match large {
+            true => self.large_transaction(work)?,
+            false => self.transaction(work)?,
+        }
+        Ok(None)
+    }
+    /// Returns once commit `n` of [`Backend::transaction_unflushed`] is on stable storage.
+    fn flush(&self, n: u64) -> Result<(), StoreError> {
+        let _ = n;
+        Ok(())
+    }
     /// Runs `work` on a connection for reading; may run concurrently with a writer.
     fn read(
         &self,

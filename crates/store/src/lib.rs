@@ -29,6 +29,7 @@ mod sql;
 mod sqlite_backend;
 mod store;
 mod tx;
+mod wal_sync;
 
 pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 pub use bulk_tx::StagePath;
@@ -46,5 +47,5 @@ pub use records::{
 };
 pub use snapshot::Snapshot;
 pub use sqlite_backend::{SqliteBackend, SqliteOptions};
-pub use store::Store;
+pub use store::{Store, Unflushed};
 pub use tx::{NewEvent, WriteTx};

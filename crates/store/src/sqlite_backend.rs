@@ -11,6 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 use crate::error::StoreError;
 use crate::migrations;
+use crate::wal_sync::WalSync;
 
 /// Readers kept open between requests.
 const MAX_IDLE_READERS: usize = 8;
@@ -18,8 +19,9 @@ const MAX_IDLE_READERS: usize = 8;
 /// How the SQLite file is opened.
 #[derive(Debug, Clone)]
 pub struct SqliteOptions {
-    /// `synchronous = FULL` (the default) makes every commit survive power loss, which is what
-    /// "acknowledged means durable" requires; `NORMAL` survives crashes of the process only.
+    /// Full (the default): every write returns only once its commit survives power loss,
+    /// which is what "acknowledged means durable" requires; the WAL is flushed after the
+    /// writer lets go (see `wal_sync`). Otherwise commits survive crashes of the process only.
     pub synchronous_full: bool,
 }
 
@@ -34,11 +36,12 @@ impl Default for SqliteOptions {
 /// SQLite behind [`Backend`].
 pub struct SqliteBackend {
     path: PathBuf,
-    options: SqliteOptions,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// Write transactions begun, counted under the writer lock.
     writes: AtomicU64,
+    /// Flushes commits after the writer is let go; `None` unless `synchronous_full`.
+    durable: Option<WalSync>,
 }
 
 impl SqliteBackend {
@@ -53,13 +56,13 @@ impl SqliteBackend {
                 source,
             })?;
         }
-        let writer = open_connection(path, &options)?;
+        let writer = open_connection(path)?;
         Ok(SqliteBackend {
             path: path.to_owned(),
-            options,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             writes: AtomicU64::new(0),
+            durable: options.synchronous_full.then(|| WalSync::new(path)),
         })
     }
 
@@ -76,18 +79,12 @@ pub(crate) fn apply_write_pragmas(conn: &Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
-    conn.pragma_update(
-        None,
-        "synchronous",
-        if options.synchronous_full {
-            "FULL"
-        } else {
-            "NORMAL"
-        },
-    )?;
+    // Commits write the WAL without flushing it; with `synchronous_full` the flush comes
+    // after the writer lets go (`WalSync`), before the caller is answered. Checkpoints flush.
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "busy_timeout", 10_000)?;
     apply_write_pragmas(&conn)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
@@ -118,8 +115,8 @@ fn open_connection(path: &Path, options: &SqliteOptions) -> Result<Connection, S
 /// A reader's cache is discarded whole by SQLite whenever a read transaction begins after any
 /// write (`pager_reset`), and discarding walks the cache's whole hash table: a big reader
 /// cache costs more than it saves on a busy server, so readers keep a small one.
-fn open_reader(path: &Path, options: &SqliteOptions) -> Result<Connection, StoreError> {
-    let conn = open_connection(path, options)?;
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = open_connection(path)?;
     conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
     Ok(conn)
 }
@@ -133,12 +130,14 @@ const READER_CACHE_KIB: i64 = 4_096;
 /// events: 83 ms at 64 MiB, 90–95 ms at 4 MiB).
 const LARGE_CACHE_KIB: i64 = 65_536;
 
-/// Runs `work` in one write transaction on the writer connection.
+/// Runs `work` in one write transaction on the writer connection; the commit's number for
+/// `WalSync` when there is one.
 fn write_in(
     conn: &mut Connection,
     writes: &AtomicU64,
+    durable: Option<&WalSync>,
     work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
-) -> Result<(), StoreError> {
+) -> Result<Option<u64>, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let seq = writes.fetch_add(1, Ordering::Relaxed);
     work(&mut SqliteConn {
@@ -146,7 +145,37 @@ fn write_in(
         seq: Some(seq),
     })?;
     tx.commit()?;
-    Ok(())
+    Ok(durable.map(WalSync::committed))
+}
+
+impl SqliteBackend {
+    /// Waits, with the writer let go, until commit `n` (if numbered) is on stable storage.
+    fn made_durable(&self, n: Option<u64>) -> Result<(), StoreError> {
+        match n {
+            Some(n) => self.flush(n),
+            None => Ok(()),
+        }
+    }
+
+    fn large_unflushed(
+        &self,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
+        let result = write_in(&mut conn, &self.writes, self.durable.as_ref(), work);
+        // Shrinking frees the pages beyond the small size at once.
+        let restored = conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB);
+        drop(conn);
+        let n = result?;
+        match restored {
+            Ok(()) => Ok(n),
+            Err(e) => {
+                self.made_durable(n)?;
+                Err(e.into())
+            }
+        }
+    }
 }
 
 impl Backend for SqliteBackend {
@@ -161,20 +190,36 @@ impl Backend for SqliteBackend {
         // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled it
         // back when its Transaction dropped, so the connection is safe to reuse.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        write_in(&mut conn, &self.writes, work)
+        let n = write_in(&mut conn, &self.writes, self.durable.as_ref(), work)?;
+        drop(conn);
+        self.made_durable(n)
     }
 
     fn large_transaction(
         &self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        let n = self.large_unflushed(work)?;
+        self.made_durable(n)
+    }
+
+    fn transaction_unflushed(
+        &self,
+        large: bool,
+        work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
+    ) -> Result<Option<u64>, StoreError> {
+        if large {
+            return self.large_unflushed(work);
+        }
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
-        let result = write_in(&mut conn, &self.writes, work);
-        // Shrinking frees the pages beyond the small size at once.
-        let restored = conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB);
-        result?;
-        Ok(restored?)
+        write_in(&mut conn, &self.writes, self.durable.as_ref(), work)
+    }
+
+    fn flush(&self, n: u64) -> Result<(), StoreError> {
+        match &self.durable {
+            Some(sync) => sync.wait_durable(n),
+            None => Ok(()),
+        }
     }
 
     fn read(
@@ -184,7 +229,7 @@ impl Backend for SqliteBackend {
         let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let mut conn = match pooled {
             Some(c) => c,
-            None => open_reader(&self.path, &self.options)?,
+            None => open_reader(&self.path)?,
         };
         let result = read_in_snapshot(&mut conn, work);
         let mut idle = self.readers.lock().unwrap_or_else(|p| p.into_inner());
@@ -390,6 +435,58 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// With full durability every write returns only after a flush that began after its
+    /// commit (each sequential write is flushed anew; concurrent ones may share a flush, and
+    /// none returns unflushed). Without it, nothing is flushed by us.
+    #[test]
+    fn every_write_returns_only_once_flushed() {
+        let dir = fresh_dir("durable");
+        let backend = std::sync::Arc::new(
+            SqliteBackend::open(&dir.join("db.sqlite"), SqliteOptions::default()).expect("open"),
+        );
+        backend
+            .transaction(&mut |c| c.exec_batch("CREATE TABLE t (x INTEGER)"))
+            .expect("create");
+        let durable = || backend.durable.as_ref().map(WalSync::durable);
+        assert_eq!(durable(), Some(1));
+        for n in 2..=5 {
+            backend
+                .transaction(&mut |c| c.exec("INSERT INTO t VALUES (1)", &[]).map(drop))
+                .expect("insert");
+            assert_eq!(
+                durable(),
+                Some(n),
+                "write {n} returned before it was flushed"
+            );
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let backend = backend.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        backend
+                            .transaction(&mut |c| c.exec("INSERT INTO t VALUES (2)", &[]).map(drop))
+                            .expect("insert");
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("thread");
+        }
+        assert_eq!(durable(), Some(105), "every commit is covered by a flush");
+        let relaxed = SqliteBackend::open(
+            &dir.join("relaxed.sqlite"),
+            SqliteOptions {
+                synchronous_full: false,
+            },
+        )
+        .expect("open");
+        assert!(relaxed.durable.is_none());
+        drop((backend, relaxed));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     /// A short read runs on the writer's connection when no write holds it (its cache
     /// survives the writer's own commits: `data_version` does not move for them), and on a
     /// reader, without waiting, while a write is open; either way it sees what is committed.
@@ -506,8 +603,7 @@ mod tests {
     fn cached_statements_are_not_prepared_again() {
         let dir = fresh_dir("qpsg");
         std::fs::create_dir_all(&dir).expect("dir");
-        let conn =
-            open_connection(&dir.join("db.sqlite"), &SqliteOptions::default()).expect("open");
+        let conn = open_connection(&dir.join("db.sqlite")).expect("open");
         conn.execute_batch(
             "CREATE TABLE t (profile_id TEXT NOT NULL, n INTEGER NOT NULL, v TEXT NOT NULL, \
              PRIMARY KEY (profile_id, n)) WITHOUT ROWID; \

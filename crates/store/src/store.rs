@@ -28,6 +28,12 @@ fn subject(grant: &Grant) -> Result<ProfileId, StoreError> {
 /// The typed store the engine talks to, whatever database is behind it.
 const BUMP_POPULATION_EPOCH: &str = "UPDATE population_epoch SET n = n + 1 WHERE id = 1";
 
+/// A committed transaction that may not be on stable storage yet (see
+/// [`Store::write_unflushed`]); pass it to [`Store::flush`] before acknowledging anything.
+#[must_use = "a commit must be flushed before it is acknowledged"]
+#[derive(Debug)]
+pub struct Unflushed(Option<u64>);
+
 pub struct Store {
     backend: Box<dyn Backend>,
     /// Seals personal columns (event payloads, trait values); `None` stores them in the clear
@@ -117,11 +123,48 @@ impl Store {
         self.write_with(true, work)
     }
 
+    /// [`Store::write`] (`large`: [`Store::write_large`]) that returns once the transaction
+    /// is committed, perhaps before it is on stable storage, so that a writer serving many
+    /// callers can start the next transaction while the disk works. Nothing may be told the
+    /// work is done before [`Store::flush`] of the returned [`Unflushed`] has returned.
+    ///
+    /// # Errors
+    /// The closure's error, or a store error converted into `E`.
+    pub fn write_unflushed<T, E: From<StoreError>>(
+        &self,
+        large: bool,
+        work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<(T, Unflushed), E> {
+        let (out, n) = self.write_inner(large, work)?;
+        Ok((out, Unflushed(n)))
+    }
+
+    /// Returns once the commit of a [`Store::write_unflushed`] is on stable storage.
+    ///
+    /// # Errors
+    /// If it could not be made durable: then no one may be told it is.
+    pub fn flush(&self, pending: Unflushed) -> Result<(), StoreError> {
+        match pending.0 {
+            Some(n) => self.backend.flush(n),
+            None => Ok(()),
+        }
+    }
+
     fn write_with<T, E: From<StoreError>>(
         &self,
         large: bool,
         work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
     ) -> Result<T, E> {
+        let (out, n) = self.write_inner(large, work)?;
+        self.flush(Unflushed(n))?;
+        Ok(out)
+    }
+
+    fn write_inner<T, E: From<StoreError>>(
+        &self,
+        large: bool,
+        work: impl FnOnce(&mut WriteTx<'_>) -> Result<T, E>,
+    ) -> Result<(T, Option<u64>), E> {
         let mut work = Some(work);
         let mut output: Option<Result<T, E>> = None;
         let mut sealed = None;
@@ -147,20 +190,17 @@ impl Store {
                 }
             }
         };
-        let result = match large {
-            true => self.backend.large_transaction(&mut run),
-            false => self.backend.transaction(&mut run),
-        };
+        let result = self.backend.transaction_unflushed(large, &mut run);
         if result.is_ok() {
             if let Some(s) = sealed {
                 s.committed();
             }
         }
         match (result, output) {
-            (Ok(()), Some(out)) => out,
+            (Ok(n), Some(out)) => out.map(|v| (v, n)),
             (Err(_), Some(Err(e))) => Err(e),
             (Err(e), _) => Err(e.into()),
-            (Ok(()), None) => Err(StoreError::aborted().into()),
+            (Ok(_), None) => Err(StoreError::aborted().into()),
         }
     }
 

@@ -8,7 +8,7 @@ use consentric_model::{ProfileId, Stage};
 use consentric_personalize::nba::{self, Excluded};
 use consentric_personalize::Recommender;
 use consentric_policy::{gate, ConsentState, Grant, Refusal};
-use consentric_store::{DecisionFacts, Snapshot, StoreError, WriteTx};
+use consentric_store::{DecisionFacts, Snapshot, StoreError, Unflushed, WriteTx};
 use serde::Serialize;
 use serde_json::json;
 
@@ -276,9 +276,11 @@ impl Engine {
                           "items": items.len(), "recommender": recommender,
                           "used": data_used}),
         };
-        let outcome = self
-            .decisions
-            .submit(request, |group| self.commit_decisions(group))?;
+        let outcome = self.decisions.submit(
+            request,
+            |group| self.commit_decisions(group),
+            |p| self.flush(p),
+        )?;
         let action = outcome.chosen.and_then(|(name, ev, from_clv)| {
             let a = self.personalize.catalogue.iter().find(|a| a.name == name)?;
             reasons.push(match (&a.purpose, a.stages.is_empty()) {
@@ -447,26 +449,32 @@ impl Engine {
     }
 
     /// Ranks, records and audits a group of decisions in one transaction (each customer
-    /// locked first, so concurrent decisions cannot both pass a cap); a failed group is
-    /// retried decision by decision.
-    fn commit_decisions(&self, group: &[DecisionRequest]) -> Vec<Result<Outcome, EngineError>> {
-        let together = self.store.write(|tx| {
+    /// locked first, so concurrent decisions cannot both pass a cap), to be flushed before
+    /// anyone is answered; a failed group is retried decision by decision, each flushed.
+    fn commit_decisions(
+        &self,
+        group: &[DecisionRequest],
+    ) -> (Vec<Result<Outcome, EngineError>>, Option<Unflushed>) {
+        let together = self.store.write_unflushed(false, |tx| {
             group
                 .iter()
                 .map(|r| self.decide_in(tx, r))
                 .collect::<Result<Vec<_>, StoreError>>()
         });
         match together {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) if group.len() == 1 => vec![Err(e.into())],
-            Err(_) => group
-                .iter()
-                .map(|r| {
-                    self.store
-                        .write(|tx| self.decide_in(tx, r))
-                        .map_err(EngineError::from)
-                })
-                .collect(),
+            Ok((outcomes, pending)) => (outcomes.into_iter().map(Ok).collect(), Some(pending)),
+            Err(e) if group.len() == 1 => (vec![Err(e.into())], None),
+            Err(_) => {
+                let each = group
+                    .iter()
+                    .map(|r| {
+                        self.store
+                            .write(|tx| self.decide_in(tx, r))
+                            .map_err(EngineError::from)
+                    })
+                    .collect();
+                (each, None)
+            }
         }
     }
 
@@ -680,6 +688,7 @@ mod tests {
         // While the customer exists, the chosen action and the decision are recorded.
         let first = engine
             .commit_decisions(&[request()])
+            .0
             .remove(0)
             .expect("outcome");
         assert!(first.chosen.is_some());
@@ -689,6 +698,7 @@ mod tests {
         assert_eq!(recorded(&engine), 0);
         let after = engine
             .commit_decisions(&[request()])
+            .0
             .remove(0)
             .expect("outcome");
         assert!(after.chosen.is_none());
