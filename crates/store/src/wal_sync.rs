@@ -75,7 +75,9 @@ impl WalSync {
         // Opened for each flush rather than kept: a handle kept open could outlive the file
         // SQLite holds (it deletes the WAL when its last connection closes).
         sync_path(&self.wal, false)?;
-        if !*dir_synced {
+        // A new file's name is durable only once its directory is flushed (on Unix; Windows
+        // neither needs nor allows it).
+        if !*dir_synced && cfg!(unix) {
             sync_path(&self.dir, true)?;
             *dir_synced = true;
         }
