@@ -57,12 +57,17 @@ impl SqliteBackend {
             })?;
         }
         let writer = open_connection(path)?;
+        // The WAL lies beside the file SQLite opened, which may not be `path` (a link).
+        let opened = writer
+            .path()
+            .filter(|p| !p.is_empty())
+            .map_or_else(|| path.to_owned(), PathBuf::from);
         Ok(SqliteBackend {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             writes: AtomicU64::new(0),
-            durable: options.synchronous_full.then(|| WalSync::new(path)),
+            durable: options.synchronous_full.then(|| WalSync::new(&opened)),
         })
     }
 
@@ -484,6 +489,26 @@ mod tests {
         .expect("open");
         assert!(relaxed.durable.is_none());
         drop((backend, relaxed));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A database opened through a symbolic link has its WAL beside the file SQLite opened,
+    /// and that is the WAL flushed (a flush of the link's name would find nothing).
+    #[cfg(unix)]
+    #[test]
+    fn a_database_opened_through_a_link_is_flushed() {
+        let dir = fresh_dir("link");
+        std::fs::create_dir_all(dir.join("real")).expect("dir");
+        std::fs::File::create(dir.join("real/db.sqlite")).expect("file");
+        std::os::unix::fs::symlink(dir.join("real/db.sqlite"), dir.join("link.sqlite"))
+            .expect("link");
+        let backend =
+            SqliteBackend::open(&dir.join("link.sqlite"), SqliteOptions::default()).expect("open");
+        backend
+            .transaction(&mut |c| c.exec_batch("CREATE TABLE t (x INTEGER)"))
+            .expect("a write through the link is flushed");
+        assert!(dir.join("real/db.sqlite-wal").exists());
+        drop(backend);
         let _ = std::fs::remove_dir_all(dir);
     }
 

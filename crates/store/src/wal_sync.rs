@@ -13,7 +13,7 @@
 //! is a window of one flush in which other connections can read a commit that a power cut
 //! would still undo; its own caller has not been answered yet, so nothing acknowledged is lost.
 
-use std::fs::File;
+use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -28,13 +28,27 @@ pub(crate) struct WalSync {
     committed: AtomicU64,
     /// Every commit numbered below this is on stable storage.
     durable: AtomicU64,
-    /// Held while flushing, so waiters share a flush; `true` once the directory entry of the
-    /// WAL file has been flushed (SQLite does that itself only at a checkpoint under `NORMAL`).
-    flushing: Mutex<bool>,
+    /// Held while flushing, so that waiters share a flush.
+    flusher: Mutex<Flusher>,
+}
+
+/// What flushing keeps between flushes.
+#[derive(Default)]
+struct Flusher {
+    /// The WAL, held open: Linux reports a failed write-back once per open file, so a handle
+    /// kept since before the failure sees it even if SQLite's own flush (at a checkpoint) saw
+    /// it first. Opened again if the file at the path is no longer this one.
+    file: Option<File>,
+    /// The WAL's directory entry has been flushed.
+    dir_synced: bool,
+    /// Why a flush failed. A failed flush may have lost frames that are now marked clean and
+    /// will not be written again, so no later flush can vouch for what follows them: every
+    /// later wait fails until the store is opened again (as PostgreSQL does).
+    failed: Option<String>,
 }
 
 impl WalSync {
-    /// For the database file at `db`.
+    /// For the database file at `db`, as SQLite names it (symbolic links resolved).
     pub(crate) fn new(db: &Path) -> Self {
         let mut wal = db.as_os_str().to_owned();
         wal.push("-wal");
@@ -47,7 +61,7 @@ impl WalSync {
             dir,
             committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),
-            flushing: Mutex::new(false),
+            flusher: Mutex::new(Flusher::default()),
         }
     }
 
@@ -60,29 +74,59 @@ impl WalSync {
     /// otherwise after flushing the WAL (and, the first time, its directory entry).
     ///
     /// # Errors
-    /// If the WAL cannot be opened or flushed: then the commit may not be durable.
+    /// If the WAL cannot be opened or flushed, now or at any earlier flush: then the commit
+    /// may not be durable.
     pub(crate) fn wait_durable(&self, n: u64) -> Result<(), StoreError> {
         if self.durable.load(Ordering::Acquire) > n {
             return Ok(());
         }
-        let mut dir_synced = self.flushing.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = &f.failed {
+            return Err(self.io(std::io::Error::other(format!(
+                "an earlier flush failed ({why}); reopen the store"
+            ))));
+        }
         if self.durable.load(Ordering::Acquire) > n {
             return Ok(()); // flushed by whoever held the lock before us
         }
         // Read before the flush: every commit counted so far has its frames in the file, so
         // the flush covers them, and perhaps later ones that it is not credited with.
         let upto = self.committed.load(Ordering::Acquire);
-        // Opened for each flush rather than kept: a handle kept open could outlive the file
-        // SQLite holds (it deletes the WAL when its last connection closes).
-        sync_path(&self.wal, false)?;
-        // A new file's name is durable only once its directory is flushed (on Unix; Windows
-        // neither needs nor allows it).
-        if !*dir_synced && cfg!(unix) {
-            sync_path(&self.dir, true)?;
-            *dir_synced = true;
+        match self.flush(&mut f) {
+            Ok(()) => {
+                self.durable.fetch_max(upto, Ordering::AcqRel);
+                Ok(())
+            }
+            Err(e) => {
+                f.failed = Some(e.to_string());
+                Err(self.io(e))
+            }
         }
-        self.durable.fetch_max(upto, Ordering::AcqRel);
+    }
+
+    fn flush(&self, f: &mut Flusher) -> std::io::Result<()> {
+        let current = std::fs::metadata(&self.wal)?;
+        let file = match f.file.take() {
+            Some(held) if same_file(&held, &current)? => held,
+            _ => OpenOptions::new().write(true).open(&self.wal)?,
+        };
+        let file = f.file.insert(file);
+        file.sync_data()?;
+        // A new file's name is durable once its directory is flushed (on Unix; Windows
+        // neither needs nor allows it). SQLite does this too when it writes a new WAL's
+        // header; once more costs nothing.
+        if !f.dir_synced && cfg!(unix) {
+            File::open(&self.dir)?.sync_all()?;
+            f.dir_synced = true;
+        }
         Ok(())
+    }
+
+    fn io(&self, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            path: self.wal.display().to_string(),
+            source,
+        }
     }
 
     /// Commits known durable (all numbered below it).
@@ -92,16 +136,19 @@ impl WalSync {
     }
 }
 
-fn sync_path(path: &Path, whole: bool) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.display().to_string(),
-        source,
-    };
-    let file = File::open(path).map_err(io)?;
-    if whole {
-        file.sync_all().map_err(io)
-    } else {
-        file.sync_data().map_err(io)
+/// Whether `held` is still the file now at the path (`current`); on other systems than Unix,
+/// never assumed.
+fn same_file(held: &File, current: &std::fs::Metadata) -> std::io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let m = held.metadata()?;
+        Ok(m.dev() == current.dev() && m.ino() == current.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (held, current);
+        Ok(false)
     }
 }
 
