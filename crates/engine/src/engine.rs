@@ -342,8 +342,17 @@ impl Engine {
         group: &[IngestRequest],
     ) -> (Vec<Result<IngestReport, EngineError>>, Option<Unflushed>) {
         let now = self.now().timestamp_millis();
-        // Only the group-commit leader gets here, so the lock is never contended.
-        let mut cache = self.ingest_cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the group-commit leader gets here, so the lock is never contended. A leader
+        // that panicked may have left it half-updated: then it starts again, empty.
+        let mut cache = match self.ingest_cache.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => {
+                let mut cache = poisoned.into_inner();
+                cache.clear();
+                self.ingest_cache.clear_poison();
+                cache
+            }
+        };
         // An import's commit (2,500 events) rewrites thousands of pages: it gets the large page
         // cache. API requests (Segment's 500 KB batches) committed together are usually far
         // smaller and keep the writer's small one, which makes their commits cheaper.

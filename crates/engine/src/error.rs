@@ -38,6 +38,10 @@ pub enum EngineError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The group commit this request shared failed as a whole after its transaction began:
+    /// the flush did not complete, or the writer panicked. Nothing of it is known durable.
+    #[error("the shared write failed: {0}")]
+    Writer(String),
     /// An import source could not be read.
     #[error("reading {what}: {source}")]
     Io {

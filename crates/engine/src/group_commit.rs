@@ -7,7 +7,9 @@
 //! answered before the transaction holding it has committed. If a group's transaction fails,
 //! each request is retried alone, so one request's fault cannot fail another's.
 
+use std::any::Any;
 use std::collections::HashMap;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Condvar, Mutex};
 
 use crate::error::EngineError;
@@ -71,20 +73,28 @@ impl<T, O> GroupCommit<T, O> {
                 let group: Vec<(Ticket, T)> = state.queue.drain(..take).collect();
                 drop(state);
                 let (tickets, batches): (Vec<Ticket>, Vec<T>) = group.into_iter().unzip();
-                let (mut outcomes, pending) = commit(&batches);
+                // A panic while leading must not leave the others waiting for ever: they are
+                // answered with an error, the next leader can take over, and the panic goes
+                // on to our own caller.
+                let committed = catch_unwind(AssertUnwindSafe(|| commit(&batches)));
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.leading = false;
                 self.wake.notify_all();
                 drop(state);
-                if let Err(e) = flush(pending) {
-                    // Committed but not known durable: no one is told it succeeded.
-                    let why = e.to_string();
-                    for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
-                        *o = Err(EngineError::Store(consentric_store::StoreError::Io {
-                            path: "the write-ahead log".into(),
-                            source: std::io::Error::other(why.clone()),
-                        }));
+                let (mut outcomes, pending) = match committed {
+                    Ok(c) => c,
+                    Err(panic) => self.abandon(ticket, tickets, panic),
+                };
+                match catch_unwind(AssertUnwindSafe(|| flush(pending))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        // Committed but not known durable: no one is told it succeeded.
+                        let why = e.to_string();
+                        for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                            *o = Err(EngineError::Writer(format!("the flush failed: {why}")));
+                        }
                     }
+                    Err(panic) => self.abandon(ticket, tickets, panic),
                 }
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 for (t, o) in tickets.into_iter().zip(outcomes) {
@@ -95,6 +105,25 @@ impl<T, O> GroupCommit<T, O> {
             }
             state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
         }
+    }
+}
+
+impl<T, O> GroupCommit<T, O> {
+    /// Answers every request of a group whose leader panicked, except the leader's own, with
+    /// an error, and goes on with the panic.
+    fn abandon(&self, own: Ticket, tickets: Vec<Ticket>, panic: Box<dyn Any + Send>) -> ! {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        for t in tickets.into_iter().filter(|t| *t != own) {
+            state.done.insert(
+                t,
+                Err(EngineError::Writer(
+                    "the request's group failed while being written".into(),
+                )),
+            );
+        }
+        self.wake.notify_all();
+        drop(state);
+        resume_unwind(panic)
     }
 }
 
@@ -245,5 +274,75 @@ mod tests {
         );
         let e = answer.expect_err("a request answered before it was durable");
         assert!(e.to_string().contains("disk gone"), "{e}");
+    }
+
+    /// A leader that panics does not leave its group waiting for ever: the others in it get
+    /// an error, the panic reaches the leader's own caller, and the next request is served.
+    #[test]
+    fn a_panic_while_leading_fails_its_group_and_the_next_request_is_served() {
+        use std::sync::mpsc::channel;
+        let gc = Arc::new(GroupCommit::<usize, usize>::default());
+        let until = |what: &str, done: &dyn Fn() -> bool| {
+            for _ in 0..30_000 {
+                if done() {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            panic!("{what} never happened");
+        };
+        // A first caller leads and holds, so the next two queue and form one group.
+        let (release, held) = channel::<()>();
+        let first = {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                gc.submit(
+                    0,
+                    |group| {
+                        held.recv().expect("released");
+                        (group.iter().map(|r| Ok(*r)).collect(), ())
+                    },
+                    |()| Ok(()),
+                )
+            })
+        };
+        let state = |gc: &GroupCommit<usize, usize>| {
+            let s = gc.state.lock().unwrap_or_else(|p| p.into_inner());
+            (s.leading, s.queue.len())
+        };
+        until("a leader", &|| state(&gc).0);
+        // Each answer (or the panic) comes back on a channel, so a caller left waiting for
+        // ever fails the test instead of hanging it.
+        let (answered, answers) = channel();
+        for i in [1, 2] {
+            let (gc, answered) = (gc.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let answer = catch_unwind(AssertUnwindSafe(|| {
+                    gc.submit(i, |_| panic!("a bug in the writer"), |()| Ok(()))
+                }));
+                answered.send(answer).expect("send");
+            });
+        }
+        until("two queued", &|| state(&gc).1 == 2);
+        release.send(()).expect("release");
+        assert_eq!(first.join().expect("first").expect("first"), 0);
+        let wait = std::time::Duration::from_secs(30);
+        let answers = [
+            answers
+                .recv_timeout(wait)
+                .expect("a caller was left waiting"),
+            answers
+                .recv_timeout(wait)
+                .expect("a caller was left waiting"),
+        ];
+        let panicked = answers.iter().filter(|r| r.is_err()).count();
+        assert_eq!(panicked, 1, "the leader's own caller gets the panic");
+        let failed = answers
+            .iter()
+            .filter(|r| matches!(r, Ok(Err(EngineError::Writer(_)))))
+            .count();
+        assert_eq!(failed, 1, "the other in its group gets an error");
+        let next = gc.submit(3, |g| (g.iter().map(|r| Ok(*r)).collect(), ()), |()| Ok(()));
+        assert_eq!(next.expect("served"), 3);
     }
 }
