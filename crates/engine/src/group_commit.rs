@@ -1,11 +1,13 @@
 //! Group commit: concurrent calls (ingest batches, decisions) share one transaction, so one
 //! durable commit (one fsync on SQLite with `synchronous = FULL`) acknowledges many.
 //!
-//! The first caller to find no leader becomes the leader: it takes every queued request (its
-//! own included), commits them together, hands each caller its own result and steps down.
-//! Callers that arrived meanwhile wait; one of them leads the next group. A request is never
-//! answered before the transaction holding it has committed. If a group's transaction fails,
-//! each request is retried alone, so one request's fault cannot fail another's.
+//! A caller that finds no leader and requests waiting becomes the leader: it takes the queued
+//! requests (usually its own among them; not if its own is in a group another leader is
+//! flushing), commits them together, steps down, flushes, and hands each caller its own
+//! result. Callers that arrived meanwhile wait; one of them leads the next group. A request is
+//! never answered before the transaction holding it is durable. If a group's transaction
+//! fails, each request is retried alone, so one request's fault cannot fail another's; if the
+//! leader panics, every request of its group is answered with an error.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -83,7 +85,11 @@ impl<T, O> GroupCommit<T, O> {
                 drop(state);
                 let (mut outcomes, pending) = match committed {
                     Ok(c) => c,
-                    Err(panic) => self.abandon(ticket, tickets, panic),
+                    Err(panic) => {
+                        self.abandon(ticket, tickets, panic);
+                        state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                        continue;
+                    }
                 };
                 match catch_unwind(AssertUnwindSafe(|| flush(pending))) {
                     Ok(Ok(())) => {}
@@ -94,7 +100,11 @@ impl<T, O> GroupCommit<T, O> {
                             *o = Err(EngineError::Writer(format!("the flush failed: {why}")));
                         }
                     }
-                    Err(panic) => self.abandon(ticket, tickets, panic),
+                    Err(panic) => {
+                        self.abandon(ticket, tickets, panic);
+                        state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                        continue;
+                    }
                 }
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 for (t, o) in tickets.into_iter().zip(outcomes) {
@@ -109,11 +119,18 @@ impl<T, O> GroupCommit<T, O> {
 }
 
 impl<T, O> GroupCommit<T, O> {
-    /// Answers every request of a group whose leader panicked, except the leader's own, with
-    /// an error, and goes on with the panic.
-    fn abandon(&self, own: Ticket, tickets: Vec<Ticket>, panic: Box<dyn Any + Send>) -> ! {
+    /// Answers every request of a group whose leader panicked with an error, except the
+    /// leader's own: if that is in the group, the panic goes on to the leader's caller. If it
+    /// is not (it is in a group another leader is flushing, or still queued), the panic is
+    /// logged and the leader goes back to waiting for its own answer.
+    fn abandon(&self, own: Ticket, tickets: Vec<Ticket>, panic: Box<dyn Any + Send>) {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        for t in tickets.into_iter().filter(|t| *t != own) {
+        let mut ours = false;
+        for t in tickets {
+            if t == own {
+                ours = true;
+                continue;
+            }
             state.done.insert(
                 t,
                 Err(EngineError::Writer(
@@ -123,7 +140,10 @@ impl<T, O> GroupCommit<T, O> {
         }
         self.wake.notify_all();
         drop(state);
-        resume_unwind(panic)
+        if ours {
+            resume_unwind(panic);
+        }
+        tracing::error!("a group commit's leader panicked while writing others' requests");
     }
 }
 
@@ -344,5 +364,95 @@ mod tests {
         assert_eq!(failed, 1, "the other in its group gets an error");
         let next = gc.submit(3, |g| (g.iter().map(|r| Ok(*r)).collect(), ()), |()| Ok(()));
         assert_eq!(next.expect("served"), 3);
+        let left = gc.state.lock().map(|s| s.done.len()).unwrap_or(usize::MAX);
+        assert_eq!(left, 0, "an answer nobody will collect");
+    }
+
+    /// A flush that panics is handled as a commit that panics: the others in the group are
+    /// answered with an error instead of waiting for ever.
+    #[test]
+    fn a_panic_while_flushing_fails_its_group() {
+        use std::sync::mpsc::channel;
+        let gc = Arc::new(GroupCommit::<usize, usize>::default());
+        let (answered, answers) = channel();
+        let (release, held) = channel::<()>();
+        let holder = {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                gc.submit(
+                    0,
+                    |group| {
+                        held.recv().expect("released");
+                        (group.iter().map(|r| Ok(*r)).collect(), ())
+                    },
+                    |()| Ok(()),
+                )
+            })
+        };
+        while !gc.state.lock().map(|s| s.leading).unwrap_or(false) {
+            std::thread::yield_now();
+        }
+        for i in [1, 2] {
+            let (gc, answered) = (gc.clone(), answered.clone());
+            std::thread::spawn(move || {
+                let answer = catch_unwind(AssertUnwindSafe(|| {
+                    gc.submit(
+                        i,
+                        |g| (g.iter().map(|r| Ok(*r)).collect(), ()),
+                        |()| panic!("a bug in the flush"),
+                    )
+                }));
+                answered.send(answer).expect("send");
+            });
+        }
+        while gc.state.lock().map(|s| s.queue.len()).unwrap_or(0) < 2 {
+            std::thread::yield_now();
+        }
+        release.send(()).expect("release");
+        assert_eq!(holder.join().expect("holder").expect("ok"), 0);
+        let wait = std::time::Duration::from_secs(30);
+        let mut panicked = 0;
+        for _ in 0..2 {
+            match answers
+                .recv_timeout(wait)
+                .expect("a caller was left waiting")
+            {
+                Err(_) => panicked += 1,
+                Ok(answer) => assert!(matches!(answer, Err(EngineError::Writer(_)))),
+            }
+        }
+        assert_eq!(panicked, 1, "only the leader's own caller gets the panic");
+    }
+
+    /// A leader whose own request is not in the group it leads (it is in a group another
+    /// leader is flushing) does not take a panic of that group to its caller: the group is
+    /// answered with errors and the leader waits for its own answer.
+    #[test]
+    fn a_leader_panicking_for_others_answers_them_and_keeps_waiting_for_its_own() {
+        let gc = GroupCommit::<usize, usize>::default();
+        let boom = || -> Box<dyn Any + Send> { Box::new("a bug") };
+        gc.abandon(9, vec![1, 2], boom());
+        {
+            let state = gc.state.lock().expect("state");
+            assert!(matches!(
+                state.done.get(&1),
+                Some(Err(EngineError::Writer(_)))
+            ));
+            assert!(matches!(
+                state.done.get(&2),
+                Some(Err(EngineError::Writer(_)))
+            ));
+        }
+        let own = catch_unwind(AssertUnwindSafe(|| gc.abandon(3, vec![3, 4], boom())));
+        assert!(
+            own.is_err(),
+            "the leader's own request was in the group: its caller panics"
+        );
+        let state = gc.state.lock().expect("state");
+        assert!(
+            !state.done.contains_key(&3),
+            "no answer left for the panicking caller"
+        );
+        assert!(state.done.contains_key(&4));
     }
 }
