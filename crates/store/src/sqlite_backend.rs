@@ -168,11 +168,15 @@ impl SqliteBackend {
     ) -> Result<Option<u64>, StoreError> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
-        let result = write_in(&mut conn, &self.writes, self.durable.as_ref(), work);
-        // Shrinking frees the pages beyond the small size at once.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_in(&mut conn, &self.writes, self.durable.as_ref(), work)
+        }));
+        // Shrinking frees the pages beyond the small size at once. Also after a panic (the
+        // transaction was rolled back as it unwound), or every later commit would pay for the
+        // large cache.
         let restored = conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB);
         drop(conn);
-        let n = result?;
+        let n = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         match restored {
             Ok(()) => Ok(n),
             Err(e) => {
@@ -608,6 +612,13 @@ mod tests {
             Err(StoreError::Corrupt("on purpose".into()))
         });
         assert!(failed.is_err());
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            backend.large_transaction(&mut |c| {
+                seen.push(cache(c)?);
+                panic!("a bug in a large transaction")
+            })
+        }));
+        assert!(panicked.is_err());
         backend
             .transaction(&mut |c| {
                 seen.push(cache(c)?);
@@ -616,7 +627,13 @@ mod tests {
             .expect("small");
         assert_eq!(
             seen,
-            [-LARGE_CACHE_KIB, -LARGE_CACHE_KIB, -WRITER_CACHE_KIB]
+            [
+                -LARGE_CACHE_KIB,
+                -LARGE_CACHE_KIB,
+                -LARGE_CACHE_KIB,
+                -WRITER_CACHE_KIB
+            ],
+            "the small cache again after a failure and after a panic"
         );
         drop(backend);
         let _ = std::fs::remove_dir_all(dir);
