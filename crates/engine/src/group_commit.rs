@@ -296,6 +296,34 @@ mod tests {
         assert!(e.to_string().contains("disk gone"), "{e}");
     }
 
+    /// Starts a caller that leads and holds its commit until the returned sender is used, and
+    /// returns once it leads: requests submitted meanwhile queue and form the next group.
+    fn hold_the_lead(
+        gc: &Arc<GroupCommit<usize, usize>>,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        std::thread::JoinHandle<Outcome<usize>>,
+    ) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let gc = gc.clone();
+            std::thread::spawn(move || {
+                gc.submit(
+                    0,
+                    |group| {
+                        held.recv().expect("released");
+                        (group.iter().map(|r| Ok(*r)).collect(), ())
+                    },
+                    |()| Ok(()),
+                )
+            })
+        };
+        while !gc.state.lock().map(|s| s.leading).unwrap_or(false) {
+            std::thread::yield_now();
+        }
+        (release, holder)
+    }
+
     /// A leader that panics does not leave its group waiting for ever: the others in it get
     /// an error, the panic reaches the leader's own caller, and the next request is served.
     #[test]
@@ -312,25 +340,11 @@ mod tests {
             panic!("{what} never happened");
         };
         // A first caller leads and holds, so the next two queue and form one group.
-        let (release, held) = channel::<()>();
-        let first = {
-            let gc = gc.clone();
-            std::thread::spawn(move || {
-                gc.submit(
-                    0,
-                    |group| {
-                        held.recv().expect("released");
-                        (group.iter().map(|r| Ok(*r)).collect(), ())
-                    },
-                    |()| Ok(()),
-                )
-            })
-        };
+        let (release, first) = hold_the_lead(&gc);
         let state = |gc: &GroupCommit<usize, usize>| {
             let s = gc.state.lock().unwrap_or_else(|p| p.into_inner());
             (s.leading, s.queue.len())
         };
-        until("a leader", &|| state(&gc).0);
         // Each answer (or the panic) comes back on a channel, so a caller left waiting for
         // ever fails the test instead of hanging it.
         let (answered, answers) = channel();
@@ -375,23 +389,7 @@ mod tests {
         use std::sync::mpsc::channel;
         let gc = Arc::new(GroupCommit::<usize, usize>::default());
         let (answered, answers) = channel();
-        let (release, held) = channel::<()>();
-        let holder = {
-            let gc = gc.clone();
-            std::thread::spawn(move || {
-                gc.submit(
-                    0,
-                    |group| {
-                        held.recv().expect("released");
-                        (group.iter().map(|r| Ok(*r)).collect(), ())
-                    },
-                    |()| Ok(()),
-                )
-            })
-        };
-        while !gc.state.lock().map(|s| s.leading).unwrap_or(false) {
-            std::thread::yield_now();
-        }
+        let (release, holder) = hold_the_lead(&gc);
         for i in [1, 2] {
             let (gc, answered) = (gc.clone(), answered.clone());
             std::thread::spawn(move || {
