@@ -74,72 +74,64 @@ impl<T, O> GroupCommit<T, O> {
                 let take = state.queue.len().min(MAX_GROUP_REQUESTS);
                 let group: Vec<(Ticket, T)> = state.queue.drain(..take).collect();
                 drop(state);
-                let (tickets, batches): (Vec<Ticket>, Vec<T>) = group.into_iter().unzip();
-                // A panic while leading must not leave the others waiting for ever: they are
-                // answered with an error, the next leader can take over, and the panic goes
-                // on to our own caller.
-                let committed = catch_unwind(AssertUnwindSafe(|| commit(&batches)));
+                self.lead(ticket, group, &commit, &flush);
                 state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                state.leading = false;
-                self.wake.notify_all();
-                drop(state);
-                let (mut outcomes, pending) = match committed {
-                    Ok(c) => c,
-                    Err(panic) => {
-                        self.abandon(ticket, tickets, panic);
-                        state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                        continue;
-                    }
-                };
-                match catch_unwind(AssertUnwindSafe(|| flush(pending))) {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        // Committed but not known durable: no one is told it succeeded.
-                        let why = e.to_string();
-                        for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
-                            *o = Err(EngineError::Writer(format!("the flush failed: {why}")));
-                        }
-                    }
-                    Err(panic) => {
-                        self.abandon(ticket, tickets, panic);
-                        state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                        continue;
-                    }
-                }
-                state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-                for (t, o) in tickets.into_iter().zip(outcomes) {
-                    state.done.insert(t, o);
-                }
-                self.wake.notify_all();
                 continue;
             }
             state = self.wake.wait(state).unwrap_or_else(|p| p.into_inner());
         }
     }
-}
 
-impl<T, O> GroupCommit<T, O> {
+    /// Commits `group`, steps down so the next group can be written, flushes, and answers
+    /// each request. A panic while leading must not leave the others waiting for ever: they
+    /// are answered with an error (see [`GroupCommit::abandon`]).
+    fn lead<P>(
+        &self,
+        own: Ticket,
+        group: Vec<(Ticket, T)>,
+        commit: &impl Fn(&[T]) -> (Vec<Outcome<O>>, P),
+        flush: &impl Fn(P) -> Result<(), EngineError>,
+    ) {
+        let (tickets, batches): (Vec<Ticket>, Vec<T>) = group.into_iter().unzip();
+        let committed = catch_unwind(AssertUnwindSafe(|| commit(&batches)));
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.leading = false;
+        self.wake.notify_all();
+        drop(state);
+        let answered = committed.and_then(|(mut outcomes, pending)| {
+            let flushed = catch_unwind(AssertUnwindSafe(|| flush(pending)))?;
+            if let Err(e) = flushed {
+                // Committed but not known durable: no one is told it succeeded.
+                let why = e.to_string();
+                for o in outcomes.iter_mut().filter(|o| o.is_ok()) {
+                    *o = Err(EngineError::Writer(format!("the flush failed: {why}")));
+                }
+            }
+            Ok(outcomes)
+        });
+        match answered {
+            Ok(outcomes) => self.answer(tickets.into_iter().zip(outcomes)),
+            Err(panic) => self.abandon(own, tickets, panic),
+        }
+    }
+
+    /// Hands each caller its outcome and wakes them.
+    fn answer(&self, outcomes: impl IntoIterator<Item = (Ticket, Outcome<O>)>) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.done.extend(outcomes);
+        self.wake.notify_all();
+    }
+
     /// Answers every request of a group whose leader panicked with an error, except the
     /// leader's own: if that is in the group, the panic goes on to the leader's caller. If it
     /// is not (it is in a group another leader is flushing, or still queued), the panic is
     /// logged and the leader goes back to waiting for its own answer.
     fn abandon(&self, own: Ticket, tickets: Vec<Ticket>, panic: Box<dyn Any + Send>) {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ours = false;
-        for t in tickets {
-            if t == own {
-                ours = true;
-                continue;
-            }
-            state.done.insert(
-                t,
-                Err(EngineError::Writer(
-                    "the request's group failed while being written".into(),
-                )),
-            );
-        }
-        self.wake.notify_all();
-        drop(state);
+        let ours = tickets.contains(&own);
+        self.answer(tickets.into_iter().filter(|t| *t != own).map(|t| {
+            let why = "the request's group failed while being written";
+            (t, Err(EngineError::Writer(why.into())))
+        }));
         if ours {
             resume_unwind(panic);
         }

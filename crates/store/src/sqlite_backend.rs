@@ -196,11 +196,7 @@ impl Backend for SqliteBackend {
         &self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled it
-        // back when its Transaction dropped, so the connection is safe to reuse.
-        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let n = write_in(&mut conn, &self.writes, self.durable.as_ref(), work)?;
-        drop(conn);
+        let n = self.transaction_unflushed(false, work)?;
         self.made_durable(n)
     }
 
@@ -208,7 +204,7 @@ impl Backend for SqliteBackend {
         &self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let n = self.large_unflushed(work)?;
+        let n = self.transaction_unflushed(true, work)?;
         self.made_durable(n)
     }
 
@@ -220,6 +216,8 @@ impl Backend for SqliteBackend {
         if large {
             return self.large_unflushed(work);
         }
+        // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled it
+        // back when its Transaction dropped, so the connection is safe to reuse.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         write_in(&mut conn, &self.writes, self.durable.as_ref(), work)
     }
