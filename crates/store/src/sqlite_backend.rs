@@ -2,7 +2,7 @@
 //! readers that never block it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
@@ -42,6 +42,8 @@ pub struct SqliteBackend {
     writes: AtomicU64,
     /// Flushes commits after the writer is let go; `None` unless `synchronous_full`.
     durable: Option<WalSync>,
+    /// Large transactions holding or awaiting the writer.
+    large: AtomicUsize,
 }
 
 impl SqliteBackend {
@@ -68,6 +70,7 @@ impl SqliteBackend {
             readers: Mutex::new(Vec::new()),
             writes: AtomicU64::new(0),
             durable: options.synchronous_full.then(|| WalSync::new(&opened)),
+            large: AtomicUsize::new(0),
         })
     }
 
@@ -135,6 +138,22 @@ const READER_CACHE_KIB: i64 = 4_096;
 /// events: 83 ms at 64 MiB, 90–95 ms at 4 MiB).
 const LARGE_CACHE_KIB: i64 = 65_536;
 
+/// Counts itself in while it lives, also when it is dropped by a panic.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Runs `work` in one write transaction on the writer connection; the commit's number for
 /// `WalSync` when there is one.
 fn write_in(
@@ -166,6 +185,7 @@ impl SqliteBackend {
         &self,
         work: &mut dyn FnMut(&mut dyn Conn) -> Result<(), StoreError>,
     ) -> Result<Option<u64>, StoreError> {
+        let _large = Counted::new(&self.large);
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -227,6 +247,11 @@ impl Backend for SqliteBackend {
             Some(sync) => sync.wait_durable(n),
             None => Ok(()),
         }
+    }
+
+    fn writes_are_quick(&self) -> bool {
+        self.large.load(Ordering::Acquire) == 0
+            && self.durable.as_ref().is_none_or(WalSync::flushes_are_quick)
     }
 
     fn read(
@@ -590,6 +615,58 @@ mod tests {
 
     /// A large transaction gets the large page cache, and the writer goes back to the small
     /// one after it, also when it fails.
+    /// A large transaction makes writes slow from before it takes the writer until it lets
+    /// go, also when it panics; a small one does not.
+    #[test]
+    fn writes_are_not_quick_while_a_large_transaction_runs() {
+        let dir = fresh_dir("quick");
+        let backend = std::sync::Arc::new(
+            SqliteBackend::open(
+                &dir.join("db.sqlite"),
+                SqliteOptions {
+                    synchronous_full: false,
+                },
+            )
+            .expect("open"),
+        );
+        assert!(backend.writes_are_quick());
+        backend
+            .transaction(&mut |_| {
+                assert!(
+                    backend.writes_are_quick(),
+                    "a small write is not a large one"
+                );
+                Ok(())
+            })
+            .expect("small");
+        let (inside, release) = (std::sync::mpsc::channel(), std::sync::mpsc::channel::<()>());
+        let holder = {
+            let (backend, inside, release) = (backend.clone(), inside.0, release.1);
+            std::thread::spawn(move || {
+                backend.large_transaction(&mut |_| {
+                    let _ = inside.send(());
+                    let _ = release.recv();
+                    Ok(())
+                })
+            })
+        };
+        inside.1.recv().expect("the large transaction began");
+        assert!(
+            !backend.writes_are_quick(),
+            "a large transaction holds the writer"
+        );
+        release.0.send(()).expect("release");
+        holder.join().expect("thread").expect("large");
+        assert!(backend.writes_are_quick(), "it let go");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            backend.large_transaction(&mut |_| panic!("a bug in a large transaction"))
+        }));
+        assert!(panicked.is_err());
+        assert!(backend.writes_are_quick(), "a panic let go too");
+        drop(backend);
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
     #[test]
     fn a_large_transaction_has_a_larger_cache_for_its_duration() {
         let dir = fresh_dir("large-tx");

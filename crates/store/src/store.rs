@@ -139,6 +139,13 @@ impl Store {
         Ok((out, Unflushed(n)))
     }
 
+    /// Whether a short write begun now should be committed and durable within a fraction of
+    /// a millisecond (see [`Backend::writes_are_quick`]); `false` when the database cannot
+    /// tell.
+    pub fn writes_are_quick(&self) -> bool {
+        self.backend.writes_are_quick()
+    }
+
     /// Returns once the commit of a [`Store::write_unflushed`] is on stable storage.
     ///
     /// # Errors

@@ -17,6 +17,7 @@ use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
 
@@ -30,6 +31,8 @@ pub(crate) struct WalSync {
     durable: AtomicU64,
     /// Held while flushing, so that waiters share a flush.
     flusher: Mutex<Flusher>,
+    /// How long flushes take lately.
+    clock: FlushClock,
 }
 
 /// What flushing keeps between flushes.
@@ -62,7 +65,14 @@ impl WalSync {
             committed: AtomicU64::new(0),
             durable: AtomicU64::new(0),
             flusher: Mutex::new(Flusher::default()),
+            clock: FlushClock::new(),
         }
+    }
+
+    /// Whether waiting for a flush now should take no longer than [`QUICK_FLUSH`]: recent
+    /// flushes were that quick and none has been running for longer.
+    pub(crate) fn flushes_are_quick(&self) -> bool {
+        self.clock.is_quick()
     }
 
     /// Numbers a commit that has just returned; call under the writer lock.
@@ -92,7 +102,10 @@ impl WalSync {
         // Read before the flush: every commit counted so far has its frames in the file, so
         // the flush covers them, and perhaps later ones that it is not credited with.
         let upto = self.committed.load(Ordering::Acquire);
-        match self.flush(&mut f) {
+        let began = self.clock.begin();
+        let flushed = self.flush(&mut f);
+        self.clock.end(began);
+        match flushed {
             Ok(()) => {
                 self.durable.fetch_max(upto, Ordering::AcqRel);
                 Ok(())
@@ -133,6 +146,69 @@ impl WalSync {
     #[cfg(test)]
     pub(crate) fn durable(&self) -> u64 {
         self.durable.load(Ordering::Acquire)
+    }
+}
+
+/// Longest flush that still counts as quick: well under what a decision's own work takes
+/// (about 0.1–0.3 ms), so a caller serving others can wait for it on its own thread. A tmpfs
+/// or a disk with a power-protected cache flushes in microseconds; this machine's virtual
+/// disk takes about 150 µs, a spinning disk milliseconds.
+pub(crate) const QUICK_FLUSH: Duration = Duration::from_micros(100);
+
+/// How long flushes take: a moving average of the last few, and when the one running began.
+struct FlushClock {
+    epoch: Instant,
+    /// Nanoseconds from `epoch` to the start of the flush running now, plus one; 0 if none.
+    running_since: AtomicU64,
+    /// Moving average of recent flushes, in nanoseconds (each new one weighs 1/8).
+    recent: AtomicU64,
+}
+
+impl FlushClock {
+    fn new() -> Self {
+        FlushClock {
+            epoch: Instant::now(),
+            running_since: AtomicU64::new(0),
+            recent: AtomicU64::new(0),
+        }
+    }
+
+    fn nanos(d: Duration) -> u64 {
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    /// A flush begins; call under the flusher lock.
+    fn begin(&self) -> Instant {
+        let now = Instant::now();
+        let since = Self::nanos(now.duration_since(self.epoch)).saturating_add(1);
+        self.running_since.store(since, Ordering::Release);
+        now
+    }
+
+    /// The flush begun at `began` has ended (well or not); call under the flusher lock.
+    fn end(&self, began: Instant) {
+        self.running_since.store(0, Ordering::Release);
+        self.record(began.elapsed());
+    }
+
+    fn record(&self, took: Duration) {
+        let old = self.recent.load(Ordering::Acquire);
+        let new = (old.saturating_mul(7) / 8).saturating_add(Self::nanos(took) / 8);
+        self.recent.store(new, Ordering::Release);
+    }
+
+    fn is_quick(&self) -> bool {
+        let limit = Self::nanos(QUICK_FLUSH);
+        if self.recent.load(Ordering::Acquire) > limit {
+            return false;
+        }
+        match self.running_since.load(Ordering::Acquire) {
+            0 => true,
+            since => {
+                let now = Self::nanos(self.epoch.elapsed()).saturating_add(1);
+                now.saturating_sub(since) <= limit
+            }
+        }
     }
 }
 
@@ -191,5 +267,40 @@ mod tests {
         );
         assert_eq!(sync.durable(), 2);
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// A slow flush makes flushes slow until quick ones have outweighed it, and a flush that
+    /// has been running too long makes them slow at once, before it ends.
+    #[test]
+    fn flushes_are_quick_only_while_recent_ones_were_and_none_is_stuck() {
+        let clock = FlushClock::new();
+        assert!(clock.is_quick(), "nothing measured yet");
+        clock.record(Duration::from_micros(5));
+        assert!(clock.is_quick());
+        clock.record(Duration::from_millis(5));
+        assert!(!clock.is_quick(), "a 5 ms flush weighs 1/8: 0.6 ms");
+        let mut quick_ones = 0;
+        while !clock.is_quick() {
+            clock.record(Duration::from_micros(5));
+            quick_ones += 1;
+            assert!(
+                quick_ones < 100,
+                "quick flushes never outweighed a slow one"
+            );
+        }
+        assert!(quick_ones > 1, "one quick flush outweighed a slow one");
+        let began = clock.begin();
+        assert!(clock.is_quick(), "a flush that has only just begun");
+        std::thread::sleep(QUICK_FLUSH * 3);
+        assert!(
+            !clock.is_quick(),
+            "a flush running for longer than a quick one"
+        );
+        clock.end(began);
+        assert!(
+            !clock.is_quick(),
+            "its time counts once it has ended ({} ns)",
+            clock.recent.load(Ordering::Acquire)
+        );
     }
 }

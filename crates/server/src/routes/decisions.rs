@@ -60,7 +60,8 @@ pub(crate) async fn decide(
     q: Result<Query<DecideQuery>, QueryRejection>,
 ) -> Result<Json<Decision>, ApiError> {
     let Query(q) = q.map_err(bad_query)?;
-    blocking(move || {
+    let quick = engine.decisions_are_quick();
+    let decide = move || {
         let placement = q.placement.as_deref().unwrap_or("default");
         Ok(Json(engine.decide(
             &ProfileRef::parse(&customer)?,
@@ -68,8 +69,15 @@ pub(crate) async fn decide(
             q.limit,
             &format!("key:{}", who.key_id),
         )?))
-    })
-    .await
+    };
+    // A decision is a fraction of a millisecond of work, and handing it to a blocking thread
+    // and back would add a quarter to it; so it runs here unless its write could keep this
+    // worker waiting (a slow disk, a large transaction), which would hold up other requests.
+    if quick {
+        decide()
+    } else {
+        blocking(decide).await
+    }
 }
 
 /// Trains popularity, item-kNN and ALS on the customers with a basis for the personalisation
