@@ -1084,6 +1084,49 @@ parity_test!(
     }
 );
 
+// Decisions run on the server's workers while the store's writes are quick, on blocking
+// threads otherwise (PostgreSQL, slow flushes): either way, concurrent requests for one
+// customer must count each chosen action once, so a cooldown lets exactly one through.
+parity_test!(concurrent_decisions_over_http_respect_a_cooldown, |db| {
+    let app = spawn_app(&db);
+    let consent = json!({"consent": {"categoryPreferences":
+        {"personalization": true, "marketing.email": true}}});
+    let batch = json!({"batch": [
+        {"type": "track", "event": "Product Viewed", "userId": "eve", "messageId": "eve-1",
+         "timestamp": "2024-05-14T09:00:00Z", "properties": {"product_id": "a1"},
+         "context": consent}]});
+    assert_eq!(app.send("/v1/batch", &batch).status(), 200);
+    let threads: Vec<_> = (0..6)
+        .map(|_| {
+            let (base, admin) = (app.base.clone(), app.admin.clone());
+            std::thread::spawn(move || {
+                let client = Client::new();
+                (0..4)
+                    .map(|_| {
+                        let r = client
+                            .get(format!("{base}/v1/decisions/user_id:eve?limit=1"))
+                            .bearer_auth(&admin)
+                            .send()
+                            .expect("request");
+                        assert_eq!(r.status(), 200);
+                        let d: Value = r.json().expect("json");
+                        d["action"]["name"].as_str().map(str::to_owned)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let chosen: Vec<Option<String>> = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("thread"))
+        .collect();
+    let guides = chosen
+        .iter()
+        .filter(|a| a.as_deref() == Some("onboarding-guide"))
+        .count();
+    assert_eq!(guides, 1, "a 2-day cooldown lets one through: {chosen:?}");
+});
+
 parity_test!(decisions_training_and_segments_over_http, |db| {
     let app = spawn_app(&db);
     // Eight customers viewing pairs of products with consent to personalisation; one
