@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::interactions::Sparse;
+use crate::kernels::{gram, RowSystem};
 use crate::rng::SplitMix64;
 use crate::topk::{top_k, TopK};
 use crate::{Recommender, Scored};
@@ -282,112 +283,35 @@ impl Recommender for Als {
 }
 
 /// YᵀY + λI (f × f, row-major).
-fn gram(y: &[f32], f: usize, reg: f32) -> Vec<f32> {
-    let mut g = vec![0f32; f * f];
-    for row in y.chunks_exact(f) {
-        for (a, &ya) in row.iter().enumerate() {
-            let ga = &mut g[a * f..(a + 1) * f];
-            for (gab, &yb) in ga.iter_mut().zip(row) {
-                *gab += ya * yb;
-            }
-        }
-    }
-    for a in 0..f {
-        g[a * f + a] += reg;
-    }
-    g
-}
-
 /// Solves every row of `x` against fixed `y`, a few CG steps each, over the cores.
 fn least_squares_cg(c: &Sparse, x: &mut [f32], y: &[f32], f: usize, p: &AlsParams) {
     let g = gram(y, f, p.regularization);
+    let system = RowSystem {
+        y,
+        g: &g,
+        f,
+        steps: p.cg_steps,
+    };
     let rows = c.rows();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = rows.div_ceil(threads.max(1)).max(1);
     std::thread::scope(|scope| {
         for (k, xs) in x.chunks_mut(chunk * f).enumerate() {
-            let g = &g;
+            let system = &system;
             scope.spawn(move || {
-                let mut scratch = Scratch::new(f);
-                let mut row = Vec::new();
-                for (j, xu) in xs.chunks_exact_mut(f).enumerate() {
+                let observed = |j: usize, row: &mut Vec<(u32, f32)>| {
                     let (cols, vals) = c.row(k * chunk + j);
-                    row.clear();
                     row.extend(
                         cols.iter()
                             .zip(vals)
                             .filter(|(_, &v)| v > 0.0)
                             .map(|(&i, &v)| (i, v)),
                     );
-                    solve_row(&row, xu, y, g, f, p.cg_steps, &mut scratch);
-                }
+                };
+                system.solve_rows(observed, xs);
             });
         }
     });
-}
-
-struct Scratch {
-    r: Vec<f32>,
-    p: Vec<f32>,
-    ap: Vec<f32>,
-}
-
-impl Scratch {
-    fn new(f: usize) -> Self {
-        Scratch {
-            r: vec![0.0; f],
-            p: vec![0.0; f],
-            ap: vec![0.0; f],
-        }
-    }
-}
-
-/// `steps` CG steps on (YᵀY + λI + Yᵀ(C − I)Y) x = YᵀC p for one row, from `x`.
-fn solve_row(
-    row: &[(u32, f32)],
-    x: &mut [f32],
-    y: &[f32],
-    g: &[f32],
-    f: usize,
-    steps: usize,
-    s: &mut Scratch,
-) {
-    let item = |i: u32| &y[i as usize * f..(i as usize + 1) * f];
-    // r = b − A x
-    matvec(g, x, &mut s.r);
-    s.r.iter_mut().for_each(|v| *v = -*v);
-    for &(i, c) in row {
-        let yi = item(i);
-        axpy(c - (c - 1.0) * dot(yi, x), yi, &mut s.r);
-    }
-    s.p.copy_from_slice(&s.r);
-    let mut rs_old = dot(&s.r, &s.r);
-    if rs_old < 1e-20 {
-        return;
-    }
-    for _ in 0..steps {
-        matvec(g, &s.p, &mut s.ap);
-        for &(i, c) in row {
-            let yi = item(i);
-            axpy((c - 1.0) * dot(yi, &s.p), yi, &mut s.ap);
-        }
-        let pap = dot(&s.p, &s.ap);
-        if pap <= 0.0 || !pap.is_finite() {
-            return;
-        }
-        let a = rs_old / pap;
-        axpy(a, &s.p, x);
-        axpy(-a, &s.ap, &mut s.r);
-        let rs_new = dot(&s.r, &s.r);
-        if rs_new < 1e-20 {
-            return;
-        }
-        let beta = rs_new / rs_old;
-        for (p, r) in s.p.iter_mut().zip(&s.r) {
-            *p = r + beta * *p;
-        }
-        rs_old = rs_new;
-    }
 }
 
 /// Solves A x = b in place for symmetric positive definite A (lower triangle filled), by
@@ -529,19 +453,6 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
         sum += x * y;
     }
     sum
-}
-
-fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
-    }
-}
-
-fn matvec(m: &[f32], x: &[f32], out: &mut [f32]) {
-    let f = x.len();
-    for (o, row) in out.iter_mut().zip(m.chunks_exact(f)) {
-        *o = dot(row, x);
-    }
 }
 
 #[cfg(test)]
@@ -717,15 +628,13 @@ mod tests {
             .map(|&(i, w)| (i, w * als.params.alpha))
             .collect();
         let mut cg = vec![0f32; 12];
-        solve_row(
-            &row,
-            &mut cg,
-            &als.item_factors,
-            &g,
-            12,
-            200,
-            &mut Scratch::new(12),
-        );
+        let system = RowSystem {
+            y: &als.item_factors,
+            g: &g,
+            f: 12,
+            steps: 200,
+        };
+        system.solve_rows(|_, r| r.extend_from_slice(&row), &mut cg);
         for (a, b) in exact.iter().zip(&cg) {
             assert!(
                 (a - b).abs() < 1e-3 * (1.0 + b.abs()),
@@ -742,7 +651,13 @@ mod tests {
         let g = gram(&y, f, 0.1);
         let row = [(0u32, 3.0f32), (2, 2.0)];
         let mut x = vec![0.0; f];
-        solve_row(&row, &mut x, &y, &g, f, f, &mut Scratch::new(f));
+        let system = RowSystem {
+            y: &y,
+            g: &g,
+            f,
+            steps: f,
+        };
+        system.solve_rows(|_, r| r.extend_from_slice(&row), &mut x);
         // A = G + Σ (c−1) y yᵀ, b = Σ c y.
         let mut a = g.clone();
         let mut b = [0f32; 2];

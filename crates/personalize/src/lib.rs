@@ -11,6 +11,7 @@
 pub mod als;
 pub mod eval;
 pub mod interactions;
+mod kernels;
 pub mod kmeans;
 pub mod knn;
 pub mod movielens;
