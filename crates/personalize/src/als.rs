@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::interactions::Sparse;
-use crate::kernels::{gram, RowSystem};
+use pulp::{Arch, Simd, WithSimd};
+
+use crate::kernels::{self, gram, RowSystem};
 use crate::rng::SplitMix64;
 use crate::topk::{top_k, TopK};
 use crate::{Recommender, Scored};
@@ -244,20 +246,15 @@ impl Als {
             .map(|&v| f64::from(v) * f64::from(v))
             .sum::<f64>()
             .sqrt();
-        let mut best = TopK::new(k);
-        // The k-th best score so far (−∞ until k are kept): less cannot get in.
-        let mut floor = f64::NEG_INFINITY;
-        let rows = order.factors.chunks_exact(f);
-        for ((&i, &bound), y) in order.ids.iter().zip(&order.bounds).zip(rows) {
-            if nx * bound < floor {
-                break;
-            }
-            let score = dot(y, x);
-            if f64::from(score) >= floor && best.offer(i, score, skip) {
-                floor = best.floor().map_or(f64::NEG_INFINITY, f64::from);
-            }
-        }
-        best.into_sorted()
+        Arch::new()
+            .dispatch(ScoreByNorm {
+                order,
+                x,
+                nx,
+                k,
+                skip,
+            })
+            .into_sorted()
     }
 
     /// The seen item most like `item` (cosine of factors, times its strength).
@@ -283,6 +280,46 @@ impl Recommender for Als {
 }
 
 /// YᵀY + λI (f × f, row-major).
+/// Scores items in [`ByNorm`] order until none left can reach the k-th best, with the
+/// widest vectors this CPU has (see `kernels`).
+struct ScoreByNorm<'a, F> {
+    order: &'a ByNorm,
+    x: &'a [f32],
+    /// ‖x‖.
+    nx: f64,
+    k: usize,
+    skip: F,
+}
+
+impl<F: Fn(u32) -> bool> WithSimd for ScoreByNorm<'_, F> {
+    type Output = TopK;
+
+    #[inline(always)]
+    fn with_simd<S: Simd>(self, simd: S) -> TopK {
+        let ScoreByNorm {
+            order,
+            x,
+            nx,
+            k,
+            skip,
+        } = self;
+        let mut best = TopK::new(k);
+        // The k-th best score so far (−∞ until k are kept): less cannot get in.
+        let mut floor = f64::NEG_INFINITY;
+        let rows = order.factors.chunks_exact(x.len());
+        for ((&i, &bound), y) in order.ids.iter().zip(&order.bounds).zip(rows) {
+            if nx * bound < floor {
+                break;
+            }
+            let score = kernels::dot(simd, y, x);
+            if f64::from(score) >= floor && best.offer(i, score, &skip) {
+                floor = best.floor().map_or(f64::NEG_INFINITY, f64::from);
+            }
+        }
+        best
+    }
+}
+
 /// Solves every row of `x` against fixed `y`, a few CG steps each, over the cores.
 fn least_squares_cg(c: &Sparse, x: &mut [f32], y: &[f32], f: usize, p: &AlsParams) {
     let g = gram(y, f, p.regularization);
@@ -603,7 +640,9 @@ mod tests {
                 .filter(|i| i % seen_every == 0)
                 .map(|i| (i, 1.0))
                 .collect();
-            let scores: Vec<f32> = (0..items as u32).map(|i| dot(als.item(i), &x)).collect();
+            let scores: Vec<f32> = (0..items as u32)
+                .map(|i| kernels::dot_once(als.item(i), &x))
+                .collect();
             let everything = top_k(&scores, k, |i| i % seen_every == 0);
             proptest::prop_assert_eq!(als.recommend_for(&x, &seen, k), everything);
         }

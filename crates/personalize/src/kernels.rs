@@ -153,7 +153,7 @@ fn solve_row<S: Simd>(
 /// Σ aᵢbᵢ, over two vector accumulators so that consecutive multiply-adds do not wait for
 /// each other.
 #[inline(always)]
-fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot<S: Simd>(simd: S, a: &[f32], b: &[f32]) -> f32 {
     let (va, ta) = S::as_simd_f32s(a);
     let (vb, tb) = S::as_simd_f32s(b);
     let (mut acc0, mut acc1) = (simd.splat_f32s(0.0), simd.splat_f32s(0.0));
@@ -195,6 +195,12 @@ fn matvec<S: Simd>(simd: S, m: &[f32], x: &[f32], out: &mut [f32]) {
     }
 }
 
+/// [`dot`] for one pair, dispatched on its own: what scoring computes, for comparisons.
+#[cfg(test)]
+pub(crate) fn dot_once(a: &[f32], b: &[f32]) -> f32 {
+    Arch::new().dispatch(tests::Dot { a, b })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,9 +227,9 @@ mod tests {
         }
     }
 
-    struct Dot<'a> {
-        a: &'a [f32],
-        b: &'a [f32],
+    pub(crate) struct Dot<'a> {
+        pub(crate) a: &'a [f32],
+        pub(crate) b: &'a [f32],
     }
 
     impl WithSimd for Dot<'_> {
