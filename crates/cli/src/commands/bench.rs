@@ -330,12 +330,18 @@ pub(crate) fn over_http(
         .create_key(Scope::Write, Some("bench"))?
         .secret()
         .to_owned();
-    let runtime = super::serve::runtime()?;
+    // The server gets the runtime `serve` uses; the clients run on a runtime of their own,
+    // one thread, as clients on other machines would not share the server's workers.
+    let server = super::serve::runtime()?;
+    let app = server.block_on(consentric_server::Application::build(engine, "127.0.0.1:0"))?;
+    let url = format!("http://127.0.0.1:{}/v1/batch", app.port());
+    server.spawn(app.run_until_stopped());
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the clients' runtime")?;
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
-    runtime.block_on(async move {
-        let app = consentric_server::Application::build(engine, "127.0.0.1:0").await?;
-        let url = format!("http://127.0.0.1:{}/v1/batch", app.port());
-        tokio::spawn(app.run_until_stopped());
+    clients.block_on(async move {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(connections)
             .build()?;
