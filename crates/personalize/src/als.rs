@@ -279,7 +279,6 @@ impl Recommender for Als {
     }
 }
 
-/// YᵀY + λI (f × f, row-major).
 /// Scores items in [`ByNorm`] order until none left can reach the k-th best, with the
 /// widest vectors this CPU has (see `kernels`).
 struct ScoreByNorm<'a, F> {

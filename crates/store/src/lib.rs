@@ -23,6 +23,7 @@ mod personalize_tx;
 mod postgres_backend;
 mod records;
 pub mod reference;
+mod running;
 mod sealing;
 mod snapshot;
 mod sql;

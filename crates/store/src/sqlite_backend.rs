@@ -11,6 +11,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 use crate::error::StoreError;
 use crate::migrations;
+use crate::running::Running;
 use crate::wal_sync::WalSync;
 
 /// Readers kept open between requests.
@@ -44,6 +45,8 @@ pub struct SqliteBackend {
     durable: Option<WalSync>,
     /// Large transactions holding or awaiting the writer.
     large: AtomicUsize,
+    /// Since when a write (a transaction or a checkpoint) has held the writer.
+    writing: Running,
 }
 
 impl SqliteBackend {
@@ -71,6 +74,7 @@ impl SqliteBackend {
             writes: AtomicU64::new(0),
             durable: options.synchronous_full.then(|| WalSync::new(&opened)),
             large: AtomicUsize::new(0),
+            writing: Running::new(),
         })
     }
 
@@ -138,6 +142,12 @@ const READER_CACHE_KIB: i64 = 4_096;
 /// events: 83 ms at 64 MiB, 90–95 ms at 4 MiB).
 const LARGE_CACHE_KIB: i64 = 65_536;
 
+/// Longest a write may have held the writer for the next short one still to count as quick:
+/// a decision's group commit holds it for a fraction of a millisecond, while a segment's
+/// membership, a model, an ingest group of thousands of events or a checkpoint SQLite runs
+/// inside a commit hold it for many.
+const QUICK_HOLD: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// Counts itself in while it lives, also when it is dropped by a panic.
 struct Counted<'a>(&'a AtomicUsize);
 
@@ -187,6 +197,7 @@ impl SqliteBackend {
     ) -> Result<Option<u64>, StoreError> {
         let _large = Counted::new(&self.large);
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = self.writing.begin();
         conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             write_in(&mut conn, &self.writes, self.durable.as_ref(), work)
@@ -239,6 +250,7 @@ impl Backend for SqliteBackend {
         // A poisoned lock only means another writer panicked mid-transaction; SQLite rolled it
         // back when its Transaction dropped, so the connection is safe to reuse.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = self.writing.begin();
         write_in(&mut conn, &self.writes, self.durable.as_ref(), work)
     }
 
@@ -251,6 +263,7 @@ impl Backend for SqliteBackend {
 
     fn writes_are_quick(&self) -> bool {
         self.large.load(Ordering::Acquire) == 0
+            && !self.writing.longer_than(QUICK_HOLD)
             && self.durable.as_ref().is_none_or(WalSync::flushes_are_quick)
     }
 
@@ -288,6 +301,7 @@ impl Backend for SqliteBackend {
 
     fn checkpoint(&self) -> Result<(), StoreError> {
         let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _held = self.writing.begin();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
         Ok(())
     }
@@ -613,12 +627,10 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// A large transaction gets the large page cache, and the writer goes back to the small
-    /// one after it, also when it fails.
     /// A large transaction makes writes slow from before it takes the writer until it lets
-    /// go, also when it panics; a small one does not.
+    /// go, also when it panics; a small one does not, unless it holds the writer for long.
     #[test]
-    fn writes_are_not_quick_while_a_large_transaction_runs() {
+    fn writes_are_not_quick_while_a_large_or_long_one_runs() {
         let dir = fresh_dir("quick");
         let backend = std::sync::Arc::new(
             SqliteBackend::open(
@@ -663,10 +675,23 @@ mod tests {
         }));
         assert!(panicked.is_err());
         assert!(backend.writes_are_quick(), "a panic let go too");
+        backend
+            .transaction(&mut |_| {
+                std::thread::sleep(QUICK_HOLD * 2);
+                assert!(
+                    !backend.writes_are_quick(),
+                    "a small write that has held the writer for long"
+                );
+                Ok(())
+            })
+            .expect("long");
+        assert!(backend.writes_are_quick(), "it let go");
         drop(backend);
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// A large transaction gets the large page cache, and the writer goes back to the small
+    /// one after it, also when it fails.
     #[test]
     fn a_large_transaction_has_a_larger_cache_for_its_duration() {
         let dir = fresh_dir("large-tx");

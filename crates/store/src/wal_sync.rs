@@ -20,6 +20,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
+use crate::running::Running;
 
 /// Counts the writer's commits and makes them durable on request.
 pub(crate) struct WalSync {
@@ -102,9 +103,7 @@ impl WalSync {
         // Read before the flush: every commit counted so far has its frames in the file, so
         // the flush covers them, and perhaps later ones that it is not credited with.
         let upto = self.committed.load(Ordering::Acquire);
-        let began = self.clock.begin();
-        let flushed = self.flush(&mut f);
-        self.clock.end(began);
+        let flushed = self.clock.time(|| self.flush(&mut f));
         match flushed {
             Ok(()) => {
                 self.durable.fetch_max(upto, Ordering::AcqRel);
@@ -155,60 +154,53 @@ impl WalSync {
 /// disk takes about 150 µs, a spinning disk milliseconds.
 pub(crate) const QUICK_FLUSH: Duration = Duration::from_micros(100);
 
-/// How long flushes take: a moving average of the last few, and when the one running began.
+/// How long flushes take: a moving average of the last few, and the one running now.
 struct FlushClock {
-    epoch: Instant,
-    /// Nanoseconds from `epoch` to the start of the flush running now, plus one; 0 if none.
-    running_since: AtomicU64,
-    /// Moving average of recent flushes, in nanoseconds (each new one weighs 1/8).
+    running: Running,
+    /// Moving average of recent flushes, in nanoseconds (each new one weighs 1/8);
+    /// `UNMEASURED` until the first has ended.
     recent: AtomicU64,
 }
+
+const UNMEASURED: u64 = u64::MAX;
 
 impl FlushClock {
     fn new() -> Self {
         FlushClock {
-            epoch: Instant::now(),
-            running_since: AtomicU64::new(0),
-            recent: AtomicU64::new(0),
+            running: Running::new(),
+            recent: AtomicU64::new(UNMEASURED),
         }
     }
 
     fn nanos(d: Duration) -> u64 {
-        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// A flush begins; call under the flusher lock.
-    fn begin(&self) -> Instant {
-        let now = Instant::now();
-        let since = Self::nanos(now.duration_since(self.epoch)).saturating_add(1);
-        self.running_since.store(since, Ordering::Release);
-        now
-    }
-
-    /// The flush begun at `began` has ended (well or not); call under the flusher lock.
-    fn end(&self, began: Instant) {
-        self.running_since.store(0, Ordering::Release);
+    /// Times `flush`; call under the flusher lock.
+    fn time<T>(&self, flush: impl FnOnce() -> T) -> T {
+        let began = Instant::now();
+        let running = self.running.begin();
+        let out = flush();
+        // Recorded before the flush stops counting as running, so that no one sees neither.
         self.record(began.elapsed());
+        drop(running);
+        out
     }
 
     fn record(&self, took: Duration) {
-        let old = self.recent.load(Ordering::Acquire);
-        let new = (old.saturating_mul(7) / 8).saturating_add(Self::nanos(took) / 8);
+        let took = Self::nanos(took);
+        let new = match self.recent.load(Ordering::Acquire) {
+            UNMEASURED => took,
+            old => (old.saturating_mul(7) / 8).saturating_add(took / 8),
+        };
         self.recent.store(new, Ordering::Release);
     }
 
+    /// Not until a flush has been measured: a first decision on a slow disk would otherwise
+    /// be taken for quick.
     fn is_quick(&self) -> bool {
-        let limit = Self::nanos(QUICK_FLUSH);
-        if self.recent.load(Ordering::Acquire) > limit {
-            return false;
-        }
-        match self.running_since.load(Ordering::Acquire) {
-            0 => true,
-            since => {
-                let now = Self::nanos(self.epoch.elapsed()).saturating_add(1);
-                now.saturating_sub(since) <= limit
-            }
-        }
+        self.recent.load(Ordering::Acquire) <= Self::nanos(QUICK_FLUSH)
+            && !self.running.longer_than(QUICK_FLUSH)
     }
 }
 
@@ -269,14 +261,15 @@ mod tests {
         let _ = std::fs::remove_dir_all(dir);
     }
 
-    /// A slow flush makes flushes slow until quick ones have outweighed it, and a flush that
-    /// has been running too long makes them slow at once, before it ends.
+    /// Flushes are quick only once one has been measured, a slow flush makes them slow
+    /// until quick ones have outweighed it, and a flush that has been running too long makes
+    /// them slow at once, before it ends.
     #[test]
     fn flushes_are_quick_only_while_recent_ones_were_and_none_is_stuck() {
         let clock = FlushClock::new();
-        assert!(clock.is_quick(), "nothing measured yet");
+        assert!(!clock.is_quick(), "nothing measured yet");
         clock.record(Duration::from_micros(5));
-        assert!(clock.is_quick());
+        assert!(clock.is_quick(), "the first flush sets the average");
         clock.record(Duration::from_millis(5));
         assert!(!clock.is_quick(), "a 5 ms flush weighs 1/8: 0.6 ms");
         let mut quick_ones = 0;
@@ -289,14 +282,16 @@ mod tests {
             );
         }
         assert!(quick_ones > 1, "one quick flush outweighed a slow one");
-        let began = clock.begin();
-        assert!(clock.is_quick(), "a flush that has only just begun");
-        std::thread::sleep(QUICK_FLUSH * 3);
-        assert!(
-            !clock.is_quick(),
-            "a flush running for longer than a quick one"
+        let stuck = clock.time(|| {
+            let quick_at_first = clock.is_quick();
+            std::thread::sleep(QUICK_FLUSH * 3);
+            (quick_at_first, clock.is_quick())
+        });
+        assert_eq!(
+            stuck,
+            (true, false),
+            "a flush that has only just begun is not slow yet; one running for longer is"
         );
-        clock.end(began);
         assert!(
             !clock.is_quick(),
             "its time counts once it has ended ({} ns)",

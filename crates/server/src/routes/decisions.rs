@@ -72,12 +72,18 @@ pub(crate) async fn decide(
     };
     // A decision is a fraction of a millisecond of work, and handing it to a blocking thread
     // and back would add a quarter to it; so it runs here unless its write could keep this
-    // worker waiting (a slow disk, a large transaction), which would hold up other requests.
-    if quick {
-        decide()
-    } else {
-        blocking(decide).await
+    // worker waiting (a slow disk, a large or long write holding the writer), which would
+    // hold up other requests. A long write that begins after this check still delays the
+    // decisions already running here, at most one per worker.
+    if !quick {
+        return blocking(decide).await;
     }
+    // A panic here would otherwise unwind through the connection's task: answer 500 and log
+    // it, as `blocking` does for a panic on its thread.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(decide)).unwrap_or_else(|_| {
+        tracing::error!("a decision panicked");
+        Err(ApiError::internal())
+    })
 }
 
 /// Trains popularity, item-kNN and ALS on the customers with a basis for the personalisation
