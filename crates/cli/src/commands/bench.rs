@@ -321,6 +321,23 @@ pub(crate) fn in_process(
     Ok(started.elapsed())
 }
 
+/// Starts the server on a loopback port, on the runtime `serve` uses, and a runtime for the
+/// bench's clients: one thread of their own, as clients on other machines would not share
+/// the server's workers. The server runs until its runtime (the first value) is dropped.
+pub(crate) fn serve_beside_clients(
+    engine: Arc<Engine>,
+) -> anyhow::Result<(tokio::runtime::Runtime, u16, tokio::runtime::Runtime)> {
+    let server = super::serve::runtime()?;
+    let app = server.block_on(consentric_server::Application::build(engine, "127.0.0.1:0"))?;
+    let port = app.port();
+    server.spawn(app.run_until_stopped());
+    let clients = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the clients' runtime")?;
+    Ok((server, port, clients))
+}
+
 pub(crate) fn over_http(
     engine: Arc<Engine>,
     bodies: &[Vec<u8>],
@@ -330,16 +347,8 @@ pub(crate) fn over_http(
         .create_key(Scope::Write, Some("bench"))?
         .secret()
         .to_owned();
-    // The server gets the runtime `serve` uses; the clients run on a runtime of their own,
-    // one thread, as clients on other machines would not share the server's workers.
-    let server = super::serve::runtime()?;
-    let app = server.block_on(consentric_server::Application::build(engine, "127.0.0.1:0"))?;
-    let url = format!("http://127.0.0.1:{}/v1/batch", app.port());
-    server.spawn(app.run_until_stopped());
-    let clients = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("Failed to start the clients' runtime")?;
+    let (_server, port, clients) = serve_beside_clients(engine)?;
+    let url = format!("http://127.0.0.1:{port}/v1/batch");
     let bodies: Arc<Vec<Vec<u8>>> = Arc::new(bodies.to_vec());
     clients.block_on(async move {
         let client = reqwest::Client::builder()

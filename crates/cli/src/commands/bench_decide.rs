@@ -137,16 +137,8 @@ fn over_http(
         .secret()
         .to_owned();
     let (n, customers) = (args.decisions, args.customers.max(1));
-    // The server gets the runtime `serve` uses; the clients run on a runtime of their own,
-    // one thread, as clients on other machines would not share the server's workers.
-    let server = super::serve::runtime()?;
-    let app = server.block_on(consentric_server::Application::build(engine, "127.0.0.1:0"))?;
-    let base = format!("http://127.0.0.1:{}/v1/decisions", app.port());
-    server.spawn(app.run_until_stopped());
-    let clients = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("Failed to start the clients' runtime")?;
+    let (_server, port, clients) = super::bench::serve_beside_clients(engine)?;
+    let base = format!("http://127.0.0.1:{port}/v1/decisions");
     clients.block_on(async move {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(concurrency)
