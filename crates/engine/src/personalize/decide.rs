@@ -334,9 +334,9 @@ impl Engine {
 
     /// Whether a decision begun now should finish within a fraction of a millisecond: its
     /// reads and scoring are that short, and so is its write while the store's writes are
-    /// quick (no large transaction in the way, quick flushes). A server may then decide on
-    /// the thread that received the request rather than hand it to one that may wait: the
-    /// hand-off and the wake-up back cost a quarter of a decision.
+    /// quick (no large or long write holding the writer, quick flushes). A server may then
+    /// decide on the thread that received the request rather than hand it to one that may
+    /// wait: the hand-off and the wake-up back cost a quarter of a decision.
     pub fn decisions_are_quick(&self) -> bool {
         self.store.writes_are_quick()
     }
