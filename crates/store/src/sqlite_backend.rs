@@ -197,7 +197,7 @@ impl SqliteBackend {
     ) -> Result<Option<u64>, StoreError> {
         let _large = Counted::new(&self.large);
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let _held = self.writing.begin();
+        let held = self.writing.begin();
         conn.pragma_update(None, "cache_size", -LARGE_CACHE_KIB)?;
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             write_in(&mut conn, &self.writes, self.durable.as_ref(), work)
@@ -206,6 +206,7 @@ impl SqliteBackend {
         // transaction was rolled back as it unwound), or every later commit would pay for the
         // large cache.
         let restored = conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB);
+        drop(held);
         drop(conn);
         let n = result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
         match restored {
