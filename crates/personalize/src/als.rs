@@ -8,11 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use pulp::{Arch, Simd, WithSimd};
 use serde::{Deserialize, Serialize};
 
 use crate::interactions::Sparse;
-use pulp::{Arch, Simd, WithSimd};
-
 use crate::kernels::{self, gram, RowSystem};
 use crate::rng::SplitMix64;
 use crate::topk::{top_k, TopK};
