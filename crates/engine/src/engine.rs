@@ -327,11 +327,8 @@ impl Engine {
     }
 
     /// Makes a group commit's transaction durable, if it committed one.
-    pub(crate) fn flush(&self, pending: Option<Unflushed>) -> Result<(), EngineError> {
-        match pending {
-            Some(p) => Ok(self.store.flush(p)?),
-            None => Ok(()),
-        }
+    pub(crate) fn flush(&self, pending: Unflushed) -> Result<(), EngineError> {
+        Ok(self.store.flush(pending)?)
     }
 
     /// Commits a group of ingest requests in one transaction; what it returns is committed
@@ -340,7 +337,7 @@ impl Engine {
     fn commit_group(
         &self,
         group: &[IngestRequest],
-    ) -> (Vec<Result<IngestReport, EngineError>>, Option<Unflushed>) {
+    ) -> (Vec<Result<IngestReport, EngineError>>, Unflushed) {
         let now = self.now().timestamp_millis();
         // Only the group-commit leader gets here, so the lock is never contended. A leader
         // that panicked may have left it half-updated: then it starts again, empty.
@@ -375,11 +372,11 @@ impl Engine {
             Ok(((reports, token, touched, learnt), pending)) => {
                 cache.absorb(token, learnt);
                 self.personalize.touched(touched);
-                (reports.into_iter().map(Ok).collect(), Some(pending))
+                (reports.into_iter().map(Ok).collect(), pending)
             }
             Err(e) if group.len() == 1 => {
                 cache.clear();
-                (vec![Err(e.into())], None)
+                (vec![Err(e.into())], Unflushed::nothing())
             }
             Err(e) => {
                 cache.clear();
@@ -402,7 +399,7 @@ impl Engine {
                             .map_err(EngineError::from)
                     })
                     .collect();
-                (each, None)
+                (each, Unflushed::nothing())
             }
         }
     }

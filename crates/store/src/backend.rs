@@ -234,7 +234,8 @@ pub trait Backend: Send + Sync {
         Ok(())
     }
     /// Whether a short write begun now should be committed and durable within a fraction of
-    /// a millisecond: no large transaction holds or awaits the writer, and flushes are quick.
+    /// a millisecond: no large transaction holds or awaits the writer, no write has held it
+    /// for long, and flushes are quick.
     /// A caller that serves others on its thread (an async runtime's worker) may then write
     /// there instead of handing the work to a thread that can wait. `false` when unknown.
     fn writes_are_quick(&self) -> bool {

@@ -34,6 +34,13 @@ const BUMP_POPULATION_EPOCH: &str = "UPDATE population_epoch SET n = n + 1 WHERE
 #[derive(Debug)]
 pub struct Unflushed(Option<u64>);
 
+impl Unflushed {
+    /// Nothing left to flush: no transaction was committed, or each one was flushed already.
+    pub fn nothing() -> Self {
+        Unflushed(None)
+    }
+}
+
 pub struct Store {
     backend: Box<dyn Backend>,
     /// Seals personal columns (event payloads, trait values); `None` stores them in the clear

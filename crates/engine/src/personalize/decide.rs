@@ -463,7 +463,7 @@ impl Engine {
     fn commit_decisions(
         &self,
         group: &[DecisionRequest],
-    ) -> (Vec<Result<Outcome, EngineError>>, Option<Unflushed>) {
+    ) -> (Vec<Result<Outcome, EngineError>>, Unflushed) {
         let together = self.store.write_unflushed(false, |tx| {
             group
                 .iter()
@@ -471,8 +471,8 @@ impl Engine {
                 .collect::<Result<Vec<_>, StoreError>>()
         });
         match together {
-            Ok((outcomes, pending)) => (outcomes.into_iter().map(Ok).collect(), Some(pending)),
-            Err(e) if group.len() == 1 => (vec![Err(e.into())], None),
+            Ok((outcomes, pending)) => (outcomes.into_iter().map(Ok).collect(), pending),
+            Err(e) if group.len() == 1 => (vec![Err(e.into())], Unflushed::nothing()),
             Err(_) => {
                 let each = group
                     .iter()
@@ -482,7 +482,7 @@ impl Engine {
                             .map_err(EngineError::from)
                     })
                     .collect();
-                (each, None)
+                (each, Unflushed::nothing())
             }
         }
     }
