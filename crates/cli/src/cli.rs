@@ -1,7 +1,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use consentric_engine::Settings;
 
 /// Consentric: a privacy-first customer lifecycle platform.
@@ -606,6 +606,12 @@ pub struct BenchIngestArgs {
     /// Store personal columns in the clear (to measure what the vault costs).
     #[arg(long)]
     pub no_vault: bool,
+    /// How the events' `messageId`s look: `random` (128 random bits, as RudderStack's
+    /// UUIDs, analytics.js's hashes and the mobile SDKs' UUIDs are) or `sequential` (the
+    /// earlier sessions' `bench-a-1`, `bench-a-2`, …, which land at the end of the
+    /// message-id index and so flatter every SQLite figure).
+    #[arg(long, value_enum, default_value_t = MessageIds::Random)]
+    pub message_ids: MessageIds,
     /// Instead of the usual figures, measure what minimisation and consent signals cost on
     /// each path: the consenting customers' choices sent on every event, against the same
     /// choices recorded before the run (so both keep the same data), and against a reference
@@ -613,6 +619,15 @@ pub struct BenchIngestArgs {
     /// same data), side by side.
     #[arg(long)]
     pub consent_ab: bool,
+}
+
+/// The shape of the benchmark traffic's message ids (see `BenchIngestArgs::message_ids`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum MessageIds {
+    /// 128 random bits in hex: each insert lands on a random page of the message-id index.
+    Random,
+    /// A counter: each insert lands on the index's last pages.
+    Sequential,
 }
 
 impl Cli {

@@ -13,7 +13,7 @@ use consentric_store::SqliteOptions;
 use consentric_vault::{MasterKeys, Vault};
 use serde_json::{json, Value};
 
-use crate::cli::{BenchEraseArgs, BenchIngestArgs};
+use crate::cli::{BenchEraseArgs, BenchIngestArgs, MessageIds};
 
 /// `consentric bench erase`: the time to export, then erase, one customer with `events` events
 /// from a SQLite store that also holds other customers, over several fresh customers.
@@ -176,11 +176,12 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
         std::env::temp_dir().display()
     );
     println!("sqlite synchronous = {}", args.sqlite_synchronous);
+    println!("message ids = {:?}", args.message_ids);
     println!(
         "customers sending consent choices = {}%",
         args.consent_share
     );
-    let bodies = generate(n, "a", args.consent_share);
+    let bodies = generate(n, "a", args.consent_share, args.message_ids);
     let mut results: Vec<(String, f64)> = Vec::new();
 
     // 1. Raw insert ceiling.
@@ -210,7 +211,7 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
         n,
         over_http(
             Arc::new(engine),
-            &generate(n, "b", args.consent_share),
+            &generate(n, "b", args.consent_share, args.message_ids),
             args.connections,
         )?,
     );
@@ -235,7 +236,7 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
             n,
             in_process(
                 &engine,
-                &generate(n, "c", args.consent_share),
+                &generate(n, "c", args.consent_share, args.message_ids),
                 args.connections,
             )?,
         );
@@ -247,7 +248,7 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
             n,
             over_http(
                 engine,
-                &generate(n, "d", args.consent_share),
+                &generate(n, "d", args.consent_share, args.message_ids),
                 args.connections,
             )?,
         );
@@ -424,8 +425,8 @@ fn import_cdnow() -> anyhow::Result<()> {
 
 /// Deterministic synthetic traffic: identify (10%), page (20%), Order Completed (10%) and
 /// Product Viewed (60%) across n/20 customers, some with anonymous ids.
-pub(crate) fn generate(n: usize, run: &str, consent_share: u8) -> Vec<Vec<u8>> {
-    traffic(n, run, consent_share, true)
+pub(crate) fn generate(n: usize, run: &str, consent_share: u8, ids: MessageIds) -> Vec<Vec<u8>> {
+    traffic(n, run, consent_share, true, ids)
 }
 
 /// The banner's choices a consenting customer sends (Segment's consent object).
@@ -445,6 +446,7 @@ pub(crate) fn traffic(
     run: &str,
     consent_share: u8,
     choices_on_events: bool,
+    ids: MessageIds,
 ) -> Vec<Vec<u8>> {
     let users = (n / 20).max(1) as u64;
     let mut state = 0x9E37_79B9_7F4A_7C15_u64;
@@ -460,8 +462,13 @@ pub(crate) fn traffic(
     for i in 0..n {
         let u = next() % users;
         let ts = (base + chrono::Duration::seconds(i as i64)).to_rfc3339();
+        let message_id = match ids {
+            // The run's name keeps two runs into one database (PostgreSQL's) apart.
+            MessageIds::Random => format!("{run}-{:016x}{:016x}", next(), next()),
+            MessageIds::Sequential => format!("bench-{run}-{i}"),
+        };
         let common = json!({
-            "messageId": format!("bench-{run}-{i}"),
+            "messageId": message_id,
             "userId": format!("user-{u}"),
             "anonymousId": format!("anon-{u}"),
             "timestamp": ts,

@@ -81,7 +81,7 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
             let (_dir, engine) = fresh_engine_with(&options, args, policy)?;
             let before = which != Run::ChoicesOnEvents;
             in_process(&engine, &first_contact(n, args.consent_share, before), 1)?;
-            let bodies = traffic(n, "a", args.consent_share, !before);
+            let bodies = traffic(n, "a", args.consent_share, !before, args.message_ids);
             let took: Duration = match path {
                 Path::InProcess(p) => in_process(&engine, &bodies, p)?,
                 Path::Http(k) => over_http(std::sync::Arc::new(engine), &bodies, k)?,

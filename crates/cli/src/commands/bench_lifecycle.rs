@@ -244,7 +244,13 @@ fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
     // The fit before the timed part needs histories that identify the models: CDNOW's
     // sample, imported as `consentric import --consent` does.
     let consent = ["analytics".to_owned(), "personalization".to_owned()];
-    let bodies = super::bench::generate(n, "timed", args.consent_share);
+    // Sequential ids, as when this figure was first recorded.
+    let bodies = super::bench::generate(
+        n,
+        "timed",
+        args.consent_share,
+        crate::cli::MessageIds::Sequential,
+    );
     let mut rates = BTreeMap::new();
     // Interleaved, so drift of the machine hits both alike.
     for round in 0..args.runs.clamp(1, 9) {
