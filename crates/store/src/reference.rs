@@ -10,6 +10,9 @@ use crate::error::StoreError;
 use crate::sqlite_backend::SqliteOptions;
 use crate::store::Store;
 
+/// The raw insert's WAL checkpoint threshold, in pages (see [`sqlite_raw_insert`]).
+const RAW_CHECKPOINT_PAGES: i64 = 16_384;
+
 /// One event row as ingestion stores it.
 #[derive(Debug, Clone)]
 pub struct RawEventRow {
@@ -30,8 +33,9 @@ pub struct RawEventRow {
 }
 
 /// Inserts `rows` into the `events` table of a fresh SQLite store in `data_dir` with one
-/// cached prepared statement and `per_tx` rows per transaction, under the same pragmas as the
-/// real store, and returns the time taken. This is the ceiling for ingestion on SQLite.
+/// cached prepared statement and `per_tx` rows per transaction, with the real store's
+/// durability but the checkpoint threshold this insert runs fastest at, and returns the time
+/// taken. This is the ceiling for ingestion on SQLite.
 ///
 /// # Errors
 /// Database faults.
@@ -50,7 +54,10 @@ pub fn sqlite_raw_insert(
     let mut conn = rusqlite::Connection::open(data_dir.join("consentric.db"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
-    crate::sqlite_backend::apply_write_pragmas(&conn)?;
+    // The threshold at which this insert is fastest here (events/s at 1,000 pages: 30k;
+    // 4,096: 38k; 16,384: 50k; 32,768: 48k; 65,536: 45k; 131,072: 44k), so that the
+    // reference stays the ceiling it claims to be, not the store's setting.
+    conn.pragma_update(None, "wal_autocheckpoint", RAW_CHECKPOINT_PAGES)?;
     let started = Instant::now();
     for chunk in rows.chunks(per_tx.max(1)) {
         let tx = conn.transaction()?;

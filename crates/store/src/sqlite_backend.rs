@@ -84,10 +84,16 @@ impl SqliteBackend {
     }
 }
 
-/// Checkpoint the WAL every 16k pages (64 MiB) instead of SQLite's 1,000: profile and index
-/// pages are rewritten by many commits, and a rarer checkpoint copies each of them back once.
-pub(crate) fn apply_write_pragmas(conn: &Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "wal_autocheckpoint", 16_384)?;
+/// Checkpoint the WAL every 64k pages (256 MiB) instead of SQLite's 1,000: each event
+/// rewrites pages at random places of the message-id and per-customer indexes and tables,
+/// and a rarer checkpoint copies a page rewritten by many commits back once. With the random
+/// message ids SDKs send, 64k pages ingested 10% more than 16k (docs/benchmarks.md). The
+/// price: a WAL file of up to 256 MiB, and a commit that crosses the threshold (or an
+/// erasure's checkpoint) copying up to that much back.
+const CHECKPOINT_PAGES: i64 = 65_536;
+
+fn apply_write_pragmas(conn: &Connection) -> Result<(), StoreError> {
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
     Ok(())
 }
 
