@@ -8,18 +8,28 @@ stopped mid-ingest, before a checkpoint empties its WAL:
     d=$(mktemp -d); TMPDIR=$d CONSENTRIC_LOG=warn \\
       ./target/release/consentric bench ingest --skip-import --connections 1 & pid=$!
     sleep 12; kill -STOP $pid
-    s=$(ls -td $d/.tmp*/ | head -1); cp -r "$s" /tmp/store-copy; kill -KILL $pid
-    python3 scripts/wal-frames.py /tmp/store-copy
+    s=$(ls -td $d/.tmp*/ | head -1); cp -r "$s" $d/copy; kill -KILL $pid
+    python3 scripts/wal-frames.py $d/copy; rm -rf $d
 
 (The newest store is the phase running when stopped: at 12 s, on this machine, the
 one-producer phase, whose commits hold one batch of 100 events each.) Opening the copy
-replays its WAL into it, which is why this reads the WAL first and the copy afterwards.
+replays its WAL into it and removes the WAL on closing, which is why this reads the WAL
+first, and why a copy can be read only once. Needs a Python whose SQLite has the `dbstat`
+table (SQLITE_ENABLE_DBSTAT_VTAB, as Debian's and Ubuntu's do). Frame checksums are not
+verified: a copy of a stopped process's files holds only complete writes.
+
+With `--time-checkpoint` it then times what an erasure ends with, a TRUNCATE checkpoint of
+the copy's whole log. To catch a log of a given size, poll it before stopping, for example
+`until [ $(stat -c %s "$(ls -td $d/.tmp*/ | head -1)consentric.db-wal") -ge 262144000 ]; do
+sleep 0.02; done` instead of `sleep 12` (with `--events 400000`, so that the one-producer phase
+lasts until the log holds 64k pages).
 """
 
 import collections
 import sqlite3
 import struct
 import sys
+import time
 
 WAL_HEADER = 32
 FRAME_HEADER = 24
@@ -46,11 +56,13 @@ def commits_in(wal: bytes) -> list[list[int]]:
 
 
 def main() -> None:
-    store = sys.argv[1] if len(sys.argv) > 1 else "consentric-data"
+    args = [a for a in sys.argv[1:] if a != "--time-checkpoint"]
+    store = args[0] if args else "consentric-data"
     with open(f"{store}/consentric.db-wal", "rb") as f:
-        commits = commits_in(f.read())
-    # The first and last commits may be a migration or cut short: leave them out.
-    commits = commits[1:-1]
+        wal = f.read()
+    commits = commits_in(wal)
+    # The first commit may be a fresh store's schema, unlike the rest: leave it out.
+    commits = commits[1:]
     if not commits:
         sys.exit("no complete commits in the WAL (was it checkpointed?)")
     db = sqlite3.connect(f"{store}/consentric.db")
@@ -60,6 +72,13 @@ def main() -> None:
     for name, frames in per_table.most_common():
         print(f"{frames / len(commits):8.1f}  {name}")
     print(f"{sum(per_table.values()) / len(commits):8.1f}  total")
+    if "--time-checkpoint" in sys.argv:
+        # What an erasure ends with: the whole log copied back, the file truncated.
+        db.execute("PRAGMA wal_autocheckpoint = 0")
+        started = time.perf_counter()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        took = time.perf_counter() - started
+        print(f"TRUNCATE checkpoint of {len(wal) / 2**20:.0f} MiB of WAL: {took * 1000:.0f} ms")
 
 
 if __name__ == "__main__":

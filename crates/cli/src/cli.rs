@@ -606,10 +606,10 @@ pub struct BenchIngestArgs {
     /// Store personal columns in the clear (to measure what the vault costs).
     #[arg(long)]
     pub no_vault: bool,
-    /// How the events' `messageId`s look: `random` (128 random bits, as RudderStack's
-    /// UUIDs, analytics.js's hashes and the mobile SDKs' UUIDs are) or `sequential` (the
-    /// earlier sessions' `bench-a-1`, `bench-a-2`, …, which land at the end of the
-    /// message-id index and so flatter every SQLite figure).
+    /// How the events' `messageId`s look: `random` (32 pseudo-random hex digits, scattered
+    /// as RudderStack's UUIDs, analytics.js's hashes and the mobile SDKs' UUIDs are) or
+    /// `sequential` (the earlier sessions' `bench-a-0`, `bench-a-1`, …, each landing next to
+    /// recent ones in the message-id index, which flatters every SQLite figure).
     #[arg(long, value_enum, default_value_t = MessageIds::Random)]
     pub message_ids: MessageIds,
     /// Instead of the usual figures, measure what minimisation and consent signals cost on
@@ -624,9 +624,10 @@ pub struct BenchIngestArgs {
 /// The shape of the benchmark traffic's message ids (see `BenchIngestArgs::message_ids`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum MessageIds {
-    /// 128 random bits in hex: each insert lands on a random page of the message-id index.
+    /// 32 pseudo-random hex digits: each insert lands on a random page of the message-id
+    /// index.
     Random,
-    /// A counter: each insert lands on the index's last pages.
+    /// A counter: each insert lands next to recent ones in the index.
     Sequential,
 }
 

@@ -55,7 +55,7 @@ pub fn sqlite_raw_insert(
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", synchronous)?;
     // The threshold at which this insert is fastest here (events/s at 1,000 pages: 30k;
-    // 4,096: 38k; 16,384: 50k; 32,768: 48k; 65,536: 45k; 131,072: 44k), so that the
+    // 4,096: 38k; 16,384: 49k; 32,768: 48k; 65,536: 45k; 131,072: 44k), so that the
     // reference stays the ceiling it claims to be, not the store's setting.
     conn.pragma_update(None, "wal_autocheckpoint", RAW_CHECKPOINT_PAGES)?;
     let started = Instant::now();

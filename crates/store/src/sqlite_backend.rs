@@ -87,9 +87,10 @@ impl SqliteBackend {
 /// Checkpoint the WAL every 64k pages (256 MiB) instead of SQLite's 1,000: each event
 /// rewrites pages at random places of the message-id and per-customer indexes and tables,
 /// and a rarer checkpoint copies a page rewritten by many commits back once. With the random
-/// message ids SDKs send, 64k pages ingested 10% more than 16k (docs/benchmarks.md). The
-/// price: a WAL file of up to 256 MiB, and a commit that crosses the threshold (or an
-/// erasure's checkpoint) copying up to that much back.
+/// message ids SDKs send, 64k pages ingested 10% more than 16k in-process (over HTTP, no
+/// change; docs/benchmarks.md). The price: a WAL file of about 256 MiB (it keeps its size;
+/// an erasure's checkpoint truncates it), a commit that crosses the threshold or an erasure
+/// copying up to that much back, and deleted data lingering longer in the log.
 const CHECKPOINT_PAGES: i64 = 65_536;
 
 fn apply_write_pragmas(conn: &Connection) -> Result<(), StoreError> {

@@ -463,8 +463,13 @@ pub(crate) fn traffic(
         let u = next() % users;
         let ts = (base + chrono::Duration::seconds(i as i64)).to_rfc3339();
         let message_id = match ids {
-            // The run's name keeps two runs into one database (PostgreSQL's) apart.
-            MessageIds::Random => format!("{run}-{:016x}{:016x}", next(), next()),
+            // From the event's number, not from `next`, so both shapes carry the same
+            // customers, products and amounts. The run's name keeps two runs into one database
+            // (PostgreSQL's) apart.
+            MessageIds::Random => {
+                let i = i as u64;
+                format!("{run}-{:016x}{:016x}", mix(2 * i), mix(2 * i + 1))
+            }
             MessageIds::Sequential => format!("bench-{run}-{i}"),
         };
         let common = json!({
@@ -513,6 +518,15 @@ pub(crate) fn traffic(
         }
     }
     bodies
+}
+
+/// SplitMix64's finaliser: a bijection of `u64` whose outputs look uniformly spread, so
+/// distinct inputs give distinct, scattered message ids.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// One identify event, a day before [`traffic`] starts, for each consenting customer of a run

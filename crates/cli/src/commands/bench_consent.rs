@@ -51,9 +51,10 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
     }
     let options = sqlite_options(args)?;
     println!(
-        "consentric bench ingest --consent-ab: {n} events in batches of {BATCH}, {}% of customers consenting, vault {}, release={}",
+        "consentric bench ingest --consent-ab: {n} events in batches of {BATCH}, {}% of customers consenting, vault {}, message ids {:?}, release={}",
         args.consent_share,
         if args.no_vault { "off" } else { "on" },
+        args.message_ids,
         !cfg!(debug_assertions)
     );
     println!(
