@@ -207,14 +207,13 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
 
     // 3. Over HTTP, SQLite.
     let (_dir, engine) = fresh_engine(&options, args)?;
-    let http = rate(
-        n,
-        over_http(
-            Arc::new(engine),
-            &generate(n, "b", args.consent_share, args.message_ids),
-            args.connections,
-        )?,
-    );
+    let (took, mut latencies) = over_http(
+        Arc::new(engine),
+        &generate(n, "b", args.consent_share, args.message_ids),
+        args.connections,
+    )?;
+    let http = rate(n, took);
+    print_latencies("sqlite over HTTP", "batches", &mut latencies, None);
     results.push((
         format!(
             "sqlite over HTTP ({} connections, keep-alive)",
@@ -244,14 +243,13 @@ pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
             format!("postgres in-process, {} producers", args.connections),
             pg_in,
         ));
-        let pg_http = rate(
-            n,
-            over_http(
-                engine,
-                &generate(n, "d", args.consent_share, args.message_ids),
-                args.connections,
-            )?,
-        );
+        let (took, mut latencies) = over_http(
+            engine,
+            &generate(n, "d", args.consent_share, args.message_ids),
+            args.connections,
+        )?;
+        let pg_http = rate(n, took);
+        print_latencies("postgres over HTTP", "batches", &mut latencies, None);
         results.push((
             format!("postgres over HTTP ({} connections)", args.connections),
             pg_http,
@@ -339,11 +337,13 @@ pub(crate) fn serve_beside_clients(
     Ok((server, port, clients))
 }
 
+/// Posts every body over `connections` keep-alive connections; returns the time taken and
+/// each request's latency (send to response), in no particular order.
 pub(crate) fn over_http(
     engine: Arc<Engine>,
     bodies: &[Vec<u8>],
     connections: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<(Duration, Vec<Duration>)> {
     let key = engine
         .create_key(Scope::Write, Some("bench"))?
         .secret()
@@ -367,11 +367,13 @@ pub(crate) fn over_http(
                 bodies.clone(),
             );
             tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(body) = bodies.get(i) else {
-                        return Ok::<_, anyhow::Error>(());
+                        return Ok::<_, anyhow::Error>(latencies);
                     };
+                    let sent = Instant::now();
                     let response = client
                         .post(&url)
                         .basic_auth(&key, Some(""))
@@ -386,14 +388,42 @@ pub(crate) fn over_http(
                             response.text().await.unwrap_or_default()
                         );
                     }
+                    latencies.push(sent.elapsed());
                 }
             }));
         }
+        let mut latencies = Vec::with_capacity(bodies.len());
         for t in tasks {
-            t.await??;
+            latencies.extend(t.await??);
         }
-        Ok(started.elapsed())
+        Ok((started.elapsed(), latencies))
     })
+}
+
+/// Prints the median, tail and maximum of `lat` (sorted in place), in milliseconds, and the
+/// rate of `unit` per second when the run's time is given.
+pub(crate) fn print_latencies(
+    label: &str,
+    unit: &str,
+    lat: &mut [Duration],
+    took: Option<Duration>,
+) {
+    lat.sort();
+    let at = |q: f64| {
+        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len().max(1)) - 1;
+        lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+    };
+    let rate = took.map_or(String::new(), |t| {
+        format!(", {:.0} {unit}/s", lat.len() as f64 / t.as_secs_f64())
+    });
+    println!(
+        "{label}: {} {unit}, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms{rate}",
+        lat.len(),
+        at(0.50),
+        at(0.99),
+        at(0.999),
+        at(1.0)
+    );
 }
 
 /// Spawns `consentric import --format cdnow` on the shipped file in a fresh data directory,

@@ -85,7 +85,7 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
             let bodies = traffic(n, "a", args.consent_share, !before, args.message_ids);
             let took: Duration = match path {
                 Path::InProcess(p) => in_process(&engine, &bodies, p)?,
-                Path::Http(k) => over_http(std::sync::Arc::new(engine), &bodies, k)?,
+                Path::Http(k) => over_http(std::sync::Arc::new(engine), &bodies, k)?.0,
             };
             rates[slot] = rate(n, took);
         }

@@ -55,32 +55,18 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
         engine.decide(&who, "home", Some(10), "bench")?;
         lat.push(t.elapsed());
     }
-    print_latencies("in-process, 1 thread", &mut lat, None);
+    super::bench::print_latencies("in-process, 1 thread", "decisions", &mut lat, None);
 
     for &clients in &args.concurrency {
         let (mut lat, took) = over_http(engine.clone(), args, clients)?;
-        print_latencies(&format!("HTTP, {clients} clients"), &mut lat, Some(took));
+        super::bench::print_latencies(
+            &format!("HTTP, {clients} clients"),
+            "decisions",
+            &mut lat,
+            Some(took),
+        );
     }
     Ok(())
-}
-
-fn print_latencies(label: &str, lat: &mut [Duration], took: Option<Duration>) {
-    lat.sort();
-    let at = |q: f64| {
-        let i = ((lat.len() as f64 * q).ceil() as usize).clamp(1, lat.len().max(1)) - 1;
-        lat.get(i).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
-    };
-    let rate = took.map_or(String::new(), |t| {
-        format!(", {:.0} decisions/s", lat.len() as f64 / t.as_secs_f64())
-    });
-    println!(
-        "{label}: {} decisions, p50 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms{rate}",
-        lat.len(),
-        at(0.50),
-        at(0.99),
-        at(0.999),
-        at(1.0)
-    );
 }
 
 /// Customers `c0…`, each granting personalisation and e-mail marketing with their first event,
