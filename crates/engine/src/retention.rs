@@ -1,7 +1,8 @@
 //! Retention: every purpose has a maximum age; a field is kept while some purpose that may use
 //! its category still has it within that age, an event row while some purpose may keep
 //! identifiers that long. The sweep runs inside `serve` and as `consentric retention run`;
-//! every sweep is audited. Age is measured against the engine's clock, so tests do not sleep.
+//! every sweep is audited, and one that removed anything empties SQLite's write-ahead log.
+//! Age is measured against the engine's clock, so tests do not sleep.
 
 use chrono::{DateTime, Utc};
 use consentric_model::CallType;
@@ -128,6 +129,11 @@ impl Engine {
         self.store.write(|tx| {
             audit::append(tx, now_ms, actor, "retention.swept", None, &json!(report))
         })?;
+        if report != RetentionReport::default() {
+            // The rows as they were stay in SQLite's write-ahead log until later commits
+            // overwrite them (up to 256 MiB of writes): empty it, as an erasure does.
+            self.store.checkpoint()?;
+        }
         Ok(report)
     }
 }

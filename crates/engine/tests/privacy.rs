@@ -622,6 +622,43 @@ parity_test!(
     }
 );
 
+/// What a sweep deletes does not linger in SQLite's files: its old pages are not left in the
+/// write-ahead log, and `secure_delete` zeroes them in the database.
+#[test]
+fn retention_leaves_nothing_of_a_deleted_event_in_the_database_files() {
+    let db = TestDb::sqlite();
+    let engine = engine(&db);
+    engine
+        .ingest(events(json!([
+            {"type":"track","messageId":"ancient","userId":"u","event":"Order Completed","properties":{"revenue":5},"timestamp":"2013-01-01T00:00:00Z"},
+            {"type":"page","messageId":"recent","userId":"u","timestamp":"2024-05-01T00:00:00Z","context":{"page":{"path":"/new"}}},
+        ])))
+        .expect("ingest");
+    let dir = db.data_dir().expect("a SQLite directory");
+    let sealed: String = rusqlite::Connection::open(dir.join("consentric.db"))
+        .expect("open")
+        .query_row(
+            "SELECT payload FROM events WHERE message_id = 'ancient'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the old event is stored");
+    // Its ciphertext, past the key id: long enough to be found nowhere by chance.
+    let needle = sealed.as_bytes()[sealed.len() - 48..].to_vec();
+    let found = || {
+        ["consentric.db", "consentric.db-wal"].iter().any(|f| {
+            std::fs::read(dir.join(f))
+                .unwrap_or_default()
+                .windows(needle.len())
+                .any(|w| w == needle.as_slice())
+        })
+    };
+    assert!(found(), "the scan finds the event before the sweep");
+    let report = engine.sweep_retention("test").expect("sweep");
+    assert_eq!(report.events_deleted, 1, "{report:?}");
+    assert!(!found(), "the deleted event is still in the database files");
+}
+
 parity_test!(a_view_prunes_events_to_its_purposes_categories, |db| {
     let engine = engine(&db);
     engine

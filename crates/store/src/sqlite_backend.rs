@@ -89,8 +89,9 @@ impl SqliteBackend {
 /// and a rarer checkpoint copies a page rewritten by many commits back once. With the random
 /// message ids SDKs send, 64k pages ingested 10% more than 16k in-process (over HTTP, no
 /// change; docs/benchmarks.md). The price: a WAL file of about 256 MiB (it keeps its size;
-/// an erasure's checkpoint truncates it), a commit that crosses the threshold or an erasure
-/// copying up to that much back, and deleted data lingering longer in the log.
+/// the checkpoint of an erasure or a retention sweep truncates it), a commit that crosses the
+/// threshold or an erasure copying up to that much back, and what a withdrawal deletes
+/// lingering longer in the log.
 const CHECKPOINT_PAGES: i64 = 65_536;
 
 fn apply_write_pragmas(conn: &Connection) -> Result<(), StoreError> {
