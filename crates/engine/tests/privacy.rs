@@ -8,7 +8,7 @@ use consentric_engine::{
     ProfileRef,
 };
 use consentric_model::{parse_batch, Envelope, Event};
-use consentric_testkit::{parity_test, TestDb};
+use consentric_testkit::{hits_in_database_files, parity_test, TestDb};
 use serde_json::{json, Value};
 
 fn engine_with(db: &TestDb, policy: PolicySet) -> Engine {
@@ -644,19 +644,18 @@ fn retention_leaves_nothing_of_a_deleted_event_in_the_database_files() {
         )
         .expect("the old event is stored");
     // Its ciphertext, past the key id: long enough to be found nowhere by chance.
-    let needle = sealed.as_bytes()[sealed.len() - 48..].to_vec();
-    let found = || {
-        ["consentric.db", "consentric.db-wal"].iter().any(|f| {
-            std::fs::read(dir.join(f))
-                .unwrap_or_default()
-                .windows(needle.len())
-                .any(|w| w == needle.as_slice())
-        })
-    };
-    assert!(found(), "the scan finds the event before the sweep");
+    let needle = &sealed.as_bytes()[sealed.len() - 48..];
+    assert!(
+        hits_in_database_files(dir, needle) > 0,
+        "the scan finds the event before the sweep"
+    );
     let report = engine.sweep_retention("test").expect("sweep");
     assert_eq!(report.events_deleted, 1, "{report:?}");
-    assert!(!found(), "the deleted event is still in the database files");
+    assert_eq!(
+        hits_in_database_files(dir, needle),
+        0,
+        "the deleted event is still in the database files"
+    );
 }
 
 parity_test!(a_view_prunes_events_to_its_purposes_categories, |db| {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 use consentric_engine::{Engine, EngineError, FixedClock, ProfileRef};
 use consentric_model::{parse_batch, Envelope, Event};
-use consentric_testkit::{parity_test, TestDb};
+use consentric_testkit::{hits_in_database_files, parity_test, TestDb};
 use serde_json::{json, Value};
 
 const EMAIL: &str = "quintessa.marplethorpe@zebrafish.example";
@@ -87,17 +87,6 @@ fn ingest_customer(engine: &Engine, user: &str, events_n: usize) {
 }
 
 /// Counts occurrences of `needle` in every file of the SQLite store (database, WAL, shm).
-fn hits(dir: &Path, needle: &[u8]) -> usize {
-    std::fs::read_dir(dir)
-        .expect("data dir")
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("consentric.db"))
-        .map(|e| {
-            let bytes = std::fs::read(e.path()).expect("read");
-            bytes.windows(needle.len()).filter(|w| *w == needle).count()
-        })
-        .sum()
-}
 
 #[test]
 fn personal_data_never_rests_in_the_clear_in_sqlite() {
@@ -137,7 +126,11 @@ fn personal_data_never_rests_in_the_clear_in_sqlite() {
     let dir = db.data_dir().expect("sqlite");
     for phase in ["before checkpoint", "after checkpoint"] {
         for needle in [EMAIL, NAME, PHONE, STREET, "Zebrafish", "Marplethorpe"] {
-            assert_eq!(hits(dir, needle.as_bytes()), 0, "{needle} found {phase}");
+            assert_eq!(
+                hits_in_database_files(dir, needle.as_bytes()),
+                0,
+                "{needle} found {phase}"
+            );
         }
         engine.checkpoint().expect("checkpoint");
     }
@@ -337,12 +330,12 @@ fn an_erased_customers_wrapped_key_is_gone_from_every_file() {
         .expect("a wrapped key");
     engine.checkpoint().expect("checkpoint");
     assert!(
-        hits(&dir, wrapped.as_bytes()) > 0,
+        hits_in_database_files(&dir, wrapped.as_bytes()) > 0,
         "the scan finds the key while it exists"
     );
     engine.erase(&by("gone"), "key:test").expect("erase");
     assert_eq!(
-        hits(&dir, wrapped.as_bytes()),
+        hits_in_database_files(&dir, wrapped.as_bytes()),
         0,
         "no copy of the wrapped key survives"
     );

@@ -283,6 +283,23 @@ pub fn test_vault() -> std::sync::Arc<consentric_vault::Vault> {
     std::sync::Arc::new(consentric_vault::Vault::new(master))
 }
 
+/// How many times `needle` occurs in the SQLite store's files in `dir` (the database, its
+/// write-ahead log and shared memory): what adversarial tests scan after deleting something.
+///
+/// # Panics
+/// If the directory or a file cannot be read.
+pub fn hits_in_database_files(dir: &Path, needle: &[u8]) -> usize {
+    std::fs::read_dir(dir)
+        .expect("data dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("consentric.db"))
+        .map(|e| {
+            let bytes = std::fs::read(e.path()).expect("read");
+            bytes.windows(needle.len()).filter(|w| *w == needle).count()
+        })
+        .sum()
+}
+
 /// The CDNOW sample's raw purchases (Fader & Hardie's 2,357 customers), shipped in `data/`.
 const CDNOW_SAMPLE: &str = include_str!("../../../data/cdnow/CDNOW_sample.txt");
 
