@@ -26,6 +26,7 @@ pub use eval::{evaluate, split, Metrics, Split};
 pub use interactions::{Interaction, Sparse, Vocabulary};
 pub use knn::{ItemKnn, KnnParams};
 pub use popularity::Popularity;
+pub use rng::SplitMix64;
 
 /// A ranked suggestion: an item index and its score (higher is better).
 pub type Scored = (u32, f32);

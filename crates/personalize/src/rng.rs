@@ -1,15 +1,18 @@
 //! A small seeded generator (SplitMix64) so training is reproducible without a dependency.
 
-/// SplitMix64 (Steele, Lea and Flood 2014): fast, seedable, good enough for initial factors
-/// and k-means seeding; never used for anything secret.
-pub(crate) struct SplitMix64(u64);
+/// SplitMix64 (Steele, Lea and Flood 2014): fast, seedable, good enough for initial factors,
+/// k-means seeding and benchmark traffic; never used for anything secret. Its states never
+/// repeat within 2^64 draws and its output function is a bijection, so neither do its draws.
+pub struct SplitMix64(u64);
 
 impl SplitMix64 {
-    pub(crate) fn new(seed: u64) -> Self {
+    /// A generator whose draws are fixed by `seed`.
+    pub fn new(seed: u64) -> Self {
         SplitMix64(seed)
     }
 
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// The next draw.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);

@@ -94,11 +94,6 @@ impl SqliteBackend {
 /// lingering longer in the log.
 const CHECKPOINT_PAGES: i64 = 65_536;
 
-fn apply_write_pragmas(conn: &Connection) -> Result<(), StoreError> {
-    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
-    Ok(())
-}
-
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -106,7 +101,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // after the writer lets go (`WalSync`), before the caller is answered. Checkpoints flush.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     conn.pragma_update(None, "busy_timeout", 10_000)?;
-    apply_write_pragmas(&conn)?;
+    conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // Deleted content is overwritten with zeros, so an erased customer's rows do not linger in
     // free pages of the file.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use consentric_engine::{Engine, PolicySet, Scope, Store, SystemClock};
 use consentric_model::{parse_batch, Envelope};
+use consentric_personalize::SplitMix64;
 use consentric_store::reference::{self, RawEventRow};
 use consentric_store::SqliteOptions;
 use consentric_vault::{MasterKeys, Vault};
@@ -486,6 +487,7 @@ pub(crate) fn traffic(
         state ^= state << 17;
         state
     };
+    let mut id_draws = SplitMix64::new(0);
     let base = chrono::Utc::now() - chrono::Duration::days(30);
     let mut bodies = Vec::with_capacity(n / BATCH + 1);
     let mut events: Vec<Value> = Vec::with_capacity(BATCH);
@@ -493,13 +495,14 @@ pub(crate) fn traffic(
         let u = next() % users;
         let ts = (base + chrono::Duration::seconds(i as i64)).to_rfc3339();
         let message_id = match ids {
-            // From the event's number, not from `next`, so both shapes carry the same
+            // From a stream of their own, not from `next`, so both shapes carry the same
             // customers, products and amounts. The run's name keeps two runs into one database
             // (PostgreSQL's) apart.
-            MessageIds::Random => {
-                let i = i as u64;
-                format!("{run}-{:016x}{:016x}", mix(2 * i), mix(2 * i + 1))
-            }
+            MessageIds::Random => format!(
+                "{run}-{:016x}{:016x}",
+                id_draws.next_u64(),
+                id_draws.next_u64()
+            ),
             MessageIds::Sequential => format!("bench-{run}-{i}"),
         };
         let common = json!({
@@ -548,15 +551,6 @@ pub(crate) fn traffic(
         }
     }
     bodies
-}
-
-/// SplitMix64's finaliser: a bijection of `u64` whose outputs look uniformly spread, so
-/// distinct inputs give distinct, scattered message ids.
-fn mix(x: u64) -> u64 {
-    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// One identify event, a day before [`traffic`] starts, for each consenting customer of a run
