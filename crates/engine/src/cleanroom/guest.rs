@@ -80,10 +80,7 @@ impl Engine {
             message: m.into(),
         };
         // The token and the messages travel in the clear over http: only to this machine.
-        let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
-            .iter()
-            .any(|p| host_url.starts_with(p));
-        if !(host_url.starts_with("https://") || loopback) {
+        if !(host_url.starts_with("https://") || is_loopback_http(host_url)) {
             return Err(invalid(
                 "host_url",
                 "an https URL (http only to this machine)",
@@ -370,5 +367,53 @@ impl Engine {
             self.abort(&row, why)?;
         }
         Ok(())
+    }
+}
+
+/// Whether `url` is plain http to this machine: its authority is exactly `localhost`,
+/// `127.0.0.1` or `[::1]`, with at most a port. A prefix test would also pass
+/// `http://localhost.example.com` or `http://127.0.0.1:80@example.com`, which send the token
+/// in the clear to another machine.
+fn is_loopback_http(url: &str) -> bool {
+    let Some(rest) = url.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    ["localhost", "127.0.0.1", "[::1]"].iter().any(|host| {
+        authority.strip_prefix(host).is_some_and(|port| {
+            port.is_empty()
+                || port
+                    .strip_prefix(':')
+                    .is_some_and(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_http;
+
+    #[test]
+    fn plain_http_goes_only_to_this_machine() {
+        for ok in [
+            "http://127.0.0.1",
+            "http://localhost:8080",
+            "http://[::1]:9/",
+            "http://127.0.0.1:7878/base",
+        ] {
+            assert!(is_loopback_http(ok), "{ok}");
+        }
+        for refused in [
+            "http://localhost.example.com",
+            "http://127.0.0.1.nip.io:80",
+            "http://127.0.0.1@example.com",
+            "http://127.0.0.1:80@example.com/",
+            "http://localhost:",
+            "http://localhost:80x",
+            "https://localhost",
+            "http://example.com/http://localhost",
+        ] {
+            assert!(!is_loopback_http(refused), "{refused}");
+        }
     }
 }
