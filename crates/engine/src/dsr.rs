@@ -112,7 +112,7 @@ pub struct DsrView {
     /// Days of extension granted.
     pub extended_days: i64,
     /// The answer (a receipt, the export's size, the consent state) or why it was rejected.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub outcome: Option<Value>,
 }
 

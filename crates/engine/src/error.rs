@@ -15,6 +15,10 @@ pub enum EngineError {
         /// Why.
         message: String,
     },
+    /// The request was fine but the data does not allow it now: nothing to fit on, or a model
+    /// the data does not identify. Asking again after more data may succeed.
+    #[error("{0}")]
+    Conflict(String),
     /// The gate refused: the purpose has no legal basis for this customer now.
     #[error("{0}")]
     NoBasis(String),

@@ -251,6 +251,43 @@ fn the_guest_holds_the_host_to_the_terms_it_joined_on() {
         guest.cleanroom_join(&far, "t"),
         Err(EngineError::Invalid { .. })
     ));
+    // Nor to a URL without a host, and the host must be named.
+    for bad in [
+        Joining {
+            host_url: "https://".into(),
+            ..far.clone()
+        },
+        Joining {
+            host_url: "https://partner.example".into(),
+            partner: " \u{c}".into(),
+            ..far.clone()
+        },
+    ] {
+        assert!(matches!(
+            guest.cleanroom_join(&bad, "t"),
+            Err(EngineError::Invalid { .. })
+        ));
+    }
+    // A session id recorded here already (this session, joined again) is a conflict that
+    // leaves the recorded one as it was.
+    let before = guest.cleanroom_session(&inv.session).expect("recorded");
+    let again = Joining {
+        host_url: "https://other.example".into(),
+        session: inv.session.clone(),
+        token: "1".repeat(64),
+        partner: "someone else".into(),
+        output: Output::Cardinality,
+        sum: false,
+    };
+    assert!(matches!(
+        guest.cleanroom_join(&again, "t"),
+        Err(EngineError::Conflict(_))
+    ));
+    let after = guest.cleanroom_session(&inv.session).expect("recorded");
+    assert_eq!(
+        serde_json::to_value(&before).expect("json"),
+        serde_json::to_value(&after).expect("json")
+    );
 }
 
 fn session_error(r: Result<impl std::fmt::Debug, EngineError>) -> SessionError {

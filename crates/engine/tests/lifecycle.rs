@@ -187,7 +187,7 @@ fn a_fit_on_data_that_cannot_identify_the_model_is_refused() {
     engine.ingest(events(Value::Array(batch))).expect("ingest");
     clock.set(start() + Duration::days(30));
     match engine.lifecycle_fit("test") {
-        Err(EngineError::Invalid { message, .. }) => {
+        Err(EngineError::Conflict(message)) => {
             assert!(message.contains("did not converge"), "{message}")
         }
         other => panic!("{other:?}"),
@@ -311,7 +311,7 @@ fn a_fit_without_purchases_is_refused_with_a_reason() {
     let db = TestDb::sqlite();
     let (engine, _) = engine(&db);
     match engine.lifecycle_fit("test") {
-        Err(EngineError::Invalid { message, .. }) => assert!(message.contains("no purchases")),
+        Err(EngineError::Conflict(message)) => assert!(message.contains("no purchases")),
         other => panic!("{other:?}"),
     }
 }

@@ -141,6 +141,9 @@ pub fn parse_batch(body: &[u8], env: &Envelope) -> Result<Batch, ParseError> {
         integrations: optional_object(&mut obj, "integrations")?,
         sent_at: optional_time(&obj, "sentAt")?,
     };
+    // The defaults have the Spec's types themselves, even where every event overrides them or
+    // the batch is empty.
+    check_context(&defaults.context)?;
     let mut events = Vec::with_capacity(items.len());
     for (i, item) in items.into_iter().enumerate() {
         let path = format!("batch[{i}]");
@@ -580,6 +583,17 @@ mod tests {
             e.timestamp(),
             parse_time("2024-01-01T11:00:10Z").expect("t")
         );
+    }
+
+    #[test]
+    fn a_batch_context_of_the_wrong_shape_is_refused_even_with_no_events() {
+        for body in [
+            r#"{"batch":[],"context":{"userAgent":{}}}"#,
+            r#"{"batch":[{"type":"track","userId":"u","event":"E","context":{"userAgent":"ok"}}],"context":{"userAgent":7}}"#,
+        ] {
+            let e = parse_batch(body.as_bytes(), &env()).expect_err(body);
+            assert_eq!(e.field.as_deref(), Some("context.userAgent"), "{body}");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::tx::{next, take, WriteTx};
 
-const INSERT: &str = "INSERT INTO cleanroom_sessions (session_id, role, token_hash, host_url, token, output, with_sum, partner, state, created_at, expires_at, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL)";
+const INSERT: &str = "INSERT INTO cleanroom_sessions (session_id, role, token_hash, host_url, token, output, with_sum, partner, state, created_at, expires_at, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, NULL) ON CONFLICT (session_id) DO NOTHING";
 const SELECT: &str = "SELECT session_id, role, token_hash, host_url, token, output, with_sum, partner, state, created_at, expires_at, result FROM cleanroom_sessions";
 const BY_ID: &str = "SELECT session_id, role, token_hash, host_url, token, output, with_sum, partner, state, created_at, expires_at, result FROM cleanroom_sessions WHERE session_id = ?1";
 /// A state change only from the state the caller saw: replays and races lose.
@@ -65,9 +65,10 @@ fn row(r: Vec<crate::backend::Cell>) -> Result<SessionRow, StoreError> {
 }
 
 impl WriteTx<'_> {
-    /// Records a new session.
-    pub fn create_session(&mut self, s: &SessionRow) -> Result<(), StoreError> {
-        self.conn.exec(
+    /// Records a new session; `false` (and nothing written) if one with its id is recorded
+    /// already, as a host's own session is when this instance is also its guest.
+    pub fn create_session(&mut self, s: &SessionRow) -> Result<bool, StoreError> {
+        let created = self.conn.exec(
             INSERT,
             &[
                 Param::Text(&s.session_id),
@@ -83,7 +84,7 @@ impl WriteTx<'_> {
                 Param::Int(s.expires_at),
             ],
         )?;
-        Ok(())
+        Ok(created == 1)
     }
 
     /// Moves a session from `from` to `to` (with a result); `false` if it was not in `from`.

@@ -93,7 +93,7 @@ pub struct Release {
     pub mechanism: String,
     /// The additive noise (per number released); absent for selections.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub noise: Option<Noise>,
     /// Half-width of the 95% interval of the noise, in the result's units (each number is
     /// within ± this of the exact value with probability 95%); absent for means and
@@ -143,7 +143,7 @@ impl Engine {
             .filter(|r| *r > Rho::ZERO && rho <= 1000.0)
             .ok_or_else(|| EngineError::Invalid {
                 field: "rho".into(),
-                message: "must be a positive finite number at most 1000".into(),
+                message: "must be a number from 1e-12 (the budget's unit) to 1000".into(),
             })?;
         let now = self.now().timestamp_millis();
         let row = self.store.write(|tx| {

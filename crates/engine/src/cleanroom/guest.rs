@@ -80,7 +80,14 @@ impl Engine {
             message: m.into(),
         };
         // The token and the messages travel in the clear over http: only to this machine.
-        if !(host_url.starts_with("https://") || is_loopback_http(host_url)) {
+        let has_host = host_url.split_once("://").is_some_and(|(_, rest)| {
+            !rest
+                .split(['/', '?', '#'])
+                .next()
+                .unwrap_or_default()
+                .is_empty()
+        });
+        if !has_host || !(host_url.starts_with("https://") || is_loopback_http(host_url)) {
             return Err(invalid(
                 "host_url",
                 "an https URL (http only to this machine)",
@@ -94,6 +101,9 @@ impl Engine {
         }
         if token.len() < 32 {
             return Err(invalid("token", "the session token the host gave"));
+        }
+        if partner.trim().is_empty() || partner.len() > 200 {
+            return Err(invalid("partner", "name the host (1 to 200 characters)"));
         }
         let now = self.now().timestamp_millis();
         let row = consentric_store::SessionRow {
@@ -110,8 +120,10 @@ impl Engine {
             expires_at: now + i64::from(self.cleanroom.settings.session_minutes) * 60_000,
             result: None,
         };
-        self.store.write(|tx| {
-            tx.create_session(&row)?;
+        let created = self.store.write(|tx| -> Result<bool, EngineError> {
+            if !tx.create_session(&row)? {
+                return Ok(false);
+            }
             audit::append(
                 tx,
                 now,
@@ -121,8 +133,14 @@ impl Engine {
                 &json!({"session": session, "host": row.host_url, "partner": partner,
                     "purpose": self.cleanroom.settings.purpose, "output": output.as_str(),
                     "sum": sum}),
-            )
+            )?;
+            Ok(true)
         })?;
+        if !created {
+            return Err(EngineError::Conflict(format!(
+                "a session with id `{session}` is recorded here already"
+            )));
+        }
         self.cleanroom_session(session)
     }
 

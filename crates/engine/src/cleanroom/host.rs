@@ -116,8 +116,10 @@ impl Engine {
             expires_at,
             result: None,
         };
-        self.store.write(|tx| {
-            tx.create_session(&row)?;
+        let created = self.store.write(|tx| -> Result<bool, EngineError> {
+            if !tx.create_session(&row)? {
+                return Ok(false);
+            }
             audit::append(
                 tx,
                 now,
@@ -126,8 +128,15 @@ impl Engine {
                 None,
                 &json!({"session": session, "partner": partner, "purpose": settings.purpose,
                     "output": output.as_str(), "sum": sum}),
-            )
+            )?;
+            Ok(true)
         })?;
+        if !created {
+            // 128 random bits met an id already recorded: refuse rather than overwrite.
+            return Err(EngineError::Conflict(
+                "a session with the new id exists already; invite again".into(),
+            ));
+        }
         Ok(Invitation {
             session,
             token,

@@ -89,7 +89,7 @@ pub struct SessionView {
     /// Milliseconds since the epoch.
     pub expires_at: i64,
     /// What the session revealed, once done.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
 }
 

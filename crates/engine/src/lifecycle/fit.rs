@@ -134,11 +134,9 @@ impl Engine {
             (Some(day), _) => day,
             (None, Some(day)) => day,
             (None, None) => {
-                return Err(EngineError::Invalid {
-                    field: "lifecycle".into(),
-                    message: "no purchases by customers with a basis for analytics to fit on"
-                        .into(),
-                })
+                return Err(EngineError::Conflict(
+                    "no purchases by customers with a basis for analytics to fit on".into(),
+                ))
             }
         };
         let mut summaries: Vec<CustomerSummary> = Vec::with_capacity(purchases.len());
@@ -166,10 +164,7 @@ impl Engine {
                 .partial_cmp(&(b.x, b.t_x, b.t, b.monetary))
                 .unwrap_or(std::cmp::Ordering::Equal)
         });
-        let no = |e: consentric_lifecycle::LifecycleError| EngineError::Invalid {
-            field: "lifecycle".into(),
-            message: e.to_string(),
-        };
+        let no = |e: consentric_lifecycle::LifecycleError| EngineError::Conflict(e.to_string());
         let fitted_at = crate::profiles::iso(now.timestamp_millis());
         let (bg, s) = timed(|| BgNbd::fit(&summaries));
         let bg = bg.map_err(no)?;
