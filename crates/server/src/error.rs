@@ -103,6 +103,9 @@ impl From<EngineError> for ApiError {
                 message,
                 field: Some(field.to_owned()),
             },
+            EngineError::Conflict(message) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            }
             e @ EngineError::BudgetExceeded { .. } => ApiError {
                 status: StatusCode::FORBIDDEN,
                 code: "budget_exceeded",

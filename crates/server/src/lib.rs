@@ -10,6 +10,8 @@
 mod auth;
 mod cors;
 mod error;
+mod extract;
+mod json_errors;
 mod openapi;
 pub mod partner;
 mod routes;
@@ -27,7 +29,7 @@ use consentric_engine::Engine;
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
-pub use openapi::ApiDoc;
+pub use openapi::{document as openapi_document, ApiDoc};
 
 /// Shared state of every handler.
 pub(crate) type AppState = Arc<Engine>;
@@ -47,6 +49,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))
         // Clean-room messages carry whole blinded sets: their own, larger limit.
         .merge(routes::cleanroom::routes())
+        .layer(middleware::from_fn(json_errors::json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(engine)
 }

@@ -555,6 +555,76 @@ parity_test!(bad_input_gets_a_clear_error_naming_the_field, |db| {
     assert_error(app.get("/v1/profiles/u"), 404, "not_found", None);
 });
 
+parity_test!(every_refusal_is_a_json_error_even_the_routers_own, |db| {
+    let app = spawn_app(&db);
+    let admin = |method: reqwest::Method, path: &str| {
+        app.client
+            .request(method, format!("{}{path}", app.base))
+            .bearer_auth(&app.admin)
+    };
+    // What axum answers by itself: no route, a method the route does not take, a body over
+    // the limit, an undecodable path.
+    assert_error(app.get("/v1/no-such-thing"), 404, "no_such_endpoint", None);
+    let r = admin(reqwest::Method::DELETE, "/v1/track")
+        .send()
+        .expect("send");
+    assert_eq!(
+        r.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("POST"),
+        "the 405 keeps its Allow header"
+    );
+    assert_error(r, 405, "method_not_allowed", None);
+    let huge = "x".repeat(consentric_model::MAX_BATCH_BYTES + 1);
+    assert_error(
+        admin(reqwest::Method::PUT, "/v1/consent/c1")
+            .header("content-type", "application/json")
+            .body(huge)
+            .send()
+            .expect("send"),
+        413,
+        "body_too_large",
+        None,
+    );
+    assert_error(app.get("/v1/profiles/%FF"), 400, "invalid_path", Some("id"));
+    // Query parameters: missing and mistyped ones are named.
+    assert_error(
+        app.get("/v1/profiles/someone/view"),
+        400,
+        "invalid_query",
+        Some("purpose"),
+    );
+    assert_error(
+        app.get("/v1/profiles/someone/events?limit=many"),
+        400,
+        "invalid_query",
+        Some("limit"),
+    );
+    assert_error(
+        app.get("/v1/dsr?overdue=maybe"),
+        400,
+        "invalid_query",
+        Some("overdue"),
+    );
+    // The data, not the request, stands in the way: a conflict, not a bad request.
+    assert_error(
+        admin(reqwest::Method::POST, "/v1/lifecycle/fit")
+            .send()
+            .expect("send"),
+        409,
+        "conflict",
+        None,
+    );
+    // Our own side's refusal of a clean-room run is not the partner's fault.
+    assert_error(
+        admin(reqwest::Method::POST, "/v1/cleanroom/joined/nosuch/run")
+            .send()
+            .expect("send"),
+        404,
+        "not_found",
+        None,
+    );
+});
+
 parity_test!(a_batch_with_one_bad_event_stores_nothing, |db| {
     let app = spawn_app(&db);
     let batch = json!({"batch": [

@@ -1,5 +1,11 @@
 //! The OpenAPI document, generated from the handlers' annotations; every endpoint joins here.
+//! [`document`] adds what the annotations cannot say well: the Segment calls' schemas and the
+//! refusals every operation can give.
 
+mod errors;
+mod segment;
+
+use serde_json::{json, Value};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -51,5 +57,151 @@ impl Modify for Security {
             "bearer",
             SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
         );
+        let mut session = Http::new(HttpAuthScheme::Bearer);
+        session.description = Some(
+            "A clean-room session's token, given to the partner with the invitation".to_owned(),
+        );
+        components.add_security_scheme("session", SecurityScheme::Http(session));
+    }
+}
+
+/// The document served at `/openapi.json`: [`ApiDoc`], with each ingest endpoint's body
+/// described by its Segment call's schema, and every operation's possible refusals.
+pub fn document() -> Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
+    if let Some(schemas) = doc
+        .pointer_mut("/components/schemas")
+        .and_then(Value::as_object_mut)
+    {
+        schemas.extend(segment::components());
+    }
+    let bodies = segment::CALLS
+        .iter()
+        .map(|(name, call)| (format!("/v1/{call}"), *name))
+        .map(|(path, name)| (path, "post", name))
+        .chain([
+            ("/v1/batch".to_owned(), "post", "Batch"),
+            ("/v1/segments/{name}".to_owned(), "put", "SegmentCondition"),
+        ]);
+    for (path, method, name) in bodies {
+        let pointer = format!(
+            "/paths/{}/{method}/requestBody/content/application~1json/schema",
+            path.replace('/', "~1")
+        );
+        if let Some(schema) = doc.pointer_mut(&pointer) {
+            *schema = json!({ "$ref": format!("#/components/schemas/{name}") });
+        }
+    }
+    // What utoipa's attributes cannot say: a consent change names at least one purpose.
+    if let Some(purposes) = doc.pointer_mut("/components/schemas/ConsentChange/properties/purposes")
+    {
+        purposes["minProperties"] = json!(1);
+    }
+    errors::document(&mut doc);
+    doc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+
+    fn operations(doc: &Value) -> Vec<(String, String, Value)> {
+        let mut out = Vec::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in METHODS {
+                if let Some(op) = item.get(method) {
+                    out.push((path.clone(), method.to_owned(), op.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn the_path_parameters_declared_are_those_of_the_path() {
+        let doc = document();
+        for (path, method, op) in operations(&doc) {
+            let mut in_template: Vec<&str> = path
+                .split('{')
+                .skip(1)
+                .filter_map(|s| s.split_once('}').map(|(name, _)| name))
+                .collect();
+            let params = op["parameters"].as_array().cloned().unwrap_or_default();
+            let mut declared: Vec<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            in_template.sort_unstable();
+            declared.sort_unstable();
+            assert_eq!(in_template, declared, "{method} {path}: path parameters");
+        }
+    }
+
+    #[test]
+    fn every_operation_documents_its_refusals_as_error_bodies() {
+        let doc = document();
+        let error_body = json!({"$ref": "#/components/schemas/ErrorBody"});
+        for (path, method, op) in operations(&doc) {
+            let responses = op["responses"].as_object().expect("responses");
+            let has = |status: &str| responses.contains_key(status);
+            let secured = op["security"].as_array().is_some_and(|s| !s.is_empty());
+            if secured {
+                assert!(has("401"), "{method} {path}: 401");
+            }
+            if op.get("requestBody").is_some() {
+                assert!(has("400") && has("413"), "{method} {path}: 400 and 413");
+            }
+            if path.contains('{') {
+                assert!(has("404"), "{method} {path}: 404");
+            }
+            if path.starts_with("/v1/") {
+                assert!(has("500"), "{method} {path}: 500");
+            }
+            for (status, response) in responses {
+                if status.starts_with('4') || status.starts_with('5') {
+                    assert_eq!(
+                        response["content"]["application/json"]["schema"], error_body,
+                        "{method} {path}: {status} is not an ErrorBody"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn ingest_bodies_are_the_segment_calls_and_every_reference_resolves() {
+        let doc = document();
+        for (name, call) in segment::CALLS {
+            assert_eq!(
+                doc["paths"][format!("/v1/{call}")]["post"]["requestBody"]["content"]
+                    ["application/json"]["schema"]["$ref"],
+                format!("#/components/schemas/{name}")
+            );
+        }
+        let track = &doc["components"]["schemas"]["Track"]["allOf"][1];
+        assert_eq!(track["required"], json!(["event"]));
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(all.len() > 50);
+        for r in all {
+            let pointer = r.strip_prefix('#').expect("a local reference");
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
     }
 }

@@ -79,8 +79,10 @@ pub(crate) struct GrantRequest {
     /// The analyst's key id.
     analyst: String,
     /// The data set (`customers`).
+    #[schema(pattern = "^customers$")]
     dataset: Option<String>,
-    /// ρ to add.
+    /// ρ to add: from 10⁻¹² (the budget's unit; less rounds down to nothing) to 1000.
+    #[schema(minimum = 0.000000000001, maximum = 1000.0)]
     rho: f64,
 }
 

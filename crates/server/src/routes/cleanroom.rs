@@ -3,7 +3,7 @@
 //! Bearer token) instead of an API key.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
+use crate::extract::Path;
+use crate::partner::PartnerError;
 use crate::AppState;
 
 /// Largest clean-room message: a million blinded identifiers, or about 300,000 encrypted values.
@@ -39,6 +41,15 @@ fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
     )
 }
 
+/// Our own side's refusals (no such session, the wrong state) keep their status; only what
+/// went wrong at the host is a bad gateway.
+fn partner_error(e: PartnerError) -> ApiError {
+    match e {
+        PartnerError::Engine(e) => e.into(),
+        other => ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", other.to_string()),
+    }
+}
+
 fn session_token(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
@@ -59,6 +70,7 @@ fn session_token(headers: &HeaderMap) -> Result<String, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct InviteRequest {
     /// Who the partner is.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     partner: String,
     /// `cardinality` (default) or `matches`.
     output: Option<Output>,
@@ -116,6 +128,7 @@ pub(crate) async fn list(
 
 /// One session: its state and, once done, what it revealed (admin).
 #[utoipa::path(get, path = "/v1/cleanroom/sessions/{id}", tag = "cleanroom",
+    params(("id" = String, Path, description = "the session's id")),
     responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn status(
@@ -128,8 +141,10 @@ pub(crate) async fn status(
 
 /// Round 1 (partner, session token): our blinded identifiers and the session's terms.
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/blinded", tag = "cleanroom",
+    params(("id" = String, Path, description = "the session's id")),
     responses((status = 200, body = HostBlinded), (status = 401, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody), (status = 410, body = crate::error::ErrorBody)))]
+        (status = 409, body = crate::error::ErrorBody), (status = 410, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
 pub(crate) async fn blinded(
     State(engine): State<AppState>,
     Path(id): Path<String>,
@@ -142,9 +157,11 @@ pub(crate) async fn blinded(
 /// Round 2 (partner, session token): the partner's blinded identifiers (and encrypted
 /// values); the cardinality (and the masked encrypted sum).
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/intersect", tag = "cleanroom",
+    params(("id" = String, Path, description = "the session's id")),
     request_body = GuestBlinded,
     responses((status = 200, body = HostCount), (status = 400, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody)))]
+        (status = 413, body = crate::error::ErrorBody)),
+    security(("session" = [])))]
 pub(crate) async fn intersect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
@@ -166,7 +183,9 @@ pub(crate) struct Finished {
 
 /// Round 3 (partner, session token): the decrypted masked sum.
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/sum", tag = "cleanroom",
-    request_body = GuestSum, responses((status = 200, body = Finished)))]
+    params(("id" = String, Path, description = "the session's id")),
+    request_body = GuestSum, responses((status = 200, body = Finished)),
+    security(("session" = [])))]
 pub(crate) async fn sum(
     State(engine): State<AppState>,
     Path(id): Path<String>,
@@ -187,13 +206,19 @@ pub(crate) async fn sum(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JoinRequest {
-    /// The host's base URL.
+    /// The host's base URL: https, or plain http only to this machine.
+    #[schema(
+        pattern = "^(https://[^/?#\\s]+|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)([/?#].*)?$"
+    )]
     host_url: String,
     /// The session id.
+    #[schema(pattern = "^[A-Za-z0-9]{1,64}$")]
     session: String,
     /// The session token.
+    #[schema(min_length = 32)]
     token: String,
     /// Who the host is.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     partner: String,
     /// What the host said the session reveals (`cardinality`, the default, or `matches`);
     /// the run is refused if the host asks for more.
@@ -238,7 +263,12 @@ pub(crate) async fn join(
 /// Runs a joined session against its host (admin): the three rounds, then the session as
 /// recorded here.
 #[utoipa::path(post, path = "/v1/cleanroom/joined/{id}/run", tag = "cleanroom",
-    responses((status = 200, body = SessionView), (status = 502, body = crate::error::ErrorBody)),
+    params(("id" = String, Path, description = "the joined session's id")),
+    responses((status = 200, body = SessionView),
+        (status = 404, body = crate::error::ErrorBody, description = "no joined session with this id"),
+        (status = 409, body = crate::error::ErrorBody, description = "the session is not waiting to run"),
+        (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired"),
+        (status = 502, body = crate::error::ErrorBody, description = "the host could not be reached or refused a round")),
     security(("bearer" = [])))]
 pub(crate) async fn run(
     AdminKey(_): AdminKey,
@@ -247,6 +277,6 @@ pub(crate) async fn run(
 ) -> Result<Json<SessionView>, ApiError> {
     crate::partner::run(engine.clone(), &id)
         .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", e.to_string()))?;
+        .map_err(partner_error)?;
     blocking(move || Ok(Json(engine.cleanroom_session(&id)?))).await
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use consentric_engine::{ConsentHistoryEntry, ConsentView, ProfileRef, PurposeView};
@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
+use crate::extract::Path;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -56,6 +57,7 @@ pub(crate) async fn consent(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsentChange {
+    /// At least one: purpose id (as `GET /v1/purposes` lists them) → decision.
     purposes: BTreeMap<String, String>,
 }
 

@@ -2,8 +2,7 @@
 //! segments and k-means proposals. Admin keys only.
 
 use axum::body::Bytes;
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -15,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
+use crate::extract::{Path, Query};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -31,16 +31,15 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
-fn bad_query(r: QueryRejection) -> ApiError {
-    ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", r.body_text())
-}
-
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DecideQuery {
     /// Where the answer will be shown (`home`, `cart`, `email.weekly`); default `default`.
+    #[param(pattern = "^[A-Za-z0-9._-]{1,64}$")]
     placement: Option<String>,
     /// Items wanted (1 to `[personalize] max_limit`).
+    #[param(minimum = 1)]
     limit: Option<usize>,
 }
 
@@ -57,9 +56,8 @@ pub(crate) async fn decide(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(customer): Path<String>,
-    q: Result<Query<DecideQuery>, QueryRejection>,
+    Query(q): Query<DecideQuery>,
 ) -> Result<Json<Decision>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
     let quick = engine.decisions_are_quick();
     let decide = move || {
         let placement = q.placement.as_deref().unwrap_or("default");
@@ -155,10 +153,11 @@ pub(crate) async fn define(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PreviewQuery {
     /// Members to list (default 20, at most 1000).
-    limit: Option<usize>,
+    limit: Option<u32>,
 }
 
 /// A segment's size over the customers with a basis for the personalisation purpose, and its
@@ -171,10 +170,9 @@ pub(crate) async fn preview(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(name): Path<String>,
-    q: Result<Query<PreviewQuery>, QueryRejection>,
+    Query(q): Query<PreviewQuery>,
 ) -> Result<Json<SegmentPreview>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(20).min(1000);
+    let limit = q.limit.map_or(20, |l| l as usize).min(1000);
     blocking(move || {
         Ok(Json(engine.preview_segment(
             &name,
@@ -203,10 +201,11 @@ pub(crate) async fn delete(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ProposeQuery {
     /// Largest k tried (2 to 12; default 8).
-    max_k: Option<usize>,
+    max_k: Option<u32>,
 }
 
 /// Clusters of customers by behaviour (k-means, k by silhouette), to name and define as
@@ -217,10 +216,9 @@ pub(crate) struct ProposeQuery {
 pub(crate) async fn propose(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
-    q: Result<Query<ProposeQuery>, QueryRejection>,
+    Query(q): Query<ProposeQuery>,
 ) -> Result<Json<SegmentProposal>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
-    let max_k = q.max_k.unwrap_or(8).clamp(2, 12);
+    let max_k = q.max_k.map_or(8, |k| k as usize).clamp(2, 12);
     blocking(move || {
         Ok(Json(
             engine.propose_segments(max_k, &format!("key:{}", who.key_id))?,
@@ -230,10 +228,11 @@ pub(crate) async fn propose(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct MembersQuery {
     /// Members to list (default 100, at most 10,000).
-    limit: Option<usize>,
+    limit: Option<u32>,
 }
 
 /// A segment's members as kept up to date after ingest and consent changes (`serve` refreshes
@@ -246,14 +245,14 @@ pub(crate) async fn members(
     _: AdminKey,
     State(engine): State<AppState>,
     Path(name): Path<String>,
-    q: Result<Query<MembersQuery>, QueryRejection>,
+    Query(q): Query<MembersQuery>,
 ) -> Result<Json<SegmentMembers>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
-    let limit = q.limit.unwrap_or(100).min(10_000);
+    let limit = q.limit.map_or(100, |l| l as usize).min(10_000);
     blocking(move || Ok(Json(engine.segment_members(&name, limit)?))).await
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshQuery {
     /// Every customer, not only those written to since the last refresh.
@@ -268,9 +267,8 @@ pub(crate) struct RefreshQuery {
 pub(crate) async fn refresh(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
-    q: Result<Query<RefreshQuery>, QueryRejection>,
+    Query(q): Query<RefreshQuery>,
 ) -> Result<Json<SegmentRefresh>, ApiError> {
-    let Query(q) = q.map_err(bad_query)?;
     blocking(move || {
         Ok(Json(engine.refresh_segments(
             q.everyone.unwrap_or(false),

@@ -2,7 +2,7 @@
 //! process, list (overdue ones too).
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
+use crate::extract::{Path, Query};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -40,8 +41,14 @@ pub(crate) struct NewRequest {
     kind: DsrKind,
     regime: Regime,
     /// `user_id:…` or `anonymous_id:…` (a bare id is tried as a user id, then an anonymous id).
+    #[schema(min_length = 1, pattern = "\\S")]
     identity: String,
-    /// Where the one-time code is sent.
+    /// Where the one-time code is sent (at most 320 bytes, no control characters).
+    #[schema(
+        min_length = 1,
+        max_length = 320,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     contact: String,
 }
 
@@ -100,6 +107,7 @@ pub(crate) async fn file(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ListQuery {
     /// Only open requests past their deadline.
     overdue: Option<bool>,
@@ -204,7 +212,7 @@ pub(crate) async fn extend(
 pub(crate) struct Processed {
     request: DsrView,
     /// For an access request, the export.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     export: Option<Value>,
 }
 

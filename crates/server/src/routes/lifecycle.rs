@@ -1,7 +1,7 @@
 //! Lifecycle: one customer's stage and scores, the population's funnel, cohorts and models,
 //! and fitting and recomputing on demand. Admin keys only.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use consentric_engine::{
@@ -10,6 +10,7 @@ use consentric_engine::{
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
+use crate::extract::Path;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -65,7 +66,7 @@ pub(crate) async fn summary(
 /// keeps them for scoring. Audited.
 #[utoipa::path(post, path = "/v1/lifecycle/fit", tag = "lifecycle",
     responses((status = 200, body = FitReport),
-        (status = 400, body = crate::error::ErrorBody, description = "nothing to fit on")),
+        (status = 409, body = crate::error::ErrorBody, description = "nothing to fit on, or a model the data does not identify")),
     security(("bearer" = [])))]
 pub(crate) async fn fit(
     AdminKey(who): AdminKey,

@@ -1,12 +1,13 @@
 //! Operations: liveness, readiness, metrics and the OpenAPI document. No key needed.
 
+use std::sync::LazyLock;
+
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use utoipa::OpenApi;
 
 use crate::error::{blocking, ApiError};
 use crate::AppState;
@@ -27,7 +28,7 @@ pub(crate) async fn healthz() -> Json<Value> {
 
 /// The database answers.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, description = "the database does not answer")))]
+    responses((status = 200, description = "ready"), (status = 503, body = crate::error::ErrorBody, description = "the database does not answer")))]
 pub(crate) async fn readyz(State(engine): State<AppState>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         engine.ready().map_err(|e| {
@@ -46,7 +47,7 @@ pub(crate) async fn readyz(State(engine): State<AppState>) -> Result<Json<Value>
 }
 
 /// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", content_type = "text/plain")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "OpenMetrics text format (which Prometheus reads)", content_type = "application/openmetrics-text")))]
 pub(crate) async fn metrics(State(engine): State<AppState>) -> impl IntoResponse {
     (
         [(
@@ -59,6 +60,7 @@ pub(crate) async fn metrics(State(engine): State<AppState>) -> impl IntoResponse
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1")))]
-pub(crate) async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::ApiDoc::openapi())
+pub(crate) async fn openapi() -> Json<Value> {
+    static DOCUMENT: LazyLock<Value> = LazyLock::new(crate::openapi::document);
+    Json(DOCUMENT.clone())
 }

@@ -1,6 +1,6 @@
 //! Reading profiles: admin keys only.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use consentric_engine::{
@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
+use crate::extract::{Path, Query};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -26,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ViewQuery {
     /// The purpose the data will be used for.
     purpose: String,
@@ -77,6 +79,7 @@ pub(crate) async fn profile(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct EventsQuery {
     /// At most this many, newest first (1..1000, default 100).
     limit: Option<u32>,
@@ -147,8 +150,10 @@ pub(crate) async fn erase(
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct ExportQuery {
     /// `json` (one document, the default) or `zip` (CSV files).
+    #[param(pattern = "^(json|zip)$")]
     format: Option<String>,
 }
 
