@@ -230,7 +230,8 @@ pub(crate) struct JoinRequest {
 
 /// Records an invitation from a host (admin). Audited.
 #[utoipa::path(post, path = "/v1/cleanroom/joined", tag = "cleanroom",
-    request_body = JoinRequest, responses((status = 200, body = SessionView)),
+    request_body = JoinRequest, responses((status = 200, body = SessionView),
+        (status = 409, body = crate::error::ErrorBody, description = "a session with this id is recorded here already")),
     security(("bearer" = [])))]
 pub(crate) async fn join(
     AdminKey(who): AdminKey,

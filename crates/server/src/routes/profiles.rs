@@ -162,7 +162,8 @@ pub(crate) struct ExportQuery {
 /// one JSON document or a ZIP of CSV files, streamed as it is read. Audited.
 #[utoipa::path(get, path = "/v1/profiles/{id}/export", tag = "profiles",
     params(("id" = String, Path, description = "as for /v1/profiles/{id}"), ExportQuery),
-    responses((status = 200, content_type = "application/json", description = "the export"),
+    responses((status = 200, description = "the export: JSON, or with `format=zip` a ZIP of CSV files",
+            content((Object = "application/json"), ("application/zip"))),
         (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Fuzzes the HTTP API from its own OpenAPI document with Schemathesis: a fresh store, the real
+# server on a loopback port, an admin key, and requests generated from /openapi.json — valid
+# ones, invalid ones, and sequences that follow what earlier answers returned.
+#
+#   scripts/api-fuzz.sh [--gate] [BINARY]
+#
+# Without --gate every check runs, including whether the server accepts exactly what the
+# document allows (docs/api-conformance.md lists what it still reports, and why). With --gate
+# (what .ci/run uses) every check but those two: no 5xx; every response, errors included,
+# matches the document's status codes, content types, headers and schemas; no operation
+# ignores its authentication; nothing deleted is still served. BINARY
+# defaults to target/release/consentric (built if absent). Schemathesis is installed with pip
+# into target/api-fuzz-venv, at the version pinned below.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+gate=false
+if [ "${1:-}" = "--gate" ]; then
+  gate=true
+  shift
+fi
+bin=${1:-target/release/consentric}
+if [ ! -x "$bin" ]; then
+  cargo build --release
+fi
+
+venv=target/api-fuzz-venv
+if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$SCHEMATHESIS_VERSION"; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+data=$(mktemp -d /tmp/consentric-api-fuzz.XXXXXX)
+pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  rm -rf "$data"
+}
+trap cleanup EXIT
+
+key=$(CONSENTRIC_LOG=warn "$bin" --data-dir "$data" keys create --scope admin | head -n 1)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+CONSENTRIC_LOG=warn "$bin" --data-dir "$data" serve --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+pid=$!
+for _ in $(seq 100); do
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# A joined clean-room session's run calls the host the session names; generated hosts do not
+# answer, and its 502 says so. It is left out so that the fuzzer sends nothing off this machine.
+excluded=(--exclude-path "/v1/cleanroom/joined/{id}/run")
+if $gate; then
+  excluded+=(--exclude-checks negative_data_rejection,positive_data_acceptance)
+fi
+status=0
+"$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+  --header "Authorization: Bearer $key" \
+  --checks all "${excluded[@]}" --max-examples 30 --seed 1 --no-color || status=$?
+if [ "$status" -ne 0 ] && grep -q "internal error" "$data/serve.log"; then
+  echo "api-fuzz: the server logged internal errors:" >&2
+  grep "internal error" "$data/serve.log" | tail -n 5 >&2
+fi
+exit "$status"
