@@ -49,6 +49,17 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
+# A customer under the ids the fuzzer tries first, so that the profile, consent, lifecycle and
+# decision operations answer more than 404 (the fuzzer may then erase them, too).
+for id in 0 a; do
+  curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/v1/batch" \
+    -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"batch": [
+      {"type": "identify", "userId": "'"$id"'", "anonymousId": "anon-'"$id"'", "traits": {"email": "'"$id"'@example.com", "name": "Fuzz"}},
+      {"type": "track", "userId": "'"$id"'", "event": "Order Completed", "properties": {"order_id": "o-'"$id"'", "revenue": 12.5, "products": [{"product_id": "p1", "price": 12.5}]}},
+      {"type": "page", "userId": "'"$id"'", "name": "Home"}]}'
+done
+
 # A joined clean-room session's run calls the host the session names; generated hosts do not
 # answer, and its 502 says so. It is left out so that the fuzzer sends nothing off this machine.
 excluded=(--exclude-path "/v1/cleanroom/joined/{id}/run")

@@ -90,7 +90,6 @@ pub struct TraitView {
     /// Trait name.
     pub name: String,
     /// Latest value by event time.
-    #[schema(value_type = Object)]
     pub value: Value,
     /// Event time of that value.
     pub updated_at: String,

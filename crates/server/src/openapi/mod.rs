@@ -98,7 +98,26 @@ pub fn document() -> Value {
         purposes["minProperties"] = json!(1);
     }
     errors::document(&mut doc);
+    u32_is_not_int32(&mut doc);
     doc
+}
+
+/// utoipa describes a `u32` as OpenAPI's `int32` (at most 2³¹ − 1) with a minimum of 0; the
+/// server takes up to 2³² − 1, so say that instead.
+fn u32_is_not_int32(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            if map.get("format").and_then(Value::as_str) == Some("int32")
+                && map.get("minimum").and_then(Value::as_u64) == Some(0)
+            {
+                map.remove("format");
+                map.insert("maximum".into(), json!(u32::MAX));
+            }
+            map.values_mut().for_each(u32_is_not_int32);
+        }
+        Value::Array(items) => items.iter_mut().for_each(u32_is_not_int32),
+        _ => {}
+    }
 }
 
 #[cfg(test)]

@@ -40,7 +40,7 @@ pub(crate) struct DecideQuery {
     placement: Option<String>,
     /// Items wanted (1 to `[personalize] max_limit`).
     #[param(minimum = 1)]
-    limit: Option<usize>,
+    limit: Option<u32>,
 }
 
 /// Items, the next best action and an explanation for a customer. Personal only with a basis
@@ -64,7 +64,7 @@ pub(crate) async fn decide(
         Ok(Json(engine.decide(
             &ProfileRef::parse(&customer)?,
             placement,
-            q.limit,
+            q.limit.map(|l| l as usize),
             &format!("key:{}", who.key_id),
         )?))
     };

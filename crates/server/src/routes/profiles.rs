@@ -214,7 +214,6 @@ pub(crate) async fn export(
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct Correction {
     /// The value the trait should hold.
-    #[schema(value_type = Object)]
     value: serde_json::Value,
 }
 
