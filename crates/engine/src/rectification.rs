@@ -31,6 +31,12 @@ impl Engine {
         actor: &str,
     ) -> Result<crate::ProfileView, EngineError> {
         let id = self.find_profile(who)?;
+        if name.chars().any(char::is_control) {
+            return Err(EngineError::Invalid {
+                field: "name".into(),
+                message: "a trait's name has no control characters".into(),
+            });
+        }
         if self
             .policy
             .schema

@@ -1,5 +1,7 @@
 //! From bytes to [`Event`]s: the only way in.
 
+use std::fmt::Write as _;
+
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
@@ -42,7 +44,17 @@ fn err(code: ErrorCode, field: &str, message: impl Into<String>) -> ParseError {
 
 fn parse_object(body: &[u8]) -> Result<Obj, ParseError> {
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
+        // JSON can carry U+0000 only as the escape `\u0000`: without one, nothing to look for.
+        Ok(Value::Object(map)) => {
+            match memchr::memmem::find(body, br"\u0000").and_then(|_| nul_in(&map)) {
+                None => Ok(map),
+                Some(path) => Err(err(
+                    ErrorCode::InvalidField,
+                    &path,
+                    "must not contain the NUL character (U+0000)",
+                )),
+            }
+        }
         Ok(_) => Err(ParseError::new(
             ErrorCode::MalformedJson,
             None,
@@ -54,6 +66,44 @@ fn parse_object(body: &[u8]) -> Result<Obj, ParseError> {
             format!("the body is not valid JSON: {e}"),
         )),
     }
+}
+
+/// The path of the first key or string in `obj` holding U+0000, which JSON can carry (`\u0000`)
+/// but neither database stores as text (PostgreSQL refuses it; SQLite would cut C strings at
+/// it), so an event is refused whole rather than stored differently on each.
+fn nul_in(obj: &Obj) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                let _ = write!(path, "[{i}]");
+                let found = walk(item, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(map) => in_object(map, path),
+            _ => false,
+        }
+    }
+    fn in_object(map: &Obj, path: &mut String) -> bool {
+        map.iter().any(|(key, value)| {
+            let len = path.len();
+            if !path.is_empty() {
+                path.push('.');
+            }
+            path.push_str(&key.replace('\0', "\\u0000"));
+            let found = key.contains('\0') || walk(value, path);
+            if !found {
+                path.truncate(len);
+            }
+            found
+        })
+    }
+    let mut path = String::new();
+    in_object(obj, &mut path).then_some(path)
 }
 
 /// Parses the body of a single-call endpoint (`/v1/track` and friends).
@@ -594,6 +644,32 @@ mod tests {
             let e = parse_batch(body.as_bytes(), &env()).expect_err(body);
             assert_eq!(e.field.as_deref(), Some("context.userAgent"), "{body}");
         }
+    }
+
+    #[test]
+    fn nul_anywhere_in_an_event_is_refused_naming_where() {
+        for (body, field) in [
+            (r#"{"userId":"u","event":"A\u0000B"}"#, "event"),
+            (
+                r#"{"userId":"u","event":"E","properties":{"p":["x","y\u0000"]}}"#,
+                "properties.p[1]",
+            ),
+            (
+                r#"{"userId":"u","event":"E","properties":{"k\u0000":1}}"#,
+                "properties.k\\u0000",
+            ),
+        ] {
+            let e = one(body, CallType::Track).expect_err(body);
+            assert_eq!(e.field.as_deref(), Some(field), "{body}");
+        }
+        let e = parse_batch(
+            br#"{"batch":[{"type":"track","userId":"u","event":"E"},{"type":"identify","userId":"u","traits":{"plan":"a\u0000"}}]}"#,
+            &env(),
+        )
+        .expect_err("NUL in a batch");
+        assert_eq!(e.field.as_deref(), Some("batch[1].traits.plan"));
+        // An escaped backslash before `u0000` is text, not NUL.
+        assert!(one(r#"{"userId":"u","event":"a\\u0000"}"#, CallType::Track).is_ok());
     }
 
     #[test]

@@ -625,6 +625,66 @@ parity_test!(every_refusal_is_a_json_error_even_the_routers_own, |db| {
     );
 });
 
+parity_test!(nul_characters_are_refused_alike_on_both_stores, |db| {
+    // PostgreSQL stores no U+0000 in text; SQLite would. Refused at the edge on both, naming
+    // where, so the stores never differ (these answered 500 on PostgreSQL).
+    let app = spawn_app(&db);
+    assert_error(
+        app.send("/v1/track", &json!({"userId":"n","event":"A\u{0}B"})),
+        400,
+        "invalid_field",
+        Some("event"),
+    );
+    assert_error(
+        app.send(
+            "/v1/identify",
+            &json!({"userId":"n","traits":{"pl\u{0}an":"gold"}}),
+        ),
+        400,
+        "invalid_field",
+        Some("traits.pl\\u0000an"),
+    );
+    assert_error(
+        app.send(
+            "/v1/batch",
+            &json!({"batch":[{"type":"track","userId":"n","event":"E","properties":{"products":[{"product_id":"p\u{0}"}]}}]}),
+        ),
+        400,
+        "invalid_field",
+        Some("batch[0].properties.products[0].product_id"),
+    );
+    assert_error(
+        app.post("/v1/cleanroom/sessions")
+            .bearer_auth(&app.admin)
+            .body(json!({"partner":"a\u{0}b"}).to_string())
+            .send()
+            .expect("send"),
+        400,
+        "invalid_field",
+        Some("partner"),
+    );
+    assert_error(app.get("/v1/profiles/n"), 404, "not_found", None);
+    assert_eq!(
+        app.send(
+            "/v1/identify",
+            &json!({"userId":"n","traits":{"email":"n@example.com"}})
+        )
+        .status(),
+        200
+    );
+    assert_error(
+        app.client
+            .put(format!("{}/v1/profiles/n/traits/em%00ail", app.base))
+            .bearer_auth(&app.admin)
+            .body(json!({"value":"x"}).to_string())
+            .send()
+            .expect("send"),
+        400,
+        "invalid_field",
+        Some("name"),
+    );
+});
+
 parity_test!(a_batch_with_one_bad_event_stores_nothing, |db| {
     let app = spawn_app(&db);
     let batch = json!({"batch": [

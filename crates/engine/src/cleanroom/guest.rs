@@ -87,7 +87,10 @@ impl Engine {
                 .unwrap_or_default()
                 .is_empty()
         });
-        if !has_host || !(host_url.starts_with("https://") || is_loopback_http(host_url)) {
+        if !has_host
+            || host_url.chars().any(char::is_control)
+            || !(host_url.starts_with("https://") || is_loopback_http(host_url))
+        {
             return Err(invalid(
                 "host_url",
                 "an https URL (http only to this machine)",
@@ -102,8 +105,11 @@ impl Engine {
         if token.len() < 32 {
             return Err(invalid("token", "the session token the host gave"));
         }
-        if partner.trim().is_empty() || partner.len() > 200 {
-            return Err(invalid("partner", "name the host (1 to 200 characters)"));
+        if !super::is_partner_name(partner) {
+            return Err(invalid(
+                "partner",
+                "name the host (1 to 200 bytes, no control characters)",
+            ));
         }
         let now = self.now().timestamp_millis();
         let row = consentric_store::SessionRow {

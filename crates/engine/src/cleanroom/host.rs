@@ -89,10 +89,10 @@ impl Engine {
         sum: bool,
         actor: &str,
     ) -> Result<Invitation, EngineError> {
-        if partner.trim().is_empty() || partner.len() > 200 {
+        if !super::is_partner_name(partner) {
             return Err(EngineError::Invalid {
                 field: "partner".into(),
-                message: "name the partner (1 to 200 characters)".into(),
+                message: "name the partner (1 to 200 bytes, no control characters)".into(),
             });
         }
         let mut secret = [0u8; 32];

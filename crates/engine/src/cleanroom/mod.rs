@@ -72,6 +72,12 @@ pub struct Invitation {
 }
 
 /// A session as shown to the operator.
+/// A partner's name as sessions record it: something besides whitespace, at most 200 bytes,
+/// no control characters (PostgreSQL stores no NUL; the rest would garble logs and exports).
+pub(crate) fn is_partner_name(name: &str) -> bool {
+    !name.trim().is_empty() && name.len() <= 200 && !name.chars().any(char::is_control)
+}
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The session.

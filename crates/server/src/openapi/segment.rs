@@ -80,7 +80,7 @@ fn nullable_object(description: &str) -> Value {
 }
 
 fn name(description: &str) -> Value {
-    json!({"type": ["string", "null"], "maxLength": 1024, "description": description})
+    json!({"type": ["string", "null"], "maxLength": 1024, "pattern": "^[^\\u0000]*$", "description": description})
 }
 
 fn context() -> Value {
@@ -142,7 +142,7 @@ fn one_call(call: &str) -> Value {
         ),
         "track" => (
             json!({
-                "event": {"type": "string", "maxLength": 1024, "pattern": "\\S", "description": "What happened, e.g. `Order Completed`"},
+                "event": {"type": "string", "maxLength": 1024, "pattern": "^[^\\u0000]*\\S[^\\u0000]*$", "description": "What happened, e.g. `Order Completed`"},
                 "properties": nullable_object("Details of the event; `Order Completed` carries `products[]`, `revenue`, `currency`")
             }),
             vec!["event"],
@@ -163,7 +163,7 @@ fn one_call(call: &str) -> Value {
                     "type": ["string", "number"],
                     "minLength": 1,
                     "maxLength": 1024,
-                    "pattern": "\\S",
+                    "pattern": "^[^\\u0000]*\\S[^\\u0000]*$",
                     "description": "The account: at most 1024 bytes, not only whitespace"
                 },
                 "traits": nullable_object("What is known of the account")
@@ -188,7 +188,7 @@ fn one_call(call: &str) -> Value {
         );
     }
     json!({
-        "description": format!("A Segment Spec `{call}` call (at most 32 KB)"),
+        "description": format!("A Segment Spec `{call}` call (at most 32 KB; no string or key anywhere in it may hold U+0000)"),
         "allOf": [
             {"$ref": "#/components/schemas/SegmentCommon"},
             {"type": "object", "properties": properties, "required": required},

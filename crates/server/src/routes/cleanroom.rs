@@ -70,7 +70,11 @@ fn session_token(headers: &HeaderMap) -> Result<String, ApiError> {
 #[serde(deny_unknown_fields)]
 pub(crate) struct InviteRequest {
     /// Who the partner is.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     partner: String,
     /// `cardinality` (default) or `matches`.
     output: Option<Output>,
@@ -218,7 +222,11 @@ pub(crate) struct JoinRequest {
     #[schema(min_length = 32)]
     token: String,
     /// Who the host is.
-    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*\\S[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     partner: String,
     /// What the host said the session reveals (`cardinality`, the default, or `matches`);
     /// the run is refused if the host asks for more.
