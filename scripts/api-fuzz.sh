@@ -3,24 +3,30 @@
 # server on a loopback port, an admin key, and requests generated from /openapi.json — valid
 # ones, invalid ones, and sequences that follow what earlier answers returned.
 #
-#   scripts/api-fuzz.sh [--gate] [BINARY]
+#   scripts/api-fuzz.sh [--gate] [--postgres CONNINFO] [BINARY]
 #
 # Without --gate every check runs, including whether the server accepts exactly what the
 # document allows (docs/api-conformance.md lists what it still reports, and why). With --gate
 # (what .ci/run uses) every check but those two: no 5xx; every response, errors included,
 # matches the document's status codes, content types, headers and schemas; no operation
 # ignores its authentication; nothing deleted is still served. BINARY
-# defaults to target/release/consentric (built if absent). Schemathesis is installed with pip
+# defaults to target/release/consentric (built if absent). With --postgres the server stores in a
+# scratch database made (and dropped) on that PostgreSQL server with psql; CONNINFO is a libpq
+# connection string without a database name, as scripts/pg-throwaway.sh prints. Schemathesis is installed with pip
 # into target/api-fuzz-venv, at the version pinned below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCHEMATHESIS_VERSION=4.32.5
 gate=false
-if [ "${1:-}" = "--gate" ]; then
-  gate=true
-  shift
-fi
+postgres=
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --gate) gate=true; shift ;;
+    --postgres) postgres=$2; shift 2 ;;
+    *) break ;;
+  esac
+done
 bin=${1:-target/release/consentric}
 if [ ! -x "$bin" ]; then
   cargo build --release
@@ -34,11 +40,18 @@ fi
 
 data=$(mktemp -d /tmp/consentric-api-fuzz.XXXXXX)
 pid=
+database=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$database" ]; then psql "$postgres" -q -c "DROP DATABASE IF EXISTS $database" || true; fi
   rm -rf "$data"
 }
 trap cleanup EXIT
+if [ -n "$postgres" ]; then
+  database=consentric_api_fuzz_$$
+  psql "$postgres" -q -c "CREATE DATABASE $database"
+  export CONSENTRIC_DATABASE_URL="$postgres dbname=$database"
+fi
 
 key=$(CONSENTRIC_LOG=warn "$bin" --data-dir "$data" keys create --scope admin | head -n 1)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
