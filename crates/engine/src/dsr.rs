@@ -336,7 +336,8 @@ impl Engine {
                         format!("the request is {}", r.status),
                     )));
                 }
-                if days < 1 || r.extended + days > limit {
+                // `days > limit` first, so that a huge `days` cannot overflow the sum.
+                if days < 1 || days > limit || r.extended + days > limit {
                     return Ok(Err(invalid(
                         "days",
                         format!(

@@ -258,6 +258,14 @@ fn the_guest_holds_the_host_to_the_terms_it_joined_on() {
             ..far.clone()
         },
         Joining {
+            host_url: "https://user:pw@partner.example".into(),
+            ..far.clone()
+        },
+        Joining {
+            host_url: "https://partner .example".into(),
+            ..far.clone()
+        },
+        Joining {
             host_url: "https://partner.example".into(),
             partner: " \u{c}".into(),
             ..far.clone()

@@ -207,6 +207,11 @@ parity_test!(
             .engine
             .dsr_extend(&filed.request_id, 1, "more", "key:t")
             .is_err());
+        // A huge extension is refused, not an overflow (which panicked in debug builds).
+        assert!(matches!(
+            w.engine.dsr_extend(&filed.request_id, i64::MAX, "forever", "key:t"),
+            Err(EngineError::Invalid { field, .. }) if field == "days"
+        ));
 
         // Past the (extended) deadline, the request is overdue and can no longer be verified.
         w.clock.set(start() + Duration::days(91));

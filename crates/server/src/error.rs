@@ -103,6 +103,11 @@ impl From<EngineError> for ApiError {
                 message,
                 field: Some(field.to_owned()),
             },
+            EngineError::Store(e) if e.is_nul_in_text() => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_text",
+                "a value holds the NUL character (U+0000), which is not stored",
+            ),
             EngineError::Conflict(message) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", message)
             }

@@ -2,7 +2,7 @@
 //! parameter when axum's message does) instead of axum's plain-text rejection.
 
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
@@ -23,6 +23,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // `%00` decodes to U+0000, which no store keeps and no id holds.
+        if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
+            if let Some((name, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_path",
+                    "must not contain the NUL character (U+0000)",
+                )
+                .with_field(name));
+            }
+        }
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(Path(value)),
             Err(rejection) => Err(path_error(&rejection)),
@@ -60,8 +71,9 @@ fn query_error(rejection: &QueryRejection) -> ApiError {
     let detail = text
         .strip_prefix("Failed to deserialize query string: ")
         .unwrap_or(&text);
-    // serde names a missing field between backticks; a bad value comes as "name: why".
-    let field = if detail.starts_with("missing field") {
+    // serde names a missing or unknown field between backticks; a bad value comes as
+    // "name: why".
+    let field = if detail.starts_with("missing field") || detail.starts_with("unknown field") {
         between_backticks(detail)
     } else {
         detail

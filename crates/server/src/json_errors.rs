@@ -38,13 +38,16 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
             .to_owned(),
         (_, false) => text,
     };
-    let mut rewritten = ApiError::new(status, code(status), message).into_response();
-    parts.headers.remove(CONTENT_TYPE);
+    // The JSON body and its content type; every other header (each value of a repeated one)
+    // and the extensions stay as they were.
+    let (json, body) = ApiError::new(status, code(status), message)
+        .into_response()
+        .into_parts();
     parts.headers.remove(CONTENT_LENGTH);
-    for (name, value) in &parts.headers {
-        rewritten.headers_mut().insert(name, value.clone());
+    if let Some(content_type) = json.headers.get(CONTENT_TYPE) {
+        parts.headers.insert(CONTENT_TYPE, content_type.clone());
     }
-    rewritten
+    Response::from_parts(parts, body)
 }
 
 fn is_json(response: &Response) -> bool {

@@ -4,12 +4,16 @@
 
 use std::sync::Arc;
 
-use consentric_engine::cleanroom::{GuestBlinded, GuestSum, HostBlinded, HostCount};
+use consentric_engine::cleanroom::{GuestBlinded, GuestRun, GuestSum, HostBlinded, HostCount};
 use consentric_engine::{Engine, EngineError};
 
-/// Why a run failed; the joined session is marked aborted.
+/// Why a run failed. Once it started, the joined session is marked aborted.
 #[derive(Debug, thiserror::Error)]
 pub enum PartnerError {
+    /// This side would not start the run (no joined session with this id, expired, already
+    /// run); nothing was sent and nothing changed.
+    #[error(transparent)]
+    NotStarted(EngineError),
     /// The host could not be reached or sent something unreadable.
     #[error("the host: {0}")]
     Transport(String),
@@ -21,8 +25,8 @@ pub enum PartnerError {
         /// Its error body.
         body: String,
     },
-    /// Our side refused.
-    #[error(transparent)]
+    /// Our side refused the host's answer, or could not record the outcome.
+    #[error("this side refused the host's answer: {0}")]
     Engine(#[from] EngineError),
 }
 
@@ -66,9 +70,15 @@ async fn blocking<T: Send + 'static>(
 /// Runs joined session `id` against its host.
 ///
 /// # Errors
-/// [`PartnerError`]; the session is then aborted here.
+/// [`PartnerError::NotStarted`] if the run could not start; otherwise a [`PartnerError`] after
+/// which the session is aborted here.
 pub async fn run(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
-    let result = run_rounds(engine.clone(), id).await;
+    let (e, i) = (engine.clone(), id.to_owned());
+    let started = tokio::task::spawn_blocking(move || e.cleanroom_guest(&i))
+        .await
+        .map_err(|e| PartnerError::Transport(e.to_string()))?
+        .map_err(PartnerError::NotStarted)?;
+    let result = run_rounds(engine.clone(), id, started).await;
     if let Err(e) = &result {
         let (engine, id, why) = (engine.clone(), id.to_owned(), e.to_string());
         let _ = blocking(move || engine.cleanroom_guest_abort(&id, &why)).await;
@@ -76,10 +86,15 @@ pub async fn run(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
     result
 }
 
-async fn run_rounds(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
-    let (e, i) = (engine.clone(), id.to_owned());
-    let run = blocking(move || e.cleanroom_guest(&i)).await?;
-    let client = reqwest::Client::new();
+async fn run_rounds(engine: Arc<Engine>, id: &str, run: GuestRun) -> Result<(), PartnerError> {
+    // Straight to the host the session names: no proxy from the environment (it would see a
+    // loopback session's token in the clear) and no redirect (it would carry the blinded sets
+    // to another host).
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| PartnerError::Transport(e.to_string()))?;
     let base = format!("{}/v1/cleanroom/sessions/{}", run.host_url, run.session);
     let round1: HostBlinded = post(&client, format!("{base}/blinded"), &run.token, None).await?;
     let (e, i, r1) = (engine.clone(), id.to_owned(), round1.clone());

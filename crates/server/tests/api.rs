@@ -680,8 +680,35 @@ parity_test!(nul_characters_are_refused_alike_on_both_stores, |db| {
             .send()
             .expect("send"),
         400,
-        "invalid_field",
+        "invalid_path",
         Some("name"),
+    );
+    assert_error(app.get("/v1/dsr/a%00b"), 400, "invalid_path", Some("id"));
+    // What no edge check names is refused by the store itself, alike on both: a join's token,
+    // an analyst's key id.
+    assert_error(
+        app.post("/v1/cleanroom/joined")
+            .bearer_auth(&app.admin)
+            .body(
+                json!({"host_url":"https://partner.example","session":"abc123","partner":"p",
+                    "token": format!("{}\u{0}", "0".repeat(40))})
+                .to_string(),
+            )
+            .send()
+            .expect("send"),
+        400,
+        "invalid_text",
+        None,
+    );
+    assert_error(
+        app.post("/v1/analytics/grants")
+            .bearer_auth(&app.admin)
+            .body(json!({"analyst":"k\u{0}","rho":1.0}).to_string())
+            .send()
+            .expect("send"),
+        400,
+        "invalid_text",
+        None,
     );
 });
 

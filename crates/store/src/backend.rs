@@ -158,6 +158,20 @@ impl ChangeToken {
     }
 }
 
+/// Refuses a statement whose text parameters hold U+0000, on both stores alike: PostgreSQL
+/// cannot store it, and SQLite storing it would make the stores differ.
+pub(crate) fn refuse_nul(params: &[Param<'_>]) -> Result<(), StoreError> {
+    let nul = params.iter().any(|p| match p {
+        Param::Text(s) | Param::OptText(Some(s)) => s.contains('\0'),
+        _ => false,
+    });
+    if nul {
+        Err(StoreError::NulInText)
+    } else {
+        Ok(())
+    }
+}
+
 /// A connection, inside a transaction or not. Statements use `?N` placeholders; backends that
 /// spell them otherwise translate.
 pub trait Conn {

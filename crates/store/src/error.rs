@@ -38,9 +38,17 @@ pub enum StoreError {
     /// The database URL is not one we can use.
     #[error("database url: {0}")]
     BadUrl(String),
+    /// A text value holds U+0000: PostgreSQL cannot store it, so neither store takes it.
+    #[error("a text value holds U+0000, which neither store takes")]
+    NulInText,
 }
 
 impl StoreError {
+    /// Whether the caller's data, not the database, is at fault: a text value holding U+0000.
+    pub fn is_nul_in_text(&self) -> bool {
+        matches!(self, StoreError::NulInText)
+    }
+
     /// Used internally to roll back a transaction whose closure failed with the caller's error.
     pub(crate) fn aborted() -> Self {
         StoreError::Corrupt("transaction aborted by its caller".into())

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Statement};
 
-use crate::backend::{Backend, BackendKind, Cell, Conn, Param};
+use crate::backend::{refuse_nul, Backend, BackendKind, Cell, Conn, Param};
 use crate::error::StoreError;
 use crate::migrations;
 
@@ -147,6 +147,7 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
     }
 
     fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        refuse_nul(params)?;
         let stmt = self.statement(sql)?;
         Ok(self.client.execute(&stmt, &as_dyn(params))?)
     }
@@ -160,6 +161,7 @@ impl<C: GenericClient> Conn for PgConn<'_, C> {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        refuse_nul(params)?;
         let stmt = self.statement(sql)?;
         let rows = self.client.query(&stmt, &as_dyn(params))?;
         let mut out = Vec::with_capacity(rows.len());

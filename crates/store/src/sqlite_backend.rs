@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use rusqlite::types::{ToSqlOutput, Value, ValueRef};
 use rusqlite::{Connection, TransactionBehavior};
 
-use crate::backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
+use crate::backend::{refuse_nul, Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 use crate::error::StoreError;
 use crate::migrations;
 use crate::running::Running;
@@ -355,6 +355,7 @@ impl Conn for SqliteConn<'_> {
     }
 
     fn exec(&mut self, sql: &'static str, params: &[Param<'_>]) -> Result<u64, StoreError> {
+        refuse_nul(params)?;
         let mut stmt = self.conn.prepare_cached(sql)?;
         Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64)
     }
@@ -368,6 +369,7 @@ impl Conn for SqliteConn<'_> {
         sql: &'static str,
         params: &[Param<'_>],
     ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        refuse_nul(params)?;
         let mut stmt = self.conn.prepare_cached(sql)?;
         let width = stmt.column_count();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
@@ -397,6 +399,7 @@ impl Conn for SqliteConn<'_> {
         row: &mut dyn FnMut(&[CellRef<'_>]) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
         const MOST: usize = 8;
+        refuse_nul(params)?;
         let mut stmt = self.conn.prepare_cached(sql)?;
         let width = stmt.column_count();
         if width > MOST {

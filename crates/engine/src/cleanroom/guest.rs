@@ -80,12 +80,11 @@ impl Engine {
             message: m.into(),
         };
         // The token and the messages travel in the clear over http: only to this machine.
+        // A host and nothing else before the path: no credentials (`user:pw@`, which would be
+        // kept in the audit log), no whitespace.
         let has_host = host_url.split_once("://").is_some_and(|(_, rest)| {
-            !rest
-                .split(['/', '?', '#'])
-                .next()
-                .unwrap_or_default()
-                .is_empty()
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            !authority.is_empty() && !authority.contains(|c: char| c == '@' || c.is_whitespace())
         });
         if !has_host
             || host_url.chars().any(char::is_control)
@@ -387,10 +386,10 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn cleanroom_guest_abort(&self, id: &str, why: &str) -> Result<(), EngineError> {
-        if let Some(row) = self.store.session(id)? {
-            self.abort(&row, why)?;
+        match self.store.session(id)? {
+            Some(row) if row.role == "guest" => self.abort(&row, why),
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 

@@ -71,13 +71,13 @@ pub struct Invitation {
     pub sum: bool,
 }
 
-/// A session as shown to the operator.
 /// A partner's name as sessions record it: something besides whitespace, at most 200 bytes,
 /// no control characters (PostgreSQL stores no NUL; the rest would garble logs and exports).
 pub(crate) fn is_partner_name(name: &str) -> bool {
     !name.trim().is_empty() && name.len() <= 200 && !name.chars().any(char::is_control)
 }
 
+/// A session as shown to the operator.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     /// The session.

@@ -102,13 +102,15 @@ pub fn document() -> Value {
     doc
 }
 
-/// utoipa describes a `u32` as OpenAPI's `int32` (at most 2³¹ − 1) with a minimum of 0; the
-/// server takes up to 2³² − 1, so say that instead.
+/// utoipa describes a `u32` as OpenAPI's `int32` (at most 2³¹ − 1) with a minimum of 0 (the
+/// API has no `u8`, `u16` or `i32` with that minimum); the server takes up to 2³² − 1, so say
+/// that instead.
 fn u32_is_not_int32(v: &mut Value) {
     match v {
         Value::Object(map) => {
             if map.get("format").and_then(Value::as_str) == Some("int32")
-                && map.get("minimum").and_then(Value::as_u64) == Some(0)
+                && map.get("minimum").and_then(Value::as_f64) == Some(0.0)
+                && !map.contains_key("maximum")
             {
                 map.remove("format");
                 map.insert("maximum".into(), json!(u32::MAX));
@@ -201,6 +203,18 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_u32_parameter_is_documented_up_to_its_maximum() {
+        let doc = document();
+        let params = doc["paths"]["/v1/segments/{name}"]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .clone();
+        let limit = params.iter().find(|p| p["name"] == "limit").expect("limit");
+        assert_eq!(limit["schema"]["maximum"], json!(u32::MAX), "{limit}");
+        assert!(limit["schema"].get("format").is_none(), "{limit}");
     }
 
     #[test]

@@ -116,7 +116,7 @@ fn common() -> Value {
             "timestamp": {"$ref": "#/components/schemas/SegmentTimestamp"},
             "originalTimestamp": {"$ref": "#/components/schemas/SegmentTimestamp"},
             "sentAt": {"$ref": "#/components/schemas/SegmentTimestamp"},
-            "receivedAt": {"description": "Ignored, whatever it holds: the server sets it"},
+            "receivedAt": {"description": "Ignored (the server sets it), whatever it holds but U+0000"},
             "context": {"$ref": "#/components/schemas/SegmentContext"},
             "integrations": nullable_object("Which destinations the SDK meant the call for; stored as sent"),
             "writeKey": {"type": ["string", "null"], "description": "The write key, where analytics.js puts it; or send it in the Authorization header"}

@@ -41,11 +41,11 @@ fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
     )
 }
 
-/// Our own side's refusals (no such session, the wrong state) keep their status; only what
-/// went wrong at the host is a bad gateway.
+/// Why the run could not start (no such session, the wrong state) keeps its status; whatever
+/// went wrong once it talked to the host is a bad gateway.
 fn partner_error(e: PartnerError) -> ApiError {
     match e {
-        PartnerError::Engine(e) => e.into(),
+        PartnerError::NotStarted(e) => e.into(),
         other => ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", other.to_string()),
     }
 }
@@ -147,7 +147,9 @@ pub(crate) async fn status(
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/blinded", tag = "cleanroom",
     params(("id" = String, Path, description = "the session's id")),
     responses((status = 200, body = HostBlinded), (status = 401, body = crate::error::ErrorBody),
-        (status = 409, body = crate::error::ErrorBody), (status = 410, body = crate::error::ErrorBody)),
+        (status = 409, body = crate::error::ErrorBody, description = "not this round's turn"),
+        (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired"),
+        (status = 413, body = crate::error::ErrorBody, description = "our set is over the session's limit")),
     security(("session" = [])))]
 pub(crate) async fn blinded(
     State(engine): State<AppState>,
@@ -164,7 +166,10 @@ pub(crate) async fn blinded(
     params(("id" = String, Path, description = "the session's id")),
     request_body = GuestBlinded,
     responses((status = 200, body = HostCount), (status = 400, body = crate::error::ErrorBody),
-        (status = 413, body = crate::error::ErrorBody)),
+        (status = 409, body = crate::error::ErrorBody, description = "not this round's turn"),
+        (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired"),
+        (status = 413, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody, description = "the partner's set is too small to reveal anything about")),
     security(("session" = [])))]
 pub(crate) async fn intersect(
     State(engine): State<AppState>,
@@ -188,7 +193,9 @@ pub(crate) struct Finished {
 /// Round 3 (partner, session token): the decrypted masked sum.
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/sum", tag = "cleanroom",
     params(("id" = String, Path, description = "the session's id")),
-    request_body = GuestSum, responses((status = 200, body = Finished)),
+    request_body = GuestSum, responses((status = 200, body = Finished),
+        (status = 409, body = crate::error::ErrorBody, description = "not this round's turn"),
+        (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired")),
     security(("session" = [])))]
 pub(crate) async fn sum(
     State(engine): State<AppState>,
@@ -210,9 +217,9 @@ pub(crate) async fn sum(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct JoinRequest {
-    /// The host's base URL: https, or plain http only to this machine.
+    /// The host's base URL: https (a host, no credentials), or plain http only to this machine.
     #[schema(
-        pattern = "^(https://[^/?#\\s]+|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)([/?#].*)?$"
+        pattern = "^(https://[^/?#@\\s\\u0000-\\u001f\\u007f-\\u009f]+|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)([/?#][^\\u0000-\\u001f\\u007f-\\u009f]*)?$"
     )]
     host_url: String,
     /// The session id.
