@@ -614,7 +614,8 @@ parity_test!(every_refusal_is_a_json_error_even_the_routers_own, |db| {
         "conflict",
         None,
     );
-    // Our own side's refusal of a clean-room run is not the partner's fault.
+    // Our own side's refusal of a clean-room run is not the partner's fault, and a run that
+    // could not start changes nothing: not even the session we host under that id.
     assert_error(
         admin(reqwest::Method::POST, "/v1/cleanroom/joined/nosuch/run")
             .send()
@@ -623,6 +624,29 @@ parity_test!(every_refusal_is_a_json_error_even_the_routers_own, |db| {
         "not_found",
         None,
     );
+    let hosted: Value = admin(reqwest::Method::POST, "/v1/cleanroom/sessions")
+        .body(json!({"partner": "p"}).to_string())
+        .send()
+        .expect("send")
+        .json()
+        .expect("json");
+    let session = hosted["session"].as_str().expect("session id");
+    assert_error(
+        admin(
+            reqwest::Method::POST,
+            &format!("/v1/cleanroom/joined/{session}/run"),
+        )
+        .send()
+        .expect("send"),
+        404,
+        "not_found",
+        None,
+    );
+    let view: Value = app
+        .get(&format!("/v1/cleanroom/sessions/{session}"))
+        .json()
+        .expect("json");
+    assert_eq!(view["state"], "invited", "{view}");
 });
 
 parity_test!(nul_characters_are_refused_alike_on_both_stores, |db| {
