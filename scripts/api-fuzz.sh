@@ -3,7 +3,7 @@
 # server on a loopback port, an admin key, and requests generated from /openapi.json — valid
 # ones, invalid ones, and sequences that follow what earlier answers returned.
 #
-#   scripts/api-fuzz.sh [--gate] [--postgres CONNINFO] [BINARY]
+#   scripts/api-fuzz.sh [--gate] [--postgres CONNINFO] [--scope admin|write|analyst] [BINARY]
 #
 # Without --gate every check runs, including whether the server accepts exactly what the
 # document allows (docs/api-conformance.md lists what it still reports, and why). With --gate
@@ -12,7 +12,10 @@
 # ignores its authentication; nothing deleted is still served. BINARY
 # defaults to target/release/consentric (built if absent). With --postgres the server stores in a
 # scratch database made (and dropped) on that PostgreSQL server with psql; CONNINFO is a libpq
-# connection string without a database name, as scripts/pg-throwaway.sh prints. Schemathesis is installed with pip
+# connection string without a database name, as scripts/pg-throwaway.sh prints. --scope sends
+# a key of that scope instead of an admin key (every admin operation must then refuse it as
+# documented). API_FUZZ_EXAMPLES (default 30) and API_FUZZ_SEED (default 1) widen or vary the
+# search. Schemathesis is installed with pip
 # into target/api-fuzz-venv, at the version pinned below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,10 +23,12 @@ cd "$(dirname "$0")/.."
 SCHEMATHESIS_VERSION=4.32.5
 gate=false
 postgres=
+scope=admin
 while [ $# -gt 0 ]; do
   case "$1" in
     --gate) gate=true; shift ;;
     --postgres) postgres=$2; shift 2 ;;
+    --scope) scope=$2; shift 2 ;;
     *) break ;;
   esac
 done
@@ -61,7 +66,9 @@ if [ -n "$postgres" ]; then
 fi
 run() { CONSENTRIC_LOG=warn "$bin" --config "$data/consentric.toml" --data-dir "$data" "$@"; }
 
-key=$(run keys create --scope admin | head -n 1)
+admin=$(run keys create --scope admin | head -n 1)
+key=$admin
+[ "$scope" = admin ] || key=$(run keys create --scope "$scope" | head -n 1)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 run serve --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
 pid=$!
@@ -81,7 +88,7 @@ fi
 # decision operations answer more than 404 (the fuzzer may then erase them, too).
 for id in 0 a; do
   curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/v1/batch" \
-    -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+    -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
     -d '{"batch": [
       {"type": "identify", "userId": "'"$id"'", "anonymousId": "anon-'"$id"'", "traits": {"email": "'"$id"'@example.com", "name": "Fuzz"}},
       {"type": "track", "userId": "'"$id"'", "event": "Order Completed", "properties": {"order_id": "o-'"$id"'", "revenue": 12.5, "products": [{"product_id": "p1", "price": 12.5}]}},
@@ -97,7 +104,7 @@ fi
 status=0
 "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
   --header "Authorization: Bearer $key" \
-  --checks all "${excluded[@]}" --max-examples 30 --seed 1 --no-color || status=$?
+  --checks all "${excluded[@]}" --max-examples "${API_FUZZ_EXAMPLES:-30}" --seed "${API_FUZZ_SEED:-1}" --no-color || status=$?
 # An error the server logged fails the run even if every answer was right (a timer's work,
 # say, runs beside the requests).
 if grep -q "ERROR" "$data/serve.log"; then
