@@ -143,10 +143,15 @@ impl From<EngineError> for ApiError {
     }
 }
 
+/// The challenge every 401 carries (RFC 9110 requires one). Bearer only: a `Basic` challenge
+/// would make browsers running analytics.js prompt their user for a password.
+const CHALLENGE: &str = "Bearer realm=\"consentric\"";
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
+        let status = self.status;
+        let mut response = (
+            status,
             Json(ErrorBody {
                 error: ErrorDetail {
                     code: self.code,
@@ -155,7 +160,14 @@ impl IntoResponse for ApiError {
                 },
             }),
         )
-            .into_response()
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static(CHALLENGE),
+            );
+        }
+        response
     }
 }
 

@@ -374,15 +374,19 @@ parity_test!(
     |db| {
         let app = spawn_app(&db);
         let event = json!({"userId": "u1", "event": "E"});
-        assert_error(
-            app.post("/v1/track")
-                .body(event.to_string())
-                .send()
-                .expect("send"),
-            401,
-            "unauthorized",
-            None,
+        let r = app
+            .post("/v1/track")
+            .body(event.to_string())
+            .send()
+            .expect("send");
+        assert_eq!(
+            r.headers()
+                .get("www-authenticate")
+                .and_then(|v| v.to_str().ok()),
+            Some("Bearer realm=\"consentric\""),
+            "a 401 says how to authenticate"
         );
+        assert_error(r, 401, "unauthorized", None);
         assert_error(
             app.post("/v1/track")
                 .basic_auth("csw_nope", Some(""))

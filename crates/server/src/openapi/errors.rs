@@ -71,6 +71,16 @@ fn add(path: &str, op: &mut Value) {
             })
         });
     }
+    if let Some(unauthorized) = responses.get_mut("401").and_then(Value::as_object_mut) {
+        unauthorized.insert(
+            "headers".into(),
+            json!({"WWW-Authenticate": {
+                "description": "`Bearer realm=\"consentric\"` (Basic credentials are accepted too)",
+                "required": true,
+                "schema": {"type": "string"}
+            }}),
+        );
+    }
 }
 
 /// The names of the security schemes any of the operation's requirements use.
