@@ -43,10 +43,12 @@ fn import_ndjson_then_show_the_profile_and_its_graph() {
     )
     .expect("write");
     let data = dir.path().join("data");
-    let summary = ok(consentric(
-        &data,
-        &["import", "--quiet", file.to_str().expect("path")],
-    ));
+    // Rejected lines fail the command (a script must see it), after storing the rest.
+    let out = consentric(&data, &["import", "--quiet", file.to_str().expect("path")]);
+    assert!(!out.status.success(), "rejected lines must fail the import");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("2 of 5 lines were rejected"), "{stderr}");
+    let summary = String::from_utf8(out.stdout).expect("utf-8");
     assert!(summary.contains("events stored      3"), "{summary}");
     assert!(summary.contains("lines rejected     2"), "{summary}");
     assert!(
@@ -55,10 +57,8 @@ fn import_ndjson_then_show_the_profile_and_its_graph() {
     );
     assert!(summary.contains("peak RSS"), "{summary}");
     // Importing again stores nothing new.
-    let again = ok(consentric(
-        &data,
-        &["import", "--quiet", file.to_str().expect("path")],
-    ));
+    let again = consentric(&data, &["import", "--quiet", file.to_str().expect("path")]);
+    let again = String::from_utf8(again.stdout).expect("utf-8");
     assert!(again.contains("already stored     3"), "{again}");
 
     let shown: Value = serde_json::from_str(&ok(consentric(

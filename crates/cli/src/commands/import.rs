@@ -22,6 +22,14 @@ pub fn run(engine: &Engine, args: &ImportArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let summary = with_progress(engine, reader, format, &args.consent, size, args.quiet)?;
     print_summary(&summary, started.elapsed());
+    // A script that imports must be able to tell that something was left out.
+    if summary.rejected > 0 {
+        anyhow::bail!(
+            "{} of {} lines were rejected (listed above); the other events are stored",
+            summary.rejected,
+            summary.lines
+        );
+    }
     Ok(())
 }
 
