@@ -55,22 +55,25 @@ cleanup() {
   rm -rf "$data"
 }
 trap cleanup EXIT
-# Only the store made here: no database, configuration or data directory from the caller's
-# environment or working directory (this fuzzes erasures, too).
-unset CONSENTRIC_DATABASE_URL CONSENTRIC_CONFIG CONSENTRIC_DATA_DIR
+# Only the store and settings made here: no database, configuration or data directory from
+# the caller's environment or working directory (this fuzzes erasures, too), and JSON logs.
+for name in $(env | sed -n 's/^\(CONSENTRIC_[A-Z_]*\)=.*/\1/p'); do unset "$name"; done
+export CONSENTRIC_LOG=warn CONSENTRIC_LOG_FORMAT=json
 : >"$data/consentric.toml"
 if [ -n "$postgres" ]; then
   database=consentric_api_fuzz_$$
   psql "$postgres dbname=postgres" -q -c "CREATE DATABASE $database"
   export CONSENTRIC_DATABASE_URL="$postgres dbname=$database"
 fi
-run() { CONSENTRIC_LOG=warn "$bin" --config "$data/consentric.toml" --data-dir "$data" "$@"; }
+run() { "$bin" --config "$data/consentric.toml" --data-dir "$data" "$@"; }
 
 admin=$(run keys create --scope admin | head -n 1)
 key=$admin
 [ "$scope" = admin ] || key=$(run keys create --scope "$scope" | head -n 1)
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-run serve --listen "127.0.0.1:$port" >"$data/serve.log" 2>&1 &
+# The binary itself in the background (not through `run`), so that $! is the server's pid.
+"$bin" --config "$data/consentric.toml" --data-dir "$data" serve --listen "127.0.0.1:$port" \
+  >"$data/serve.log" 2>&1 &
 pid=$!
 up=false
 for _ in $(seq 100); do
@@ -87,7 +90,7 @@ fi
 # A customer under the ids the fuzzer tries first, so that the profile, consent, lifecycle and
 # decision operations answer more than 404 (the fuzzer may then erase them, too).
 for id in 0 a; do
-  curl -fs -o /dev/null -X POST "http://127.0.0.1:$port/v1/batch" \
+  curl -fsS -o /dev/null -X POST "http://127.0.0.1:$port/v1/batch" \
     -H "Authorization: Bearer $admin" -H 'content-type: application/json' \
     -d '{"batch": [
       {"type": "identify", "userId": "'"$id"'", "anonymousId": "anon-'"$id"'", "traits": {"email": "'"$id"'@example.com", "name": "Fuzz"}},
@@ -107,9 +110,9 @@ status=0
   --checks all "${excluded[@]}" --max-examples "${API_FUZZ_EXAMPLES:-30}" --seed "${API_FUZZ_SEED:-1}" --no-color || status=$?
 # An error the server logged fails the run even if every answer was right (a timer's work,
 # say, runs beside the requests).
-if grep -q "ERROR" "$data/serve.log"; then
+if grep -q '"level":"ERROR"' "$data/serve.log"; then
   echo "api-fuzz: the server logged errors:" >&2
-  grep "ERROR" "$data/serve.log" | tail -n 5 >&2
+  grep '"level":"ERROR"' "$data/serve.log" | tail -n 5 >&2
   [ "$status" -ne 0 ] || status=1
 fi
 exit "$status"
