@@ -347,7 +347,10 @@ impl Engine {
                     )));
                 }
                 r.extended += days;
-                r.due_at += days * 86_400_000;
+                r.due_at = days
+                    .checked_mul(86_400_000)
+                    .and_then(|ms| r.due_at.checked_add(ms))
+                    .ok_or_else(|| invalid("days", "the deadline would be out of range"))?;
                 r.updated_at = now;
                 tx.update_dsr(&r)?;
                 audit::append(

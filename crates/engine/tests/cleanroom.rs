@@ -266,6 +266,14 @@ fn the_guest_holds_the_host_to_the_terms_it_joined_on() {
             ..far.clone()
         },
         Joining {
+            host_url: "https://partner.example#x".into(),
+            ..far.clone()
+        },
+        Joining {
+            host_url: "https://:443".into(),
+            ..far.clone()
+        },
+        Joining {
             host_url: "https://partner.example".into(),
             partner: " \u{c}".into(),
             ..far.clone()

@@ -4,7 +4,7 @@
 
 use axum::body::to_bytes;
 use axum::extract::Request;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -44,8 +44,10 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
         .into_response()
         .into_parts();
     parts.headers.remove(CONTENT_LENGTH);
-    if let Some(content_type) = json.headers.get(CONTENT_TYPE) {
-        parts.headers.insert(CONTENT_TYPE, content_type.clone());
+    for name in [CONTENT_TYPE, WWW_AUTHENTICATE] {
+        if let Some(value) = json.headers.get(&name) {
+            parts.headers.insert(name, value.clone());
+        }
     }
     Response::from_parts(parts, body)
 }

@@ -3,6 +3,7 @@
 //! the messages.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use consentric_engine::cleanroom::{GuestBlinded, GuestRun, GuestSum, HostBlinded, HostCount};
 use consentric_engine::{Engine, EngineError};
@@ -11,7 +12,7 @@ use consentric_engine::{Engine, EngineError};
 #[derive(Debug, thiserror::Error)]
 pub enum PartnerError {
     /// This side would not start the run (no joined session with this id, expired, already
-    /// run); nothing was sent and nothing changed.
+    /// run); nothing was sent, and only an expired session was marked aborted.
     #[error(transparent)]
     NotStarted(EngineError),
     /// The host could not be reached or sent something unreadable.
@@ -28,6 +29,34 @@ pub enum PartnerError {
     /// Our side refused the host's answer, or could not record the outcome.
     #[error("this side refused the host's answer: {0}")]
     Engine(#[from] EngineError),
+    /// The run's task panicked: our fault, not the host's.
+    #[error("the run stopped: {0}")]
+    Panicked(String),
+}
+
+/// Most of a host's refusal kept in ours.
+const MAX_REFUSAL_CHARS: usize = 500;
+
+/// The guest's HTTP client: TLS verified against the platform's roots and `extra_roots` (a
+/// private CA), straight to the host the session names — no proxy from the environment (it
+/// would see a loopback session's token in the clear), no redirect (it would carry the blinded
+/// sets to another host) — and bounded waits, so that a host that never answers cannot hold a
+/// run for ever.
+///
+/// # Errors
+/// The TLS configuration could not be built.
+pub fn client(extra_roots: Vec<reqwest::Certificate>) -> Result<reqwest::Client, PartnerError> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(600));
+    for root in extra_roots {
+        builder = builder.add_root_certificate(root);
+    }
+    builder
+        .build()
+        .map_err(|e| PartnerError::Transport(e.to_string()))
 }
 
 async fn post<T: serde::de::DeserializeOwned>(
@@ -50,9 +79,14 @@ async fn post<T: serde::de::DeserializeOwned>(
         .await
         .map_err(|e| PartnerError::Transport(e.to_string()))?;
     if !status.is_success() {
+        // Kept in the answer and the audit log: a host's page of HTML is not worth keeping whole.
+        let body = match text.char_indices().nth(MAX_REFUSAL_CHARS) {
+            Some((end, _)) => format!("{}…", &text[..end]),
+            None => text,
+        };
         return Err(PartnerError::Refused {
             status: status.as_u16(),
-            body: text,
+            body,
         });
     }
     serde_json::from_str(&text).map_err(|e| PartnerError::Transport(e.to_string()))
@@ -76,25 +110,29 @@ pub async fn run(engine: Arc<Engine>, id: &str) -> Result<(), PartnerError> {
     let (e, i) = (engine.clone(), id.to_owned());
     let started = tokio::task::spawn_blocking(move || e.cleanroom_guest(&i))
         .await
-        .map_err(|e| PartnerError::Transport(e.to_string()))?
+        .map_err(|e| PartnerError::Panicked(e.to_string()))?
         .map_err(PartnerError::NotStarted)?;
-    let result = run_rounds(engine.clone(), id, started).await;
-    if let Err(e) = &result {
-        let (engine, id, why) = (engine.clone(), id.to_owned(), e.to_string());
-        let _ = blocking(move || engine.cleanroom_guest_abort(&id, &why)).await;
-    }
-    result
+    // The rounds, and the abort if they fail, run in a task of their own: a caller that goes
+    // away (an HTTP client that disconnects) does not leave the session `running`.
+    let id = id.to_owned();
+    let rounds = tokio::spawn(async move {
+        let result = run_rounds(engine.clone(), &id, started).await;
+        if let Err(e) = &result {
+            let (engine, session, why) = (engine.clone(), id.clone(), e.to_string());
+            if let Err(abort) = blocking(move || engine.cleanroom_guest_abort(&session, &why)).await
+            {
+                tracing::error!(session = %id, error = %abort, "a failed clean-room run could not be marked aborted");
+            }
+        }
+        result
+    });
+    rounds
+        .await
+        .map_err(|e| PartnerError::Panicked(e.to_string()))?
 }
 
 async fn run_rounds(engine: Arc<Engine>, id: &str, run: GuestRun) -> Result<(), PartnerError> {
-    // Straight to the host the session names: no proxy from the environment (it would see a
-    // loopback session's token in the clear) and no redirect (it would carry the blinded sets
-    // to another host).
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .map_err(|e| PartnerError::Transport(e.to_string()))?;
+    let client = client(Vec::new())?;
     let base = format!("{}/v1/cleanroom/sessions/{}", run.host_url, run.session);
     let round1: HostBlinded = post(&client, format!("{base}/blinded"), &run.token, None).await?;
     let (e, i, r1) = (engine.clone(), id.to_owned(), round1.clone());

@@ -1,5 +1,6 @@
-/// Everything that can go wrong below the engine. None of these are the caller's fault: by the
-/// time data reaches the store it has been parsed, so a store error is an internal fault.
+/// Everything that can go wrong below the engine. All but one are internal faults: by the time
+/// data reaches the store it has been parsed. The exception is [`StoreError::NulInText`], a
+/// value the edges let through that neither database may hold.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite said no.

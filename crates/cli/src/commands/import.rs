@@ -25,9 +25,10 @@ pub fn run(engine: &Engine, args: &ImportArgs) -> anyhow::Result<()> {
     // A script that imports must be able to tell that something was left out.
     if summary.rejected > 0 {
         anyhow::bail!(
-            "{} of {} lines were rejected (listed above); the other events are stored",
+            "{} of {} lines were rejected (the first {} listed above); the other events are stored",
             summary.rejected,
-            summary.lines
+            summary.lines,
+            summary.rejections.len()
         );
     }
     Ok(())

@@ -81,10 +81,15 @@ impl Engine {
         };
         // The token and the messages travel in the clear over http: only to this machine.
         // A host and nothing else before the path: no credentials (`user:pw@`, which would be
-        // kept in the audit log), no whitespace.
+        // kept in the audit log), no whitespace, and then a path or nothing (the rounds' paths
+        // are appended, so a query or fragment would swallow them).
         let has_host = host_url.split_once("://").is_some_and(|(_, rest)| {
-            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-            !authority.is_empty() && !authority.contains(|c: char| c == '@' || c.is_whitespace())
+            let (authority, after) =
+                rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+            !authority.is_empty()
+                && !authority.starts_with(':')
+                && !authority.contains(|c: char| c == '@' || c.is_whitespace())
+                && !after.contains(['?', '#'])
         });
         if !has_host
             || host_url.chars().any(char::is_control)

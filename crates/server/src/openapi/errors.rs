@@ -72,10 +72,15 @@ fn add(path: &str, op: &mut Value) {
         });
     }
     if let Some(unauthorized) = responses.get_mut("401").and_then(Value::as_object_mut) {
+        let also = if schemes.iter().any(|s| s == "basic") {
+            " (Basic credentials are accepted too)"
+        } else {
+            ""
+        };
         unauthorized.insert(
             "headers".into(),
             json!({"WWW-Authenticate": {
-                "description": "`Bearer realm=\"consentric\"` (Basic credentials are accepted too)",
+                "description": format!("`Bearer realm=\"consentric\"`{also}"),
                 "required": true,
                 "schema": {"type": "string"}
             }}),

@@ -46,6 +46,16 @@ fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
 fn partner_error(e: PartnerError) -> ApiError {
     match e {
         PartnerError::NotStarted(e) => e.into(),
+        // The host's answer was refused: the host's doing.
+        e @ PartnerError::Engine(consentric_engine::EngineError::Session(_)) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", e.to_string())
+        }
+        // Our own fault (a database error, say): logged, and answered without its detail.
+        PartnerError::Engine(e) => e.into(),
+        PartnerError::Panicked(why) => {
+            tracing::error!(%why, "a clean-room run panicked");
+            ApiError::internal()
+        }
         other => ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", other.to_string()),
     }
 }
@@ -219,7 +229,7 @@ pub(crate) async fn sum(
 pub(crate) struct JoinRequest {
     /// The host's base URL: https (a host, no credentials), or plain http only to this machine.
     #[schema(
-        pattern = "^(https://[^/?#@\\s\\u0000-\\u001f\\u007f-\\u009f]+|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)([/?#][^\\u0000-\\u001f\\u007f-\\u009f]*)?$"
+        pattern = "^(https://[^/?#@:\\s\\u0000-\\u001f\\u007f-\\u009f][^/?#@\\s\\u0000-\\u001f\\u007f-\\u009f]*|http://(localhost|127\\.0\\.0\\.1|\\[::1\\])(:[0-9]+)?)(/[^?#\\u0000-\\u001f\\u007f-\\u009f]*)?$"
     )]
     host_url: String,
     /// The session id.
