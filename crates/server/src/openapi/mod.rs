@@ -99,7 +99,96 @@ pub fn document() -> Value {
     }
     errors::document(&mut doc);
     u32_is_not_int32(&mut doc);
+    links(&mut doc);
     doc
+}
+
+/// Where an answer leads: the id a request made or named, and the operations that take it.
+/// Clients (and Schemathesis's stateful phase) follow these instead of guessing ids.
+const LINKS: [(&str, &str, &str, &str, &[&str]); 5] = [
+    (
+        "/v1/dsr",
+        "post",
+        "201",
+        "$response.body#/request_id",
+        &["show", "verify", "extend", "process"],
+    ),
+    (
+        "/v1/identify",
+        "post",
+        "200",
+        "$request.body#/userId",
+        &[
+            "profile",
+            "events",
+            "identities",
+            "view",
+            "export",
+            "consent",
+            "history",
+            "restriction",
+            "customer",
+            "decide",
+            "erase",
+        ],
+    ),
+    (
+        "/v1/segments/{name}",
+        "put",
+        "200",
+        "$request.path.name",
+        &["preview", "members", "delete"],
+    ),
+    (
+        "/v1/cleanroom/sessions",
+        "post",
+        "200",
+        "$response.body#/session",
+        &["status"],
+    ),
+    (
+        "/v1/cleanroom/joined",
+        "post",
+        "200",
+        "$response.body#/session",
+        &["status"],
+    ),
+];
+
+fn links(doc: &mut Value) {
+    // Each operation's own name for the id it takes.
+    let mut parameter_of = std::collections::HashMap::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (path, item) in paths {
+            for op in item.as_object().into_iter().flat_map(|m| m.values()) {
+                if let (Some(id), Some(name)) = (
+                    op["operationId"].as_str(),
+                    path.split('{').nth(1).and_then(|s| s.split('}').next()),
+                ) {
+                    parameter_of.insert(id.to_owned(), name.to_owned());
+                }
+            }
+        }
+    }
+    for (path, method, status, value, targets) in LINKS {
+        let pointer = format!(
+            "/paths/{}/{method}/responses/{status}",
+            path.replace('/', "~1")
+        );
+        let Some(response) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) else {
+            continue;
+        };
+        let mut links = serde_json::Map::new();
+        for target in targets {
+            if let Some(parameter) = parameter_of.get(*target) {
+                links.insert(
+                    target.to_string(),
+                    json!({"operationId": target, "parameters": {parameter: value}}),
+                );
+            }
+        }
+        response.insert("links".into(), Value::Object(links));
+    }
 }
 
 /// utoipa describes a `u32` as OpenAPI's `int32` (at most 2³¹ − 1) with a minimum of 0 (the
@@ -151,6 +240,53 @@ mod tests {
             Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
             _ => {}
         }
+    }
+
+    #[test]
+    fn every_link_names_an_operation_and_its_parameter() {
+        let doc = document();
+        let ops = operations(&doc);
+        let mut count = 0;
+        for (path, method, op) in &ops {
+            for response in op["responses"].as_object().expect("responses").values() {
+                for (name, link) in response["links"].as_object().into_iter().flatten() {
+                    count += 1;
+                    let target = ops
+                        .iter()
+                        .find(|(_, _, o)| o["operationId"] == link["operationId"])
+                        .unwrap_or_else(|| {
+                            panic!("{method} {path}: link {name} names no operation")
+                        });
+                    for parameter in link["parameters"].as_object().expect("parameters").keys() {
+                        assert!(
+                            target.0.contains(&format!("{{{parameter}}}")),
+                            "{method} {path}: link {name} fills `{parameter}`, which {} does not take",
+                            target.0
+                        );
+                    }
+                }
+            }
+        }
+        assert!(count >= 20, "{count} links");
+    }
+
+    #[test]
+    fn every_operation_id_is_unique() {
+        // Code generators name their methods after them; OpenAPI requires them unique.
+        let doc = document();
+        let mut ids: Vec<String> = operations(&doc)
+            .iter()
+            .map(|(path, method, op)| {
+                op["operationId"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{method} {path} has no operationId"))
+                    .to_owned()
+            })
+            .collect();
+        let all = ids.len();
+        ids.sort_unstable();
+        ids.dedup();
+        assert_eq!(ids.len(), all, "duplicate operationIds");
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub(crate) struct Sessions {
 }
 
 /// Every session, newest first (admin).
-#[utoipa::path(get, path = "/v1/cleanroom/sessions", tag = "cleanroom",
+#[utoipa::path(get, path = "/v1/cleanroom/sessions", tag = "cleanroom", operation_id = "list_sessions",
     responses((status = 200, body = Sessions)), security(("bearer" = [])))]
 pub(crate) async fn list(
     AdminKey(_): AdminKey,

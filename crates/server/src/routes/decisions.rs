@@ -107,7 +107,7 @@ pub(crate) struct Segments {
 }
 
 /// Every segment definition.
-#[utoipa::path(get, path = "/v1/segments", tag = "segments",
+#[utoipa::path(get, path = "/v1/segments", tag = "segments", operation_id = "list_segments",
     responses((status = 200, body = Segments)), security(("bearer" = [])))]
 pub(crate) async fn list(
     _: AdminKey,

@@ -120,7 +120,7 @@ pub(crate) struct Requests {
 }
 
 /// Every request, oldest deadline first (or only the overdue ones).
-#[utoipa::path(get, path = "/v1/dsr", tag = "dsr", params(ListQuery),
+#[utoipa::path(get, path = "/v1/dsr", tag = "dsr", operation_id = "list_requests", params(ListQuery),
     responses((status = 200, body = Requests)), security(("bearer" = [])))]
 pub(crate) async fn list(
     _: AdminKey,
