@@ -1,7 +1,5 @@
 //! From bytes to [`Event`]s: the only way in.
 
-use std::fmt::Write as _;
-
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 
@@ -72,38 +70,29 @@ fn parse_object(body: &[u8]) -> Result<Obj, ParseError> {
 /// but neither database stores as text (PostgreSQL refuses it; SQLite would cut C strings at
 /// it), so an event is refused whole rather than stored differently on each.
 fn nul_in(obj: &Obj) -> Option<String> {
-    fn walk(v: &Value, path: &mut String) -> bool {
+    // Walked only once the body is known to hold `\u0000`, so the path is built on the way out.
+    fn below(v: &Value) -> Option<String> {
         match v {
-            Value::String(s) => s.contains('\0'),
-            Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
-                let len = path.len();
-                let _ = write!(path, "[{i}]");
-                let found = walk(item, path);
-                if !found {
-                    path.truncate(len);
-                }
-                found
-            }),
-            Value::Object(map) => in_object(map, path),
-            _ => false,
+            Value::String(s) => s.contains('\0').then(String::new),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, item)| below(item).map(|rest| format!("[{i}]{rest}"))),
+            Value::Object(map) => in_object(map).map(|path| format!(".{path}")),
+            _ => None,
         }
     }
-    fn in_object(map: &Obj, path: &mut String) -> bool {
-        map.iter().any(|(key, value)| {
-            let len = path.len();
-            if !path.is_empty() {
-                path.push('.');
-            }
-            path.push_str(&key.replace('\0', "\\u0000"));
-            let found = key.contains('\0') || walk(value, path);
-            if !found {
-                path.truncate(len);
-            }
-            found
+    fn in_object(map: &Obj) -> Option<String> {
+        map.iter().find_map(|(key, value)| {
+            let rest = if key.contains('\0') {
+                String::new()
+            } else {
+                below(value)?
+            };
+            Some(format!("{}{rest}", key.replace('\0', "\\u0000")))
         })
     }
-    let mut path = String::new();
-    in_object(obj, &mut path).then_some(path)
+    in_object(obj)
 }
 
 /// Parses the body of a single-call endpoint (`/v1/track` and friends).

@@ -4,7 +4,8 @@
 
 use serde_json::{json, Value};
 
-const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
+/// The methods an operation of the document can have.
+pub(super) const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// Adds the statuses an operation can answer with because of what it takes: a body or
 /// parameters (400), a key or token (401), an API key's scope (403), an id in the path (404), a

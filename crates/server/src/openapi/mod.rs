@@ -77,16 +77,15 @@ pub fn document() -> Value {
     }
     let bodies = segment::CALLS
         .iter()
-        .map(|(name, call)| (format!("/v1/{call}"), *name))
-        .map(|(path, name)| (path, "post", name))
+        .map(|(name, call)| (format!("/v1/{call}"), "post", *name))
         .chain([
             ("/v1/batch".to_owned(), "post", "Batch"),
             ("/v1/segments/{name}".to_owned(), "put", "SegmentCondition"),
         ]);
     for (path, method, name) in bodies {
         let pointer = format!(
-            "/paths/{}/{method}/requestBody/content/application~1json/schema",
-            path.replace('/', "~1")
+            "{}/requestBody/content/application~1json/schema",
+            operation(&path, method)
         );
         if let Some(schema) = doc.pointer_mut(&pointer) {
             *schema = json!({ "$ref": format!("#/components/schemas/{name}") });
@@ -101,6 +100,11 @@ pub fn document() -> Value {
     u32_is_not_int32(&mut doc);
     links(&mut doc);
     doc
+}
+
+/// The JSON pointer to an operation of the document.
+fn operation(path: &str, method: &str) -> String {
+    format!("/paths/{}/{method}", path.replace('/', "~1"))
 }
 
 /// Where an answer leads: the id a request made or named, and the operations that take it.
@@ -171,10 +175,7 @@ fn links(doc: &mut Value) {
         }
     }
     for (path, method, status, value, targets) in LINKS {
-        let pointer = format!(
-            "/paths/{}/{method}/responses/{status}",
-            path.replace('/', "~1")
-        );
+        let pointer = format!("{}/responses/{status}", operation(path, method));
         let Some(response) = doc.pointer_mut(&pointer).and_then(Value::as_object_mut) else {
             continue;
         };
@@ -215,12 +216,10 @@ fn u32_is_not_int32(v: &mut Value) {
 mod tests {
     use super::*;
 
-    const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
-
     fn operations(doc: &Value) -> Vec<(String, String, Value)> {
         let mut out = Vec::new();
         for (path, item) in doc["paths"].as_object().expect("paths") {
-            for method in METHODS {
+            for method in errors::METHODS {
                 if let Some(op) = item.get(method) {
                     out.push((path.clone(), method.to_owned(), op.clone()));
                 }
