@@ -157,6 +157,9 @@ pub struct DecideArgs {
     /// Items wanted.
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Show the decision without recording it (no cap or cooldown is spent; still audited).
+    #[arg(long)]
+    pub preview: bool,
 }
 
 #[derive(Subcommand)]
@@ -490,7 +493,7 @@ pub enum BenchCommand {
     /// scoring every master customer, and what stage updates cost ingest.
     Lifecycle(BenchLifecycleArgs),
     /// The decision API over HTTP: customers with interactions over a catalogue, trained
-    /// recommenders, then concurrent `GET /v1/decisions/…`: latency percentiles and throughput.
+    /// recommenders, then concurrent `POST /v1/decisions/…`: latency percentiles and throughput.
     Decide(BenchDecideArgs),
     /// DP samplers' speed, end-to-end latency of releases over the CDNOW customers, and their
     /// error against the mechanism's expected error.

@@ -531,3 +531,97 @@ parity_test!(
         assert_eq!(one.stage, None);
     }
 );
+
+parity_test!(
+    a_preview_spends_no_cap_and_a_decision_records_exactly_one_action,
+    |db| {
+        use consentric_personalize::nba::{Action, Cap};
+        let action = |name: &str, value: f64, cap: Option<Cap>| Action {
+            name: name.into(),
+            description: String::new(),
+            stages: Vec::new(),
+            channel: "web".into(),
+            purpose: None,
+            uplift: 0.1,
+            value,
+            use_clv: false,
+            cap,
+            cooldown_days: 0.0,
+        };
+        let settings = PersonalizeSettings {
+            actions: Some(vec![
+                action(
+                    "once-a-week",
+                    100.0,
+                    Some(Cap {
+                        count: 1,
+                        days: 7.0,
+                    }),
+                ),
+                action("fallback", 10.0, None),
+            ]),
+            ..PersonalizeSettings::default()
+        };
+        let clock = Arc::new(FixedClock::new(now()));
+        let engine = Engine::new(db.store(), clock)
+            .with_personalize(settings)
+            .expect("settings");
+        ingest(&engine, json!([viewed("fan", "a1", 1, PERSONAL)]));
+        let id = engine.find_profile(&by("fan")).expect("profile");
+        let store = db.store();
+        let recorded = || {
+            store
+                .write(|tx| tx.actions_since(&id, 0))
+                .expect("actions")
+                .into_iter()
+                .map(|a| a.action)
+                .collect::<Vec<_>>()
+        };
+        let audited = |what: &str| {
+            store
+                .audit_page(0, 10_000)
+                .expect("audit")
+                .into_iter()
+                .filter(|r| r.action == what)
+                .count()
+        };
+        let chosen = |d: &Decision| d.action.as_ref().map(|a| a.name.clone());
+
+        for _ in 0..3 {
+            let preview = engine
+                .preview_decision(&by("fan"), "home", Some(1), "test")
+                .expect("preview");
+            assert_eq!(chosen(&preview).as_deref(), Some("once-a-week"));
+        }
+        assert!(recorded().is_empty(), "a preview records no action");
+        assert_eq!(audited("decision.previewed"), 3, "every preview is audited");
+        assert_eq!(audited("decision.made"), 0);
+
+        let made = engine
+            .decide(&by("fan"), "home", Some(1), "test")
+            .expect("decide");
+        assert_eq!(chosen(&made).as_deref(), Some("once-a-week"));
+        assert_eq!(
+            recorded(),
+            vec!["once-a-week"],
+            "a decision records exactly one"
+        );
+        assert_eq!(audited("decision.made"), 1);
+
+        // The cap is now spent: the preview says so, and its choice is the next decision's.
+        let preview = engine
+            .preview_decision(&by("fan"), "home", Some(1), "test")
+            .expect("preview");
+        assert_eq!(chosen(&preview).as_deref(), Some("fallback"));
+        assert!(preview
+            .excluded_actions
+            .iter()
+            .any(|x| x.name == "once-a-week" && x.why["reason"] == "capped"));
+        assert_eq!(recorded().len(), 1);
+        let next = engine
+            .decide(&by("fan"), "home", Some(1), "test")
+            .expect("decide");
+        assert_eq!(chosen(&next), chosen(&preview));
+        assert_eq!(recorded().len(), 2);
+    }
+);

@@ -1289,7 +1289,7 @@ parity_test!(concurrent_decisions_over_http_respect_a_cooldown, |db| {
                 (0..4)
                     .map(|_| {
                         let r = client
-                            .get(format!("{base}/v1/decisions/user_id:eve?limit=1"))
+                            .post(format!("{base}/v1/decisions/user_id:eve?limit=1"))
                             .bearer_auth(&admin)
                             .send()
                             .expect("request");
@@ -1310,6 +1310,14 @@ parity_test!(concurrent_decisions_over_http_respect_a_cooldown, |db| {
         .filter(|a| a.as_deref() == Some("onboarding-guide"))
         .count();
     assert_eq!(guides, 1, "a 2-day cooldown lets one through: {chosen:?}");
+    // A preview (GET) shows the cooldown without spending anything.
+    for _ in 0..3 {
+        let d: Value = app
+            .get("/v1/decisions/user_id:eve?limit=1")
+            .json()
+            .expect("json");
+        assert_ne!(d["action"]["name"], "onboarding-guide", "{d}");
+    }
 });
 
 parity_test!(decisions_training_and_segments_over_http, |db| {
@@ -1356,7 +1364,11 @@ parity_test!(decisions_training_and_segments_over_http, |db| {
         (Some(9), Some(1))
     );
 
-    let r = app.get("/v1/decisions/user_id:fan?placement=home&limit=2");
+    let r = app
+        .post("/v1/decisions/user_id:fan?placement=home&limit=2")
+        .bearer_auth(&app.admin)
+        .send()
+        .expect("request");
     assert_eq!(r.status(), 200);
     let d: Value = r.json().expect("json");
     assert_eq!(d["placement"], "home");

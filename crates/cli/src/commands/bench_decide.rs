@@ -145,7 +145,7 @@ fn over_http(
                     let c = (i.wrapping_mul(2_654_435_761)) % customers;
                     let t = Instant::now();
                     let response = client
-                        .get(format!("{base}/user_id:c{c}?placement=home&limit=10"))
+                        .post(format!("{base}/user_id:c{c}?placement=home&limit=10"))
                         .bearer_auth(&key)
                         .send()
                         .await?;

@@ -30,12 +30,12 @@ pub(crate) fn print_train(r: &TrainReport) {
 }
 
 pub fn decide(engine: &Engine, args: &DecideArgs) -> anyhow::Result<()> {
-    let d = engine.decide(
-        &ProfileRef::parse(&args.customer)?,
-        &args.placement,
-        args.limit,
-        "cli",
-    )?;
+    let who = ProfileRef::parse(&args.customer)?;
+    let d = if args.preview {
+        engine.preview_decision(&who, &args.placement, args.limit, "cli")?
+    } else {
+        engine.decide(&who, &args.placement, args.limit, "cli")?
+    };
     println!("{}", serde_json::to_string_pretty(&d)?);
     Ok(())
 }

@@ -105,6 +105,7 @@ pub struct Decision {
 /// What the write half of a decision needs: everything decided outside the transaction.
 pub(crate) struct DecisionRequest {
     profile: ProfileId,
+    mode: DecisionMode,
     stage: Option<Stage>,
     clv: Option<f64>,
     with_basis: BTreeSet<String>,
@@ -137,6 +138,26 @@ pub(crate) struct Outcome {
     excluded: Vec<(String, Excluded)>,
 }
 
+/// Whether a decision is acted on or only looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DecisionMode {
+    /// The chosen action is recorded (frequency caps and cooldowns count it), audited as
+    /// `decision.made`.
+    Record,
+    /// Nothing is recorded and no cap or cooldown is spent; audited as `decision.previewed`,
+    /// since it still reads personal data. Its choice is the one `Record` would make next.
+    Preview,
+}
+
+impl DecisionMode {
+    fn audit_action(self) -> &'static str {
+        match self {
+            DecisionMode::Record => "decision.made",
+            DecisionMode::Preview => "decision.previewed",
+        }
+    }
+}
+
 impl Engine {
     /// Decides for a customer at a placement: up to `limit` items, the next best action and
     /// the explanation. Personal only with a basis for the personalisation purpose; the
@@ -150,6 +171,33 @@ impl Engine {
         who: &ProfileRef,
         placement: &str,
         limit: Option<usize>,
+        actor: &str,
+    ) -> Result<Decision, EngineError> {
+        self.decide_as(who, placement, limit, DecisionMode::Record, actor)
+    }
+
+    /// The decision [`Engine::decide`] would make now, without recording it: no cap or
+    /// cooldown is spent. Still a read of personal data, so it is audited
+    /// (`decision.previewed`).
+    ///
+    /// # Errors
+    /// As [`Engine::decide`].
+    pub fn preview_decision(
+        &self,
+        who: &ProfileRef,
+        placement: &str,
+        limit: Option<usize>,
+        actor: &str,
+    ) -> Result<Decision, EngineError> {
+        self.decide_as(who, placement, limit, DecisionMode::Preview, actor)
+    }
+
+    fn decide_as(
+        &self,
+        who: &ProfileRef,
+        placement: &str,
+        limit: Option<usize>,
+        mode: DecisionMode,
         actor: &str,
     ) -> Result<Decision, EngineError> {
         let settings = &self.personalize.settings;
@@ -266,6 +314,7 @@ impl Engine {
             .collect();
         let request = DecisionRequest {
             profile: id.clone(),
+            mode,
             stage,
             clv,
             with_basis,
@@ -528,7 +577,7 @@ impl Engine {
                 },
             )
         }));
-        if let Some((name, _, _)) = &chosen {
+        if let (Some((name, _, _)), DecisionMode::Record) = (&chosen, r.mode) {
             tx.record_action(&r.profile, name, r.now)?;
         }
         let mut detail = r.audit.clone();
@@ -537,7 +586,7 @@ impl Engine {
             tx,
             r.now,
             &r.actor,
-            "decision.made",
+            r.mode.audit_action(),
             Some(r.profile.as_str()),
             &detail,
         )?;
@@ -664,6 +713,7 @@ mod tests {
         let who = ProfileRef::parse("c1").expect("ref");
         let id = engine.find_profile(&who).expect("profile");
         let request = || DecisionRequest {
+            mode: DecisionMode::Record,
             profile: id.clone(),
             stage: None,
             clv: None,

@@ -19,7 +19,10 @@ use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/decisions/{customer}", get(decide))
+        .route(
+            "/v1/decisions/{customer}",
+            get(preview_decision).post(decide),
+        )
         .route("/v1/recommenders/train", post(train))
         .route("/v1/segments", get(list))
         .route("/v1/segments/proposals", get(propose))
@@ -43,10 +46,11 @@ pub(crate) struct DecideQuery {
     limit: Option<u32>,
 }
 
-/// Items, the next best action and an explanation for a customer. Personal only with a basis
-/// for the personalisation purpose, otherwise popular items and stage-free actions, and the
-/// explanation says so. The chosen action counts against its caps; every decision is audited.
-#[utoipa::path(get, path = "/v1/decisions/{customer}", tag = "decisions",
+/// Makes and records a decision: items, the next best action and an explanation for a
+/// customer. Personal only with a basis for the personalisation purpose, otherwise popular
+/// items and stage-free actions, and the explanation says so. The chosen action counts against
+/// its caps and cooldowns; every decision is audited (`decision.made`).
+#[utoipa::path(post, path = "/v1/decisions/{customer}", tag = "decisions", operation_id = "decide",
     params(("customer" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id"), DecideQuery),
     responses((status = 200, body = Decision),
         (status = 400, body = crate::error::ErrorBody, description = "bad placement or limit"),
@@ -58,15 +62,50 @@ pub(crate) async fn decide(
     Path(customer): Path<String>,
     Query(q): Query<DecideQuery>,
 ) -> Result<Json<Decision>, ApiError> {
+    run_decision(engine, who.key_id, customer, q, Mode::Record).await
+}
+
+/// The decision a `POST` would make now, without recording it: no frequency cap or cooldown
+/// is spent and no action is recorded. Safe to prefetch and retry; still audited as a read of
+/// personal data (`decision.previewed`).
+#[utoipa::path(get, path = "/v1/decisions/{customer}", tag = "decisions", operation_id = "preview_decision",
+    params(("customer" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id"), DecideQuery),
+    responses((status = 200, body = Decision),
+        (status = 400, body = crate::error::ErrorBody, description = "bad placement or limit"),
+        (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn preview_decision(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(customer): Path<String>,
+    Query(q): Query<DecideQuery>,
+) -> Result<Json<Decision>, ApiError> {
+    run_decision(engine, who.key_id, customer, q, Mode::Preview).await
+}
+
+#[derive(Clone, Copy)]
+enum Mode {
+    Record,
+    Preview,
+}
+
+async fn run_decision(
+    engine: AppState,
+    key_id: String,
+    customer: String,
+    q: DecideQuery,
+    mode: Mode,
+) -> Result<Json<Decision>, ApiError> {
     let quick = engine.decisions_are_quick();
     let decide = move || {
         let placement = q.placement.as_deref().unwrap_or("default");
-        Ok(Json(engine.decide(
-            &ProfileRef::parse(&customer)?,
-            placement,
-            q.limit.map(|l| l as usize),
-            &format!("key:{}", who.key_id),
-        )?))
+        let who = ProfileRef::parse(&customer)?;
+        let limit = q.limit.map(|l| l as usize);
+        let actor = format!("key:{key_id}");
+        Ok(Json(match mode {
+            Mode::Record => engine.decide(&who, placement, limit, &actor)?,
+            Mode::Preview => engine.preview_decision(&who, placement, limit, &actor)?,
+        }))
     };
     // A decision is a fraction of a millisecond of work, and handing it to a blocking thread
     // and back would add a quarter to it; so it runs here unless its write could keep this
