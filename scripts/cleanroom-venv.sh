@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Python virtual environment with OpenMined's PSI and python-paillier (`phe`), the
-# references that `consentric bench cleanroom --reference` runs side by side. Prints the
+# references that `consentric-bench cleanroom --reference` runs side by side. Prints the
 # interpreter's path.
 # Usage: scripts/cleanroom-venv.sh [DIR]   (default: target/cleanroom-venv)
 set -euo pipefail

@@ -1,4 +1,4 @@
-"""The references `consentric bench cleanroom --reference` runs side by side.
+"""The references `consentric-bench cleanroom --reference` runs side by side.
 
 Reads one JSON line from stdin: {"n": N, "overlap": K, "seconds": S}. Builds the same
 identifiers the bench does (`shopper{i}@example.org`: ours 0..N, theirs N-K..2N-K), runs

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Python virtual environment with IBM's `diffprivlib`, the reference that
-# `consentric bench analytics --reference` runs side by side. Prints the interpreter's path.
+# `consentric-bench analytics --reference` runs side by side. Prints the interpreter's path.
 # Usage: scripts/dp-venv.sh [DIR]   (default: target/dp-venv)
 set -euo pipefail
 dir="${1:-target/dp-venv}"

@@ -1,4 +1,4 @@
-"""The reference for `consentric bench analytics --reference PYTHON`.
+"""The reference for `consentric-bench analytics --reference PYTHON`.
 
 Releases the same exact values Consentric releases (a count and a clamped sum, whose exact
 values Consentric passes in) with diffprivlib's Laplace mechanism at the same epsilon and

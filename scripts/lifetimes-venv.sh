@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Python virtual environment with the `lifetimes` package, the reference that
-# `consentric bench lifecycle --reference` runs side by side. Prints the interpreter's path.
+# `consentric-bench lifecycle --reference` runs side by side. Prints the interpreter's path.
 # Usage: scripts/lifetimes-venv.sh [DIR]   (default: target/lifetimes-venv)
 set -euo pipefail
 dir="${1:-target/lifetimes-venv}"

@@ -1,4 +1,4 @@
-"""The reference for `consentric bench lifecycle`: fits BG/NBD and Gamma-Gamma with the Python
+"""The reference for `consentric-bench lifecycle`: fits BG/NBD and Gamma-Gamma with the Python
 `lifetimes` package on a summary CSV written by the bench (columns x, t_x, T, monetary) and
 prints the median fit times and the parameters as JSON.
 

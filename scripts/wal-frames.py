@@ -6,7 +6,7 @@ commit are what the serial writer pays for most of its commit. Run it on a copy 
 stopped mid-ingest, before a checkpoint empties its WAL:
 
     d=$(mktemp -d); TMPDIR=$d CONSENTRIC_LOG=warn \\
-      ./target/release/consentric bench ingest --skip-import --connections 1 & pid=$!
+      ./target/release/consentric-bench ingest --skip-import --connections 1 & pid=$!
     sleep 12; kill -STOP $pid
     s=$(ls -td $d/.tmp*/ | head -1); cp -r "$s" $d/copy; kill -KILL $pid
     python3 scripts/wal-frames.py $d/copy; rm -rf $d

@@ -1,4 +1,4 @@
-//! `consentric`: serve, demo, import, profile, keys, bench. Thin: parse the command line,
+//! `consentric`: serve, demo, import, profile, keys, dsr, lifecycle, … Thin: parse the command line,
 //! load the configuration, call the engine or the server.
 #![forbid(unsafe_code)]
 

@@ -297,9 +297,9 @@ impl PolicySet {
     /// nothing but the benchmark may build it). Consent signals are still read and recorded, so
     /// a customer's consent, and the data it lets ingest derive (lifecycle stages, item
     /// interactions), are what they are under the retail policy. It exists for one thing, the
-    /// reference that `bench ingest --consent-ab` measures minimisation and signals against;
+    /// reference that `consentric-bench ingest --consent-ab` measures minimisation and signals against;
     /// nothing that serves customers builds it.
-    #[doc(hidden)]
+    #[cfg(any(test, feature = "bench-reference"))]
     pub fn reference_without_minimisation() -> Self {
         PolicySet {
             unenforced: true,
@@ -691,7 +691,7 @@ mod tests {
         assert_eq!(evidence("203.0.113.77").len(), 64);
     }
 
-    /// The reference `bench ingest --consent-ab` measures against really skips minimisation:
+    /// The reference `consentric-bench ingest --consent-ab` measures against really skips minimisation:
     /// an event keeps its unmapped field and its full IP address; its signals are read as the
     /// retail policy reads them.
     #[test]

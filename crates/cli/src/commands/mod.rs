@@ -1,11 +1,5 @@
 //! One file per command.
 
-mod bench;
-mod bench_analytics;
-mod bench_cleanroom;
-mod bench_consent;
-mod bench_decide;
-mod bench_lifecycle;
 mod decide;
 mod demo;
 mod dsr;
@@ -21,9 +15,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use consentric_engine::{AuditAnchor, Engine, Settings};
 
-use crate::cli::{
-    AuditCommand, BenchCommand, Command, KeysCommand, RecommendCommand, RetentionCommand,
-};
+use crate::cli::{AuditCommand, Command, KeysCommand, RecommendCommand, RetentionCommand};
 
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
@@ -39,9 +31,6 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(KeysCommand::Rotate) => keys::rotate(&settings),
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
-        Command::Bench(BenchCommand::Ingest(args)) => bench::ingest(&args),
-        Command::Bench(BenchCommand::Erase(args)) => bench::erase(&args),
-        Command::Bench(BenchCommand::Lifecycle(args)) => bench_lifecycle::run(&args),
         Command::Audit(AuditCommand::Verify(args)) => {
             audit_verify(&*open(&settings)?, &args.anchors)
         }
@@ -53,9 +42,6 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Analytics(cmd) => analytics(&*open(&settings)?, cmd),
         Command::Cleanroom(cmd) => cleanroom(open(&settings)?, cmd),
         Command::Segments(cmd) => decide::segments(&*open(&settings)?, cmd),
-        Command::Bench(BenchCommand::Decide(args)) => bench_decide::run(&args),
-        Command::Bench(BenchCommand::Analytics(args)) => bench_analytics::run(&args),
-        Command::Bench(BenchCommand::Cleanroom(args)) => bench_cleanroom::run(&args),
         Command::Retention(RetentionCommand::Run) => {
             let report = open(&settings)?.sweep_retention("cli")?;
             println!("{}", serde_json::to_string_pretty(&report)?);

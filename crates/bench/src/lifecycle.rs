@@ -1,4 +1,4 @@
-//! `consentric bench lifecycle`: the figures for lifecycle analytics, measured side by
+//! `consentric-bench lifecycle`: the figures of docs/benchmarks.md for lifecycle analytics, measured side by
 //! side in one run.
 //!
 //! 1. BG/NBD and Gamma-Gamma fitted on CDNOW's 2,357-customer sample and on all 23,570 master
@@ -25,16 +25,16 @@ use consentric_lifecycle::{
 use consentric_store::SqliteOptions;
 use serde_json::Value;
 
-use crate::cli::BenchLifecycleArgs;
+use crate::args::LifecycleArgs;
 
 const SAMPLE: &str =
-    include_str!("../../../../data/cdnow/cdnow_customers_summary_with_transactions.csv");
-const MASTER: &str = include_str!("../../../../data/cdnow/CDNOW_master.txt");
-const SAMPLE_RAW: &str = include_str!("../../../../data/cdnow/CDNOW_sample.txt");
+    include_str!("../../../data/cdnow/cdnow_customers_summary_with_transactions.csv");
+const MASTER: &str = include_str!("../../../data/cdnow/CDNOW_master.txt");
+const SAMPLE_RAW: &str = include_str!("../../../data/cdnow/CDNOW_sample.txt");
 
-pub fn run(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
+pub fn run(args: &LifecycleArgs) -> anyhow::Result<()> {
     println!(
-        "consentric bench lifecycle: {} runs per figure (median), release={}",
+        "consentric-bench lifecycle: {} runs per figure (median), release={}",
         args.runs,
         !cfg!(debug_assertions)
     );
@@ -239,17 +239,17 @@ fn time_scoring(
 }
 
 /// Ingest throughput with and without stage updates, on fresh SQLite stores, after a fit.
-fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
+fn stage_cost(args: &LifecycleArgs) -> anyhow::Result<()> {
     let n = args.events.max(1000);
     // The fit before the timed part needs histories that identify the models: CDNOW's
     // sample, imported as `consentric import --consent` does.
     let consent = ["analytics".to_owned(), "personalization".to_owned()];
     // Sequential ids, as when this figure was first recorded.
-    let bodies = super::bench::generate(
+    let bodies = crate::ingest::generate(
         n,
         "timed",
         args.consent_share,
-        crate::cli::MessageIds::Sequential,
+        crate::args::MessageIds::Sequential,
     );
     let mut rates = BTreeMap::new();
     // Interleaved, so drift of the machine hits both alike.
@@ -274,7 +274,7 @@ fn stage_cost(args: &BenchLifecycleArgs) -> anyhow::Result<()> {
                 &mut |_| {},
             )?;
             engine.lifecycle_fit("bench")?;
-            let took = super::bench::in_process(&engine, &bodies, 1)?;
+            let took = crate::ingest::in_process(&engine, &bodies, 1)?;
             rates
                 .entry(on_ingest)
                 .or_insert_with(Vec::new)

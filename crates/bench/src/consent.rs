@@ -1,4 +1,4 @@
-//! `consentric bench ingest --consent-ab`: what minimisation and consent signals cost, as
+//! `consentric-bench ingest --consent-ab`: what minimisation and consent signals cost, as
 //! ratios against the same traffic without them, side by side on each path.
 //!
 //! Customers who grant purposes keep more of their events than customers who grant none, so
@@ -9,7 +9,7 @@
 //! every event" the measured events carry the choices, as a banner sends them. Both keep the
 //! same fields; the difference is reading, comparing and recording the signals. The
 //! reference run is "choices before" through an engine whose policy does not minimise
-//! (`PolicySet::reference_without_minimisation`): the same path without minimisation and
+//! (`PolicySet::reference_without_minimisation`, built only with this crate's `reference` feature): the same path without minimisation and
 //! without signals on the measured events, storing every event as received. Its customers'
 //! consent is the same as in the other runs, so it derives the same data from their events
 //! (lifecycle stages, item interactions for the consenting customers); a reference in which
@@ -20,10 +20,10 @@ use std::time::Duration;
 use anyhow::bail;
 use consentric_engine::PolicySet;
 
-use super::bench::{
+use crate::args::IngestArgs;
+use crate::ingest::{
     first_contact, fresh_engine_with, in_process, over_http, rate, sqlite_options, traffic, BATCH,
 };
-use crate::cli::BenchIngestArgs;
 
 /// The three runs of a path, in the order they are measured.
 const RUNS: [Run; 3] = [Run::Reference, Run::ChoicesBefore, Run::ChoicesOnEvents];
@@ -42,16 +42,31 @@ enum Path {
     Http(usize),
 }
 
+/// The policy that stores events as received, built only with the `reference` feature.
+#[cfg(feature = "reference")]
+fn reference() -> anyhow::Result<PolicySet> {
+    Ok(PolicySet::reference_without_minimisation())
+}
+
+#[cfg(not(feature = "reference"))]
+fn reference() -> anyhow::Result<PolicySet> {
+    bail!(
+        "--consent-ab compares against an engine that does not minimise, which only a bench \
+         built with `--features reference` has: cargo run --release -p consentric-bench \
+         --features reference -- ingest --consent-ab"
+    )
+}
+
 /// Runs each path three times (reference, choices before, choices on every event) on fresh
 /// stores, one after the other, and prints the rates and their ratios.
-pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
+pub fn run(args: &IngestArgs) -> anyhow::Result<()> {
     let n = args.events.max(BATCH);
     if args.consent_share == 0 {
         bail!("--consent-ab needs --consent-share above 0");
     }
     let options = sqlite_options(args)?;
     println!(
-        "consentric bench ingest --consent-ab: {n} events in batches of {BATCH}, {}% of customers consenting, vault {}, message ids {:?}, release={}",
+        "consentric-bench ingest --consent-ab: {n} events in batches of {BATCH}, {}% of customers consenting, vault {}, message ids {:?}, release={}",
         args.consent_share,
         if args.no_vault { "off" } else { "on" },
         args.message_ids,
@@ -76,7 +91,7 @@ pub fn run(args: &BenchIngestArgs) -> anyhow::Result<()> {
         let mut rates = [0.0; 3];
         for (slot, which) in RUNS.into_iter().enumerate() {
             let policy = match which {
-                Run::Reference => PolicySet::reference_without_minimisation(),
+                Run::Reference => reference()?,
                 Run::ChoicesBefore | Run::ChoicesOnEvents => PolicySet::retail_defaults(),
             };
             let (_dir, engine) = fresh_engine_with(&options, args, policy)?;

@@ -1,4 +1,4 @@
-//! `consentric bench decide`: the decision API over HTTP at the scale.
+//! `consentric-bench decide`: the decision API over HTTP at 100,000 customers and 10,000 items.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,24 +10,24 @@ use consentric_engine::{
 };
 use serde_json::json;
 
-use crate::cli::BenchDecideArgs;
+use crate::args::DecideArgs;
 
 /// Events per ingested batch.
 const BATCH: usize = 500;
 
-pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
+pub fn run(args: &DecideArgs) -> anyhow::Result<()> {
     let kind = match args.recommender.as_str() {
         "als" => RecommenderKind::Als,
         "knn" => RecommenderKind::Knn,
         other => bail!("--recommender must be als or knn, not {other}"),
     };
     println!(
-        "consentric bench decide: {} customers × {} interactions over {} items, {} decisions per run by {:?} HTTP clients, recommender {}, release={}",
+        "consentric-bench decide: {} customers × {} interactions over {} items, {} decisions per run by {:?} HTTP clients, recommender {}, release={}",
         args.customers, args.per_customer, args.items, args.decisions, args.concurrency,
         args.recommender, !cfg!(debug_assertions)
     );
     let dir = tempfile::tempdir()?;
-    let store = super::bench::durable_sealed_sqlite(dir.path())?;
+    let store = crate::ingest::durable_sealed_sqlite(dir.path())?;
     let settings = PersonalizeSettings {
         recommender: kind,
         ..PersonalizeSettings::default()
@@ -36,7 +36,7 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let bodies = generate(args);
-    super::bench::in_process(&engine, &bodies, 2)?;
+    crate::ingest::in_process(&engine, &bodies, 2)?;
     let (events, profiles) = engine.totals()?;
     println!(
         "ingested {events} events of {profiles} customers in {:.1} s",
@@ -45,7 +45,7 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let report = engine.train_recommenders("bench")?;
     println!("trained in {:.1} s:", started.elapsed().as_secs_f64());
-    super::decide::print_train(&report);
+    println!("trained: {}", serde_json::to_string(&report)?);
 
     // In-process, one thread: the engine's own cost per decision.
     let mut lat = Vec::new();
@@ -55,11 +55,11 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
         engine.decide(&who, "home", Some(10), "bench")?;
         lat.push(t.elapsed());
     }
-    super::bench::print_latencies("in-process, 1 thread", "decisions", &mut lat, None);
+    crate::ingest::print_latencies("in-process, 1 thread", "decisions", &mut lat, None);
 
     for &clients in &args.concurrency {
         let (mut lat, took) = over_http(engine.clone(), args, clients)?;
-        super::bench::print_latencies(
+        crate::ingest::print_latencies(
             &format!("HTTP, {clients} clients"),
             "decisions",
             &mut lat,
@@ -71,7 +71,7 @@ pub fn run(args: &BenchDecideArgs) -> anyhow::Result<()> {
 
 /// Customers `c0…`, each granting personalisation and e-mail marketing with their first event,
 /// viewing and buying items drawn with a popularity skew (the square of a uniform draw).
-fn generate(args: &BenchDecideArgs) -> Vec<Vec<u8>> {
+fn generate(args: &DecideArgs) -> Vec<Vec<u8>> {
     let mut state = 0x2545_F491_4F6C_DD1D_u64;
     let mut next = move || {
         state ^= state << 13;
@@ -115,7 +115,7 @@ fn generate(args: &BenchDecideArgs) -> Vec<Vec<u8>> {
 
 fn over_http(
     engine: Arc<Engine>,
-    args: &BenchDecideArgs,
+    args: &DecideArgs,
     concurrency: usize,
 ) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let key = engine
@@ -123,7 +123,7 @@ fn over_http(
         .secret()
         .to_owned();
     let (n, customers) = (args.decisions, args.customers.max(1));
-    let (_server, port, clients) = super::bench::serve_beside_clients(engine)?;
+    let (_server, port, clients) = crate::ingest::serve_beside_clients(engine)?;
     let base = format!("http://127.0.0.1:{port}/v1/decisions");
     clients.block_on(async move {
         let client = reqwest::Client::builder()

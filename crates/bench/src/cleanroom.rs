@@ -1,4 +1,4 @@
-//! `consentric bench cleanroom`: the clean room's protocol end to end on synthetic e-mail
+//! `consentric-bench cleanroom`: the clean room's protocol end to end on synthetic e-mail
 //! sets (ours `shopper0..n`, theirs overlapping by `overlap`), both sides in this process with
 //! the same pets code the engine runs: cardinality PSI, Paillier's rates, and
 //! intersection-sum; with `--reference`, OpenMined's PSI and python-paillier on the same sets.
@@ -11,7 +11,7 @@ use consentric_pets::psi::{self, Blinder, IdKind};
 use dashu::integer::UBig;
 use serde_json::json;
 
-use crate::cli::BenchCleanroomArgs;
+use crate::args::CleanroomArgs;
 
 fn emails(range: std::ops::Range<usize>) -> Vec<String> {
     range
@@ -29,10 +29,10 @@ fn rate(seconds: f64, mut f: impl FnMut() -> anyhow::Result<()>) -> anyhow::Resu
     Ok(f64::from(done) / t.elapsed().as_secs_f64())
 }
 
-pub fn run(args: &BenchCleanroomArgs) -> anyhow::Result<()> {
+pub fn run(args: &CleanroomArgs) -> anyhow::Result<()> {
     let (n, k) = (args.n, args.overlap.min(args.n));
     println!(
-        "consentric bench cleanroom: release={}, {} × {} identifiers, overlap {}",
+        "consentric-bench cleanroom: release={}, {} × {} identifiers, overlap {}",
         !cfg!(debug_assertions),
         n,
         n,

@@ -1,4 +1,4 @@
-//! `consentric bench analytics`: sampler speed, end-to-end latency of DP releases over the
+//! `consentric-bench analytics`: sampler speed, end-to-end latency of DP releases over the
 //! CDNOW customers, and their error against what the mechanism promises.
 
 use std::sync::Arc;
@@ -10,11 +10,11 @@ use consentric_engine::{Engine, Scope, SystemClock};
 use consentric_pets::Noise;
 use serde_json::json;
 
-use crate::cli::BenchAnalyticsArgs;
+use crate::args::AnalyticsArgs;
 
-pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
+pub fn run(args: &AnalyticsArgs) -> anyhow::Result<()> {
     println!(
-        "consentric bench analytics: release={}",
+        "consentric-bench analytics: release={}",
         !cfg!(debug_assertions)
     );
     for noise in [
@@ -34,13 +34,13 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
     }
 
     let dir = tempfile::tempdir()?;
-    let store = super::bench::durable_sealed_sqlite(dir.path())?;
+    let store = crate::ingest::durable_sealed_sqlite(dir.path())?;
     let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
     let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
     let t = Instant::now();
     let summary = consentric_engine::import::import_with_consent(
         &engine,
-        super::demo::CDNOW_MASTER,
+        crate::CDNOW_MASTER,
         ImportFormat::Cdnow,
         &consent,
         &mut |_| {},
@@ -59,7 +59,7 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
         |v: serde_json::Value| -> anyhow::Result<QueryRequest> { Ok(serde_json::from_value(v)?) };
 
     // End to end over HTTP, one client.
-    let runtime = super::serve::runtime()?;
+    let runtime = crate::runtime()?;
     let (secret, e2) = (key.secret().to_owned(), engine.clone());
     runtime.block_on(async move {
         let app = consentric_server::Application::build(e2, "127.0.0.1:0").await?;
@@ -119,7 +119,7 @@ pub fn run(args: &BenchAnalyticsArgs) -> anyhow::Result<()> {
     // Accuracy against the exact values, computed from the shipped file itself.
     let exact_count = 23_570.0;
     let mut per_customer: std::collections::HashMap<&str, f64> = std::collections::HashMap::new();
-    let text = std::str::from_utf8(super::demo::CDNOW_MASTER)?;
+    let text = std::str::from_utf8(crate::CDNOW_MASTER)?;
     for l in text.lines().skip(1) {
         let c: Vec<&str> = l.split_whitespace().collect();
         if let [id, _, _, v] = c[..] {

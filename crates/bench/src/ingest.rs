@@ -1,4 +1,4 @@
-//! `consentric bench ingest`: the issue's figures, measured side by side in one run.
+//! `consentric-bench ingest`: the figures of docs/benchmarks.md, measured side by side in one run.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,13 +14,13 @@ use consentric_store::SqliteOptions;
 use consentric_vault::{MasterKeys, Vault};
 use serde_json::{json, Value};
 
-use crate::cli::{BenchEraseArgs, BenchIngestArgs, MessageIds};
+use crate::args::{EraseArgs, IngestArgs, MessageIds};
 
-/// `consentric bench erase`: the time to export, then erase, one customer with `events` events
+/// `consentric-bench erase`: the time to export, then erase, one customer with `events` events
 /// from a SQLite store that also holds other customers, over several fresh customers.
-pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
+pub fn erase(args: &EraseArgs) -> anyhow::Result<()> {
     println!(
-        "consentric bench erase: a customer with {} events among {} others, {} runs, release={}",
+        "consentric-bench erase: a customer with {} events among {} others, {} runs, release={}",
         args.events,
         args.others,
         args.runs,
@@ -99,7 +99,7 @@ pub fn erase(args: &BenchEraseArgs) -> anyhow::Result<()> {
 }
 
 /// The SQLite durability `--sqlite-synchronous` asks for.
-pub(crate) fn sqlite_options(args: &BenchIngestArgs) -> anyhow::Result<SqliteOptions> {
+pub(crate) fn sqlite_options(args: &IngestArgs) -> anyhow::Result<SqliteOptions> {
     match args.sqlite_synchronous.as_str() {
         "full" => Ok(SqliteOptions {
             synchronous_full: true,
@@ -114,7 +114,7 @@ pub(crate) fn sqlite_options(args: &BenchIngestArgs) -> anyhow::Result<SqliteOpt
 /// An engine over a fresh SQLite store in a temporary directory (kept alive by the caller).
 pub(crate) fn fresh_engine(
     options: &SqliteOptions,
-    args: &BenchIngestArgs,
+    args: &IngestArgs,
 ) -> anyhow::Result<(tempfile::TempDir, Engine)> {
     fresh_engine_with(options, args, PolicySet::retail_defaults())
 }
@@ -122,7 +122,7 @@ pub(crate) fn fresh_engine(
 /// [`fresh_engine`] under `policy`.
 pub(crate) fn fresh_engine_with(
     options: &SqliteOptions,
-    args: &BenchIngestArgs,
+    args: &IngestArgs,
     policy: PolicySet,
 ) -> anyhow::Result<(tempfile::TempDir, Engine)> {
     let dir = tempfile::tempdir()?;
@@ -139,7 +139,7 @@ pub(crate) fn fresh_engine_with(
 
 /// The store with its personal columns sealed under master keys made in `dir`, unless the
 /// run measures without the vault.
-fn sealed(store: Store, dir: &Path, args: &BenchIngestArgs) -> anyhow::Result<Store> {
+fn sealed(store: Store, dir: &Path, args: &IngestArgs) -> anyhow::Result<Store> {
     if args.no_vault {
         return Ok(store);
     }
@@ -159,16 +159,13 @@ pub(crate) fn durable_sealed_sqlite(dir: &Path) -> anyhow::Result<Store> {
     Ok(store.with_vault(Arc::new(Vault::new(MasterKeys::load_or_create(dir)?))))
 }
 
-/// Events per batch, as the issue specifies.
+/// Events per batch.
 pub(crate) const BATCH: usize = 100;
 
-pub fn ingest(args: &BenchIngestArgs) -> anyhow::Result<()> {
-    if args.consent_ab {
-        return super::bench_consent::run(args);
-    }
+pub fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
     let n = args.events.max(BATCH);
     println!(
-        "consentric bench ingest: {n} events in batches of {BATCH}, release={}",
+        "consentric-bench ingest: {n} events in batches of {BATCH}, release={}",
         !cfg!(debug_assertions)
     );
     let options = sqlite_options(args)?;
@@ -327,7 +324,7 @@ pub(crate) fn in_process(
 pub(crate) fn serve_beside_clients(
     engine: Arc<Engine>,
 ) -> anyhow::Result<(tokio::runtime::Runtime, u16, tokio::runtime::Runtime)> {
-    let server = super::serve::runtime()?;
+    let server = crate::runtime()?;
     let app = server.block_on(consentric_server::Application::build(engine, "127.0.0.1:0"))?;
     let port = app.port();
     server.spawn(app.run_until_stopped());
