@@ -5,11 +5,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::raw::{self as reference, RawEventRow};
 use anyhow::{bail, Context};
 use consentric_engine::{Engine, PolicySet, Scope, Store, SystemClock};
 use consentric_model::{parse_batch, Envelope};
 use consentric_personalize::SplitMix64;
-use consentric_store::reference::{self, RawEventRow};
 use consentric_store::SqliteOptions;
 use consentric_vault::{MasterKeys, Vault};
 use serde_json::{json, Value};

@@ -12,6 +12,7 @@ mod consent;
 mod decide;
 mod ingest;
 mod lifecycle;
+mod raw;
 
 use anyhow::Context;
 use clap::Parser;

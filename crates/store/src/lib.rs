@@ -22,7 +22,6 @@ mod migrations;
 mod personalize_tx;
 mod postgres_backend;
 mod records;
-pub mod reference;
 mod running;
 mod sealing;
 mod snapshot;

@@ -1,14 +1,12 @@
-//! Benchmark references: the raw SQLite insert rate that bounds what ingestion can reach, and
-//! scratch PostgreSQL databases for measuring against a server. Not used on any request path.
+//! References for the ingest bench: the raw SQLite insert rate that bounds what ingestion can
+//! reach, and scratch PostgreSQL databases for measuring against a server.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use rusqlite::params;
 
-use crate::error::StoreError;
-use crate::sqlite_backend::SqliteOptions;
-use crate::store::Store;
+use consentric_store::{SqliteOptions, Store, StoreError};
 
 /// The raw insert's WAL checkpoint threshold, in pages (see [`sqlite_raw_insert`]).
 const RAW_CHECKPOINT_PAGES: i64 = 16_384;
