@@ -1,13 +1,13 @@
 //! Reads of everything held about a customer, for access rather than for a purpose: the
 //! operator's administration with an admin key now, the data subject's own access request
-//! later. Each read goes through an access grant from the gate (the store's personal-data reads
-//! take nothing else) and is audited as `profile.read`, naming who read what.
+//! later. Each read goes through an access grant, which only the store's audit writer makes,
+//! together with the record (`profile.read`, naming who read what): a read that could not be
+//! audited does not happen.
 
 use consentric_model::ProfileId;
-use consentric_policy::{gate, Grant};
+use consentric_store::AccessGrant;
 use serde_json::json;
 
-use crate::audit;
 use crate::engine::{Engine, MAX_EVENTS_PER_READ};
 use crate::error::EngineError;
 use crate::profiles::{
@@ -23,7 +23,7 @@ impl Engine {
         who: &ProfileRef,
         actor: &str,
         what: &str,
-    ) -> Result<(ProfileId, Grant), EngineError> {
+    ) -> Result<(ProfileId, AccessGrant), EngineError> {
         self.open_access_as(who, actor, "profile.read", &json!({"what": what}))
     }
 
@@ -34,13 +34,12 @@ impl Engine {
         actor: &str,
         action: &str,
         detail: &serde_json::Value,
-    ) -> Result<(ProfileId, Grant), EngineError> {
+    ) -> Result<(ProfileId, AccessGrant), EngineError> {
         let id = self.find_profile(who)?;
-        let now = self.now();
-        let grant = gate::open_for_access(id.as_str(), now);
-        let at = now.timestamp_millis();
-        self.store
-            .write(|tx| audit::append(tx, at, actor, action, Some(id.as_str()), detail))?;
+        let at = self.now().timestamp_millis();
+        let grant = self
+            .store
+            .write(|tx| tx.audit_access(at, actor, action, &id, detail))?;
         Ok((id, grant))
     }
 
@@ -87,7 +86,7 @@ impl Engine {
         })
     }
 
-    fn identity_views(&self, grant: &Grant) -> Result<Vec<IdentityView>, EngineError> {
+    fn identity_views(&self, grant: &AccessGrant) -> Result<Vec<IdentityView>, EngineError> {
         Ok(self
             .store
             .identities(grant)?

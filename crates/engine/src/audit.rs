@@ -5,40 +5,12 @@
 //! kept elsewhere (an anchor) and checked later: a record missing at or before an anchor, or a
 //! different hash there, is a break.
 
-use consentric_store::{AuditRow, Store, StoreError, WriteTx};
+use consentric_store::{audit_digest, Store, StoreError, WriteTx, AUDIT_GENESIS};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
-/// The `prev_hash` of the first record.
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Records read per page while verifying.
 const PAGE: u32 = 1000;
-
-fn digest(
-    seq: i64,
-    at: i64,
-    actor: &str,
-    action: &str,
-    subject: Option<&str>,
-    detail: &str,
-    prev: &str,
-) -> String {
-    let mut h = Sha256::new();
-    for part in [
-        seq.to_string().as_str(),
-        at.to_string().as_str(),
-        actor,
-        action,
-        subject.unwrap_or("\u{0}"),
-        detail,
-        prev,
-    ] {
-        h.update((part.len() as u64).to_be_bytes());
-        h.update(part.as_bytes());
-    }
-    hex::encode(h.finalize())
-}
 
 /// Appends a record in the caller's transaction, so it commits with what it records.
 pub(crate) fn append(
@@ -49,20 +21,8 @@ pub(crate) fn append(
     subject: Option<&str>,
     detail: &Value,
 ) -> Result<(), StoreError> {
-    let (last_seq, prev) = tx.audit_tail()?.unwrap_or((0, GENESIS.to_owned()));
-    let seq = last_seq + 1;
-    let detail = detail.to_string();
-    let hash = digest(seq, at, actor, action, subject, &detail, &prev);
-    tx.audit_append(&AuditRow {
-        seq,
-        at,
-        actor: actor.to_owned(),
-        action: action.to_owned(),
-        subject: subject.map(str::to_owned),
-        detail,
-        prev_hash: prev,
-        hash,
-    })
+    tx.append_audit(at, actor, action, subject, detail)
+        .map(drop)
 }
 
 /// What `verify` found.
@@ -166,7 +126,7 @@ pub(crate) fn verify(
     anchors: &[AuditAnchor],
 ) -> Result<AuditVerification, StoreError> {
     let mut expected_seq = 1;
-    let mut prev = GENESIS.to_owned();
+    let mut prev = AUDIT_GENESIS.to_owned();
     let mut records = 0;
     let mut head = None;
     let anchored = |seq: i64, hash: &str| anchors.iter().any(|a| a.seq == seq && a.hash != hash);
@@ -203,7 +163,7 @@ pub(crate) fn verify(
             if r.prev_hash != prev {
                 return broken(BreakKind::OutOfChain);
             }
-            if digest(
+            if audit_digest(
                 r.seq,
                 r.at,
                 &r.actor,

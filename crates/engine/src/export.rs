@@ -4,8 +4,7 @@
 
 use std::io::Write;
 
-use consentric_policy::Grant;
-use consentric_store::{AuditRow, EventRecord};
+use consentric_store::{AccessGrant, AuditRow, EventRecord};
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -41,7 +40,7 @@ pub(crate) struct ExportParts {
     pub consent: Vec<crate::ConsentHistoryEntry>,
     /// To whom their data has been or may be disclosed.
     pub recipients: crate::Recipients,
-    pub grant: Grant,
+    pub grant: AccessGrant,
     /// When the export was made (ms).
     pub at: i64,
 }
@@ -62,7 +61,7 @@ impl Engine {
             profile: self.profile(who, actor)?,
             graph: self.identity_graph(who, actor)?,
             consent: self.consent_history(who)?,
-            at: grant.at().timestamp_millis(),
+            at: grant.at(),
             grant,
         })
     }
@@ -70,7 +69,7 @@ impl Engine {
     /// Calls `f` with every event the grant opens, in storage order, a page at a time.
     pub(crate) fn each_event(
         &self,
-        grant: &Grant,
+        grant: &AccessGrant,
         f: &mut dyn FnMut(EventRecord) -> Result<(), EngineError>,
     ) -> Result<u64, EngineError> {
         let (mut after, mut n) = (0, 0u64);

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::PolicyError;
-use crate::purpose::{LegalBasis, Purpose, PurposeId};
+use crate::purpose::{LegalBasis, Purpose, PurposeId, RESTRICTION};
 
 /// What a customer said about a purpose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,10 +96,6 @@ impl ConsentSource {
         }
     }
 }
-
-/// The reserved purpose under which restriction of processing (GDPR art. 18) is recorded in
-/// the ledger: `granted` restricts, `withdrawn` lifts. No declared purpose may take the id.
-pub const RESTRICTION: &str = "restriction";
 
 /// The purpose a restriction leaves in force (with those under a legal obligation).
 pub const ESSENTIAL: &str = "essential";

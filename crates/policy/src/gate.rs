@@ -11,6 +11,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::consent::ConsentState;
+#[cfg(test)]
+use crate::purpose::ACCESS;
 use crate::purpose::{LegalBasis, PurposeId, PurposeRegistry};
 use crate::taxonomy::DataCategory;
 
@@ -20,13 +22,8 @@ pub struct Grant {
     purpose: PurposeId,
     subject: String,
     categories: Arc<[DataCategory]>,
-    /// An access grant (see [`open_for_access`]) opens every category.
-    everything: bool,
     at: DateTime<Utc>,
 }
-
-/// The purpose an access grant names. Reserved: no declared purpose may take it.
-pub const ACCESS: &str = "access";
 
 /// Why the gate said no.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,23 +66,8 @@ pub fn open(
         purpose: p.id.clone(),
         subject: subject.to_owned(),
         categories,
-        everything: false,
         at,
     })
-}
-
-/// Opens everything held about `subject`, for access rather than processing: the data
-/// subject's own access request (GDPR art. 15) and the operator's administration with an admin
-/// key. No purpose uses data through it, so consent does not decide it; the engine audits every
-/// one it opens, naming who read.
-pub fn open_for_access(subject: &str, at: DateTime<Utc>) -> Grant {
-    Grant {
-        purpose: PurposeId::access(),
-        subject: subject.to_owned(),
-        categories: Arc::from(Vec::new()),
-        everything: true,
-        at,
-    }
 }
 
 impl Grant {
@@ -104,20 +86,14 @@ impl Grant {
         self.at
     }
 
-    /// Every category it opens (each listed; descendants included). Empty for an access
-    /// grant, which opens every category ([`Grant::is_access`]).
+    /// Every category it opens (each listed; descendants included).
     pub fn categories(&self) -> &[DataCategory] {
         &self.categories
     }
 
-    /// Whether this grant is for access (everything) rather than for a purpose.
-    pub fn is_access(&self) -> bool {
-        self.everything
-    }
-
     /// Whether data in `category` may be read under this grant.
     pub fn permits(&self, category: &DataCategory) -> bool {
-        self.everything || self.categories.iter().any(|c| c == category)
+        self.categories.iter().any(|c| c == category)
     }
 
     /// Keeps the items whose category this grant permits: the one filter every view uses.
@@ -166,11 +142,7 @@ mod tests {
     }
 
     #[test]
-    fn an_access_grant_opens_everything_but_serves_no_purpose() {
-        let g = open_for_access("u1", t("2024-02-01T00:00:00Z"));
-        assert!(g.is_access());
-        assert_eq!(g.purpose().as_str(), ACCESS);
-        assert!(g.permits(&DataCategory::parse("user.demographic.gender").expect("c")));
+    fn no_declared_purpose_takes_the_access_id() {
         let r = PurposeRegistry::retail_defaults();
         assert!(
             r.get(ACCESS).is_err(),

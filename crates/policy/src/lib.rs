@@ -20,10 +20,10 @@ mod schema;
 mod taxonomy;
 pub mod tcf;
 
-pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIAL, RESTRICTION};
+pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIAL};
 pub use error::PolicyError;
 pub use gate::{Grant, Refusal};
 pub use minimise::{truncate_ip, Minimised, Minimiser, Narrower};
-pub use purpose::{LegalBasis, Purpose, PurposeId, PurposeRegistry};
+pub use purpose::{LegalBasis, Purpose, PurposeId, PurposeRegistry, ACCESS, RESTRICTION};
 pub use schema::{FieldRule, FieldSchema, Transform};
 pub use taxonomy::{CategorySet, DataCategory, DEFAULT_TAXONOMY};

@@ -7,6 +7,14 @@ use serde::{Deserialize, Serialize};
 use crate::error::PolicyError;
 use crate::taxonomy::{CategorySet, DataCategory};
 
+/// The id that access (reads of everything about a customer, audited by the store) is
+/// recorded under. Reserved: no declared purpose may take it.
+pub const ACCESS: &str = "access";
+
+/// The reserved purpose under which restriction of processing (GDPR art. 18) is recorded in
+/// the ledger: `granted` restricts, `withdrawn` lifts. No declared purpose may take the id.
+pub const RESTRICTION: &str = "restriction";
+
 /// A purpose's name: lower-case letters, digits, `_` and `.` (`marketing.email`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -31,11 +39,6 @@ impl PurposeId {
                 message: format!("`{raw}` is not a purpose id (a-z, 0-9, `_`, `.`; at most 64)"),
             })
         }
-    }
-
-    /// The reserved id of access grants ([`crate::gate::ACCESS`]).
-    pub(crate) fn access() -> Self {
-        PurposeId(crate::gate::ACCESS.to_owned())
     }
 
     /// The id as text.
@@ -145,7 +148,7 @@ impl PurposeRegistry {
     pub fn new(purposes: Vec<Purpose>) -> Result<Self, PolicyError> {
         let mut map = BTreeMap::new();
         for p in purposes {
-            if [crate::gate::ACCESS, crate::consent::RESTRICTION].contains(&p.id.as_str()) {
+            if [ACCESS, RESTRICTION].contains(&p.id.as_str()) {
                 return Err(PolicyError::Invalid {
                     field: format!("purposes.{}", p.id),
                     message: format!(

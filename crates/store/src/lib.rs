@@ -10,6 +10,8 @@
 //! Times are stored as milliseconds since the Unix epoch (`i64`), JSON as text.
 #![forbid(unsafe_code)]
 
+mod access;
+mod audit_tx;
 mod backend;
 mod bulk_tx;
 mod cleanroom_tx;
@@ -31,6 +33,8 @@ mod store;
 mod tx;
 mod wal_sync;
 
+pub use access::{AccessGrant, Opens};
+pub use audit_tx::{audit_digest, AUDIT_GENESIS};
 pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 pub use bulk_tx::StagePath;
 pub use cleanroom_tx::SessionRow;

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use consentric_vault::Vault;
 
 use consentric_model::{Identity, ProfileId};
-use consentric_policy::Grant;
 
+use crate::access::Opens;
 use crate::backend::{Backend, BackendKind, Param};
 use crate::error::StoreError;
 use crate::postgres_backend::PostgresBackend;
@@ -18,11 +18,11 @@ use crate::sql;
 use crate::sqlite_backend::{SqliteBackend, SqliteOptions};
 use crate::tx::{self, WriteTx};
 
-/// The profile a grant opens. The personal-data reads below take a [`Grant`] instead of a
-/// profile id, so they cannot be called without one, and only the policy room makes grants.
-fn subject(grant: &Grant) -> Result<ProfileId, StoreError> {
-    ProfileId::parse(grant.subject())
-        .ok_or_else(|| StoreError::NotAProfile(grant.subject().to_owned()))
+/// The profile a grant opens. The personal-data reads below take a grant ([`Opens`]) instead
+/// of a profile id, so they cannot be called without one: a purpose's from the policy gate, or
+/// an access grant that only the audit writer makes.
+fn subject(grant: &impl Opens) -> Result<ProfileId, StoreError> {
+    grant.profile_id()
 }
 
 /// The typed store the engine talks to, whatever database is behind it.
@@ -289,7 +289,7 @@ impl Store {
     ///
     /// # Errors
     /// Database faults.
-    pub fn profile(&self, grant: &Grant) -> Result<Option<ProfileRecord>, StoreError> {
+    pub fn profile(&self, grant: &impl Opens) -> Result<Option<ProfileRecord>, StoreError> {
         let id = subject(grant)?;
         self.read(|c| tx::profile(c, &id))
     }
@@ -307,7 +307,7 @@ impl Store {
     ///
     /// # Errors
     /// Database faults.
-    pub fn traits(&self, grant: &Grant) -> Result<Vec<TraitRecord>, StoreError> {
+    pub fn traits(&self, grant: &impl Opens) -> Result<Vec<TraitRecord>, StoreError> {
         let id = subject(grant)?;
         self.read(|c| tx::traits_of(c, &mut Sealer::new(self.vault.clone()), &id))
     }
@@ -316,7 +316,7 @@ impl Store {
     ///
     /// # Errors
     /// Database faults.
-    pub fn identities(&self, grant: &Grant) -> Result<Vec<IdentityRecord>, StoreError> {
+    pub fn identities(&self, grant: &impl Opens) -> Result<Vec<IdentityRecord>, StoreError> {
         let id = subject(grant)?;
         self.read(|c| tx::identities_of(c, &mut Sealer::new(self.vault.clone()), &id))
     }
@@ -325,7 +325,10 @@ impl Store {
     ///
     /// # Errors
     /// Database faults.
-    pub fn identity_links(&self, grant: &Grant) -> Result<Vec<IdentityLinkRecord>, StoreError> {
+    pub fn identity_links(
+        &self,
+        grant: &impl Opens,
+    ) -> Result<Vec<IdentityLinkRecord>, StoreError> {
         let id = subject(grant)?;
         self.read(|c| tx::links_of(c, &mut Sealer::new(self.vault.clone()), &id))
     }
@@ -335,7 +338,7 @@ impl Store {
     ///
     /// # Errors
     /// Database faults.
-    pub fn events(&self, grant: &Grant, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+    pub fn events(&self, grant: &impl Opens, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
         let id = subject(grant)?;
         self.read(|c| {
             tx::events_of(
@@ -426,7 +429,7 @@ impl Store {
     /// Database faults.
     pub fn events_page(
         &self,
-        grant: &Grant,
+        grant: &impl Opens,
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<EventRecord>, StoreError> {

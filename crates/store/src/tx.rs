@@ -309,42 +309,6 @@ impl WriteTx<'_> {
         consent_of(self.conn, profile)
     }
 
-    /// The last audit record's position and hash, with the chain locked for this transaction
-    /// (so concurrent appenders on PostgreSQL queue up instead of forking the chain).
-    pub fn audit_tail(&mut self) -> Result<Option<(i64, String)>, StoreError> {
-        if self.conn.kind() == crate::BackendKind::Postgres {
-            self.conn
-                .exec_batch("SELECT pg_advisory_xact_lock(727275)")?;
-        }
-        let rows = self.conn.query(sql::AUDIT_LAST, &[])?;
-        match rows.into_iter().next() {
-            None => Ok(None),
-            Some(row) => {
-                let mut it = take(row, 2)?;
-                Ok(Some((next(&mut it)?.int()?, next(&mut it)?.text()?)))
-            }
-        }
-    }
-
-    /// Appends an audit record (the caller computed its hash over the tail it read).
-    pub fn audit_append(&mut self, r: &AuditRow) -> Result<(), StoreError> {
-        self.conn
-            .exec(
-                sql::AUDIT_APPEND,
-                &[
-                    Param::Int(r.seq),
-                    Param::Int(r.at),
-                    Param::Text(&r.actor),
-                    Param::Text(&r.action),
-                    Param::OptText(r.subject.as_deref()),
-                    Param::Text(&r.detail),
-                    Param::Text(&r.prev_hash),
-                    Param::Text(&r.hash),
-                ],
-            )
-            .map(drop)
-    }
-
     /// A page of a profile's events in storage order, after position `after_seq`.
     pub fn events_page(
         &mut self,
