@@ -45,6 +45,7 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .merge(routes::decisions::routes())
         .merge(routes::analytics::routes())
         .merge(routes::ops::routes())
+        .route("/openapi.json", axum::routing::get(openapi::serve))
         // Transport limit: a whole batch. Single events get their own 32 KB check.
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))
         // Clean-room messages carry whole blinded sets: their own, larger limit.

@@ -167,16 +167,16 @@ impl WriteTx<'_> {
         self.population_changed = true;
         erased.consent_records = self.conn.exec(sql::ERASE_CONSENT, &[p])?;
         for derived in [
-            crate::lifecycle_tx::DELETE_PURCHASES,
-            crate::lifecycle_tx::DELETE_COUNTS,
-            crate::lifecycle_tx::DELETE_TRANSITIONS,
+            crate::sql::DELETE_PURCHASES,
+            crate::sql::DELETE_COUNTS,
+            crate::sql::DELETE_TRANSITIONS,
         ] {
             erased.lifecycle += self.conn.exec(derived, &[p])?;
         }
         for derived in [
-            crate::personalize_tx::DELETE_INTERACTIONS,
-            crate::personalize_tx::DELETE_ACTIONS,
-            crate::personalize_tx::DELETE_MEMBERSHIPS,
+            crate::sql::DELETE_INTERACTIONS,
+            crate::sql::DELETE_ACTIONS,
+            crate::sql::DELETE_MEMBERSHIPS,
         ] {
             erased.personalization += self.conn.exec(derived, &[p])?;
         }

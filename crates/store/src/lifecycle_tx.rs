@@ -9,6 +9,7 @@ use consentric_policy::Grant;
 
 use crate::backend::{Cell, Conn, Param};
 use crate::error::StoreError;
+use crate::sql;
 use crate::store::Store;
 use crate::tx::{consent_row, next, profile_id, take, WriteTx};
 
@@ -29,16 +30,6 @@ const MODELS: &str = "SELECT name, params, fitted_at FROM lifecycle_models ORDER
 const PROFILE_IDS: &str = "SELECT profile_id FROM profiles ORDER BY profile_id";
 /// Only what decides one purpose's basis: its records and restrictions (no evidence).
 const CONSENT_ABOUT: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, '', recorded_at FROM consent_ledger WHERE purpose = ?1 OR purpose = ?2 ORDER BY profile_id, seq";
-
-pub(crate) const MOVE_PURCHASES: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) SELECT ?2, day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
-pub(crate) const MOVE_COUNTS: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) SELECT ?2, event, n FROM lifecycle_counts WHERE profile_id = ?1 ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
-/// The merged-away profile's history goes below the surviving one's (numbers end just under its
-/// first), so the survivor's latest transition stays its current stage.
-pub(crate) const MOVE_TRANSITIONS: &str = "INSERT INTO lifecycle_transitions (profile_id, n, from_stage, to_stage, at, rule) SELECT ?2, n - (SELECT MAX(f.n) FROM lifecycle_transitions f WHERE f.profile_id = ?1) - 1 + COALESCE((SELECT MIN(i.n) FROM lifecycle_transitions i WHERE i.profile_id = ?2), 1), from_stage, to_stage, at, rule FROM lifecycle_transitions WHERE profile_id = ?1";
-pub(crate) const DELETE_PURCHASES: &str = "DELETE FROM lifecycle_purchases WHERE profile_id = ?1";
-pub(crate) const DELETE_COUNTS: &str = "DELETE FROM lifecycle_counts WHERE profile_id = ?1";
-pub(crate) const DELETE_TRANSITIONS: &str =
-    "DELETE FROM lifecycle_transitions WHERE profile_id = ?1";
 
 /// A customer's current stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -290,7 +281,7 @@ impl WriteTx<'_> {
     /// Returns the rows deleted.
     pub fn drop_stage(&mut self, profile: &ProfileId) -> Result<u64, StoreError> {
         self.conn
-            .exec(DELETE_TRANSITIONS, &[Param::Text(profile.as_str())])
+            .exec(sql::DELETE_TRANSITIONS, &[Param::Text(profile.as_str())])
     }
 
     /// Forgets the model stored under `name`, if any.

@@ -11,6 +11,7 @@ use consentric_policy::Grant;
 
 use crate::backend::{Conn, Param};
 use crate::error::StoreError;
+use crate::sql;
 use crate::store::Store;
 use crate::tx::{next, profile_id, take, WriteTx};
 
@@ -26,14 +27,6 @@ const MODEL: &str = "SELECT body, trained_at FROM recommender_models WHERE name 
 const PUT_SEGMENT: &str = "INSERT INTO segments (name, definition, updated_at) VALUES (?1, ?2, ?3) ON CONFLICT (name) DO UPDATE SET definition = excluded.definition, updated_at = excluded.updated_at";
 const SEGMENTS: &str = "SELECT name, definition, updated_at FROM segments ORDER BY name";
 
-pub(crate) const MOVE_INTERACTIONS: &str = "INSERT INTO interactions (profile_id, item_id, weight, last_at) SELECT ?2, item_id, weight, last_at FROM interactions WHERE profile_id = ?1 ON CONFLICT (profile_id, item_id) DO UPDATE SET weight = interactions.weight + excluded.weight, last_at = CASE WHEN excluded.last_at > interactions.last_at THEN excluded.last_at ELSE interactions.last_at END";
-pub(crate) const DELETE_INTERACTIONS: &str = "DELETE FROM interactions WHERE profile_id = ?1";
-/// The merged-away customer's actions keep counting against the survivor's caps; their
-/// numbers go above the survivor's so none collide.
-pub(crate) const MOVE_ACTIONS: &str = "INSERT INTO decision_actions (profile_id, action, at, seq) SELECT ?2, action, at, seq + COALESCE((SELECT MAX(s.seq) FROM decision_actions s WHERE s.profile_id = ?2), 0) FROM decision_actions WHERE profile_id = ?1";
-pub(crate) const DELETE_ACTIONS: &str = "DELETE FROM decision_actions WHERE profile_id = ?1";
-/// Memberships are not moved by a merge: the survivor is evaluated afresh.
-pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM segment_members WHERE profile_id = ?1";
 const JOIN_SEGMENT: &str = "INSERT INTO segment_members (segment, profile_id, since) VALUES (?1, ?2, ?3) ON CONFLICT (segment, profile_id) DO NOTHING";
 const LEAVE_SEGMENT: &str = "DELETE FROM segment_members WHERE segment = ?1 AND profile_id = ?2";
 const MEMBERSHIPS_OF: &str =
@@ -126,7 +119,7 @@ impl WriteTx<'_> {
     /// Forgets every interaction of `profile` (the purpose using them lost its basis).
     pub fn drop_interactions(&mut self, profile: &ProfileId) -> Result<u64, StoreError> {
         self.conn
-            .exec(DELETE_INTERACTIONS, &[Param::Text(profile.as_str())])
+            .exec(sql::DELETE_INTERACTIONS, &[Param::Text(profile.as_str())])
     }
 
     /// The actions chosen for `profile` since `since` (ms), oldest first. Read inside the
@@ -249,7 +242,7 @@ impl WriteTx<'_> {
     /// Takes `profile` out of every segment (the purpose segments serve lost its basis).
     pub fn drop_memberships(&mut self, profile: &ProfileId) -> Result<u64, StoreError> {
         self.conn
-            .exec(DELETE_MEMBERSHIPS, &[Param::Text(profile.as_str())])
+            .exec(sql::DELETE_MEMBERSHIPS, &[Param::Text(profile.as_str())])
     }
 }
 

@@ -94,3 +94,22 @@ pub(crate) const DSR_BY_ID: &str = "SELECT request_id, kind, regime, identity_ki
 pub(crate) const DSR_ALL: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests ORDER BY due_at, request_id";
 pub(crate) const DSR_OVERDUE: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE status IN ('received', 'verified', 'in_progress') AND due_at < ?1 ORDER BY due_at, request_id";
 pub(crate) const UPDATE_DSR: &str = "UPDATE dsr_requests SET status = ?2, due_at = ?3, extended = ?4, attempts = ?5, updated_at = ?6, outcome = ?7 WHERE request_id = ?1";
+
+// What a merge moves from the merged-away profile to the survivor, and deletes after.
+pub(crate) const MOVE_PURCHASES: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) SELECT ?2, day, amount FROM lifecycle_purchases WHERE profile_id = ?1 ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
+pub(crate) const MOVE_COUNTS: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) SELECT ?2, event, n FROM lifecycle_counts WHERE profile_id = ?1 ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
+/// The merged-away profile's history goes below the surviving one's (numbers end just under its
+/// first), so the survivor's latest transition stays its current stage.
+pub(crate) const MOVE_TRANSITIONS: &str = "INSERT INTO lifecycle_transitions (profile_id, n, from_stage, to_stage, at, rule) SELECT ?2, n - (SELECT MAX(f.n) FROM lifecycle_transitions f WHERE f.profile_id = ?1) - 1 + COALESCE((SELECT MIN(i.n) FROM lifecycle_transitions i WHERE i.profile_id = ?2), 1), from_stage, to_stage, at, rule FROM lifecycle_transitions WHERE profile_id = ?1";
+pub(crate) const DELETE_PURCHASES: &str = "DELETE FROM lifecycle_purchases WHERE profile_id = ?1";
+pub(crate) const DELETE_COUNTS: &str = "DELETE FROM lifecycle_counts WHERE profile_id = ?1";
+pub(crate) const DELETE_TRANSITIONS: &str =
+    "DELETE FROM lifecycle_transitions WHERE profile_id = ?1";
+pub(crate) const MOVE_INTERACTIONS: &str = "INSERT INTO interactions (profile_id, item_id, weight, last_at) SELECT ?2, item_id, weight, last_at FROM interactions WHERE profile_id = ?1 ON CONFLICT (profile_id, item_id) DO UPDATE SET weight = interactions.weight + excluded.weight, last_at = CASE WHEN excluded.last_at > interactions.last_at THEN excluded.last_at ELSE interactions.last_at END";
+pub(crate) const DELETE_INTERACTIONS: &str = "DELETE FROM interactions WHERE profile_id = ?1";
+/// The merged-away customer's actions keep counting against the survivor's caps; their
+/// numbers go above the survivor's so none collide.
+pub(crate) const MOVE_ACTIONS: &str = "INSERT INTO decision_actions (profile_id, action, at, seq) SELECT ?2, action, at, seq + COALESCE((SELECT MAX(s.seq) FROM decision_actions s WHERE s.profile_id = ?2), 0) FROM decision_actions WHERE profile_id = ?1";
+pub(crate) const DELETE_ACTIONS: &str = "DELETE FROM decision_actions WHERE profile_id = ?1";
+/// Memberships are not moved by a merge: the survivor is evaluated afresh.
+pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM segment_members WHERE profile_id = ?1";

@@ -244,31 +244,20 @@ impl WriteTx<'_> {
         self.conn.exec(sql::MOVE_CONSENT, &[f, i])?;
         self.conn.exec(sql::MOVE_TRAITS, &[f, i])?;
         self.conn.exec(sql::DELETE_TRAITS, &[f])?;
-        self.conn
-            .exec(crate::lifecycle_tx::MOVE_PURCHASES, &[f, i])?;
-        self.conn
-            .exec(crate::lifecycle_tx::DELETE_PURCHASES, &[f])?;
-        self.conn.exec(crate::lifecycle_tx::MOVE_COUNTS, &[f, i])?;
-        self.conn.exec(crate::lifecycle_tx::DELETE_COUNTS, &[f])?;
-        self.conn
-            .exec(crate::lifecycle_tx::MOVE_TRANSITIONS, &[f, i])?;
-        self.conn
-            .exec(crate::lifecycle_tx::DELETE_TRANSITIONS, &[f])?;
+        self.conn.exec(sql::MOVE_PURCHASES, &[f, i])?;
+        self.conn.exec(sql::DELETE_PURCHASES, &[f])?;
+        self.conn.exec(sql::MOVE_COUNTS, &[f, i])?;
+        self.conn.exec(sql::DELETE_COUNTS, &[f])?;
+        self.conn.exec(sql::MOVE_TRANSITIONS, &[f, i])?;
+        self.conn.exec(sql::DELETE_TRANSITIONS, &[f])?;
         for (moving, deleting) in [
-            (
-                crate::personalize_tx::MOVE_INTERACTIONS,
-                crate::personalize_tx::DELETE_INTERACTIONS,
-            ),
-            (
-                crate::personalize_tx::MOVE_ACTIONS,
-                crate::personalize_tx::DELETE_ACTIONS,
-            ),
+            (sql::MOVE_INTERACTIONS, sql::DELETE_INTERACTIONS),
+            (sql::MOVE_ACTIONS, sql::DELETE_ACTIONS),
         ] {
             self.conn.exec(moving, &[f, i])?;
             self.conn.exec(deleting, &[f])?;
         }
-        self.conn
-            .exec(crate::personalize_tx::DELETE_MEMBERSHIPS, &[f])?;
+        self.conn.exec(sql::DELETE_MEMBERSHIPS, &[f])?;
         self.bump_profile(into, &counters)?;
         self.population_changed = true;
         self.conn.exec(sql::DELETE_PROFILE, &[f])?;

@@ -9,6 +9,8 @@
 //! skips — unless `CI=true`, where that is a failure.
 #![forbid(unsafe_code)]
 
+pub mod module_graph;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;

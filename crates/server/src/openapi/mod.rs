@@ -26,7 +26,7 @@ use crate::routes::{
         decisions::decide, decisions::preview_decision, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose, decisions::members, decisions::refresh,
         analytics::query, analytics::budget, analytics::grant,
         cleanroom::invite, cleanroom::list, cleanroom::status, cleanroom::blinded, cleanroom::intersect, cleanroom::sum, cleanroom::join, cleanroom::run,
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi,
+        ops::healthz, ops::readyz, ops::metrics, serve,
     ),
     modifiers(&Security),
     tags(
@@ -63,6 +63,13 @@ impl Modify for Security {
         );
         components.add_security_scheme("session", SecurityScheme::Http(session));
     }
+}
+
+/// This document (`GET /openapi.json`), built once.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi", responses((status = 200, description = "OpenAPI 3.1")))]
+pub(crate) async fn serve() -> axum::Json<Value> {
+    static DOCUMENT: std::sync::LazyLock<Value> = std::sync::LazyLock::new(document);
+    axum::Json(DOCUMENT.clone())
 }
 
 /// The document served at `/openapi.json`: [`ApiDoc`], with each ingest endpoint's body

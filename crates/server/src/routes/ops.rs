@@ -1,6 +1,4 @@
-//! Operations: liveness, readiness, metrics and the OpenAPI document. No key needed.
-
-use std::sync::LazyLock;
+//! Operations: liveness, readiness and metrics. No key needed.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -17,7 +15,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
 }
 
 /// The process is up.
@@ -56,11 +53,4 @@ pub(crate) async fn metrics(State(engine): State<AppState>) -> impl IntoResponse
         )],
         engine.metrics().render(),
     )
-}
-
-/// This document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3.1")))]
-pub(crate) async fn openapi() -> Json<Value> {
-    static DOCUMENT: LazyLock<Value> = LazyLock::new(crate::openapi::document);
-    Json(DOCUMENT.clone())
 }
