@@ -5,12 +5,14 @@ use consentric_engine::EngineError;
 use consentric_model::ParseError;
 use serde::Serialize;
 
-/// Every error the API returns: a status and `{"error":{"code","message","field"}}`.
-/// Internal faults are logged with their cause and answered with a generic message.
+use crate::codes::{self, ErrorCode};
+
+/// Every error the API returns: an entry of the code table (which gives the status) and
+/// `{"error":{"code","message","field"}}`. Internal faults are logged with their cause and
+/// answered with a generic message.
 #[derive(Debug)]
 pub struct ApiError {
-    status: StatusCode,
-    code: &'static str,
+    code: &'static ErrorCode,
     message: String,
     field: Option<String>,
 }
@@ -23,7 +25,7 @@ pub(crate) struct ErrorBody {
 /// The error object.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct ErrorDetail {
-    /// Stable machine-readable code, e.g. `missing_field`.
+    /// Stable machine-readable code, e.g. `missing_field` (the document lists every one).
     code: &'static str,
     /// A sentence for humans.
     message: String,
@@ -32,9 +34,8 @@ pub(crate) struct ErrorDetail {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(code: &'static ErrorCode, message: impl Into<String>) -> Self {
         ApiError {
-            status,
             code,
             message: message.into(),
             field: None,
@@ -48,41 +49,35 @@ impl ApiError {
     }
 
     pub(crate) fn unauthorized(message: &str) -> Self {
-        ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+        ApiError::new(&codes::UNAUTHORIZED, message)
     }
 
     pub(crate) fn forbidden(message: &str) -> Self {
-        ApiError::new(StatusCode::FORBIDDEN, "forbidden", message)
+        ApiError::new(&codes::FORBIDDEN, message)
     }
 
     pub(crate) fn internal() -> Self {
         ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
+            &codes::INTERNAL,
             "an internal error occurred; it has been logged",
         )
     }
 
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
-        self.status
+        self.code.status
     }
 
     /// The stable code.
     pub fn code(&self) -> &'static str {
-        self.code
+        self.code.code
     }
 }
 
 impl From<ParseError> for ApiError {
     fn from(e: ParseError) -> Self {
         ApiError {
-            status: if e.code.is_size() {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            },
-            code: e.code.as_str(),
+            code: codes::of_parse_error(e.code),
             message: e.message,
             field: e.field,
         }
@@ -92,48 +87,34 @@ impl From<ParseError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> Self {
         match e {
-            EngineError::NotFound(what) => ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("{what} not found"),
-            ),
-            EngineError::Invalid { field, message } => ApiError {
-                status: StatusCode::BAD_REQUEST,
-                code: "invalid_field",
-                message,
-                field: Some(field.to_owned()),
-            },
+            EngineError::NotFound(what) => {
+                ApiError::new(&codes::NOT_FOUND, format!("{what} not found"))
+            }
+            EngineError::Invalid { field, message } => {
+                ApiError::new(&codes::INVALID_FIELD, message).with_field(&field)
+            }
             EngineError::Store(e) if e.is_nul_in_text() => ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_text",
+                &codes::INVALID_TEXT,
                 "a value holds the NUL character (U+0000), which is not stored",
             ),
-            EngineError::Conflict(message) => {
-                ApiError::new(StatusCode::CONFLICT, "conflict", message)
+            EngineError::Conflict(message) => ApiError::new(&codes::CONFLICT, message),
+            e @ EngineError::BudgetExceeded { .. } => {
+                ApiError::new(&codes::BUDGET_EXCEEDED, e.to_string())
             }
-            e @ EngineError::BudgetExceeded { .. } => ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "budget_exceeded",
-                message: e.to_string(),
-                field: None,
-            },
-            EngineError::NoBasis(message) => ApiError {
-                status: StatusCode::FORBIDDEN,
-                code: "no_legal_basis",
-                message,
-                field: Some("purpose".to_owned()),
-            },
+            EngineError::NoBasis(message) => {
+                ApiError::new(&codes::NO_LEGAL_BASIS, message).with_field("purpose")
+            }
             EngineError::Session(e) => {
                 use consentric_engine::cleanroom::SessionError as S;
-                let (status, code) = match &e {
-                    S::BadToken => (StatusCode::UNAUTHORIZED, "bad_session_token"),
-                    S::Expired => (StatusCode::GONE, "session_expired"),
-                    S::OutOfOrder(_) => (StatusCode::CONFLICT, "session_state"),
-                    S::TooLarge(..) => (StatusCode::PAYLOAD_TOO_LARGE, "session_too_large"),
-                    S::TooSmall(..) => (StatusCode::UNPROCESSABLE_ENTITY, "session_too_small"),
-                    S::Protocol(_) => (StatusCode::BAD_REQUEST, "protocol_error"),
+                let code = match &e {
+                    S::BadToken => &codes::BAD_SESSION_TOKEN,
+                    S::Expired => &codes::SESSION_EXPIRED,
+                    S::OutOfOrder(_) => &codes::SESSION_STATE,
+                    S::TooLarge(..) => &codes::SESSION_TOO_LARGE,
+                    S::TooSmall(..) => &codes::SESSION_TOO_SMALL,
+                    S::Protocol(_) => &codes::PROTOCOL_ERROR,
                 };
-                ApiError::new(status, code, e.to_string())
+                ApiError::new(code, e.to_string())
             }
             other => {
                 tracing::error!(error = %other, "internal error");
@@ -149,12 +130,12 @@ const CHALLENGE: &str = "Bearer realm=\"consentric\"";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = self.status;
+        let status = self.code.status;
         let mut response = (
             status,
             Json(ErrorBody {
                 error: ErrorDetail {
-                    code: self.code,
+                    code: self.code.code,
                     message: self.message,
                     field: self.field,
                 },

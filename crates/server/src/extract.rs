@@ -1,13 +1,68 @@
-//! axum's `Path` and `Query`, refusing bad input with the API's JSON error (naming the
-//! parameter when axum's message does) instead of axum's plain-text rejection.
+//! axum's `Path`, `Query` and `Json`, refusing bad input with the API's JSON error (naming the
+//! parameter when axum's message does, and what shape a body should have) instead of axum's
+//! plain-text rejection.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{FromRequestParts, RawPathParams};
+use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
+use crate::codes;
 use crate::error::ApiError;
+
+/// A JSON request body that must parse into `T` (the refusal says what `T` looks like), and a
+/// JSON response.
+pub(crate) struct Json<T>(pub(crate) T);
+
+/// What a request body looks like, for the refusal of one that is not it.
+pub(crate) trait Expected {
+    /// A sketch of the JSON: `{"code":"123456"}`.
+    const EXPECTED: &'static str;
+}
+
+impl Expected for serde_json::Value {
+    const EXPECTED: &'static str = "JSON";
+}
+
+/// Parses a body already read (where a handler must look at the request before its body).
+pub(crate) fn parse_json<T: DeserializeOwned + Expected>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            &codes::MALFORMED_JSON,
+            format!("expected {}: {e}", T::EXPECTED),
+        )
+    })
+}
+
+impl<S, T> FromRequest<S> for Json<T>
+where
+    T: DeserializeOwned + Expected,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            let code = if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                &codes::BODY_TOO_LARGE
+            } else {
+                &codes::MALFORMED_BODY
+            };
+            ApiError::new(code, r.body_text())
+        })?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
+    }
+}
 
 /// A path parameter that must be readable (UTF-8, the declared type).
 pub(crate) struct Path<T>(pub(crate) T);
@@ -27,8 +82,7 @@ where
         if let Ok(raw) = RawPathParams::from_request_parts(parts, state).await {
             if let Some((name, _)) = raw.iter().find(|(_, value)| value.contains('\0')) {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_path",
+                    &codes::INVALID_PATH,
                     "must not contain the NUL character (U+0000)",
                 )
                 .with_field(name));
@@ -59,7 +113,15 @@ where
 fn path_error(rejection: &PathRejection) -> ApiError {
     let text = rejection.body_text();
     // "Invalid URL: Invalid UTF-8 in `id`" names the parameter between backticks.
-    let error = ApiError::new(rejection.status(), "invalid_path", text.clone());
+    // A path that does not parse is the caller's; any other rejection (a route declared
+    // without its parameter) is ours.
+    let code = if rejection.status() == StatusCode::BAD_REQUEST {
+        &codes::INVALID_PATH
+    } else {
+        tracing::error!(rejection = %text, "path parameters rejected by the router");
+        &codes::INTERNAL
+    };
+    let error = ApiError::new(code, text.clone());
     match between_backticks(&text) {
         Some(name) => error.with_field(name),
         None => error,
@@ -81,7 +143,7 @@ fn query_error(rejection: &QueryRejection) -> ApiError {
             .map(|(name, _)| name)
             .filter(|name| !name.is_empty() && !name.contains(' '))
     };
-    let error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", detail.to_owned());
+    let error = ApiError::new(&codes::INVALID_QUERY, detail.to_owned());
     match field {
         Some(name) => error.with_field(name),
         None => error,

@@ -40,7 +40,7 @@ pub(crate) async fn json_errors(request: Request, next: Next) -> Response {
     };
     // The JSON body and its content type; every other header (each value of a repeated one)
     // and the extensions stay as they were.
-    let (json, body) = ApiError::new(status, code(status), message)
+    let (json, body) = ApiError::new(crate::codes::of_framework_status(status), message)
         .into_response()
         .into_parts();
     parts.headers.remove(CONTENT_LENGTH);
@@ -58,18 +58,4 @@ fn is_json(response: &Response) -> bool {
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/json"))
-}
-
-/// A stable code for each status axum answers on its own.
-fn code(status: StatusCode) -> &'static str {
-    match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "no_such_endpoint",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::PAYLOAD_TOO_LARGE => "body_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::REQUEST_TIMEOUT => "request_timeout",
-        s if s.is_server_error() => "internal",
-        _ => "request_refused",
-    }
 }

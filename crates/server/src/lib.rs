@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod auth;
+mod codes;
 mod cors;
 mod error;
 mod extract;

@@ -98,6 +98,14 @@ pub fn document() -> Value {
             *schema = json!({ "$ref": format!("#/components/schemas/{name}") });
         }
     }
+    // Every code an error can carry, from the one table the errors are made from.
+    if let Some(code) = doc.pointer_mut("/components/schemas/ErrorDetail/properties/code") {
+        *code = json!({
+            "type": "string",
+            "enum": crate::codes::ALL.iter().map(|c| c.code).collect::<Vec<_>>(),
+            "description": crate::codes::markdown_table(),
+        });
+    }
     // What utoipa's attributes cannot say: a consent change names at least one purpose.
     if let Some(purposes) = doc.pointer_mut("/components/schemas/ConsentChange/properties/purposes")
     {
@@ -379,5 +387,20 @@ mod tests {
             let pointer = r.strip_prefix('#').expect("a local reference");
             assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
         }
+    }
+
+    #[test]
+    fn the_error_codes_documented_are_the_table() {
+        let doc = document();
+        let listed: Vec<&str> = doc["components"]["schemas"]["ErrorDetail"]["properties"]["code"]
+            ["enum"]
+            .as_array()
+            .expect("an enum of codes")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        let table: Vec<&str> = crate::codes::ALL.iter().map(|c| c.code).collect();
+        assert_eq!(listed, table);
+        assert!(listed.contains(&"budget_exceeded") && listed.contains(&"malformed_json"));
     }
 }

@@ -1,16 +1,15 @@
 //! Differentially private analytics: noisy aggregates for analyst keys, within budgets that
 //! admin keys grant.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::analytics::{BudgetView, QueryRequest, Release};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{AdminKey, AnalystKey};
 use crate::error::{blocking, ApiError};
+use crate::extract::{Expected, Json};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -18,14 +17,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/analytics/query", post(query))
         .route("/v1/analytics/budget", get(budget))
         .route("/v1/analytics/grants", post(grant))
-}
-
-fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed_json",
-        format!("expected {expected}: {e}"),
-    )
 }
 
 /// A noisy count, sum, mean or histogram over the customers with a basis for the analytics
@@ -39,14 +30,8 @@ fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
 pub(crate) async fn query(
     AnalystKey(who): AnalystKey,
     State(engine): State<AppState>,
-    body: Bytes,
+    Json(request): Json<QueryRequest>,
 ) -> Result<Json<Release>, ApiError> {
-    let request: QueryRequest = serde_json::from_slice(&body).map_err(|e| {
-        malformed(
-            e,
-            "{\"query\": \"count|sum|mean|histogram\", \"epsilon\" or \"rho\", …}",
-        )
-    })?;
     blocking(move || Ok(Json(engine.analytics_query(&who.key_id, &request)?))).await
 }
 
@@ -94,10 +79,8 @@ pub(crate) struct GrantRequest {
 pub(crate) async fn grant(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
-    body: Bytes,
+    Json(g): Json<GrantRequest>,
 ) -> Result<Json<BudgetView>, ApiError> {
-    let g: GrantRequest = serde_json::from_slice(&body)
-        .map_err(|e| malformed(e, "{\"analyst\": \"<key id>\", \"rho\": 1.0}"))?;
     blocking(move || {
         Ok(Json(engine.grant_budget(
             &g.analyst,
@@ -107,4 +90,13 @@ pub(crate) async fn grant(
         )?))
     })
     .await
+}
+
+impl Expected for QueryRequest {
+    const EXPECTED: &'static str =
+        "{\"query\": \"count|sum|mean|histogram|…\", \"epsilon\" or \"rho\", …}";
+}
+
+impl Expected for GrantRequest {
+    const EXPECTED: &'static str = "{\"analyst\": \"<key id>\", \"rho\": 1.0}";
 }

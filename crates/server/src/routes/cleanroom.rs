@@ -2,11 +2,10 @@
 //! read sessions; a partner reaches a session's three rounds with its session token (as a
 //! Bearer token) instead of an API key.
 
-use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::cleanroom::{
     GuestBlinded, GuestSum, HostBlinded, HostCount, Invitation, Output, SessionView,
 };
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::Path;
+use crate::extract::{Expected, Json, Path};
 use crate::partner::PartnerError;
 use crate::AppState;
 
@@ -33,14 +32,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .layer(DefaultBodyLimit::max(MAX_MESSAGE_BYTES))
 }
 
-fn malformed(e: serde_json::Error, expected: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::BAD_REQUEST,
-        "malformed_json",
-        format!("expected {expected}: {e}"),
-    )
-}
-
 /// Why the run could not start (no such session, the wrong state) keeps its status; whatever
 /// went wrong once it talked to the host is a bad gateway.
 fn partner_error(e: PartnerError) -> ApiError {
@@ -48,7 +39,7 @@ fn partner_error(e: PartnerError) -> ApiError {
         PartnerError::NotStarted(e) => e.into(),
         // The host's answer was refused: the host's doing.
         e @ PartnerError::Engine(consentric_engine::EngineError::Session(_)) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", e.to_string())
+            ApiError::new(&crate::codes::PARTNER_FAILED, e.to_string())
         }
         // Our own fault (a database error, say): logged, and answered without its detail.
         PartnerError::Engine(e) => e.into(),
@@ -56,7 +47,7 @@ fn partner_error(e: PartnerError) -> ApiError {
             tracing::error!(%why, "a clean-room run panicked");
             ApiError::internal()
         }
-        other => ApiError::new(StatusCode::BAD_GATEWAY, "partner_failed", other.to_string()),
+        other => ApiError::new(&crate::codes::PARTNER_FAILED, other.to_string()),
     }
 }
 
@@ -68,8 +59,7 @@ fn session_token(headers: &HeaderMap) -> Result<String, ApiError> {
         .map(str::to_owned)
         .ok_or_else(|| {
             ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "bad_session_token",
+                &crate::codes::BAD_SESSION_TOKEN,
                 "send the session token as `Authorization: Bearer <token>`",
             )
         })
@@ -100,14 +90,8 @@ pub(crate) struct InviteRequest {
 pub(crate) async fn invite(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
-    body: Bytes,
+    Json(r): Json<InviteRequest>,
 ) -> Result<Json<Invitation>, ApiError> {
-    let r: InviteRequest = serde_json::from_slice(&body).map_err(|e| {
-        malformed(
-            e,
-            "{\"partner\": \"…\", \"output\": \"cardinality|matches\", \"sum\": false}",
-        )
-    })?;
     blocking(move || {
         Ok(Json(engine.cleanroom_invite(
             &r.partner,
@@ -185,11 +169,9 @@ pub(crate) async fn intersect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Json(msg): Json<GuestBlinded>,
 ) -> Result<Json<HostCount>, ApiError> {
     let token = session_token(&headers)?;
-    let msg: GuestBlinded = serde_json::from_slice(&body)
-        .map_err(|e| malformed(e, "{\"double_blinded\": [...], \"blinded\": [...]}"))?;
     blocking(move || Ok(Json(engine.cleanroom_host_intersect(&id, &token, &msg)?))).await
 }
 
@@ -211,11 +193,9 @@ pub(crate) async fn sum(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Json(msg): Json<GuestSum>,
 ) -> Result<Json<Finished>, ApiError> {
     let token = session_token(&headers)?;
-    let msg: GuestSum = serde_json::from_slice(&body)
-        .map_err(|e| malformed(e, "{\"masked_sum\": \"<decimal>\"}"))?;
     blocking(move || {
         let view = engine.cleanroom_host_sum(&id, &token, &msg)?;
         Ok(Json(Finished { state: view.state }))
@@ -261,14 +241,8 @@ pub(crate) struct JoinRequest {
 pub(crate) async fn join(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
-    body: Bytes,
+    Json(r): Json<JoinRequest>,
 ) -> Result<Json<SessionView>, ApiError> {
-    let r: JoinRequest = serde_json::from_slice(&body).map_err(|e| {
-        malformed(
-            e,
-            "{\"host_url\": \"…\", \"session\": \"…\", \"token\": \"…\", \"partner\": \"…\"}",
-        )
-    })?;
     blocking(move || {
         let joining = consentric_engine::cleanroom::Joining {
             host_url: r.host_url,
@@ -305,4 +279,22 @@ pub(crate) async fn run(
         .await
         .map_err(partner_error)?;
     blocking(move || Ok(Json(engine.cleanroom_session(&id)?))).await
+}
+
+impl Expected for InviteRequest {
+    const EXPECTED: &'static str =
+        r#"{"partner": "…", "output": "cardinality|matches", "sum": false}"#;
+}
+
+impl Expected for GuestBlinded {
+    const EXPECTED: &'static str = r#"{"double_blinded": [...], "blinded": [...]}"#;
+}
+
+impl Expected for GuestSum {
+    const EXPECTED: &'static str = r#"{"masked_sum": "<decimal>"}"#;
+}
+
+impl Expected for JoinRequest {
+    const EXPECTED: &'static str =
+        r#"{"host_url": "…", "session": "…", "token": "…", "partner": "…"}"#;
 }

@@ -5,13 +5,13 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::{ConsentHistoryEntry, ConsentView, ProfileRef, PurposeView};
 use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::Path;
+use crate::extract::{parse_json, Expected, Json, Path};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -74,15 +74,8 @@ pub(crate) async fn set_consent(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<ConsentView>, ApiError> {
-    let change: ConsentChange = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!(
-                "expected {{\"purposes\": {{\"<purpose>\": \"granted|denied|withdrawn\"}}}}: {e}"
-            ),
-        )
-    })?;
+    // The body itself is the evidence the ledger keeps a hash of.
+    let change: ConsentChange = parse_json(&body)?;
     blocking(move || {
         let decisions: Vec<(String, String)> = change.purposes.into_iter().collect();
         let view = engine.set_consent(
@@ -140,15 +133,8 @@ pub(crate) async fn restriction(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    body: Bytes,
+    Json(change): Json<RestrictionChange>,
 ) -> Result<Json<ConsentView>, ApiError> {
-    let change: RestrictionChange = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("expected {{\"restricted\": true|false}}: {e}"),
-        )
-    })?;
     blocking(move || {
         Ok(Json(engine.restrict(
             &ProfileRef::parse(&id)?,
@@ -157,4 +143,12 @@ pub(crate) async fn restriction(
         )?))
     })
     .await
+}
+
+impl Expected for ConsentChange {
+    const EXPECTED: &'static str = r#"{"purposes": {"<purpose>": "granted|denied|withdrawn"}}"#;
+}
+
+impl Expected for RestrictionChange {
+    const EXPECTED: &'static str = r#"{"restricted": true|false}"#;
 }

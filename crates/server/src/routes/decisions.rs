@@ -1,11 +1,10 @@
 //! Decisions (items, next best action, explanation) and the recommenders behind them;
 //! segments and k-means proposals. Admin keys only.
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post, put};
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::{
     Decision, ProfileRef, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh,
     SegmentView, TrainReport,
@@ -14,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::{Path, Query};
+use crate::extract::{Json, Path, Query};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -172,15 +171,8 @@ pub(crate) async fn define(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(name): Path<String>,
-    body: Bytes,
+    Json(definition): Json<serde_json::Value>,
 ) -> Result<Json<SegmentView>, ApiError> {
-    let definition: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("the body must be a JSON condition: {e}"),
-        )
-    })?;
     blocking(move || {
         Ok(Json(engine.define_segment(
             &name,

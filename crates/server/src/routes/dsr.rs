@@ -1,11 +1,10 @@
 //! Data-subject requests (admin keys): file, verify with the customer's one-time code, extend,
 //! process, list (overdue ones too).
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::{DsrKind, DsrView, ProfileRef, Regime};
 use consentric_model::{Identity, IdentityKind};
 use serde::{Deserialize, Serialize};
@@ -13,7 +12,7 @@ use serde_json::Value;
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::{Path, Query};
+use crate::extract::{Expected, Json, Path, Query};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -23,16 +22,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/dsr/{id}/verify", post(verify))
         .route("/v1/dsr/{id}/extend", post(extend))
         .route("/v1/dsr/{id}/process", post(process))
-}
-
-fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes, shape: &str) -> Result<T, ApiError> {
-    serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("expected {shape}: {e}"),
-        )
-    })
 }
 
 /// A new request.
@@ -60,12 +49,8 @@ pub(crate) struct NewRequest {
 pub(crate) async fn file(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
-    bytes: Bytes,
+    Json(req): Json<NewRequest>,
 ) -> Result<(StatusCode, Json<DsrView>), ApiError> {
-    let req: NewRequest = body(
-        &bytes,
-        r#"{"kind":"access|erasure|restriction","regime":"gdpr|ccpa","identity":"user_id:…","contact":"…"}"#,
-    )?;
     blocking(move || {
         let identity = match ProfileRef::parse(&req.identity)? {
             ProfileRef::Identity(i) => i,
@@ -87,8 +72,7 @@ pub(crate) async fn file(
             }
             ProfileRef::Profile(_) => {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_field",
+                    &crate::codes::INVALID_FIELD,
                     "name the customer by an identity they know (user id, anonymous id)",
                 )
                 .with_field("identity"))
@@ -164,9 +148,8 @@ pub(crate) async fn verify(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    bytes: Bytes,
+    Json(c): Json<Code>,
 ) -> Result<Json<DsrView>, ApiError> {
-    let c: Code = body(&bytes, r#"{"code":"123456"}"#)?;
     blocking(move || {
         Ok(Json(engine.dsr_verify(
             &id,
@@ -193,9 +176,8 @@ pub(crate) async fn extend(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path(id): Path<String>,
-    bytes: Bytes,
+    Json(x): Json<Extension>,
 ) -> Result<Json<DsrView>, ApiError> {
-    let x: Extension = body(&bytes, r#"{"days":30,"reason":"…"}"#)?;
     blocking(move || {
         Ok(Json(engine.dsr_extend(
             &id,
@@ -238,4 +220,16 @@ pub(crate) async fn process(
         Ok(Json(Processed { request, export }))
     })
     .await
+}
+
+impl Expected for NewRequest {
+    const EXPECTED: &'static str = r#"{"kind":"access|erasure|restriction","regime":"gdpr|ccpa","identity":"user_id:…","contact":"…"}"#;
+}
+
+impl Expected for Code {
+    const EXPECTED: &'static str = r#"{"code":"123456"}"#;
+}
+
+impl Expected for Extension {
+    const EXPECTED: &'static str = r#"{"days":30,"reason":"…"}"#;
 }

@@ -9,13 +9,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::{Engine, IngestContext, Scope};
 use consentric_model::{parse_batch, parse_event, Batch, CallType, Envelope, MAX_BATCH_BYTES};
 use serde::Serialize;
 
 use crate::auth;
 use crate::error::{blocking, ApiError};
+use crate::extract::Json;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -118,13 +119,13 @@ pub(crate) async fn batch(State(engine): State<AppState>, headers: HeaderMap, bo
 async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<CallType>) -> Reply {
     let body = body.map_err(|rejection| {
         let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
-        let (status, code) = if too_large {
-            (StatusCode::PAYLOAD_TOO_LARGE, "batch_too_large")
+        let code = if too_large {
+            &crate::codes::BATCH_TOO_LARGE
         } else {
-            (StatusCode::BAD_REQUEST, "malformed_body")
+            &crate::codes::MALFORMED_BODY
         };
-        engine.metrics().record_rejected(code, 1);
-        ApiError::new(status, code, rejection.body_text())
+        engine.metrics().record_rejected(code.code, 1);
+        ApiError::new(code, rejection.body_text())
     })?;
     let gzip = headers
         .get(axum::http::header::CONTENT_ENCODING)
@@ -212,15 +213,13 @@ fn gunzip(body: &[u8]) -> Result<Vec<u8>, ApiError> {
         .read_to_end(&mut out)
         .map_err(|e| {
             ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_body",
+                &crate::codes::MALFORMED_BODY,
                 format!("the gzip body could not be inflated: {e}"),
             )
         })?;
     if out.len() > MAX_BATCH_BYTES {
         return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "batch_too_large",
+            &crate::codes::BATCH_TOO_LARGE,
             format!("the inflated body is over {MAX_BATCH_BYTES} bytes"),
         ));
     }

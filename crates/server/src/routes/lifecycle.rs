@@ -3,14 +3,14 @@
 
 use axum::extract::State;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::{
     CustomerLifecycle, FitReport, LifecycleSummary, ProfileRef, RecomputeReport,
 };
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::Path;
+use crate::extract::{Json, Path};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {

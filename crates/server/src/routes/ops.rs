@@ -1,13 +1,14 @@
 //! Operations: liveness, readiness and metrics. No key needed.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use serde_json::{json, Value};
 
 use crate::error::{blocking, ApiError};
+use crate::extract::Json;
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -30,11 +31,7 @@ pub(crate) async fn readyz(State(engine): State<AppState>) -> Result<Json<Value>
     blocking(move || {
         engine.ready().map_err(|e| {
             tracing::warn!(error = %e, "not ready");
-            ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not_ready",
-                "the database does not answer",
-            )
+            ApiError::new(&crate::codes::NOT_READY, "the database does not answer")
         })?;
         Ok(Json(
             json!({"status": "ready", "backend": format!("{:?}", engine.backend()).to_lowercase()}),

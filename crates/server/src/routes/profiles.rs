@@ -2,7 +2,7 @@
 
 use axum::extract::State;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use consentric_engine::{
     ErasureReceipt, IdentityGraph, ProfileRef, ProfileView, PurposeScopedProfile, StoredEventView,
 };
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::{Path, Query};
+use crate::extract::{Expected, Json, Path, Query};
 use crate::AppState;
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -178,8 +178,7 @@ pub(crate) async fn export(
         Some("zip") => true,
         Some(other) => {
             return Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "invalid_field",
+                &crate::codes::INVALID_FIELD,
                 format!("format must be json or zip, not `{other}`"),
             )
             .with_field("format"))
@@ -230,15 +229,8 @@ pub(crate) async fn rectify(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
     Path((id, name)): Path<(String, String)>,
-    bytes: axum::body::Bytes,
+    Json(c): Json<Correction>,
 ) -> Result<Json<ProfileView>, ApiError> {
-    let c: Correction = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "malformed_json",
-            format!("expected {{\"value\": …}}: {e}"),
-        )
-    })?;
     blocking(move || {
         let actor = format!("key:{}", who.key_id);
         Ok(Json(engine.rectify(
@@ -249,4 +241,8 @@ pub(crate) async fn rectify(
         )?))
     })
     .await
+}
+
+impl Expected for Correction {
+    const EXPECTED: &'static str = r#"{"value": …}"#;
 }
