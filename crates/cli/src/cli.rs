@@ -438,6 +438,10 @@ pub struct ImportArgs {
     /// for history whose consent was collected elsewhere.
     #[arg(long, value_delimiter = ',')]
     pub consent: Vec<String>,
+    /// CDNOW and MovieLens only: move every date this many days later (history from the past
+    /// made recent, as the demo does so that its data ends today).
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    pub shift_days: i64,
     /// No progress bar.
     #[arg(long)]
     pub quiet: bool,

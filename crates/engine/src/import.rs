@@ -95,6 +95,49 @@ pub fn import_with_consent(
     consent: &[String],
     progress: &mut dyn FnMut(u64),
 ) -> Result<ImportSummary, EngineError> {
+    let options = ImportOptions {
+        consent,
+        shift_days: 0,
+    };
+    import_with_options(engine, reader, format, &options, progress)
+}
+
+/// How a CDNOW or MovieLens file is read besides its rows.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ImportOptions<'a> {
+    /// Purposes each customer granted with their first event (see [`import_with_consent`]).
+    pub consent: &'a [String],
+    /// Days added to every date: a data set from the past moved so that it ends today, so
+    /// that retention, stages and models see it as recent history. Message ids keep the
+    /// original dates, so importing the same file again stores nothing new.
+    pub shift_days: i64,
+}
+
+/// [`import_with_consent`] with every option.
+///
+/// # Errors
+/// As [`import_with_consent`]; NDJSON refuses a shift (its events carry their own times), and a
+/// shift that moves a date out of range refuses that line.
+pub fn import_with_options(
+    engine: &Engine,
+    reader: impl Read,
+    format: ImportFormat,
+    options: &ImportOptions<'_>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<ImportSummary, EngineError> {
+    let consent = options.consent;
+    if options.shift_days != 0 && format == ImportFormat::Ndjson {
+        return Err(EngineError::Invalid {
+            field: "shift_days".into(),
+            message: "NDJSON events carry their own times; a shift applies to CDNOW and MovieLens"
+                .into(),
+        });
+    }
+    let shift =
+        chrono::TimeDelta::try_days(options.shift_days).ok_or_else(|| EngineError::Invalid {
+            field: "shift_days".into(),
+            message: "too many days".into(),
+        })?;
     if !consent.is_empty() && format == ImportFormat::Ndjson {
         return Err(EngineError::Invalid {
             field: "consent".into(),
@@ -138,6 +181,7 @@ pub fn import_with_consent(
             &mut reader,
             format,
             consent,
+            shift,
             &env,
             &mut summary,
             &mut |batch, bytes| {
@@ -165,6 +209,7 @@ fn read_batches<R: Read>(
     reader: &mut std::io::BufReader<CountingReader<R>>,
     format: ImportFormat,
     consent: &[String],
+    shift: chrono::TimeDelta,
     env: &Envelope,
     summary: &mut ImportSummary,
     hand: &mut dyn FnMut(Vec<Event>, u64) -> bool,
@@ -200,8 +245,10 @@ fn read_batches<R: Read>(
                     .map(|b| b.events.into_iter().next())
                     .map_err(|e| e.to_string())
             }
-            ImportFormat::Cdnow => cdnow_event(text, line_no, env, consent, &mut consented),
-            ImportFormat::MovieLens => movielens_event(text, line_no, env, consent, &mut consented),
+            ImportFormat::Cdnow => cdnow_event(text, line_no, shift, env, consent, &mut consented),
+            ImportFormat::MovieLens => {
+                movielens_event(text, line_no, shift, env, consent, &mut consented)
+            }
         };
         match parsed {
             Ok(Some(event)) => batch.push(event),
@@ -233,6 +280,7 @@ fn read_batches<R: Read>(
 fn cdnow_event(
     line: &str,
     line_no: u64,
+    shift: chrono::TimeDelta,
     env: &Envelope,
     consent: &[String],
     consented: &mut std::collections::HashSet<String>,
@@ -253,6 +301,9 @@ fn cdnow_event(
     }
     let date = NaiveDate::parse_from_str(date, "%Y%m%d")
         .map_err(|_| line_error(line_no, "date must be YYYYMMDD"))?;
+    let at = date
+        .checked_add_signed(shift)
+        .ok_or_else(|| line_error(line_no, "the shifted date is out of range"))?;
     let cds: u32 = cds
         .parse()
         .map_err(|_| line_error(line_no, "number_of_cds must be a whole number"))?;
@@ -266,7 +317,7 @@ fn cdnow_event(
         "messageId": format!("cdnow-{customer}-{}-{line_no}", date.format("%Y%m%d")),
         "userId": customer,
         "event": crate::ingest::ORDER_COMPLETED,
-        "timestamp": format!("{}T00:00:00.000Z", date.format("%Y-%m-%d")),
+        "timestamp": format!("{}T00:00:00.000Z", at.format("%Y-%m-%d")),
         "properties": {"revenue": dollars, "quantity": cds, "currency": "USD"},
         "context": {"library": {"name": "consentric-import", "version": env!("CARGO_PKG_VERSION")}},
     });
@@ -278,6 +329,7 @@ fn cdnow_event(
 fn movielens_event(
     line: &str,
     line_no: u64,
+    shift: chrono::TimeDelta,
     env: &Envelope,
     consent: &[String],
     consented: &mut std::collections::HashSet<String>,
@@ -299,6 +351,7 @@ fn movielens_event(
         .map(|s| s as i64)
         .ok_or_else(|| line_error(line_no, "timestamp must be seconds since 1970"))?;
     let at = chrono::DateTime::from_timestamp(secs, 0)
+        .and_then(|t| t.checked_add_signed(shift))
         .ok_or_else(|| line_error(line_no, "timestamp out of range"))?;
     let customer = format!("ml-{user}");
     let body = serde_json::json!({

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use consentric_engine::import::ImportFormat;
+use consentric_engine::import::{ImportFormat, ImportOptions};
 use consentric_engine::{Engine, Scope, Settings};
 
 use crate::cli::DemoArgs;
@@ -14,21 +14,39 @@ pub(crate) const CDNOW_MASTER: &[u8] = include_bytes!("../../../../data/cdnow/CD
 /// analytics (analytics) and per-customer scores (personalization) have a basis.
 const DEMO_CONSENT: [&str; 2] = ["analytics", "personalization"];
 
-/// The last day of CDNOW's data: the demo's lifecycle is computed as of then, not today.
-pub(crate) fn cdnow_end() -> Option<chrono::NaiveDate> {
-    chrono::NaiveDate::from_ymd_opt(1998, 6, 30)
+/// The last day of CDNOW's data.
+const CDNOW_END: (i32, u32, u32) = (1998, 6, 30);
+
+/// Days that move CDNOW's last day to today. The demo's data is shifted, not its clock: a
+/// clock frozen in 1998 would expire one-time codes, deadlines and sessions at once, while
+/// shifted data lets retention, stage recompute, segments, decisions and analytics all agree
+/// with the time everything else runs on. MovieLens moves by the same days, so the two data
+/// sets keep their places in one history.
+fn shift_days(today: chrono::NaiveDate) -> i64 {
+    let (y, m, d) = CDNOW_END;
+    chrono::NaiveDate::from_ymd_opt(y, m, d)
+        .map(|end| (today - end).num_days())
+        .unwrap_or(0)
 }
 
 pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow::Result<()> {
+    let shift = shift_days(engine.now().date_naive());
     println!("Importing the CDNOW master data set (69,659 purchases by 23,570 customers),");
-    println!("each customer granting {DEMO_CONSENT:?} with their first purchase…");
+    println!("each customer granting {DEMO_CONSENT:?} with their first purchase,");
+    println!(
+        "its dates (1997-01-01 to 1998-06-30) moved {shift} days later so that it ends today…"
+    );
     let started = Instant::now();
     let consent: Vec<String> = DEMO_CONSENT.iter().map(|p| (*p).to_owned()).collect();
+    let options = ImportOptions {
+        consent: &consent,
+        shift_days: shift,
+    };
     let summary = super::import::with_progress(
         &engine,
         CDNOW_MASTER,
         ImportFormat::Cdnow,
-        &consent,
+        &options,
         Some(CDNOW_MASTER.len() as u64),
         false,
     )?;
@@ -59,14 +77,8 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
         .iter()
         .map(|(s, n)| format!("{s} {n}"))
         .collect();
-    println!(
-        "  stages as of {}: {}",
-        cdnow_end().map(|d| d.to_string()).unwrap_or_default(),
-        funnel.join(", ")
-    );
-    println!("  (later `consentric lifecycle …` commands see CDNOW as of today unless given");
-    println!("   CONSENTRIC_LIFECYCLE_AS_OF=1998-06-30, as the demo sets)");
-    personalisation(&engine)?;
+    println!("  stages today: {}", funnel.join(", "));
+    personalisation(&engine, shift)?;
 
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
     let write = engine.create_key(Scope::Write, Some("demo write"))?;
@@ -95,7 +107,7 @@ const MOVIELENS: &str = "target/movielens/ml-100k.inter";
 /// `scripts/movielens.sh` (pip download), imported as product reviews by customers granting
 /// personalisation and e-mail marketing, then the recommenders are trained. Without it (no
 /// network, no script) decisions still work, with actions but no items.
-fn personalisation(engine: &Engine) -> anyhow::Result<()> {
+fn personalisation(engine: &Engine, shift_days: i64) -> anyhow::Result<()> {
     let path = std::path::Path::new(MOVIELENS);
     if !path.exists() && std::path::Path::new("scripts/movielens.sh").exists() {
         println!("Fetching MovieLens 100k for recommendations (scripts/movielens.sh)…");
@@ -113,11 +125,15 @@ fn personalisation(engine: &Engine) -> anyhow::Result<()> {
         let consent: Vec<String> = MOVIELENS_CONSENT.iter().map(|p| (*p).to_owned()).collect();
         let file = std::fs::File::open(path)?;
         let size = file.metadata().ok().map(|m| m.len());
+        let options = ImportOptions {
+            consent: &consent,
+            shift_days,
+        };
         let summary = super::import::with_progress(
             engine,
             std::io::BufReader::new(file),
             ImportFormat::MovieLens,
-            &consent,
+            &options,
             size,
             false,
         )?;
@@ -157,10 +173,11 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/customers/00001/lifecycle | jq");
     println!("  # the funnel, cohort retention and model parameters");
     println!("  curl -s -H 'Authorization: Bearer {admin}' http://{addr}/v1/lifecycle/summary | jq '.funnel, .models'");
-    println!("  # what to show MovieLens user 1 and what to do next, with the reasons (audited)");
+    println!("  # what to show MovieLens user 1 and what to do next, with the reasons (a preview: nothing recorded)");
     println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/decisions/user_id:ml-1?placement=home&limit=5' | jq");
-    println!("  # a CDNOW customer consented to personalisation but not e-mail: no e-mail action is chosen");
-    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/decisions/00001' | jq '.action, .explanation'");
+    println!("  # decide for a CDNOW customer (recorded against caps); they consented to personalisation but not e-mail,");
+    println!("  # so no e-mail action is chosen");
+    println!("  curl -s -X POST -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/decisions/00001' | jq '.action, .explanation'");
     println!("  # define a segment and size it; clusters k-means proposes");
     println!(
         "  curl -s -X PUT -H 'Authorization: Bearer {admin}' http://{addr}/v1/segments/loyal \\"
@@ -170,7 +187,12 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!(
         "  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/segments/proposals' | jq"
     );
-    println!("  # a differentially private funnel for an analyst key: noisy customers per stage, the budget left");
+    println!("  # for an analyst key, differentially private: customers per stage now (the funnel above,");
+    println!(
+        "  # give or take the interval), then how many ever entered each stage; the budget left"
+    );
+    println!("  curl -s -H 'Authorization: Bearer {analyst}' http://{addr}/v1/analytics/query \\");
+    println!("       -d '{{\"query\":\"histogram\",\"by\":\"stage\",\"epsilon\":0.5}}' | jq '.bins, .interval95'");
     println!("  curl -s -H 'Authorization: Bearer {analyst}' http://{addr}/v1/analytics/query \\");
     println!("       -d '{{\"query\":\"funnel\",\"epsilon\":0.5}}' | jq '.funnel, .budget'");
     println!("  # the median customer's revenue, chosen by the exponential mechanism");

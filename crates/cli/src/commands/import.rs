@@ -3,7 +3,7 @@ use std::io::Read;
 use std::time::Instant;
 
 use anyhow::Context;
-use consentric_engine::import::{import_with_consent, ImportFormat, ImportSummary};
+use consentric_engine::import::{import_with_options, ImportFormat, ImportOptions, ImportSummary};
 use consentric_engine::Engine;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -20,7 +20,11 @@ pub fn run(engine: &Engine, args: &ImportArgs) -> anyhow::Result<()> {
         (Box::new(file), size)
     };
     let started = Instant::now();
-    let summary = with_progress(engine, reader, format, &args.consent, size, args.quiet)?;
+    let options = ImportOptions {
+        consent: &args.consent,
+        shift_days: args.shift_days,
+    };
+    let summary = with_progress(engine, reader, format, &options, size, args.quiet)?;
     print_summary(&summary, started.elapsed());
     // A script that imports must be able to tell that something was left out.
     if summary.rejected > 0 {
@@ -39,7 +43,7 @@ pub fn with_progress(
     engine: &Engine,
     reader: impl Read,
     format: ImportFormat,
-    consent: &[String],
+    options: &ImportOptions<'_>,
     size: Option<u64>,
     quiet: bool,
 ) -> anyhow::Result<ImportSummary> {
@@ -57,7 +61,7 @@ pub fn with_progress(
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let summary = import_with_consent(engine, reader, format, consent, &mut |bytes| {
+    let summary = import_with_options(engine, reader, format, options, &mut |bytes| {
         bar.set_position(bytes)
     })
     .context("Import failed; the batches before the failure are stored")?;

@@ -20,13 +20,7 @@ use crate::cli::{AuditCommand, Command, KeysCommand, RecommendCommand, Retention
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => serve::run(open(&settings)?, &settings),
-        Command::Demo(args) => {
-            let mut settings = settings;
-            if settings.lifecycle.as_of.is_none() {
-                settings.lifecycle.as_of = demo::cdnow_end();
-            }
-            demo::run(open(&settings)?, &settings, &args)
-        }
+        Command::Demo(args) => demo::run(open(&settings)?, &settings, &args),
         Command::Import(args) => import::run(&*open(&settings)?, &args),
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(KeysCommand::Rotate) => keys::rotate(&settings),
