@@ -1,5 +1,6 @@
 //! Test support, never shipped: fresh SQLite stores in temporary directories and fresh
-//! databases in a throwaway PostgreSQL cluster, so one parity suite runs against both.
+//! databases in a throwaway PostgreSQL cluster, so one parity suite runs against both; events
+//! parsed from JSON as if received at a given instant.
 //!
 //! The cluster comes from `CONSENTRIC_TEST_PG_URL` (a `key=value` connection string without
 //! `dbname`, as `.ci/run` exports) or is started on first use from the machine's
@@ -9,7 +10,10 @@
 //! skips — unless `CI=true`, where that is a failure.
 #![forbid(unsafe_code)]
 
+mod events;
 pub mod module_graph;
+
+pub use events::{at, batch_at, consent_context, typed_events_at};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -334,11 +338,7 @@ pub fn cdnow_sample_orders(skip: usize, count: usize, grant: &[&str]) -> Vec<ser
             "timestamp": format!("{}-{}-{}T12:00:00Z", &date[..4], &date[4..6], &date[6..]),
             "properties": {"revenue": dollars.parse::<f64>().unwrap_or(0.0)}});
         if first && !grant.is_empty() {
-            let prefs: serde_json::Map<String, serde_json::Value> = grant
-                .iter()
-                .map(|p| ((*p).to_owned(), serde_json::Value::Bool(true)))
-                .collect();
-            e["context"] = serde_json::json!({"consent": {"categoryPreferences": prefs}});
+            e["context"] = consent_context(grant);
         }
         out.push(e);
     }

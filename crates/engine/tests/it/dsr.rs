@@ -3,22 +3,17 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use consentric_engine::{
-    DsrKind, Engine, EngineError, FixedClock, Notifier, Outbox, ProfileRef, Regime, SmtpNotifier,
-    SmtpSecurity, SmtpSettings,
+    DsrKind, Engine, EngineError, FixedClock, Notifier, Outbox, Regime, SmtpNotifier, SmtpSecurity,
+    SmtpSettings,
 };
-use consentric_model::{parse_batch, Envelope, Identity, IdentityKind};
+use consentric_model::{Identity, IdentityKind};
 use consentric_testkit::{parity_test, TestDb};
 use serde_json::{json, Value};
 
-mod smtp_server;
-
-fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-        .single()
-        .expect("time")
-}
+use crate::smtp_server;
+use crate::support::{by, engine_at, ingest_at, noon};
 
 struct World {
     engine: Engine,
@@ -27,25 +22,18 @@ struct World {
 }
 
 fn world(db: &TestDb) -> World {
-    let clock = Arc::new(FixedClock::new(start()));
+    let (engine, clock) = engine_at(db, noon());
     let outbox = Arc::new(Outbox::default());
-    let engine = Engine::new(db.store(), clock.clone()).with_notifier(outbox.clone());
-    let env = Envelope {
-        received_at: start(),
-        request_id: "r".into(),
-    };
-    let batch = json!({"batch": [
-        {"type":"identify","messageId":"d1","userId":"ada","anonymousId":"dev-1","traits":{"email":"ada@example.com"}},
-        {"type":"track","messageId":"d2","userId":"ada","event":"Order Completed","properties":{"revenue":9.5}},
-        {"type":"identify","messageId":"d3","userId":"bob","traits":{"email":"bob@example.com"}},
-    ]});
-    engine
-        .ingest(
-            parse_batch(batch.to_string().as_bytes(), &env)
-                .expect("valid")
-                .events,
-        )
-        .expect("ingest");
+    let engine = engine.with_notifier(outbox.clone());
+    ingest_at(
+        &engine,
+        noon(),
+        json!([
+            {"type":"identify","messageId":"d1","userId":"ada","anonymousId":"dev-1","traits":{"email":"ada@example.com"}},
+            {"type":"track","messageId":"d2","userId":"ada","event":"Order Completed","properties":{"revenue":9.5}},
+            {"type":"identify","messageId":"d3","userId":"bob","traits":{"email":"bob@example.com"}},
+        ]),
+    );
     World {
         engine,
         clock,
@@ -88,7 +76,7 @@ parity_test!(
         assert_eq!(filed.status, "received");
         assert_eq!(filed.identity.as_deref(), Some("user_id:ada"));
         let due = DateTime::parse_from_rfc3339(&filed.due_at).expect("date");
-        assert_eq!(due.with_timezone(&Utc), start() + Duration::days(30));
+        assert_eq!(due.with_timezone(&Utc), noon() + Duration::days(30));
         assert_eq!(w.outbox.messages()[0].to, "ada@example.com");
 
         // Not verified yet: nothing can be processed.
@@ -97,10 +85,7 @@ parity_test!(
                 .dsr_process(&filed.request_id, "key:t", &mut Vec::new()),
             Err(EngineError::Invalid { .. })
         ));
-        assert!(w
-            .engine
-            .find_profile(&ProfileRef::parse("ada").expect("r"))
-            .is_ok());
+        assert!(w.engine.find_profile(&by("ada")).is_ok());
         // A wrong code is refused and counted.
         let wrong = if code(&w.outbox) == "000000" {
             "111111"
@@ -123,14 +108,8 @@ parity_test!(
             .expect("processed");
         assert_eq!(done.status, "completed");
         let receipt = done.outcome.clone().expect("the receipt");
-        assert!(w
-            .engine
-            .find_profile(&ProfileRef::parse("ada").expect("r"))
-            .is_err());
-        assert!(w
-            .engine
-            .find_profile(&ProfileRef::parse("bob").expect("r"))
-            .is_ok());
+        assert!(w.engine.find_profile(&by("ada")).is_err());
+        assert!(w.engine.find_profile(&by("bob")).is_ok());
         assert_eq!(done.identity, None, "the request's own key is destroyed");
 
         let again = w
@@ -159,7 +138,7 @@ parity_test!(an_access_request_answers_with_the_export, |db| {
         )
         .expect("filed");
     let due = DateTime::parse_from_rfc3339(&filed.due_at).expect("date");
-    assert_eq!(due.with_timezone(&Utc), start() + Duration::days(45));
+    assert_eq!(due.with_timezone(&Utc), noon() + Duration::days(45));
     w.engine
         .dsr_verify(&filed.request_id, &code(&w.outbox), "key:t")
         .expect("verified");
@@ -214,7 +193,7 @@ parity_test!(
         ));
 
         // Past the (extended) deadline, the request is overdue and can no longer be verified.
-        w.clock.set(start() + Duration::days(91));
+        w.clock.set(noon() + Duration::days(91));
         let overdue = w.engine.dsr_list(true).expect("list");
         assert_eq!(overdue.len(), 1);
         assert!(overdue[0].overdue);
@@ -281,10 +260,7 @@ parity_test!(bad_requests_are_refused_and_change_nothing, |db| {
         .engine
         .dsr_verify(&filed.request_id, &right, "key:t")
         .is_err());
-    assert!(w
-        .engine
-        .find_profile(&ProfileRef::parse("bob").expect("r"))
-        .is_ok());
+    assert!(w.engine.find_profile(&by("bob")).is_ok());
 });
 
 /// A notifier for the test server at `port`: `security`, optionally logging in, optionally
@@ -613,7 +589,5 @@ fn a_code_that_cannot_be_sent_closes_its_request() {
     let listed = engine.dsr_list(false).expect("list");
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].status, "rejected");
-    assert!(engine
-        .find_profile(&ProfileRef::parse("ada").expect("r"))
-        .is_ok());
+    assert!(engine.find_profile(&by("ada")).is_ok());
 }

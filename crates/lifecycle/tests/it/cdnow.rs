@@ -9,8 +9,8 @@ use consentric_lifecycle::{
 use std::collections::BTreeMap;
 
 const SUMMARY: &str =
-    include_str!("../../../data/cdnow/cdnow_customers_summary_with_transactions.csv");
-const SAMPLE: &str = include_str!("../../../data/cdnow/CDNOW_sample.txt");
+    include_str!("../../../../data/cdnow/cdnow_customers_summary_with_transactions.csv");
+const SAMPLE: &str = include_str!("../../../../data/cdnow/CDNOW_sample.txt");
 
 fn published_summary() -> Vec<(u32, CustomerSummary)> {
     SUMMARY
@@ -183,7 +183,7 @@ fn holdout_purchases_are_predicted_close_to_actual() {
     );
 }
 
-const MASTER: &str = include_str!("../../../data/cdnow/CDNOW_master.txt");
+const MASTER: &str = include_str!("../../../../data/cdnow/CDNOW_master.txt");
 
 /// The full master, 23,570 customers: BG/NBD and Gamma-Gamma fit with finite standard errors,
 /// the fitted BG/NBD beats the sample's parameters on this data, and the stage rules place

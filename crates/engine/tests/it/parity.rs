@@ -1,45 +1,10 @@
 //! The engine's parity suite: every test runs on SQLite and on PostgreSQL.
 
-use std::sync::Arc;
-
-use chrono::{TimeZone, Utc};
-use consentric_engine::{Engine, FixedClock, ProfileRef};
-use consentric_model::{parse_typed_event, Envelope, Event};
+use consentric_engine::Engine;
 use consentric_testkit::{parity_test, TestDb};
 use serde_json::{json, Value};
 
-fn engine(db: &TestDb) -> Engine {
-    let clock = FixedClock::new(
-        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    );
-    Engine::new(db.store(), Arc::new(clock))
-}
-
-fn events(values: &[Value]) -> Vec<Event> {
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let env = Envelope {
-                received_at: Utc
-                    .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-                    .single()
-                    .expect("time"),
-                request_id: format!("r{i}"),
-            };
-            parse_typed_event(v.to_string().as_bytes(), &env)
-                .expect("valid event")
-                .events
-                .remove(0)
-        })
-        .collect()
-}
-
-fn by(raw: &str) -> ProfileRef {
-    ProfileRef::parse(raw).expect("ref")
-}
+use crate::support::{by, engine, typed_events};
 
 fn trait_value(engine: &Engine, who: &str, name: &str) -> Option<Value> {
     engine
@@ -54,7 +19,9 @@ fn trait_value(engine: &Engine, who: &str, name: &str) -> Option<Value> {
 parity_test!(
     a_retried_message_id_is_stored_once_even_across_a_restart,
     |db| {
-        let e = events(&[json!({"type":"track","messageId":"m-1","userId":"u1","event":"Viewed"})]);
+        let e = typed_events(&[
+            json!({"type":"track","messageId":"m-1","userId":"u1","event":"Viewed"}),
+        ]);
         let first = engine(&db);
         assert_eq!(first.ingest(e.clone()).expect("ingest").accepted, 1);
         assert_eq!(first.ingest(e.clone()).expect("retry").duplicates, 1);
@@ -75,7 +42,7 @@ parity_test!(
 );
 
 parity_test!(duplicates_inside_one_batch_are_stored_once, |db| {
-    let e = events(&[
+    let e = typed_events(&[
         json!({"type":"track","messageId":"same","userId":"u1","event":"A"}),
         json!({"type":"track","messageId":"same","userId":"u1","event":"A"}),
     ]);
@@ -87,7 +54,7 @@ parity_test!(duplicates_inside_one_batch_are_stored_once, |db| {
 parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
     let engine = engine(&db);
     engine
-        .ingest(events(&[
+        .ingest(typed_events(&[
             json!({"type":"page","messageId":"p1","anonymousId":"anon-1","name":"Home","timestamp":"2024-01-01T00:00:00Z"}),
             json!({"type":"track","messageId":"t1","anonymousId":"anon-1","event":"Product Viewed","timestamp":"2024-01-01T00:01:00Z"}),
         ]))
@@ -97,10 +64,10 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
         .expect("anon profile");
     // The user already exists from another device.
     engine
-        .ingest(events(&[json!({"type":"identify","messageId":"i0","userId":"u-42","traits":{"plan":"free"},"timestamp":"2023-12-01T00:00:00Z"})]))
+        .ingest(typed_events(&[json!({"type":"identify","messageId":"i0","userId":"u-42","traits":{"plan":"free"},"timestamp":"2023-12-01T00:00:00Z"})]))
         .expect("earlier identify");
     engine
-        .ingest(events(&[json!({"type":"identify","messageId":"i1","userId":"u-42","anonymousId":"anon-1","traits":{"email":"a@example.com"},"timestamp":"2024-01-01T00:02:00Z"})]))
+        .ingest(typed_events(&[json!({"type":"identify","messageId":"i1","userId":"u-42","anonymousId":"anon-1","traits":{"email":"a@example.com"},"timestamp":"2024-01-01T00:02:00Z"})]))
         .expect("identify");
 
     let p = engine.profile(&by("u-42"), "test").expect("profile");
@@ -142,7 +109,7 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
 parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
     let engine = engine(&db);
     engine
-        .ingest(events(&[
+        .ingest(typed_events(&[
             json!({"type":"identify","messageId":"a","userId":"alice","anonymousId":"kiosk"}),
             json!({"type":"identify","messageId":"b","userId":"bob","anonymousId":"kiosk"}),
         ]))
@@ -164,7 +131,7 @@ parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
 parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
     let engine = engine(&db);
     engine
-        .ingest(events(&[
+        .ingest(typed_events(&[
             json!({"type":"track","messageId":"o1","userId":"old-id","event":"Order Completed","properties":{"revenue":10.5},"timestamp":"2024-01-01T00:00:00Z"}),
             json!({"type":"identify","messageId":"o2","userId":"old-id","traits":{"name":"Old"},"timestamp":"2024-01-02T00:00:00Z"}),
             json!({"type":"track","messageId":"n1","userId":"new-id","event":"Order Completed","properties":{"total":"4.5"},"timestamp":"2024-02-01T00:00:00Z"}),
@@ -172,7 +139,7 @@ parity_test!(alias_merges_two_users_and_keeps_both_histories, |db| {
         ]))
         .expect("two users");
     engine
-        .ingest(events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
+        .ingest(typed_events(&[json!({"type":"alias","messageId":"al","userId":"new-id","previousId":"old-id","timestamp":"2024-03-01T00:00:00Z"})]))
         .expect("alias");
     let p = engine.profile(&by("new-id"), "test").expect("profile");
     assert_eq!(
@@ -193,12 +160,12 @@ parity_test!(
     |db| {
         let engine = engine(&db);
         engine
-        .ingest(events(&[
+        .ingest(typed_events(&[
             json!({"type":"identify","messageId":"late","userId":"u","traits":{"plan":"pro","age":30},"timestamp":"2024-05-01T00:00:00Z"}),
         ]))
         .expect("newer first");
         engine
-        .ingest(events(&[
+        .ingest(typed_events(&[
             json!({"type":"identify","messageId":"early","userId":"u","traits":{"plan":"free","name":"Ada Lovelace"},"timestamp":"2024-01-01T00:00:00Z"}),
         ]))
         .expect("older arrives late");
@@ -222,7 +189,7 @@ parity_test!(
 parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
     let engine = engine(&db);
     engine
-        .ingest(events(&[
+        .ingest(typed_events(&[
             json!({"type":"track","messageId":"1","userId":"u","event":"Order Completed","properties":{"revenue":20}}),
             json!({"type":"track","messageId":"2","userId":"u","event":"Order Completed","properties":{"products":[{"price":2.5,"quantity":2},{"price":1}]}}),
             json!({"type":"track","messageId":"3","userId":"u","event":"Product Viewed","properties":{"revenue":999}}),
@@ -296,15 +263,15 @@ parity_test!(
 /// transactions; this is what would break if that cache outlived a change it did not see.
 fn events_follow_a_merge_made_by(same_engine: bool, db: &TestDb) {
     let a = engine(db);
-    a.ingest(events(&[
+    a.ingest(typed_events(&[
         json!({"type":"track","messageId":"c1","userId":"u1","anonymousId":"a1","event":"A","timestamp":"2024-01-01T00:00:00Z"}),
     ]))
     .expect("first");
-    a.ingest(events(&[
+    a.ingest(typed_events(&[
         json!({"type":"track","messageId":"c2","userId":"u1","event":"B","timestamp":"2024-01-02T00:00:00Z"}),
     ]))
     .expect("second, from the cache");
-    let alias = events(&[
+    let alias = typed_events(&[
         json!({"type":"alias","messageId":"c3","userId":"u9","previousId":"u1","timestamp":"2024-01-03T00:00:00Z"}),
     ]);
     if same_engine {
@@ -312,7 +279,7 @@ fn events_follow_a_merge_made_by(same_engine: bool, db: &TestDb) {
     } else {
         engine(db).ingest(alias).expect("alias from another engine");
     }
-    a.ingest(events(&[
+    a.ingest(typed_events(&[
         json!({"type":"track","messageId":"c4","userId":"u1","event":"C","timestamp":"2024-01-04T00:00:00Z"}),
         json!({"type":"page","messageId":"c5","anonymousId":"a1","timestamp":"2024-01-05T00:00:00Z"}),
     ]))

@@ -1,26 +1,20 @@
 //! The clean-room guest's client speaks TLS: it reaches an https host whose certificate it can
 //! verify, and refuses one that no root it trusts vouches for.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn fixture(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/tls")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
+use crate::app::fixture_in;
 
 /// A host on a loopback port that answers every request over TLS with `{"ok":true}`.
 async fn https_host() -> u16 {
-    let certs = CertificateDer::pem_slice_iter(&fixture("host.pem"))
+    let certs = CertificateDer::pem_slice_iter(&fixture_in("tls", "host.pem"))
         .collect::<Result<Vec<_>, _>>()
         .expect("certificate");
-    let key = PrivateKeyDer::from_pem_slice(&fixture("host.key")).expect("key");
+    let key = PrivateKeyDer::from_pem_slice(&fixture_in("tls", "host.key")).expect("key");
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
@@ -61,7 +55,7 @@ async fn the_guest_reaches_an_https_host_it_can_verify_and_refuses_one_it_cannot
     let port = https_host().await;
     let url = format!("https://localhost:{port}/v1/cleanroom/sessions/s/blinded");
 
-    let ca = reqwest::Certificate::from_pem(&fixture("ca.pem")).expect("CA");
+    let ca = reqwest::Certificate::from_pem(&fixture_in("tls", "ca.pem")).expect("CA");
     let trusting = consentric_server::partner::client(vec![ca]).expect("client");
     let answer = trusting
         .post(&url)

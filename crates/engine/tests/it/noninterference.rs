@@ -1,15 +1,15 @@
 //! Non-interference through the whole engine: what a purpose-scoped view shows never depends
 //! on data the purpose may not use, nor on customers without a basis for it.
 
-use std::sync::Arc;
-
 use chrono::{TimeZone, Utc};
-use consentric_engine::{Engine, FixedClock, ProfileRef};
+use consentric_engine::Engine;
 use consentric_model::{parse_batch, CallType, Envelope};
 use consentric_policy::{FieldSchema, PurposeRegistry};
-use consentric_testkit::TestDb;
+use consentric_testkit::{at, TestDb};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
+
+use crate::support::{self, by, ingest_at, noon};
 
 /// Reserved traits spanning categories some purposes may use and others may not.
 const TRAITS: [&str; 8] = [
@@ -24,25 +24,15 @@ const PURPOSES: [&str; 5] = [
 ];
 
 fn ingest(engine: &Engine, user: &str, traits: &Map<String, Value>, prefs: &Map<String, Value>) {
-    let env = Envelope {
-        received_at: Utc
-            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-        request_id: "r".into(),
-    };
-    let body = json!({"batch": [{"type": "identify", "messageId": format!("{user}-1"), "userId": user,
-        "traits": traits, "context": {"consent": {"categoryPreferences": prefs}}}]});
-    let events = parse_batch(body.to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
+    let items = json!([{"type": "identify", "messageId": format!("{user}-1"), "userId": user,
+        "traits": traits, "context": {"consent": {"categoryPreferences": prefs}}}]);
+    ingest_at(engine, noon(), items);
 }
 
 /// The view as data: traits by name, or the refusal.
 fn view(engine: &Engine, user: &str, purpose: &str) -> Result<Vec<(String, Value)>, String> {
     engine
-        .profile_for_purpose(&ProfileRef::parse(user).expect("ref"), purpose, "test")
+        .profile_for_purpose(&by(user), purpose, "test")
         .map(|v| v.traits.into_iter().map(|t| (t.name, t.value)).collect())
         .map_err(|e| e.to_string())
 }
@@ -59,7 +49,7 @@ proptest! {
     ) {
         let prefs: Map<String, Value> = PURPOSES.iter().zip(&granted).map(|(p, g)| ((*p).to_owned(), json!(g))).collect();
         let traits: Map<String, Value> = TRAITS.iter().zip(&values).map(|(t, v)| ((*t).to_owned(), json!(v.to_string()))).collect();
-        let clock = || Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2024, 6, 2, 0, 0, 0).single().expect("time")));
+        let clock = || support::clock(at("2024-06-02T00:00:00Z"));
 
         // World A: the customer as is.
         let a_db = TestDb::sqlite();
@@ -91,17 +81,7 @@ proptest! {
 
 /// Orders for `user` on the given days (from 2024-01-01), the first granting `prefs`.
 fn orders(engine: &Engine, user: &str, days: &[(u16, u16)], prefs: &Map<String, Value>) {
-    let env = Envelope {
-        received_at: Utc
-            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-        request_id: "r".into(),
-    };
-    let start = Utc
-        .with_ymd_and_hms(2024, 1, 1, 0, 0, 0)
-        .single()
-        .expect("time");
+    let start = at("2024-01-01T00:00:00Z");
     let batch: Vec<Value> = days
         .iter()
         .enumerate()
@@ -116,10 +96,7 @@ fn orders(engine: &Engine, user: &str, days: &[(u16, u16)], prefs: &Map<String, 
             e
         })
         .collect();
-    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
+    ingest_at(engine, noon(), json!(batch));
 }
 
 /// What analytics computes over the population: fitted parameters (or the refusal) and the
@@ -154,7 +131,7 @@ proptest! {
         included in proptest::collection::vec(history(), 6..12),
         excluded in proptest::collection::vec((history(), any::<bool>()), 1..6),
     ) {
-        let clock = || Arc::new(FixedClock::new(Utc.with_ymd_and_hms(2024, 6, 2, 0, 0, 0).single().expect("time")));
+        let clock = || support::clock(at("2024-06-02T00:00:00Z"));
         let yes: Map<String, Value> = [("analytics".to_owned(), json!(true))].into_iter().collect();
         let a_db = TestDb::sqlite();
         let a = Engine::new(a_db.store(), clock());
@@ -193,10 +170,7 @@ fn decision_world() -> &'static (TestDb, Engine) {
     static WORLD: std::sync::OnceLock<(TestDb, Engine)> = std::sync::OnceLock::new();
     WORLD.get_or_init(|| {
         let db = TestDb::sqlite();
-        let clock = Arc::new(FixedClock::new(
-            Utc.with_ymd_and_hms(2024, 6, 2, 0, 0, 0).single().expect("time"),
-        ));
-        let engine = Engine::new(db.store(), clock);
+        let engine = Engine::new(db.store(), support::clock(at("2024-06-02T00:00:00Z")));
         let mut batch = Vec::new();
         for u in 0..30 {
             for k in 0..4 {
@@ -206,36 +180,17 @@ fn decision_world() -> &'static (TestDb, Engine) {
                     "context": {"consent": {"categoryPreferences": {"personalization": u % 3 != 0}}}}));
             }
         }
-        ingest_batch(&engine, json!(batch));
+        ingest_at(&engine, noon(), json!(batch));
         engine.train_recommenders("test").expect("train");
         (db, engine)
     })
-}
-
-fn ingest_batch(engine: &Engine, batch: Value) {
-    let env = Envelope {
-        received_at: Utc
-            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-        request_id: "r".into(),
-    };
-    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
 }
 
 /// A decision as data, without who it was for.
 fn decision(engine: &Engine, user: &str) -> Value {
     let mut d = serde_json::to_value(
         engine
-            .decide(
-                &ProfileRef::parse(user).expect("ref"),
-                "home",
-                Some(5),
-                "test",
-            )
+            .decide(&by(user), "home", Some(5), "test")
             .expect("decide"),
     )
     .expect("json");
@@ -273,7 +228,7 @@ proptest! {
                 "properties": if *bought { json!({"revenue": 10.0, "products": [{"product_id": format!("p{item}")}]}) }
                               else { json!({"product_id": format!("p{item}")}) }}));
         }
-        ingest_batch(engine, json!(batch));
+        ingest_at(engine, noon(), json!(batch));
         let a = decision(engine, &with);
         prop_assert_eq!(&a["explanation"]["personal"], &json!(false));
         prop_assert_eq!(&a, &decision(engine, &without));

@@ -4,28 +4,16 @@
 
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
+use chrono::Utc;
 use consentric_engine::analytics::QueryRequest;
-use consentric_engine::{Engine, EngineError, FixedClock, Scope};
-use consentric_model::{parse_batch, Envelope};
+use consentric_engine::{Engine, EngineError, Scope};
 use consentric_testkit::{parity_test, TestDb};
 use serde_json::{json, Value};
 
-fn engine(db: &TestDb) -> Engine {
-    let clock = Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0)
-            .single()
-            .expect("time"),
-    ));
-    Engine::new(db.store(), clock)
-}
+use crate::support::{engine_at, ingest_at, midnight};
 
 /// `n` customers, each one order of `10 + i % 7` dollars; those with `i % 4 != 0` grant analytics.
 fn customers(engine: &Engine, n: usize) {
-    let env = Envelope {
-        received_at: Utc::now(),
-        request_id: "r".into(),
-    };
     let batch: Vec<Value> = (0..n)
         .map(|i| {
             let mut e = json!({"type": "track", "event": "Order Completed", "userId": format!("c{i}"),
@@ -37,10 +25,7 @@ fn customers(engine: &Engine, n: usize) {
             e
         })
         .collect();
-    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
+    ingest_at(engine, Utc::now(), json!(batch));
 }
 
 fn request(v: Value) -> QueryRequest {
@@ -58,7 +43,7 @@ fn analyst(engine: &Engine, rho: f64) -> String {
 }
 
 parity_test!(a_release_is_charged_and_a_refusal_spends_nothing, |db| {
-    let engine = engine(&db);
+    let engine = engine_at(&db, midnight()).0;
     customers(&engine, 40);
     let a = analyst(&engine, 1.0);
     let r = engine
@@ -153,10 +138,6 @@ parity_test!(a_release_is_charged_and_a_refusal_spends_nothing, |db| {
 /// 30 customers granting analytics and personalisation: every one orders in March 2024, the
 /// even ones again in April, every third in May (so 1, 2 or 3 orders; median 2).
 fn repeat_customers(engine: &Engine) {
-    let env = Envelope {
-        received_at: Utc::now(),
-        request_id: "r".into(),
-    };
     let mut batch = Vec::new();
     for i in 0..30 {
         for (month, buys) in [(3, true), (4, i % 2 == 0), (5, i % 3 == 0)] {
@@ -170,14 +151,11 @@ fn repeat_customers(engine: &Engine) {
             }
         }
     }
-    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
+    ingest_at(engine, Utc::now(), json!(batch));
 }
 
 parity_test!(selections_funnels_retention_and_overlapping_bins, |db| {
-    let engine = engine(&db);
+    let engine = engine_at(&db, midnight()).0;
     repeat_customers(&engine);
     let a = analyst(&engine, 1000.0);
     let ask = |q: Value| engine.analytics_query(&a, &request(q)).expect("release");
@@ -336,7 +314,7 @@ parity_test!(selections_funnels_retention_and_overlapping_bins, |db| {
 });
 
 parity_test!(concurrent_queries_cannot_overspend, |db| {
-    let engine = Arc::new(engine(&db));
+    let engine = Arc::new(engine_at(&db, midnight()).0);
     customers(&engine, 20);
     // Room for exactly ten releases at ε = 1 (ρ = 0.5 each).
     let a = analyst(&engine, 5.0);
@@ -364,7 +342,7 @@ parity_test!(concurrent_queries_cannot_overspend, |db| {
 #[test]
 fn errors_are_what_the_mechanism_promises() {
     let db = TestDb::sqlite();
-    let engine = engine(&db);
+    let engine = engine_at(&db, midnight()).0;
     customers(&engine, 24);
     // 18 customers granted analytics; sums of their revenue clamped to [0, 20].
     let exact_count = 18.0;

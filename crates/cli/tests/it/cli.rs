@@ -1,29 +1,8 @@
 //! The `consentric` binary as a user runs it, on a fresh SQLite data directory.
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 
-fn consentric(data_dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_consentric"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args(args)
-        .env_remove("CONSENTRIC_DATABASE_URL")
-        .output()
-        .expect("run consentric")
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
-}
+use crate::support::{consentric, ok};
 
 #[test]
 fn import_ndjson_then_show_the_profile_and_its_graph() {

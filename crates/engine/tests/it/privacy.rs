@@ -1,44 +1,15 @@
 //! Consent signals, the consent API and the audit chain, on SQLite and PostgreSQL.
 
-use std::sync::Arc;
-
-use chrono::{TimeZone, Utc};
 use consentric_engine::{
-    BreakKind, ConsentSettings, Engine, EngineError, FixedClock, IngestContext, PolicySet,
-    ProfileRef,
+    BreakKind, ConsentSettings, Engine, EngineError, IngestContext, PolicySet,
 };
-use consentric_model::{parse_batch, Envelope, Event};
 use consentric_testkit::{hits_in_database_files, parity_test, TestDb};
 use serde_json::{json, Value};
 
+use crate::support::{by, clock, engine, events, noon};
+
 fn engine_with(db: &TestDb, policy: PolicySet) -> Engine {
-    let clock = FixedClock::new(
-        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    );
-    Engine::with_policy(db.store(), Arc::new(clock), policy)
-}
-
-fn engine(db: &TestDb) -> Engine {
-    engine_with(db, PolicySet::retail_defaults())
-}
-
-fn events(batch: Value) -> Vec<Event> {
-    let env = Envelope {
-        received_at: Utc
-            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-        request_id: "r".into(),
-    };
-    parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events
-}
-
-fn by(raw: &str) -> ProfileRef {
-    ProfileRef::parse(raw).expect("ref")
+    Engine::with_policy(db.store(), clock(noon()), policy)
 }
 
 /// (decision, source, has_basis) of one purpose for one customer.

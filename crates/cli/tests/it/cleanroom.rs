@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::{json, Value};
 
+use crate::support::command;
+
 struct Server {
     child: Child,
     base: String,
@@ -19,12 +21,10 @@ impl Drop for Server {
     }
 }
 
-fn consentric(data: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_consentric"));
-    c.arg("--data-dir")
-        .arg(data)
-        .env_remove("CONSENTRIC_DATABASE_URL")
-        .env("CONSENTRIC_LOG_FORMAT", "json")
+/// The binary on `data`, logging JSON at `info` (how the test learns the port it serves on).
+fn logged(data: &std::path::Path) -> Command {
+    let mut c = command(data);
+    c.env("CONSENTRIC_LOG_FORMAT", "json")
         .env("CONSENTRIC_LOG", "info");
     c
 }
@@ -48,7 +48,7 @@ fn start(dir: &std::path::Path, range: std::ops::Range<usize>) -> (Server, Strin
         .map(|v| v.to_string())
         .collect();
     std::fs::write(&file, lines.join("\n")).expect("write");
-    let out = consentric(&data)
+    let out = logged(&data)
         .args(["import", "--quiet"])
         .arg(&file)
         .output()
@@ -58,7 +58,7 @@ fn start(dir: &std::path::Path, range: std::ops::Range<usize>) -> (Server, Strin
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = consentric(&data)
+    let out = logged(&data)
         .args(["keys", "create", "--scope", "admin"])
         .output()
         .expect("keys");
@@ -67,7 +67,7 @@ fn start(dir: &std::path::Path, range: std::ops::Range<usize>) -> (Server, Strin
         .expect("utf-8")
         .trim()
         .to_owned();
-    let mut child = consentric(&data)
+    let mut child = logged(&data)
         .args(["serve", "--listen", "127.0.0.1:0"])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())

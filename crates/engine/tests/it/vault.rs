@@ -2,44 +2,17 @@
 //! signed and final.
 
 use std::path::Path;
-use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
-use consentric_engine::{Engine, EngineError, FixedClock, ProfileRef};
-use consentric_model::{parse_batch, Envelope, Event};
+use consentric_engine::{Engine, EngineError};
 use consentric_testkit::{hits_in_database_files, parity_test, TestDb};
 use serde_json::{json, Value};
+
+use crate::support::{by, engine, events};
 
 const EMAIL: &str = "quintessa.marplethorpe@zebrafish.example";
 const NAME: &str = "Quintessa Marplethorpe";
 const PHONE: &str = "+44 7700 900123";
 const STREET: &str = "17 Zebrafish Lane";
-
-fn engine(db: &TestDb) -> Engine {
-    let clock = FixedClock::new(
-        Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-    );
-    Engine::new(db.store(), Arc::new(clock))
-}
-
-fn events(batch: Value) -> Vec<Event> {
-    let env = Envelope {
-        received_at: Utc
-            .with_ymd_and_hms(2024, 6, 1, 12, 0, 0)
-            .single()
-            .expect("time"),
-        request_id: "r".into(),
-    };
-    parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events
-}
-
-fn by(raw: &str) -> ProfileRef {
-    ProfileRef::parse(raw).expect("ref")
-}
 
 /// Grants every declared purpose, so that minimisation keeps every personal field.
 fn consent_to_everything(engine: &Engine, who: &str) {

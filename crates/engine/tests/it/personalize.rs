@@ -5,57 +5,32 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, Duration, Utc};
 use consentric_engine::{
-    Decision, Engine, EngineError, FixedClock, PersonalizeSettings, ProfileRef, RecommenderKind,
+    Decision, Engine, EngineError, FixedClock, PersonalizeSettings, RecommenderKind,
 };
-use consentric_model::{parse_batch, Envelope, Event};
-use consentric_testkit::{parity_test, TestDb};
+use consentric_testkit::{at, consent_context, parity_test, TestDb};
 use serde_json::{json, Value};
 
+use crate::support::{by, clock, engine_at, ingest_at};
+
+/// 2024-03-01 12:00 UTC: where this suite's clocks start and when its events arrive.
 fn now() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0)
-        .single()
-        .expect("time")
+    at("2024-03-01T12:00:00Z")
 }
 
 fn engine_with(db: &TestDb, kind: RecommenderKind) -> (Engine, Arc<FixedClock>) {
-    let clock = Arc::new(FixedClock::new(now()));
+    let (engine, clock) = engine_at(db, now());
     let settings = PersonalizeSettings {
         recommender: kind,
         ..PersonalizeSettings::default()
     };
-    let engine = Engine::new(db.store(), clock.clone())
-        .with_personalize(settings)
-        .expect("settings");
+    let engine = engine.with_personalize(settings).expect("settings");
     (engine, clock)
 }
 
 fn engine(db: &TestDb) -> (Engine, Arc<FixedClock>) {
     engine_with(db, RecommenderKind::Als)
-}
-
-fn ingest(engine: &Engine, batch: Value) {
-    let env = Envelope {
-        received_at: now(),
-        request_id: "r".into(),
-    };
-    let events: Vec<Event> = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
-}
-
-fn by(raw: &str) -> ProfileRef {
-    ProfileRef::parse(raw).expect("ref")
-}
-
-fn prefs(grant: &[&str]) -> Value {
-    let p: serde_json::Map<String, Value> = grant
-        .iter()
-        .map(|p| ((*p).to_owned(), json!(true)))
-        .collect();
-    json!({"consent": {"categoryPreferences": p}})
 }
 
 /// `user` viewed `item` `days_ago` days before now, granting `grant` with it.
@@ -65,7 +40,7 @@ fn viewed(user: &str, item: &str, days_ago: i64, grant: &[&str]) -> Value {
         "timestamp": (now() - Duration::days(days_ago)).to_rfc3339(),
         "properties": {"product_id": item}});
     if !grant.is_empty() {
-        e["context"] = prefs(grant);
+        e["context"] = consent_context(grant);
     }
     e
 }
@@ -89,7 +64,7 @@ fn world(engine: &Engine) {
         batch.push(viewed(&user, "b1", 10, PERSONAL));
         batch.push(viewed(&user, "b2", 9, &[]));
     }
-    ingest(engine, json!(batch));
+    ingest_at(engine, now(), json!(batch));
 }
 
 fn items(d: &Decision) -> Vec<&str> {
@@ -102,8 +77,9 @@ parity_test!(
         let (engine, _) = engine(&db);
         world(&engine);
         // Views by a customer without personalisation consent are events, not interactions.
-        ingest(
+        ingest_at(
             &engine,
+            now(),
             json!([viewed("shy", "b1", 3, &[]), viewed("shy", "b2", 2, &[])]),
         );
         let r = engine.train_recommenders("test").expect("train");
@@ -134,7 +110,7 @@ parity_test!(
                 b"{}",
             )
             .expect("grant");
-        ingest(&engine, json!([viewed("b-fan-0", "a1", 1, &[])]));
+        ingest_at(&engine, now(), json!([viewed("b-fan-0", "a1", 1, &[])]));
         let r = engine.train_recommenders("test").expect("train");
         assert_eq!((r.customers, r.interactions), (20, 12 * 2 + 4 + 7 * 2 + 1));
         // Erasure deletes them, and the receipt counts them.
@@ -152,7 +128,11 @@ fn recommends_from_history_and_explains_why(db: &TestDb, kind: RecommenderKind) 
     {
         let (engine, _) = engine_with(db, kind);
         world(&engine);
-        ingest(&engine, json!([viewed("newcomer", "b1", 1, PERSONAL)]));
+        ingest_at(
+            &engine,
+            now(),
+            json!([viewed("newcomer", "b1", 1, PERSONAL)]),
+        );
         engine.train_recommenders("test").expect("train");
         let d = engine
             .decide(&by("newcomer"), "home", Some(3), "test")
@@ -230,8 +210,9 @@ parity_test!(
     |db| {
         let (engine, _) = engine(&db);
         world(&engine);
-        ingest(
+        ingest_at(
             &engine,
+            now(),
             json!([viewed(
                 "fan",
                 "b1",
@@ -282,8 +263,9 @@ parity_test!(
 parity_test!(caps_and_cooldowns_hold_under_concurrent_decisions, |db| {
     let (engine, clock) = engine(&db);
     world(&engine);
-    ingest(
+    ingest_at(
         &engine,
+        now(),
         json!([viewed(
             "eve",
             "a1",
@@ -337,13 +319,14 @@ parity_test!(
         let (engine, _) = engine(&db);
         world(&engine);
         for (user, gender, age) in [("twin-1", "female", 23), ("twin-2", "male", 71)] {
-            ingest(
+            ingest_at(
                 &engine,
+                now(),
                 json!([
                     {"type": "identify", "userId": user, "messageId": format!("{user}-id"),
                      "timestamp": (now() - Duration::days(2)).to_rfc3339(),
                      "traits": {"gender": gender, "age": age, "birthday": "1950-01-01"},
-                     "context": prefs(&["personalization", "fairness_audit", "marketing.email"])},
+                     "context": consent_context(&["personalization", "fairness_audit", "marketing.email"])},
                     viewed(user, "b1", 1, &[]),
                 ]),
             );
@@ -379,8 +362,9 @@ parity_test!(
 parity_test!(segments_are_sized_over_customers_with_a_basis, |db| {
     let (engine, _) = engine(&db);
     world(&engine);
-    ingest(
+    ingest_at(
         &engine,
+        now(),
         json!([viewed("shy", "b1", 3, &[]), viewed("shy", "b2", 2, &[])]),
     );
     let def = json!({"all": [{"field": "event.Product Viewed.30d", "op": "gte", "value": 2},
@@ -419,7 +403,7 @@ parity_test!(segments_are_sized_over_customers_with_a_basis, |db| {
 parity_test!(models_are_reproducible_and_survive_a_restart, |db| {
     let (engine, _) = engine(&db);
     world(&engine);
-    ingest(&engine, json!([viewed("fan", "a3", 1, PERSONAL)]));
+    ingest_at(&engine, now(), json!([viewed("fan", "a3", 1, PERSONAL)]));
     engine.train_recommenders("test").expect("train");
     let first = engine
         .decide(&by("fan"), "home", Some(3), "test")
@@ -448,8 +432,9 @@ parity_test!(
         // Defining evaluates everyone: the four a-fans who also viewed a3.
         assert_eq!(size(&engine), 4);
         // Ingest notes who changed; a refresh re-evaluates only them.
-        ingest(
+        ingest_at(
             &engine,
+            now(),
             json!([
                 viewed("b-fan-1", "b1", 3, &[]),
                 viewed("b-fan-1", "b2", 2, &[])
@@ -496,7 +481,7 @@ parity_test!(
 parity_test!(
     a_stage_kept_under_another_purpose_is_used_only_with_a_basis_for_it,
     |db| {
-        let clock = Arc::new(FixedClock::new(now()));
+        let clock = clock(now());
         let engine = Engine::new(db.store(), clock)
             .with_lifecycle(consentric_engine::LifecycleSettings {
                 stage_purpose: "analytics".into(),
@@ -505,12 +490,13 @@ parity_test!(
             .expect("lifecycle");
         world(&engine);
         // Both purposes: the stage (kept for analytics) is read and used.
-        ingest(
+        ingest_at(
             &engine,
+            now(),
             json!([viewed("both", "a1", 2, &["personalization", "analytics"])]),
         );
         // Personalisation only: no stage is read.
-        ingest(&engine, json!([viewed("one", "a1", 2, PERSONAL)]));
+        ingest_at(&engine, now(), json!([viewed("one", "a1", 2, PERSONAL)]));
         engine.train_recommenders("test").expect("train");
         let both = engine
             .decide(&by("both"), "home", None, "test")
@@ -562,11 +548,11 @@ parity_test!(
             ]),
             ..PersonalizeSettings::default()
         };
-        let clock = Arc::new(FixedClock::new(now()));
+        let clock = clock(now());
         let engine = Engine::new(db.store(), clock)
             .with_personalize(settings)
             .expect("settings");
-        ingest(&engine, json!([viewed("fan", "a1", 1, PERSONAL)]));
+        ingest_at(&engine, now(), json!([viewed("fan", "a1", 1, PERSONAL)]));
         let id = engine.find_profile(&by("fan")).expect("profile");
         let store = db.store();
         let recorded = || {

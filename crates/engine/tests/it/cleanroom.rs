@@ -2,25 +2,16 @@
 //! cardinalities and sums, only consenting customers, nothing identifying in any message, and
 //! every malformed or untimely step refused with the session aborted.
 
-use std::sync::Arc;
-
 use chrono::{TimeZone, Utc};
 use consentric_engine::cleanroom::{
     CleanroomSettings, GuestBlinded, HostBlinded, Invitation, Joining, Output, SessionError,
 };
-use consentric_engine::{Engine, EngineError, FixedClock};
-use consentric_model::{parse_batch, Envelope};
+use consentric_engine::{Engine, EngineError};
 use consentric_testkit::TestDb;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-fn clock() -> Arc<FixedClock> {
-    Arc::new(FixedClock::new(
-        Utc.with_ymd_and_hms(2024, 6, 1, 0, 0, 0)
-            .single()
-            .expect("time"),
-    ))
-}
+use crate::support::{by, clock, ingest_at, midnight};
 
 fn email(i: usize) -> String {
     format!("Shopper.{i}@Example.org")
@@ -29,10 +20,6 @@ fn email(i: usize) -> String {
 /// Customers `range`, each with an e-mail and an order of `i` dollars; those with `i % 10 == 9`
 /// do not consent to partner matching.
 fn customers(engine: &Engine, prefix: &str, range: std::ops::Range<usize>) {
-    let env = Envelope {
-        received_at: Utc::now(),
-        request_id: "r".into(),
-    };
     let mut batch: Vec<Value> = Vec::new();
     for i in range {
         let consent =
@@ -46,10 +33,7 @@ fn customers(engine: &Engine, prefix: &str, range: std::ops::Range<usize>) {
             "properties": {"revenue": i}}),
         );
     }
-    let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events;
-    engine.ingest(events).expect("ingest");
+    ingest_at(engine, Utc::now(), json!(batch));
 }
 
 struct Run {
@@ -128,7 +112,7 @@ fn run(host: &Engine, guest: &Engine, output: Output, sum: bool) -> Run {
 /// An engine accepting sets of any size (the tests' sets are small on purpose).
 fn world(prefix: &str, range: std::ops::Range<usize>) -> (TestDb, Engine) {
     let db = TestDb::sqlite();
-    let engine = Engine::new(db.store(), clock())
+    let engine = Engine::new(db.store(), clock(midnight()))
         .with_cleanroom(CleanroomSettings {
             min_set: 0,
             ..Default::default()
@@ -383,7 +367,7 @@ fn bad_and_untimely_steps_are_refused_and_abort() {
 #[test]
 fn expired_and_oversized_sessions_are_refused() {
     let db = TestDb::sqlite();
-    let c = clock();
+    let c = clock(midnight());
     let host = Engine::new(db.store(), c.clone())
         .with_cleanroom(consentric_engine::cleanroom::CleanroomSettings {
             max_set: 5,
@@ -427,13 +411,7 @@ fn the_export_names_the_partners_a_customer_could_be_matched_with() {
     run(&host, &guest, Output::Cardinality, false);
     let export = |engine: &Engine, who: &str| -> Value {
         let mut out = Vec::new();
-        engine
-            .export(
-                &consentric_engine::ProfileRef::parse(who).expect("ref"),
-                "test",
-                &mut out,
-            )
-            .expect("export");
+        engine.export(&by(who), "test", &mut out).expect("export");
         serde_json::from_slice(&out).expect("json")
     };
     // A customer who consented: the purpose's recipients and the session, on both sides.
@@ -462,7 +440,7 @@ fn the_export_names_the_partners_a_customer_could_be_matched_with() {
 fn erasure_takes_a_matched_customer_out_of_session_results() {
     let (_h, host) = world("h", 0..40);
     let (_g, guest) = world("g", 20..60);
-    let who = consentric_engine::ProfileRef::parse("h25").expect("ref");
+    let who = by("h25");
     let id = host.profile(&who, "test").expect("profile").profile_id;
     let r = run(&host, &guest, Output::Matches, false);
     let session = host.cleanroom_sessions().expect("sessions")[0]
@@ -487,7 +465,7 @@ fn small_sets_from_the_other_side_are_refused_as_probes() {
     // With the default minimum of 50: a host with 9 consenting customers cannot probe a guest.
     let (_h, host) = world("h", 0..10);
     let db = TestDb::sqlite();
-    let guest = Engine::new(db.store(), clock());
+    let guest = Engine::new(db.store(), clock(midnight()));
     customers(&guest, "g", 0..100);
     let (inv, r1) = first_round(&host, &guest, Output::Cardinality, false);
     assert_eq!(
@@ -496,7 +474,7 @@ fn small_sets_from_the_other_side_are_refused_as_probes() {
     );
     // And a default host refuses a guest that brings fewer than 50.
     let db2 = TestDb::sqlite();
-    let strict_host = Engine::new(db2.store(), clock());
+    let strict_host = Engine::new(db2.store(), clock(midnight()));
     customers(&strict_host, "h", 0..100);
     let (_g, small_guest) = world("g", 0..10);
     let (inv, r1) = first_round(&strict_host, &small_guest, Output::Cardinality, false);

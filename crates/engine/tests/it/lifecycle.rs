@@ -2,37 +2,17 @@
 //! transitions, recomputed as time passes, the gate deciding who enters fitting and scoring,
 //! withdrawal, merges and erasure taking the derived rows with them.
 
-use std::sync::Arc;
-
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use consentric_engine::{Engine, EngineError, FixedClock, ProfileRef};
-use consentric_model::{parse_batch, Envelope, Event, Stage};
-use consentric_testkit::{cdnow_sample_orders, parity_test, TestDb};
+use chrono::{DateTime, Duration, Utc};
+use consentric_engine::{Engine, EngineError};
+use consentric_model::Stage;
+use consentric_testkit::{at, batch_at, cdnow_sample_orders, consent_context, parity_test, TestDb};
 use serde_json::{json, Value};
 
+use crate::support::{self, by, engine_at};
+
+/// 2024-01-01 12:00 UTC: where this suite's clocks start and when its events arrive.
 fn start() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2024, 1, 1, 12, 0, 0)
-        .single()
-        .expect("time")
-}
-
-fn engine(db: &TestDb) -> (Engine, Arc<FixedClock>) {
-    let clock = Arc::new(FixedClock::new(start()));
-    (Engine::new(db.store(), clock.clone()), clock)
-}
-
-fn events(batch: Value) -> Vec<Event> {
-    let env = Envelope {
-        received_at: start(),
-        request_id: "r".into(),
-    };
-    parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
-        .expect("valid")
-        .events
-}
-
-fn by(raw: &str) -> ProfileRef {
-    ProfileRef::parse(raw).expect("ref")
+    at("2024-01-01T12:00:00Z")
 }
 
 fn day(d: i64) -> String {
@@ -45,11 +25,7 @@ fn order(user: &str, d: i64, revenue: f64, grant: &[&str]) -> Value {
         "messageId": format!("{user}-order-{d}-{revenue}"), "timestamp": day(d),
         "properties": {"revenue": revenue}});
     if !grant.is_empty() {
-        let prefs: serde_json::Map<String, Value> = grant
-            .iter()
-            .map(|p| ((*p).to_owned(), json!(true)))
-            .collect();
-        e["context"] = json!({"consent": {"categoryPreferences": prefs}});
+        e["context"] = consent_context(grant);
     }
     e
 }
@@ -66,9 +42,10 @@ fn stage(engine: &Engine, who: &str) -> (Option<Stage>, Option<String>) {
 parity_test!(
     stages_follow_events_with_the_rule_behind_each_change,
     |db| {
-        let (engine, clock) = engine(&db);
+        let (engine, clock) = engine_at(&db, start());
         engine
-            .ingest(events(
+            .ingest(batch_at(
+                start(),
                 json!([{"type": "identify", "userId": "ada", "messageId": "i1",
             "timestamp": day(0), "context": {"consent": {"categoryPreferences":
             {"personalization": true}}}}]),
@@ -79,11 +56,11 @@ parity_test!(
             (Some(Stage::Acquisition), Some("known".into()))
         );
         engine
-            .ingest(events(json!([order("ada", 1, 30.0, &[])])))
+            .ingest(batch_at(start(), json!([order("ada", 1, 30.0, &[])])))
             .expect("ingest");
         assert_eq!(stage(&engine, "ada").0, Some(Stage::Onboarding));
         engine
-            .ingest(events(json!([order("ada", 20, 40.0, &[])])))
+            .ingest(batch_at(start(), json!([order("ada", 20, 40.0, &[])])))
             .expect("ingest");
         assert_eq!(
             stage(&engine, "ada"),
@@ -99,7 +76,7 @@ parity_test!(
         );
         // Coming back is a reactivation, not a new onboarding.
         engine
-            .ingest(events(json!([order("ada", 499, 25.0, &[])])))
+            .ingest(batch_at(start(), json!([order("ada", 499, 25.0, &[])])))
             .expect("ingest");
         let view = engine
             .customer_lifecycle(&by("ada"), "test")
@@ -134,17 +111,17 @@ parity_test!(
 );
 
 parity_test!(the_gate_decides_who_is_fitted_scored_and_counted, |db| {
-    let (engine, clock) = engine(&db);
+    let (engine, clock) = engine_at(&db, start());
     clock.set(start()); // 2024: after all of CDNOW
                         // 200 real CDNOW customers who allow analytics and personalisation, 20 who allow nothing.
     for chunk in cdnow_sample_orders(0, 200, BOTH).chunks(400) {
         engine
-            .ingest(events(Value::Array(chunk.to_vec())))
+            .ingest(batch_at(start(), Value::Array(chunk.to_vec())))
             .expect("ingest");
     }
     let refusers = cdnow_sample_orders(200, 20, &[]);
     engine
-        .ingest(events(Value::Array(refusers.clone())))
+        .ingest(batch_at(start(), Value::Array(refusers.clone())))
         .expect("ingest");
     let fit = engine.lifecycle_fit("test").expect("fit");
     assert_eq!((fit.customers, fit.left_out), (200, 20));
@@ -169,7 +146,7 @@ parity_test!(the_gate_decides_who_is_fitted_scored_and_counted, |db| {
     ));
     // Models are stored: a new engine on the same store scores without refitting.
     drop(engine);
-    let again = Engine::new(db.store(), Arc::new(FixedClock::new(start())));
+    let again = Engine::new(db.store(), support::clock(start()));
     let v2 = again
         .customer_lifecycle(&by("cdnow-0001"), "test")
         .expect("lifecycle");
@@ -179,12 +156,14 @@ parity_test!(the_gate_decides_who_is_fitted_scored_and_counted, |db| {
 #[test]
 fn a_fit_on_data_that_cannot_identify_the_model_is_refused() {
     let db = TestDb::sqlite();
-    let (engine, clock) = engine(&db);
+    let (engine, clock) = engine_at(&db, start());
     // Five customers who each bought once on the same day: nothing to learn dropout from.
     let batch: Vec<Value> = (0..5)
         .map(|c| order(&format!("o{c}"), 1, 10.0, BOTH))
         .collect();
-    engine.ingest(events(Value::Array(batch))).expect("ingest");
+    engine
+        .ingest(batch_at(start(), Value::Array(batch)))
+        .expect("ingest");
     clock.set(start() + Duration::days(30));
     match engine.lifecycle_fit("test") {
         Err(EngineError::Conflict(message)) => {
@@ -197,14 +176,14 @@ fn a_fit_on_data_that_cannot_identify_the_model_is_refused() {
 parity_test!(
     withdrawing_the_stage_purpose_deletes_the_stage_and_its_history,
     |db| {
-        let (engine, clock) = engine(&db);
+        let (engine, clock) = engine_at(&db, start());
         // Consent given with an event counts from the event's time.
         clock.set(start() + Duration::days(10));
         engine
-            .ingest(events(json!([
-                order("bo", 1, 20.0, BOTH),
-                order("bo", 5, 20.0, &[])
-            ])))
+            .ingest(batch_at(
+                start(),
+                json!([order("bo", 1, 20.0, BOTH), order("bo", 5, 20.0, &[])]),
+            ))
             .expect("ingest");
         assert_eq!(stage(&engine, "bo").0, Some(Stage::Engagement));
         engine
@@ -243,17 +222,18 @@ parity_test!(
 parity_test!(
     merges_bring_purchases_along_and_erasure_takes_every_derived_row,
     |db| {
-        let (engine, clock) = engine(&db);
+        let (engine, clock) = engine_at(&db, start());
         clock.set(start() + Duration::days(10));
         let anon = json!({"type": "track", "event": "Order Completed", "anonymousId": "dev-1",
         "messageId": "a1", "timestamp": day(2), "properties": {"revenue": 12.0},
         "context": {"consent": {"categoryPreferences": {"analytics": true, "personalization": true}}}});
         engine
-            .ingest(events(json!([anon, order("cy", 3, 30.0, BOTH)])))
+            .ingest(batch_at(start(), json!([anon, order("cy", 3, 30.0, BOTH)])))
             .expect("ingest");
         // The identify ties the anonymous buyer to cy: one customer with two purchase days.
         engine
-            .ingest(events(
+            .ingest(batch_at(
+                start(),
                 json!([{"type": "identify", "userId": "cy", "anonymousId": "dev-1",
             "messageId": "i-cy", "timestamp": day(4)}]),
             ))
@@ -291,10 +271,11 @@ parity_test!(
 );
 
 parity_test!(rule_named_events_are_counted_for_advocacy, |db| {
-    let (engine, clock) = engine(&db);
+    let (engine, clock) = engine_at(&db, start());
     clock.set(start() + Duration::days(10));
     engine
-        .ingest(events(
+        .ingest(batch_at(
+            start(),
             json!([order("di", 1, 20.0, BOTH), order("di", 2, 20.0, &[]),
             {"type": "track", "event": "Product Reviewed", "userId": "di", "messageId": "rv1",
              "timestamp": day(3), "properties": {"rating": 5}}]),
@@ -309,7 +290,7 @@ parity_test!(rule_named_events_are_counted_for_advocacy, |db| {
 #[test]
 fn a_fit_without_purchases_is_refused_with_a_reason() {
     let db = TestDb::sqlite();
-    let (engine, _) = engine(&db);
+    let (engine, _) = engine_at(&db, start());
     match engine.lifecycle_fit("test") {
         Err(EngineError::Conflict(message)) => assert!(message.contains("no purchases")),
         other => panic!("{other:?}"),
@@ -323,11 +304,13 @@ fn a_fit_without_purchases_is_refused_with_a_reason() {
 fn placement_from_memory_matches_placement_from_the_store() {
     let run = |forget_between_batches: bool| -> Vec<Value> {
         let db = TestDb::sqlite();
-        let (engine, clock) = engine(&db);
+        let (engine, clock) = engine_at(&db, start());
         clock.set(start() + Duration::days(400));
         // Real histories, so that the fit below identifies the model and placement consults it.
         let base = cdnow_sample_orders(0, 80, BOTH);
-        engine.ingest(events(Value::Array(base))).expect("ingest");
+        engine
+            .ingest(batch_at(start(), Value::Array(base)))
+            .expect("ingest");
         let mut state = 7u64;
         let mut next = move || {
             state ^= state << 13;
@@ -359,7 +342,9 @@ fn placement_from_memory_matches_placement_from_the_store() {
                     {"personalization": choice == 5}}}}),
                 );
             }
-            engine.ingest(events(Value::Array(batch))).expect("ingest");
+            engine
+                .ingest(batch_at(start(), Value::Array(batch)))
+                .expect("ingest");
             if b == 10 {
                 engine.lifecycle_fit("test").expect("fit"); // later placements consult P(alive)
             }
@@ -382,10 +367,10 @@ fn placement_from_memory_matches_placement_from_the_store() {
 }
 
 parity_test!(a_lapsed_basis_loses_its_stage_at_the_next_recompute, |db| {
-    let (engine, clock) = engine(&db);
+    let (engine, clock) = engine_at(&db, start());
     clock.set(start() + Duration::days(10));
     engine
-        .ingest(events(json!([order("lu", 1, 20.0, BOTH)])))
+        .ingest(batch_at(start(), json!([order("lu", 1, 20.0, BOTH)])))
         .expect("ingest");
     assert_eq!(stage(&engine, "lu").0, Some(Stage::Onboarding));
     // The personalisation text changes, and consent to the old one lapses.
@@ -410,7 +395,7 @@ parity_test!(a_lapsed_basis_loses_its_stage_at_the_next_recompute, |db| {
     drop(engine);
     let later = Engine::with_policy(
         db.store(),
-        Arc::new(FixedClock::new(start() + Duration::days(20))),
+        support::clock(start() + Duration::days(20)),
         policy,
     );
     let r = later.lifecycle_recompute("test").expect("recompute");

@@ -1,0 +1,15 @@
+//! The engine's integration tests, one binary: each module a suite, most of them on SQLite and
+//! PostgreSQL alike (`consentric_testkit::parity_test!`).
+
+mod support;
+
+mod analytics;
+mod cleanroom;
+mod dsr;
+mod lifecycle;
+mod noninterference;
+mod parity;
+mod personalize;
+mod privacy;
+mod smtp_server;
+mod vault;

@@ -1,0 +1,15 @@
+//! The server's integration tests, one binary: the real server on an ephemeral port over real
+//! HTTP, each suite on SQLite and on PostgreSQL; and the clean-room partner client over TLS.
+
+mod app;
+
+mod analytics;
+mod auth;
+mod consent;
+mod decisions;
+mod errors;
+mod ingest;
+mod lifecycle;
+mod operations;
+mod partner_tls;
+mod profiles;
