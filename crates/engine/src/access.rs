@@ -8,14 +8,14 @@ use consentric_model::ProfileId;
 use consentric_store::AccessGrant;
 use serde_json::json;
 
-use crate::engine::{Engine, MAX_EVENTS_PER_READ};
+use crate::context::{Context, MAX_EVENTS_PER_READ};
 use crate::error::EngineError;
 use crate::profiles::{
     iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
     ProfileView, StoredEventView, TraitView,
 };
 
-impl Engine {
+impl Context {
     /// Opens an access grant over the profile `who` names, after auditing the read: a read
     /// that could not be audited does not happen.
     fn open_access(
@@ -27,7 +27,7 @@ impl Engine {
         self.open_access_as(who, actor, "profile.read", &json!({"what": what}))
     }
 
-    /// [`Engine::open_access`] audited as `action` with `detail` (exports name themselves).
+    /// [`Context::open_access`] audited as `action` with `detail` (exports name themselves).
     pub(crate) fn open_access_as(
         &self,
         who: &ProfileRef,

@@ -33,7 +33,7 @@ pub struct Settings {
     /// `[retention]`.
     pub retention: RetentionSettings,
     /// `[dsr]`: deadlines and verification of data-subject requests.
-    pub dsr: crate::dsr::DsrSettings,
+    pub dsr: crate::dsr_settings::DsrSettings,
     /// `[notify]`: how customers are reached (one-time codes).
     pub notify: crate::notify::SmtpSettings,
     /// `[lifecycle]`: stage rules, model settings, the purposes they run under.

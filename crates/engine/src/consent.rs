@@ -2,17 +2,16 @@
 //! and the audit log's verification.
 
 use consentric_model::ProfileId;
-use consentric_policy::{
-    ConsentRecord, ConsentSource, ConsentState, Decision, PurposeId, RESTRICTION,
-};
+use consentric_policy::{ConsentSource, ConsentState, Decision, RESTRICTION};
 use consentric_store::ConsentRow;
 use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditAnchor, AuditVerification};
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
+use crate::ledger::to_records;
 use crate::profiles::{iso, ProfileRef};
 use crate::withdrawal;
 
@@ -87,22 +86,7 @@ pub struct ConsentHistoryEntry {
     pub evidence_hash: String,
 }
 
-pub(crate) fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
-    rows.iter()
-        .filter_map(|r| {
-            Some(ConsentRecord {
-                purpose: PurposeId::parse(&r.purpose).ok()?,
-                decision: Decision::parse(&r.decision).ok()?,
-                source: ConsentSource::parse(&r.source).ok()?,
-                purpose_version: u32::try_from(r.purpose_version).ok()?,
-                at: chrono::DateTime::from_timestamp_millis(r.decided_at)?,
-                evidence_hash: r.evidence_hash.clone(),
-            })
-        })
-        .collect()
-}
-
-impl Engine {
+impl Context {
     /// The declared purposes, for consent banners (`GET /v1/purposes`).
     pub fn purposes(&self) -> Vec<PurposeView> {
         self.policy
@@ -314,7 +298,7 @@ impl Engine {
         self.verify_audit_against(&[])
     }
 
-    /// [`Engine::verify_audit`], also checking the chain against anchors kept elsewhere: a
+    /// [`Context::verify_audit`], also checking the chain against anchors kept elsewhere: a
     /// missing anchored record (truncation) or a different hash there (a recomputed chain) is
     /// a break.
     ///

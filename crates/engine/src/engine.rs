@@ -1,120 +1,71 @@
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+//! The façade: `Engine` is what `server` and `cli` call. Every method is a short delegation to
+//! the service that does the work (an `impl Context` block in the service's own file); the
+//! builders hand each service its own settings. Nothing in the crate imports this file but the
+//! crate's root and `import`, which is a client of the façade like the binaries.
+
+use std::io::Write;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use consentric_model::{Event, IdentityKind, ProfileId};
-use consentric_store::{ApiKeyRecord, BackendKind, SqliteOptions, Store, StoreError, Unflushed};
-use consentric_vault::{MasterKeys, Vault};
+use consentric_model::{Event, Identity, ProfileId};
+use consentric_store::{BackendKind, Store};
+use serde_json::Value;
 
-use crate::clock::{Clock, SystemClock};
+use crate::analytics::{BudgetView, QueryRequest, Release};
+use crate::cleanroom::{
+    GuestBlinded, GuestRun, GuestSecrets, GuestSum, HostBlinded, HostCount, Invitation, Joining,
+    Output, SessionView,
+};
+use crate::clock::Clock;
 use crate::config::Settings;
-use crate::dsr::DsrSettings;
+use crate::context::Context;
+use crate::dsr_settings::DsrSettings;
 use crate::error::EngineError;
-use crate::group_commit::GroupCommit;
-use crate::ingest::{self, BatchState, IngestReport, IngestRequest};
-use crate::ingest_cache::IngestCache;
-use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
-use crate::lifecycle::{Lifecycle, LifecycleSettings};
-use crate::metrics::Metrics;
-use crate::notify::{Notifier, Outbox};
-use crate::personalize::{DecisionOutcome, DecisionRequest, Personalize, PersonalizeSettings};
+use crate::lifecycle::LifecycleSettings;
+use crate::notify::Notifier;
+use crate::personalize::PersonalizeSettings;
 use crate::privacy::PolicySet;
-use crate::profiles::{iso, ProfileRef};
-
-/// Most events one read returns.
-pub const MAX_EVENTS_PER_READ: u32 = 1000;
+use crate::*;
 
 /// The application: every use case is a method here. Cheap to share behind an `Arc`.
 pub struct Engine {
-    pub(crate) store: Store,
-    clock: Arc<dyn Clock>,
-    metrics: Metrics,
-    /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
-    key_cache: RwLock<HashMap<String, Principal>>,
-    group_commit: GroupCommit<IngestRequest>,
-    /// What ingest learnt in earlier transactions (identities, ledgers); see `ingest_cache`.
-    ingest_cache: Mutex<IngestCache>,
-    /// Reaches customers who file requests (one-time codes).
-    pub(crate) notifier: Arc<dyn Notifier>,
-    /// Deadlines and verification of data-subject requests.
-    pub(crate) dsr_settings: DsrSettings,
-    pub(crate) policy: PolicySet,
-    /// Stage rules and fitted value models.
-    pub(crate) lifecycle: Lifecycle,
-    /// Recommenders, the action catalogue, segments.
-    pub(crate) personalize: Personalize,
-    /// Concurrent decisions share a commit, as ingest batches do.
-    pub(crate) decisions: GroupCommit<DecisionRequest, DecisionOutcome>,
-    /// Who has a basis for each purpose, until a commit or the clock could change it.
-    pub(crate) population_cache: crate::population::PopulationCache,
-    /// Clean-room settings and the secrets of sessions in flight.
-    pub(crate) cleanroom: crate::cleanroom::Cleanroom,
-}
-
-/// Who sent an ingest request and what its transport said about consent.
-#[derive(Debug, Clone, Default)]
-pub struct IngestContext {
-    /// The request carried `Sec-GPC: 1` (Global Privacy Control).
-    pub gpc: bool,
-    /// Who sent it, for the audit log (an API key id, `import`, …).
-    pub actor: String,
+    cx: Context,
 }
 
 impl Engine {
     /// An engine over `store` with `clock` and the built-in retail policy.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
-        Engine::with_policy(store, clock, PolicySet::retail_defaults())
+        Engine {
+            cx: Context::new(store, clock),
+        }
     }
 
     /// An engine with a configured policy.
     pub fn with_policy(store: Store, clock: Arc<dyn Clock>, policy: PolicySet) -> Self {
         Engine {
-            store,
-            clock,
-            metrics: Metrics::new(),
-            key_cache: RwLock::new(HashMap::new()),
-            group_commit: GroupCommit::default(),
-            ingest_cache: Mutex::new(IngestCache::default()),
-            notifier: Arc::new(Outbox::default()),
-            dsr_settings: DsrSettings::default(),
-            lifecycle: Lifecycle::new(LifecycleSettings::default())
-                .unwrap_or_else(|e| unreachable!("the retail rules are valid: {e}")),
-            personalize: Personalize::new(PersonalizeSettings::default())
-                .unwrap_or_else(|e| unreachable!("the retail catalogue is valid: {e}")),
-            decisions: GroupCommit::default(),
-            population_cache: Default::default(),
-            cleanroom: crate::cleanroom::Cleanroom::new(Default::default()),
-            policy,
+            cx: Context::with_policy(store, clock, policy),
         }
-        .with_stored_models()
+    }
+
+    /// Opens the configured store (PostgreSQL if a URL is set, else SQLite in the data
+    /// directory) with the system clock, each service with its section of `settings`.
+    ///
+    /// # Errors
+    /// If the store cannot be opened or migrated, or a section is invalid.
+    pub fn open(settings: &Settings) -> Result<Self, EngineError> {
+        Ok(Engine {
+            cx: Context::open(settings)?,
+        })
     }
 
     /// This engine with other lifecycle settings (rules, purposes, horizons).
     ///
     /// # Errors
     /// [`EngineError::Config`] for rules that cannot hold or an unknown purpose.
-    pub fn with_lifecycle(mut self, settings: LifecycleSettings) -> Result<Self, EngineError> {
-        for purpose in [&settings.stage_purpose, &settings.analytics_purpose] {
-            if self.policy.registry.get(purpose).is_err() {
-                return Err(EngineError::Config(format!(
-                    "[lifecycle] names the unknown purpose `{purpose}`"
-                )));
-            }
-        }
-        self.policy.stage_purpose = settings.stage_purpose.clone();
-        // The models were read when the engine was made; only the horizons they score with
-        // come from the settings.
-        let scorer = self.lifecycle.scorer().map(|s| {
-            Arc::new(crate::lifecycle::Scorer {
-                clv: settings.clv,
-                churn: settings.churn,
-                ..(*s).clone()
-            })
-        });
-        self.lifecycle = Lifecycle::new(settings)?;
-        self.lifecycle.set_scorer(scorer);
-        Ok(self)
+    pub fn with_lifecycle(self, settings: LifecycleSettings) -> Result<Self, EngineError> {
+        Ok(Engine {
+            cx: self.cx.with_lifecycle(settings)?,
+        })
     }
 
     /// Clean-room sessions run with `settings` (`[cleanroom]`).
@@ -122,23 +73,12 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Config`] for an unknown purpose or a weak Paillier size.
     pub fn with_cleanroom(
-        mut self,
-        settings: crate::cleanroom::CleanroomSettings,
+        self,
+        settings: cleanroom::CleanroomSettings,
     ) -> Result<Self, EngineError> {
-        if self.policy.registry.get(&settings.purpose).is_err() {
-            return Err(EngineError::Config(format!(
-                "[cleanroom] names the unknown purpose `{}`",
-                settings.purpose
-            )));
-        }
-        if !consentric_pets::paillier::SIZES.contains(&settings.paillier_bits) {
-            return Err(EngineError::Config(format!(
-                "[cleanroom] paillier_bits must be one of {:?}",
-                consentric_pets::paillier::SIZES
-            )));
-        }
-        self.cleanroom = crate::cleanroom::Cleanroom::new(settings);
-        Ok(self)
+        Ok(Engine {
+            cx: self.cx.with_cleanroom(settings)?,
+        })
     }
 
     /// This engine with other personalisation settings (purpose, events, recommenders,
@@ -146,100 +86,356 @@ impl Engine {
     ///
     /// # Errors
     /// [`EngineError::Config`] for an unknown purpose or an unusable catalogue.
-    pub fn with_personalize(mut self, settings: PersonalizeSettings) -> Result<Self, EngineError> {
-        let mut purposes = vec![settings.purpose.as_str()];
-        let catalogue = settings.catalogue();
-        purposes.extend(catalogue.iter().filter_map(|a| a.purpose.as_deref()));
-        for purpose in purposes {
-            if self.policy.registry.get(purpose).is_err() {
-                return Err(EngineError::Config(format!(
-                    "[personalize] names the unknown purpose `{purpose}`"
-                )));
-            }
-        }
-        let models = self.personalize.models();
-        let has_segments = self
-            .personalize
-            .has_segments
-            .load(std::sync::atomic::Ordering::Relaxed);
-        self.personalize = Personalize::new(settings)?;
-        self.personalize.set_models(models);
-        self.personalize
-            .has_segments
-            .store(has_segments, std::sync::atomic::Ordering::Relaxed);
-        self.policy.interactions = self.personalize.rules();
-        Ok(self)
-    }
-
-    /// Loads the last fitted models, so scores survive a restart.
-    fn with_stored_models(self) -> Self {
-        match self.store.models() {
-            Ok(rows) => {
-                let scorer = crate::lifecycle::scorer_from(&rows, &self.lifecycle);
-                self.lifecycle.set_scorer(scorer.map(Arc::new));
-            }
-            Err(e) => tracing::warn!(error = %e, "stored lifecycle models not read"),
-        }
-        if let Err(e) = self.load_recommenders() {
-            tracing::warn!(error = %e, "stored recommenders not read");
-        }
-        self
-    }
-
-    /// Opens the configured store (PostgreSQL if a URL is set, else SQLite in the data
-    /// directory) with the system clock.
-    ///
-    /// # Errors
-    /// If the store cannot be opened or migrated.
-    pub fn open(settings: &Settings) -> Result<Self, EngineError> {
-        let store = match &settings.storage.database_url {
-            Some(url) => Store::connect_postgres(url)?,
-            None => Store::open_sqlite(
-                &settings.storage.data_dir,
-                SqliteOptions {
-                    synchronous_full: settings.storage.sqlite_synchronous == "full",
-                },
-            )?,
-        };
-        // The master keys live beside the data directory's database (or in the environment);
-        // with PostgreSQL the data directory holds only them.
-        let master = MasterKeys::load_or_create(&settings.storage.data_dir)
-            .map_err(|e| EngineError::Config(e.to_string()))?;
-        let store = store.with_vault(Arc::new(Vault::new(master)));
-        let policy = PolicySet::new(
-            settings.purposes.clone(),
-            &settings.schema,
-            &settings.consent,
-        )?;
-        let engine = Engine::with_policy(store, Arc::new(SystemClock), policy)
-            .with_dsr_settings(settings.dsr.clone())
-            .with_lifecycle(settings.lifecycle.clone())?
-            .with_personalize(settings.personalize.clone())?
-            .with_cleanroom(settings.cleanroom.clone())?;
-        let notifier = crate::notify::SmtpNotifier::from_settings(&settings.notify)
-            .map_err(EngineError::Config)?;
-        Ok(match notifier {
-            Some(smtp) => engine.with_notifier(Arc::new(smtp)),
-            None => engine,
+    pub fn with_personalize(self, settings: PersonalizeSettings) -> Result<Self, EngineError> {
+        Ok(Engine {
+            cx: self.cx.with_personalize(settings)?,
         })
     }
 
     /// This engine, reaching customers through `notifier` (one-time codes of requests). The
     /// default keeps messages in an [`Outbox`] that nobody reads.
-    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
-        self.notifier = notifier;
-        self
+    pub fn with_notifier(self, notifier: Arc<dyn Notifier>) -> Self {
+        Engine {
+            cx: self.cx.with_notifier(notifier),
+        }
     }
 
     /// This engine with other request deadlines.
-    pub fn with_dsr_settings(mut self, settings: DsrSettings) -> Self {
-        self.dsr_settings = settings;
-        self
+    pub fn with_dsr_settings(self, settings: DsrSettings) -> Self {
+        Engine {
+            cx: self.cx.with_dsr_settings(settings),
+        }
+    }
+
+    /// Whether `id` is a declared purpose (an import's grants must name one).
+    pub fn declares_purpose(&self, id: &str) -> bool {
+        self.cx.policy.registry.get(id).is_ok()
+    }
+
+    /// A whole profile (identities, traits with provenance, counters, merge history), read by
+    /// `actor` (an API key id, `cli`) and audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn profile(&self, who: &ProfileRef, actor: &str) -> Result<ProfileView, EngineError> {
+        self.cx.profile(who, actor)
+    }
+
+    /// A profile's latest events, newest first, at most [`MAX_EVENTS_PER_READ`]; audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn events(
+        &self,
+        who: &ProfileRef,
+        limit: u32,
+        actor: &str,
+    ) -> Result<Vec<StoredEventView>, EngineError> {
+        self.cx.events(who, limit, actor)
+    }
+
+    /// The identity graph of a profile; audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn identity_graph(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+    ) -> Result<IdentityGraph, EngineError> {
+        self.cx.identity_graph(who, actor)
+    }
+
+    /// Grants `analyst` (an API key id) `rho` more on `dataset`. Audited.
+    ///
+    /// # Errors
+    /// Invalid ρ or data set; a database fault.
+    pub fn grant_budget(
+        &self,
+        analyst: &str,
+        dataset: &str,
+        rho: f64,
+        actor: &str,
+    ) -> Result<BudgetView, EngineError> {
+        self.cx.grant_budget(analyst, dataset, rho, actor)
+    }
+
+    /// `analyst`'s budgets.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn analytics_budget(&self, analyst: &str) -> Result<Vec<BudgetView>, EngineError> {
+        self.cx.analytics_budget(analyst)
+    }
+
+    /// Answers a query with noise, charged to `analyst`'s budget before any noise is drawn.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] naming the field, [`EngineError::BudgetExceeded`] with what
+    /// remains (nothing spent), or a database fault.
+    pub fn analytics_query(
+        &self,
+        analyst: &str,
+        request: &QueryRequest,
+    ) -> Result<Release, EngineError> {
+        self.cx.analytics_query(analyst, request)
+    }
+
+    /// Creates an API key; its secret is in the returned value and nowhere else.
+    ///
+    /// # Errors
+    /// A database fault or a failing random source.
+    pub fn create_key(&self, scope: Scope, label: Option<&str>) -> Result<NewKey, EngineError> {
+        self.cx.create_key(scope, label)
+    }
+
+    /// The principal of `secret` if this engine verified it before (keys cannot be revoked
+    /// yet, so it is still valid), without touching the database: a server answers the common
+    /// case without handing the request to a blocking thread. `None` means "ask
+    /// [`Engine::authenticate`]", not "unknown".
+    pub fn authenticate_cached(&self, secret: &str) -> Option<Principal> {
+        self.cx.authenticate_cached(secret)
+    }
+
+    /// The key with this secret, or `None` if there is no such (live) key.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn authenticate(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
+        self.cx.authenticate(secret)
+    }
+
+    /// Every key (without secrets): id, scope, label, creation time.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn keys(&self) -> Result<Vec<KeyInfo>, EngineError> {
+        self.cx.keys()
+    }
+
+    /// Records an invitation from a host, to run later. Audited.
+    ///
+    /// # Errors
+    /// A bad URL or empty token; a database fault.
+    pub fn cleanroom_join(
+        &self,
+        invitation: &Joining,
+        actor: &str,
+    ) -> Result<SessionView, EngineError> {
+        self.cx.cleanroom_join(invitation, actor)
+    }
+
+    /// Starts running joined session `id`: it moves to `running` (so two runs cannot both
+    /// go ahead) and says how to reach its host.
+    ///
+    /// # Errors
+    /// Not a joined session, expired, or already run.
+    pub fn cleanroom_guest(&self, id: &str) -> Result<GuestRun, EngineError> {
+        self.cx.cleanroom_guest(id)
+    }
+
+    /// Round 2, guest side: the host's identifiers blinded again, ours blinded, and for a
+    /// sum our values (revenue, in cents) encrypted under a key made now.
+    ///
+    /// # Errors
+    /// A malformed round 1; too many identifiers; a database fault.
+    pub fn cleanroom_guest_answer(
+        &self,
+        id: &str,
+        round1: &HostBlinded,
+    ) -> Result<(GuestBlinded, GuestSecrets), EngineError> {
+        self.cx.cleanroom_guest_answer(id, round1)
+    }
+
+    /// Round 3, guest side: the masked sum decrypted — only for a sum, and only when the
+    /// intersection is at least `[cleanroom] min_sum_cardinality` (a sum over one or a few
+    /// customers would be their values).
+    ///
+    /// # Errors
+    /// A malformed reply, or too small an intersection.
+    pub fn cleanroom_guest_reveal(
+        &self,
+        secrets: &GuestSecrets,
+        reply: &HostCount,
+    ) -> Result<Option<GuestSum>, EngineError> {
+        self.cx.cleanroom_guest_reveal(secrets, reply)
+    }
+
+    /// The session done, as the guest saw it: recorded and audited once every round was
+    /// accepted.
+    ///
+    /// # Errors
+    /// Not running any more; a database fault.
+    pub fn cleanroom_guest_complete(
+        &self,
+        id: &str,
+        secrets: &GuestSecrets,
+        reply: &HostCount,
+        round1: &HostBlinded,
+    ) -> Result<SessionView, EngineError> {
+        self.cx.cleanroom_guest_complete(id, secrets, reply, round1)
+    }
+
+    /// Marks a joined session aborted (the host refused a step).
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn cleanroom_guest_abort(&self, id: &str, why: &str) -> Result<(), EngineError> {
+        self.cx.cleanroom_guest_abort(id, why)
+    }
+
+    /// Invites a partner: a session that will reveal `output` (and the sum of the partner's
+    /// values over the intersection if `sum`), with a fresh token. Audited.
+    ///
+    /// # Errors
+    /// An empty partner name; a database fault.
+    pub fn cleanroom_invite(
+        &self,
+        partner: &str,
+        output: Output,
+        sum: bool,
+        actor: &str,
+    ) -> Result<Invitation, EngineError> {
+        self.cx.cleanroom_invite(partner, output, sum, actor)
+    }
+
+    /// Every session, newest first.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn cleanroom_sessions(&self) -> Result<Vec<SessionView>, EngineError> {
+        self.cx.cleanroom_sessions()
+    }
+
+    /// One session.
+    ///
+    /// # Errors
+    /// Not found; a database fault.
+    pub fn cleanroom_session(&self, id: &str) -> Result<SessionView, EngineError> {
+        self.cx.cleanroom_session(id)
+    }
+
+    /// Round 1: our blinded identifiers, sorted.
+    ///
+    /// # Errors
+    /// Unknown session, bad token, expired, not the next step, too many customers.
+    pub fn cleanroom_host_blinded(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> Result<HostBlinded, EngineError> {
+        self.cx.cleanroom_host_blinded(id, token)
+    }
+
+    /// Round 2: the cardinality, and for a sum `Enc(sum + mask)`.
+    ///
+    /// # Errors
+    /// As round 1, and [`SessionError::Protocol`] (the session aborted) for a malformed
+    /// message: bad points, ciphertexts outside the group, mismatched lengths.
+    pub fn cleanroom_host_intersect(
+        &self,
+        id: &str,
+        token: &str,
+        msg: &GuestBlinded,
+    ) -> Result<HostCount, EngineError> {
+        self.cx.cleanroom_host_intersect(id, token, msg)
+    }
+
+    /// Round 3: the sum, unmasked; the session is done.
+    ///
+    /// # Errors
+    /// As round 1; a masked sum that is not a number below the modulus.
+    pub fn cleanroom_host_sum(
+        &self,
+        id: &str,
+        token: &str,
+        msg: &GuestSum,
+    ) -> Result<SessionView, EngineError> {
+        self.cx.cleanroom_host_sum(id, token, msg)
+    }
+
+    /// The declared purposes, for consent banners (`GET /v1/purposes`).
+    pub fn purposes(&self) -> Vec<PurposeView> {
+        self.cx.purposes()
+    }
+
+    /// A customer's consent state now, purpose by purpose.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn consent(&self, who: &ProfileRef) -> Result<ConsentView, EngineError> {
+        self.cx.consent(who)
+    }
+
+    /// A customer's whole consent history, in the order it was written.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn consent_history(
+        &self,
+        who: &ProfileRef,
+    ) -> Result<Vec<ConsentHistoryEntry>, EngineError> {
+        self.cx.consent_history(who)
+    }
+
+    /// Records decisions (`purpose` → `granted` | `denied` | `withdrawn`) for a customer, with
+    /// the request as evidence, and audits each. All are checked first: one unknown purpose or
+    /// decision refuses them all and the ledger is unchanged.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for an unknown purpose or decision, not found for an unknown
+    /// customer, or a database fault.
+    pub fn set_consent(
+        &self,
+        who: &ProfileRef,
+        decisions: &[(String, String)],
+        actor: &str,
+        evidence: &[u8],
+    ) -> Result<ConsentView, EngineError> {
+        self.cx.set_consent(who, decisions, actor, evidence)
+    }
+
+    /// Restricts processing of a customer's data (GDPR art. 18), or lifts the restriction:
+    /// recorded in the consent ledger under the reserved purpose `restriction` and audited.
+    /// While restricted, only `essential` and purposes under a legal obligation have a basis —
+    /// the gate refuses every other purpose and ingest keeps only what those may use — but
+    /// nothing already stored is deleted.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn restrict(
+        &self,
+        who: &ProfileRef,
+        restricted: bool,
+        actor: &str,
+    ) -> Result<ConsentView, EngineError> {
+        self.cx.restrict(who, restricted, actor)
+    }
+
+    /// Walks the audit chain and reports the first place it breaks, if any.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn verify_audit(&self) -> Result<AuditVerification, EngineError> {
+        self.cx.verify_audit()
+    }
+
+    /// [`Engine::verify_audit`], also checking the chain against anchors kept elsewhere: a
+    /// missing anchored record (truncation) or a different hash there (a recomputed chain) is
+    /// a break.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn verify_audit_against(
+        &self,
+        anchors: &[AuditAnchor],
+    ) -> Result<AuditVerification, EngineError> {
+        self.cx.verify_audit_against(anchors)
     }
 
     /// The engine's current time (the injected clock's).
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.cx.now()
     }
 
     /// Empties SQLite's write-ahead log into the database file (see `Store::checkpoint`).
@@ -247,17 +443,164 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn checkpoint(&self) -> Result<(), EngineError> {
-        Ok(self.store.checkpoint()?)
+        self.cx.checkpoint()
     }
 
     /// Which database is behind the engine.
     pub fn backend(&self) -> BackendKind {
-        self.store.kind()
+        self.cx.backend()
     }
 
     /// Operational metrics.
     pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+        self.cx.metrics()
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// The database's fault.
+    pub fn ready(&self) -> Result<(), EngineError> {
+        self.cx.ready()
+    }
+
+    /// Stored events and live profiles.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn totals(&self) -> Result<(u64, u64), EngineError> {
+        self.cx.totals()
+    }
+
+    /// Files a request about the customer `identity` names, and sends a one-time code to
+    /// `contact`.
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] if no customer has that identity (nothing is stored);
+    /// [`EngineError::Invalid`] for an empty contact; a notifier or database fault.
+    pub fn dsr_request(
+        &self,
+        kind: DsrKind,
+        regime: Regime,
+        identity: &Identity,
+        contact: &str,
+        actor: &str,
+    ) -> Result<DsrView, EngineError> {
+        self.cx.dsr_request(kind, regime, identity, contact, actor)
+    }
+
+    /// A request.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn dsr_show(&self, request_id: &str) -> Result<DsrView, EngineError> {
+        self.cx.dsr_show(request_id)
+    }
+
+    /// Every request, oldest deadline first; only the open ones past their deadline if
+    /// `overdue`.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn dsr_list(&self, overdue: bool) -> Result<Vec<DsrView>, EngineError> {
+        self.cx.dsr_list(overdue)
+    }
+
+    /// Checks the one-time code of a received request. A wrong code counts against the
+    /// request (too many reject it); an expired code, or a request past its deadline, is
+    /// refused and nothing changes.
+    ///
+    /// # Errors
+    /// Not found, [`EngineError::Invalid`] naming `code` or `status`, or a database fault.
+    pub fn dsr_verify(
+        &self,
+        request_id: &str,
+        code: &str,
+        actor: &str,
+    ) -> Result<DsrView, EngineError> {
+        self.cx.dsr_verify(request_id, code, actor)
+    }
+
+    /// Extends a request's deadline by `days`, within the law's limit.
+    ///
+    /// # Errors
+    /// Not found, [`EngineError::Invalid`] past the limit or for a closed request, or a
+    /// database fault.
+    pub fn dsr_extend(
+        &self,
+        request_id: &str,
+        days: i64,
+        reason: &str,
+        actor: &str,
+    ) -> Result<DsrView, EngineError> {
+        self.cx.dsr_extend(request_id, days, reason, actor)
+    }
+
+    /// Carries out a verified request and completes it: erasure returns its signed receipt,
+    /// access writes the export to `out`, restriction restricts. The request's own key is then
+    /// destroyed, so its identity and contact are gone too. Processing a completed request
+    /// again does nothing more and answers the same (an erasure's receipt; for access, the
+    /// export is written again).
+    ///
+    /// # Errors
+    /// Not found, [`EngineError::Invalid`] for a request not verified, the work's own errors
+    /// (the request stays in progress, so a retry resumes), or a database fault.
+    pub fn dsr_process(
+        &self,
+        request_id: &str,
+        actor: &str,
+        out: &mut dyn std::io::Write,
+    ) -> Result<DsrView, EngineError> {
+        self.cx.dsr_process(request_id, actor, out)
+    }
+
+    /// The public key that erasure receipts are signed with (hex).
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] without a vault.
+    pub fn receipt_public_key(&self) -> Result<String, EngineError> {
+        self.cx.receipt_public_key()
+    }
+
+    /// Erases the customer `who` names, as `actor`, and returns the signed receipt. If the
+    /// customer was already erased (named by a profile id or an identity they had), returns the
+    /// receipt of that erasure and changes nothing.
+    ///
+    /// # Errors
+    /// Not found (never known), no vault, or a database fault (then nothing was erased).
+    pub fn erase(&self, who: &ProfileRef, actor: &str) -> Result<ErasureReceipt, EngineError> {
+        self.cx.erase(who, actor)
+    }
+
+    /// Writes everything held about the customer `who` names — profile, identities and their
+    /// graph, every event, the consent history, the recipients of their data, and every audit
+    /// record about them (decisions,
+    /// reads, and who made them) — to `out` as one JSON document, and audits the export.
+    /// Returns how many events were written.
+    ///
+    /// # Errors
+    /// Not found, a database fault, or a failing writer.
+    pub fn export(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+        out: &mut dyn Write,
+    ) -> Result<u64, EngineError> {
+        self.cx.export(who, actor, out)
+    }
+
+    /// Writes everything held about the customer `who` names to `out` as a ZIP of CSV files,
+    /// and audits the export. Returns how many events were written.
+    ///
+    /// # Errors
+    /// Not found, a database fault, or a failing writer.
+    pub fn export_zip(
+        &self,
+        who: &ProfileRef,
+        actor: &str,
+        out: &mut dyn Write,
+    ) -> Result<u64, EngineError> {
+        self.cx.export_zip(who, actor, out)
     }
 
     /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
@@ -267,13 +610,7 @@ impl Engine {
     /// # Errors
     /// A database fault; then nothing of the batch is stored.
     pub fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, EngineError> {
-        self.ingest_with(
-            events,
-            &IngestContext {
-                gpc: false,
-                actor: "ingest".into(),
-            },
-        )
+        self.cx.ingest(events)
     }
 
     /// [`Engine::ingest`] with the request's consent signals (`Sec-GPC`) and sender. Consent
@@ -288,120 +625,179 @@ impl Engine {
         events: Vec<Event>,
         ctx: &IngestContext,
     ) -> Result<IngestReport, EngineError> {
-        let started = Instant::now();
-        let signals = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| {
-                self.policy.signals(e, ctx.gpc).map_err(|err| match err {
-                    EngineError::Invalid { field, message } if events.len() > 1 => {
-                        EngineError::Invalid {
-                            field: format!("batch[{i}].{field}"),
-                            message,
-                        }
-                    }
-                    other => other,
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let prepared = events
-            .into_iter()
-            .zip(&signals)
-            .map(|(e, s)| self.policy.prepare(e, s))
-            .collect::<Result<Vec<_>, _>>()?;
-        let request = IngestRequest {
-            prepared,
-            signals,
-            actor: ctx.actor.clone(),
-        };
-        let outcome =
-            self.group_commit
-                .submit(request, |group| self.commit_group(group), |p| self.flush(p));
-        if let Ok(report) = &outcome {
-            self.metrics
-                .record_ingest(report.accepted, report.duplicates, started.elapsed());
-            self.metrics
-                .record_dropped(report.fields_unmapped, report.fields_without_basis);
-        }
-        outcome
+        self.cx.ingest_with(events, ctx)
     }
 
-    /// Makes a group commit's transaction durable, if it committed one.
-    pub(crate) fn flush(&self, pending: Unflushed) -> Result<(), EngineError> {
-        Ok(self.store.flush(pending)?)
+    /// Fits the value models on the customers with a basis for the analytics purpose and
+    /// stores them; later scores use them.
+    ///
+    /// # Errors
+    /// No purchases to fit on, a model that does not converge, or a database fault.
+    pub fn lifecycle_fit(&self, actor: &str) -> Result<FitReport, EngineError> {
+        self.cx.lifecycle_fit(actor)
     }
 
-    /// Commits a group of ingest requests in one transaction; what it returns is committed
-    /// but must be flushed (the `Unflushed`) before anyone is answered. A failed group is
-    /// retried request by request, each flushed before it returns.
-    fn commit_group(
+    /// Places every customer with a basis for the stage purpose by the rules.
+    ///
+    /// # Errors
+    /// A database fault; then the chunk being written is not kept (earlier chunks are).
+    pub fn lifecycle_recompute(&self, actor: &str) -> Result<RecomputeReport, EngineError> {
+        self.cx.lifecycle_recompute(actor)
+    }
+
+    /// A customer's lifecycle under the stage purpose, as `actor`; audited.
+    ///
+    /// # Errors
+    /// Not found, [`EngineError::NoBasis`] without a basis for the stage purpose, or a
+    /// database fault.
+    pub fn customer_lifecycle(
         &self,
-        group: &[IngestRequest],
-    ) -> (Vec<Result<IngestReport, EngineError>>, Unflushed) {
-        let now = self.now().timestamp_millis();
-        // Only the group-commit leader gets here, so the lock is never contended. A leader
-        // that panicked may have left it half-updated: then it starts again, empty.
-        let mut cache = match self.ingest_cache.lock() {
-            Ok(cache) => cache,
-            Err(poisoned) => {
-                let mut cache = poisoned.into_inner();
-                cache.clear();
-                self.ingest_cache.clear_poison();
-                cache
-            }
-        };
-        // An import's commit (2,500 events) rewrites thousands of pages: it gets the large page
-        // cache. API requests (Segment's 500 KB batches) committed together are usually far
-        // smaller and keep the writer's small one, which makes their commits cheaper.
-        let events: usize = group.iter().map(|r| r.prepared.len()).sum();
-        let work = |tx: &mut consentric_store::WriteTx<'_>| {
-            let token = tx.change_token()?;
-            cache.validate(token);
-            let mut state = BatchState::new(&cache, &self.lifecycle);
-            let reports = group
-                .iter()
-                .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
-                .collect::<Result<Vec<_>, StoreError>>()?;
-            let touched = state.take_touched();
-            Ok::<_, StoreError>((reports, token, touched, state.learnt()))
-        };
-        let together = self
-            .store
-            .write_unflushed(events >= crate::import::IMPORT_BATCH, work);
-        match together {
-            Ok(((reports, token, touched, learnt), pending)) => {
-                cache.absorb(token, learnt);
-                self.personalize.touched(touched);
-                (reports.into_iter().map(Ok).collect(), pending)
-            }
-            Err(e) if group.len() == 1 => {
-                cache.clear();
-                (vec![Err(e.into())], Unflushed::nothing())
-            }
-            Err(e) => {
-                cache.clear();
-                tracing::warn!(error = %e, requests = group.len(), "group commit failed; retrying each request alone");
-                let empty = IngestCache::default();
-                let each = group
-                    .iter()
-                    .map(|req| {
-                        self.store
-                            .write(|tx| {
-                                let mut state = BatchState::new(&empty, &self.lifecycle);
-                                let report =
-                                    ingest::ingest(tx, &mut state, req, &self.policy, now)?;
-                                Ok::<_, StoreError>((report, state.take_touched()))
-                            })
-                            .map(|(report, touched)| {
-                                self.personalize.touched(touched);
-                                report
-                            })
-                            .map_err(EngineError::from)
-                    })
-                    .collect();
-                (each, Unflushed::nothing())
-            }
-        }
+        who: &ProfileRef,
+        actor: &str,
+    ) -> Result<CustomerLifecycle, EngineError> {
+        self.cx.customer_lifecycle(who, actor)
+    }
+
+    /// The population's funnel, cohorts and models under the analytics purpose; audited.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn lifecycle_summary(&self, actor: &str) -> Result<LifecycleSummary, EngineError> {
+        self.cx.lifecycle_summary(actor)
+    }
+
+    /// Decides for a customer at a placement: up to `limit` items, the next best action and
+    /// the explanation. Personal only with a basis for the personalisation purpose; the
+    /// chosen action is recorded (caps and cooldowns count it) and the decision audited in
+    /// one transaction, shared with concurrent decisions.
+    ///
+    /// # Errors
+    /// Not found, an invalid placement or limit, configuration or database faults.
+    pub fn decide(
+        &self,
+        who: &ProfileRef,
+        placement: &str,
+        limit: Option<usize>,
+        actor: &str,
+    ) -> Result<Decision, EngineError> {
+        self.cx.decide(who, placement, limit, actor)
+    }
+
+    /// The decision [`Engine::decide`] would make now, without recording it: no cap or
+    /// cooldown is spent. Still a read of personal data, so it is audited
+    /// (`decision.previewed`).
+    ///
+    /// # Errors
+    /// As [`Engine::decide`].
+    pub fn preview_decision(
+        &self,
+        who: &ProfileRef,
+        placement: &str,
+        limit: Option<usize>,
+        actor: &str,
+    ) -> Result<Decision, EngineError> {
+        self.cx.preview_decision(who, placement, limit, actor)
+    }
+
+    /// Whether a decision begun now should finish within a fraction of a millisecond: its
+    /// reads and scoring are that short, and so is its write while the store's writes are
+    /// quick (no large or long write holding the writer, quick flushes). A server may then
+    /// decide on the thread that received the request rather than hand it to one that may
+    /// wait: the hand-off and the wake-up back cost a quarter of a decision.
+    pub fn decisions_are_quick(&self) -> bool {
+        self.cx.decisions_are_quick()
+    }
+
+    /// A segment's members as kept: its size and up to `limit` members.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn segment_members(&self, name: &str, limit: usize) -> Result<SegmentMembers, EngineError> {
+        self.cx.segment_members(name, limit)
+    }
+
+    /// Re-evaluates the segments of the customers written to (or whose consent changed) since
+    /// the last refresh — or of everyone (`everyone`: time-window conditions change as days
+    /// pass) — and stores who joined and who left. Audited when anything is evaluated.
+    ///
+    /// # Errors
+    /// A database fault (the customers taken stay noted for the next refresh).
+    pub fn refresh_segments(
+        &self,
+        everyone: bool,
+        actor: &str,
+    ) -> Result<SegmentRefresh, EngineError> {
+        self.cx.refresh_segments(everyone, actor)
+    }
+
+    /// Defines (or redefines) a segment. Refuses conditions that do not parse and any that
+    /// look at a sensitive trait (`user.demographic.*`): segments feed decisions.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] naming the problem, or a database fault.
+    pub fn define_segment(
+        &self,
+        name: &str,
+        definition: &Value,
+        actor: &str,
+    ) -> Result<SegmentView, EngineError> {
+        self.cx.define_segment(name, definition, actor)
+    }
+
+    /// Every segment.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn segments(&self) -> Result<Vec<SegmentView>, EngineError> {
+        self.cx.segments()
+    }
+
+    /// Deletes a segment.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn delete_segment(&self, name: &str, actor: &str) -> Result<(), EngineError> {
+        self.cx.delete_segment(name, actor)
+    }
+
+    /// Sizes a segment over the customers with a basis for the personalisation purpose and
+    /// lists up to `limit` members, evaluating it now. Audited (it reads personal data of many
+    /// customers).
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn preview_segment(
+        &self,
+        name: &str,
+        limit: usize,
+        actor: &str,
+    ) -> Result<SegmentPreview, EngineError> {
+        self.cx.preview_segment(name, limit, actor)
+    }
+
+    /// Clusters customers with a basis for the personalisation purpose by behaviour (orders,
+    /// revenue, events, days since last seen, distinct items) with k-means, k in 2..=`max_k`
+    /// chosen by silhouette; each cluster described by its centre, for someone to name and
+    /// define as a segment.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn propose_segments(
+        &self,
+        max_k: usize,
+        actor: &str,
+    ) -> Result<SegmentProposal, EngineError> {
+        self.cx.propose_segments(max_k, actor)
+    }
+
+    /// Trains popularity, item-kNN and ALS on the interactions of every customer with a basis
+    /// for the personalisation purpose, stores them with their training date and data window,
+    /// and decides with them from now on. Audited, with how many customers were left out.
+    ///
+    /// # Errors
+    /// Configuration (unknown purpose) or database faults.
+    pub fn train_recommenders(&self, actor: &str) -> Result<TrainReport, EngineError> {
+        self.cx.train_recommenders(actor)
     }
 
     /// The profile a reference names now (following merges).
@@ -409,128 +805,54 @@ impl Engine {
     /// # Errors
     /// [`EngineError::NotFound`] if nothing matches.
     pub fn find_profile(&self, r: &ProfileRef) -> Result<ProfileId, EngineError> {
-        self.store
-            .snapshot(|s| find_profile_in(s, r))?
-            .ok_or_else(|| EngineError::NotFound("profile".into()))
+        self.cx.find_profile(r)
     }
 
-    /// Creates an API key; its secret is in the returned value and nowhere else.
+    /// Sets trait `name` of the customer `who` names to `value`, as `actor`. Only a trait the
+    /// customer has can be corrected, and only to a value the policy would store.
     ///
     /// # Errors
-    /// A database fault or a failing random source.
-    pub fn create_key(&self, scope: Scope, label: Option<&str>) -> Result<NewKey, EngineError> {
-        let key = NewKey::generate(scope)?;
-        let record = ApiKeyRecord {
-            key_id: key.key_id.clone(),
-            secret_hash: hash_secret(key.secret()),
-            scope: scope.as_str().to_owned(),
-            label: label.map(str::to_owned),
-            created_at: self.now().timestamp_millis(),
-            revoked_at: None,
-        };
-        self.store.write(|tx| tx.insert_api_key(&record))?;
-        Ok(key)
+    /// Not found; [`EngineError::Invalid`] for a trait the customer does not have or one no
+    /// schema rule maps; a database fault.
+    pub fn rectify(
+        &self,
+        who: &ProfileRef,
+        name: &str,
+        value: &Value,
+        actor: &str,
+    ) -> Result<crate::ProfileView, EngineError> {
+        self.cx.rectify(who, name, value, actor)
     }
 
-    /// The principal of `secret` if this engine verified it before (keys cannot be revoked
-    /// yet, so it is still valid), without touching the database: a server answers the common
-    /// case without handing the request to a blocking thread. `None` means "ask
-    /// [`Engine::authenticate`]", not "unknown".
-    pub fn authenticate_cached(&self, secret: &str) -> Option<Principal> {
-        self.verified(&hash_secret(secret))
-    }
-
-    fn verified(&self, hash: &str) -> Option<Principal> {
-        self.key_cache
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(hash)
-            .cloned()
-    }
-
-    /// The key with this secret, or `None` if there is no such (live) key.
+    /// Deletes what has outlived every purpose that may keep it, and audits the sweep.
     ///
     /// # Errors
-    /// A database fault.
-    pub fn authenticate(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        let hash = hash_secret(secret);
-        if let Some(p) = self.verified(&hash) {
-            return Ok(Some(p));
-        }
-        let Some(record) = self.store.api_key_by_hash(&hash)? else {
-            return Ok(None);
-        };
-        if record.revoked_at.is_some() {
-            return Ok(None);
-        }
-        let principal = Principal {
-            key_id: record.key_id,
-            scope: Scope::parse(&record.scope)?,
-        };
-        self.key_cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(hash, principal.clone());
-        Ok(Some(principal))
+    /// A database fault; what earlier pages deleted stays deleted.
+    pub fn sweep_retention(&self, actor: &str) -> Result<RetentionReport, EngineError> {
+        self.cx.sweep_retention(actor)
     }
 
-    /// Every key (without secrets): id, scope, label, creation time.
+    /// Re-wraps every customer's data key under the vault's current key-encryption key (after
+    /// `MasterKeys::begin_rotation`), a page per transaction; returns how many. Safe to run
+    /// again after an interruption: a key already re-wrapped is simply wrapped once more.
     ///
     /// # Errors
-    /// A database fault.
-    pub fn keys(&self) -> Result<Vec<KeyInfo>, EngineError> {
-        Ok(self
-            .store
-            .api_keys()?
-            .into_iter()
-            .map(|k| KeyInfo {
-                key_id: k.key_id,
-                scope: k.scope,
-                label: k.label,
-                created_at: iso(k.created_at),
-            })
-            .collect())
+    /// No vault, a key that unwraps under neither master key, or a database fault.
+    pub fn rewrap_data_keys(&self) -> Result<u64, EngineError> {
+        self.cx.rewrap_data_keys()
     }
 
-    /// Whether the database answers.
+    /// Opens a view of a customer's profile for `purpose`, as `actor`, and audits it.
     ///
     /// # Errors
-    /// The database's fault.
-    pub fn ready(&self) -> Result<(), EngineError> {
-        Ok(self.store.ping()?)
-    }
-
-    /// Stored events and live profiles.
-    ///
-    /// # Errors
-    /// A database fault.
-    pub fn totals(&self) -> Result<(u64, u64), EngineError> {
-        Ok((self.store.event_count()?, self.store.profile_count()?))
-    }
-}
-
-/// The profile `r` names, read on snapshot `s` (see [`Engine::find_profile`]).
-pub(crate) fn find_profile_in(
-    s: &mut consentric_store::Snapshot<'_>,
-    r: &ProfileRef,
-) -> Result<Option<ProfileId>, consentric_store::StoreError> {
-    match r {
-        ProfileRef::Identity(id) => s.find_identity(id),
-        ProfileRef::Profile(p) => s.resolve_profile(p),
-        ProfileRef::Any(raw) => {
-            for kind in [IdentityKind::UserId, IdentityKind::AnonymousId] {
-                let id = consentric_model::Identity {
-                    kind,
-                    value: raw.clone(),
-                };
-                if let Some(p) = s.find_identity(&id)? {
-                    return Ok(Some(p));
-                }
-            }
-            match ProfileId::parse(raw) {
-                Some(p) => s.resolve_profile(&p),
-                None => Ok(None),
-            }
-        }
+    /// [`EngineError::Invalid`] for an unknown purpose, [`EngineError::NoBasis`] when the purpose
+    /// has no legal basis for this customer now, not found, or a database fault.
+    pub fn profile_for_purpose(
+        &self,
+        who: &ProfileRef,
+        purpose: &str,
+        actor: &str,
+    ) -> Result<PurposeScopedProfile, EngineError> {
+        self.cx.profile_for_purpose(who, purpose, actor)
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
 
@@ -83,7 +83,7 @@ impl ErasureReceipt {
     }
 }
 
-impl Engine {
+impl Context {
     /// The public key that erasure receipts are signed with (hex).
     ///
     /// # Errors

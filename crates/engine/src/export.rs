@@ -8,7 +8,7 @@ use consentric_store::{AccessGrant, AuditRow, EventRecord};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
 
@@ -45,9 +45,9 @@ pub(crate) struct ExportParts {
     pub at: i64,
 }
 
-impl Engine {
+impl Context {
     /// Audits an export in `format` and gathers what it holds apart from the events and the
-    /// audit records, which are paged ([`Engine::each_event`], [`Engine::each_audit_record`]).
+    /// audit records, which are paged ([`Context::each_event`], [`Context::each_audit_record`]).
     pub(crate) fn export_parts(
         &self,
         who: &ProfileRef,

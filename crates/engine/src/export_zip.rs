@@ -8,7 +8,7 @@ use std::io::Write;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::export::io;
 use crate::profiles::{iso, ProfileRef};
@@ -28,7 +28,7 @@ fn row(out: &mut dyn Write, fields: &[&str]) -> Result<(), EngineError> {
     out.write_all(line.as_bytes()).map_err(io)
 }
 
-impl Engine {
+impl Context {
     /// Writes everything held about the customer `who` names to `out` as a ZIP of CSV files,
     /// and audits the export. Returns how many events were written.
     ///

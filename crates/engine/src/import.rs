@@ -145,7 +145,7 @@ pub fn import_with_options(
         });
     }
     for purpose in consent {
-        if engine.policy.registry.get(purpose).is_err() {
+        if !engine.declares_purpose(purpose) {
             return Err(EngineError::Invalid {
                 field: "consent".into(),
                 message: format!("`{purpose}` is not a declared purpose"),

@@ -17,14 +17,23 @@ use sha2::{Digest, Sha256};
 use consentric_policy::{ConsentState, DataCategory, Minimised};
 
 use crate::audit;
-use crate::consent::to_records;
 use crate::ingest_cache::{IngestCache, Learnt};
+use crate::ledger::to_records;
 use crate::lifecycle::{self, CustomerFacts, Lifecycle, Scorer};
 use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
 pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
+
+/// Who sent an ingest request and what its transport said about consent.
+#[derive(Debug, Clone, Default)]
+pub struct IngestContext {
+    /// The request carried `Sec-GPC: 1` (Global Privacy Control).
+    pub gpc: bool,
+    /// Who sent it, for the audit log (an API key id, `import`, …).
+    pub actor: String,
+}
 
 /// What an ingest call did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -834,4 +843,45 @@ pub(crate) fn revenue(event: &Event) -> f64 {
                 .sum()
         })
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::privacy::Signal;
+    use chrono::{DateTime, Utc};
+    use consentric_model::{parse_typed_event, Envelope};
+    use consentric_policy::{ConsentSource, Decision, PurposeId};
+
+    /// A consent signal's evidence is a hash of the event as accepted: two events that differ
+    /// only in what the IP transformation removes have the same evidence, so trying every last
+    /// octet against a stored event and its evidence gives nothing back.
+    #[test]
+    fn evidence_does_not_keep_what_a_transformation_removed() {
+        let policy = PolicySet::retail_defaults();
+        let env = Envelope {
+            received_at: DateTime::<Utc>::UNIX_EPOCH,
+            request_id: "r".into(),
+        };
+        let signals = [Signal {
+            purpose: PurposeId::parse("analytics").expect("id"),
+            decision: Decision::Granted,
+            source: ConsentSource::Segment,
+        }];
+        let evidence = |ip: &str| {
+            let raw = json!({"type": "page", "messageId": "m", "userId": "u",
+                "timestamp": "2026-01-02T03:04:05Z", "context": {"ip": ip,
+                "consent": {"categoryPreferences": {"analytics": true}}}});
+            let event = parse_typed_event(raw.to_string().as_bytes(), &env)
+                .expect("valid")
+                .events
+                .remove(0);
+            let prepared = policy.prepare(event, &signals).expect("prepared");
+            let json = serde_json::to_string(&prepared.full.event).expect("json");
+            assert!(json.contains("203.0.113.0") && !json.contains(ip), "{json}");
+            evidence_of(&prepared.full).expect("evidence")
+        };
+        assert_eq!(evidence("203.0.113.77"), evidence("203.0.113.78"));
+        assert_eq!(evidence("203.0.113.77").len(), 64);
+    }
 }

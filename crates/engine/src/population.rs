@@ -4,40 +4,16 @@
 //! processes' commits count too), or when the clock passes a recorded decision's time. Both are
 //! checked on every use, so a withdrawal is honoured by the next read, never a stale one.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use consentric_policy::{gate, ConsentState, Grant, Refusal};
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
+use crate::population_cache::Population;
 
-/// The customers the gate lets in for one purpose.
-#[derive(Debug)]
-pub(crate) struct Population {
-    /// One grant per customer with a basis.
-    pub grants: Vec<Grant>,
-    /// Customers without one.
-    pub refused: usize,
-    epoch: i64,
-    /// The answer holds for every moment in `[from, until)` (milliseconds): no decision about
-    /// the purpose (or a restriction) was recorded as taking effect in between.
-    from: i64,
-    until: i64,
-}
-
-/// The last population computed for each purpose.
-#[derive(Debug, Default)]
-pub(crate) struct PopulationCache(Mutex<HashMap<String, Arc<Population>>>);
-
-impl Population {
-    fn holds(&self, epoch: i64, at: i64) -> bool {
-        self.epoch == epoch && self.from <= at && at < self.until
-    }
-}
-
-impl Engine {
+impl Context {
     /// Everyone with a basis for `purpose` at `at` (`section` names the configuration that chose
     /// the purpose, for the error when it is unknown).
     pub(crate) fn population_for(
@@ -68,7 +44,7 @@ impl Engine {
         let mut refused = 0;
         for id in self.store.profile_ids()? {
             let rows = ledgers.get(&id).map(Vec::as_slice).unwrap_or_default();
-            let state = ConsentState::fold(crate::consent::to_records(rows));
+            let state = ConsentState::fold(crate::ledger::to_records(rows));
             match gate::open(&self.policy.registry, &state, purpose, id.as_str(), at) {
                 Ok(g) => grants.push(g),
                 Err(Refusal::NoBasis { .. }) => refused += 1,
@@ -111,18 +87,6 @@ impl Engine {
     }
 }
 
-impl PopulationCache {
-    fn get(&self, purpose: &str) -> Option<Arc<Population>> {
-        self.0.lock().ok()?.get(purpose).cloned()
-    }
-
-    fn put(&self, purpose: &str, population: Arc<Population>) {
-        if let Ok(mut cache) = self.0.lock() {
-            cache.insert(purpose.to_owned(), population);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
@@ -140,7 +104,7 @@ mod tests {
             .expect("time")
     }
 
-    fn send(engine: &Engine, events: &[Value]) {
+    fn send(engine: &Context, events: &[Value]) {
         let env = Envelope {
             received_at: Utc::now(),
             request_id: "r".into(),
@@ -161,7 +125,7 @@ mod tests {
         e
     }
 
-    fn count(engine: &Engine) -> usize {
+    fn count(engine: &Context) -> usize {
         engine
             .population_for("analytics", engine.now(), "test")
             .expect("population")
@@ -171,7 +135,7 @@ mod tests {
 
     parity_test!(the_population_follows_every_change_that_decides_it, |db| {
         let clock = Arc::new(FixedClock::new(at(10)));
-        let engine = Engine::new(db.store(), clock.clone());
+        let engine = Context::new(db.store(), clock.clone());
         let events: Vec<Value> = (0..6)
             .map(|i| visit(&format!("c{i}"), 1, Some(i % 3 != 0)))
             .collect();
@@ -197,7 +161,7 @@ mod tests {
         assert_eq!(count(&engine), 4);
 
         // Another process's commit (a second store over the same database) counts too.
-        let other = Engine::new(db.store(), clock.clone());
+        let other = Context::new(db.store(), clock.clone());
         send(&other, &[visit("c8", 3, Some(true))]);
         assert_eq!(count(&engine), 5);
 

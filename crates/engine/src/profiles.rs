@@ -6,6 +6,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::EngineError;
+use consentric_model::IdentityKind;
 
 /// How a caller names a customer: `user_id:<id>`, `anonymous_id:<id>`, `profile:<id>`, or a
 /// bare id, which is tried as a user id, then an anonymous id, then a profile id.
@@ -146,4 +147,42 @@ pub struct StoredEventView {
     /// The event in Segment JSON.
     #[schema(value_type = Object)]
     pub event: Value,
+}
+
+impl crate::context::Context {
+    /// The profile a reference names now (following merges).
+    ///
+    /// # Errors
+    /// [`EngineError::NotFound`] if nothing matches.
+    pub fn find_profile(&self, r: &ProfileRef) -> Result<ProfileId, EngineError> {
+        self.store
+            .snapshot(|s| find_profile_in(s, r))?
+            .ok_or_else(|| EngineError::NotFound("profile".into()))
+    }
+}
+
+/// The profile `r` names, read on snapshot `s` (see [`Context::find_profile`]).
+pub(crate) fn find_profile_in(
+    s: &mut consentric_store::Snapshot<'_>,
+    r: &ProfileRef,
+) -> Result<Option<ProfileId>, consentric_store::StoreError> {
+    match r {
+        ProfileRef::Identity(id) => s.find_identity(id),
+        ProfileRef::Profile(p) => s.resolve_profile(p),
+        ProfileRef::Any(raw) => {
+            for kind in [IdentityKind::UserId, IdentityKind::AnonymousId] {
+                let id = consentric_model::Identity {
+                    kind,
+                    value: raw.clone(),
+                };
+                if let Some(p) = s.find_identity(&id)? {
+                    return Ok(Some(p));
+                }
+            }
+            match ProfileId::parse(raw) {
+                Some(p) => s.resolve_profile(&p),
+                None => Ok(None),
+            }
+        }
+    }
 }

@@ -7,7 +7,7 @@ use consentric_model::ProfileId;
 use consentric_policy::ConsentState;
 use serde::Serialize;
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::iso;
 
@@ -46,11 +46,11 @@ pub struct Recipients {
     pub disclosures: Vec<Disclosure>,
 }
 
-impl Engine {
+impl Context {
     /// The recipients of customer `id`'s data.
     pub(crate) fn recipients_of(&self, id: &ProfileId) -> Result<Recipients, EngineError> {
         let rows = self.store.consent(id)?;
-        let state = ConsentState::fold(crate::consent::to_records(&rows));
+        let state = ConsentState::fold(crate::ledger::to_records(&rows));
         let now = self.now();
         let moments: Vec<DateTime<Utc>> = rows
             .iter()

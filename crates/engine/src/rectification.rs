@@ -12,11 +12,11 @@ use consentric_model::ProfileId;
 use consentric_store::WriteTx;
 
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::ProfileRef;
 
-impl Engine {
+impl Context {
     /// Sets trait `name` of the customer `who` names to `value`, as `actor`. Only a trait the
     /// customer has can be corrected, and only to a value the policy would store.
     ///

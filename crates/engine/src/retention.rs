@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,7 +31,7 @@ pub struct RetentionReport {
     pub traits_deleted: u64,
 }
 
-impl Engine {
+impl Context {
     /// Longest retention, in days, of the purposes that may use `category`; 0 if none may.
     fn retention_ms(&self, category: &DataCategory) -> i64 {
         self.policy

@@ -4,13 +4,13 @@
 use consentric_store::StoreError;
 use consentric_vault::KeyId;
 
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// Data keys re-wrapped per transaction during a rotation.
 const REWRAP_PAGE: i64 = 1000;
 
-impl Engine {
+impl Context {
     /// Re-wraps every customer's data key under the vault's current key-encryption key (after
     /// `MasterKeys::begin_rotation`), a page per transaction; returns how many. Safe to run
     /// again after an interruption: a key already re-wrapped is simply wrapped once more.

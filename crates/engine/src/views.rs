@@ -7,9 +7,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit;
-use crate::consent::to_records;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
+use crate::ledger::to_records;
 use crate::profiles::{ProfileRef, TraitView};
 
 /// What one purpose may see of a customer's profile.
@@ -33,7 +33,7 @@ pub struct PurposeScopedProfile {
 /// Most events a purpose-scoped view carries.
 const VIEW_EVENTS: u32 = 100;
 
-impl Engine {
+impl Context {
     /// Opens a view of a customer's profile for `purpose`, as `actor`, and audits it.
     ///
     /// # Errors

@@ -9,7 +9,7 @@ use consentric_store::{ConsentRow, StoreError, WriteTx};
 use serde_json::json;
 
 use crate::audit;
-use crate::consent::to_records;
+use crate::ledger::to_records;
 use crate::privacy::PolicySet;
 
 /// Events rewritten per page while enforcing a withdrawal.

@@ -107,7 +107,7 @@ fn guide(lines: &[String]) -> Vec<Curl> {
             label = comment.to_owned();
             continue;
         }
-        if !(t.starts_with("curl ") || !pending.is_empty()) {
+        if !t.starts_with("curl ") && pending.is_empty() {
             continue;
         }
         pending.push_str(t.trim_end_matches('\\'));

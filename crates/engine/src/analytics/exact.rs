@@ -13,7 +13,7 @@ use consentric_policy::{DataCategory, Grant};
 use consentric_store::ProfileCounters;
 
 use super::query::{GroupBy, Measure, Parsed, Query, RESOLUTION};
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// What a query computes before noise.
@@ -76,7 +76,7 @@ fn bounded(hits: impl Iterator<Item = usize>, limit: u32, bins: &mut [i64]) {
     }
 }
 
-impl Engine {
+impl Context {
     /// Segments' conditions by name, for a histogram by segment: known before anything is
     /// charged, so an unknown name spends nothing.
     pub(super) fn declared_segments(
@@ -321,7 +321,7 @@ mod tests {
     }
 
     /// A customer's orders and page views; the first event carries their consent.
-    fn customer(engine: &Engine, user: &str, orders: &[(u16, u16)], grants: Value) {
+    fn customer(engine: &Context, user: &str, orders: &[(u16, u16)], grants: Value) {
         let env = Envelope {
             received_at: Utc::now(),
             request_id: "r".into(),
@@ -370,7 +370,7 @@ mod tests {
         .collect()
     }
 
-    fn exact_all(engine: &Engine) -> Vec<Exact> {
+    fn exact_all(engine: &Context) -> Vec<Exact> {
         let now = engine.now();
         let population = engine
             .population_for("analytics", now, "test")
@@ -401,7 +401,7 @@ mod tests {
             let world = || {
                 let db = TestDb::sqlite();
                 let clock = Arc::new(FixedClock::new(day(150)));
-                let engine = Engine::new(db.store(), clock);
+                let engine = Context::new(db.store(), clock);
                 for (i, h) in included.iter().enumerate() {
                     customer(&engine, &format!("in{i}"), h,
                         json!({"analytics": true, "personalization": true}));

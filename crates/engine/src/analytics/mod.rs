@@ -24,7 +24,7 @@ use query::{Measure, Query, RESOLUTION};
 pub use query::{QueryRequest, DATASETS};
 
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// The δ at which a budget's ε is reported.
@@ -121,7 +121,7 @@ enum Mechanism {
     TopK(TopKPlan),
 }
 
-impl Engine {
+impl Context {
     /// Grants `analyst` (an API key id) `rho` more on `dataset`. Audited.
     ///
     /// # Errors

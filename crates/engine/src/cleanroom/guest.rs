@@ -12,7 +12,7 @@ use super::{
     SessionView,
 };
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// An invitation received from a host, with the terms it was sent with.
@@ -57,7 +57,7 @@ impl std::fmt::Debug for GuestSecrets {
     }
 }
 
-impl Engine {
+impl Context {
     /// Records an invitation from a host, to run later. Audited.
     ///
     /// # Errors

@@ -1,7 +1,6 @@
 //! The host's side: invite, blind our identifiers, intersect, add the partner's values.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use consentric_model::{CallType, ProfileId};
 use consentric_pets::paillier::PublicKey;
@@ -10,63 +9,14 @@ use dashu::integer::UBig;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::settings::CleanroomSettings;
+use super::secrets::{Secrets, Summing};
 use super::{
     b64, points, state, unb64, GuestBlinded, GuestSum, HostBlinded, HostCount, Invitation, Output,
     SessionError, SessionView,
 };
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
-
-/// What the host must remember between rounds; never stored.
-struct Secrets {
-    blinder: Blinder,
-    /// The customers behind each blinded identifier, in the order sent.
-    profiles: Vec<Vec<ProfileId>>,
-    ours: usize,
-    /// After round 2 of a sum: what round 3 needs.
-    summing: Option<Summing>,
-    /// The session's expiry: after it, the secrets are dropped even if nobody calls again.
-    expires_at: i64,
-}
-
-/// A sum in flight between rounds 2 and 3.
-struct Summing {
-    cardinality: usize,
-    theirs: usize,
-    key: PublicKey,
-    mask: UBig,
-    /// The matched customers, when the session reveals them.
-    matched: Option<Vec<String>>,
-}
-
-/// The clean room's settings and the secrets of sessions in flight.
-pub(crate) struct Cleanroom {
-    pub settings: CleanroomSettings,
-    secrets: Mutex<HashMap<String, Secrets>>,
-}
-
-impl Cleanroom {
-    pub fn new(settings: CleanroomSettings) -> Self {
-        Cleanroom {
-            settings,
-            secrets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn take(&self, id: &str) -> Option<Secrets> {
-        self.secrets.lock().ok()?.remove(id)
-    }
-
-    /// Keeps a session's secrets, dropping those of every expired session.
-    fn keep(&self, id: &str, s: Secrets, now: i64) {
-        if let Ok(mut m) = self.secrets.lock() {
-            m.retain(|_, kept| kept.expires_at >= now);
-            m.insert(id.to_owned(), s);
-        }
-    }
-}
 
 pub(super) fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
@@ -76,7 +26,7 @@ fn session_error(e: SessionError) -> EngineError {
     EngineError::Session(e)
 }
 
-impl Engine {
+impl Context {
     /// Invites a partner: a session that will reveal `output` (and the sum of the partner's
     /// values over the intersection if `sum`), with a fresh token. Audited.
     ///

@@ -19,13 +19,16 @@
 
 mod guest;
 mod host;
+mod secrets;
+mod session_error;
 mod settings;
 
 use serde::{Deserialize, Serialize};
 
 pub use consentric_pets::psi::IdKind;
 pub use guest::{GuestRun, GuestSecrets, Joining};
-pub(crate) use host::Cleanroom;
+pub(crate) use secrets::Cleanroom;
+pub use session_error::SessionError;
 pub use settings::CleanroomSettings;
 
 /// What a session reveals to the host beyond the cardinality.
@@ -203,27 +206,4 @@ impl From<&consentric_store::SessionRow> for SessionView {
                 .and_then(|s| serde_json::from_str(s).ok()),
         }
     }
-}
-
-/// Why a session step was refused; the session is aborted where continuing could reveal more.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SessionError {
-    /// The token does not match the session's.
-    #[error("the session token does not match")]
-    BadToken,
-    /// The session has expired.
-    #[error("the session expired")]
-    Expired,
-    /// The step is not the session's next one (a replay, or out of order).
-    #[error("the session is {0}; this step is not its next")]
-    OutOfOrder(String),
-    /// More identifiers than a session may hold.
-    #[error("{0} identifiers exceed the session limit of {1}")]
-    TooLarge(usize, usize),
-    /// Fewer identifiers from the other side than we accept (a probe of a few people).
-    #[error("the other side brought {0} identifiers, fewer than the {1} we accept")]
-    TooSmall(usize, usize),
-    /// A malformed message: a bad point, a ciphertext outside the group, mismatched lengths.
-    #[error("{0}; the session is aborted")]
-    Protocol(String),
 }

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::scoring::{date_of, Scorer};
 use super::Lifecycle;
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// Stored names of the fitted models.
@@ -118,7 +118,7 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, started.elapsed().as_secs_f64())
 }
 
-impl Engine {
+impl Context {
     /// Fits the value models on the customers with a basis for the analytics purpose and
     /// stores them; later scores use them.
     ///

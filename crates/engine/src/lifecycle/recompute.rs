@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::place;
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// Profiles placed per transaction.
@@ -28,7 +28,7 @@ pub struct RecomputeReport {
     pub dropped: u64,
 }
 
-impl Engine {
+impl Context {
     /// Places every customer with a basis for the stage purpose by the rules.
     ///
     /// # Errors
@@ -52,7 +52,7 @@ impl Engine {
                     // The basis is checked against the ledger inside this transaction, so a
                     // withdrawal committed meanwhile cannot see its deleted stage recreated.
                     let ledger = tx.consent_of(id)?;
-                    let consent = ConsentState::fold(crate::consent::to_records(&ledger));
+                    let consent = ConsentState::fold(crate::ledger::to_records(&ledger));
                     if consent.has_basis(purpose, now) {
                         r.placed += 1;
                         r.changed += u64::from(place(tx, life, scorer.as_deref(), id, Some(at))?);

@@ -13,9 +13,9 @@ use serde_json::json;
 use super::fit::{stored_fits, ModelFit};
 use super::scoring::{date_of, day_of, summary_of_days};
 use crate::audit;
-use crate::consent::to_records;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
+use crate::ledger::to_records;
 use crate::profiles::{iso, ProfileRef};
 
 /// One stage change, as served.
@@ -100,7 +100,7 @@ pub struct LifecycleSummary {
     pub models: Vec<ModelFit>,
 }
 
-impl Engine {
+impl Context {
     /// A customer's lifecycle under the stage purpose, as `actor`; audited.
     ///
     /// # Errors

@@ -12,14 +12,16 @@ use consentric_store::{DecisionFacts, Snapshot, StoreError, Unflushed, WriteTx};
 use serde::Serialize;
 use serde_json::json;
 
+use super::decision_request::{DecisionMode, DecisionRequest, Outcome};
 use super::settings::RecommenderKind;
 use super::train::opens_interactions;
 use super::Trained;
 use crate::audit;
-use crate::consent::to_records;
-use crate::engine::{find_profile_in, Engine};
+use crate::context::Context;
 use crate::error::EngineError;
+use crate::ledger::to_records;
 use crate::lifecycle::opens_purchases;
+use crate::profiles::find_profile_in;
 use crate::profiles::{iso, ProfileRef};
 
 /// Longest placement name.
@@ -102,19 +104,7 @@ pub struct Decision {
     pub explanation: Explanation,
 }
 
-/// What the write half of a decision needs: everything decided outside the transaction.
-pub(crate) struct DecisionRequest {
-    profile: ProfileId,
-    mode: DecisionMode,
-    stage: Option<Stage>,
-    clv: Option<f64>,
-    with_basis: BTreeSet<String>,
-    now: i64,
-    actor: String,
-    audit: serde_json::Value,
-}
-
-/// What a decision read about its customer (see `Engine::read_for_decision`).
+/// What a decision read about its customer (see `Context::read_for_decision`).
 struct DecisionRead {
     id: ProfileId,
     consent: ConsentState,
@@ -132,33 +122,7 @@ struct Personal {
     with_purchases: bool,
 }
 
-/// The action chosen (name, expected value, from CLV) and the ones left out.
-pub(crate) struct Outcome {
-    chosen: Option<(String, f64, bool)>,
-    excluded: Vec<(String, Excluded)>,
-}
-
-/// Whether a decision is acted on or only looked at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DecisionMode {
-    /// The chosen action is recorded (frequency caps and cooldowns count it), audited as
-    /// `decision.made`.
-    Record,
-    /// Nothing is recorded and no cap or cooldown is spent; audited as `decision.previewed`,
-    /// since it still reads personal data. Its choice is the one `Record` would make next.
-    Preview,
-}
-
-impl DecisionMode {
-    fn audit_action(self) -> &'static str {
-        match self {
-            DecisionMode::Record => "decision.made",
-            DecisionMode::Preview => "decision.previewed",
-        }
-    }
-}
-
-impl Engine {
+impl Context {
     /// Decides for a customer at a placement: up to `limit` items, the next best action and
     /// the explanation. Personal only with a basis for the personalisation purpose; the
     /// chosen action is recorded (caps and cooldowns count it) and the decision audited in
@@ -176,12 +140,12 @@ impl Engine {
         self.decide_as(who, placement, limit, DecisionMode::Record, actor)
     }
 
-    /// The decision [`Engine::decide`] would make now, without recording it: no cap or
+    /// The decision [`Context::decide`] would make now, without recording it: no cap or
     /// cooldown is spent. Still a read of personal data, so it is audited
     /// (`decision.previewed`).
     ///
     /// # Errors
-    /// As [`Engine::decide`].
+    /// As [`Context::decide`].
     pub fn preview_decision(
         &self,
         who: &ProfileRef,
@@ -698,7 +662,7 @@ mod tests {
     #[test]
     fn a_decision_for_a_customer_erased_meanwhile_records_nothing() {
         let db = TestDb::sqlite();
-        let engine = Engine::new(db.store(), Arc::new(SystemClock));
+        let engine = Context::new(db.store(), Arc::new(SystemClock));
         let env = Envelope {
             received_at: Utc::now(),
             request_id: "r".into(),
@@ -727,14 +691,14 @@ mod tests {
             actor: "t".into(),
             audit: json!({}),
         };
-        let recorded = |engine: &Engine| {
+        let recorded = |engine: &Context| {
             engine
                 .store
                 .write(|tx| tx.actions_since(&id, 0))
                 .expect("actions")
                 .len()
         };
-        let audited = |engine: &Engine| {
+        let audited = |engine: &Context| {
             engine
                 .store
                 .audit_page(0, 10_000)

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 
 /// A segment's members as kept up to date (on ingest and consent changes, by `serve`'s
@@ -35,7 +35,7 @@ pub struct SegmentRefresh {
     pub left: u64,
 }
 
-impl Engine {
+impl Context {
     /// A segment's members as kept: its size and up to `limit` members.
     ///
     /// # Errors
@@ -145,7 +145,7 @@ impl Engine {
                     fetched.as_slice()
                 }
             };
-            let consent = consentric_policy::ConsentState::fold(crate::consent::to_records(rows));
+            let consent = consentric_policy::ConsentState::fold(crate::ledger::to_records(rows));
             let grant = consentric_policy::gate::open(
                 &self.policy.registry,
                 &consent,

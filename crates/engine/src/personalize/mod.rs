@@ -8,6 +8,7 @@
 //! stage, CLV and the actions already taken, never traits; segments refuse sensitive traits.
 
 mod decide;
+mod decision_request;
 mod interactions;
 mod membership;
 mod models;
@@ -24,7 +25,7 @@ use consentric_model::ProfileId;
 use consentric_personalize::nba::Action;
 
 pub use decide::{Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation};
-pub(crate) use decide::{DecisionRequest, Outcome as DecisionOutcome};
+pub(crate) use decision_request::{DecisionRequest, Outcome as DecisionOutcome};
 pub(crate) use interactions::InteractionRules;
 pub use membership::{SegmentMembers, SegmentRefresh};
 pub use models::TrainReport;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::lifecycle::DAY_MS;
 use crate::profiles::iso;
@@ -75,7 +75,7 @@ fn category(name: &str) -> Option<DataCategory> {
     DataCategory::parse(name).ok()
 }
 
-impl Engine {
+impl Context {
     /// Defines (or redefines) a segment. Refuses conditions that do not parse and any that
     /// look at a sensitive trait (`user.demographic.*`): segments feed decisions.
     ///

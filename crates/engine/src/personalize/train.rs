@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::models::{TrainReport, Trained, STORED_AS};
 use crate::audit;
-use crate::engine::Engine;
+use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::iso;
 
@@ -17,7 +17,7 @@ pub(crate) fn opens_interactions(grant: &Grant) -> bool {
     DataCategory::parse("user.behavior.purchase").is_ok_and(|c| grant.permits(&c))
 }
 
-impl Engine {
+impl Context {
     /// Trains popularity, item-kNN and ALS on the interactions of every customer with a basis
     /// for the personalisation purpose, stores them with their training date and data window,
     /// and decides with them from now on. Audited, with how many customers were left out.

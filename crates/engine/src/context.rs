@@ -1,0 +1,102 @@
+//! The ground every service stands on: the store, the clock, the policy in force, and the
+//! state services keep between calls (caches, group commits, fitted and trained models).
+//! Services are `impl Context` blocks in their own files, each using the parts it needs; the
+//! façade [`crate::Engine`] owns one and delegates every public method to it. This file names
+//! that state and the few operations on the ground itself; it imports no service.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, Utc};
+use consentric_store::{BackendKind, Store, Unflushed};
+
+use crate::cleanroom::Cleanroom;
+use crate::clock::Clock;
+use crate::dsr_settings::DsrSettings;
+use crate::error::EngineError;
+use crate::group_commit::GroupCommit;
+use crate::ingest::IngestRequest;
+use crate::ingest_cache::IngestCache;
+use crate::keys::Principal;
+use crate::lifecycle::Lifecycle;
+use crate::metrics::Metrics;
+use crate::notify::Notifier;
+use crate::personalize::{DecisionOutcome, DecisionRequest, Personalize};
+use crate::population_cache::PopulationCache;
+use crate::privacy::PolicySet;
+
+/// Most events one read returns.
+pub(crate) const MAX_EVENTS_PER_READ: u32 = 1000;
+
+/// The engine's ground and state (see the module's comment).
+pub(crate) struct Context {
+    pub(crate) store: Store,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) metrics: Metrics,
+    /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
+    pub(crate) key_cache: RwLock<HashMap<String, Principal>>,
+    pub(crate) group_commit: GroupCommit<IngestRequest>,
+    /// What ingest learnt in earlier transactions (identities, ledgers); see `ingest_cache`.
+    pub(crate) ingest_cache: Mutex<IngestCache>,
+    /// Reaches customers who file requests (one-time codes).
+    pub(crate) notifier: Arc<dyn Notifier>,
+    /// Deadlines and verification of data-subject requests.
+    pub(crate) dsr_settings: DsrSettings,
+    pub(crate) policy: PolicySet,
+    /// Stage rules and fitted value models.
+    pub(crate) lifecycle: Lifecycle,
+    /// Recommenders, the action catalogue, segments.
+    pub(crate) personalize: Personalize,
+    /// Concurrent decisions share a commit, as ingest batches do.
+    pub(crate) decisions: GroupCommit<DecisionRequest, DecisionOutcome>,
+    /// Who has a basis for each purpose, until a commit or the clock could change it.
+    pub(crate) population_cache: PopulationCache,
+    /// Clean-room settings and the secrets of sessions in flight.
+    pub(crate) cleanroom: Cleanroom,
+}
+
+impl Context {
+    /// The engine's current time (the injected clock's).
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Empties SQLite's write-ahead log into the database file (see `Store::checkpoint`).
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn checkpoint(&self) -> Result<(), EngineError> {
+        Ok(self.store.checkpoint()?)
+    }
+
+    /// Which database is behind the engine.
+    pub fn backend(&self) -> BackendKind {
+        self.store.kind()
+    }
+
+    /// Operational metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Makes a group commit's transaction durable, if it committed one.
+    pub(crate) fn flush(&self, pending: Unflushed) -> Result<(), EngineError> {
+        Ok(self.store.flush(pending)?)
+    }
+
+    /// Whether the database answers.
+    ///
+    /// # Errors
+    /// The database's fault.
+    pub fn ready(&self) -> Result<(), EngineError> {
+        Ok(self.store.ping()?)
+    }
+
+    /// Stored events and live profiles.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn totals(&self) -> Result<(u64, u64), EngineError> {
+        Ok((self.store.event_count()?, self.store.profile_count()?))
+    }
+}

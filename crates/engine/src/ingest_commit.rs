@@ -1,0 +1,154 @@
+//! Ingest as a service: events read for consent signals and shaped on the caller's thread,
+//! then committed with concurrent requests in one transaction (group commit) and flushed
+//! before anyone is answered.
+
+use std::time::Instant;
+
+use consentric_model::Event;
+use consentric_store::{StoreError, Unflushed};
+
+use crate::context::Context;
+use crate::error::EngineError;
+use crate::ingest::{self, BatchState, IngestContext, IngestReport, IngestRequest};
+use crate::ingest_cache::IngestCache;
+
+impl Context {
+    /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
+    /// Concurrent calls are committed together (group commit); when this returns `Ok`, the
+    /// events are committed, and a batch is stored whole or not at all.
+    ///
+    /// # Errors
+    /// A database fault; then nothing of the batch is stored.
+    pub fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, EngineError> {
+        self.ingest_with(
+            events,
+            &IngestContext {
+                gpc: false,
+                actor: "ingest".into(),
+            },
+        )
+    }
+
+    /// [`Context::ingest`] with the request's consent signals (`Sec-GPC`) and sender. Consent
+    /// carried by the events (Segment's consent object, TCF strings) is read first: a malformed
+    /// signal refuses the whole request before anything is written.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] naming the event and field of a malformed signal; a database
+    /// fault (nothing of the batch is stored).
+    pub fn ingest_with(
+        &self,
+        events: Vec<Event>,
+        ctx: &IngestContext,
+    ) -> Result<IngestReport, EngineError> {
+        let started = Instant::now();
+        let signals = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                self.policy.signals(e, ctx.gpc).map_err(|err| match err {
+                    EngineError::Invalid { field, message } if events.len() > 1 => {
+                        EngineError::Invalid {
+                            field: format!("batch[{i}].{field}"),
+                            message,
+                        }
+                    }
+                    other => other,
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let prepared = events
+            .into_iter()
+            .zip(&signals)
+            .map(|(e, s)| self.policy.prepare(e, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let request = IngestRequest {
+            prepared,
+            signals,
+            actor: ctx.actor.clone(),
+        };
+        let outcome =
+            self.group_commit
+                .submit(request, |group| self.commit_group(group), |p| self.flush(p));
+        if let Ok(report) = &outcome {
+            self.metrics
+                .record_ingest(report.accepted, report.duplicates, started.elapsed());
+            self.metrics
+                .record_dropped(report.fields_unmapped, report.fields_without_basis);
+        }
+        outcome
+    }
+
+    /// Commits a group of ingest requests in one transaction; what it returns is committed
+    /// but must be flushed (the `Unflushed`) before anyone is answered. A failed group is
+    /// retried request by request, each flushed before it returns.
+    fn commit_group(
+        &self,
+        group: &[IngestRequest],
+    ) -> (Vec<Result<IngestReport, EngineError>>, Unflushed) {
+        let now = self.now().timestamp_millis();
+        // Only the group-commit leader gets here, so the lock is never contended. A leader
+        // that panicked may have left it half-updated: then it starts again, empty.
+        let mut cache = match self.ingest_cache.lock() {
+            Ok(cache) => cache,
+            Err(poisoned) => {
+                let mut cache = poisoned.into_inner();
+                cache.clear();
+                self.ingest_cache.clear_poison();
+                cache
+            }
+        };
+        // An import's commit (2,500 events) rewrites thousands of pages: it gets the large page
+        // cache. API requests (Segment's 500 KB batches) committed together are usually far
+        // smaller and keep the writer's small one, which makes their commits cheaper.
+        let events: usize = group.iter().map(|r| r.prepared.len()).sum();
+        let work = |tx: &mut consentric_store::WriteTx<'_>| {
+            let token = tx.change_token()?;
+            cache.validate(token);
+            let mut state = BatchState::new(&cache, &self.lifecycle);
+            let reports = group
+                .iter()
+                .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let touched = state.take_touched();
+            Ok::<_, StoreError>((reports, token, touched, state.learnt()))
+        };
+        let together = self
+            .store
+            .write_unflushed(events >= crate::import::IMPORT_BATCH, work);
+        match together {
+            Ok(((reports, token, touched, learnt), pending)) => {
+                cache.absorb(token, learnt);
+                self.personalize.touched(touched);
+                (reports.into_iter().map(Ok).collect(), pending)
+            }
+            Err(e) if group.len() == 1 => {
+                cache.clear();
+                (vec![Err(e.into())], Unflushed::nothing())
+            }
+            Err(e) => {
+                cache.clear();
+                tracing::warn!(error = %e, requests = group.len(), "group commit failed; retrying each request alone");
+                let empty = IngestCache::default();
+                let each = group
+                    .iter()
+                    .map(|req| {
+                        self.store
+                            .write(|tx| {
+                                let mut state = BatchState::new(&empty, &self.lifecycle);
+                                let report =
+                                    ingest::ingest(tx, &mut state, req, &self.policy, now)?;
+                                Ok::<_, StoreError>((report, state.take_touched()))
+                            })
+                            .map(|(report, touched)| {
+                                self.personalize.touched(touched);
+                                report
+                            })
+                            .map_err(EngineError::from)
+                    })
+                    .collect();
+                (each, Unflushed::nothing())
+            }
+        }
+    }
+}
