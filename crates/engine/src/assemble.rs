@@ -61,7 +61,6 @@ impl Context {
                 )));
             }
         }
-        self.policy.stage_purpose = settings.stage_purpose.clone();
         // The models were read when the engine was made; only the horizons they score with
         // come from the settings.
         let scorer = self.lifecycle.scorer().map(|s| {
@@ -126,7 +125,6 @@ impl Context {
         self.personalize
             .has_segments
             .store(has_segments, std::sync::atomic::Ordering::Relaxed);
-        self.policy.interactions = self.personalize.rules();
         Ok(self)
     }
 

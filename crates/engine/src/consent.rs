@@ -231,7 +231,11 @@ impl Context {
             let after = tx.consent_of(&id)?;
             let at = self.now();
             if withdrawal::lost_basis(&self.policy, &before, &after, at) {
-                withdrawal::enforce(tx, &self.policy, &id, &after, at, actor)?;
+                let derived = withdrawal::Derived {
+                    stage_purpose: &self.lifecycle.settings.stage_purpose,
+                    interactions_purpose: &self.personalize.interactions.purpose,
+                };
+                withdrawal::enforce(tx, &self.policy, &derived, &id, &after, at, actor)?;
             }
             Ok(())
         })?;

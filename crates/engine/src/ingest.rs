@@ -20,6 +20,7 @@ use crate::audit;
 use crate::ingest_cache::{IngestCache, Learnt};
 use crate::ledger::to_records;
 use crate::lifecycle::{self, CustomerFacts, Lifecycle, Scorer};
+use crate::personalize::InteractionRules;
 use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
 
@@ -58,6 +59,8 @@ pub(crate) struct BatchState<'c> {
     cache: &'c IngestCache,
     /// Stage rules and the models they may consult, fixed for the transaction.
     life: &'c Lifecycle,
+    /// Which events are item interactions, and the purpose they are kept for.
+    rules: &'c InteractionRules,
     scorer: Option<std::sync::Arc<Scorer>>,
     /// Order amounts per profile and day, not yet written.
     purchases: HashMap<(ProfileId, i64), f64>,
@@ -85,10 +88,15 @@ pub(crate) struct BatchState<'c> {
 
 impl<'c> BatchState<'c> {
     /// Fresh state over `cache` (empty if the cache may not be used).
-    pub(crate) fn new(cache: &'c IngestCache, life: &'c Lifecycle) -> Self {
+    pub(crate) fn new(
+        cache: &'c IngestCache,
+        life: &'c Lifecycle,
+        rules: &'c InteractionRules,
+    ) -> Self {
         BatchState {
             cache,
             life,
+            rules,
             scorer: life.scorer(),
             purchases: HashMap::new(),
             counted: HashMap::new(),
@@ -195,7 +203,7 @@ impl<'c> BatchState<'c> {
         if self.interactions.is_empty() {
             return Ok(());
         }
-        let Ok(purpose) = policy.registry.get(&policy.interactions.purpose) else {
+        let Ok(purpose) = policy.registry.get(&self.rules.purpose) else {
             self.interactions.clear();
             return Ok(());
         };
@@ -489,7 +497,7 @@ pub(crate) fn ingest(
             let day = at.div_euclid(lifecycle::DAY_MS);
             *state.purchases.entry((profile.clone(), day)).or_default() += revenue(event);
         }
-        if let Some((weight, items)) = policy.interactions.of(event) {
+        if let Some((weight, items)) = state.rules.of(event) {
             for item in items {
                 let e = state
                     .interactions
@@ -636,10 +644,15 @@ fn record_signals(
         )?;
         state.push_row(tx, profile, row)?;
     }
+    let (life, rules) = (state.life, state.rules);
     let after = state.rows(tx, profile)?;
     let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
     if after.len() > before && withdrawal::lost_basis(policy, &after[..before], after, at) {
-        withdrawal::enforce(tx, policy, profile, after, at, actor)?;
+        let derived = withdrawal::Derived {
+            stage_purpose: &life.settings.stage_purpose,
+            interactions_purpose: &rules.purpose,
+        };
+        withdrawal::enforce(tx, policy, &derived, profile, after, at, actor)?;
         // Withdrawal may have deleted the stage: forget what placement knew of the customer.
         state.facts.remove(profile);
         state.facts_dirty.insert(profile.clone());

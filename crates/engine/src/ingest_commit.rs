@@ -105,7 +105,8 @@ impl Context {
         let work = |tx: &mut consentric_store::WriteTx<'_>| {
             let token = tx.change_token()?;
             cache.validate(token);
-            let mut state = BatchState::new(&cache, &self.lifecycle);
+            let mut state =
+                BatchState::new(&cache, &self.lifecycle, &self.personalize.interactions);
             let reports = group
                 .iter()
                 .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
@@ -135,7 +136,11 @@ impl Context {
                     .map(|req| {
                         self.store
                             .write(|tx| {
-                                let mut state = BatchState::new(&empty, &self.lifecycle);
+                                let mut state = BatchState::new(
+                                    &empty,
+                                    &self.lifecycle,
+                                    &self.personalize.interactions,
+                                );
                                 let report =
                                     ingest::ingest(tx, &mut state, req, &self.policy, now)?;
                                 Ok::<_, StoreError>((report, state.take_touched()))

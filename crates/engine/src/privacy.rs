@@ -43,12 +43,6 @@ pub struct PolicySet {
     baseline_purposes: Vec<PurposeId>,
     /// What those purposes may use together.
     baseline_categories: CategorySet,
-    /// The purpose lifecycle stages are kept under: when it loses its basis for a customer,
-    /// their stage and its history go (see `withdrawal`).
-    pub(crate) stage_purpose: String,
-    /// Which events are item interactions, and the purpose they are kept for: when it loses
-    /// its basis for a customer, their interactions go too.
-    pub(crate) interactions: crate::personalize::InteractionRules,
 }
 
 /// An event made ready for the single writer on the caller's thread, so the writer mostly only
@@ -286,8 +280,6 @@ impl PolicySet {
             unenforced: false,
             baseline_purposes,
             baseline_categories,
-            stage_purpose: crate::lifecycle::LifecycleSettings::default().stage_purpose,
-            interactions: crate::personalize::PersonalizeSettings::default().rules(),
         })
     }
 

@@ -33,11 +33,21 @@ pub(crate) fn lost_basis(
         .any(|p| b.has_basis(p, at) && !a.has_basis(p, at))
 }
 
+/// The purposes derived data is kept under: when one loses its basis for a customer, what was
+/// derived under it goes too. Each comes from the settings of the service that owns the data.
+pub(crate) struct Derived<'a> {
+    /// Lifecycle stages and their history (`[lifecycle] stage_purpose`).
+    pub stage_purpose: &'a str,
+    /// Item interactions and segment memberships (`[personalize] purpose`).
+    pub interactions_purpose: &'a str,
+}
+
 /// Deletes what no purpose with a basis at `at` may use any more from `profile`'s traits and
 /// stored events, and audits what it did.
 pub(crate) fn enforce(
     tx: &mut WriteTx<'_>,
     policy: &PolicySet,
+    derived: &Derived<'_>,
     profile: &ProfileId,
     ledger: &[ConsentRow],
     at: DateTime<Utc>,
@@ -80,7 +90,7 @@ pub(crate) fn enforce(
     // Derived data goes with its basis: the lifecycle stage and its history.
     let stage_kept = with_basis
         .iter()
-        .any(|p| p.as_str() == policy.stage_purpose.as_str());
+        .any(|p| p.as_str() == derived.stage_purpose);
     let stage_rows = if stage_kept {
         0
     } else {
@@ -88,7 +98,7 @@ pub(crate) fn enforce(
     };
     let interactions_kept = with_basis
         .iter()
-        .any(|p| p.as_str() == policy.interactions.purpose.as_str());
+        .any(|p| p.as_str() == derived.interactions_purpose);
     let interaction_rows = if interactions_kept {
         0
     } else {

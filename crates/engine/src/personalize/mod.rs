@@ -39,6 +39,8 @@ use crate::error::EngineError;
 pub(crate) struct Personalize {
     pub settings: PersonalizeSettings,
     pub catalogue: Vec<Action>,
+    /// Which events are item interactions, from the settings.
+    pub interactions: InteractionRules,
     /// The latest training, once there is one.
     pub models: RwLock<Option<Arc<Trained>>>,
     /// Whether any segment is defined (nothing is tracked for segments otherwise).
@@ -90,6 +92,7 @@ impl Personalize {
             return bad("default_limit must be >= 1 and max_limit >= default_limit".into());
         }
         Ok(Personalize {
+            interactions: settings.rules(),
             settings,
             catalogue,
             models: RwLock::new(None),
@@ -124,10 +127,5 @@ impl Personalize {
     /// The customers noted since the last call.
     pub fn take_dirty(&self) -> HashSet<ProfileId> {
         std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// What ingest needs to keep interactions.
-    pub fn rules(&self) -> InteractionRules {
-        self.settings.rules()
     }
 }
