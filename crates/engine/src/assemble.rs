@@ -18,7 +18,7 @@ use crate::lifecycle::{Lifecycle, LifecycleSettings};
 use crate::metrics::Metrics;
 use crate::notify::{Notifier, Outbox};
 use crate::personalize::{Personalize, PersonalizeSettings};
-use crate::privacy::PolicySet;
+use consentric_policy::PolicySet;
 
 impl Context {
     /// An engine over `store` with `clock` and the built-in retail policy.
@@ -29,6 +29,7 @@ impl Context {
     /// An engine with a configured policy.
     pub fn with_policy(store: Store, clock: Arc<dyn Clock>, policy: PolicySet) -> Self {
         Context {
+            unmapped_seen: Mutex::new(std::collections::HashSet::new()),
             store,
             clock,
             metrics: Metrics::new(),
@@ -167,7 +168,8 @@ impl Context {
             settings.purposes.clone(),
             &settings.schema,
             &settings.consent,
-        )?;
+        )
+        .map_err(|e| EngineError::Config(e.to_string()))?;
         let engine = Context::with_policy(store, Arc::new(SystemClock), policy)
             .with_dsr_settings(settings.dsr.clone())
             .with_lifecycle(settings.lifecycle.clone())?

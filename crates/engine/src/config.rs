@@ -29,7 +29,7 @@ pub struct Settings {
     /// `[[schema]]`: field → category rules, ahead of the built-in ones.
     pub schema: Vec<consentric_policy::FieldRule>,
     /// `[consent]`: how Segment consent categories and TCF purposes map to purposes.
-    pub consent: crate::privacy::ConsentSettings,
+    pub consent: consentric_policy::ConsentSettings,
     /// `[retention]`.
     pub retention: RetentionSettings,
     /// `[dsr]`: deadlines and verification of data-subject requests.

@@ -4,7 +4,7 @@
 //! façade [`crate::Engine`] owns one and delegates every public method to it. This file names
 //! that state and the few operations on the ground itself; it imports no service.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -23,13 +23,15 @@ use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::personalize::{DecisionOutcome, DecisionRequest, Personalize};
 use crate::population_cache::PopulationCache;
-use crate::privacy::PolicySet;
+use consentric_policy::PolicySet;
 
 /// Most events one read returns.
 pub(crate) const MAX_EVENTS_PER_READ: u32 = 1000;
 
 /// The engine's ground and state (see the module's comment).
 pub(crate) struct Context {
+    /// Field paths that map to no data category, logged once each.
+    pub(crate) unmapped_seen: Mutex<HashSet<String>>,
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,

@@ -24,8 +24,8 @@ use crate::error::EngineError;
 use crate::lifecycle::LifecycleSettings;
 use crate::notify::Notifier;
 use crate::personalize::PersonalizeSettings;
-use crate::privacy::PolicySet;
 use crate::*;
+use consentric_policy::PolicySet;
 
 /// The application: every use case is a method here. Cheap to share behind an `Arc`.
 pub struct Engine {

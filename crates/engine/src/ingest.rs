@@ -21,8 +21,8 @@ use crate::ingest_cache::{IngestCache, Learnt};
 use crate::ledger::to_records;
 use crate::lifecycle::{self, CustomerFacts, Lifecycle, Scorer};
 use crate::personalize::InteractionRules;
-use crate::privacy::{Minimal, PolicySet, Prepared, Signal};
 use crate::withdrawal;
+use consentric_policy::{Minimal, PolicySet, Prepared, Signal};
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
 pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
@@ -579,10 +579,7 @@ fn minimise_event(
     let mut out = Minimised::default();
     // `event` is the prepared full shape: transformed already.
     let m = policy.minimiser(call, name.as_deref(), &allowed, false);
-    crate::privacy::minimise_objects(&m, event.data_mut(), &mut out, None);
-    for path in &out.unmapped {
-        policy.note_unmapped(path);
-    }
+    consentric_policy::minimise_objects(&m, event.data_mut(), &mut out, None);
     report.fields_unmapped += out.unmapped.len() as u64;
     report.fields_without_basis += out.unused;
     Ok(())
@@ -861,9 +858,9 @@ pub(crate) fn revenue(event: &Event) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::privacy::Signal;
     use chrono::{DateTime, Utc};
     use consentric_model::{parse_typed_event, Envelope};
+    use consentric_policy::Signal;
     use consentric_policy::{ConsentSource, Decision, PurposeId};
 
     /// A consent signal's evidence is a hash of the event as accepted: two events that differ

@@ -5,12 +5,16 @@
 use std::time::Instant;
 
 use consentric_model::Event;
+use consentric_policy::PolicyError;
 use consentric_store::{StoreError, Unflushed};
 
 use crate::context::Context;
 use crate::error::EngineError;
 use crate::ingest::{self, BatchState, IngestContext, IngestReport, IngestRequest};
 use crate::ingest_cache::IngestCache;
+
+/// Most distinct unmapped field names remembered for logging once.
+const MAX_UNMAPPED_REMEMBERED: usize = 10_000;
 
 impl Context {
     /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
@@ -47,20 +51,29 @@ impl Context {
             .enumerate()
             .map(|(i, e)| {
                 self.policy.signals(e, ctx.gpc).map_err(|err| match err {
-                    EngineError::Invalid { field, message } if events.len() > 1 => {
+                    PolicyError::Invalid { field, message } if events.len() > 1 => {
                         EngineError::Invalid {
                             field: format!("batch[{i}].{field}"),
                             message,
                         }
                     }
-                    other => other,
+                    PolicyError::Invalid { field, message } => {
+                        EngineError::Invalid { field, message }
+                    }
+                    other => EngineError::Config(other.to_string()),
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let prepared = events
             .into_iter()
             .zip(&signals)
-            .map(|(e, s)| self.policy.prepare(e, s))
+            .map(|(e, s)| {
+                let shaped = self.policy.prepare(e, s);
+                if let Ok(p) = &shaped {
+                    self.note_unmapped(&p.full.unmapped_fields);
+                }
+                shaped.map_err(|err| EngineError::Config(err.to_string()))
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let request = IngestRequest {
             prepared,
@@ -153,6 +166,23 @@ impl Context {
                     })
                     .collect();
                 (each, Unflushed::nothing())
+            }
+        }
+    }
+
+    /// Logs each field that maps to no data category the first time it is seen (at most
+    /// [`MAX_UNMAPPED_REMEMBERED`] names are remembered).
+    fn note_unmapped(&self, paths: &[String]) {
+        if paths.is_empty() {
+            return;
+        }
+        let mut seen = self.unmapped_seen.lock().unwrap_or_else(|p| p.into_inner());
+        for path in paths {
+            if seen.len() < MAX_UNMAPPED_REMEMBERED && seen.insert(path.clone()) {
+                tracing::warn!(
+                    field = path.as_str(),
+                    "field maps to no data category; it is not stored (map it under [[schema]] in consentric.toml)"
+                );
             }
         }
     }

@@ -36,7 +36,6 @@ mod notify;
 mod personalize;
 mod population;
 mod population_cache;
-mod privacy;
 mod profiles;
 mod recipients;
 mod rectification;
@@ -49,6 +48,7 @@ pub use audit::{AuditAnchor, AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::Settings;
 pub use consent::{ConsentHistoryEntry, ConsentView, PurposeConsent, PurposeView};
+pub use consentric_policy::{ConsentSettings, PolicySet};
 pub use dsr::{DsrKind, DsrView, Regime};
 pub use dsr_settings::DsrSettings;
 pub use engine::Engine;
@@ -68,7 +68,6 @@ pub use personalize::{
     RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView,
     TrainReport,
 };
-pub use privacy::{ConsentSettings, PolicySet};
 pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,
     StoredEventView, TraitView,

@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::audit;
 use crate::ledger::to_records;
-use crate::privacy::PolicySet;
+use consentric_policy::PolicySet;
 
 /// Events rewritten per page while enforcing a withdrawal.
 const PAGE: i64 = 500;

@@ -15,6 +15,7 @@ mod consent;
 mod error;
 pub mod gate;
 mod minimise;
+mod policy_set;
 mod purpose;
 mod schema;
 mod taxonomy;
@@ -24,6 +25,9 @@ pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIA
 pub use error::PolicyError;
 pub use gate::{Grant, Refusal};
 pub use minimise::{truncate_ip, Minimised, Minimiser, Narrower};
+pub use policy_set::{
+    minimise_objects, Baseline, ConsentSettings, Minimal, PolicySet, Prepared, Signal,
+};
 pub use purpose::{LegalBasis, Purpose, PurposeId, PurposeRegistry, ACCESS, RESTRICTION};
 pub use schema::{FieldRule, FieldSchema, Transform};
 pub use taxonomy::{CategorySet, DataCategory, DEFAULT_TAXONOMY};

@@ -1,19 +1,21 @@
-//! The configured privacy rules, and reading consent signals off events.
+//! The configured privacy rules as one value: the purposes, the field schema and how outside
+//! consent signals (Segment's consent object, IAB TCF strings, Global Privacy Control) map to
+//! purposes; reading signals off an event; and the minimised shapes an event is stored in.
+//! Pure: the engine hands it events and consent states and stores what it returns.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
+use std::collections::BTreeMap;
 
+use crate::consent::{ConsentRecord, ConsentSource, ConsentState, Decision};
+use crate::error::PolicyError;
+use crate::minimise::{Minimised, Minimiser, Narrower};
+use crate::purpose::{LegalBasis, Purpose, PurposeId, PurposeRegistry};
+use crate::schema::{FieldRule, FieldSchema};
+use crate::taxonomy::{CategorySet, DataCategory};
+use crate::tcf;
 use chrono::{DateTime, Utc};
 use consentric_model::{CallType, Event};
-use consentric_policy::{
-    tcf, CategorySet, ConsentRecord, ConsentSource, ConsentState, DataCategory, Decision,
-    FieldRule, FieldSchema, LegalBasis, Minimised, Minimiser, Narrower, Purpose, PurposeId,
-    PurposeRegistry,
-};
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-use crate::error::EngineError;
 
 /// `[consent]` in `consentric.toml`: how outside consent signals map to our purposes.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -34,8 +36,6 @@ pub struct PolicySet {
     segment: BTreeMap<String, Vec<PurposeId>>,
     /// Our purpose → the TCF purposes it needs.
     tcf: BTreeMap<PurposeId, Vec<u8>>,
-    /// Unmapped field paths already logged (each is logged once).
-    unmapped_seen: Mutex<HashSet<String>>,
     /// Set only by [`PolicySet::reference_without_minimisation`].
     unenforced: bool,
     /// The purposes with a basis for a customer whose consent ledger is empty (contract, legal
@@ -51,9 +51,9 @@ pub struct PolicySet {
 /// empty consent ledger keeps. The writer stores whichever the customer's ledger at the event's
 /// time calls for, and minimises `full` itself when neither fits — which equals minimising the
 /// original, because transformations are idempotent.
-pub(crate) struct Prepared {
+pub struct Prepared {
     /// Unmapped fields dropped, transformations applied; `kept` lists the categories carried.
-    /// Also what a consent signal's evidence hash is taken of (see [`crate::ingest::evidence_of`]).
+    /// Also what a consent signal's evidence hash is taken of (the engine hashes it).
     pub full: Minimal,
     /// Kept under an empty ledger.
     pub baseline: Baseline,
@@ -66,7 +66,7 @@ pub(crate) struct Prepared {
 /// What a customer with an empty consent ledger keeps of an event.
 // As large as an `Option<Minimal>`; a box would cost an allocation per event.
 #[allow(clippy::large_enum_variant)]
-pub(crate) enum Baseline {
+pub enum Baseline {
     /// The full shape itself.
     Full,
     /// A smaller shape of its own.
@@ -78,7 +78,7 @@ pub(crate) enum Baseline {
 
 impl Baseline {
     /// The shape, given the event's full shape; `None` when it was not made.
-    pub(crate) fn shape<'a>(&'a self, full: &'a Minimal) -> Option<&'a Minimal> {
+    pub fn shape<'a>(&'a self, full: &'a Minimal) -> Option<&'a Minimal> {
         match self {
             Self::Full => Some(full),
             Self::Own(own) => Some(own),
@@ -91,7 +91,7 @@ impl Baseline {
 /// `context.library` and `context.consent` describe the call, not the customer, and stay.
 /// With a `narrower` shape, returns its objects, in the same order (see
 /// [`Minimiser::minimise_narrowing`]); without one, nothing.
-pub(crate) fn minimise_objects<'a>(
+pub fn minimise_objects<'a>(
     m: &Minimiser<'_>,
     objects: impl IntoIterator<Item = (&'a str, &'a mut Map<String, Value>)>,
     out: &mut Minimised,
@@ -120,14 +120,15 @@ pub(crate) fn minimise_objects<'a>(
     narrow_objects
 }
 
-fn serialise(event: &Event) -> Result<String, EngineError> {
-    serde_json::to_string(event).map_err(|e| {
-        consentric_store::StoreError::Corrupt(format!("event serialisation: {e}")).into()
+fn serialise(event: &Event) -> Result<String, PolicyError> {
+    serde_json::to_string(event).map_err(|e| PolicyError::Invalid {
+        field: "event".into(),
+        message: format!("does not serialise: {e}"),
     })
 }
 
 /// One minimised shape of an event.
-pub(crate) struct Minimal {
+pub struct Minimal {
     /// The event as it would be stored.
     pub event: Event,
     /// Its stored JSON, when made ahead on the caller's thread (the baseline's or the
@@ -138,12 +139,11 @@ pub(crate) struct Minimal {
     pub kept: CategorySet,
     /// Fields dropped because no rule maps them.
     pub unmapped: u64,
+    /// Their paths (`properties.shoe_size`), on the full shape only, for the operator to map.
+    pub unmapped_fields: Vec<String>,
     /// Fields dropped because no purpose with a basis may use their category.
     pub unused: u64,
 }
-
-/// Most distinct unmapped field names remembered for logging once.
-const MAX_UNMAPPED_REMEMBERED: usize = 10_000;
 
 impl std::fmt::Debug for PolicySet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,14 +155,17 @@ impl std::fmt::Debug for PolicySet {
 
 /// One consent decision read off a signal.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Signal {
+pub struct Signal {
     pub purpose: PurposeId,
     pub decision: Decision,
     pub source: ConsentSource,
 }
 
-fn invalid(field: &str, message: String) -> EngineError {
-    EngineError::Config(format!("{field}: {message}"))
+fn invalid(field: &str, message: String) -> PolicyError {
+    PolicyError::Invalid {
+        field: field.to_owned(),
+        message,
+    }
 }
 
 impl PolicySet {
@@ -181,13 +184,13 @@ impl PolicySet {
         purposes: Option<Vec<Purpose>>,
         schema: &[FieldRule],
         consent: &ConsentSettings,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<Self, PolicyError> {
         let registry = match purposes {
             Some(p) => PurposeRegistry::new(p).map_err(|e| invalid("purposes", e.to_string()))?,
             None => PurposeRegistry::retail_defaults(),
         };
         let schema = FieldSchema::new(schema).map_err(|e| invalid("schema", e.to_string()))?;
-        let known = |id: &str| -> Result<PurposeId, EngineError> {
+        let known = |id: &str| -> Result<PurposeId, PolicyError> {
             registry
                 .get(id)
                 .map(|p| p.id.clone())
@@ -276,7 +279,6 @@ impl PolicySet {
             schema,
             segment,
             tcf,
-            unmapped_seen: Mutex::new(HashSet::new()),
             unenforced: false,
             baseline_purposes,
             baseline_categories,
@@ -300,23 +302,19 @@ impl PolicySet {
     }
 
     /// Whether `purpose` has a basis for a customer whose consent ledger is empty.
-    pub(crate) fn baseline_has(&self, purpose: &PurposeId) -> bool {
+    pub fn baseline_has(&self, purpose: &PurposeId) -> bool {
         self.baseline_purposes.contains(purpose)
     }
 
     /// The version of `purpose` a consent signal is recorded under: the declared one (1 for a
     /// purpose not declared). The writer and the prepared shapes must agree on it.
-    pub(crate) fn signal_version(&self, purpose: &PurposeId) -> u32 {
+    pub fn signal_version(&self, purpose: &PurposeId) -> u32 {
         self.registry.get(purpose.as_str()).map_or(1, |p| p.version)
     }
 
     /// The categories some purpose with a legal basis under `consent` at `at` may use: what
     /// minimising for that customer at that moment keeps.
-    pub(crate) fn categories_with_basis(
-        &self,
-        consent: &ConsentState,
-        at: DateTime<Utc>,
-    ) -> CategorySet {
+    pub fn categories_with_basis(&self, consent: &ConsentState, at: DateTime<Utc>) -> CategorySet {
         self.registry
             .all()
             .filter(|p| consent.has_basis(p, at))
@@ -326,7 +324,7 @@ impl PolicySet {
     }
 
     /// The purposes with a legal basis under `consent` at `at`.
-    pub(crate) fn purposes_with_basis(
+    pub fn purposes_with_basis(
         &self,
         consent: &ConsentState,
         at: DateTime<Utc>,
@@ -340,7 +338,7 @@ impl PolicySet {
 
     /// Minimises a stored event (Segment JSON) in place; returns how many fields it removed.
     /// Withdrawal, retention and purpose-scoped views all prune stored events this way.
-    pub(crate) fn minimise_payload(
+    pub fn minimise_payload(
         &self,
         payload: &mut Value,
         allowed: &dyn Fn(&DataCategory) -> bool,
@@ -370,7 +368,7 @@ impl PolicySet {
     }
 
     /// A minimisation pass over `call` events named `event` under this policy's schema.
-    pub(crate) fn minimiser<'a>(
+    pub fn minimiser<'a>(
         &'a self,
         call: CallType,
         event: Option<&'a str>,
@@ -389,17 +387,14 @@ impl PolicySet {
     /// Makes `event` ready for the writer (see [`Prepared`]): the full shape, and the one its
     /// customer's ledger most likely calls for — the baseline when it carries no consent
     /// signals, the signalled shape when it does.
-    pub(crate) fn prepare(
-        &self,
-        event: Event,
-        signals: &[Signal],
-    ) -> Result<Prepared, EngineError> {
+    pub fn prepare(&self, event: Event, signals: &[Signal]) -> Result<Prepared, PolicyError> {
         if self.unenforced {
             let full = Minimal {
                 event,
                 payload: None,
                 kept: CategorySet::EMPTY,
                 unmapped: 0,
+                unmapped_fields: Vec::new(),
                 unused: 0,
             };
             return Ok(Prepared {
@@ -452,7 +447,7 @@ impl PolicySet {
     /// The prepared shape that minimising the event under `consent` at `at` produces, if one
     /// does (minimisation depends only on which carried categories have a basis): the full
     /// shape when all do, the baseline or the signalled shape when exactly its categories do.
-    pub(crate) fn shape_for<'p>(
+    pub fn shape_for<'p>(
         &self,
         prepared: &'p Prepared,
         consent: &ConsentState,
@@ -481,7 +476,7 @@ impl PolicySet {
         &self,
         mut event: Event,
         narrower: Option<CategorySet>,
-    ) -> Result<(Minimal, Option<Minimal>), EngineError> {
+    ) -> Result<(Minimal, Option<Minimal>), PolicyError> {
         let call = event.call().call_type();
         let name = event.event_name().map(str::to_owned);
         let mut narrow = narrower.map(|allowed| Narrower {
@@ -504,15 +499,13 @@ impl PolicySet {
         let mut out = Minimised::default();
         let m = self.minimiser(call, name.as_deref(), &|_: &DataCategory| true, true);
         let objects = minimise_objects(&m, event.data_mut(), &mut out, narrow.as_mut());
-        for path in &out.unmapped {
-            self.note_unmapped(path);
-        }
         let unmapped = out.unmapped.len() as u64;
         let full = Minimal {
             event,
             payload: None,
             kept: out.kept,
             unmapped,
+            unmapped_fields: out.unmapped.iter().map(|p| p.to_string()).collect(),
             unused: out.unused,
         };
         let (Some(narrow), Some(mut narrow_event)) = (narrow, narrow_event) else {
@@ -529,24 +522,14 @@ impl PolicySet {
             event: narrow_event,
             kept: narrow.kept,
             unmapped,
+            unmapped_fields: Vec::new(),
             unused: narrow.unused,
         };
         Ok((full, Some(shape)))
     }
 
-    /// Logs an unmapped field the first time it is seen.
-    pub(crate) fn note_unmapped(&self, path: &str) {
-        let mut seen = self.unmapped_seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() < MAX_UNMAPPED_REMEMBERED && seen.insert(path.to_owned()) {
-            tracing::warn!(
-                field = path,
-                "field maps to no data category; it is not stored (map it under [[schema]] in consentric.toml)"
-            );
-        }
-    }
-
     /// The consent decisions an event (and its request's `Sec-GPC` header) carries.
-    pub(crate) fn signals(&self, event: &Event, gpc: bool) -> Result<Vec<Signal>, EngineError> {
+    pub fn signals(&self, event: &Event, gpc: bool) -> Result<Vec<Signal>, PolicyError> {
         let mut out = Vec::new();
         let consent = event.context().consent();
         if let Some(prefs) = consent
@@ -571,7 +554,7 @@ impl PolicySet {
             .or_else(|| event.context().as_map().get("gdpr_consent"))
             .and_then(Value::as_str);
         if let Some(raw) = tc {
-            let decoded = tcf::decode(raw).map_err(|e| EngineError::Invalid {
+            let decoded = tcf::decode(raw).map_err(|e| PolicyError::Invalid {
                 field: "context.consent.tcfString".into(),
                 message: e.to_string(),
             })?;
@@ -695,12 +678,12 @@ mod tests {
             carried in prop::collection::vec((prop::sample::select(vec!["analytics", "personalization", "marketing.email", "model_training", "marketing.ads_sharing", "fairness_audit"]), any::<bool>()), 0..5),
         ) {
             // A hashed field: a transformation that must run exactly once.
-            let hashed = consentric_policy::FieldRule {
+            let hashed = crate::FieldRule {
                 call: None,
                 event: None,
                 path: "traits.shoe_size".into(),
                 category: "user.behavior".into(),
-                transform: Some(consentric_policy::Transform::Hash),
+                transform: Some(crate::Transform::Hash),
             };
             let policy = PolicySet::new(None, &[hashed], &ConsentSettings::default()).expect("policy");
             let ts = DateTime::<Utc>::UNIX_EPOCH + chrono::Duration::days(days);
@@ -744,9 +727,9 @@ mod tests {
             }
 
             // Under any ledger, a prepared shape the writer picks is what it would make itself.
-            let records: Vec<consentric_policy::ConsentRecord> = grants
+            let records: Vec<crate::ConsentRecord> = grants
                 .iter()
-                .map(|(p, granted)| consentric_policy::ConsentRecord {
+                .map(|(p, granted)| crate::ConsentRecord {
                     purpose: PurposeId::parse(p).expect("id"),
                     decision: if *granted { Decision::Granted } else { Decision::Denied },
                     source: ConsentSource::Api,
@@ -779,7 +762,7 @@ mod tests {
             let signalled = ConsentState::fold(
                 signals
                     .iter()
-                    .map(|s| consentric_policy::ConsentRecord {
+                    .map(|s| crate::ConsentRecord {
                         purpose: s.purpose.clone(),
                         decision: s.decision,
                         source: s.source,
