@@ -14,7 +14,7 @@ use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteT
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use consentric_policy::{ConsentState, DataCategory, Minimised};
+use consentric_policy::ConsentState;
 
 use crate::audit;
 use crate::ingest_cache::{IngestCache, Learnt};
@@ -571,17 +571,9 @@ fn minimise_event(
     report: &mut IngestReport,
 ) -> Result<(), StoreError> {
     let consent = state.folded(tx, profile)?;
-    let at = event.timestamp();
-    let kept = policy.categories_with_basis(consent, at);
-    let allowed = |c: &DataCategory| kept.contains(c);
-    let call = event.call().call_type();
-    let name = event.event_name().map(str::to_owned);
-    let mut out = Minimised::default();
-    // `event` is the prepared full shape: transformed already.
-    let m = policy.minimiser(call, name.as_deref(), &allowed, false);
-    consentric_policy::minimise_objects(&m, event.data_mut(), &mut out, None);
-    report.fields_unmapped += out.unmapped.len() as u64;
-    report.fields_without_basis += out.unused;
+    let (unmapped, unused) = policy.minimise_full_shape(event, consent);
+    report.fields_unmapped += unmapped;
+    report.fields_without_basis += unused;
     Ok(())
 }
 

@@ -367,6 +367,22 @@ impl PolicySet {
         out.unused + out.unmapped.len() as u64
     }
 
+    /// Minimises an event already in its full shape (transformed, unmapped fields dropped) for a
+    /// customer whose consent is `consent`, at the event's time: keeps only the fields some
+    /// purpose with a basis may use. The one decision every path that stores an event makes,
+    /// on the caller's thread ([`PolicySet::prepare`]) or in the writer when no prepared shape
+    /// fits. Returns the fields dropped as unmapped and as without a basis.
+    pub fn minimise_full_shape(&self, event: &mut Event, consent: &ConsentState) -> (u64, u64) {
+        let kept = self.categories_with_basis(consent, event.timestamp());
+        let allowed = |c: &DataCategory| kept.contains(c);
+        let call = event.call().call_type();
+        let name = event.event_name().map(str::to_owned);
+        let mut out = Minimised::default();
+        let m = self.minimiser(call, name.as_deref(), &allowed, false);
+        minimise_objects(&m, event.data_mut(), &mut out, None);
+        (out.unmapped.len() as u64, out.unused)
+    }
+
     /// A minimisation pass over `call` events named `event` under this policy's schema.
     pub fn minimiser<'a>(
         &'a self,
