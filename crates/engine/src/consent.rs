@@ -16,7 +16,7 @@ use crate::profiles::{iso, ProfileRef};
 use crate::withdrawal;
 
 /// A purpose as consent banners show it.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PurposeView {
     /// Its id.
     pub id: String,
@@ -37,7 +37,7 @@ pub struct PurposeView {
 }
 
 /// A customer's consent, purpose by purpose, now.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConsentView {
     /// The profile.
     pub profile_id: String,
@@ -49,7 +49,7 @@ pub struct ConsentView {
 }
 
 /// One purpose's state for one customer.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PurposeConsent {
     /// The purpose.
     pub purpose: String,
@@ -68,7 +68,7 @@ pub struct PurposeConsent {
 }
 
 /// One line of a customer's consent history.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ConsentHistoryEntry {
     /// The purpose.
     pub purpose: String,

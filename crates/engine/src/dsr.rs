@@ -19,7 +19,7 @@ use crate::notify::Message;
 use crate::profiles::{iso, ProfileRef};
 
 /// What a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DsrKind {
     /// Everything held (art. 15, 20; CCPA right to know).
@@ -41,7 +41,7 @@ impl DsrKind {
 }
 
 /// Under which law.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Regime {
     /// The GDPR.
@@ -60,7 +60,7 @@ impl Regime {
 }
 
 /// A request as shown to operators.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DsrView {
     /// Its id.
     pub request_id: String,
@@ -81,7 +81,6 @@ pub struct DsrView {
     /// Days of extension granted.
     pub extended_days: i64,
     /// The answer (a receipt, the export's size, the consent state) or why it was rejected.
-    #[schema(value_type = Option<Object>)]
     pub outcome: Option<Value>,
 }
 

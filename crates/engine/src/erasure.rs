@@ -15,7 +15,7 @@ use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
 
 /// A signed erasure receipt, as handed to the requester.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErasureReceipt {
     /// The signed statement: JSON text of a [`ReceiptBody`], signed byte for byte.
     pub body: String,

@@ -58,7 +58,7 @@ pub(crate) fn iso(ms: i64) -> String {
 }
 
 /// A profile as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProfileView {
     /// Consentric's id.
     pub profile_id: String,
@@ -75,7 +75,7 @@ pub struct ProfileView {
 }
 
 /// One identity of a profile.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IdentityView {
     /// `user_id` or `anonymous_id`.
     pub kind: String,
@@ -86,7 +86,7 @@ pub struct IdentityView {
 }
 
 /// A trait with its latest value and where it came from.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TraitView {
     /// Trait name.
     pub name: String,
@@ -99,7 +99,7 @@ pub struct TraitView {
 }
 
 /// Counters computed on ingest.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ProfileCountersView {
     /// Earliest event.
     pub first_seen: String,
@@ -114,7 +114,7 @@ pub struct ProfileCountersView {
 }
 
 /// The identity graph around a profile: its identities and the observed links between them.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IdentityGraph {
     /// The profile.
     pub profile_id: String,
@@ -125,7 +125,7 @@ pub struct IdentityGraph {
 }
 
 /// One edge of the identity graph.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct IdentityLinkView {
     /// One end, `kind:value`.
     pub from: String,
@@ -140,12 +140,11 @@ pub struct IdentityLinkView {
 }
 
 /// A stored event as the API shows it.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StoredEventView {
     /// Arrival order.
     pub seq: i64,
     /// The event in Segment JSON.
-    #[schema(value_type = Object)]
     pub event: Value,
 }
 

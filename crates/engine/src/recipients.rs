@@ -12,7 +12,7 @@ use crate::error::EngineError;
 use crate::profiles::iso;
 
 /// A purpose that discloses data, as it concerns this customer.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct PurposeRecipients {
     /// The purpose.
     pub purpose: String,
@@ -23,7 +23,7 @@ pub struct PurposeRecipients {
 }
 
 /// A clean-room session that ran while the customer could take part.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Disclosure {
     /// The partner.
     pub partner: String,
@@ -37,7 +37,7 @@ pub struct Disclosure {
 }
 
 /// Everything an export says about recipients.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Recipients {
     /// Purposes that disclose data and had a basis for the customer at some time.
     pub by_purpose: Vec<PurposeRecipients>,

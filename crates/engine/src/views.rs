@@ -13,7 +13,7 @@ use crate::ledger::to_records;
 use crate::profiles::{ProfileRef, TraitView};
 
 /// What one purpose may see of a customer's profile.
-#[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PurposeScopedProfile {
     /// The profile.
     pub profile_id: String,
@@ -26,7 +26,6 @@ pub struct PurposeScopedProfile {
     /// Traits withheld (their names only), because the purpose may not use their category.
     pub withheld: Vec<String>,
     /// The latest events (at most 100, newest first), each pruned to the permitted categories.
-    #[schema(value_type = Vec<Object>)]
     pub events: Vec<serde_json::Value>,
 }
 

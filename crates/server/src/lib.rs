@@ -7,6 +7,7 @@
 //! RudderStack SDKs work when pointed at Consentric unchanged.
 #![forbid(unsafe_code)]
 
+mod api;
 mod auth;
 mod codes;
 mod cors;

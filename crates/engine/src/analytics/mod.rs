@@ -31,7 +31,7 @@ use crate::error::EngineError;
 const DELTA: f64 = 1e-6;
 
 /// A budget as shown to its analyst.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BudgetView {
     /// The data set.
     pub dataset: String,
@@ -59,7 +59,7 @@ fn view(dataset: &str, granted: Rho, spent: Rho) -> BudgetView {
 }
 
 /// One step of a funnel.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FunnelStep {
     /// The stage.
     pub stage: String,
@@ -68,10 +68,9 @@ pub struct FunnelStep {
 }
 
 /// A noisy release.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Release {
     /// The query as asked.
-    #[schema(value_type = Object)]
     pub query: serde_json::Value,
     /// The released number (count, sum, mean, quantile).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,7 +92,6 @@ pub struct Release {
     pub mechanism: String,
     /// The additive noise (per number released); absent for selections.
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub noise: Option<Noise>,
     /// Half-width of the 95% interval of the noise, in the result's units (each number is
     /// within ± this of the exact value with probability 95%); absent for means and

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::EngineError;
 
 /// `POST /v1/analytics/query`, as sent.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
     /// `count`, `sum`, `mean`, `quantile`, `histogram`, `top_k`, `funnel` or `retention`.
@@ -19,7 +19,6 @@ pub struct QueryRequest {
     /// For `sum`, `mean` and `quantile`: each customer's value is clamped into `[low, high]`
     /// (a quantile is chosen among evenly spaced candidates across it).
     #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(min_items = 2, max_items = 2)]
     pub bounds: Option<[f64; 2]>,
     /// For `quantile`: which (0.5, the default, is the median).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -32,7 +32,7 @@ pub use session_error::SessionError;
 pub use settings::CleanroomSettings;
 
 /// What a session reveals to the host beyond the cardinality.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Output {
     /// The number of customers in common, nothing else (the default).
@@ -60,7 +60,7 @@ impl Output {
 }
 
 /// An invitation for a partner: give them the session id, the token and our URL.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Invitation {
     /// The session.
     pub session: String,
@@ -81,7 +81,7 @@ pub(crate) fn is_partner_name(name: &str) -> bool {
 }
 
 /// A session as shown to the operator.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct SessionView {
     /// The session.
     pub session: String,
@@ -98,12 +98,11 @@ pub struct SessionView {
     /// Milliseconds since the epoch.
     pub expires_at: i64,
     /// What the session revealed, once done.
-    #[schema(value_type = Option<Object>)]
     pub result: Option<serde_json::Value>,
 }
 
 /// Round 1, host → guest: our blinded identifiers and the session's terms.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostBlinded {
     /// What the session reveals.
@@ -111,14 +110,13 @@ pub struct HostBlinded {
     /// Whether the guest must send encrypted values.
     pub sum: bool,
     /// The identifier both sides hash.
-    #[schema(value_type = String)]
     pub identifier: IdKind,
     /// `H(a)^α`, base64, sorted.
     pub blinded: Vec<String>,
 }
 
 /// Round 2, guest → host.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestBlinded {
     /// `H(a)^αβ`, base64: in round 1's order if the session reveals matches, sorted otherwise.
@@ -132,7 +130,7 @@ pub struct GuestBlinded {
 }
 
 /// Round 2's reply, host → guest.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostCount {
     /// Customers in common.
@@ -142,7 +140,7 @@ pub struct HostCount {
 }
 
 /// Round 3, guest → host: the decrypted masked sum, as a decimal string.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuestSum {
     /// `sum + mask` mod n.

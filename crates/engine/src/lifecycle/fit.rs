@@ -33,7 +33,7 @@ pub(crate) const RFM: &str = "rfm";
 const MIN_PARETO_CUSTOMERS: usize = 100;
 
 /// One fitted model, as stored and served.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelFit {
     /// `bg_nbd`, `pareto_nbd` or `gamma_gamma`.
     pub model: String,
@@ -48,7 +48,6 @@ pub struct ModelFit {
     /// Optimiser iterations.
     pub iterations: u64,
     /// Last day of the calibration window.
-    #[schema(value_type = String, format = Date)]
     pub calibration_end: NaiveDate,
     /// When it was fitted (RFC 3339).
     pub fitted_at: String,
@@ -57,10 +56,9 @@ pub struct ModelFit {
 }
 
 /// What `lifecycle fit` did.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Serialize)]
 pub struct FitReport {
     /// Last day of the calibration window.
-    #[schema(value_type = String, format = Date)]
     pub calibration_end: NaiveDate,
     /// Customers with a basis for the analytics purpose and a purchase in the window.
     pub customers: usize,

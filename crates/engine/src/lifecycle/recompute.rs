@@ -14,7 +14,7 @@ use crate::error::EngineError;
 const CHUNK: usize = 5_000;
 
 /// What a recompute did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct RecomputeReport {
     /// Customers with a basis for the stage purpose, each placed.
     pub placed: u64,

@@ -19,13 +19,11 @@ use crate::ledger::to_records;
 use crate::profiles::{iso, ProfileRef};
 
 /// One stage change, as served.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TransitionView {
     /// The stage left (absent for the first placement).
-    #[schema(value_type = Option<String>)]
     pub from: Option<Stage>,
     /// The stage entered.
-    #[schema(value_type = String)]
     pub to: Stage,
     /// When (RFC 3339).
     pub at: String,
@@ -34,7 +32,7 @@ pub struct TransitionView {
 }
 
 /// A customer's scores from the fitted models.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Scores {
     /// Probability the customer is still active (BG/NBD).
     pub p_alive: f64,
@@ -49,7 +47,7 @@ pub struct Scores {
 }
 
 /// `GET /v1/customers/{id}/lifecycle`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerLifecycle {
     /// The profile.
     pub profile_id: String,
@@ -58,7 +56,6 @@ pub struct CustomerLifecycle {
     /// The moment it was computed for (RFC 3339).
     pub as_of: String,
     /// Current stage, once placed.
-    #[schema(value_type = Option<String>)]
     pub stage: Option<Stage>,
     /// Since when.
     pub since: Option<String>,
@@ -67,17 +64,15 @@ pub struct CustomerLifecycle {
     /// Every stage change, oldest first.
     pub history: Vec<TransitionView>,
     /// RFM quintile scores against the last fit's population.
-    #[schema(value_type = Option<Object>)]
     pub rfm: Option<Rfm>,
     /// Model scores (absent until `lifecycle fit` has run, or without purchases).
     pub scores: Option<Scores>,
     /// Churn risk from P(alive) and recency.
-    #[schema(value_type = Option<Object>)]
     pub churn: Option<ChurnRisk>,
 }
 
 /// `GET /v1/lifecycle/summary`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LifecycleSummary {
     /// The purpose this was computed under.
     pub purpose: String,
@@ -86,15 +81,12 @@ pub struct LifecycleSummary {
     /// Customers left out for want of a basis.
     pub left_out: usize,
     /// Customers per current stage.
-    #[schema(value_type = Object)]
     pub funnel: BTreeMap<Stage, u64>,
     /// Stage transitions recorded for these customers.
     pub transitions: u64,
     /// Customers per stage at the end of each month.
-    #[schema(value_type = Vec<Object>)]
     pub funnel_over_time: Vec<FunnelRow>,
     /// Retention by month of first purchase.
-    #[schema(value_type = Vec<Object>)]
     pub cohorts: Vec<CohortRow>,
     /// Fitted models.
     pub models: Vec<ModelFit>,

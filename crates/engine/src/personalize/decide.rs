@@ -28,7 +28,7 @@ use crate::profiles::{iso, ProfileRef};
 const MAX_PLACEMENT: usize = 64;
 
 /// One suggested item.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionItem {
     /// The item (product id).
     pub item: String,
@@ -39,7 +39,7 @@ pub struct DecisionItem {
 }
 
 /// The action chosen.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DecisionAction {
     /// Its name in the catalogue.
     pub name: String,
@@ -56,17 +56,16 @@ pub struct DecisionAction {
 }
 
 /// An action not chosen, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExcludedAction {
     /// Its name.
     pub name: String,
     /// Why (`stage`, `no_channel_consent`, `capped`, `cooldown`, or `ranked_lower`).
-    #[schema(value_type = Object)]
     pub why: serde_json::Value,
 }
 
 /// Why the answer is what it is, in words a customer could read.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Explanation {
     /// Whether anything about the customer was used.
     pub personal: bool,
@@ -79,7 +78,7 @@ pub struct Explanation {
 }
 
 /// `GET /v1/decisions/{customer}`.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Decision {
     /// The customer (empty for a visitor with no profile).
     pub profile_id: String,
@@ -98,7 +97,6 @@ pub struct Decision {
     /// The rest of the catalogue, with reasons.
     pub excluded_actions: Vec<ExcludedAction>,
     /// The customer's stage, when it was used.
-    #[schema(value_type = Option<String>)]
     pub stage: Option<Stage>,
     /// Why.
     pub explanation: Explanation,

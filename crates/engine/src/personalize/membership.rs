@@ -12,7 +12,7 @@ use crate::error::EngineError;
 
 /// A segment's members as kept up to date (on ingest and consent changes, by `serve`'s
 /// refresher or `segments refresh`).
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentMembers {
     /// The segment.
     pub name: String,
@@ -25,7 +25,7 @@ pub struct SegmentMembers {
 }
 
 /// What a refresh of memberships did.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentRefresh {
     /// Customers evaluated.
     pub customers: usize,

@@ -34,7 +34,7 @@ impl Trained {
 }
 
 /// What `recommend train` reports.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainReport {
     /// The purpose training ran under.
     pub purpose: String,

@@ -25,19 +25,18 @@ const MAX_NAME: usize = 64;
 const MAX_EVENTS: u32 = 10_000;
 
 /// A stored segment.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentView {
     /// Its name.
     pub name: String,
     /// Its condition.
-    #[schema(value_type = Object)]
     pub definition: Value,
     /// When it was last defined (RFC 3339).
     pub updated_at: String,
 }
 
 /// A segment's size and first members.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentPreview {
     /// The segment.
     pub name: String,
@@ -54,7 +53,7 @@ pub struct SegmentPreview {
 }
 
 /// A cluster k-means found, described by its centre.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SegmentProposal {
     /// Clusters chosen (by silhouette).
     pub k: usize,
@@ -67,7 +66,6 @@ pub struct SegmentProposal {
     /// The features, in the order of each centre.
     pub features: Vec<String>,
     /// Per cluster: size and centre.
-    #[schema(value_type = Vec<Object>)]
     pub clusters: Vec<Value>,
 }
 

@@ -23,8 +23,8 @@ pub(crate) fn routes() -> Router<AppState> {
 /// purpose, with the noise it carries, its 95% interval and the budget left. Charged before
 /// any noise is drawn; refused (403 `budget_exceeded`, nothing spent) beyond the budget.
 #[utoipa::path(post, path = "/v1/analytics/query", tag = "analytics",
-    request_body = QueryRequest,
-    responses((status = 200, body = Release), (status = 400, body = crate::error::ErrorBody),
+    request_body = crate::api::QueryRequest,
+    responses((status = 200, body = crate::api::Release), (status = 400, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody, description = "budget exceeded, or not an analyst key")),
     security(("bearer" = [])))]
 pub(crate) async fn query(
@@ -38,6 +38,7 @@ pub(crate) async fn query(
 /// The calling key's budgets.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Budgets {
+    #[schema(value_type = Vec<crate::api::BudgetView>)]
     budgets: Vec<BudgetView>,
 }
 
@@ -74,7 +75,7 @@ pub(crate) struct GrantRequest {
 /// Grants an analyst key more ρ on a data set (admin keys). Audited.
 #[utoipa::path(post, path = "/v1/analytics/grants", tag = "analytics",
     request_body = GrantRequest,
-    responses((status = 200, body = BudgetView), (status = 400, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::BudgetView), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn grant(
     AdminKey(who): AdminKey,

@@ -77,6 +77,7 @@ pub(crate) struct InviteRequest {
     )]
     partner: String,
     /// `cardinality` (default) or `matches`.
+    #[schema(value_type = Option<crate::api::Output>)]
     output: Option<Output>,
     /// Sum the partner's values over the intersection.
     #[serde(default)]
@@ -85,7 +86,7 @@ pub(crate) struct InviteRequest {
 
 /// Invites a partner to a session (admin). Audited. The token is shown once.
 #[utoipa::path(post, path = "/v1/cleanroom/sessions", tag = "cleanroom",
-    request_body = InviteRequest, responses((status = 200, body = Invitation)),
+    request_body = InviteRequest, responses((status = 200, body = crate::api::Invitation)),
     security(("bearer" = [])))]
 pub(crate) async fn invite(
     AdminKey(who): AdminKey,
@@ -106,6 +107,7 @@ pub(crate) async fn invite(
 /// Sessions.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Sessions {
+    #[schema(value_type = Vec<crate::api::SessionView>)]
     sessions: Vec<SessionView>,
 }
 
@@ -127,7 +129,7 @@ pub(crate) async fn list(
 /// One session: its state and, once done, what it revealed (admin).
 #[utoipa::path(get, path = "/v1/cleanroom/sessions/{id}", tag = "cleanroom",
     params(("id" = String, Path, description = "the session's id")),
-    responses((status = 200, body = SessionView), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::SessionView), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn status(
     AdminKey(_): AdminKey,
@@ -140,7 +142,7 @@ pub(crate) async fn status(
 /// Round 1 (partner, session token): our blinded identifiers and the session's terms.
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/blinded", tag = "cleanroom",
     params(("id" = String, Path, description = "the session's id")),
-    responses((status = 200, body = HostBlinded), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = crate::api::HostBlinded), (status = 401, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "not this round's turn"),
         (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired"),
         (status = 413, body = crate::error::ErrorBody, description = "our set is over the session's limit")),
@@ -158,8 +160,8 @@ pub(crate) async fn blinded(
 /// values); the cardinality (and the masked encrypted sum).
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/intersect", tag = "cleanroom",
     params(("id" = String, Path, description = "the session's id")),
-    request_body = GuestBlinded,
-    responses((status = 200, body = HostCount), (status = 400, body = crate::error::ErrorBody),
+    request_body = crate::api::GuestBlinded,
+    responses((status = 200, body = crate::api::HostCount), (status = 400, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody, description = "not this round's turn"),
         (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired"),
         (status = 413, body = crate::error::ErrorBody),
@@ -185,7 +187,7 @@ pub(crate) struct Finished {
 /// Round 3 (partner, session token): the decrypted masked sum.
 #[utoipa::path(post, path = "/v1/cleanroom/sessions/{id}/sum", tag = "cleanroom",
     params(("id" = String, Path, description = "the session's id")),
-    request_body = GuestSum, responses((status = 200, body = Finished),
+    request_body = crate::api::GuestSum, responses((status = 200, body = Finished),
         (status = 409, body = crate::error::ErrorBody, description = "not this round's turn"),
         (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired")),
     security(("session" = [])))]
@@ -227,6 +229,7 @@ pub(crate) struct JoinRequest {
     partner: String,
     /// What the host said the session reveals (`cardinality`, the default, or `matches`);
     /// the run is refused if the host asks for more.
+    #[schema(value_type = Option<crate::api::Output>)]
     output: Option<Output>,
     /// Whether the host said it sums our values.
     #[serde(default)]
@@ -235,7 +238,7 @@ pub(crate) struct JoinRequest {
 
 /// Records an invitation from a host (admin). Audited.
 #[utoipa::path(post, path = "/v1/cleanroom/joined", tag = "cleanroom",
-    request_body = JoinRequest, responses((status = 200, body = SessionView),
+    request_body = JoinRequest, responses((status = 200, body = crate::api::SessionView),
         (status = 409, body = crate::error::ErrorBody, description = "a session with this id is recorded here already")),
     security(("bearer" = [])))]
 pub(crate) async fn join(
@@ -264,7 +267,7 @@ pub(crate) async fn join(
 /// recorded here.
 #[utoipa::path(post, path = "/v1/cleanroom/joined/{id}/run", tag = "cleanroom",
     params(("id" = String, Path, description = "the joined session's id")),
-    responses((status = 200, body = SessionView),
+    responses((status = 200, body = crate::api::SessionView),
         (status = 404, body = crate::error::ErrorBody, description = "no joined session with this id"),
         (status = 409, body = crate::error::ErrorBody, description = "the session is not waiting to run"),
         (status = 410, body = crate::error::ErrorBody, description = "the invitation has expired"),

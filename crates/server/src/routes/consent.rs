@@ -28,6 +28,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// The purposes offered.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Purposes {
+    #[schema(value_type = Vec<crate::api::PurposeView>)]
     purposes: Vec<PurposeView>,
 }
 
@@ -43,7 +44,7 @@ pub(crate) async fn purposes(State(engine): State<AppState>) -> Json<Purposes> {
 /// A customer's consent now, purpose by purpose, with whether each has a legal basis.
 #[utoipa::path(get, path = "/v1/consent/{id}", tag = "consent",
     params(("id" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id")),
-    responses((status = 200, body = ConsentView), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::ConsentView), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn consent(
     _: AdminKey,
@@ -65,7 +66,7 @@ pub(crate) struct ConsentChange {
 #[utoipa::path(put, path = "/v1/consent/{id}", tag = "consent",
     params(("id" = String, Path, description = "as for GET")),
     request_body = ConsentChange,
-    responses((status = 200, body = ConsentView), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = crate::api::ConsentView), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn set_consent(
@@ -92,6 +93,7 @@ pub(crate) async fn set_consent(
 /// A customer's consent history.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct History {
+    #[schema(value_type = Vec<crate::api::ConsentHistoryEntry>)]
     history: Vec<ConsentHistoryEntry>,
 }
 
@@ -126,7 +128,7 @@ pub(crate) struct RestrictionChange {
 #[utoipa::path(put, path = "/v1/consent/{id}/restriction", tag = "consent",
     params(("id" = String, Path, description = "as for GET /v1/consent/{id}")),
     request_body = RestrictionChange,
-    responses((status = 200, body = ConsentView), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = crate::api::ConsentView), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn restriction(

@@ -51,7 +51,7 @@ pub(crate) struct DecideQuery {
 /// its caps and cooldowns; every decision is audited (`decision.made`).
 #[utoipa::path(post, path = "/v1/decisions/{customer}", tag = "decisions", operation_id = "decide",
     params(("customer" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id"), DecideQuery),
-    responses((status = 200, body = Decision),
+    responses((status = 200, body = crate::api::Decision),
         (status = 400, body = crate::error::ErrorBody, description = "bad placement or limit"),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -69,7 +69,7 @@ pub(crate) async fn decide(
 /// personal data (`decision.previewed`).
 #[utoipa::path(get, path = "/v1/decisions/{customer}", tag = "decisions", operation_id = "preview_decision",
     params(("customer" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id"), DecideQuery),
-    responses((status = 200, body = Decision),
+    responses((status = 200, body = crate::api::Decision),
         (status = 400, body = crate::error::ErrorBody, description = "bad placement or limit"),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -125,7 +125,7 @@ async fn run_decision(
 /// Trains popularity, item-kNN and ALS on the customers with a basis for the personalisation
 /// purpose and decides with them from now on. Audited.
 #[utoipa::path(post, path = "/v1/recommenders/train", tag = "decisions",
-    responses((status = 200, body = TrainReport)), security(("bearer" = [])))]
+    responses((status = 200, body = crate::api::TrainReport)), security(("bearer" = [])))]
 pub(crate) async fn train(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
@@ -141,6 +141,7 @@ pub(crate) async fn train(
 /// Segments.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Segments {
+    #[schema(value_type = Vec<crate::api::SegmentView>)]
     segments: Vec<SegmentView>,
 }
 
@@ -165,7 +166,7 @@ pub(crate) async fn list(
 #[utoipa::path(put, path = "/v1/segments/{name}", tag = "segments",
     params(("name" = String, Path)),
     request_body(content = Object, description = "the condition"),
-    responses((status = 200, body = SegmentView), (status = 400, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::SegmentView), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn define(
     AdminKey(who): AdminKey,
@@ -195,7 +196,7 @@ pub(crate) struct PreviewQuery {
 /// first members. Audited.
 #[utoipa::path(get, path = "/v1/segments/{name}", tag = "segments",
     params(("name" = String, Path), PreviewQuery),
-    responses((status = 200, body = SegmentPreview), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::SegmentPreview), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn preview(
     AdminKey(who): AdminKey,
@@ -243,7 +244,7 @@ pub(crate) struct ProposeQuery {
 /// segments. Audited.
 #[utoipa::path(get, path = "/v1/segments/proposals", tag = "segments",
     params(ProposeQuery),
-    responses((status = 200, body = SegmentProposal)), security(("bearer" = [])))]
+    responses((status = 200, body = crate::api::SegmentProposal)), security(("bearer" = [])))]
 pub(crate) async fn propose(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,
@@ -270,7 +271,7 @@ pub(crate) struct MembersQuery {
 /// them every few seconds): its size and the longest members first.
 #[utoipa::path(get, path = "/v1/segments/{name}/members", tag = "segments",
     params(("name" = String, Path), MembersQuery),
-    responses((status = 200, body = SegmentMembers), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::SegmentMembers), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn members(
     _: AdminKey,
@@ -294,7 +295,7 @@ pub(crate) struct RefreshQuery {
 /// of everyone). Audited.
 #[utoipa::path(post, path = "/v1/segments/refresh", tag = "segments",
     params(RefreshQuery),
-    responses((status = 200, body = SegmentRefresh)), security(("bearer" = [])))]
+    responses((status = 200, body = crate::api::SegmentRefresh)), security(("bearer" = [])))]
 pub(crate) async fn refresh(
     AdminKey(who): AdminKey,
     State(engine): State<AppState>,

@@ -27,7 +27,9 @@ pub(crate) fn routes() -> Router<AppState> {
 /// A new request.
 #[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct NewRequest {
+    #[schema(value_type = crate::api::DsrKind)]
     kind: DsrKind,
+    #[schema(value_type = crate::api::Regime)]
     regime: Regime,
     /// `user_id:…` or `anonymous_id:…` (a bare id is tried as a user id, then an anonymous id).
     #[schema(min_length = 1, pattern = "\\S")]
@@ -43,7 +45,7 @@ pub(crate) struct NewRequest {
 
 /// Files a request and sends the customer a one-time code.
 #[utoipa::path(post, path = "/v1/dsr", tag = "dsr", request_body = NewRequest,
-    responses((status = 201, body = DsrView), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 201, body = crate::api::DsrView), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody, description = "no customer with this identity")),
     security(("bearer" = [])))]
 pub(crate) async fn file(
@@ -100,6 +102,7 @@ pub(crate) struct ListQuery {
 /// Requests.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Requests {
+    #[schema(value_type = Vec<crate::api::DsrView>)]
     requests: Vec<DsrView>,
 }
 
@@ -122,7 +125,7 @@ pub(crate) async fn list(
 /// One request.
 #[utoipa::path(get, path = "/v1/dsr/{id}", tag = "dsr",
     params(("id" = String, Path, description = "dsr_…")),
-    responses((status = 200, body = DsrView), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::DsrView), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn show(
     _: AdminKey,
@@ -141,7 +144,7 @@ pub(crate) struct Code {
 /// Verifies a request with the code sent to the customer.
 #[utoipa::path(post, path = "/v1/dsr/{id}/verify", tag = "dsr", request_body = Code,
     params(("id" = String, Path, description = "dsr_…")),
-    responses((status = 200, body = DsrView), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = crate::api::DsrView), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn verify(
@@ -170,7 +173,7 @@ pub(crate) struct Extension {
 /// Extends a request's deadline, within the law's limit.
 #[utoipa::path(post, path = "/v1/dsr/{id}/extend", tag = "dsr", request_body = Extension,
     params(("id" = String, Path, description = "dsr_…")),
-    responses((status = 200, body = DsrView), (status = 400, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::DsrView), (status = 400, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn extend(
     AdminKey(who): AdminKey,
@@ -192,6 +195,7 @@ pub(crate) async fn extend(
 /// What processing answered.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Processed {
+    #[schema(value_type = crate::api::DsrView)]
     request: DsrView,
     /// For an access request, the export.
     #[schema(value_type = Option<Object>)]

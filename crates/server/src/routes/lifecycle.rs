@@ -26,7 +26,7 @@ pub(crate) fn routes() -> Router<AppState> {
 /// default). Audited.
 #[utoipa::path(get, path = "/v1/customers/{id}/lifecycle", tag = "lifecycle",
     params(("id" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id")),
-    responses((status = 200, body = CustomerLifecycle),
+    responses((status = 200, body = crate::api::CustomerLifecycle),
         (status = 403, body = crate::error::ErrorBody, description = "no legal basis for the stage purpose"),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
@@ -48,7 +48,7 @@ pub(crate) async fn customer(
 /// month and the fitted models, over customers with a basis for the analytics purpose; the
 /// rest are counted as left out. Audited.
 #[utoipa::path(get, path = "/v1/lifecycle/summary", tag = "lifecycle",
-    responses((status = 200, body = LifecycleSummary)),
+    responses((status = 200, body = crate::api::LifecycleSummary)),
     security(("bearer" = [])))]
 pub(crate) async fn summary(
     AdminKey(who): AdminKey,
@@ -65,7 +65,7 @@ pub(crate) async fn summary(
 /// Fits BG/NBD, Pareto/NBD and Gamma-Gamma on the store's purchases (analytics purpose) and
 /// keeps them for scoring. Audited.
 #[utoipa::path(post, path = "/v1/lifecycle/fit", tag = "lifecycle",
-    responses((status = 200, body = FitReport),
+    responses((status = 200, body = crate::api::FitReport),
         (status = 409, body = crate::error::ErrorBody, description = "nothing to fit on, or a model the data does not identify")),
     security(("bearer" = [])))]
 pub(crate) async fn fit(
@@ -77,7 +77,7 @@ pub(crate) async fn fit(
 
 /// Places every customer afresh by the stage rules. Audited.
 #[utoipa::path(post, path = "/v1/lifecycle/recompute", tag = "lifecycle",
-    responses((status = 200, body = RecomputeReport)),
+    responses((status = 200, body = crate::api::RecomputeReport)),
     security(("bearer" = [])))]
 pub(crate) async fn recompute(
     AdminKey(who): AdminKey,

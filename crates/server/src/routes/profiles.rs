@@ -37,7 +37,7 @@ pub(crate) struct ViewQuery {
 /// and only traits in the categories it permits are returned. Audited.
 #[utoipa::path(get, path = "/v1/profiles/{id}/view", tag = "profiles",
     params(("id" = String, Path, description = "as for /v1/profiles/{id}"), ViewQuery),
-    responses((status = 200, body = PurposeScopedProfile),
+    responses((status = 200, body = crate::api::PurposeScopedProfile),
         (status = 400, body = crate::error::ErrorBody, description = "unknown purpose"),
         (status = 403, body = crate::error::ErrorBody, description = "no legal basis for this purpose"),
         (status = 404, body = crate::error::ErrorBody)),
@@ -63,7 +63,7 @@ pub(crate) async fn view(
 /// `anonymous_id:…`, `profile:…`, or a bare id (tried as user id, anonymous id, profile id).
 #[utoipa::path(get, path = "/v1/profiles/{id}", tag = "profiles",
     params(("id" = String, Path, description = "user_id:…, anonymous_id:…, profile:… or a bare id")),
-    responses((status = 200, body = ProfileView), (status = 401, body = crate::error::ErrorBody),
+    responses((status = 200, body = crate::api::ProfileView), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn profile(
@@ -88,6 +88,7 @@ pub(crate) struct EventsQuery {
 /// A page of stored events.
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct EventsPage {
+    #[schema(value_type = Vec<crate::api::StoredEventView>)]
     events: Vec<StoredEventView>,
 }
 
@@ -113,7 +114,7 @@ pub(crate) async fn events(
 /// The identity graph around a profile.
 #[utoipa::path(get, path = "/v1/profiles/{id}/identities", tag = "profiles",
     params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
-    responses((status = 200, body = IdentityGraph), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::IdentityGraph), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn identities(
     AdminKey(who): AdminKey,
@@ -135,7 +136,7 @@ pub(crate) async fn identities(
 /// returns the same receipt.
 #[utoipa::path(delete, path = "/v1/profiles/{id}", tag = "profiles",
     params(("id" = String, Path, description = "as for /v1/profiles/{id}")),
-    responses((status = 200, body = ErasureReceipt), (status = 404, body = crate::error::ErrorBody)),
+    responses((status = 200, body = crate::api::ErasureReceipt), (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn erase(
     AdminKey(who): AdminKey,
@@ -222,7 +223,7 @@ pub(crate) struct Correction {
     params(("id" = String, Path, description = "as for /v1/profiles/{id}"),
         ("name" = String, Path, description = "the trait")),
     request_body = Correction,
-    responses((status = 200, body = ProfileView), (status = 400, body = crate::error::ErrorBody),
+    responses((status = 200, body = crate::api::ProfileView), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn rectify(
