@@ -10,6 +10,7 @@
 
 pub mod als;
 pub mod eval;
+pub mod explain;
 pub mod interactions;
 mod kernels;
 pub mod kmeans;

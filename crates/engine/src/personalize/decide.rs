@@ -5,6 +5,7 @@
 use std::collections::BTreeSet;
 
 use consentric_model::{ProfileId, Stage};
+use consentric_personalize::explain::{DataUsed, Reason};
 use consentric_personalize::nba::{self, Excluded};
 use consentric_personalize::Recommender;
 use consentric_policy::{gate, ConsentState, Grant, Refusal};
@@ -212,30 +213,24 @@ impl Context {
                 let with_stage = self.lifecycle.settings.stage_purpose == *purpose;
                 let facts = &mut p.facts;
                 let rows = &facts.interactions;
-                data_used.push(format!(
-                    "the products you viewed, added or bought ({} items)",
-                    rows.len()
-                ));
+                data_used.push(DataUsed::Interactions(rows.len()));
                 stage = match with_stage {
                     true => facts.stage.as_ref().map(|s| s.stage),
                     false => stage_elsewhere,
                 };
                 if let Some(s) = stage {
                     data_used.push(if with_stage {
-                        "your lifecycle stage".to_owned()
+                        DataUsed::Stage
                     } else {
-                        format!(
-                            "your lifecycle stage (kept for {})",
-                            self.lifecycle.settings.stage_purpose
-                        )
+                        DataUsed::StageKeptFor(self.lifecycle.settings.stage_purpose.clone())
                     });
-                    reasons.push(format!("You are in the {s} stage."));
+                    reasons.push(Reason::Stage(s));
                 }
                 if p.with_purchases {
                     clv = self.clv_of_days(std::mem::take(&mut facts.purchases), now);
                 }
                 if clv.is_some() {
-                    data_used.push("your purchase history, to estimate your value to us".into());
+                    data_used.push(DataUsed::Purchases);
                 }
                 personal_items(
                     models.as_deref(),
@@ -246,9 +241,9 @@ impl Context {
                 )
             }
             None => {
-                reasons.push(format!(
-                    "You have not agreed to {purpose}, so nothing about you was used: these are our most popular items, and only actions that suit every customer."
-                ));
+                reasons.push(Reason::NoBasis {
+                    purpose: purpose.clone(),
+                });
                 let items = models
                     .as_deref()
                     .map(|m| named(m, m.popularity.top(limit), |_| None))
@@ -285,7 +280,7 @@ impl Context {
             audit: json!({"purpose": personal.as_ref().map(|p| p.grant.purpose().as_str()),
                           "personal": personal.is_some(), "placement": placement,
                           "items": items.len(), "recommender": recommender,
-                          "used": data_used}),
+                          "used": data_used.iter().map(DataUsed::text).collect::<Vec<_>>()}),
         };
         let outcome = self.decisions.submit(
             request,
@@ -294,16 +289,10 @@ impl Context {
         )?;
         let action = outcome.chosen.and_then(|(name, ev, from_clv)| {
             let a = self.personalize.catalogue.iter().find(|a| a.name == name)?;
-            reasons.push(match (&a.purpose, a.stages.is_empty()) {
-                (Some(p), false) => {
-                    format!("{}: it suits your stage, and you agreed to {p}.", a.name)
-                }
-                (Some(p), true) => format!(
-                    "{}: it suits every customer, and you agreed to {p}.",
-                    a.name
-                ),
-                (None, false) => format!("{}: it suits your stage.", a.name),
-                (None, true) => format!("{}: it suits every customer.", a.name),
+            reasons.push(Reason::Action {
+                name: a.name.clone(),
+                for_stage: !a.stages.is_empty(),
+                purpose: a.purpose.clone(),
             });
             Some(DecisionAction {
                 name: a.name.clone(),
@@ -314,8 +303,8 @@ impl Context {
                 value_from_clv: from_clv,
             })
         });
-        data_used.push("the actions we chose for you before (to respect frequency caps)".into());
-        data_used.push("your consent choices".into());
+        data_used.push(DataUsed::ActionsTaken);
+        data_used.push(DataUsed::Consent);
         let excluded_actions = outcome
             .excluded
             .into_iter()
@@ -337,8 +326,9 @@ impl Context {
             explanation: Explanation {
                 personal: personal.is_some(),
                 purpose: personal.map(|p| p.grant.purpose().as_str().to_owned()),
-                data_used,
-                reasons,
+                // The one place reasons become words.
+                data_used: data_used.iter().map(DataUsed::text).collect(),
+                reasons: reasons.iter().map(Reason::text).collect(),
             },
         })
     }
@@ -451,7 +441,12 @@ impl Context {
             profile_id: String::new(),
             placement: placement.to_owned(),
             decided_at: iso(now.timestamp_millis()),
-            recommender: if models.is_some() { "popularity" } else { "none" }.to_owned(),
+            recommender: if models.is_some() {
+                "popularity"
+            } else {
+                "none"
+            }
+            .to_owned(),
             model_trained_at: models.as_ref().map(|m| iso(m.trained_at)),
             items,
             action,
@@ -461,9 +456,7 @@ impl Context {
                 personal: false,
                 purpose: None,
                 data_used: Vec::new(),
-                reasons: vec![
-                    "We do not know you yet, so these are our most popular items, and only actions that suit every customer.".into(),
-                ],
+                reasons: vec![Reason::Stranger.text()],
             },
         }
     }
@@ -563,10 +556,10 @@ fn personal_items(
     rows: &[consentric_store::InteractionRow],
     kind: RecommenderKind,
     limit: usize,
-    reasons: &mut Vec<String>,
+    reasons: &mut Vec<Reason>,
 ) -> (Vec<DecisionItem>, String) {
     let Some(m) = models else {
-        reasons.push("No recommender has been trained yet.".into());
+        reasons.push(Reason::NotTrained);
         return (Vec::new(), "none".into());
     };
     let seen: Vec<(u32, f32)> = rows
@@ -591,13 +584,13 @@ fn personal_items(
             .iter()
             .find_map(|i| i.because.as_ref().map(|b| (b, &i.item)))
         {
-            reasons.push(format!(
-                "Because you showed interest in {}, we suggest {} and similar items.",
-                first.0, first.1
-            ));
+            reasons.push(Reason::BecauseOf {
+                seen: first.0.clone(),
+                suggested: first.1.clone(),
+            });
         }
     } else {
-        reasons.push("We know no products of yours yet, so these are popular items.".into());
+        reasons.push(Reason::NoHistory);
     }
     if items.len() < limit {
         let taken: BTreeSet<String> = items.iter().map(|i| i.item.clone()).collect();
