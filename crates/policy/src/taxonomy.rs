@@ -81,7 +81,7 @@ impl DataCategory {
                 && this.as_bytes()[other.len()] == b'.')
     }
 
-    /// Sensitive categories: never inputs to recommendations or actions (issue 6), and good
+    /// Sensitive categories: never inputs to recommendations or actions, and good
     /// candidates for stricter purposes.
     pub fn is_sensitive(&self) -> bool {
         self.as_str() == "user.demographic" || self.as_str().starts_with("user.demographic.")

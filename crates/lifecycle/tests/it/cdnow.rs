@@ -126,7 +126,7 @@ fn the_calibration_summary_is_rebuilt_exactly_from_raw_transactions() {
     }
 }
 
-/// The issue asks for the holdout total within 10% of actual. On day-aggregated purchases both
+/// The goal is the holdout total within 10% of actual. On day-aggregated purchases both
 /// models under-predict by more: BG/NBD 1,653 and Pareto/NBD 1,666 against 1,882 actual
 /// (−12%). `lifetimes` agrees (it predicts 1,610 against 1,788 on week-aggregated periods,
 /// −10%), so this is the models' fit on CDNOW, not an error here; the bound below is 15%.
