@@ -424,12 +424,20 @@ pub(crate) fn print_latencies(
     );
 }
 
-/// Spawns `consentric import --format cdnow` on the shipped file in a fresh data directory,
-/// so its peak RSS is the import's own.
+/// Spawns the product binary's `consentric import --format cdnow` on the shipped file in a
+/// fresh data directory, so its peak RSS is the import's own. The binary is the `consentric`
+/// beside this one (`cargo build --release -p consentric` puts it there).
 fn import_cdnow() -> anyhow::Result<()> {
     let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/cdnow/CDNOW_master.txt");
     let dir = tempfile::tempdir()?;
-    let exe = std::env::current_exe()?;
+    let exe = std::env::current_exe()?
+        .parent()
+        .map(|d| d.join(format!("consentric{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|p| p.exists())
+        .context(
+            "the CDNOW import is measured with the product binary: build it first \
+             (cargo build --release -p consentric), or pass --skip-import",
+        )?;
     let started = Instant::now();
     let out = std::process::Command::new(exe)
         .arg("--data-dir")
