@@ -126,12 +126,13 @@ pub struct IngestArgs {
     /// `context.consent.categoryPreferences`), recorded in their consent ledgers.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub consent_share: u8,
-    /// Store personal columns in the clear (to measure what the vault costs).
+    /// Store personal columns in the clear, to measure what the vault costs (needs the
+    /// `reference` feature).
     #[arg(long)]
     pub no_vault: bool,
     /// How the events' `messageId`s look: `random` (32 pseudo-random hex digits, scattered
     /// as RudderStack's UUIDs, analytics.js's hashes and the mobile SDKs' UUIDs are) or
-    /// `sequential` (the earlier sessions' `bench-a-0`, `bench-a-1`, …, each landing next to
+    /// `sequential` (`bench-a-0`, `bench-a-1`, …, each landing next to
     /// recent ones in the message-id index, which flatters every SQLite figure).
     #[arg(long, value_enum, default_value_t = MessageIds::Random)]
     pub message_ids: MessageIds,

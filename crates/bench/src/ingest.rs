@@ -141,6 +141,13 @@ pub(crate) fn fresh_engine_with(
 /// run measures without the vault.
 fn sealed(store: Store, dir: &Path, args: &IngestArgs) -> anyhow::Result<Store> {
     if args.no_vault {
+        if !cfg!(feature = "reference") {
+            anyhow::bail!(
+                "--no-vault stores personal columns in the clear, which only a bench built with \
+                 `--features reference` may: cargo run --release -p consentric-bench \
+                 --features reference -- ingest --no-vault"
+            );
+        }
         return Ok(store);
     }
     let master = MasterKeys::load_or_create(dir)?;

@@ -453,3 +453,37 @@ impl Store {
         self.read(|c| c.query("SELECT 1", &[]).map(drop))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{SqliteOptions, Store, StoreError};
+    use consentric_model::ProfileId;
+
+    /// Outside the bench's build, a store without a vault writes no personal data: creating a
+    /// profile (its data key) and storing an event payload are both refused, and nothing of
+    /// the transaction stays.
+    #[cfg(not(feature = "bench-reference"))]
+    #[test]
+    fn a_store_without_a_vault_refuses_personal_data() {
+        use consentric_model::MessageId;
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Store::open_sqlite(dir.path(), SqliteOptions::default()).expect("store");
+        let who = ProfileId::parse("p-1").expect("id");
+        let refused = store.write(|tx| tx.create_profile(&who, 1));
+        assert!(matches!(refused, Err(StoreError::Vault(_))), "{refused:?}");
+        let id = MessageId::parse("m-1").expect("id");
+        let event = crate::NewEvent {
+            message_id: &id,
+            profile_id: &who,
+            call_type: "track",
+            event_name: Some("Order Completed"),
+            ts: 1,
+            received_at: 1,
+            payload: r#"{"email":"ada@example.com"}"#,
+        };
+        let refused = store.write(|tx| tx.insert_event(&event));
+        assert!(matches!(refused, Err(StoreError::Vault(_))), "{refused:?}");
+        assert_eq!(store.event_count().expect("count"), 0);
+        assert_eq!(store.profile_count().expect("count"), 0);
+    }
+}
