@@ -60,8 +60,8 @@ codes! {
     SESSION_TOO_LARGE = ("session_too_large", PAYLOAD_TOO_LARGE, "A clean-room message is larger than the session allows.");
     UNSUPPORTED_MEDIA_TYPE = ("unsupported_media_type", UNSUPPORTED_MEDIA_TYPE, "The body's content type is not one this operation reads.");
     SESSION_TOO_SMALL = ("session_too_small", UNPROCESSABLE_ENTITY, "Too few customers take part for the clean room to answer without revealing one.");
-    REQUEST_REFUSED = ("request_refused", BAD_REQUEST, "The request was refused for a reason without a code of its own.");
-    INTERNAL = ("internal", INTERNAL_SERVER_ERROR, "An internal fault; it was logged. Nothing half-done was kept.");
+    REQUEST_REFUSED = ("request_refused", BAD_REQUEST, "The request was refused before it reached an operation, for a reason without a code of its own; the status (any 4xx) says which.");
+    INTERNAL = ("internal", INTERNAL_SERVER_ERROR, "An internal fault; it was logged, and nothing half-done was kept. Usually 500; any 5xx the framework answered with carries it too.");
     PARTNER_FAILED = ("partner_failed", BAD_GATEWAY, "The clean-room partner failed or refused after the run began.");
     NOT_READY = ("not_ready", SERVICE_UNAVAILABLE, "The database does not answer.");
 }

@@ -115,13 +115,11 @@ fn path_error(rejection: &PathRejection) -> ApiError {
     // "Invalid URL: Invalid UTF-8 in `id`" names the parameter between backticks.
     // A path that does not parse is the caller's; any other rejection (a route declared
     // without its parameter) is ours.
-    let code = if rejection.status() == StatusCode::BAD_REQUEST {
-        &codes::INVALID_PATH
-    } else {
+    if rejection.status() != StatusCode::BAD_REQUEST {
         tracing::error!(rejection = %text, "path parameters rejected by the router");
-        &codes::INTERNAL
-    };
-    let error = ApiError::new(code, text.clone());
+        return ApiError::internal();
+    }
+    let error = ApiError::new(&codes::INVALID_PATH, text.clone());
     match between_backticks(&text) {
         Some(name) => error.with_field(name),
         None => error,

@@ -14,7 +14,7 @@ use crate::error::StoreError;
 
 /// Permission to read everything held about one customer, made only together with its audit
 /// record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct AccessGrant {
     subject: ProfileId,
     at: i64,

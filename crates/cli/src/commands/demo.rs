@@ -51,6 +51,12 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
         false,
     )?;
     super::import::print_summary(&summary, started.elapsed());
+    if summary.duplicates > 0 {
+        println!(
+            "(the store held these events already, moved to end on the day it first imported them;"
+        );
+        println!(" for data that ends today, give the demo a fresh --data-dir)");
+    }
     let (events, profiles) = engine.totals()?;
     println!("The store now holds {events} events in {profiles} profiles.");
     let started = Instant::now();

@@ -20,7 +20,17 @@ use crate::cli::{AuditCommand, Command, KeysCommand, RecommendCommand, Retention
 pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve(_) => serve::run(open(&settings)?, &settings),
-        Command::Demo(args) => demo::run(open(&settings)?, &settings, &args),
+        Command::Demo(args) => {
+            // The demo's data ends today; a lifecycle computed as of another day would place
+            // its customers in another time.
+            let mut settings = settings;
+            if let Some(day) = settings.lifecycle.as_of.take() {
+                eprintln!(
+                    "note: the demo ignores [lifecycle] as_of = {day} (CONSENTRIC_LIFECYCLE_AS_OF): its data ends today"
+                );
+            }
+            demo::run(open(&settings)?, &settings, &args)
+        }
         Command::Import(args) => import::run(&*open(&settings)?, &args),
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(KeysCommand::Rotate) => keys::rotate(&settings),

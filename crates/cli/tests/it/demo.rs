@@ -214,6 +214,16 @@ fn every_command_the_demo_prints_answers_consistently() {
         .spawn()
         .expect("consentric demo");
     let mut demo = Demo(child);
+    // A demo that never gets to serving fails the test instead of hanging it.
+    let pid = demo.0.id();
+    let started = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = started.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(900));
+        if !watchdog.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+        }
+    });
     let stdout = demo.0.stdout.take().expect("stdout");
     let mut printed = Vec::new();
     for line in BufReader::new(stdout).lines() {
@@ -224,6 +234,7 @@ fn every_command_the_demo_prints_answers_consistently() {
             break;
         }
     }
+    started.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(
         printed.iter().any(|l| l.starts_with("Stop with Ctrl-C.")),
         "the demo stopped before serving:\n{}",
@@ -237,7 +248,11 @@ fn every_command_the_demo_prints_answers_consistently() {
         printed.join("\n")
     );
 
-    let client = reqwest::blocking::Client::new();
+    // Some answers (proposals, exports) take seconds in a debug build on a slow machine.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(std::time::Duration::from_secs(300))
+        .build()
+        .expect("client");
     let mut answers: Vec<(Curl, Value)> = Vec::new();
     for c in requests {
         let (status, body) = run(&client, &c);
@@ -356,7 +371,14 @@ fn every_command_the_demo_prints_answers_consistently() {
             )
         })
         .expect("the guide's histogram");
-    for (bin, noisy) in histogram.as_object().expect("bins") {
+    let bins = histogram.as_object().expect("bins");
+    for stage in funnel.keys() {
+        assert!(
+            bins.contains_key(stage),
+            "the histogram has every stage: {stage} in {bins:?}"
+        );
+    }
+    for (bin, noisy) in bins {
         let exact = funnel.get(bin).copied().unwrap_or(0) as f64;
         let noisy = noisy.as_f64().expect("count");
         assert!(

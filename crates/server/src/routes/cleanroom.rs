@@ -2,6 +2,7 @@
 //! read sessions; a partner reaches a session's three rounds with its session token (as a
 //! Bearer token) instead of an API key.
 
+use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
@@ -13,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::AdminKey;
 use crate::error::{blocking, ApiError};
-use crate::extract::{Expected, Json, Path};
+use crate::extract::{parse_json, Expected, Json, Path};
 use crate::partner::PartnerError;
 use crate::AppState;
 
@@ -171,9 +172,11 @@ pub(crate) async fn intersect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(msg): Json<GuestBlinded>,
+    body: Bytes,
 ) -> Result<Json<HostCount>, ApiError> {
+    // The partner proves the session before its message is read.
     let token = session_token(&headers)?;
+    let msg: GuestBlinded = parse_json(&body)?;
     blocking(move || Ok(Json(engine.cleanroom_host_intersect(&id, &token, &msg)?))).await
 }
 
@@ -195,9 +198,10 @@ pub(crate) async fn sum(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    Json(msg): Json<GuestSum>,
+    body: Bytes,
 ) -> Result<Json<Finished>, ApiError> {
     let token = session_token(&headers)?;
+    let msg: GuestSum = parse_json(&body)?;
     blocking(move || {
         let view = engine.cleanroom_host_sum(&id, &token, &msg)?;
         Ok(Json(Finished { state: view.state }))
