@@ -24,7 +24,15 @@ use crate::error::EngineError;
 use crate::lifecycle::LifecycleSettings;
 use crate::notify::Notifier;
 use crate::personalize::PersonalizeSettings;
-use crate::*;
+use crate::{
+    AuditAnchor, AuditVerification, ConsentHistoryEntry, ConsentView, CustomerLifecycle, Decision,
+    DsrKind, DsrView, ErasureReceipt, FitReport, IdentityGraph, IngestContext, IngestReport,
+    KeyInfo, LifecycleSummary, Metrics, NewKey, Principal, ProfileRef, ProfileView,
+    PurposeScopedProfile, PurposeView, RecomputeReport, Regime, RetentionReport, Scope,
+    SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView, StoredEventView,
+    TrainReport,
+};
+
 use consentric_policy::PolicySet;
 
 /// The application: every use case is a method here. Cheap to share behind an `Arc`.
@@ -74,7 +82,7 @@ impl Engine {
     /// [`EngineError::Config`] for an unknown purpose or a weak Paillier size.
     pub fn with_cleanroom(
         self,
-        settings: cleanroom::CleanroomSettings,
+        settings: crate::cleanroom::CleanroomSettings,
     ) -> Result<Self, EngineError> {
         Ok(Engine {
             cx: self.cx.with_cleanroom(settings)?,
@@ -93,7 +101,7 @@ impl Engine {
     }
 
     /// This engine, reaching customers through `notifier` (one-time codes of requests). The
-    /// default keeps messages in an [`Outbox`] that nobody reads.
+    /// default keeps messages in an [`crate::Outbox`] that nobody reads.
     pub fn with_notifier(self, notifier: Arc<dyn Notifier>) -> Self {
         Engine {
             cx: self.cx.with_notifier(notifier),

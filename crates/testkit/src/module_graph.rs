@@ -95,15 +95,21 @@ impl ModuleGraph {
             .collect::<Vec<_>>();
         let mut edges: BTreeMap<usize, BTreeSet<usize>> = BTreeMap::new();
         for (from, f) in files.iter().enumerate() {
-            for path in references(f) {
-                let Some(to) = resolve(&path, &by_module, &files, &exports) else {
-                    continue;
+            for leaf in references(f, &by_module) {
+                let targets = if leaf.glob {
+                    glob_targets(&leaf.path, &by_module, &files, &exports)
+                } else {
+                    resolve(&leaf.path, &by_module, &files, &exports)
+                        .into_iter()
+                        .collect()
                 };
-                let target = &files[to].module;
-                if to == from || target.starts_with(&f.module) {
-                    continue;
+                for to in targets {
+                    let target = &files[to].module;
+                    if to == from || target.starts_with(&f.module) {
+                        continue;
+                    }
+                    edges.entry(from).or_default().insert(to);
                 }
-                edges.entry(from).or_default().insert(to);
             }
         }
         ModuleGraph { files, edges }
@@ -355,16 +361,45 @@ fn raw_string_end(b: &[u8], i: usize) -> Option<usize> {
     Some(b.len())
 }
 
+/// One path a file names: absolute, from a use tree or inline.
+#[derive(Debug, Clone)]
+struct Leaf {
+    path: Vec<String>,
+    /// `a::*`: everything module `a` holds or re-exports.
+    glob: bool,
+    /// `a::B as C`: the name it is bound to, when not its last segment.
+    alias: Option<String>,
+}
+
+impl Leaf {
+    fn plain(path: Vec<String>) -> Self {
+        Leaf {
+            path,
+            glob: false,
+            alias: None,
+        }
+    }
+
+    /// The name this leaf binds in a `use` item.
+    fn binding(&self) -> Option<&String> {
+        self.alias.as_ref().or(self.path.last())
+    }
+}
+
 /// Every absolute path the file names through `crate::`, `super::` or `self::`, expanded from
-/// use trees (`crate::{a, b::{c, d}}` gives `a`, `b::c`, `b::d`).
-fn references(f: &ModFile) -> Vec<Vec<String>> {
+/// use trees (`crate::{a, b::{c, d}}` gives `a`, `b::c`, `b::d`), and every path that starts
+/// with a module the file imported by name (`use crate::cleanroom;` … `cleanroom::Session`).
+fn references(f: &ModFile, by_module: &BTreeMap<Vec<String>, usize>) -> Vec<Leaf> {
     let t = &f.tokens;
-    let mut out = Vec::new();
+    let mut out: Vec<Leaf> = Vec::new();
     // The inline modules (`mod tests { … }`) around each position, by brace depth.
     let mut depth = 0usize;
     let mut inline: Vec<(String, usize)> = Vec::new();
+    let mut modules: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut i = 0;
     while i < t.len() {
+        let before = i.checked_sub(1).map(|p| &t[p]);
+        let after_path = matches!(before, Some(Tok::Dollar) | Some(Tok::PathSep));
         match &t[i] {
             Tok::Open => depth += 1,
             Tok::Close => {
@@ -384,18 +419,32 @@ fn references(f: &ModFile) -> Vec<Vec<String>> {
             Tok::Ident(w)
                 if (w == "crate" || w == "super" || w == "self")
                     && t.get(i + 1) == Some(&Tok::PathSep)
-                    && !matches!(
-                        i.checked_sub(1).map(|p| &t[p]),
-                        Some(Tok::Dollar) | Some(Tok::PathSep)
-                    )
-                    && !matches!(i.checked_sub(1).map(|p| &t[p]), Some(Tok::Ident(x)) if x == "in") =>
+                    && !after_path
+                    && !matches!(before, Some(Tok::Ident(x)) if x == "in") =>
             {
                 let mut here = f.module.clone();
                 here.extend(inline.iter().map(|(n, _)| n.clone()));
-                let (paths, end) = parse_path(t, i, &here);
-                out.extend(paths);
+                let (leaves, end) = parse_path(t, i, &here);
+                // A module imported by name: later paths may start with that name.
+                for leaf in &leaves {
+                    if !leaf.glob && by_module.contains_key(&leaf.path) {
+                        if let Some(name) = leaf.binding() {
+                            modules.insert(name.clone(), leaf.path.clone());
+                        }
+                    }
+                }
+                out.extend(leaves);
                 i = end;
                 continue;
+            }
+            Tok::Ident(w) if !after_path && t.get(i + 1) == Some(&Tok::PathSep) => {
+                if let Some(module) = modules.get(w) {
+                    let mut leaves = Vec::new();
+                    let end = parse_tree(t, i + 2, module.clone(), &mut leaves);
+                    out.extend(leaves);
+                    i = end;
+                    continue;
+                }
             }
             _ => {}
         }
@@ -406,7 +455,7 @@ fn references(f: &ModFile) -> Vec<Vec<String>> {
 
 /// Parses a path (or use tree) starting at `t[i]` (`crate`, `super` or `self`) inside module
 /// `here`; returns the absolute paths and the index after it.
-fn parse_path(t: &[Tok], mut i: usize, here: &[String]) -> (Vec<Vec<String>>, usize) {
+fn parse_path(t: &[Tok], mut i: usize, here: &[String]) -> (Vec<Leaf>, usize) {
     let mut base: Vec<String> = Vec::new();
     let mut first = true;
     loop {
@@ -426,7 +475,7 @@ fn parse_path(t: &[Tok], mut i: usize, here: &[String]) -> (Vec<Vec<String>>, us
         if t.get(i) == Some(&Tok::PathSep) {
             i += 1;
         } else {
-            return (vec![base], i);
+            return (vec![Leaf::plain(base)], i);
         }
     }
     let mut out = Vec::new();
@@ -434,13 +483,8 @@ fn parse_path(t: &[Tok], mut i: usize, here: &[String]) -> (Vec<Vec<String>>, us
     (out, end)
 }
 
-/// A use tree (or plain path) after a prefix: `a::b`, `a::{b, c::*}`, `*`.
-fn parse_tree(
-    t: &[Tok],
-    mut i: usize,
-    mut prefix: Vec<String>,
-    out: &mut Vec<Vec<String>>,
-) -> usize {
+/// A use tree (or plain path) after a prefix: `a::b`, `a::{b as c, d::*}`, `*`.
+fn parse_tree(t: &[Tok], mut i: usize, mut prefix: Vec<String>, out: &mut Vec<Leaf>) -> usize {
     loop {
         match t.get(i) {
             Some(Tok::Ident(w)) if w != "as" => {
@@ -450,11 +494,22 @@ fn parse_tree(
                     i += 1;
                     continue;
                 }
-                out.push(prefix);
+                let mut leaf = Leaf::plain(prefix);
+                if let (Some(Tok::Ident(a)), Some(Tok::Ident(name))) = (t.get(i), t.get(i + 1)) {
+                    if a == "as" {
+                        leaf.alias = Some(name.clone());
+                        i += 2;
+                    }
+                }
+                out.push(leaf);
                 return i;
             }
             Some(Tok::Star) => {
-                out.push(prefix);
+                out.push(Leaf {
+                    path: prefix,
+                    glob: true,
+                    alias: None,
+                });
                 return i + 1;
             }
             Some(Tok::Open) => {
@@ -463,9 +518,8 @@ fn parse_tree(
                     match t.get(i) {
                         Some(Tok::Close) => return i + 1,
                         Some(Tok::Comma) => i += 1,
-                        Some(Tok::Ident(w)) if w == "as" => i += 2,
                         Some(Tok::Ident(w)) if w == "self" => {
-                            out.push(prefix.clone());
+                            out.push(Leaf::plain(prefix.clone()));
                             i += 1;
                         }
                         Some(_) => {
@@ -481,7 +535,7 @@ fn parse_tree(
                 }
             }
             _ => {
-                out.push(prefix);
+                out.push(Leaf::plain(prefix));
                 return i;
             }
         }
@@ -489,13 +543,16 @@ fn parse_tree(
 }
 
 /// What a file makes reachable through itself with `pub use`/`pub(crate) use`: exported
-/// name → absolute path.
-fn reexports(
-    f: &ModFile,
-    by_module: &BTreeMap<Vec<String>, usize>,
-) -> BTreeMap<String, Vec<String>> {
+/// name → absolute path, and the modules it re-exports whole (`pub use a::*`).
+#[derive(Debug, Default)]
+struct Exports {
+    named: BTreeMap<String, Vec<String>>,
+    globs: Vec<Vec<String>>,
+}
+
+fn reexports(f: &ModFile, by_module: &BTreeMap<Vec<String>, usize>) -> Exports {
     let t = &f.tokens;
-    let mut out = BTreeMap::new();
+    let mut out = Exports::default();
     let mut i = 0;
     while i < t.len() {
         let is_pub = matches!(&t[i], Tok::Ident(w) if w == "pub");
@@ -519,10 +576,12 @@ fn reexports(
         }
         j += 1;
         // Relative `pub use child::X` (2018 paths) or absolute `crate::`/`super::`/`self::`.
-        let (paths, aliases, end) = use_tree_with_names(t, j, &f.module, by_module);
-        for (path, name) in paths.into_iter().zip(aliases) {
-            if let Some(name) = name {
-                out.insert(name, path);
+        let (leaves, end) = use_tree(t, j, &f.module, by_module);
+        for leaf in leaves {
+            if leaf.glob {
+                out.globs.push(leaf.path);
+            } else if let Some(name) = leaf.binding().cloned() {
+                out.named.insert(name, leaf.path);
             }
         }
         i = end.max(i + 1);
@@ -530,65 +589,106 @@ fn reexports(
     out
 }
 
-/// Like [`parse_path`] for a `use` item, also returning the name each leaf is bound to.
-fn use_tree_with_names(
+/// The leaves of a `use` item's tree, absolute or relative to a child module of `here`.
+fn use_tree(
     t: &[Tok],
     i: usize,
     here: &[String],
     by_module: &BTreeMap<Vec<String>, usize>,
-) -> (Vec<Vec<String>>, Vec<Option<String>>, usize) {
-    let prefix = match t.get(i) {
-        Some(Tok::Ident(w)) if w == "crate" || w == "super" || w == "self" => None,
+) -> (Vec<Leaf>, usize) {
+    match t.get(i) {
+        Some(Tok::Ident(w)) if w == "crate" || w == "super" || w == "self" => {
+            parse_path(t, i, here)
+        }
         Some(Tok::Ident(w)) => {
             let mut child = here.to_vec();
             child.push(w.clone());
             if by_module.contains_key(&child) {
-                Some(here.to_vec())
+                let mut out = Vec::new();
+                let end = parse_tree(t, i, here.to_vec(), &mut out);
+                (out, end)
             } else {
-                return (Vec::new(), Vec::new(), i + 1);
+                (Vec::new(), i + 1)
             }
         }
-        _ => return (Vec::new(), Vec::new(), i + 1),
-    };
-    let (paths, end) = match prefix {
-        None => parse_path(t, i, here),
-        Some(p) => {
-            let mut out = Vec::new();
-            let end = parse_tree(t, i, p, &mut out);
-            (out, end)
-        }
-    };
-    // Names: the last segment of each path, or the alias after `as`. Aliases are rare in
-    // re-exports; the last segment is enough to follow them.
-    let names = paths.iter().map(|p| p.last().cloned()).collect();
-    (paths, names, end)
+        _ => (Vec::new(), i + 1),
+    }
+}
+
+/// Whether `f` itself defines an item called `name`.
+fn defines(f: &ModFile, name: &str) -> bool {
+    const KINDS: [&str; 9] = [
+        "struct", "enum", "fn", "trait", "type", "const", "static", "mod", "union",
+    ];
+    f.tokens.windows(2).any(|w| {
+        matches!((&w[0], &w[1]), (Tok::Ident(k), Tok::Ident(n)) if KINDS.contains(&k.as_str()) && n == name)
+    })
 }
 
 /// The file that defines what `path` names: the deepest module on the path, then through its
-/// re-exports.
+/// re-exports, named or whole.
 fn resolve(
     path: &[String],
     by_module: &BTreeMap<Vec<String>, usize>,
     files: &[ModFile],
-    exports: &[BTreeMap<String, Vec<String>>],
+    exports: &[Exports],
 ) -> Option<usize> {
     let mut path = path.to_vec();
     for _ in 0..8 {
         let (file, rest) = (0..=path.len())
             .rev()
             .find_map(|n| by_module.get(&path[..n]).map(|&i| (i, &path[n..])))?;
-        let Some(next) = rest.first().and_then(|name| exports[file].get(name)) else {
+        let Some(name) = rest.first() else {
             return Some(file);
         };
-        let mut followed = next.clone();
+        let next = match exports[file].named.get(name) {
+            Some(target) => Some(target.clone()),
+            None if !defines(&files[file], name) => exports[file]
+                .globs
+                .iter()
+                .find(|g| {
+                    by_module.get(*g).is_some_and(|&gf| {
+                        defines(&files[gf], name) || exports[gf].named.contains_key(name)
+                    })
+                })
+                .map(|g| {
+                    let mut p = g.clone();
+                    p.push(name.clone());
+                    p
+                }),
+            None => None,
+        };
+        let Some(next) = next else {
+            return Some(file);
+        };
+        let mut followed = next;
         followed.extend(rest[1..].iter().cloned());
         if followed == path {
             return Some(file);
         }
-        let _ = &files[file];
         path = followed;
     }
     None
+}
+
+/// Every file a glob import of `module` reaches: the module and whatever it re-exports.
+fn glob_targets(
+    module: &[String],
+    by_module: &BTreeMap<Vec<String>, usize>,
+    files: &[ModFile],
+    exports: &[Exports],
+) -> Vec<usize> {
+    let Some(&file) = by_module.get(module) else {
+        return Vec::new();
+    };
+    let mut out = vec![file];
+    for target in exports[file].named.values() {
+        out.extend(resolve(target, by_module, files, exports));
+    }
+    for g in &exports[file].globs {
+        out.extend(by_module.get(g).copied());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -654,6 +754,51 @@ mod tests {
         assert_eq!(g.refers_to("p/q.rs"), vec!["p/mod.rs"]);
         assert!(g.refers_to("p/mod.rs").is_empty());
         assert!(g.cycles().is_empty());
+    }
+
+    #[test]
+    fn globs_aliases_and_imported_modules_are_followed() {
+        // A glob of the crate root reaches what the root re-exports.
+        let g = graph(&[
+            (
+                "lib.rs",
+                "mod engine; mod dsr; pub use dsr::View; pub use engine::Engine;",
+            ),
+            (
+                "engine.rs",
+                "use crate::*; pub struct Engine; fn f(_: View) {}",
+            ),
+            ("dsr.rs", "use crate::Engine; pub struct View;"),
+        ]);
+        let mut refers = g.refers_to("engine.rs");
+        refers.sort();
+        assert_eq!(refers, vec!["dsr.rs", "lib.rs"]);
+        assert_eq!(g.cycles().len(), 1);
+        // A re-export under another name, and a glob re-export.
+        let g = graph(&[
+            ("lib.rs", "mod a; mod p;"),
+            (
+                "p/mod.rs",
+                "mod x; mod y; pub use x::Thing as Other; pub use y::*;",
+            ),
+            ("p/x.rs", "pub struct Thing;"),
+            ("p/y.rs", "pub struct Whole;"),
+            ("a.rs", "use crate::p::{Other, Whole};"),
+        ]);
+        let mut refers = g.refers_to("a.rs");
+        refers.sort();
+        assert_eq!(refers, vec!["p/x.rs", "p/y.rs"]);
+        // A module imported by name, then used as a path's start.
+        let g = graph(&[
+            ("lib.rs", "mod a; mod m;"),
+            ("m/mod.rs", "mod inner; pub use inner::Item;"),
+            ("m/inner.rs", "pub struct Item; fn g() { crate::a::f(); }"),
+            ("a.rs", "use crate::m; pub fn f() -> m::Item { todo!() }"),
+        ]);
+        let mut refers = g.refers_to("a.rs");
+        refers.sort();
+        assert_eq!(refers, vec!["m/inner.rs", "m/mod.rs"]);
+        assert_eq!(g.cycles().len(), 1);
     }
 
     #[test]

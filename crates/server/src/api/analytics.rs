@@ -7,9 +7,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// A budget as shown to its analyst.
 #[derive(Serialize, ToSchema)]
 pub struct BudgetView {

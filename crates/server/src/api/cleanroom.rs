@@ -6,9 +6,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// What a session reveals to the host beyond the cardinality.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -6,9 +6,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// A purpose as consent banners show it.
 #[derive(Serialize, ToSchema)]
 pub struct PurposeView {

@@ -6,9 +6,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// One suggested item.
 #[derive(Serialize, ToSchema)]
 pub struct DecisionItem {

@@ -6,9 +6,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// What a request asks for.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

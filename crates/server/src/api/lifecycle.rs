@@ -7,9 +7,6 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// One fitted model, as stored and served.
 #[derive(Serialize, ToSchema)]
 pub struct ModelFit {

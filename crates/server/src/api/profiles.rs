@@ -6,9 +6,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// A profile as the API shows it.
 #[derive(Serialize, ToSchema)]
 pub struct ProfileView {

@@ -6,9 +6,6 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-#[allow(unused_imports)]
-use super::*;
-
 /// A segment's members as kept up to date (on ingest and consent changes, by `serve`'s
 /// refresher or `segments refresh`).
 #[derive(Serialize, ToSchema)]
