@@ -35,7 +35,7 @@ impl Context {
         action: &str,
         detail: &serde_json::Value,
     ) -> Result<(ProfileId, AccessGrant), EngineError> {
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         let at = self.now().timestamp_millis();
         let grant = self
             .store

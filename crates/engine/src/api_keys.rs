@@ -1,14 +1,30 @@
 //! API keys as a service: made with their secret shown once, verified by hash, cached once
-//! verified.
+//! verified. It is given the store, the clock and the cache of verified keys, nothing else.
 
-use consentric_store::ApiKeyRecord;
+use std::collections::HashMap;
+use std::sync::RwLock;
 
-use crate::context::Context;
+use chrono::{DateTime, Utc};
+use consentric_store::{ApiKeyRecord, Store};
+
+use crate::clock::Clock;
 use crate::error::EngineError;
 use crate::keys::{hash_secret, KeyInfo, NewKey, Principal, Scope};
 use crate::profiles::iso;
 
-impl Context {
+/// What the key service works on.
+pub(crate) struct ApiKeys<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) clock: &'a dyn Clock,
+    /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
+    pub(crate) key_cache: &'a RwLock<HashMap<String, Principal>>,
+}
+
+impl ApiKeys<'_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Creates an API key; its secret is in the returned value and nowhere else.
     ///
     /// # Errors
@@ -30,7 +46,7 @@ impl Context {
     /// The principal of `secret` if this engine verified it before (keys cannot be revoked
     /// yet, so it is still valid), without touching the database: a server answers the common
     /// case without handing the request to a blocking thread. `None` means "ask
-    /// [`Context::authenticate`]", not "unknown".
+    /// [`ApiKeys::authenticate`]", not "unknown".
     pub fn authenticate_cached(&self, secret: &str) -> Option<Principal> {
         self.verified(&hash_secret(secret))
     }

@@ -110,7 +110,7 @@ impl Context {
     /// # Errors
     /// Not found, or a database fault.
     pub fn consent(&self, who: &ProfileRef) -> Result<ConsentView, EngineError> {
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         self.consent_of(&id)
     }
 
@@ -150,7 +150,7 @@ impl Context {
         &self,
         who: &ProfileRef,
     ) -> Result<Vec<ConsentHistoryEntry>, EngineError> {
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         Ok(self
             .store
             .consent(&id)?
@@ -203,7 +203,7 @@ impl Context {
             })?;
             parsed.push((p.id.to_string(), i64::from(p.version), d));
         }
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         let now = self.now().timestamp_millis();
         let evidence_hash = hex::encode(Sha256::digest(evidence));
         self.store.write(|tx| -> Result<(), EngineError> {
@@ -257,7 +257,7 @@ impl Context {
         restricted: bool,
         actor: &str,
     ) -> Result<ConsentView, EngineError> {
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         let now = self.now().timestamp_millis();
         let decision = if restricted {
             Decision::Granted

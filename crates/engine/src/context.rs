@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use chrono::{DateTime, Utc};
 use consentric_store::{BackendKind, Store, Unflushed};
 
+use crate::api_keys::ApiKeys;
 use crate::cleanroom::Cleanroom;
 use crate::clock::Clock;
 use crate::dsr_settings::DsrSettings;
@@ -22,7 +23,9 @@ use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
 use crate::personalize::{DecisionOutcome, DecisionRequest, Personalize};
+use crate::population::Populations;
 use crate::population_cache::PopulationCache;
+use crate::retention::Retention;
 use consentric_policy::PolicySet;
 
 /// Most events one read returns.
@@ -58,6 +61,33 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Who has a basis for each purpose, given what finding out needs.
+    pub(crate) fn populations(&self) -> Populations<'_> {
+        Populations {
+            store: &self.store,
+            policy: &self.policy,
+            population_cache: &self.population_cache,
+        }
+    }
+
+    /// The retention sweep, given what it needs.
+    pub(crate) fn retention(&self) -> Retention<'_> {
+        Retention {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+        }
+    }
+
+    /// The key service, given what it needs.
+    pub(crate) fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys {
+            store: &self.store,
+            clock: &*self.clock,
+            key_cache: &self.key_cache,
+        }
+    }
+
     /// The engine's current time (the injected clock's).
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()

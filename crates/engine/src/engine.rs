@@ -194,7 +194,7 @@ impl Engine {
     /// # Errors
     /// A database fault or a failing random source.
     pub fn create_key(&self, scope: Scope, label: Option<&str>) -> Result<NewKey, EngineError> {
-        self.cx.create_key(scope, label)
+        self.cx.api_keys().create_key(scope, label)
     }
 
     /// The principal of `secret` if this engine verified it before (keys cannot be revoked
@@ -202,7 +202,7 @@ impl Engine {
     /// case without handing the request to a blocking thread. `None` means "ask
     /// [`Engine::authenticate`]", not "unknown".
     pub fn authenticate_cached(&self, secret: &str) -> Option<Principal> {
-        self.cx.authenticate_cached(secret)
+        self.cx.api_keys().authenticate_cached(secret)
     }
 
     /// The key with this secret, or `None` if there is no such (live) key.
@@ -210,7 +210,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn authenticate(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
-        self.cx.authenticate(secret)
+        self.cx.api_keys().authenticate(secret)
     }
 
     /// Every key (without secrets): id, scope, label, creation time.
@@ -218,7 +218,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn keys(&self) -> Result<Vec<KeyInfo>, EngineError> {
-        self.cx.keys()
+        self.cx.api_keys().keys()
     }
 
     /// Records an invitation from a host, to run later. Audited.
@@ -813,7 +813,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError::NotFound`] if nothing matches.
     pub fn find_profile(&self, r: &ProfileRef) -> Result<ProfileId, EngineError> {
-        self.cx.find_profile(r)
+        crate::profiles::find_profile(&self.cx.store, r)
     }
 
     /// Sets trait `name` of the customer `who` names to `value`, as `actor`. Only a trait the
@@ -837,7 +837,7 @@ impl Engine {
     /// # Errors
     /// A database fault; what earlier pages deleted stays deleted.
     pub fn sweep_retention(&self, actor: &str) -> Result<RetentionReport, EngineError> {
-        self.cx.sweep_retention(actor)
+        self.cx.retention().sweep_retention(actor)
     }
 
     /// Re-wraps every customer's data key under the vault's current key-encryption key (after

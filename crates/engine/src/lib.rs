@@ -36,6 +36,8 @@ mod notify;
 mod personalize;
 mod population;
 mod population_cache;
+#[cfg(test)]
+mod population_tests;
 mod profiles;
 mod recipients;
 mod rectification;

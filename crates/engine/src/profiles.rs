@@ -148,19 +148,20 @@ pub struct StoredEventView {
     pub event: Value,
 }
 
-impl crate::context::Context {
-    /// The profile a reference names now (following merges).
-    ///
-    /// # Errors
-    /// [`EngineError::NotFound`] if nothing matches.
-    pub fn find_profile(&self, r: &ProfileRef) -> Result<ProfileId, EngineError> {
-        self.store
-            .snapshot(|s| find_profile_in(s, r))?
-            .ok_or_else(|| EngineError::NotFound("profile".into()))
-    }
+/// The profile a reference names now (following merges). Needs nothing but the store.
+///
+/// # Errors
+/// [`EngineError::NotFound`] if nothing matches.
+pub(crate) fn find_profile(
+    store: &consentric_store::Store,
+    r: &ProfileRef,
+) -> Result<ProfileId, EngineError> {
+    store
+        .snapshot(|s| find_profile_in(s, r))?
+        .ok_or_else(|| EngineError::NotFound("profile".into()))
 }
 
-/// The profile `r` names, read on snapshot `s` (see [`Context::find_profile`]).
+/// The profile `r` names, read on snapshot `s` (see [`find_profile`]).
 pub(crate) fn find_profile_in(
     s: &mut consentric_store::Snapshot<'_>,
     r: &ProfileRef,

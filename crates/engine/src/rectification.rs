@@ -30,7 +30,7 @@ impl Context {
         value: &Value,
         actor: &str,
     ) -> Result<crate::ProfileView, EngineError> {
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         if name.chars().any(char::is_control) {
             return Err(EngineError::Invalid {
                 field: "name".into(),

@@ -10,8 +10,11 @@ use consentric_policy::DataCategory;
 use serde::Serialize;
 use serde_json::json;
 
+use consentric_policy::PolicySet;
+use consentric_store::Store;
+
 use crate::audit;
-use crate::context::Context;
+use crate::clock::Clock;
 use crate::error::EngineError;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,7 +34,18 @@ pub struct RetentionReport {
     pub traits_deleted: u64,
 }
 
-impl Context {
+/// What the sweep works on: the store, the clock and the policy (each purpose's retention).
+pub(crate) struct Retention<'a> {
+    pub(crate) store: &'a Store,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) policy: &'a PolicySet,
+}
+
+impl Retention<'_> {
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
     /// Longest retention, in days, of the purposes that may use `category`; 0 if none may.
     fn retention_ms(&self, category: &DataCategory) -> i64 {
         self.policy

@@ -44,7 +44,7 @@ impl Context {
         purpose: &str,
         actor: &str,
     ) -> Result<PurposeScopedProfile, EngineError> {
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         let now = self.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let grant = gate::open(&self.policy.registry, &consent, purpose, id.as_str(), now)

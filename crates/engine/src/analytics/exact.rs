@@ -373,6 +373,7 @@ mod tests {
     fn exact_all(engine: &Context) -> Vec<Exact> {
         let now = engine.now();
         let population = engine
+            .populations()
             .population_for("analytics", now, "test")
             .expect("population");
         queries()

@@ -247,7 +247,9 @@ impl Context {
         }
         // The exact aggregate, over the customers the gate lets in.
         let purpose = self.lifecycle.settings.analytics_purpose.clone();
-        let population = self.population_for(&purpose, now, "lifecycle")?;
+        let population = self
+            .populations()
+            .population_for(&purpose, now, "lifecycle")?;
         let exact = self.exact(&parsed, &population.grants, &segments, now)?;
         let mut release = Release {
             query: echo,

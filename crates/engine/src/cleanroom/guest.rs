@@ -282,8 +282,11 @@ impl Context {
         &self,
         holders: impl Iterator<Item = &'a Vec<ProfileId>>,
     ) -> Result<Vec<u64>, EngineError> {
-        let population =
-            self.population_for(&self.cleanroom.settings.purpose, self.now(), "cleanroom")?;
+        let population = self.populations().population_for(
+            &self.cleanroom.settings.purpose,
+            self.now(),
+            "cleanroom",
+        )?;
         let open = consentric_policy::DataCategory::parse("user.financial.transaction")
             .map_err(|e| EngineError::Config(e.to_string()))?;
         let grants: Vec<_> = population

@@ -183,7 +183,9 @@ impl Context {
             .schema
             .category(CallType::Identify, None, &["traits", name])
             .cloned();
-        let population = self.population_for(&settings.purpose, self.now(), "cleanroom")?;
+        let population =
+            self.populations()
+                .population_for(&settings.purpose, self.now(), "cleanroom")?;
         let mut by_id: HashMap<String, Vec<ProfileId>> = HashMap::new();
         let mut order = Vec::new();
         for g in &population.grants {

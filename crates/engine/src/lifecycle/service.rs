@@ -41,6 +41,7 @@ impl crate::context::Context {
         purpose: &str,
         at: DateTime<Utc>,
     ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
-        self.population_where(purpose, at, "lifecycle", opens_purchases)
+        self.populations()
+            .population_where(purpose, at, "lifecycle", opens_purchases)
     }
 }

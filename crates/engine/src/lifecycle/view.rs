@@ -104,7 +104,7 @@ impl Context {
         actor: &str,
     ) -> Result<CustomerLifecycle, EngineError> {
         let life = &self.lifecycle;
-        let id = self.find_profile(who)?;
+        let id = crate::profiles::find_profile(&self.store, who)?;
         let now = self.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let purpose = &life.settings.stage_purpose;

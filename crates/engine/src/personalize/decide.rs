@@ -666,7 +666,7 @@ mod tests {
             .events;
         engine.ingest(events).expect("ingest");
         let who = ProfileRef::parse("c1").expect("ref");
-        let id = engine.find_profile(&who).expect("profile");
+        let id = crate::profiles::find_profile(&engine.store, &who).expect("profile");
         let request = || DecisionRequest {
             mode: DecisionMode::Record,
             profile: id.clone(),

@@ -209,7 +209,9 @@ impl Context {
             .map_err(|e| EngineError::Config(format!("stored segment `{name}`: {e}")))?;
         let purpose = &self.personalize.settings.purpose;
         let now = self.now();
-        let (grants, left_out) = self.population_where(purpose, now, "personalize", |_| true)?;
+        let (grants, left_out) =
+            self.populations()
+                .population_where(purpose, now, "personalize", |_| true)?;
         let mut members = Vec::new();
         let mut size = 0;
         for g in &grants {
@@ -334,11 +336,13 @@ impl Context {
         let purpose = &self.personalize.settings.purpose;
         let now = self.now();
         let now_ms = now.timestamp_millis();
-        let (grants, left_out) = self.population_where(purpose, now, "personalize", |g| {
-            ["user.behavior.purchase", "user.financial.transaction"]
-                .iter()
-                .all(|c| category(c).is_some_and(|c| g.permits(&c)))
-        })?;
+        let (grants, left_out) =
+            self.populations()
+                .population_where(purpose, now, "personalize", |g| {
+                    ["user.behavior.purchase", "user.financial.transaction"]
+                        .iter()
+                        .all(|c| category(c).is_some_and(|c| g.permits(&c)))
+                })?;
         let items = self.store.interactions_for(&grants)?;
         let mut rows = Vec::new();
         for g in &grants {

@@ -27,8 +27,12 @@ impl Context {
     pub fn train_recommenders(&self, actor: &str) -> Result<TrainReport, EngineError> {
         let settings = &self.personalize.settings;
         let now = self.now();
-        let (grants, mut left_out) =
-            self.population_where(&settings.purpose, now, "personalize", opens_interactions)?;
+        let (grants, mut left_out) = self.populations().population_where(
+            &settings.purpose,
+            now,
+            "personalize",
+            opens_interactions,
+        )?;
         let by_customer = self.store.interactions_for(&grants)?;
         // Customers in a fixed order, so the same data gives the same model.
         let mut customers: Vec<_> = by_customer.into_iter().collect();
