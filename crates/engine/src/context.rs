@@ -61,6 +61,25 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// ViewService, given what it needs.
+    pub(crate) fn views(&self) -> crate::views::ViewService<'_> {
+        crate::views::ViewService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+        }
+    }
+
+    /// RecipientService, given what it needs.
+    pub(crate) fn recipients(&self) -> crate::recipients::RecipientService<'_> {
+        crate::recipients::RecipientService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            cleanroom: &self.cleanroom,
+        }
+    }
+
     /// Who has a basis for each purpose, given what finding out needs.
     pub(crate) fn populations(&self) -> Populations<'_> {
         Populations {

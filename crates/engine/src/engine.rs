@@ -861,6 +861,6 @@ impl Engine {
         purpose: &str,
         actor: &str,
     ) -> Result<PurposeScopedProfile, EngineError> {
-        self.cx.profile_for_purpose(who, purpose, actor)
+        self.cx.views().profile_for_purpose(who, purpose, actor)
     }
 }

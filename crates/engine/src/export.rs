@@ -57,7 +57,7 @@ impl Context {
         let (id, grant) =
             self.open_access_as(who, actor, "profile.exported", &json!({"format": format}))?;
         Ok(ExportParts {
-            recipients: self.recipients_of(&id)?,
+            recipients: self.recipients().recipients_of(&id)?,
             profile: self.profile(who, actor)?,
             graph: self.identity_graph(who, actor)?,
             consent: self.consent_history(who)?,

@@ -7,7 +7,6 @@ use consentric_model::ProfileId;
 use consentric_policy::ConsentState;
 use serde::Serialize;
 
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::iso;
 
@@ -46,7 +45,19 @@ pub struct Recipients {
     pub disclosures: Vec<Disclosure>,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct RecipientService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) cleanroom: &'a crate::cleanroom::Cleanroom,
+}
+
+impl RecipientService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// The recipients of customer `id`'s data.
     pub(crate) fn recipients_of(&self, id: &ProfileId) -> Result<Recipients, EngineError> {
         let rows = self.store.consent(id)?;

@@ -7,7 +7,6 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::ledger::to_records;
 use crate::profiles::{ProfileRef, TraitView};
@@ -32,7 +31,18 @@ pub struct PurposeScopedProfile {
 /// Most events a purpose-scoped view carries.
 const VIEW_EVENTS: u32 = 100;
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct ViewService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+}
+
+impl ViewService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Opens a view of a customer's profile for `purpose`, as `actor`, and audits it.
     ///
     /// # Errors
