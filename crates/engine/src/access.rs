@@ -8,14 +8,24 @@ use consentric_model::ProfileId;
 use consentric_store::AccessGrant;
 use serde_json::json;
 
-use crate::context::{Context, MAX_EVENTS_PER_READ};
+use crate::context::MAX_EVENTS_PER_READ;
 use crate::error::EngineError;
 use crate::profiles::{
     iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
     ProfileView, StoredEventView, TraitView,
 };
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct AccessService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+}
+
+impl AccessService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Opens an access grant over the profile `who` names, after auditing the read: a read
     /// that could not be audited does not happen.
     fn open_access(
@@ -27,7 +37,7 @@ impl Context {
         self.open_access_as(who, actor, "profile.read", &json!({"what": what}))
     }
 
-    /// [`Context::open_access`] audited as `action` with `detail` (exports name themselves).
+    /// [`AccessService::open_access`] audited as `action` with `detail` (exports name themselves).
     pub(crate) fn open_access_as(
         &self,
         who: &ProfileRef,

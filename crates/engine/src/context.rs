@@ -61,6 +61,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// AccessService, given what it needs.
+    pub(crate) fn access(&self) -> crate::access::AccessService<'_> {
+        crate::access::AccessService {
+            store: &self.store,
+            clock: &*self.clock,
+        }
+    }
+
     /// ViewService, given what it needs.
     pub(crate) fn views(&self) -> crate::views::ViewService<'_> {
         crate::views::ViewService {

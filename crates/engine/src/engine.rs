@@ -126,7 +126,7 @@ impl Engine {
     /// # Errors
     /// Not found, or a database fault.
     pub fn profile(&self, who: &ProfileRef, actor: &str) -> Result<ProfileView, EngineError> {
-        self.cx.profile(who, actor)
+        self.cx.access().profile(who, actor)
     }
 
     /// A profile's latest events, newest first, at most [`MAX_EVENTS_PER_READ`]; audited.
@@ -139,7 +139,7 @@ impl Engine {
         limit: u32,
         actor: &str,
     ) -> Result<Vec<StoredEventView>, EngineError> {
-        self.cx.events(who, limit, actor)
+        self.cx.access().events(who, limit, actor)
     }
 
     /// The identity graph of a profile; audited.
@@ -151,7 +151,7 @@ impl Engine {
         who: &ProfileRef,
         actor: &str,
     ) -> Result<IdentityGraph, EngineError> {
-        self.cx.identity_graph(who, actor)
+        self.cx.access().identity_graph(who, actor)
     }
 
     /// Grants `analyst` (an API key id) `rho` more on `dataset`. Audited.

@@ -55,11 +55,11 @@ impl Context {
         format: &str,
     ) -> Result<ExportParts, EngineError> {
         let (id, grant) =
-            self.open_access_as(who, actor, "profile.exported", &json!({"format": format}))?;
+            self.access().open_access_as(who, actor, "profile.exported", &json!({"format": format}))?;
         Ok(ExportParts {
             recipients: self.recipients().recipients_of(&id)?,
-            profile: self.profile(who, actor)?,
-            graph: self.identity_graph(who, actor)?,
+            profile: self.access().profile(who, actor)?,
+            graph: self.access().identity_graph(who, actor)?,
             consent: self.consent_history(who)?,
             at: grant.at(),
             grant,

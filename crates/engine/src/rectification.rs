@@ -78,7 +78,7 @@ impl Context {
                 message: "the customer has no such trait to correct".into(),
             });
         }
-        self.profile(&ProfileRef::Profile(id), actor)
+        self.access().profile(&ProfileRef::Profile(id), actor)
     }
 }
 
