@@ -61,6 +61,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// ErasureService, given what it needs.
+    pub(crate) fn erasure(&self) -> crate::erasure::ErasureService<'_> {
+        crate::erasure::ErasureService {
+            store: &self.store,
+            clock: &*self.clock,
+        }
+    }
+
     /// AccessService, given what it needs.
     pub(crate) fn access(&self) -> crate::access::AccessService<'_> {
         crate::access::AccessService {

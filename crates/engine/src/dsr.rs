@@ -385,7 +385,7 @@ impl Context {
             .ok_or_else(|| EngineError::Config("the request's identity is gone".into()))?;
         let who = ProfileRef::Identity(identity);
         let outcome = match row.kind.as_str() {
-            "erasure" => serde_json::to_value(self.erase(&who, actor)?)
+            "erasure" => serde_json::to_value(self.erasure().erase(&who, actor)?)
                 .map_err(|e| EngineError::Config(e.to_string()))?,
             "access" => json!({"events": self.export(&who, actor, out)?}),
             "restriction" => serde_json::to_value(self.restrict(&who, true, actor)?)

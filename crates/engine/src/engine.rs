@@ -567,7 +567,7 @@ impl Engine {
     /// # Errors
     /// [`EngineError::Config`] without a vault.
     pub fn receipt_public_key(&self) -> Result<String, EngineError> {
-        self.cx.receipt_public_key()
+        self.cx.erasure().receipt_public_key()
     }
 
     /// Erases the customer `who` names, as `actor`, and returns the signed receipt. If the
@@ -577,7 +577,7 @@ impl Engine {
     /// # Errors
     /// Not found (never known), no vault, or a database fault (then nothing was erased).
     pub fn erase(&self, who: &ProfileRef, actor: &str) -> Result<ErasureReceipt, EngineError> {
-        self.cx.erase(who, actor)
+        self.cx.erasure().erase(who, actor)
     }
 
     /// Writes everything held about the customer `who` names — profile, identities and their

@@ -10,7 +10,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
 
@@ -83,7 +82,17 @@ impl ErasureReceipt {
     }
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct ErasureService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+}
+
+impl<'a> ErasureService<'a> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// The public key that erasure receipts are signed with (hex).
     ///
     /// # Errors
@@ -92,7 +101,7 @@ impl Context {
         Ok(self.vault()?.signer().public_key_hex())
     }
 
-    pub(crate) fn vault(&self) -> Result<&consentric_vault::Vault, EngineError> {
+    pub(crate) fn vault(&self) -> Result<&'a consentric_vault::Vault, EngineError> {
         self.store
             .vault()
             .ok_or_else(|| EngineError::Config("erasure needs the vault (master keys)".into()))

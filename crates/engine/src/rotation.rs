@@ -18,7 +18,7 @@ impl Context {
     /// # Errors
     /// No vault, a key that unwraps under neither master key, or a database fault.
     pub fn rewrap_data_keys(&self) -> Result<u64, EngineError> {
-        let vault = self.vault()?;
+        let vault = self.erasure().vault()?;
         let mut after = String::new();
         let mut count = 0u64;
         loop {

@@ -708,7 +708,7 @@ mod tests {
         assert!(first.chosen.is_some());
         assert_eq!((recorded(&engine), audited(&engine)), (1, 1));
 
-        engine.erase(&who, "t").expect("erase");
+        engine.erasure().erase(&who, "t").expect("erase");
         assert_eq!(recorded(&engine), 0);
         let after = engine
             .commit_decisions(&[request()])
