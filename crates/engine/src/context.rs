@@ -61,6 +61,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// RotationService, given what it needs.
+    pub(crate) fn rotation(&self) -> crate::rotation::RotationService<'_> {
+        crate::rotation::RotationService {
+            store: &self.store,
+            erasure: self.erasure(),
+        }
+    }
+
     /// ErasureService, given what it needs.
     pub(crate) fn erasure(&self) -> crate::erasure::ErasureService<'_> {
         crate::erasure::ErasureService {

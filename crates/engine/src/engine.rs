@@ -847,7 +847,7 @@ impl Engine {
     /// # Errors
     /// No vault, a key that unwraps under neither master key, or a database fault.
     pub fn rewrap_data_keys(&self) -> Result<u64, EngineError> {
-        self.cx.rewrap_data_keys()
+        self.cx.rotation().rewrap_data_keys()
     }
 
     /// Opens a view of a customer's profile for `purpose`, as `actor`, and audits it.

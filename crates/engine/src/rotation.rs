@@ -4,13 +4,19 @@
 use consentric_store::StoreError;
 use consentric_vault::KeyId;
 
-use crate::context::Context;
 use crate::error::EngineError;
 
 /// Data keys re-wrapped per transaction during a rotation.
 const REWRAP_PAGE: i64 = 1000;
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct RotationService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) erasure: crate::erasure::ErasureService<'a>,
+}
+
+impl RotationService<'_> {
+
     /// Re-wraps every customer's data key under the vault's current key-encryption key (after
     /// `MasterKeys::begin_rotation`), a page per transaction; returns how many. Safe to run
     /// again after an interruption: a key already re-wrapped is simply wrapped once more.
@@ -18,7 +24,7 @@ impl Context {
     /// # Errors
     /// No vault, a key that unwraps under neither master key, or a database fault.
     pub fn rewrap_data_keys(&self) -> Result<u64, EngineError> {
-        let vault = self.erasure().vault()?;
+        let vault = self.erasure.vault()?;
         let mut after = String::new();
         let mut count = 0u64;
         loop {
