@@ -61,6 +61,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// RectificationService, given what it needs.
+    pub(crate) fn rectification(&self) -> crate::rectification::RectificationService<'_> {
+        crate::rectification::RectificationService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            access: self.access(),
+        }
+    }
+
     /// RotationService, given what it needs.
     pub(crate) fn rotation(&self) -> crate::rotation::RotationService<'_> {
         crate::rotation::RotationService {

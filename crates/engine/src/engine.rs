@@ -829,7 +829,7 @@ impl Engine {
         value: &Value,
         actor: &str,
     ) -> Result<crate::ProfileView, EngineError> {
-        self.cx.rectify(who, name, value, actor)
+        self.cx.rectification().rectify(who, name, value, actor)
     }
 
     /// Deletes what has outlived every purpose that may keep it, and audits the sweep.

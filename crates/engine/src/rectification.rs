@@ -12,11 +12,22 @@ use consentric_model::ProfileId;
 use consentric_store::WriteTx;
 
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::ProfileRef;
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct RectificationService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) access: crate::access::AccessService<'a>,
+}
+
+impl RectificationService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Sets trait `name` of the customer `who` names to `value`, as `actor`. Only a trait the
     /// customer has can be corrected, and only to a value the policy would store.
     ///
@@ -78,7 +89,7 @@ impl Context {
                 message: "the customer has no such trait to correct".into(),
             });
         }
-        self.access().profile(&ProfileRef::Profile(id), actor)
+        self.access.profile(&ProfileRef::Profile(id), actor)
     }
 }
 
