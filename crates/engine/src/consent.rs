@@ -9,7 +9,6 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, AuditAnchor, AuditVerification};
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::ledger::to_records;
 use crate::profiles::{iso, ProfileRef};
@@ -86,7 +85,20 @@ pub struct ConsentHistoryEntry {
     pub evidence_hash: String,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct ConsentService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) personalize: &'a crate::personalize::Personalize,
+}
+
+impl ConsentService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// The declared purposes, for consent banners (`GET /v1/purposes`).
     pub fn purposes(&self) -> Vec<PurposeView> {
         self.policy
@@ -302,7 +314,7 @@ impl Context {
         self.verify_audit_against(&[])
     }
 
-    /// [`Context::verify_audit`], also checking the chain against anchors kept elsewhere: a
+    /// [`ConsentService::verify_audit`], also checking the chain against anchors kept elsewhere: a
     /// missing anchored record (truncation) or a different hash there (a recomputed chain) is
     /// a break.
     ///

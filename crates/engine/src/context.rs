@@ -61,6 +61,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// ConsentService, given what it needs.
+    pub(crate) fn consent_service(&self) -> crate::consent::ConsentService<'_> {
+        crate::consent::ConsentService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+            personalize: &self.personalize,
+        }
+    }
+
     /// RectificationService, given what it needs.
     pub(crate) fn rectification(&self) -> crate::rectification::RectificationService<'_> {
         crate::rectification::RectificationService {

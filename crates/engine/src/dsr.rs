@@ -388,8 +388,10 @@ impl Context {
             "erasure" => serde_json::to_value(self.erasure().erase(&who, actor)?)
                 .map_err(|e| EngineError::Config(e.to_string()))?,
             "access" => json!({"events": self.export(&who, actor, out)?}),
-            "restriction" => serde_json::to_value(self.restrict(&who, true, actor)?)
-                .map_err(|e| EngineError::Config(e.to_string()))?,
+            "restriction" => {
+                serde_json::to_value(self.consent_service().restrict(&who, true, actor)?)
+                    .map_err(|e| EngineError::Config(e.to_string()))?
+            }
             other => return Err(EngineError::Config(format!("unknown request kind {other}"))),
         };
         let now = self.now().timestamp_millis();

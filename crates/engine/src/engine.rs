@@ -364,7 +364,7 @@ impl Engine {
 
     /// The declared purposes, for consent banners (`GET /v1/purposes`).
     pub fn purposes(&self) -> Vec<PurposeView> {
-        self.cx.purposes()
+        self.cx.consent_service().purposes()
     }
 
     /// A customer's consent state now, purpose by purpose.
@@ -372,7 +372,7 @@ impl Engine {
     /// # Errors
     /// Not found, or a database fault.
     pub fn consent(&self, who: &ProfileRef) -> Result<ConsentView, EngineError> {
-        self.cx.consent(who)
+        self.cx.consent_service().consent(who)
     }
 
     /// A customer's whole consent history, in the order it was written.
@@ -383,7 +383,7 @@ impl Engine {
         &self,
         who: &ProfileRef,
     ) -> Result<Vec<ConsentHistoryEntry>, EngineError> {
-        self.cx.consent_history(who)
+        self.cx.consent_service().consent_history(who)
     }
 
     /// Records decisions (`purpose` → `granted` | `denied` | `withdrawn`) for a customer, with
@@ -400,7 +400,9 @@ impl Engine {
         actor: &str,
         evidence: &[u8],
     ) -> Result<ConsentView, EngineError> {
-        self.cx.set_consent(who, decisions, actor, evidence)
+        self.cx
+            .consent_service()
+            .set_consent(who, decisions, actor, evidence)
     }
 
     /// Restricts processing of a customer's data (GDPR art. 18), or lifts the restriction:
@@ -417,7 +419,7 @@ impl Engine {
         restricted: bool,
         actor: &str,
     ) -> Result<ConsentView, EngineError> {
-        self.cx.restrict(who, restricted, actor)
+        self.cx.consent_service().restrict(who, restricted, actor)
     }
 
     /// Walks the audit chain and reports the first place it breaks, if any.
@@ -425,7 +427,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn verify_audit(&self) -> Result<AuditVerification, EngineError> {
-        self.cx.verify_audit()
+        self.cx.consent_service().verify_audit()
     }
 
     /// [`Engine::verify_audit`], also checking the chain against anchors kept elsewhere: a
@@ -438,7 +440,7 @@ impl Engine {
         &self,
         anchors: &[AuditAnchor],
     ) -> Result<AuditVerification, EngineError> {
-        self.cx.verify_audit_against(anchors)
+        self.cx.consent_service().verify_audit_against(anchors)
     }
 
     /// The engine's current time (the injected clock's).

@@ -54,13 +54,17 @@ impl Context {
         actor: &str,
         format: &str,
     ) -> Result<ExportParts, EngineError> {
-        let (id, grant) =
-            self.access().open_access_as(who, actor, "profile.exported", &json!({"format": format}))?;
+        let (id, grant) = self.access().open_access_as(
+            who,
+            actor,
+            "profile.exported",
+            &json!({"format": format}),
+        )?;
         Ok(ExportParts {
             recipients: self.recipients().recipients_of(&id)?,
             profile: self.access().profile(who, actor)?,
             graph: self.access().identity_graph(who, actor)?,
-            consent: self.consent_history(who)?,
+            consent: self.consent_service().consent_history(who)?,
             at: grant.at(),
             grant,
         })

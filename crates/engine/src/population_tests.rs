@@ -70,6 +70,7 @@ parity_test!(the_population_follows_every_change_that_decides_it, |db| {
     // A withdrawal is honoured by the very next read.
     let c1 = ProfileRef::parse("c1").expect("ref");
     engine
+        .consent_service()
         .set_consent(&c1, &[("analytics".into(), "withdrawn".into())], "t", b"{}")
         .expect("withdraw");
     assert_eq!(count(&engine), 3);

@@ -16,7 +16,6 @@ pub(crate) struct RotationService<'a> {
 }
 
 impl RotationService<'_> {
-
     /// Re-wraps every customer's data key under the vault's current key-encryption key (after
     /// `MasterKeys::begin_rotation`), a page per transaction; returns how many. Safe to run
     /// again after an interruption: a key already re-wrapped is simply wrapped once more.
