@@ -61,6 +61,15 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// LifecycleScores, given what it needs.
+    pub(crate) fn lifecycle_scores(&self) -> crate::lifecycle::service::LifecycleScores<'_> {
+        crate::lifecycle::service::LifecycleScores {
+            store: &self.store,
+            lifecycle: &self.lifecycle,
+            populations: self.populations(),
+        }
+    }
+
     /// ConsentService, given what it needs.
     pub(crate) fn consent_service(&self) -> crate::consent::ConsentService<'_> {
         crate::consent::ConsentService {

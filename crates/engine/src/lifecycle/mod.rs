@@ -10,7 +10,7 @@ mod facts;
 mod fit;
 mod recompute;
 mod scoring;
-mod service;
+pub(crate) mod service;
 pub(crate) use scoring::date_of;
 mod settings;
 mod view;

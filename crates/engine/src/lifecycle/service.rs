@@ -6,7 +6,15 @@ use chrono::{DateTime, Utc};
 use super::{opens_purchases, scoring};
 use crate::error::EngineError;
 
-impl crate::context::Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct LifecycleScores<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) populations: crate::population::Populations<'a>,
+}
+
+impl LifecycleScores<'_> {
+
     /// The customer's CLV from their purchases by day (read under a grant that opens
     /// purchases), when a value model is fitted and they bought by the configured `as_of`.
     pub(crate) fn clv_of_days(
@@ -21,7 +29,7 @@ impl crate::context::Context {
         scoring::summary_of_days(&days, as_of).and_then(|s| scorer.score(&s).clv)
     }
 
-    /// The customer's CLV under `grant` (see [`Context::clv_of_days`]); `None` when the grant
+    /// The customer's CLV under `grant` (see [`LifecycleScores::clv_of_days`]); `None` when the grant
     /// does not open purchases.
     pub(crate) fn clv_of(
         &self,
@@ -41,7 +49,7 @@ impl crate::context::Context {
         purpose: &str,
         at: DateTime<Utc>,
     ) -> Result<(Vec<consentric_policy::Grant>, usize), EngineError> {
-        self.populations()
+        self.populations
             .population_where(purpose, at, "lifecycle", opens_purchases)
     }
 }

@@ -227,7 +227,7 @@ impl Context {
                     reasons.push(Reason::Stage(s));
                 }
                 if p.with_purchases {
-                    clv = self.clv_of_days(std::mem::take(&mut facts.purchases), now);
+                    clv = self.lifecycle_scores().clv_of_days(std::mem::take(&mut facts.purchases), now);
                 }
                 if clv.is_some() {
                     data_used.push(DataUsed::Purchases);

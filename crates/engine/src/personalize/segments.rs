@@ -289,7 +289,7 @@ impl Context {
             }
         }
         if needs(|f| matches!(f, Field::Clv)) {
-            if let Some(clv) = self.clv_of(grant, now)? {
+            if let Some(clv) = self.lifecycle_scores().clv_of(grant, now)? {
                 out.insert(Field::Clv, json!(clv));
             }
         }
