@@ -61,6 +61,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Fitting the value models, given what it needs.
+    pub(crate) fn fitting(&self) -> crate::lifecycle::fit::FitService<'_> {
+        crate::lifecycle::fit::FitService {
+            store: &self.store,
+            clock: &*self.clock,
+            lifecycle: &self.lifecycle,
+            lifecycle_scores: self.lifecycle_scores(),
+        }
+    }
+
     /// LifecycleScores, given what it needs.
     pub(crate) fn lifecycle_scores(&self) -> crate::lifecycle::service::LifecycleScores<'_> {
         crate::lifecycle::service::LifecycleScores {

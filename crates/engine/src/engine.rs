@@ -644,7 +644,7 @@ impl Engine {
     /// # Errors
     /// No purchases to fit on, a model that does not converge, or a database fault.
     pub fn lifecycle_fit(&self, actor: &str) -> Result<FitReport, EngineError> {
-        self.cx.lifecycle_fit(actor)
+        self.cx.fitting().lifecycle_fit(actor)
     }
 
     /// Places every customer with a basis for the stage purpose by the rules.

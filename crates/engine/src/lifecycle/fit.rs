@@ -17,7 +17,6 @@ use serde_json::json;
 use super::scoring::{date_of, Scorer};
 use super::Lifecycle;
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 
 /// Stored names of the fitted models.
@@ -116,7 +115,19 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, f64) {
     (out, started.elapsed().as_secs_f64())
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct FitService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) lifecycle_scores: crate::lifecycle::service::LifecycleScores<'a>,
+}
+
+impl FitService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Fits the value models on the customers with a basis for the analytics purpose and
     /// stores them; later scores use them.
     ///
@@ -125,7 +136,7 @@ impl Context {
     pub fn lifecycle_fit(&self, actor: &str) -> Result<FitReport, EngineError> {
         let life = &self.lifecycle;
         let now = self.now();
-        let (grants, left_out) = self.lifecycle_scores().population(&life.settings.analytics_purpose, now)?;
+        let (grants, left_out) = self.lifecycle_scores.population(&life.settings.analytics_purpose, now)?;
         let purchases = self.store.purchases_for(&grants)?;
         let last_day = purchases.values().flatten().map(|d| d.day).max();
         let calibration_end = match (life.settings.calibration_end, last_day.and_then(date_of)) {

@@ -7,7 +7,7 @@
 //! (`personalization` by default), and are deleted when it goes.
 
 mod facts;
-mod fit;
+pub(crate) mod fit;
 mod recompute;
 mod scoring;
 pub(crate) mod service;
