@@ -61,6 +61,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// RecomputeService, given what it needs.
+    pub(crate) fn placement(&self) -> crate::lifecycle::recompute::RecomputeService<'_> {
+        crate::lifecycle::recompute::RecomputeService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+        }
+    }
+
     /// Fitting the value models, given what it needs.
     pub(crate) fn fitting(&self) -> crate::lifecycle::fit::FitService<'_> {
         crate::lifecycle::fit::FitService {

@@ -652,7 +652,7 @@ impl Engine {
     /// # Errors
     /// A database fault; then the chunk being written is not kept (earlier chunks are).
     pub fn lifecycle_recompute(&self, actor: &str) -> Result<RecomputeReport, EngineError> {
-        self.cx.lifecycle_recompute(actor)
+        self.cx.placement().lifecycle_recompute(actor)
     }
 
     /// A customer's lifecycle under the stage purpose, as `actor`; audited.

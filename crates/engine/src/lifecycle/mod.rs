@@ -8,7 +8,7 @@
 
 mod facts;
 pub(crate) mod fit;
-mod recompute;
+pub(crate) mod recompute;
 mod scoring;
 pub(crate) mod service;
 pub(crate) use scoring::date_of;

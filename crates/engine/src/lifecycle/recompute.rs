@@ -7,7 +7,6 @@ use serde_json::json;
 
 use super::place;
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 
 /// Profiles placed per transaction.
@@ -28,7 +27,19 @@ pub struct RecomputeReport {
     pub dropped: u64,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct RecomputeService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+}
+
+impl RecomputeService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Places every customer with a basis for the stage purpose by the rules.
     ///
     /// # Errors
