@@ -61,6 +61,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// LifecycleViews, given what it needs.
+    pub(crate) fn lifecycle_views(&self) -> crate::lifecycle::view::LifecycleViews<'_> {
+        crate::lifecycle::view::LifecycleViews {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+            lifecycle_scores: self.lifecycle_scores(),
+        }
+    }
+
     /// RecomputeService, given what it needs.
     pub(crate) fn placement(&self) -> crate::lifecycle::recompute::RecomputeService<'_> {
         crate::lifecycle::recompute::RecomputeService {

@@ -665,7 +665,7 @@ impl Engine {
         who: &ProfileRef,
         actor: &str,
     ) -> Result<CustomerLifecycle, EngineError> {
-        self.cx.customer_lifecycle(who, actor)
+        self.cx.lifecycle_views().customer_lifecycle(who, actor)
     }
 
     /// The population's funnel, cohorts and models under the analytics purpose; audited.
@@ -673,7 +673,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn lifecycle_summary(&self, actor: &str) -> Result<LifecycleSummary, EngineError> {
-        self.cx.lifecycle_summary(actor)
+        self.cx.lifecycle_views().lifecycle_summary(actor)
     }
 
     /// Decides for a customer at a placement: up to `limit` items, the next best action and

@@ -13,7 +13,7 @@ mod scoring;
 pub(crate) mod service;
 pub(crate) use scoring::date_of;
 mod settings;
-mod view;
+pub(crate) mod view;
 
 use std::collections::HashSet;
 use std::sync::{Arc, RwLock};

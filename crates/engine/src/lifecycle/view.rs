@@ -13,7 +13,6 @@ use serde_json::json;
 use super::fit::{stored_fits, ModelFit};
 use super::scoring::{date_of, day_of, summary_of_days};
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::ledger::to_records;
 use crate::profiles::{iso, ProfileRef};
@@ -92,7 +91,20 @@ pub struct LifecycleSummary {
     pub models: Vec<ModelFit>,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct LifecycleViews<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) lifecycle_scores: crate::lifecycle::service::LifecycleScores<'a>,
+}
+
+impl LifecycleViews<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// A customer's lifecycle under the stage purpose, as `actor`; audited.
     ///
     /// # Errors
@@ -197,7 +209,7 @@ impl Context {
     pub fn lifecycle_summary(&self, actor: &str) -> Result<LifecycleSummary, EngineError> {
         let life = &self.lifecycle;
         let now = self.now();
-        let (grants, left_out) = self.lifecycle_scores().population(&life.settings.analytics_purpose, now)?;
+        let (grants, left_out) = self.lifecycle_scores.population(&life.settings.analytics_purpose, now)?;
         let purchases = self.store.purchases_for(&grants)?;
         let dates: Vec<Vec<chrono::NaiveDate>> = purchases
             .values()
