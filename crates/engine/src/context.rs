@@ -61,6 +61,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// ExportService, given what it needs.
+    pub(crate) fn exports(&self) -> crate::export::ExportService<'_> {
+        crate::export::ExportService {
+            store: &self.store,
+            access: self.access(),
+            consent_service: self.consent_service(),
+            recipients: self.recipients(),
+        }
+    }
+
     /// LifecycleViews, given what it needs.
     pub(crate) fn lifecycle_views(&self) -> crate::lifecycle::view::LifecycleViews<'_> {
         crate::lifecycle::view::LifecycleViews {

@@ -374,7 +374,7 @@ impl Context {
         if row.status == "completed" {
             if row.kind == "access" {
                 if let Some(identity) = &row.identity {
-                    self.export(&ProfileRef::Identity(identity.clone()), actor, out)?;
+                    self.exports().export(&ProfileRef::Identity(identity.clone()), actor, out)?;
                 }
             }
             return Ok(self.view(row));
@@ -387,7 +387,7 @@ impl Context {
         let outcome = match row.kind.as_str() {
             "erasure" => serde_json::to_value(self.erasure().erase(&who, actor)?)
                 .map_err(|e| EngineError::Config(e.to_string()))?,
-            "access" => json!({"events": self.export(&who, actor, out)?}),
+            "access" => json!({"events": self.exports().export(&who, actor, out)?}),
             "restriction" => {
                 serde_json::to_value(self.consent_service().restrict(&who, true, actor)?)
                     .map_err(|e| EngineError::Config(e.to_string()))?

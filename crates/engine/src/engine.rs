@@ -596,7 +596,7 @@ impl Engine {
         actor: &str,
         out: &mut dyn Write,
     ) -> Result<u64, EngineError> {
-        self.cx.export(who, actor, out)
+        self.cx.exports().export(who, actor, out)
     }
 
     /// Writes everything held about the customer `who` names to `out` as a ZIP of CSV files,

@@ -8,7 +8,6 @@ use consentric_store::{AccessGrant, AuditRow, EventRecord};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::{iso, ProfileRef};
 
@@ -45,26 +44,35 @@ pub(crate) struct ExportParts {
     pub at: i64,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct ExportService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) access: crate::access::AccessService<'a>,
+    pub(crate) consent_service: crate::consent::ConsentService<'a>,
+    pub(crate) recipients: crate::recipients::RecipientService<'a>,
+}
+
+impl ExportService<'_> {
+
     /// Audits an export in `format` and gathers what it holds apart from the events and the
-    /// audit records, which are paged ([`Context::each_event`], [`Context::each_audit_record`]).
+    /// audit records, which are paged ([`ExportService::each_event`], [`ExportService::each_audit_record`]).
     pub(crate) fn export_parts(
         &self,
         who: &ProfileRef,
         actor: &str,
         format: &str,
     ) -> Result<ExportParts, EngineError> {
-        let (id, grant) = self.access().open_access_as(
+        let (id, grant) = self.access.open_access_as(
             who,
             actor,
             "profile.exported",
             &json!({"format": format}),
         )?;
         Ok(ExportParts {
-            recipients: self.recipients().recipients_of(&id)?,
-            profile: self.access().profile(who, actor)?,
-            graph: self.access().identity_graph(who, actor)?,
-            consent: self.consent_service().consent_history(who)?,
+            recipients: self.recipients.recipients_of(&id)?,
+            profile: self.access.profile(who, actor)?,
+            graph: self.access.identity_graph(who, actor)?,
+            consent: self.consent_service.consent_history(who)?,
             at: grant.at(),
             grant,
         })

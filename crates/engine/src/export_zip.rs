@@ -40,7 +40,7 @@ impl Context {
         actor: &str,
         out: &mut dyn Write,
     ) -> Result<u64, EngineError> {
-        let parts = self.export_parts(who, actor, "zip")?;
+        let parts = self.exports().export_parts(who, actor, "zip")?;
         let (profile, graph) = (&parts.profile, &parts.graph);
         let mut zip = ZipWriter::new_stream(out);
         let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
@@ -152,7 +152,7 @@ impl Context {
                 "json",
             ],
         )?;
-        let written = self.each_event(&parts.grant, &mut |e| {
+        let written = self.exports().each_event(&parts.grant, &mut |e| {
             row(
                 &mut zip,
                 &[
@@ -168,7 +168,7 @@ impl Context {
         })?;
 
         file(&mut zip, "audit.csv", &["at", "actor", "action", "detail"])?;
-        self.each_audit_record(profile, &mut |r| {
+        self.exports().each_audit_record(profile, &mut |r| {
             row(&mut zip, &[&iso(r.at), &r.actor, &r.action, &r.detail])
         })?;
         zip.finish().map_err(io)?;
