@@ -61,6 +61,13 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// ZipExport, given what it needs.
+    pub(crate) fn zip_export(&self) -> crate::export_zip::ZipExport<'_> {
+        crate::export_zip::ZipExport {
+            exports: self.exports(),
+        }
+    }
+
     /// ExportService, given what it needs.
     pub(crate) fn exports(&self) -> crate::export::ExportService<'_> {
         crate::export::ExportService {

@@ -610,7 +610,7 @@ impl Engine {
         actor: &str,
         out: &mut dyn Write,
     ) -> Result<u64, EngineError> {
-        self.cx.export_zip(who, actor, out)
+        self.cx.zip_export().export_zip(who, actor, out)
     }
 
     /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.

@@ -8,7 +8,6 @@ use std::io::Write;
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, ZipWriter};
 
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::export::io;
 use crate::profiles::{iso, ProfileRef};
@@ -28,7 +27,13 @@ fn row(out: &mut dyn Write, fields: &[&str]) -> Result<(), EngineError> {
     out.write_all(line.as_bytes()).map_err(io)
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct ZipExport<'a> {
+    pub(crate) exports: crate::export::ExportService<'a>,
+}
+
+impl ZipExport<'_> {
+
     /// Writes everything held about the customer `who` names to `out` as a ZIP of CSV files,
     /// and audits the export. Returns how many events were written.
     ///
@@ -40,7 +45,7 @@ impl Context {
         actor: &str,
         out: &mut dyn Write,
     ) -> Result<u64, EngineError> {
-        let parts = self.exports().export_parts(who, actor, "zip")?;
+        let parts = self.exports.export_parts(who, actor, "zip")?;
         let (profile, graph) = (&parts.profile, &parts.graph);
         let mut zip = ZipWriter::new_stream(out);
         let options = SimpleFileOptions::default().compression_method(CompressionMethod::Deflated);
@@ -152,7 +157,7 @@ impl Context {
                 "json",
             ],
         )?;
-        let written = self.exports().each_event(&parts.grant, &mut |e| {
+        let written = self.exports.each_event(&parts.grant, &mut |e| {
             row(
                 &mut zip,
                 &[
@@ -168,7 +173,7 @@ impl Context {
         })?;
 
         file(&mut zip, "audit.csv", &["at", "actor", "action", "detail"])?;
-        self.exports().each_audit_record(profile, &mut |r| {
+        self.exports.each_audit_record(profile, &mut |r| {
             row(&mut zip, &[&iso(r.at), &r.actor, &r.action, &r.detail])
         })?;
         zip.finish().map_err(io)?;
