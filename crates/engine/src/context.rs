@@ -61,6 +61,19 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// DsrService, given what it needs.
+    pub(crate) fn requests(&self) -> crate::dsr::DsrService<'_> {
+        crate::dsr::DsrService {
+            store: &self.store,
+            clock: &*self.clock,
+            dsr_settings: &self.dsr_settings,
+            notifier: &*self.notifier,
+            consent_service: self.consent_service(),
+            erasure: self.erasure(),
+            exports: self.exports(),
+        }
+    }
+
     /// ZipExport, given what it needs.
     pub(crate) fn zip_export(&self) -> crate::export_zip::ZipExport<'_> {
         crate::export_zip::ZipExport {

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::notify::Message;
 use crate::profiles::{iso, ProfileRef};
@@ -95,7 +94,22 @@ fn invalid(field: &str, message: impl Into<String>) -> EngineError {
     }
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct DsrService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) dsr_settings: &'a crate::dsr_settings::DsrSettings,
+    pub(crate) notifier: &'a dyn crate::notify::Notifier,
+    pub(crate) consent_service: crate::consent::ConsentService<'a>,
+    pub(crate) erasure: crate::erasure::ErasureService<'a>,
+    pub(crate) exports: crate::export::ExportService<'a>,
+}
+
+impl DsrService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     fn view(&self, r: DsrRow) -> DsrView {
         let now = self.now().timestamp_millis();
         let open = matches!(r.status.as_str(), "received" | "verified" | "in_progress");
@@ -374,7 +388,7 @@ impl Context {
         if row.status == "completed" {
             if row.kind == "access" {
                 if let Some(identity) = &row.identity {
-                    self.exports().export(&ProfileRef::Identity(identity.clone()), actor, out)?;
+                    self.exports.export(&ProfileRef::Identity(identity.clone()), actor, out)?;
                 }
             }
             return Ok(self.view(row));
@@ -385,11 +399,11 @@ impl Context {
             .ok_or_else(|| EngineError::Config("the request's identity is gone".into()))?;
         let who = ProfileRef::Identity(identity);
         let outcome = match row.kind.as_str() {
-            "erasure" => serde_json::to_value(self.erasure().erase(&who, actor)?)
+            "erasure" => serde_json::to_value(self.erasure.erase(&who, actor)?)
                 .map_err(|e| EngineError::Config(e.to_string()))?,
-            "access" => json!({"events": self.exports().export(&who, actor, out)?}),
+            "access" => json!({"events": self.exports.export(&who, actor, out)?}),
             "restriction" => {
-                serde_json::to_value(self.consent_service().restrict(&who, true, actor)?)
+                serde_json::to_value(self.consent_service.restrict(&who, true, actor)?)
                     .map_err(|e| EngineError::Config(e.to_string()))?
             }
             other => return Err(EngineError::Config(format!("unknown request kind {other}"))),

@@ -496,7 +496,7 @@ impl Engine {
         contact: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        self.cx.dsr_request(kind, regime, identity, contact, actor)
+        self.cx.requests().dsr_request(kind, regime, identity, contact, actor)
     }
 
     /// A request.
@@ -504,7 +504,7 @@ impl Engine {
     /// # Errors
     /// Not found, or a database fault.
     pub fn dsr_show(&self, request_id: &str) -> Result<DsrView, EngineError> {
-        self.cx.dsr_show(request_id)
+        self.cx.requests().dsr_show(request_id)
     }
 
     /// Every request, oldest deadline first; only the open ones past their deadline if
@@ -513,7 +513,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn dsr_list(&self, overdue: bool) -> Result<Vec<DsrView>, EngineError> {
-        self.cx.dsr_list(overdue)
+        self.cx.requests().dsr_list(overdue)
     }
 
     /// Checks the one-time code of a received request. A wrong code counts against the
@@ -528,7 +528,7 @@ impl Engine {
         code: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        self.cx.dsr_verify(request_id, code, actor)
+        self.cx.requests().dsr_verify(request_id, code, actor)
     }
 
     /// Extends a request's deadline by `days`, within the law's limit.
@@ -543,7 +543,7 @@ impl Engine {
         reason: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        self.cx.dsr_extend(request_id, days, reason, actor)
+        self.cx.requests().dsr_extend(request_id, days, reason, actor)
     }
 
     /// Carries out a verified request and completes it: erasure returns its signed receipt,
@@ -561,7 +561,7 @@ impl Engine {
         actor: &str,
         out: &mut dyn std::io::Write,
     ) -> Result<DsrView, EngineError> {
-        self.cx.dsr_process(request_id, actor, out)
+        self.cx.requests().dsr_process(request_id, actor, out)
     }
 
     /// The public key that erasure receipts are signed with (hex).
