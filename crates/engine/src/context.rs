@@ -61,6 +61,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Reading a customer's segment facts, given what it needs.
+    pub(crate) fn segment_facts(&self) -> crate::personalize::facts::SegmentFacts<'_> {
+        crate::personalize::facts::SegmentFacts {
+            store: &self.store,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+            lifecycle_scores: self.lifecycle_scores(),
+        }
+    }
+
     /// DsrService, given what it needs.
     pub(crate) fn requests(&self) -> crate::dsr::DsrService<'_> {
         crate::dsr::DsrService {

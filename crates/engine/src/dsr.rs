@@ -388,7 +388,8 @@ impl DsrService<'_> {
         if row.status == "completed" {
             if row.kind == "access" {
                 if let Some(identity) = &row.identity {
-                    self.exports.export(&ProfileRef::Identity(identity.clone()), actor, out)?;
+                    self.exports
+                        .export(&ProfileRef::Identity(identity.clone()), actor, out)?;
                 }
             }
             return Ok(self.view(row));

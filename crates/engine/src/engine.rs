@@ -496,7 +496,9 @@ impl Engine {
         contact: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        self.cx.requests().dsr_request(kind, regime, identity, contact, actor)
+        self.cx
+            .requests()
+            .dsr_request(kind, regime, identity, contact, actor)
     }
 
     /// A request.
@@ -543,7 +545,9 @@ impl Engine {
         reason: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        self.cx.requests().dsr_extend(request_id, days, reason, actor)
+        self.cx
+            .requests()
+            .dsr_extend(request_id, days, reason, actor)
     }
 
     /// Carries out a verified request and completes it: erasure returns its signed receipt,

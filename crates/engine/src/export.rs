@@ -53,7 +53,6 @@ pub(crate) struct ExportService<'a> {
 }
 
 impl ExportService<'_> {
-
     /// Audits an export in `format` and gathers what it holds apart from the events and the
     /// audit records, which are paged ([`ExportService::each_event`], [`ExportService::each_audit_record`]).
     pub(crate) fn export_parts(

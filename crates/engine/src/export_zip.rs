@@ -33,7 +33,6 @@ pub(crate) struct ZipExport<'a> {
 }
 
 impl ZipExport<'_> {
-
     /// Writes everything held about the customer `who` names to `out` as a ZIP of CSV files,
     /// and audits the export. Returns how many events were written.
     ///

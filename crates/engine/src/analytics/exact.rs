@@ -271,7 +271,7 @@ impl Context {
             GroupBy::Segment(_) => {
                 let fields: Vec<_> = segments.iter().flat_map(Condition::fields).collect();
                 for g in grants {
-                    let facts = self.segment_facts(g, &fields, now)?;
+                    let facts = self.segment_facts().segment_facts(g, &fields, now)?;
                     let hits = segments
                         .iter()
                         .enumerate()

@@ -136,7 +136,9 @@ impl FitService<'_> {
     pub fn lifecycle_fit(&self, actor: &str) -> Result<FitReport, EngineError> {
         let life = &self.lifecycle;
         let now = self.now();
-        let (grants, left_out) = self.lifecycle_scores.population(&life.settings.analytics_purpose, now)?;
+        let (grants, left_out) = self
+            .lifecycle_scores
+            .population(&life.settings.analytics_purpose, now)?;
         let purchases = self.store.purchases_for(&grants)?;
         let last_day = purchases.values().flatten().map(|d| d.day).max();
         let calibration_end = match (life.settings.calibration_end, last_day.and_then(date_of)) {

@@ -14,7 +14,6 @@ pub(crate) struct LifecycleScores<'a> {
 }
 
 impl LifecycleScores<'_> {
-
     /// The customer's CLV from their purchases by day (read under a grant that opens
     /// purchases), when a value model is fitted and they bought by the configured `as_of`.
     pub(crate) fn clv_of_days(

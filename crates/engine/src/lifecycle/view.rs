@@ -209,7 +209,9 @@ impl LifecycleViews<'_> {
     pub fn lifecycle_summary(&self, actor: &str) -> Result<LifecycleSummary, EngineError> {
         let life = &self.lifecycle;
         let now = self.now();
-        let (grants, left_out) = self.lifecycle_scores.population(&life.settings.analytics_purpose, now)?;
+        let (grants, left_out) = self
+            .lifecycle_scores
+            .population(&life.settings.analytics_purpose, now)?;
         let purchases = self.store.purchases_for(&grants)?;
         let dates: Vec<Vec<chrono::NaiveDate>> = purchases
             .values()

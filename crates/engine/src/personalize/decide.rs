@@ -227,7 +227,9 @@ impl Context {
                     reasons.push(Reason::Stage(s));
                 }
                 if p.with_purchases {
-                    clv = self.lifecycle_scores().clv_of_days(std::mem::take(&mut facts.purchases), now);
+                    clv = self
+                        .lifecycle_scores()
+                        .clv_of_days(std::mem::take(&mut facts.purchases), now);
                 }
                 if clv.is_some() {
                     data_used.push(DataUsed::Purchases);

@@ -155,7 +155,11 @@ impl Context {
             );
             let inside: Vec<&str> = match grant {
                 Ok(g) => {
-                    let facts = self.segment_facts(&g, &fields.iter().collect::<Vec<_>>(), now)?;
+                    let facts = self.segment_facts().segment_facts(
+                        &g,
+                        &fields.iter().collect::<Vec<_>>(),
+                        now,
+                    )?;
                     segments
                         .iter()
                         .filter(|(_, c)| c.holds(&|f| facts.get(f).cloned()))

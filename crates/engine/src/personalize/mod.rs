@@ -9,6 +9,7 @@
 
 mod decide;
 mod decision_request;
+pub(crate) mod facts;
 mod interactions;
 mod membership;
 mod models;

@@ -3,16 +3,14 @@
 //! and proposed by k-means; the facts a condition needs, read through the grant. Kept
 //! membership is in `membership.rs`.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
 use consentric_model::CallType;
 use consentric_personalize::kmeans::best_k;
 use consentric_personalize::segments::{Condition, Field};
-use consentric_policy::{DataCategory, Grant};
+use consentric_policy::DataCategory;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::facts::category;
 use crate::audit;
 use crate::context::Context;
 use crate::error::EngineError;
@@ -21,8 +19,6 @@ use crate::profiles::iso;
 
 /// Longest segment name.
 const MAX_NAME: usize = 64;
-/// Most events read per customer to count events in a window.
-const MAX_EVENTS: u32 = 10_000;
 
 /// A stored segment.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,10 +63,6 @@ pub struct SegmentProposal {
     pub features: Vec<String>,
     /// Per cluster: size and centre.
     pub clusters: Vec<Value>,
-}
-
-fn category(name: &str) -> Option<DataCategory> {
-    DataCategory::parse(name).ok()
 }
 
 impl Context {
@@ -215,7 +207,9 @@ impl Context {
         let mut members = Vec::new();
         let mut size = 0;
         for g in &grants {
-            let facts = self.segment_facts(g, &condition.fields(), now)?;
+            let facts = self
+                .segment_facts()
+                .segment_facts(g, &condition.fields(), now)?;
             if condition.holds(&|f| facts.get(f).cloned()) {
                 size += 1;
                 if members.len() < limit {
@@ -241,84 +235,6 @@ impl Context {
             left_out,
             members,
         })
-    }
-
-    /// The values of `fields` for the customer `grant` opens; a field whose category the
-    /// grant does not permit is unknown.
-    pub(crate) fn segment_facts(
-        &self,
-        grant: &Grant,
-        fields: &[&Field],
-        now: DateTime<Utc>,
-    ) -> Result<BTreeMap<Field, Value>, EngineError> {
-        let mut out = BTreeMap::new();
-        let permits = |c: &str| category(c).is_some_and(|c| grant.permits(&c));
-        let now_ms = now.timestamp_millis();
-        let days = |ms: i64| (now_ms - ms) as f64 / DAY_MS as f64;
-        let needs = |pred: fn(&Field) -> bool| fields.iter().any(|f| pred(f));
-        if needs(|f| {
-            matches!(
-                f,
-                Field::Orders
-                    | Field::Revenue
-                    | Field::Events
-                    | Field::DaysSinceFirstSeen
-                    | Field::DaysSinceLastSeen
-            )
-        }) {
-            if let Some(p) = self.store.profile(grant)? {
-                let c = p.counters;
-                if permits("user.behavior") {
-                    out.insert(Field::Events, json!(c.event_count));
-                    out.insert(Field::DaysSinceFirstSeen, json!(days(c.first_seen)));
-                    out.insert(Field::DaysSinceLastSeen, json!(days(c.last_seen)));
-                }
-                if permits("user.behavior.purchase") {
-                    out.insert(Field::Orders, json!(c.order_count));
-                }
-                if permits("user.financial.transaction") {
-                    out.insert(Field::Revenue, json!(c.revenue));
-                }
-            }
-        }
-        if needs(|f| matches!(f, Field::Stage))
-            && self.lifecycle.settings.stage_purpose == grant.purpose().as_str()
-        {
-            if let Some(s) = self.store.stage(grant)? {
-                out.insert(Field::Stage, json!(s.stage.as_str()));
-            }
-        }
-        if needs(|f| matches!(f, Field::Clv)) {
-            if let Some(clv) = self.lifecycle_scores().clv_of(grant, now)? {
-                out.insert(Field::Clv, json!(clv));
-            }
-        }
-        if needs(|f| matches!(f, Field::Trait(_))) {
-            for t in self.store.traits(grant)? {
-                let cat = self.policy.schema.category(
-                    CallType::Identify,
-                    None,
-                    &["traits", t.name.as_str()],
-                );
-                if cat.is_some_and(|c| grant.permits(c) && !c.is_sensitive()) {
-                    out.insert(Field::Trait(t.name), t.value);
-                }
-            }
-        }
-        if needs(|f| matches!(f, Field::EventCount { .. })) && permits("user.behavior") {
-            let events = self.store.events(grant, MAX_EVENTS)?;
-            for f in fields {
-                if let Field::EventCount { name, within_days } = f {
-                    let since = within_days.map_or(i64::MIN, |d| now_ms - i64::from(d) * DAY_MS);
-                    let n = events
-                        .iter()
-                        .filter(|e| e.event_name.as_deref() == Some(name.as_str()) && e.ts >= since)
-                        .count();
-                    out.insert((*f).clone(), json!(n));
-                }
-            }
-        }
-        Ok(out)
     }
 
     /// Clusters customers with a basis for the personalisation purpose by behaviour (orders,
