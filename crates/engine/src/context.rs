@@ -61,6 +61,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// MembershipService, given what it needs.
+    pub(crate) fn memberships(&self) -> crate::personalize::membership::MembershipService<'_> {
+        crate::personalize::membership::MembershipService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            personalize: &self.personalize,
+            segment_facts: self.segment_facts(),
+        }
+    }
+
     /// Reading a customer's segment facts, given what it needs.
     pub(crate) fn segment_facts(&self) -> crate::personalize::facts::SegmentFacts<'_> {
         crate::personalize::facts::SegmentFacts {

@@ -727,7 +727,7 @@ impl Engine {
     /// # Errors
     /// Not found, or a database fault.
     pub fn segment_members(&self, name: &str, limit: usize) -> Result<SegmentMembers, EngineError> {
-        self.cx.segment_members(name, limit)
+        self.cx.memberships().segment_members(name, limit)
     }
 
     /// Re-evaluates the segments of the customers written to (or whose consent changed) since
@@ -741,7 +741,7 @@ impl Engine {
         everyone: bool,
         actor: &str,
     ) -> Result<SegmentRefresh, EngineError> {
-        self.cx.refresh_segments(everyone, actor)
+        self.cx.memberships().refresh_segments(everyone, actor)
     }
 
     /// Defines (or redefines) a segment. Refuses conditions that do not parse and any that

@@ -7,7 +7,6 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 
 /// A segment's members as kept up to date (on ingest and consent changes, by `serve`'s
@@ -35,7 +34,20 @@ pub struct SegmentRefresh {
     pub left: u64,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct MembershipService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) personalize: &'a crate::personalize::Personalize,
+    pub(crate) segment_facts: crate::personalize::facts::SegmentFacts<'a>,
+}
+
+impl MembershipService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// A segment's members as kept: its size and up to `limit` members.
     ///
     /// # Errors
@@ -155,7 +167,7 @@ impl Context {
             );
             let inside: Vec<&str> = match grant {
                 Ok(g) => {
-                    let facts = self.segment_facts().segment_facts(
+                    let facts = self.segment_facts.segment_facts(
                         &g,
                         &fields.iter().collect::<Vec<_>>(),
                         now,

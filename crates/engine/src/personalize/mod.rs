@@ -11,7 +11,7 @@ mod decide;
 mod decision_request;
 pub(crate) mod facts;
 mod interactions;
-mod membership;
+pub(crate) mod membership;
 mod models;
 mod segments;
 mod settings;

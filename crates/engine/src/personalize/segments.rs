@@ -125,7 +125,7 @@ impl Context {
             .has_segments
             .store(true, std::sync::atomic::Ordering::Relaxed);
         // Its members, from everyone with a basis; later changes follow ingest.
-        self.evaluate_memberships(None, Some(name), actor)?;
+        self.memberships().evaluate_memberships(None, Some(name), actor)?;
         Ok(SegmentView {
             name: name.to_owned(),
             definition: condition.to_json(),
