@@ -61,6 +61,19 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// SegmentService, given what it needs.
+    pub(crate) fn segment_service(&self) -> crate::personalize::segments::SegmentService<'_> {
+        crate::personalize::segments::SegmentService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            personalize: &self.personalize,
+            segment_facts: self.segment_facts(),
+            memberships: self.memberships(),
+            populations: self.populations(),
+        }
+    }
+
     /// MembershipService, given what it needs.
     pub(crate) fn memberships(&self) -> crate::personalize::membership::MembershipService<'_> {
         crate::personalize::membership::MembershipService {

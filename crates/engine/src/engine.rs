@@ -755,7 +755,7 @@ impl Engine {
         definition: &Value,
         actor: &str,
     ) -> Result<SegmentView, EngineError> {
-        self.cx.define_segment(name, definition, actor)
+        self.cx.segment_service().define_segment(name, definition, actor)
     }
 
     /// Every segment.
@@ -763,7 +763,7 @@ impl Engine {
     /// # Errors
     /// Database faults.
     pub fn segments(&self) -> Result<Vec<SegmentView>, EngineError> {
-        self.cx.segments()
+        self.cx.segment_service().segments()
     }
 
     /// Deletes a segment.
@@ -771,7 +771,7 @@ impl Engine {
     /// # Errors
     /// Not found, or a database fault.
     pub fn delete_segment(&self, name: &str, actor: &str) -> Result<(), EngineError> {
-        self.cx.delete_segment(name, actor)
+        self.cx.segment_service().delete_segment(name, actor)
     }
 
     /// Sizes a segment over the customers with a basis for the personalisation purpose and
@@ -786,7 +786,7 @@ impl Engine {
         limit: usize,
         actor: &str,
     ) -> Result<SegmentPreview, EngineError> {
-        self.cx.preview_segment(name, limit, actor)
+        self.cx.segment_service().preview_segment(name, limit, actor)
     }
 
     /// Clusters customers with a basis for the personalisation purpose by behaviour (orders,
@@ -801,7 +801,7 @@ impl Engine {
         max_k: usize,
         actor: &str,
     ) -> Result<SegmentProposal, EngineError> {
-        self.cx.propose_segments(max_k, actor)
+        self.cx.segment_service().propose_segments(max_k, actor)
     }
 
     /// Trains popularity, item-kNN and ALS on the interactions of every customer with a basis

@@ -13,7 +13,7 @@ pub(crate) mod facts;
 mod interactions;
 pub(crate) mod membership;
 mod models;
-mod segments;
+pub(crate) mod segments;
 mod settings;
 mod train;
 

@@ -12,7 +12,6 @@ use serde_json::{json, Value};
 
 use super::facts::category;
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::lifecycle::DAY_MS;
 use crate::profiles::iso;
@@ -65,7 +64,22 @@ pub struct SegmentProposal {
     pub clusters: Vec<Value>,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct SegmentService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) personalize: &'a crate::personalize::Personalize,
+    pub(crate) segment_facts: crate::personalize::facts::SegmentFacts<'a>,
+    pub(crate) memberships: crate::personalize::membership::MembershipService<'a>,
+    pub(crate) populations: crate::population::Populations<'a>,
+}
+
+impl SegmentService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Defines (or redefines) a segment. Refuses conditions that do not parse and any that
     /// look at a sensitive trait (`user.demographic.*`): segments feed decisions.
     ///
@@ -125,7 +139,7 @@ impl Context {
             .has_segments
             .store(true, std::sync::atomic::Ordering::Relaxed);
         // Its members, from everyone with a basis; later changes follow ingest.
-        self.memberships().evaluate_memberships(None, Some(name), actor)?;
+        self.memberships.evaluate_memberships(None, Some(name), actor)?;
         Ok(SegmentView {
             name: name.to_owned(),
             definition: condition.to_json(),
@@ -202,13 +216,13 @@ impl Context {
         let purpose = &self.personalize.settings.purpose;
         let now = self.now();
         let (grants, left_out) =
-            self.populations()
+            self.populations
                 .population_where(purpose, now, "personalize", |_| true)?;
         let mut members = Vec::new();
         let mut size = 0;
         for g in &grants {
             let facts = self
-                .segment_facts()
+                .segment_facts
                 .segment_facts(g, &condition.fields(), now)?;
             if condition.holds(&|f| facts.get(f).cloned()) {
                 size += 1;
@@ -253,7 +267,7 @@ impl Context {
         let now = self.now();
         let now_ms = now.timestamp_millis();
         let (grants, left_out) =
-            self.populations()
+            self.populations
                 .population_where(purpose, now, "personalize", |g| {
                     ["user.behavior.purchase", "user.financial.transaction"]
                         .iter()
