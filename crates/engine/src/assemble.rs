@@ -138,7 +138,7 @@ impl Context {
             }
             Err(e) => tracing::warn!(error = %e, "stored lifecycle models not read"),
         }
-        if let Err(e) = self.load_recommenders() {
+        if let Err(e) = self.training().load_recommenders() {
             tracing::warn!(error = %e, "stored recommenders not read");
         }
         self

@@ -61,6 +61,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// TrainingService, given what it needs.
+    pub(crate) fn training(&self) -> crate::personalize::train::TrainingService<'_> {
+        crate::personalize::train::TrainingService {
+            store: &self.store,
+            clock: &*self.clock,
+            personalize: &self.personalize,
+            populations: self.populations(),
+        }
+    }
+
     /// SegmentService, given what it needs.
     pub(crate) fn segment_service(&self) -> crate::personalize::segments::SegmentService<'_> {
         crate::personalize::segments::SegmentService {

@@ -811,7 +811,7 @@ impl Engine {
     /// # Errors
     /// Configuration (unknown purpose) or database faults.
     pub fn train_recommenders(&self, actor: &str) -> Result<TrainReport, EngineError> {
-        self.cx.train_recommenders(actor)
+        self.cx.training().train_recommenders(actor)
     }
 
     /// The profile a reference names now (following merges).

@@ -15,7 +15,7 @@ pub(crate) mod membership;
 mod models;
 pub(crate) mod segments;
 mod settings;
-mod train;
+pub(crate) mod train;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -8,7 +8,6 @@ use serde_json::json;
 
 use super::models::{TrainReport, Trained, STORED_AS};
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::profiles::iso;
 
@@ -17,7 +16,19 @@ pub(crate) fn opens_interactions(grant: &Grant) -> bool {
     DataCategory::parse("user.behavior.purchase").is_ok_and(|c| grant.permits(&c))
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct TrainingService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) personalize: &'a crate::personalize::Personalize,
+    pub(crate) populations: crate::population::Populations<'a>,
+}
+
+impl TrainingService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Trains popularity, item-kNN and ALS on the interactions of every customer with a basis
     /// for the personalisation purpose, stores them with their training date and data window,
     /// and decides with them from now on. Audited, with how many customers were left out.
@@ -27,7 +38,7 @@ impl Context {
     pub fn train_recommenders(&self, actor: &str) -> Result<TrainReport, EngineError> {
         let settings = &self.personalize.settings;
         let now = self.now();
-        let (grants, mut left_out) = self.populations().population_where(
+        let (grants, mut left_out) = self.populations.population_where(
             &settings.purpose,
             now,
             "personalize",
