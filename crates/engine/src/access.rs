@@ -8,12 +8,14 @@ use consentric_model::ProfileId;
 use consentric_store::AccessGrant;
 use serde_json::json;
 
-use crate::context::MAX_EVENTS_PER_READ;
 use crate::error::EngineError;
 use crate::profiles::{
     iso, IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef,
     ProfileView, StoredEventView, TraitView,
 };
+
+/// Most events one read returns.
+pub(crate) const MAX_EVENTS_PER_READ: u32 = 1000;
 
 /// What this service works on, handed to it by the context.
 pub(crate) struct AccessService<'a> {

@@ -28,9 +28,6 @@ use crate::population_cache::PopulationCache;
 use crate::retention::Retention;
 use consentric_policy::PolicySet;
 
-/// Most events one read returns.
-pub(crate) const MAX_EVENTS_PER_READ: u32 = 1000;
-
 /// The engine's ground and state (see the module's comment).
 pub(crate) struct Context {
     /// Field paths that map to no data category, logged once each.
@@ -61,6 +58,19 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// DecisionService, given what it needs.
+    pub(crate) fn decisions_service(&self) -> crate::personalize::decide::DecisionService<'_> {
+        crate::personalize::decide::DecisionService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+            personalize: &self.personalize,
+            lifecycle_scores: self.lifecycle_scores(),
+            decisions: &self.decisions,
+        }
+    }
+
     /// TrainingService, given what it needs.
     pub(crate) fn training(&self) -> crate::personalize::train::TrainingService<'_> {
         crate::personalize::train::TrainingService {

@@ -129,7 +129,7 @@ impl Engine {
         self.cx.access().profile(who, actor)
     }
 
-    /// A profile's latest events, newest first, at most [`MAX_EVENTS_PER_READ`]; audited.
+    /// A profile's latest events, newest first, at most [`crate::access::MAX_EVENTS_PER_READ`]; audited.
     ///
     /// # Errors
     /// Not found, or a database fault.
@@ -694,7 +694,9 @@ impl Engine {
         limit: Option<usize>,
         actor: &str,
     ) -> Result<Decision, EngineError> {
-        self.cx.decide(who, placement, limit, actor)
+        self.cx
+            .decisions_service()
+            .decide(who, placement, limit, actor)
     }
 
     /// The decision [`Engine::decide`] would make now, without recording it: no cap or
@@ -710,7 +712,9 @@ impl Engine {
         limit: Option<usize>,
         actor: &str,
     ) -> Result<Decision, EngineError> {
-        self.cx.preview_decision(who, placement, limit, actor)
+        self.cx
+            .decisions_service()
+            .preview_decision(who, placement, limit, actor)
     }
 
     /// Whether a decision begun now should finish within a fraction of a millisecond: its
@@ -719,7 +723,7 @@ impl Engine {
     /// decide on the thread that received the request rather than hand it to one that may
     /// wait: the hand-off and the wake-up back cost a quarter of a decision.
     pub fn decisions_are_quick(&self) -> bool {
-        self.cx.decisions_are_quick()
+        self.cx.decisions_service().decisions_are_quick()
     }
 
     /// A segment's members as kept: its size and up to `limit` members.
@@ -755,7 +759,9 @@ impl Engine {
         definition: &Value,
         actor: &str,
     ) -> Result<SegmentView, EngineError> {
-        self.cx.segment_service().define_segment(name, definition, actor)
+        self.cx
+            .segment_service()
+            .define_segment(name, definition, actor)
     }
 
     /// Every segment.
@@ -786,7 +792,9 @@ impl Engine {
         limit: usize,
         actor: &str,
     ) -> Result<SegmentPreview, EngineError> {
-        self.cx.segment_service().preview_segment(name, limit, actor)
+        self.cx
+            .segment_service()
+            .preview_segment(name, limit, actor)
     }
 
     /// Clusters customers with a basis for the personalisation purpose by behaviour (orders,

@@ -18,7 +18,6 @@ use super::settings::RecommenderKind;
 use super::train::opens_interactions;
 use super::Trained;
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::ledger::to_records;
 use crate::lifecycle::opens_purchases;
@@ -121,7 +120,25 @@ struct Personal {
     with_purchases: bool,
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct DecisionService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) personalize: &'a crate::personalize::Personalize,
+    pub(crate) lifecycle_scores: crate::lifecycle::service::LifecycleScores<'a>,
+    pub(crate) decisions: &'a crate::group_commit::GroupCommit<
+        crate::personalize::DecisionRequest,
+        crate::personalize::DecisionOutcome,
+    >,
+}
+
+impl DecisionService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Decides for a customer at a placement: up to `limit` items, the next best action and
     /// the explanation. Personal only with a basis for the personalisation purpose; the
     /// chosen action is recorded (caps and cooldowns count it) and the decision audited in
@@ -139,12 +156,12 @@ impl Context {
         self.decide_as(who, placement, limit, DecisionMode::Record, actor)
     }
 
-    /// The decision [`Context::decide`] would make now, without recording it: no cap or
+    /// The decision [`DecisionService::decide`] would make now, without recording it: no cap or
     /// cooldown is spent. Still a read of personal data, so it is audited
     /// (`decision.previewed`).
     ///
     /// # Errors
-    /// As [`Context::decide`].
+    /// As [`DecisionService::decide`].
     pub fn preview_decision(
         &self,
         who: &ProfileRef,
@@ -228,7 +245,7 @@ impl Context {
                 }
                 if p.with_purchases {
                     clv = self
-                        .lifecycle_scores()
+                        .lifecycle_scores
                         .clv_of_days(std::mem::take(&mut facts.purchases), now);
                 }
                 if clv.is_some() {
@@ -287,7 +304,7 @@ impl Context {
         let outcome = self.decisions.submit(
             request,
             |group| self.commit_decisions(group),
-            |p| self.flush(p),
+            |p| Ok(self.store.flush(p)?),
         )?;
         let action = outcome.chosen.and_then(|(name, ev, from_clv)| {
             let a = self.personalize.catalogue.iter().find(|a| a.name == name)?;
@@ -466,7 +483,7 @@ impl Context {
     /// Ranks, records and audits a group of decisions in one transaction (each customer
     /// locked first, so concurrent decisions cannot both pass a cap), to be flushed before
     /// anyone is answered; a failed group is retried decision by decision, each flushed.
-    fn commit_decisions(
+    pub(super) fn commit_decisions(
         &self,
         group: &[DecisionRequest],
     ) -> (Vec<Result<Outcome, EngineError>>, Unflushed) {
@@ -636,88 +653,4 @@ fn named(
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use chrono::Utc;
-    use consentric_model::{parse_batch, Envelope};
-    use consentric_testkit::TestDb;
-    use serde_json::json;
-
-    use super::*;
-    use crate::SystemClock;
-
-    /// A decision read before its customer was erased must not write anything of them after:
-    /// the writer finds the profile gone and records neither the action nor an audit record.
-    #[test]
-    fn a_decision_for_a_customer_erased_meanwhile_records_nothing() {
-        let db = TestDb::sqlite();
-        let engine = Context::new(db.store(), Arc::new(SystemClock));
-        let env = Envelope {
-            received_at: Utc::now(),
-            request_id: "r".into(),
-        };
-        let consent = json!({"categoryPreferences": {"personalization": true, "marketing": true}});
-        let event = json!({"type": "identify", "userId": "c1", "messageId": "m1",
-            "traits": {"email": "c1@example.com"}, "context": {"consent": consent}});
-        let events = parse_batch(json!({ "batch": [event] }).to_string().as_bytes(), &env)
-            .expect("valid")
-            .events;
-        engine.ingest(events).expect("ingest");
-        let who = ProfileRef::parse("c1").expect("ref");
-        let id = crate::profiles::find_profile(&engine.store, &who).expect("profile");
-        let request = || DecisionRequest {
-            mode: DecisionMode::Record,
-            profile: id.clone(),
-            stage: None,
-            clv: None,
-            with_basis: engine
-                .personalize
-                .catalogue
-                .iter()
-                .filter_map(|a| a.purpose.clone())
-                .collect(),
-            now: engine.now().timestamp_millis(),
-            actor: "t".into(),
-            audit: json!({}),
-        };
-        let recorded = |engine: &Context| {
-            engine
-                .store
-                .write(|tx| tx.actions_since(&id, 0))
-                .expect("actions")
-                .len()
-        };
-        let audited = |engine: &Context| {
-            engine
-                .store
-                .audit_page(0, 10_000)
-                .expect("audit")
-                .iter()
-                .filter(|r| r.action == "decision.made")
-                .count()
-        };
-
-        // While the customer exists, the chosen action and the decision are recorded.
-        let first = engine
-            .commit_decisions(&[request()])
-            .0
-            .remove(0)
-            .expect("outcome");
-        assert!(first.chosen.is_some());
-        assert_eq!((recorded(&engine), audited(&engine)), (1, 1));
-
-        engine.erasure().erase(&who, "t").expect("erase");
-        assert_eq!(recorded(&engine), 0);
-        let after = engine
-            .commit_decisions(&[request()])
-            .0
-            .remove(0)
-            .expect("outcome");
-        assert!(after.chosen.is_none());
-        assert_eq!((recorded(&engine), audited(&engine)), (0, 1));
-    }
 }

@@ -7,7 +7,9 @@
 //! Sensitive categories (`user.demographic.*`) never enter: decisions read interactions,
 //! stage, CLV and the actions already taken, never traits; segments refuse sensitive traits.
 
-mod decide;
+pub(crate) mod decide;
+#[cfg(test)]
+mod decide_tests;
 mod decision_request;
 pub(crate) mod facts;
 mod interactions;

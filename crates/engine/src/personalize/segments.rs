@@ -139,7 +139,8 @@ impl SegmentService<'_> {
             .has_segments
             .store(true, std::sync::atomic::Ordering::Relaxed);
         // Its members, from everyone with a basis; later changes follow ingest.
-        self.memberships.evaluate_memberships(None, Some(name), actor)?;
+        self.memberships
+            .evaluate_memberships(None, Some(name), actor)?;
         Ok(SegmentView {
             name: name.to_owned(),
             definition: condition.to_json(),
