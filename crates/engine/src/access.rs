@@ -47,7 +47,7 @@ impl AccessService<'_> {
         action: &str,
         detail: &serde_json::Value,
     ) -> Result<(ProfileId, AccessGrant), EngineError> {
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         let at = self.now().timestamp_millis();
         let grant = self
             .store

@@ -122,7 +122,7 @@ impl ConsentService<'_> {
     /// # Errors
     /// Not found, or a database fault.
     pub fn consent(&self, who: &ProfileRef) -> Result<ConsentView, EngineError> {
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         self.consent_of(&id)
     }
 
@@ -162,7 +162,7 @@ impl ConsentService<'_> {
         &self,
         who: &ProfileRef,
     ) -> Result<Vec<ConsentHistoryEntry>, EngineError> {
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         Ok(self
             .store
             .consent(&id)?
@@ -215,7 +215,7 @@ impl ConsentService<'_> {
             })?;
             parsed.push((p.id.to_string(), i64::from(p.version), d));
         }
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         let now = self.now().timestamp_millis();
         let evidence_hash = hex::encode(Sha256::digest(evidence));
         self.store.write(|tx| -> Result<(), EngineError> {
@@ -242,12 +242,12 @@ impl ConsentService<'_> {
             }
             let after = tx.consent_of(&id)?;
             let at = self.now();
-            if withdrawal::lost_basis(&self.policy, &before, &after, at) {
+            if withdrawal::lost_basis(self.policy, &before, &after, at) {
                 let derived = withdrawal::Derived {
                     stage_purpose: &self.lifecycle.settings.stage_purpose,
                     interactions_purpose: &self.personalize.interactions.purpose,
                 };
-                withdrawal::enforce(tx, &self.policy, &derived, &id, &after, at, actor)?;
+                withdrawal::enforce(tx, self.policy, &derived, &id, &after, at, actor)?;
             }
             Ok(())
         })?;
@@ -269,7 +269,7 @@ impl ConsentService<'_> {
         restricted: bool,
         actor: &str,
     ) -> Result<ConsentView, EngineError> {
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         let now = self.now().timestamp_millis();
         let decision = if restricted {
             Decision::Granted
@@ -324,6 +324,6 @@ impl ConsentService<'_> {
         &self,
         anchors: &[AuditAnchor],
     ) -> Result<AuditVerification, EngineError> {
-        Ok(audit::verify(&self.store, anchors)?)
+        Ok(audit::verify(self.store, anchors)?)
     }
 }

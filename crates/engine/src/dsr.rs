@@ -148,7 +148,7 @@ impl DsrService<'_> {
                 "an address to send the code to (no control characters, at most 320 bytes)",
             ));
         }
-        crate::profiles::find_profile(&self.store, &ProfileRef::Identity(identity.clone()))
+        crate::profiles::find_profile(self.store, &ProfileRef::Identity(identity.clone()))
             .map_err(|_| EngineError::NotFound(format!("customer with {identity}")))?;
         let now = self.now();
         let request_id = format!("dsr_{}", uuid::Uuid::new_v4().simple());

@@ -115,7 +115,7 @@ impl<'a> ErasureService<'a> {
     /// Not found (never known), no vault, or a database fault (then nothing was erased).
     pub fn erase(&self, who: &ProfileRef, actor: &str) -> Result<ErasureReceipt, EngineError> {
         let vault = self.vault()?;
-        let id = match crate::profiles::find_profile(&self.store, who) {
+        let id = match crate::profiles::find_profile(self.store, who) {
             Ok(id) => id,
             Err(EngineError::NotFound(_)) => {
                 return match self.earlier_receipt(who)? {

@@ -41,7 +41,7 @@ impl RectificationService<'_> {
         value: &Value,
         actor: &str,
     ) -> Result<crate::ProfileView, EngineError> {
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         if name.chars().any(char::is_control) {
             return Err(EngineError::Invalid {
                 field: "name".into(),

@@ -54,7 +54,7 @@ impl ViewService<'_> {
         purpose: &str,
         actor: &str,
     ) -> Result<PurposeScopedProfile, EngineError> {
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         let now = self.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let grant = gate::open(&self.policy.registry, &consent, purpose, id.as_str(), now)

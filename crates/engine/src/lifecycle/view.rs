@@ -116,7 +116,7 @@ impl LifecycleViews<'_> {
         actor: &str,
     ) -> Result<CustomerLifecycle, EngineError> {
         let life = &self.lifecycle;
-        let id = crate::profiles::find_profile(&self.store, who)?;
+        let id = crate::profiles::find_profile(self.store, who)?;
         let now = self.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let purpose = &life.settings.stage_purpose;
