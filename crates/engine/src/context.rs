@@ -58,6 +58,15 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// ExactAggregates, given what it needs.
+    pub(crate) fn exact_aggregates(&self) -> crate::analytics::exact::ExactAggregates<'_> {
+        crate::analytics::exact::ExactAggregates {
+            store: &self.store,
+            policy: &self.policy,
+            segment_facts: self.segment_facts(),
+        }
+    }
+
     /// DecisionService, given what it needs.
     pub(crate) fn decisions_service(&self) -> crate::personalize::decide::DecisionService<'_> {
         crate::personalize::decide::DecisionService {

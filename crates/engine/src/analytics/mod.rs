@@ -8,7 +8,9 @@
 //! where bins overlap (segments, events, funnel steps, retention months), and the noise is
 //! calibrated to that bound.
 
-mod exact;
+pub(crate) mod exact;
+#[cfg(test)]
+mod exact_tests;
 mod query;
 
 use std::collections::BTreeMap;
@@ -206,7 +208,9 @@ impl Context {
         let parsed = query::parse(request, &identifies)?;
         let segments = match &parsed.query {
             Query::Histogram(query::GroupBy::Segment(names))
-            | Query::TopK(query::GroupBy::Segment(names), _) => self.declared_segments(names)?,
+            | Query::TopK(query::GroupBy::Segment(names), _) => {
+                self.exact_aggregates().declared_segments(names)?
+            }
             _ => Vec::new(),
         };
         // The request as echoed back and recorded with the charge, its data set made explicit.
@@ -250,7 +254,9 @@ impl Context {
         let population = self
             .populations()
             .population_for(&purpose, now, "lifecycle")?;
-        let exact = self.exact(&parsed, &population.grants, &segments, now)?;
+        let exact = self
+            .exact_aggregates()
+            .exact(&parsed, &population.grants, &segments, now)?;
         let mut release = Release {
             query: echo,
             value: None,
