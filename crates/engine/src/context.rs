@@ -58,6 +58,18 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// AnalyticsService, given what it needs.
+    pub(crate) fn analytics(&self) -> crate::analytics::AnalyticsService<'_> {
+        crate::analytics::AnalyticsService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+            populations: self.populations(),
+            exact_aggregates: self.exact_aggregates(),
+        }
+    }
+
     /// ExactAggregates, given what it needs.
     pub(crate) fn exact_aggregates(&self) -> crate::analytics::exact::ExactAggregates<'_> {
         crate::analytics::exact::ExactAggregates {

@@ -165,7 +165,9 @@ impl Engine {
         rho: f64,
         actor: &str,
     ) -> Result<BudgetView, EngineError> {
-        self.cx.grant_budget(analyst, dataset, rho, actor)
+        self.cx
+            .analytics()
+            .grant_budget(analyst, dataset, rho, actor)
     }
 
     /// `analyst`'s budgets.
@@ -173,7 +175,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn analytics_budget(&self, analyst: &str) -> Result<Vec<BudgetView>, EngineError> {
-        self.cx.analytics_budget(analyst)
+        self.cx.analytics().analytics_budget(analyst)
     }
 
     /// Answers a query with noise, charged to `analyst`'s budget before any noise is drawn.
@@ -186,7 +188,7 @@ impl Engine {
         analyst: &str,
         request: &QueryRequest,
     ) -> Result<Release, EngineError> {
-        self.cx.analytics_query(analyst, request)
+        self.cx.analytics().analytics_query(analyst, request)
     }
 
     /// Creates an API key; its secret is in the returned value and nowhere else.

@@ -26,7 +26,6 @@ use query::{Measure, Query, RESOLUTION};
 pub use query::{QueryRequest, DATASETS};
 
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 
 /// The δ at which a budget's ε is reported.
@@ -121,7 +120,21 @@ enum Mechanism {
     TopK(TopKPlan),
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct AnalyticsService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) populations: crate::population::Populations<'a>,
+    pub(crate) exact_aggregates: crate::analytics::exact::ExactAggregates<'a>,
+}
+
+impl AnalyticsService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Grants `analyst` (an API key id) `rho` more on `dataset`. Audited.
     ///
     /// # Errors
@@ -209,7 +222,7 @@ impl Context {
         let segments = match &parsed.query {
             Query::Histogram(query::GroupBy::Segment(names))
             | Query::TopK(query::GroupBy::Segment(names), _) => {
-                self.exact_aggregates().declared_segments(names)?
+                self.exact_aggregates.declared_segments(names)?
             }
             _ => Vec::new(),
         };
@@ -252,10 +265,10 @@ impl Context {
         // The exact aggregate, over the customers the gate lets in.
         let purpose = self.lifecycle.settings.analytics_purpose.clone();
         let population = self
-            .populations()
+            .populations
             .population_for(&purpose, now, "lifecycle")?;
         let exact = self
-            .exact_aggregates()
+            .exact_aggregates
             .exact(&parsed, &population.grants, &segments, now)?;
         let mut release = Release {
             query: echo,
