@@ -58,6 +58,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// HostService, given what it needs.
+    pub(crate) fn cleanroom_host(&self) -> crate::cleanroom::host::HostService<'_> {
+        crate::cleanroom::host::HostService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            cleanroom: &self.cleanroom,
+            populations: self.populations(),
+        }
+    }
+
     /// AnalyticsService, given what it needs.
     pub(crate) fn analytics(&self) -> crate::analytics::AnalyticsService<'_> {
         crate::analytics::AnalyticsService {

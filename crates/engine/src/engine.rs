@@ -306,7 +306,7 @@ impl Engine {
         sum: bool,
         actor: &str,
     ) -> Result<Invitation, EngineError> {
-        self.cx.cleanroom_invite(partner, output, sum, actor)
+        self.cx.cleanroom_host().cleanroom_invite(partner, output, sum, actor)
     }
 
     /// Every session, newest first.
@@ -314,7 +314,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn cleanroom_sessions(&self) -> Result<Vec<SessionView>, EngineError> {
-        self.cx.cleanroom_sessions()
+        self.cx.cleanroom_host().cleanroom_sessions()
     }
 
     /// One session.
@@ -322,7 +322,7 @@ impl Engine {
     /// # Errors
     /// Not found; a database fault.
     pub fn cleanroom_session(&self, id: &str) -> Result<SessionView, EngineError> {
-        self.cx.cleanroom_session(id)
+        self.cx.cleanroom_host().cleanroom_session(id)
     }
 
     /// Round 1: our blinded identifiers, sorted.
@@ -334,7 +334,7 @@ impl Engine {
         id: &str,
         token: &str,
     ) -> Result<HostBlinded, EngineError> {
-        self.cx.cleanroom_host_blinded(id, token)
+        self.cx.cleanroom_host().cleanroom_host_blinded(id, token)
     }
 
     /// Round 2: the cardinality, and for a sum `Enc(sum + mask)`.
@@ -348,7 +348,7 @@ impl Engine {
         token: &str,
         msg: &GuestBlinded,
     ) -> Result<HostCount, EngineError> {
-        self.cx.cleanroom_host_intersect(id, token, msg)
+        self.cx.cleanroom_host().cleanroom_host_intersect(id, token, msg)
     }
 
     /// Round 3: the sum, unmasked; the session is done.
@@ -361,7 +361,7 @@ impl Engine {
         token: &str,
         msg: &GuestSum,
     ) -> Result<SessionView, EngineError> {
-        self.cx.cleanroom_host_sum(id, token, msg)
+        self.cx.cleanroom_host().cleanroom_host_sum(id, token, msg)
     }
 
     /// The declared purposes, for consent banners (`GET /v1/purposes`).

@@ -151,7 +151,7 @@ impl Context {
                 "a session with id `{session}` is recorded here already"
             )));
         }
-        self.cleanroom_session(session)
+        self.cleanroom_host().cleanroom_session(session)
     }
 
     /// Starts running joined session `id`: it moves to `running` (so two runs cannot both
@@ -162,7 +162,7 @@ impl Context {
     pub fn cleanroom_guest(&self, id: &str) -> Result<GuestRun, EngineError> {
         let row = self.guest_row(id)?;
         if self.now().timestamp_millis() > row.expires_at {
-            self.abort(&row, "expired")?;
+            self.cleanroom_host().abort(&row, "expired")?;
             return Err(EngineError::Session(SessionError::Expired));
         }
         let started = self
@@ -238,7 +238,7 @@ impl Context {
         if round1.output == super::Output::Cardinality {
             double = psi::shuffled(double);
         }
-        let participants = self.participants()?;
+        let participants = self.cleanroom_host().participants()?;
         if participants.len() > max {
             return Err(EngineError::Session(SessionError::TooLarge(
                 participants.len(),
@@ -386,7 +386,7 @@ impl Context {
         if !done {
             return Err(EngineError::Session(SessionError::OutOfOrder(row.state)));
         }
-        self.cleanroom_session(id)
+        self.cleanroom_host().cleanroom_session(id)
     }
 
     /// Marks a joined session aborted (the host refused a step).
@@ -395,7 +395,7 @@ impl Context {
     /// A database fault.
     pub fn cleanroom_guest_abort(&self, id: &str, why: &str) -> Result<(), EngineError> {
         match self.store.session(id)? {
-            Some(row) if row.role == "guest" => self.abort(&row, why),
+            Some(row) if row.role == "guest" => self.cleanroom_host().abort(&row, why),
             _ => Ok(()),
         }
     }

@@ -15,7 +15,6 @@ use super::{
     SessionError, SessionView,
 };
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 
 pub(super) fn token_hash(token: &str) -> String {
@@ -26,7 +25,20 @@ fn session_error(e: SessionError) -> EngineError {
     EngineError::Session(e)
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct HostService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) cleanroom: &'a crate::cleanroom::Cleanroom,
+    pub(crate) populations: crate::population::Populations<'a>,
+}
+
+impl HostService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Invites a partner: a session that will reveal `output` (and the sum of the partner's
     /// values over the intersection if `sum`), with a fresh token. Audited.
     ///
@@ -184,7 +196,7 @@ impl Context {
             .category(CallType::Identify, None, &["traits", name])
             .cloned();
         let population =
-            self.populations()
+            self.populations
                 .population_for(&settings.purpose, self.now(), "cleanroom")?;
         let mut by_id: HashMap<String, Vec<ProfileId>> = HashMap::new();
         let mut order = Vec::new();

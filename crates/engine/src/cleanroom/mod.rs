@@ -18,7 +18,7 @@
 //! session says so); the guest learns the cardinality.
 
 mod guest;
-mod host;
+pub(crate) mod host;
 mod secrets;
 mod session_error;
 mod settings;
