@@ -58,6 +58,17 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// GuestService, given what it needs.
+    pub(crate) fn cleanroom_guest_service(&self) -> crate::cleanroom::guest::GuestService<'_> {
+        crate::cleanroom::guest::GuestService {
+            store: &self.store,
+            clock: &*self.clock,
+            cleanroom: &self.cleanroom,
+            populations: self.populations(),
+            cleanroom_host: self.cleanroom_host(),
+        }
+    }
+
     /// HostService, given what it needs.
     pub(crate) fn cleanroom_host(&self) -> crate::cleanroom::host::HostService<'_> {
         crate::cleanroom::host::HostService {

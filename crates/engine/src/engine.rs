@@ -232,7 +232,7 @@ impl Engine {
         invitation: &Joining,
         actor: &str,
     ) -> Result<SessionView, EngineError> {
-        self.cx.cleanroom_join(invitation, actor)
+        self.cx.cleanroom_guest_service().cleanroom_join(invitation, actor)
     }
 
     /// Starts running joined session `id`: it moves to `running` (so two runs cannot both
@@ -241,7 +241,7 @@ impl Engine {
     /// # Errors
     /// Not a joined session, expired, or already run.
     pub fn cleanroom_guest(&self, id: &str) -> Result<GuestRun, EngineError> {
-        self.cx.cleanroom_guest(id)
+        self.cx.cleanroom_guest_service().cleanroom_guest(id)
     }
 
     /// Round 2, guest side: the host's identifiers blinded again, ours blinded, and for a
@@ -254,7 +254,7 @@ impl Engine {
         id: &str,
         round1: &HostBlinded,
     ) -> Result<(GuestBlinded, GuestSecrets), EngineError> {
-        self.cx.cleanroom_guest_answer(id, round1)
+        self.cx.cleanroom_guest_service().cleanroom_guest_answer(id, round1)
     }
 
     /// Round 3, guest side: the masked sum decrypted — only for a sum, and only when the
@@ -268,7 +268,7 @@ impl Engine {
         secrets: &GuestSecrets,
         reply: &HostCount,
     ) -> Result<Option<GuestSum>, EngineError> {
-        self.cx.cleanroom_guest_reveal(secrets, reply)
+        self.cx.cleanroom_guest_service().cleanroom_guest_reveal(secrets, reply)
     }
 
     /// The session done, as the guest saw it: recorded and audited once every round was
@@ -283,7 +283,7 @@ impl Engine {
         reply: &HostCount,
         round1: &HostBlinded,
     ) -> Result<SessionView, EngineError> {
-        self.cx.cleanroom_guest_complete(id, secrets, reply, round1)
+        self.cx.cleanroom_guest_service().cleanroom_guest_complete(id, secrets, reply, round1)
     }
 
     /// Marks a joined session aborted (the host refused a step).
@@ -291,7 +291,7 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn cleanroom_guest_abort(&self, id: &str, why: &str) -> Result<(), EngineError> {
-        self.cx.cleanroom_guest_abort(id, why)
+        self.cx.cleanroom_guest_service().cleanroom_guest_abort(id, why)
     }
 
     /// Invites a partner: a session that will reveal `output` (and the sum of the partner's

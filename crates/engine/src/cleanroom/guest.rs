@@ -12,7 +12,6 @@ use super::{
     SessionView,
 };
 use crate::audit;
-use crate::context::Context;
 use crate::error::EngineError;
 
 /// An invitation received from a host, with the terms it was sent with.
@@ -57,7 +56,20 @@ impl std::fmt::Debug for GuestSecrets {
     }
 }
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct GuestService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) cleanroom: &'a crate::cleanroom::Cleanroom,
+    pub(crate) populations: crate::population::Populations<'a>,
+    pub(crate) cleanroom_host: crate::cleanroom::host::HostService<'a>,
+}
+
+impl GuestService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Records an invitation from a host, to run later. Audited.
     ///
     /// # Errors
@@ -151,7 +163,7 @@ impl Context {
                 "a session with id `{session}` is recorded here already"
             )));
         }
-        self.cleanroom_host().cleanroom_session(session)
+        self.cleanroom_host.cleanroom_session(session)
     }
 
     /// Starts running joined session `id`: it moves to `running` (so two runs cannot both
@@ -162,7 +174,7 @@ impl Context {
     pub fn cleanroom_guest(&self, id: &str) -> Result<GuestRun, EngineError> {
         let row = self.guest_row(id)?;
         if self.now().timestamp_millis() > row.expires_at {
-            self.cleanroom_host().abort(&row, "expired")?;
+            self.cleanroom_host.abort(&row, "expired")?;
             return Err(EngineError::Session(SessionError::Expired));
         }
         let started = self
@@ -238,7 +250,7 @@ impl Context {
         if round1.output == super::Output::Cardinality {
             double = psi::shuffled(double);
         }
-        let participants = self.cleanroom_host().participants()?;
+        let participants = self.cleanroom_host.participants()?;
         if participants.len() > max {
             return Err(EngineError::Session(SessionError::TooLarge(
                 participants.len(),
@@ -282,7 +294,7 @@ impl Context {
         &self,
         holders: impl Iterator<Item = &'a Vec<ProfileId>>,
     ) -> Result<Vec<u64>, EngineError> {
-        let population = self.populations().population_for(
+        let population = self.populations.population_for(
             &self.cleanroom.settings.purpose,
             self.now(),
             "cleanroom",
@@ -386,7 +398,7 @@ impl Context {
         if !done {
             return Err(EngineError::Session(SessionError::OutOfOrder(row.state)));
         }
-        self.cleanroom_host().cleanroom_session(id)
+        self.cleanroom_host.cleanroom_session(id)
     }
 
     /// Marks a joined session aborted (the host refused a step).
@@ -395,7 +407,7 @@ impl Context {
     /// A database fault.
     pub fn cleanroom_guest_abort(&self, id: &str, why: &str) -> Result<(), EngineError> {
         match self.store.session(id)? {
-            Some(row) if row.role == "guest" => self.cleanroom_host().abort(&row, why),
+            Some(row) if row.role == "guest" => self.cleanroom_host.abort(&row, why),
             _ => Ok(()),
         }
     }

@@ -17,7 +17,7 @@
 //! revealed. The host learns the cardinality (and the matched customers or the sum, if the
 //! session says so); the guest learns the cardinality.
 
-mod guest;
+pub(crate) mod guest;
 pub(crate) mod host;
 mod secrets;
 mod session_error;
