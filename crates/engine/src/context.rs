@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
-use consentric_store::{BackendKind, Store, Unflushed};
+use consentric_store::{BackendKind, Store};
 
 use crate::api_keys::ApiKeys;
 use crate::cleanroom::Cleanroom;
@@ -58,6 +58,21 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// IngestService, given what it needs.
+    pub(crate) fn ingestion(&self) -> crate::ingest_commit::IngestService<'_> {
+        crate::ingest_commit::IngestService {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            lifecycle: &self.lifecycle,
+            personalize: &self.personalize,
+            group_commit: &self.group_commit,
+            ingest_cache: &self.ingest_cache,
+            metrics: &self.metrics,
+            unmapped_seen: &self.unmapped_seen,
+        }
+    }
+
     /// GuestService, given what it needs.
     pub(crate) fn cleanroom_guest_service(&self) -> crate::cleanroom::guest::GuestService<'_> {
         crate::cleanroom::guest::GuestService {
@@ -340,11 +355,6 @@ impl Context {
     /// Operational metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
-    }
-
-    /// Makes a group commit's transaction durable, if it committed one.
-    pub(crate) fn flush(&self, pending: Unflushed) -> Result<(), EngineError> {
-        Ok(self.store.flush(pending)?)
     }
 
     /// Whether the database answers.

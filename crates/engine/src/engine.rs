@@ -232,7 +232,9 @@ impl Engine {
         invitation: &Joining,
         actor: &str,
     ) -> Result<SessionView, EngineError> {
-        self.cx.cleanroom_guest_service().cleanroom_join(invitation, actor)
+        self.cx
+            .cleanroom_guest_service()
+            .cleanroom_join(invitation, actor)
     }
 
     /// Starts running joined session `id`: it moves to `running` (so two runs cannot both
@@ -254,7 +256,9 @@ impl Engine {
         id: &str,
         round1: &HostBlinded,
     ) -> Result<(GuestBlinded, GuestSecrets), EngineError> {
-        self.cx.cleanroom_guest_service().cleanroom_guest_answer(id, round1)
+        self.cx
+            .cleanroom_guest_service()
+            .cleanroom_guest_answer(id, round1)
     }
 
     /// Round 3, guest side: the masked sum decrypted — only for a sum, and only when the
@@ -268,7 +272,9 @@ impl Engine {
         secrets: &GuestSecrets,
         reply: &HostCount,
     ) -> Result<Option<GuestSum>, EngineError> {
-        self.cx.cleanroom_guest_service().cleanroom_guest_reveal(secrets, reply)
+        self.cx
+            .cleanroom_guest_service()
+            .cleanroom_guest_reveal(secrets, reply)
     }
 
     /// The session done, as the guest saw it: recorded and audited once every round was
@@ -283,7 +289,9 @@ impl Engine {
         reply: &HostCount,
         round1: &HostBlinded,
     ) -> Result<SessionView, EngineError> {
-        self.cx.cleanroom_guest_service().cleanroom_guest_complete(id, secrets, reply, round1)
+        self.cx
+            .cleanroom_guest_service()
+            .cleanroom_guest_complete(id, secrets, reply, round1)
     }
 
     /// Marks a joined session aborted (the host refused a step).
@@ -291,7 +299,9 @@ impl Engine {
     /// # Errors
     /// A database fault.
     pub fn cleanroom_guest_abort(&self, id: &str, why: &str) -> Result<(), EngineError> {
-        self.cx.cleanroom_guest_service().cleanroom_guest_abort(id, why)
+        self.cx
+            .cleanroom_guest_service()
+            .cleanroom_guest_abort(id, why)
     }
 
     /// Invites a partner: a session that will reveal `output` (and the sum of the partner's
@@ -306,7 +316,9 @@ impl Engine {
         sum: bool,
         actor: &str,
     ) -> Result<Invitation, EngineError> {
-        self.cx.cleanroom_host().cleanroom_invite(partner, output, sum, actor)
+        self.cx
+            .cleanroom_host()
+            .cleanroom_invite(partner, output, sum, actor)
     }
 
     /// Every session, newest first.
@@ -348,7 +360,9 @@ impl Engine {
         token: &str,
         msg: &GuestBlinded,
     ) -> Result<HostCount, EngineError> {
-        self.cx.cleanroom_host().cleanroom_host_intersect(id, token, msg)
+        self.cx
+            .cleanroom_host()
+            .cleanroom_host_intersect(id, token, msg)
     }
 
     /// Round 3: the sum, unmasked; the session is done.
@@ -626,7 +640,7 @@ impl Engine {
     /// # Errors
     /// A database fault; then nothing of the batch is stored.
     pub fn ingest(&self, events: Vec<Event>) -> Result<IngestReport, EngineError> {
-        self.cx.ingest(events)
+        self.cx.ingestion().ingest(events)
     }
 
     /// [`Engine::ingest`] with the request's consent signals (`Sec-GPC`) and sender. Consent
@@ -641,7 +655,7 @@ impl Engine {
         events: Vec<Event>,
         ctx: &IngestContext,
     ) -> Result<IngestReport, EngineError> {
-        self.cx.ingest_with(events, ctx)
+        self.cx.ingestion().ingest_with(events, ctx)
     }
 
     /// Fits the value models on the customers with a basis for the analytics purpose and

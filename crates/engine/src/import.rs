@@ -10,12 +10,7 @@ use consentric_model::{parse_typed_event, CallType, Envelope, Event};
 use crate::engine::Engine;
 use crate::error::EngineError;
 
-/// Events per transaction during import. Larger transactions write each B-tree page they
-/// touch once per commit, not once per thousand events: with identities stored by blind index
-/// (random keys), 5,000 took the CDNOW import from 6.1 s to 4.2 s (peak RSS 98 → 142 MB).
-/// Under mimalloc (the binary's allocator since), 5,000 peaked at 213 MB, over the 200 MB
-/// budget; 2,500 peaked at 184 MB (2.4–2.5 s on tmpfs; 3.2–3.5 s on disk, docs/benchmarks.md).
-pub const IMPORT_BATCH: usize = 2500;
+pub use crate::ingest::IMPORT_BATCH;
 /// Rejected lines kept in the summary (the rest are only counted).
 const KEEP_REJECTIONS: usize = 20;
 

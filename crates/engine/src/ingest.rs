@@ -27,6 +27,13 @@ use consentric_policy::{Minimal, PolicySet, Prepared, Signal};
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
 pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
 
+/// Events per transaction during import, and the size from which a group commit gets the large
+/// page cache. Larger transactions write each B-tree page they touch once per commit rather
+/// than once per thousand events (identities are stored by blind index, so their keys are
+/// random); much larger ones take the import's peak memory past its 200 MB budget
+/// (docs/benchmarks.md).
+pub const IMPORT_BATCH: usize = 2500;
+
 /// Who sent an ingest request and what its transport said about consent.
 #[derive(Debug, Clone, Default)]
 pub struct IngestContext {

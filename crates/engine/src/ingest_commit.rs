@@ -8,7 +8,6 @@ use consentric_model::Event;
 use consentric_policy::PolicyError;
 use consentric_store::{StoreError, Unflushed};
 
-use crate::context::Context;
 use crate::error::EngineError;
 use crate::ingest::{self, BatchState, IngestContext, IngestReport, IngestRequest};
 use crate::ingest_cache::IngestCache;
@@ -16,7 +15,24 @@ use crate::ingest_cache::IngestCache;
 /// Most distinct unmapped field names remembered for logging once.
 const MAX_UNMAPPED_REMEMBERED: usize = 10_000;
 
-impl Context {
+/// What this service works on, handed to it by the context.
+pub(crate) struct IngestService<'a> {
+    pub(crate) store: &'a consentric_store::Store,
+    pub(crate) clock: &'a dyn crate::clock::Clock,
+    pub(crate) policy: &'a consentric_policy::PolicySet,
+    pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
+    pub(crate) personalize: &'a crate::personalize::Personalize,
+    pub(crate) group_commit: &'a crate::group_commit::GroupCommit<crate::ingest::IngestRequest>,
+    pub(crate) ingest_cache: &'a std::sync::Mutex<crate::ingest_cache::IngestCache>,
+    pub(crate) metrics: &'a crate::metrics::Metrics,
+    pub(crate) unmapped_seen: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+impl IngestService<'_> {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
     /// Concurrent calls are committed together (group commit); when this returns `Ok`, the
     /// events are committed, and a batch is stored whole or not at all.
@@ -33,7 +49,7 @@ impl Context {
         )
     }
 
-    /// [`Context::ingest`] with the request's consent signals (`Sec-GPC`) and sender. Consent
+    /// [`IngestService::ingest`] with the request's consent signals (`Sec-GPC`) and sender. Consent
     /// carried by the events (Segment's consent object, TCF strings) is read first: a malformed
     /// signal refuses the whole request before anything is written.
     ///
@@ -80,9 +96,11 @@ impl Context {
             signals,
             actor: ctx.actor.clone(),
         };
-        let outcome =
-            self.group_commit
-                .submit(request, |group| self.commit_group(group), |p| self.flush(p));
+        let outcome = self.group_commit.submit(
+            request,
+            |group| self.commit_group(group),
+            |p| Ok(self.store.flush(p)?),
+        );
         if let Ok(report) = &outcome {
             self.metrics
                 .record_ingest(report.accepted, report.duplicates, started.elapsed());
@@ -118,18 +136,17 @@ impl Context {
         let work = |tx: &mut consentric_store::WriteTx<'_>| {
             let token = tx.change_token()?;
             cache.validate(token);
-            let mut state =
-                BatchState::new(&cache, &self.lifecycle, &self.personalize.interactions);
+            let mut state = BatchState::new(&cache, self.lifecycle, &self.personalize.interactions);
             let reports = group
                 .iter()
-                .map(|req| ingest::ingest(tx, &mut state, req, &self.policy, now))
+                .map(|req| ingest::ingest(tx, &mut state, req, self.policy, now))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let touched = state.take_touched();
             Ok::<_, StoreError>((reports, token, touched, state.learnt()))
         };
         let together = self
             .store
-            .write_unflushed(events >= crate::import::IMPORT_BATCH, work);
+            .write_unflushed(events >= crate::ingest::IMPORT_BATCH, work);
         match together {
             Ok(((reports, token, touched, learnt), pending)) => {
                 cache.absorb(token, learnt);
@@ -151,11 +168,10 @@ impl Context {
                             .write(|tx| {
                                 let mut state = BatchState::new(
                                     &empty,
-                                    &self.lifecycle,
+                                    self.lifecycle,
                                     &self.personalize.interactions,
                                 );
-                                let report =
-                                    ingest::ingest(tx, &mut state, req, &self.policy, now)?;
+                                let report = ingest::ingest(tx, &mut state, req, self.policy, now)?;
                                 Ok::<_, StoreError>((report, state.take_touched()))
                             })
                             .map(|(report, touched)| {

@@ -27,7 +27,7 @@ fn send(engine: &Context, events: &[Value]) {
     let batch = parse_batch(json!({ "batch": events }).to_string().as_bytes(), &env)
         .expect("valid")
         .events;
-    engine.ingest(batch).expect("ingest");
+    engine.ingestion().ingest(batch).expect("ingest");
 }
 
 fn visit(user: &str, day: u32, analytics: Option<bool>) -> Value {

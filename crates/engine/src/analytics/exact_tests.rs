@@ -50,7 +50,7 @@ fn customer(engine: &Context, user: &str, orders: &[(u16, u16)], grants: Value) 
     let events = parse_batch(json!({ "batch": batch }).to_string().as_bytes(), &env)
         .expect("valid")
         .events;
-    engine.ingest(events).expect("ingest");
+    engine.ingestion().ingest(events).expect("ingest");
 }
 
 fn queries() -> Vec<QueryRequest> {

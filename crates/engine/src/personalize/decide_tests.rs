@@ -30,7 +30,7 @@ fn a_decision_for_a_customer_erased_meanwhile_records_nothing() {
     let events = parse_batch(json!({ "batch": [event] }).to_string().as_bytes(), &env)
         .expect("valid")
         .events;
-    engine.ingest(events).expect("ingest");
+    engine.ingestion().ingest(events).expect("ingest");
     let who = ProfileRef::parse("c1").expect("ref");
     let id = crate::profiles::find_profile(&engine.store, &who).expect("profile");
     let request = || DecisionRequest {
