@@ -1,8 +1,10 @@
-//! The ground every service stands on: the store, the clock, the policy in force, and the
-//! state services keep between calls (caches, group commits, fitted and trained models).
-//! Services are `impl Context` blocks in their own files, each using the parts it needs; the
-//! façade [`crate::Engine`] owns one and delegates every public method to it. This file names
-//! that state and the few operations on the ground itself; it imports no service.
+//! The engine's state and the hands that give it out: the store, the clock, the policy in
+//! force, and what services keep between calls (caches, group commits, fitted and trained
+//! models). Each service is a struct of borrowed parts in its own file (`ConsentService` takes
+//! the store, clock, policy, lifecycle and personalisation state; `ApiKeys` the store, clock and
+//! key cache), and one method here hands it exactly those parts, with the services it calls
+//! built the same way. No service sees the whole context or imports this file; the façade
+//! [`crate::Engine`] owns the context and asks it for the service each call needs.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock};

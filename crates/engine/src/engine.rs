@@ -1,7 +1,7 @@
-//! The façade: `Engine` is what `server` and `cli` call. Every method is a short delegation to
-//! the service that does the work (an `impl Context` block in the service's own file); the
-//! builders hand each service its own settings. Nothing in the crate imports this file but the
-//! crate's root and `import`, which is a client of the façade like the binaries.
+//! The façade: `Engine` is what `server` and `cli` call. Every method is one delegation to the
+//! service that does the work, given its narrow context by [`Context`]; the builders hand each
+//! service its own settings. Nothing in the crate imports this file but the crate's root and
+//! `import`, which is a client of the façade like the binaries.
 
 use std::io::Write;
 use std::sync::Arc;
