@@ -60,7 +60,7 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// IngestService, given what it needs.
+    /// The parts of the context `IngestService` works on.
     pub(crate) fn ingestion(&self) -> crate::ingest_commit::IngestService<'_> {
         crate::ingest_commit::IngestService {
             store: &self.store,
@@ -75,7 +75,7 @@ impl Context {
         }
     }
 
-    /// GuestService, given what it needs.
+    /// The parts of the context `GuestService` works on.
     pub(crate) fn cleanroom_guest_service(&self) -> crate::cleanroom::guest::GuestService<'_> {
         crate::cleanroom::guest::GuestService {
             store: &self.store,
@@ -86,7 +86,7 @@ impl Context {
         }
     }
 
-    /// HostService, given what it needs.
+    /// The parts of the context `HostService` works on.
     pub(crate) fn cleanroom_host(&self) -> crate::cleanroom::host::HostService<'_> {
         crate::cleanroom::host::HostService {
             store: &self.store,
@@ -97,7 +97,7 @@ impl Context {
         }
     }
 
-    /// AnalyticsService, given what it needs.
+    /// The parts of the context `AnalyticsService` works on.
     pub(crate) fn analytics(&self) -> crate::analytics::AnalyticsService<'_> {
         crate::analytics::AnalyticsService {
             store: &self.store,
@@ -109,7 +109,7 @@ impl Context {
         }
     }
 
-    /// ExactAggregates, given what it needs.
+    /// The parts of the context `ExactAggregates` works on.
     pub(crate) fn exact_aggregates(&self) -> crate::analytics::exact::ExactAggregates<'_> {
         crate::analytics::exact::ExactAggregates {
             store: &self.store,
@@ -118,7 +118,7 @@ impl Context {
         }
     }
 
-    /// DecisionService, given what it needs.
+    /// The parts of the context `DecisionService` works on.
     pub(crate) fn decisions_service(&self) -> crate::personalize::decide::DecisionService<'_> {
         crate::personalize::decide::DecisionService {
             store: &self.store,
@@ -131,7 +131,7 @@ impl Context {
         }
     }
 
-    /// TrainingService, given what it needs.
+    /// The parts of the context `TrainingService` works on.
     pub(crate) fn training(&self) -> crate::personalize::train::TrainingService<'_> {
         crate::personalize::train::TrainingService {
             store: &self.store,
@@ -141,7 +141,7 @@ impl Context {
         }
     }
 
-    /// SegmentService, given what it needs.
+    /// The parts of the context `SegmentService` works on.
     pub(crate) fn segment_service(&self) -> crate::personalize::segments::SegmentService<'_> {
         crate::personalize::segments::SegmentService {
             store: &self.store,
@@ -154,7 +154,7 @@ impl Context {
         }
     }
 
-    /// MembershipService, given what it needs.
+    /// The parts of the context `MembershipService` works on.
     pub(crate) fn memberships(&self) -> crate::personalize::membership::MembershipService<'_> {
         crate::personalize::membership::MembershipService {
             store: &self.store,
@@ -175,7 +175,7 @@ impl Context {
         }
     }
 
-    /// DsrService, given what it needs.
+    /// The parts of the context `DsrService` works on.
     pub(crate) fn requests(&self) -> crate::dsr::DsrService<'_> {
         crate::dsr::DsrService {
             store: &self.store,
@@ -188,14 +188,14 @@ impl Context {
         }
     }
 
-    /// ZipExport, given what it needs.
+    /// The parts of the context `ZipExport` works on.
     pub(crate) fn zip_export(&self) -> crate::export_zip::ZipExport<'_> {
         crate::export_zip::ZipExport {
             exports: self.exports(),
         }
     }
 
-    /// ExportService, given what it needs.
+    /// The parts of the context `ExportService` works on.
     pub(crate) fn exports(&self) -> crate::export::ExportService<'_> {
         crate::export::ExportService {
             store: &self.store,
@@ -205,7 +205,7 @@ impl Context {
         }
     }
 
-    /// LifecycleViews, given what it needs.
+    /// The parts of the context `LifecycleViews` works on.
     pub(crate) fn lifecycle_views(&self) -> crate::lifecycle::view::LifecycleViews<'_> {
         crate::lifecycle::view::LifecycleViews {
             store: &self.store,
@@ -216,7 +216,7 @@ impl Context {
         }
     }
 
-    /// RecomputeService, given what it needs.
+    /// The parts of the context `RecomputeService` works on.
     pub(crate) fn placement(&self) -> crate::lifecycle::recompute::RecomputeService<'_> {
         crate::lifecycle::recompute::RecomputeService {
             store: &self.store,
@@ -236,7 +236,7 @@ impl Context {
         }
     }
 
-    /// LifecycleScores, given what it needs.
+    /// The parts of the context `LifecycleScores` works on.
     pub(crate) fn lifecycle_scores(&self) -> crate::lifecycle::service::LifecycleScores<'_> {
         crate::lifecycle::service::LifecycleScores {
             store: &self.store,
@@ -245,7 +245,7 @@ impl Context {
         }
     }
 
-    /// ConsentService, given what it needs.
+    /// The parts of the context `ConsentService` works on.
     pub(crate) fn consent_service(&self) -> crate::consent::ConsentService<'_> {
         crate::consent::ConsentService {
             store: &self.store,
@@ -256,7 +256,7 @@ impl Context {
         }
     }
 
-    /// RectificationService, given what it needs.
+    /// The parts of the context `RectificationService` works on.
     pub(crate) fn rectification(&self) -> crate::rectification::RectificationService<'_> {
         crate::rectification::RectificationService {
             store: &self.store,
@@ -266,7 +266,7 @@ impl Context {
         }
     }
 
-    /// RotationService, given what it needs.
+    /// The parts of the context `RotationService` works on.
     pub(crate) fn rotation(&self) -> crate::rotation::RotationService<'_> {
         crate::rotation::RotationService {
             store: &self.store,
@@ -274,7 +274,7 @@ impl Context {
         }
     }
 
-    /// ErasureService, given what it needs.
+    /// The parts of the context `ErasureService` works on.
     pub(crate) fn erasure(&self) -> crate::erasure::ErasureService<'_> {
         crate::erasure::ErasureService {
             store: &self.store,
@@ -282,7 +282,7 @@ impl Context {
         }
     }
 
-    /// AccessService, given what it needs.
+    /// The parts of the context `AccessService` works on.
     pub(crate) fn access(&self) -> crate::access::AccessService<'_> {
         crate::access::AccessService {
             store: &self.store,
@@ -290,7 +290,7 @@ impl Context {
         }
     }
 
-    /// ViewService, given what it needs.
+    /// The parts of the context `ViewService` works on.
     pub(crate) fn views(&self) -> crate::views::ViewService<'_> {
         crate::views::ViewService {
             store: &self.store,
@@ -299,7 +299,7 @@ impl Context {
         }
     }
 
-    /// RecipientService, given what it needs.
+    /// The parts of the context `RecipientService` works on.
     pub(crate) fn recipients(&self) -> crate::recipients::RecipientService<'_> {
         crate::recipients::RecipientService {
             store: &self.store,
