@@ -29,7 +29,6 @@ use crate::args::LifecycleArgs;
 
 const SAMPLE: &str =
     include_str!("../../../data/cdnow/cdnow_customers_summary_with_transactions.csv");
-const MASTER: &str = include_str!("../../../data/cdnow/CDNOW_master.txt");
 const SAMPLE_RAW: &str = include_str!("../../../data/cdnow/CDNOW_sample.txt");
 
 pub fn run(args: &LifecycleArgs) -> anyhow::Result<()> {
@@ -346,7 +345,7 @@ fn sample_summaries() -> anyhow::Result<Vec<CustomerSummary>> {
 /// The master's customers, day-aggregated, with the sample's calibration window.
 fn master_summaries() -> anyhow::Result<Vec<CustomerSummary>> {
     let mut by: BTreeMap<&str, Vec<Purchase>> = BTreeMap::new();
-    for line in MASTER.lines().skip(1) {
+    for line in std::str::from_utf8(crate::CDNOW_MASTER)?.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
         let [customer, date, _, dollars] = f[..] else {
             bail!("master line {line:?}");

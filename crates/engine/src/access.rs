@@ -24,10 +24,6 @@ pub(crate) struct AccessService<'a> {
 }
 
 impl AccessService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Opens an access grant over the profile `who` names, after auditing the read: a read
     /// that could not be audited does not happen.
     fn open_access(
@@ -48,7 +44,7 @@ impl AccessService<'_> {
         detail: &serde_json::Value,
     ) -> Result<(ProfileId, AccessGrant), EngineError> {
         let id = crate::profiles::find_profile(self.store, who)?;
-        let at = self.now().timestamp_millis();
+        let at = self.clock.now().timestamp_millis();
         let grant = self
             .store
             .write(|tx| tx.audit_access(at, actor, action, &id, detail))?;

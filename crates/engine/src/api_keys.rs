@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::sync::RwLock;
 
-use chrono::{DateTime, Utc};
 use consentric_store::{ApiKeyRecord, Store};
 
 use crate::clock::Clock;
@@ -21,10 +20,6 @@ pub(crate) struct ApiKeys<'a> {
 }
 
 impl ApiKeys<'_> {
-    fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
     /// Creates an API key; its secret is in the returned value and nowhere else.
     ///
     /// # Errors
@@ -36,7 +31,7 @@ impl ApiKeys<'_> {
             secret_hash: hash_secret(key.secret()),
             scope: scope.as_str().to_owned(),
             label: label.map(str::to_owned),
-            created_at: self.now().timestamp_millis(),
+            created_at: self.clock.now().timestamp_millis(),
             revoked_at: None,
         };
         self.store.write(|tx| tx.insert_api_key(&record))?;

@@ -95,10 +95,6 @@ pub(crate) struct ConsentService<'a> {
 }
 
 impl ConsentService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// The declared purposes, for consent banners (`GET /v1/purposes`).
     pub fn purposes(&self) -> Vec<PurposeView> {
         self.policy
@@ -129,7 +125,7 @@ impl ConsentService<'_> {
     fn consent_of(&self, id: &ProfileId) -> Result<ConsentView, EngineError> {
         let rows = self.store.consent(id)?;
         let state = ConsentState::fold(to_records(&rows));
-        let now = self.now();
+        let now = self.clock.now();
         let purposes = self
             .policy
             .registry
@@ -216,7 +212,7 @@ impl ConsentService<'_> {
             parsed.push((p.id.to_string(), i64::from(p.version), d));
         }
         let id = crate::profiles::find_profile(self.store, who)?;
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let evidence_hash = hex::encode(Sha256::digest(evidence));
         self.store.write(|tx| -> Result<(), EngineError> {
             let before = tx.consent_of(&id)?;
@@ -241,7 +237,7 @@ impl ConsentService<'_> {
                 )?;
             }
             let after = tx.consent_of(&id)?;
-            let at = self.now();
+            let at = self.clock.now();
             if withdrawal::lost_basis(self.policy, &before, &after, at) {
                 let derived = withdrawal::Derived {
                     stage_purpose: &self.lifecycle.settings.stage_purpose,
@@ -270,7 +266,7 @@ impl ConsentService<'_> {
         actor: &str,
     ) -> Result<ConsentView, EngineError> {
         let id = crate::profiles::find_profile(self.store, who)?;
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let decision = if restricted {
             Decision::Granted
         } else {

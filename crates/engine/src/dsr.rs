@@ -106,12 +106,8 @@ pub(crate) struct DsrService<'a> {
 }
 
 impl DsrService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     fn view(&self, r: DsrRow) -> DsrView {
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let open = matches!(r.status.as_str(), "received" | "verified" | "in_progress");
         DsrView {
             identity: r.identity.map(|i| i.to_string()),
@@ -150,7 +146,7 @@ impl DsrService<'_> {
         }
         crate::profiles::find_profile(self.store, &ProfileRef::Identity(identity.clone()))
             .map_err(|_| EngineError::NotFound(format!("customer with {identity}")))?;
-        let now = self.now();
+        let now = self.clock.now();
         let request_id = format!("dsr_{}", uuid::Uuid::new_v4().simple());
         let mut digits = [0u8; 8];
         getrandom::fill(&mut digits).map_err(|e| EngineError::Config(e.to_string()))?;
@@ -227,7 +223,7 @@ impl DsrService<'_> {
     /// # Errors
     /// A database fault.
     pub fn dsr_list(&self, overdue: bool) -> Result<Vec<DsrView>, EngineError> {
-        let before = overdue.then(|| self.now().timestamp_millis());
+        let before = overdue.then(|| self.clock.now().timestamp_millis());
         Ok(self
             .store
             .dsr_list(before)?
@@ -248,7 +244,7 @@ impl DsrService<'_> {
         code: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let max = self.dsr_settings.max_attempts;
         let result = self.store.write(|tx| -> Result<Result<(), EngineError>, EngineError> {
             let mut r = tx
@@ -300,7 +296,7 @@ impl DsrService<'_> {
         reason: &str,
         actor: &str,
     ) -> Result<DsrView, EngineError> {
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let result = self
             .store
             .write(|tx| -> Result<Result<(), EngineError>, EngineError> {
@@ -364,7 +360,7 @@ impl DsrService<'_> {
         actor: &str,
         out: &mut dyn std::io::Write,
     ) -> Result<DsrView, EngineError> {
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let row =
             self.store
                 .write(|tx| -> Result<Result<DsrRow, EngineError>, EngineError> {
@@ -409,7 +405,7 @@ impl DsrService<'_> {
             }
             other => return Err(EngineError::Config(format!("unknown request kind {other}"))),
         };
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         self.store.write(|tx| -> Result<(), StoreError> {
             let mut r = row.clone();
             r.status = "completed".into();

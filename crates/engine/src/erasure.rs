@@ -89,10 +89,6 @@ pub(crate) struct ErasureService<'a> {
 }
 
 impl<'a> ErasureService<'a> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// The public key that erasure receipts are signed with (hex).
     ///
     /// # Errors
@@ -125,7 +121,7 @@ impl<'a> ErasureService<'a> {
             }
             Err(e) => return Err(e),
         };
-        let now = self.now();
+        let now = self.clock.now();
         let at = now.timestamp_millis();
         let pseudonym = pseudonym(vault, &id);
         let receipt_id = format!("rcpt_{}", uuid::Uuid::new_v4().simple());

@@ -29,10 +29,6 @@ pub(crate) struct IngestService<'a> {
 }
 
 impl IngestService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
     /// Concurrent calls are committed together (group commit); when this returns `Ok`, the
     /// events are committed, and a batch is stored whole or not at all.
@@ -117,7 +113,7 @@ impl IngestService<'_> {
         &self,
         group: &[IngestRequest],
     ) -> (Vec<Result<IngestReport, EngineError>>, Unflushed) {
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         // Only the group-commit leader gets here, so the lock is never contended. A leader
         // that panicked may have left it half-updated: then it starts again, empty.
         let mut cache = match self.ingest_cache.lock() {

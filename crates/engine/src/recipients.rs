@@ -54,15 +54,11 @@ pub(crate) struct RecipientService<'a> {
 }
 
 impl RecipientService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// The recipients of customer `id`'s data.
     pub(crate) fn recipients_of(&self, id: &ProfileId) -> Result<Recipients, EngineError> {
         let rows = self.store.consent(id)?;
         let state = ConsentState::fold(crate::ledger::to_records(&rows));
-        let now = self.now();
+        let now = self.clock.now();
         let moments: Vec<DateTime<Utc>> = rows
             .iter()
             .filter_map(|r| DateTime::from_timestamp_millis(r.decided_at))

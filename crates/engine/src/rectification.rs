@@ -24,10 +24,6 @@ pub(crate) struct RectificationService<'a> {
 }
 
 impl RectificationService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Sets trait `name` of the customer `who` names to `value`, as `actor`. Only a trait the
     /// customer has can be corrected, and only to a value the policy would store.
     ///
@@ -59,7 +55,7 @@ impl RectificationService<'_> {
                 message: "no schema rule maps this trait, so it is not stored".into(),
             });
         }
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let mid = MessageId::parse(&format!("rectification-{}", uuid::Uuid::new_v4().simple()))
             .ok_or_else(|| EngineError::Config("generated message id refused".into()))?;
         let known = self.store.write(|tx| -> Result<bool, EngineError> {

@@ -42,10 +42,6 @@ pub(crate) struct Retention<'a> {
 }
 
 impl Retention<'_> {
-    fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
-    }
-
     /// Longest retention, in days, of the purposes that may use `category`; 0 if none may.
     fn retention_ms(&self, category: &DataCategory) -> i64 {
         self.policy
@@ -62,7 +58,7 @@ impl Retention<'_> {
     /// # Errors
     /// A database fault; what earlier pages deleted stays deleted.
     pub fn sweep_retention(&self, actor: &str) -> Result<RetentionReport, EngineError> {
-        let now: DateTime<Utc> = self.now();
+        let now: DateTime<Utc> = self.clock.now();
         let now_ms = now.timestamp_millis();
         let min_days = self
             .policy

@@ -39,10 +39,6 @@ pub(crate) struct ViewService<'a> {
 }
 
 impl ViewService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Opens a view of a customer's profile for `purpose`, as `actor`, and audits it.
     ///
     /// # Errors
@@ -55,7 +51,7 @@ impl ViewService<'_> {
         actor: &str,
     ) -> Result<PurposeScopedProfile, EngineError> {
         let id = crate::profiles::find_profile(self.store, who)?;
-        let now = self.now();
+        let now = self.clock.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let grant = gate::open(&self.policy.registry, &consent, purpose, id.as_str(), now)
             .map_err(|r| match r {

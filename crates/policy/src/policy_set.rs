@@ -521,7 +521,7 @@ impl PolicySet {
             payload: None,
             kept: out.kept,
             unmapped,
-            unmapped_fields: out.unmapped.iter().map(|p| p.to_string()).collect(),
+            unmapped_fields: std::mem::take(&mut out.unmapped),
             unused: out.unused,
         };
         let (Some(narrow), Some(mut narrow_event)) = (narrow, narrow_event) else {

@@ -131,10 +131,6 @@ pub(crate) struct AnalyticsService<'a> {
 }
 
 impl AnalyticsService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Grants `analyst` (an API key id) `rho` more on `dataset`. Audited.
     ///
     /// # Errors
@@ -158,7 +154,7 @@ impl AnalyticsService<'_> {
                 field: "rho".into(),
                 message: "must be a number from 1e-12 (the budget's unit) to 1000".into(),
             })?;
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let row = self.store.write(|tx| {
             let row = tx.grant_budget(analyst, dataset, add.units())?;
             audit::append(
@@ -232,7 +228,7 @@ impl AnalyticsService<'_> {
         // Plan (and so know the cost) before reading anything.
         let (mechanism, cost) = plan(&parsed)?;
         // Charge first: a refused query reads nothing further and draws no noise.
-        let now = self.now();
+        let now = self.clock.now();
         let dataset = parsed.dataset.clone();
         let (charged, row) = self.store.write(|tx| {
             let charged = tx.charge_budget(

@@ -66,10 +66,6 @@ pub(crate) struct GuestService<'a> {
 }
 
 impl GuestService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Records an invitation from a host, to run later. Audited.
     ///
     /// # Errors
@@ -127,7 +123,7 @@ impl GuestService<'_> {
                 "name the host (1 to 200 bytes, no control characters)",
             ));
         }
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let row = consentric_store::SessionRow {
             session_id: session.to_owned(),
             role: "guest".into(),
@@ -173,7 +169,7 @@ impl GuestService<'_> {
     /// Not a joined session, expired, or already run.
     pub fn cleanroom_guest(&self, id: &str) -> Result<GuestRun, EngineError> {
         let row = self.guest_row(id)?;
-        if self.now().timestamp_millis() > row.expires_at {
+        if self.clock.now().timestamp_millis() > row.expires_at {
             self.cleanroom_host.abort(&row, "expired")?;
             return Err(EngineError::Session(SessionError::Expired));
         }
@@ -296,7 +292,7 @@ impl GuestService<'_> {
     ) -> Result<Vec<u64>, EngineError> {
         let population = self.populations.population_for(
             &self.cleanroom.settings.purpose,
-            self.now(),
+            self.clock.now(),
             "cleanroom",
         )?;
         let open = consentric_policy::DataCategory::parse("user.financial.transaction")
@@ -372,7 +368,7 @@ impl GuestService<'_> {
         round1: &HostBlinded,
     ) -> Result<SessionView, EngineError> {
         let row = self.guest_row(id)?;
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let result = json!({"cardinality": reply.cardinality, "ours": secrets.ours,
             "theirs": round1.blinded.len(), "output": round1.output, "sum": round1.sum,
             "completed_at": now});

@@ -35,10 +35,6 @@ pub(crate) struct HostService<'a> {
 }
 
 impl HostService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Invites a partner: a session that will reveal `output` (and the sum of the partner's
     /// values over the intersection if `sum`), with a fresh token. Audited.
     ///
@@ -61,7 +57,7 @@ impl HostService<'_> {
         getrandom::fill(&mut secret).map_err(|e| EngineError::Config(e.to_string()))?;
         let token = hex::encode(secret);
         let session = uuid::Uuid::new_v4().simple().to_string();
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let settings = &self.cleanroom.settings;
         let expires_at = now + i64::from(settings.session_minutes) * 60_000;
         let row = consentric_store::SessionRow {
@@ -147,7 +143,7 @@ impl HostService<'_> {
         if row.token_hash != token_hash(token) {
             return Err(session_error(SessionError::BadToken));
         }
-        if self.now().timestamp_millis() > row.expires_at {
+        if self.clock.now().timestamp_millis() > row.expires_at {
             self.abort(&row, "expired")?;
             return Err(session_error(SessionError::Expired));
         }
@@ -161,7 +157,7 @@ impl HostService<'_> {
         why: &str,
     ) -> Result<(), EngineError> {
         self.cleanroom.take(&row.session_id);
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         // From whatever state it is in now (it may have moved since `row` was read).
         let Some(current) = self.store.session(&row.session_id)? else {
             return Ok(());
@@ -197,7 +193,7 @@ impl HostService<'_> {
             .cloned();
         let population =
             self.populations
-                .population_for(&settings.purpose, self.now(), "cleanroom")?;
+                .population_for(&settings.purpose, self.clock.now(), "cleanroom")?;
         let mut by_id: HashMap<String, Vec<ProfileId>> = HashMap::new();
         let mut order = Vec::new();
         for g in &population.grants {
@@ -298,7 +294,7 @@ impl HostService<'_> {
                 summing: None,
                 expires_at: row.expires_at,
             },
-            self.now().timestamp_millis(),
+            self.clock.now().timestamp_millis(),
         );
         Ok(blinded)
     }
@@ -379,7 +375,7 @@ impl HostService<'_> {
                 (m.len(), ids)
             }
         };
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         if !row.with_sum {
             if msg.values.is_some() || msg.paillier_modulus.is_some() {
                 return Err(protocol("values sent to a session without a sum".into()));
@@ -439,8 +435,11 @@ impl HostService<'_> {
             mask,
             matched: (output == Output::Matches).then_some(matched),
         });
-        self.cleanroom
-            .keep(&row.session_id, secrets, self.now().timestamp_millis());
+        self.cleanroom.keep(
+            &row.session_id,
+            secrets,
+            self.clock.now().timestamp_millis(),
+        );
         Ok(HostCount {
             cardinality,
             masked_sum: Some(b64(&masked.to_bytes())),
@@ -491,7 +490,12 @@ impl HostService<'_> {
         let sum = (x + n - &mask) % n;
         let result = json!({"cardinality": cardinality, "ours": secrets.ours, "theirs": theirs,
             "sum": sum.to_string(), "matched": matched});
-        self.finish(&row, state::SUMMING, &result, self.now().timestamp_millis())?;
+        self.finish(
+            &row,
+            state::SUMMING,
+            &result,
+            self.clock.now().timestamp_millis(),
+        )?;
         self.cleanroom_session(id)
     }
 

@@ -124,10 +124,6 @@ pub(crate) struct FitService<'a> {
 }
 
 impl FitService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Fits the value models on the customers with a basis for the analytics purpose and
     /// stores them; later scores use them.
     ///
@@ -135,7 +131,7 @@ impl FitService<'_> {
     /// No purchases to fit on, a model that does not converge, or a database fault.
     pub fn lifecycle_fit(&self, actor: &str) -> Result<FitReport, EngineError> {
         let life = &self.lifecycle;
-        let now = self.now();
+        let now = self.clock.now();
         let (grants, left_out) = self
             .lifecycle_scores
             .population(&life.settings.analytics_purpose, now)?;

@@ -36,17 +36,13 @@ pub(crate) struct RecomputeService<'a> {
 }
 
 impl RecomputeService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Places every customer with a basis for the stage purpose by the rules.
     ///
     /// # Errors
     /// A database fault; then the chunk being written is not kept (earlier chunks are).
     pub fn lifecycle_recompute(&self, actor: &str) -> Result<RecomputeReport, EngineError> {
         let life = &self.lifecycle;
-        let now = self.now();
+        let now = self.clock.now();
         let at = life.as_of(now).timestamp_millis();
         let purpose = self
             .policy

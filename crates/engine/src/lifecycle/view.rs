@@ -101,10 +101,6 @@ pub(crate) struct LifecycleViews<'a> {
 }
 
 impl LifecycleViews<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// A customer's lifecycle under the stage purpose, as `actor`; audited.
     ///
     /// # Errors
@@ -117,7 +113,7 @@ impl LifecycleViews<'_> {
     ) -> Result<CustomerLifecycle, EngineError> {
         let life = &self.lifecycle;
         let id = crate::profiles::find_profile(self.store, who)?;
-        let now = self.now();
+        let now = self.clock.now();
         let consent = ConsentState::fold(to_records(&self.store.consent(&id)?));
         let purpose = &life.settings.stage_purpose;
         let grant = gate::open(&self.policy.registry, &consent, purpose, id.as_str(), now)
@@ -208,7 +204,7 @@ impl LifecycleViews<'_> {
     /// A database fault.
     pub fn lifecycle_summary(&self, actor: &str) -> Result<LifecycleSummary, EngineError> {
         let life = &self.lifecycle;
-        let now = self.now();
+        let now = self.clock.now();
         let (grants, left_out) = self
             .lifecycle_scores
             .population(&life.settings.analytics_purpose, now)?;

@@ -135,10 +135,6 @@ pub(crate) struct DecisionService<'a> {
 }
 
 impl DecisionService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Decides for a customer at a placement: up to `limit` items, the next best action and
     /// the explanation. Personal only with a basis for the personalisation purpose; the
     /// chosen action is recorded (caps and cooldowns count it) and the decision audited in
@@ -199,7 +195,7 @@ impl DecisionService<'_> {
                 message: format!("must be 1 to {}", settings.max_limit),
             });
         }
-        let now = self.now();
+        let now = self.clock.now();
         let purpose = &settings.purpose;
         let Some(read) = self
             .store
@@ -417,7 +413,7 @@ impl DecisionService<'_> {
     /// The answer for a visitor with no profile: popular items and the actions that suit
     /// every customer and need no consent. Nothing is read about anyone, nothing recorded.
     fn decide_for_stranger(&self, placement: &str, limit: usize) -> Decision {
-        let now = self.now();
+        let now = self.clock.now();
         let models = self.personalize.models();
         let items = models
             .as_deref()

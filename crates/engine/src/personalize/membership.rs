@@ -44,10 +44,6 @@ pub(crate) struct MembershipService<'a> {
 }
 
 impl MembershipService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// A segment's members as kept: its size and up to `limit` members.
     ///
     /// # Errors
@@ -127,7 +123,7 @@ impl MembershipService<'_> {
             });
         }
         let purpose = &self.personalize.settings.purpose;
-        let now = self.now();
+        let now = self.clock.now();
         // Everyone: the records deciding the purpose's basis, read in one scan.
         let (ids, ledgers) = match customers {
             Some(ids) => (ids, None),

@@ -76,10 +76,6 @@ pub(crate) struct SegmentService<'a> {
 }
 
 impl SegmentService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Defines (or redefines) a segment. Refuses conditions that do not parse and any that
     /// look at a sensitive trait (`user.demographic.*`): segments feed decisions.
     ///
@@ -121,7 +117,7 @@ impl SegmentService<'_> {
                 }
             }
         }
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let text = condition.to_json().to_string();
         self.store.write(|tx| {
             tx.put_segment(name, &text, now)?;
@@ -170,7 +166,7 @@ impl SegmentService<'_> {
     /// # Errors
     /// Not found, or a database fault.
     pub fn delete_segment(&self, name: &str, actor: &str) -> Result<(), EngineError> {
-        let now = self.now().timestamp_millis();
+        let now = self.clock.now().timestamp_millis();
         let found = self.store.write(|tx| {
             let found = tx.delete_segment(name)?;
             if found {
@@ -215,7 +211,7 @@ impl SegmentService<'_> {
             .and_then(|v| Condition::parse(&v))
             .map_err(|e| EngineError::Config(format!("stored segment `{name}`: {e}")))?;
         let purpose = &self.personalize.settings.purpose;
-        let now = self.now();
+        let now = self.clock.now();
         let (grants, left_out) =
             self.populations
                 .population_where(purpose, now, "personalize", |_| true)?;
@@ -265,7 +261,7 @@ impl SegmentService<'_> {
         actor: &str,
     ) -> Result<SegmentProposal, EngineError> {
         let purpose = &self.personalize.settings.purpose;
-        let now = self.now();
+        let now = self.clock.now();
         let now_ms = now.timestamp_millis();
         let (grants, left_out) =
             self.populations

@@ -25,10 +25,6 @@ pub(crate) struct TrainingService<'a> {
 }
 
 impl TrainingService<'_> {
-    fn now(&self) -> chrono::DateTime<chrono::Utc> {
-        self.clock.now()
-    }
-
     /// Trains popularity, item-kNN and ALS on the interactions of every customer with a basis
     /// for the personalisation purpose, stores them with their training date and data window,
     /// and decides with them from now on. Audited, with how many customers were left out.
@@ -37,7 +33,7 @@ impl TrainingService<'_> {
     /// Configuration (unknown purpose) or database faults.
     pub fn train_recommenders(&self, actor: &str) -> Result<TrainReport, EngineError> {
         let settings = &self.personalize.settings;
-        let now = self.now();
+        let now = self.clock.now();
         let (grants, mut left_out) = self.populations.population_where(
             &settings.purpose,
             now,
