@@ -46,10 +46,7 @@ pub fn erase(args: &EraseArgs) -> anyhow::Result<()> {
                         "context":{"ip":"203.0.113.7"}})
                 })
                 .collect();
-            let env = Envelope {
-                received_at: engine.now(),
-                request_id: "bench".into(),
-            };
+            let env = Envelope::new(engine.now(), "bench");
             let body = serde_json::to_vec(&json!({ "batch": batch }))?;
             engine.ingest(parse_batch(&body, &env)?.events)?;
         }
@@ -303,10 +300,7 @@ pub(crate) fn in_process(
                         let Some(body) = bodies.get(i) else {
                             return Ok(());
                         };
-                        let env = Envelope {
-                            received_at: engine.now(),
-                            request_id: format!("bench-{i}"),
-                        };
+                        let env = Envelope::new(engine.now(), format!("bench-{i}"));
                         let batch = parse_batch(body, &env)?;
                         let sent = batch.events.len();
                         let report = engine.ingest(batch.events)?;
@@ -591,10 +585,7 @@ pub(crate) fn first_contact(n: usize, consent_share: u8, with_choices: bool) -> 
 
 /// The rows ingestion would store for `bodies` (parsed outside the timing).
 fn raw_rows(bodies: &[Vec<u8>]) -> anyhow::Result<Vec<RawEventRow>> {
-    let env = Envelope {
-        received_at: chrono::Utc::now(),
-        request_id: "raw".into(),
-    };
+    let env = Envelope::new(chrono::Utc::now(), "raw");
     let mut rows = Vec::new();
     for body in bodies {
         for e in parse_batch(body, &env)?.events {

@@ -45,6 +45,7 @@ impl Context {
             decisions: GroupCommit::default(),
             population_cache: Default::default(),
             cleanroom: crate::cleanroom::Cleanroom::new(Default::default()),
+            ingest_settings: Default::default(),
             policy,
         }
         .with_stored_models()
@@ -174,7 +175,8 @@ impl Context {
             .with_dsr_settings(settings.dsr.clone())
             .with_lifecycle(settings.lifecycle.clone())?
             .with_personalize(settings.personalize.clone())?
-            .with_cleanroom(settings.cleanroom.clone())?;
+            .with_cleanroom(settings.cleanroom.clone())?
+            .with_ingest_settings(settings.ingest.clone());
         let notifier = crate::notify::SmtpNotifier::from_settings(&settings.notify)
             .map_err(EngineError::Config)?;
         Ok(match notifier {
@@ -187,6 +189,12 @@ impl Context {
     /// default keeps messages in an [`Outbox`] that nobody reads.
     pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
         self.notifier = notifier;
+        self
+    }
+
+    /// This engine with other limits on what clients' events may claim.
+    pub fn with_ingest_settings(mut self, settings: crate::config::IngestSettings) -> Self {
+        self.ingest_settings = settings;
         self
     }
 

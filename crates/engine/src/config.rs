@@ -32,6 +32,8 @@ pub struct Settings {
     pub consent: consentric_policy::ConsentSettings,
     /// `[retention]`.
     pub retention: RetentionSettings,
+    /// `[ingest]`: what events from clients may claim.
+    pub ingest: IngestSettings,
     /// `[dsr]`: deadlines and verification of data-subject requests.
     pub dsr: crate::dsr_settings::DsrSettings,
     /// `[notify]`: how customers are reached (one-time codes).
@@ -61,18 +63,59 @@ impl Default for RetentionSettings {
     }
 }
 
-/// `[server]`.
+/// `[ingest]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IngestSettings {
+    /// How many seconds past its arrival an event may be dated; a later time is clamped to
+    /// arrival plus this (the client's own time is kept as `originalTimestamp`).
+    pub future_tolerance_seconds: u64,
+    /// Hours a withdrawal sent with a browser key restricts processing before its deletion is
+    /// carried out without confirmation (by the customer, a server key or an admin).
+    pub withdrawal_grace_hours: u64,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            future_tolerance_seconds: 300,
+            withdrawal_grace_hours: 72,
+        }
+    }
+}
+
+/// `[server]`: the listener and what it allows a client.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerSettings {
     /// Address to listen on (`CONSENTRIC_LISTEN`).
     pub listen: String,
+    /// Seconds a client has to send a request's head, and that an idle kept-alive connection
+    /// stays open.
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body, from when its head arrived.
+    pub body_timeout_seconds: u64,
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// Requests being worked on at most; one more is answered 429 with `Retry-After`.
+    pub max_in_flight: usize,
+    /// Requests per second one client (address or anonymous id) may send with one browser
+    /// key; bursts of five seconds' worth are allowed.
+    pub browser_requests_per_second: u32,
+    /// Addresses of proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             listen: "127.0.0.1:7878".into(),
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            max_connections: 768,
+            max_in_flight: 256,
+            browser_requests_per_second: 20,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -57,6 +57,8 @@ pub(crate) struct Context {
     pub(crate) population_cache: PopulationCache,
     /// Clean-room settings and the secrets of sessions in flight.
     pub(crate) cleanroom: Cleanroom,
+    /// What events from clients may claim (`[ingest]`).
+    pub(crate) ingest_settings: crate::config::IngestSettings,
 }
 
 impl Context {

@@ -115,6 +115,13 @@ impl Engine {
         }
     }
 
+    /// This engine with other limits on what clients' events may claim.
+    pub fn with_ingest_settings(self, settings: crate::config::IngestSettings) -> Self {
+        Engine {
+            cx: self.cx.with_ingest_settings(settings),
+        }
+    }
+
     /// Whether `id` is a declared purpose (an import's grants must name one).
     pub fn declares_purpose(&self, id: &str) -> bool {
         self.cx.policy.registry.get(id).is_ok()
@@ -462,6 +469,16 @@ impl Engine {
     /// The engine's current time (the injected clock's).
     pub fn now(&self) -> DateTime<Utc> {
         self.cx.now()
+    }
+
+    /// The envelope of a request arriving now: its arrival time, `request_id`, and how far
+    /// ahead of arrival its events may be dated (`[ingest] future_tolerance_seconds`).
+    pub fn envelope(&self, request_id: impl Into<String>) -> consentric_model::Envelope {
+        let tolerance = i64::try_from(self.cx.ingest_settings.future_tolerance_seconds)
+            .ok()
+            .and_then(chrono::TimeDelta::try_seconds)
+            .unwrap_or(consentric_model::DEFAULT_FUTURE_TOLERANCE);
+        consentric_model::Envelope::new(self.now(), request_id).with_future_tolerance(tolerance)
     }
 
     /// Empties SQLite's write-ahead log into the database file (see `Store::checkpoint`).

@@ -155,10 +155,7 @@ pub fn import_with_options(
         },
     );
     let mut summary = ImportSummary::default();
-    let env = Envelope {
-        received_at: engine.now(),
-        request_id: format!("import-{}", uuid::Uuid::new_v4().simple()),
-    };
+    let env = engine.envelope(format!("import-{}", uuid::Uuid::new_v4().simple()));
     // Reading and parsing (here) overlap with storing (on a second thread): while one batch
     // commits, the next is parsed. At most two batches wait in between.
     let stored = std::thread::scope(|scope| -> Result<(u64, u64), EngineError> {
@@ -233,8 +230,8 @@ fn read_batches<R: Read>(
         let parsed = match format {
             ImportFormat::Ndjson => {
                 let env = Envelope {
-                    received_at: env.received_at,
                     request_id: format!("{}-{line_no}", env.request_id),
+                    ..env.clone()
                 };
                 parse_typed_event(text.as_bytes(), &env)
                     .map(|b| b.events.into_iter().next())

@@ -868,10 +868,7 @@ mod tests {
     #[test]
     fn evidence_does_not_keep_what_a_transformation_removed() {
         let policy = PolicySet::retail_defaults();
-        let env = Envelope {
-            received_at: DateTime::<Utc>::UNIX_EPOCH,
-            request_id: "r".into(),
-        };
+        let env = Envelope::new(DateTime::<Utc>::UNIX_EPOCH, "r");
         let signals = [Signal {
             purpose: PurposeId::parse("analytics").expect("id"),
             decision: Decision::Granted,

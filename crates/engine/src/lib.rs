@@ -48,7 +48,7 @@ mod withdrawal;
 
 pub use audit::{AuditAnchor, AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use config::Settings;
+pub use config::{IngestSettings, ServerSettings, Settings};
 pub use consent::{ConsentHistoryEntry, ConsentView, PurposeConsent, PurposeView};
 pub use consentric_policy::{ConsentSettings, PolicySet};
 pub use dsr::{DsrKind, DsrView, Regime};

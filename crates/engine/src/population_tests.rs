@@ -20,10 +20,7 @@ fn at(day: u32) -> DateTime<Utc> {
 }
 
 fn send(engine: &Context, events: &[Value]) {
-    let env = Envelope {
-        received_at: Utc::now(),
-        request_id: "r".into(),
-    };
+    let env = Envelope::new(Utc::now(), "r");
     let batch = parse_batch(json!({ "batch": events }).to_string().as_bytes(), &env)
         .expect("valid")
         .events;

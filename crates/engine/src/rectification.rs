@@ -1,5 +1,6 @@
 //! Rectification (GDPR art. 16): a customer's trait is corrected to the value they give. The
-//! correction wins over every event received so far (it is dated now), and every stored event
+//! correction wins over every event received so far (it is dated now, or at the corrected
+//! value's own time if that is later), and every stored event
 //! that carried the inaccurate value for that trait (`traits.NAME` of identify calls,
 //! `context.traits.NAME` of the others) is rewritten with the correct one, re-sealed, in the
 //! same transaction, so no copy of the inaccurate value remains; the audit record counts them.
@@ -59,15 +60,17 @@ impl RectificationService<'_> {
         let mid = MessageId::parse(&format!("rectification-{}", uuid::Uuid::new_v4().simple()))
             .ok_or_else(|| EngineError::Config("generated message id refused".into()))?;
         let known = self.store.write(|tx| -> Result<bool, EngineError> {
-            let Some(old) = tx
+            let Some((old, updated_at)) = tx
                 .traits_of(&id)?
                 .into_iter()
                 .find(|t| t.name == name)
-                .map(|t| t.value)
+                .map(|t| (t.value, t.updated_at))
             else {
                 return Ok(false);
             };
-            tx.set_trait(&id, name, &value.to_string(), now, &mid)?;
+            // Dated no earlier than the value it corrects, so it always replaces it: a value
+            // dated ahead of the clock (within the ingest tolerance) cannot outrank it.
+            tx.set_trait(&id, name, &value.to_string(), now.max(updated_at), &mid)?;
             let rewritten = rewrite_events(tx, &id, name, &old, value)?;
             audit::append(
                 tx,

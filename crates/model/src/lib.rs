@@ -20,6 +20,7 @@ pub use error::{ErrorCode, ParseError};
 pub use event::{Call, CallType, Context, Event};
 pub use ids::{AnonymousId, Identity, IdentityKind, MessageId, ProfileId, UserId};
 pub use parse::{
-    parse_batch, parse_event, parse_typed_event, Batch, Envelope, MAX_BATCH_BYTES, MAX_EVENT_BYTES,
+    earliest_time, latest_time, parse_batch, parse_event, parse_typed_event, Batch, Envelope,
+    DEFAULT_FUTURE_TOLERANCE, MAX_BATCH_BYTES, MAX_EVENT_BYTES,
 };
 pub use stage::{Stage, UnknownStage};

@@ -1,6 +1,6 @@
 //! From bytes to [`Event`]s: the only way in.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use serde_json::{Map, Value};
 
 use crate::error::{ErrorCode, ParseError};
@@ -14,6 +14,11 @@ pub const MAX_BATCH_BYTES: usize = 500 * 1024;
 /// Longest `event`, `name`, `category` or `groupId` we accept.
 const MAX_NAME_LEN: usize = 1024;
 
+/// How far past `receivedAt` an event's time may lie before it is taken as `receivedAt` plus
+/// this much: a client clock a little fast is normal, an event dated years ahead is not, and
+/// would otherwise outrank every later trait update and outlive retention.
+pub const DEFAULT_FUTURE_TOLERANCE: TimeDelta = TimeDelta::minutes(5);
+
 /// What the transport knows about a request: when it arrived and a unique request id, used
 /// to give an event without `messageId` an id of its own.
 #[derive(Debug, Clone)]
@@ -22,6 +27,63 @@ pub struct Envelope {
     pub received_at: DateTime<Utc>,
     /// Unique per request (never reused), so generated message ids never collide.
     pub request_id: String,
+    /// The latest event time accepted is `received_at` plus this; later ones are clamped to it
+    /// (the time the client sent stays in `originalTimestamp`).
+    pub future_tolerance: TimeDelta,
+}
+
+impl Envelope {
+    /// An envelope with the [`DEFAULT_FUTURE_TOLERANCE`].
+    pub fn new(received_at: DateTime<Utc>, request_id: impl Into<String>) -> Self {
+        Envelope {
+            received_at,
+            request_id: request_id.into(),
+            future_tolerance: DEFAULT_FUTURE_TOLERANCE,
+        }
+    }
+
+    /// The same envelope with another tolerance for event times ahead of `received_at`.
+    #[must_use]
+    pub fn with_future_tolerance(mut self, tolerance: TimeDelta) -> Self {
+        self.future_tolerance = tolerance;
+        self
+    }
+
+    /// The event time stored for an event the client dated `original` and sent at `sent`:
+    /// corrected for the client's clock skew (`receivedAt - (sentAt - originalTimestamp)`),
+    /// then kept within `[earliest accepted time, receivedAt + tolerance]`.
+    fn event_time(
+        &self,
+        original: Option<DateTime<Utc>>,
+        sent: Option<DateTime<Utc>>,
+    ) -> DateTime<Utc> {
+        let corrected = match (original, sent) {
+            (Some(orig), Some(sent)) => self
+                .received_at
+                .checked_sub_signed(sent.signed_duration_since(orig))
+                .unwrap_or(self.received_at),
+            (Some(orig), None) => orig,
+            (None, _) => self.received_at,
+        };
+        let latest = self
+            .received_at
+            .checked_add_signed(self.future_tolerance)
+            .unwrap_or(self.received_at);
+        corrected.clamp(earliest_time(), latest.max(earliest_time()))
+    }
+}
+
+/// The earliest event time accepted: the Unix epoch. Times outside
+/// [`earliest_time`, [`latest_time`]] are refused by the parser, naming the field.
+pub fn earliest_time() -> DateTime<Utc> {
+    DateTime::UNIX_EPOCH
+}
+
+/// The latest time any timestamp field may carry: the end of year 9999.
+pub fn latest_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// A parsed request: its events in order and the write key, if the body carried one
@@ -359,11 +421,7 @@ fn parse_one(
     let timestamp = optional_time(&obj, "timestamp")?;
     let sent_at = optional_time(&obj, "sentAt")?.or(defaults.sent_at);
     let original = explicit_original.or(timestamp);
-    let corrected = match (original, sent_at) {
-        (Some(orig), Some(sent)) => env.received_at - (sent - orig),
-        (Some(orig), None) => orig,
-        (None, _) => env.received_at,
-    };
+    let corrected = env.event_time(original, sent_at);
 
     Ok(Event {
         message_id,
@@ -439,13 +497,19 @@ fn optional_object(obj: &mut Obj, field: &str) -> Result<Obj, ParseError> {
 fn optional_time(obj: &Obj, field: &str) -> Result<Option<DateTime<Utc>>, ParseError> {
     match obj.get(field) {
         None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => parse_time(s).map(Some).ok_or_else(|| {
-            err(
+        Some(Value::String(s)) => match parse_time(s) {
+            None => Err(err(
                 ErrorCode::InvalidField,
                 field,
                 format!("`{s}` is not an ISO-8601 date-time"),
-            )
-        }),
+            )),
+            Some(t) if t < earliest_time() || t > latest_time() => Err(err(
+                ErrorCode::InvalidField,
+                field,
+                format!("`{s}` is outside the accepted range, 1970-01-01 to 9999-12-31"),
+            )),
+            Some(t) => Ok(Some(t)),
+        },
         Some(_) => Err(err(
             ErrorCode::InvalidField,
             field,
@@ -514,10 +578,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn env() -> Envelope {
-        Envelope {
-            received_at: parse_time("2024-01-01T12:00:10.000Z").expect("valid"),
-            request_id: "req1".into(),
-        }
+        Envelope::new(
+            parse_time("2024-01-01T12:00:10.000Z").expect("valid"),
+            "req1",
+        )
     }
 
     fn one(body: &str, call: CallType) -> Result<Event, ParseError> {
@@ -555,6 +619,69 @@ mod tests {
             parse_time("2020-05-05T00:00:00Z").expect("t")
         );
         let e = one(r#"{"userId":"u","event":"E"}"#, CallType::Track).expect("parses");
+        assert_eq!(e.timestamp(), env().received_at);
+    }
+
+    #[test]
+    fn times_beyond_the_accepted_range_are_refused_naming_the_field() {
+        // These once overflowed the skew arithmetic and panicked.
+        let e = one(
+            r#"{"userId":"u","event":"E","originalTimestamp":"+200000-01-01T00:00:00","sentAt":"2024-01-01T00:00:00Z"}"#,
+            CallType::Track,
+        )
+        .expect_err("refused");
+        assert_eq!(e.code, ErrorCode::InvalidField);
+        assert_eq!(e.field.as_deref(), Some("originalTimestamp"));
+        let e = one(
+            r#"{"userId":"u","event":"E","timestamp":"2024-01-01T00:00:00Z","sentAt":"-100000-01-01T00:00:00"}"#,
+            CallType::Track,
+        )
+        .expect_err("refused");
+        assert_eq!(e.field.as_deref(), Some("sentAt"));
+        let body = br#"{"sentAt":"-100000-01-01T00:00:00","batch":[{"type":"track","userId":"u","event":"E","timestamp":"2024-01-01T00:00:00Z"}]}"#;
+        let e = parse_batch(body, &env()).expect_err("refused");
+        assert_eq!(e.field.as_deref(), Some("sentAt"));
+    }
+
+    #[test]
+    fn the_widest_accepted_times_never_overflow() {
+        for (orig, sent) in [
+            ("9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"),
+            ("1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z"),
+        ] {
+            let raw =
+                format!(r#"{{"userId":"u","event":"E","timestamp":"{orig}","sentAt":"{sent}"}}"#);
+            let e = one(&raw, CallType::Track).expect("parses");
+            assert!(e.timestamp() >= earliest_time());
+            assert!(e.timestamp() <= env().received_at + DEFAULT_FUTURE_TOLERANCE);
+        }
+    }
+
+    #[test]
+    fn a_time_ahead_of_arrival_is_clamped_and_the_clients_time_is_kept() {
+        let e = one(
+            r#"{"userId":"u","type":"identify","timestamp":"9999-01-01T00:00:00Z"}"#,
+            CallType::Identify,
+        )
+        .expect("parses");
+        assert_eq!(e.timestamp(), env().received_at + DEFAULT_FUTURE_TOLERANCE);
+        assert_eq!(e.original_timestamp(), parse_time("9999-01-01T00:00:00Z"));
+        // Within the tolerance, the client's time stands.
+        let soon = env().received_at + TimeDelta::minutes(1);
+        let raw = format!(
+            r#"{{"userId":"u","event":"E","timestamp":"{}"}}"#,
+            soon.to_rfc3339()
+        );
+        assert_eq!(
+            one(&raw, CallType::Track).expect("parses").timestamp(),
+            soon
+        );
+        // A tighter tolerance clamps tighter.
+        let tight = env().with_future_tolerance(TimeDelta::zero());
+        let e = parse_event(raw.as_bytes(), CallType::Track, &tight)
+            .expect("parses")
+            .events
+            .remove(0);
         assert_eq!(e.timestamp(), env().received_at);
     }
 

@@ -654,10 +654,7 @@ mod tests {
     /// retail policy reads them.
     #[test]
     fn the_reference_policy_stores_events_as_received() {
-        let env = Envelope {
-            received_at: DateTime::<Utc>::UNIX_EPOCH,
-            request_id: "r".into(),
-        };
+        let env = Envelope::new(DateTime::<Utc>::UNIX_EPOCH, "r");
         let raw = json!({"type": "track", "event": "E", "messageId": "m", "userId": "u",
             "timestamp": "2026-01-02T03:04:05Z", "properties": {"favourite_colour": "teal"},
             "context": {"ip": "203.0.113.77", "consent": {"categoryPreferences": {"analytics": true}}}});
@@ -710,7 +707,7 @@ mod tests {
             if call == "track" {
                 raw["event"] = json!("Order Completed");
             }
-            let env = Envelope { received_at: ts, request_id: "r".into() };
+            let env = Envelope::new(ts, "r");
             let event = parse_typed_event(raw.to_string().as_bytes(), &env)
                 .expect("valid")
                 .events

@@ -21,10 +21,7 @@ pub fn at(rfc3339: &str) -> DateTime<Utc> {
 /// # Panics
 /// If the batch is invalid.
 pub fn batch_at(received_at: DateTime<Utc>, items: Value) -> Vec<Event> {
-    let env = Envelope {
-        received_at,
-        request_id: "r".into(),
-    };
+    let env = Envelope::new(received_at, "r");
     parse_batch(json!({ "batch": items }).to_string().as_bytes(), &env)
         .expect("valid")
         .events
@@ -40,10 +37,7 @@ pub fn typed_events_at(received_at: DateTime<Utc>, values: &[Value]) -> Vec<Even
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let env = Envelope {
-                received_at,
-                request_id: format!("r{i}"),
-            };
+            let env = Envelope::new(received_at, format!("r{i}"));
             parse_typed_event(v.to_string().as_bytes(), &env)
                 .expect("valid event")
                 .events

@@ -27,10 +27,7 @@ fn day(d: u16) -> DateTime<Utc> {
 
 /// A customer's orders and page views; the first event carries their consent.
 fn customer(engine: &Context, user: &str, orders: &[(u16, u16)], grants: Value) {
-    let env = Envelope {
-        received_at: Utc::now(),
-        request_id: "r".into(),
-    };
+    let env = Envelope::new(Utc::now(), "r");
     let mut batch: Vec<Value> = orders
         .iter()
         .enumerate()

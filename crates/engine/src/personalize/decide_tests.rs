@@ -20,10 +20,7 @@ use crate::SystemClock;
 fn a_decision_for_a_customer_erased_meanwhile_records_nothing() {
     let db = TestDb::sqlite();
     let engine = Context::new(db.store(), Arc::new(SystemClock));
-    let env = Envelope {
-        received_at: Utc::now(),
-        request_id: "r".into(),
-    };
+    let env = Envelope::new(Utc::now(), "r");
     let consent = json!({"categoryPreferences": {"personalization": true, "marketing": true}});
     let event = json!({"type": "identify", "userId": "c1", "messageId": "m1",
         "traits": {"email": "c1@example.com"}, "context": {"consent": consent}});

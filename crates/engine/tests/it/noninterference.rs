@@ -141,10 +141,7 @@ proptest! {
         // (80 customers with the 6-12 drawn: fewer than 100, so Pareto/NBD, slow in debug builds, is not fitted.)
         let base = consentric_testkit::cdnow_sample_orders(0, 80, &["analytics"]);
         for engine in [&a, &b] {
-            let env = Envelope {
-                received_at: Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).single().expect("time"),
-                request_id: "base".into(),
-            };
+            let env = Envelope::new(Utc.with_ymd_and_hms(2024, 6, 1, 12, 0, 0).single().expect("time"), "base");
             let batch = json!({ "batch": base }).to_string();
             engine.ingest(parse_batch(batch.as_bytes(), &env).expect("valid").events).expect("ingest");
         }

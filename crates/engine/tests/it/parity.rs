@@ -257,6 +257,35 @@ parity_test!(
     }
 );
 
+parity_test!(
+    an_import_goes_on_past_a_line_with_an_out_of_range_time,
+    |db| {
+        let engine = engine(&db);
+        let data = concat!(
+            r#"{"type":"track","messageId":"i1","userId":"u1","event":"A","timestamp":"2024-01-01T00:00:00Z"}"#,
+            "\n",
+            r#"{"type":"track","messageId":"i2","userId":"u1","event":"B","originalTimestamp":"+200000-01-01T00:00:00","sentAt":"-100000-01-01T00:00:00"}"#,
+            "\n",
+            r#"{"type":"track","messageId":"i3","userId":"u1","event":"C","timestamp":"2024-01-02T00:00:00Z"}"#,
+            "\n",
+        );
+        let s = consentric_engine::import::import(
+            &engine,
+            data.as_bytes(),
+            consentric_engine::import::ImportFormat::Ndjson,
+            &mut |_| {},
+        )
+        .expect("import");
+        assert_eq!((s.accepted, s.rejected), (2, 1));
+        assert_eq!(s.rejections[0].0, 2);
+        assert!(
+            s.rejections[0].1.contains("originalTimestamp"),
+            "{:?}",
+            s.rejections
+        );
+    }
+);
+
 /// Events for `u1` (and its anonymous id) after `u1`'s profile was merged away must land on the surviving profile,
 /// whether the merge came from this engine or from another one on the same database (a second
 /// process: `consentric import` beside `serve`). The ingest writer caches identities between

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use consentric_engine::{Engine, IngestContext, Scope};
-use consentric_model::{parse_batch, parse_event, Batch, CallType, Envelope, MAX_BATCH_BYTES};
+use consentric_model::{parse_batch, parse_event, Batch, CallType, MAX_BATCH_BYTES};
 use serde::Serialize;
 
 use crate::auth;
@@ -173,10 +173,7 @@ async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<C
 }
 
 fn parse(engine: &Engine, body: &[u8], call: Option<CallType>) -> Result<Batch, ApiError> {
-    let envelope = Envelope {
-        received_at: engine.now(),
-        request_id: uuid::Uuid::new_v4().simple().to_string(),
-    };
+    let envelope = engine.envelope(uuid::Uuid::new_v4().simple().to_string());
     let result = match call {
         Some(call) => parse_event(body, call, &envelope),
         None => parse_batch(body, &envelope),

@@ -8,6 +8,7 @@ mod auth;
 mod consent;
 mod decisions;
 mod errors;
+mod hardening;
 mod ingest;
 mod lifecycle;
 mod operations;
