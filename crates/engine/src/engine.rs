@@ -356,6 +356,15 @@ impl Engine {
         self.cx.cleanroom_host().cleanroom_host_blinded(id, token)
     }
 
+    /// The most bytes the partner's next message to session `id` may hold, checked with its
+    /// token before any of the message is read.
+    ///
+    /// # Errors
+    /// Unknown session, bad token, expired, or no message expected now.
+    pub fn cleanroom_host_admit(&self, id: &str, token: &str) -> Result<usize, EngineError> {
+        self.cx.cleanroom_host().cleanroom_host_admit(id, token)
+    }
+
     /// Round 2: the cardinality, and for a sum `Enc(sum + mask)`.
     ///
     /// # Errors

@@ -225,6 +225,37 @@ impl HostService<'_> {
             .collect())
     }
 
+    /// The most bytes the partner's next message to session `id` may hold, if `token` is the
+    /// session's and the session is waiting for a message: checked before any of the message
+    /// is read, so that without the token nothing is read at all, and with it no more than the
+    /// session can use. Round 2 carries one point for each of ours and at most `max_set` of
+    /// theirs (with a Paillier ciphertext each when summing); round 3 one number.
+    ///
+    /// # Errors
+    /// Unknown session, bad token, expired, or no message expected now.
+    pub fn cleanroom_host_admit(&self, id: &str, token: &str) -> Result<usize, EngineError> {
+        /// A base64 Ristretto point as a JSON string in an array: 44 characters, quotes, comma.
+        const POINT: usize = 47;
+        /// Room for keys, a modulus and white space.
+        const SLACK: usize = 64 * 1024;
+        let row = self.host_session(id, token)?;
+        let settings = &self.cleanroom.settings;
+        // A base64 Paillier ciphertext (below n², twice the key size) as a JSON string.
+        let ciphertext = (settings.paillier_bits * 2 / 8).div_ceil(3) * 4 + 3;
+        match row.state.as_str() {
+            state::BLINDED => {
+                let ours = self.cleanroom.ours(id).unwrap_or(0);
+                let per_theirs = POINT + if row.with_sum { ciphertext } else { 0 };
+                Ok(ours
+                    .saturating_mul(POINT)
+                    .saturating_add(settings.max_set.saturating_mul(per_theirs))
+                    .saturating_add(SLACK))
+            }
+            state::SUMMING => Ok(SLACK),
+            other => Err(session_error(SessionError::OutOfOrder(other.to_owned()))),
+        }
+    }
+
     /// Round 1: our blinded identifiers, sorted.
     ///
     /// # Errors

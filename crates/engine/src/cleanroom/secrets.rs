@@ -51,6 +51,11 @@ impl Cleanroom {
         self.secrets.lock().ok()?.remove(id)
     }
 
+    /// How many blinded identifiers we sent in session `id`'s round 1, while it is in flight.
+    pub(super) fn ours(&self, id: &str) -> Option<usize> {
+        self.secrets.lock().ok()?.get(id).map(|s| s.ours)
+    }
+
     /// Keeps a session's secrets, dropping those of every expired session.
     pub(super) fn keep(&self, id: &str, s: Secrets, now: i64) {
         if let Ok(mut m) = self.secrets.lock() {

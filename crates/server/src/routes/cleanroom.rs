@@ -19,7 +19,34 @@ use crate::partner::PartnerError;
 use crate::AppState;
 
 /// Largest clean-room message: a million blinded identifiers, or about 300,000 encrypted values.
+/// A round's body is read only after its session token is checked, and then no more than the
+/// session can use (see [`admitted_body`]).
 const MAX_MESSAGE_BYTES: usize = 256 * 1024 * 1024;
+
+/// The body of a partner's round, read only once the session token is checked, and only up to
+/// what the session can use: without the token, nothing of the body is read.
+async fn admitted_body(
+    engine: &AppState,
+    id: &str,
+    token: &str,
+    body: axum::body::Body,
+) -> Result<Bytes, ApiError> {
+    let limit = {
+        let (engine, id, token) = (engine.clone(), id.to_owned(), token.to_owned());
+        blocking(move || Ok(engine.cleanroom_host_admit(&id, &token)?)).await?
+    };
+    let limit = limit.min(MAX_MESSAGE_BYTES);
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        if e.into_inner().is::<http_body_util::LengthLimitError>() {
+            ApiError::new(
+                &crate::codes::SESSION_TOO_LARGE,
+                format!("this session's next message is at most {limit} bytes"),
+            )
+        } else {
+            ApiError::new(&crate::codes::MALFORMED_BODY, "the body could not be read")
+        }
+    })
+}
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -56,8 +83,11 @@ fn session_token(headers: &HeaderMap) -> Result<String, ApiError> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::to_owned)
+        .and_then(|v| v.trim().split_once(' '))
+        // The scheme is case-insensitive (RFC 9110 §11.1).
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|token| !token.is_empty())
         .ok_or_else(|| {
             ApiError::new(
                 &crate::codes::BAD_SESSION_TOKEN,
@@ -172,10 +202,11 @@ pub(crate) async fn intersect(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<HostCount>, ApiError> {
     // The partner proves the session before its message is read.
     let token = session_token(&headers)?;
+    let body = admitted_body(&engine, &id, &token, body).await?;
     let msg: GuestBlinded = parse_json(&body)?;
     blocking(move || Ok(Json(engine.cleanroom_host_intersect(&id, &token, &msg)?))).await
 }
@@ -198,9 +229,10 @@ pub(crate) async fn sum(
     State(engine): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Json<Finished>, ApiError> {
     let token = session_token(&headers)?;
+    let body = admitted_body(&engine, &id, &token, body).await?;
     let msg: GuestSum = parse_json(&body)?;
     blocking(move || {
         let view = engine.cleanroom_host_sum(&id, &token, &msg)?;

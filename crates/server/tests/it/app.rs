@@ -24,8 +24,13 @@ pub struct TestApp {
 /// The server on `db` at an ephemeral loopback port, with an admin, a write and an analyst
 /// key, its clock at 2024-05-14T10:21:33.517Z until a test moves it.
 pub fn spawn_app(db: &TestDb) -> TestApp {
+    spawn_app_with(db, |engine| engine)
+}
+
+/// [`spawn_app`] with the engine as `configure` makes it (other settings, say).
+pub fn spawn_app_with(db: &TestDb, configure: impl FnOnce(Engine) -> Engine) -> TestApp {
     let clock = Arc::new(FixedClock::new(at("2024-05-14T10:21:33.517Z")));
-    let engine = Arc::new(Engine::new(db.store(), clock.clone()));
+    let engine = Arc::new(configure(Engine::new(db.store(), clock.clone())));
     let admin = engine
         .create_key(Scope::Admin, Some("test"))
         .expect("admin key")

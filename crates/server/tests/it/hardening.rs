@@ -66,3 +66,98 @@ parity_test!(
         assert_eq!(trait_of(&app.profile("p1"), "email"), "right@example.com");
     }
 );
+
+/// Sends a request head announcing `announced` body bytes and `sent` of them, then waits for
+/// an answer: the status line, or `None` if none came within five seconds.
+fn status_before_the_body_ends(
+    base: &str,
+    path: &str,
+    authorization: &str,
+    announced: usize,
+    sent: usize,
+) -> Option<String> {
+    use std::io::{BufRead, BufReader, Write};
+    let address = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: {address}\r\nauthorization: {authorization}\r\ncontent-type: application/json\r\ncontent-length: {announced}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&vec![b' '; sent]).expect("body");
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).ok()?;
+    (!line.is_empty()).then_some(line)
+}
+
+parity_test!(a_clean_room_round_reads_no_body_before_its_token, |db| {
+    let app = spawn_app(&db);
+    let invitation: serde_json::Value = app
+        .post("/v1/cleanroom/sessions")
+        .bearer_auth(&app.admin)
+        .json(&json!({"partner":"p"}))
+        .send()
+        .expect("invite")
+        .json()
+        .expect("json");
+    let session = invitation["session"].as_str().expect("session");
+    let path = format!("/v1/cleanroom/sessions/{session}/intersect");
+    // 256 MiB announced, 1 KiB sent: refused at once, not after reading the rest.
+    let line = status_before_the_body_ends(&app.base, &path, "Bearer wrong", 256 << 20, 1024);
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains(" 401 ")),
+        "{line:?}"
+    );
+    // No token at all: the same.
+    let line = status_before_the_body_ends(&app.base, &path, "Basic eDo=", 256 << 20, 1024);
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains(" 401 ")),
+        "{line:?}"
+    );
+});
+
+parity_test!(a_partner_may_send_no_more_than_its_session_can_use, |db| {
+    let app = crate::app::spawn_app_with(&db, |engine| {
+        engine
+            .with_cleanroom(consentric_engine::cleanroom::CleanroomSettings {
+                max_set: 10,
+                min_set: 1,
+                ..Default::default()
+            })
+            .expect("settings")
+    });
+    let invitation: serde_json::Value = app
+        .post("/v1/cleanroom/sessions")
+        .bearer_auth(&app.admin)
+        .json(&json!({"partner":"p"}))
+        .send()
+        .expect("invite")
+        .json()
+        .expect("json");
+    let (session, token) = (
+        invitation["session"].as_str().expect("session"),
+        invitation["token"].as_str().expect("token"),
+    );
+    // The scheme in lower case is the same scheme.
+    let r = app
+        .post(&format!("/v1/cleanroom/sessions/{session}/blinded"))
+        .header("authorization", format!("bearer {token}"))
+        .send()
+        .expect("round 1");
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    // Ten points and room for keys fit in well under 100 KB; 1 MB is refused before it is read.
+    let path = format!("/v1/cleanroom/sessions/{session}/intersect");
+    let line = status_before_the_body_ends(
+        &app.base,
+        &path,
+        &format!("Bearer {token}"),
+        1 << 20,
+        100 << 10,
+    );
+    assert!(
+        line.as_deref().is_some_and(|l| l.contains(" 413 ")),
+        "{line:?}"
+    );
+});
