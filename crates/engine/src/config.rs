@@ -97,6 +97,9 @@ pub struct ServerSettings {
     pub body_timeout_seconds: u64,
     /// Open connections at most; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Open connections at most from one address (not counting trusted proxies), so that one
+    /// client cannot hold every connection.
+    pub max_connections_per_client: usize,
     /// Requests being worked on at most; one more is answered 429 with `Retry-After`.
     pub max_in_flight: usize,
     /// Requests per second one client (address or anonymous id) may send with one browser
@@ -113,6 +116,7 @@ impl Default for ServerSettings {
             header_timeout_seconds: 10,
             body_timeout_seconds: 30,
             max_connections: 768,
+            max_connections_per_client: 64,
             max_in_flight: 256,
             browser_requests_per_second: 20,
             trusted_proxies: Vec::new(),

@@ -51,6 +51,10 @@ codes! {
     NO_SUCH_ENDPOINT = ("no_such_endpoint", NOT_FOUND, "No operation at this path.");
     METHOD_NOT_ALLOWED = ("method_not_allowed", METHOD_NOT_ALLOWED, "The path does not take this method; `Allow` lists those it takes.");
     REQUEST_TIMEOUT = ("request_timeout", REQUEST_TIMEOUT, "The request took too long to arrive.");
+    URI_TOO_LONG = ("uri_too_long", URI_TOO_LONG, "The request target (path and query) is over 8 KiB.");
+    HEADERS_TOO_LARGE = ("headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "Over 100 header fields, or over 32 KiB of them.");
+    RATE_LIMITED = ("rate_limited", TOO_MANY_REQUESTS, "This client sent more with this browser key than it may; `Retry-After` says when to retry.");
+    OVERLOADED = ("overloaded", TOO_MANY_REQUESTS, "The server is working on as many requests as it takes; `Retry-After` says when to retry. Nothing of this request was stored.");
     CONFLICT = ("conflict", CONFLICT, "The request conflicts with the current state (a fit the data cannot support, an id recorded already).");
     SESSION_STATE = ("session_state", CONFLICT, "A clean-room round came out of order.");
     SESSION_EXPIRED = ("session_expired", GONE, "The clean-room session has expired.");
@@ -64,6 +68,7 @@ codes! {
     INTERNAL = ("internal", INTERNAL_SERVER_ERROR, "An internal fault; it was logged, and nothing half-done was kept. Usually 500; any 5xx the framework answered with carries it too.");
     PARTNER_FAILED = ("partner_failed", BAD_GATEWAY, "The clean-room partner failed or refused after the run began.");
     NOT_READY = ("not_ready", SERVICE_UNAVAILABLE, "The database does not answer.");
+    TOO_MANY_CONNECTIONS = ("too_many_connections", SERVICE_UNAVAILABLE, "The server holds as many connections as it takes; the connection is closed. `Retry-After` says when to retry.");
 }
 
 /// The entry for a code the model's parser reports.
@@ -88,6 +93,8 @@ pub fn of_framework_status(status: StatusCode) -> &'static ErrorCode {
         StatusCode::PAYLOAD_TOO_LARGE => &BODY_TOO_LARGE,
         StatusCode::UNSUPPORTED_MEDIA_TYPE => &UNSUPPORTED_MEDIA_TYPE,
         StatusCode::REQUEST_TIMEOUT => &REQUEST_TIMEOUT,
+        StatusCode::URI_TOO_LONG => &URI_TOO_LONG,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => &HEADERS_TOO_LARGE,
         s if s.is_server_error() => &INTERNAL,
         _ => &REQUEST_REFUSED,
     }

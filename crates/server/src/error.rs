@@ -15,6 +15,8 @@ pub struct ApiError {
     code: &'static ErrorCode,
     message: String,
     field: Option<String>,
+    /// Seconds until a retry may succeed (`Retry-After`), for refusals of load.
+    retry_after: Option<u64>,
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -39,7 +41,14 @@ impl ApiError {
             code,
             message: message.into(),
             field: None,
+            retry_after: None,
         }
+    }
+
+    /// Tells the client to retry after `after` (rounded up to whole seconds, at least one).
+    pub(crate) fn with_retry_after(mut self, after: std::time::Duration) -> Self {
+        self.retry_after = Some(after.as_secs_f64().ceil().max(1.0) as u64);
+        self
     }
 
     /// Names the offending field.
@@ -80,6 +89,7 @@ impl From<ParseError> for ApiError {
             code: codes::of_parse_error(e.code),
             message: e.message,
             field: e.field,
+            retry_after: None,
         }
     }
 }
@@ -142,6 +152,12 @@ impl IntoResponse for ApiError {
             }),
         )
             .into_response();
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

@@ -11,6 +11,7 @@ mod api;
 mod auth;
 mod codes;
 mod cors;
+mod edge;
 mod error;
 mod extract;
 mod json_errors;
@@ -26,8 +27,8 @@ use std::time::Instant;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::Router;
-use consentric_engine::Engine;
+use axum::{Extension, Router};
+use consentric_engine::{Engine, ServerSettings};
 use tokio::net::TcpListener;
 
 pub use error::ApiError;
@@ -36,8 +37,15 @@ pub use openapi::{document as openapi_document, ApiDoc};
 /// Shared state of every handler.
 pub(crate) type AppState = Arc<Engine>;
 
-/// The router with every endpoint; exposed for in-process use.
+/// The router with every endpoint and the default limits; exposed for in-process use.
 pub fn router(engine: Arc<Engine>) -> Router {
+    router_with(
+        engine,
+        Arc::new(edge::Limits::new(&ServerSettings::default())),
+    )
+}
+
+fn router_with(engine: Arc<Engine>, limits: Arc<edge::Limits>) -> Router {
     Router::new()
         .merge(routes::ingest::routes())
         .merge(routes::profiles::routes())
@@ -52,6 +60,8 @@ pub fn router(engine: Arc<Engine>) -> Router {
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))
         // Clean-room messages carry whole blinded sets: their own, larger limit.
         .merge(routes::cleanroom::routes())
+        .layer(Extension(limits.clone()))
+        .layer(middleware::from_fn_with_state(limits, edge::admit))
         .layer(middleware::from_fn(json_errors::json_errors))
         .layer(middleware::from_fn(log_request))
         .with_state(engine)
@@ -77,18 +87,37 @@ async fn log_request(req: Request, next: Next) -> Response {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    limits: Arc<edge::Limits>,
 }
 
 impl Application {
-    /// Binds `address` (e.g. `127.0.0.1:0`).
+    /// Binds `address` (e.g. `127.0.0.1:0`) with the default limits.
     ///
     /// # Errors
     /// If the address cannot be bound.
     pub async fn build(engine: Arc<Engine>, address: &str) -> std::io::Result<Self> {
-        let listener = TcpListener::bind(address).await?;
+        let settings = ServerSettings {
+            listen: address.to_owned(),
+            ..ServerSettings::default()
+        };
+        Application::with_settings(engine, &settings).await
+    }
+
+    /// Binds `settings.listen` with the limits `settings` sets (timeouts, connection and
+    /// in-flight caps, browser-key rate limits, trusted proxies).
+    ///
+    /// # Errors
+    /// If the address cannot be bound.
+    pub async fn with_settings(
+        engine: Arc<Engine>,
+        settings: &ServerSettings,
+    ) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(&settings.listen).await?;
+        let limits = Arc::new(edge::Limits::new(settings));
         Ok(Application {
             listener,
-            router: router(engine),
+            router: router_with(engine, limits.clone()),
+            limits,
         })
     }
 
@@ -110,9 +139,7 @@ impl Application {
     /// # Errors
     /// If the server fails.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        edge::serve(self.listener, self.router, self.limits, shutdown_signal()).await
     }
 }
 

@@ -25,7 +25,7 @@ pub async fn serve(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let engine_for_sweep = engine.clone();
-    let app = Application::build(engine, &settings.server.listen)
+    let app = Application::with_settings(engine, &settings.server)
         .await
         .with_context(|| format!("Failed to listen on {}", settings.server.listen))?;
     let addr = app

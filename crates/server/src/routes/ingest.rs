@@ -10,11 +10,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use consentric_engine::{Engine, IngestContext, Scope};
+use consentric_engine::{Engine, IngestContext, Principal, Scope};
 use consentric_model::{parse_batch, parse_event, Batch, CallType, MAX_BATCH_BYTES};
 use serde::Serialize;
 
 use crate::auth;
+use crate::edge::{Client, Limits};
 use crate::error::{blocking, ApiError};
 use crate::extract::Json;
 use crate::AppState;
@@ -64,8 +65,13 @@ macro_rules! single_call {
                 (status = 413, body = crate::error::ErrorBody, description = "Event over 32 KB"),
             ),
             security(("basic" = []), ("bearer" = [])))]
-        pub(crate) async fn $name(State(engine): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
-            ingest(engine, headers, body, Some($call)).await
+        pub(crate) async fn $name(
+            State(engine): State<AppState>,
+            sender: Sender,
+            headers: HeaderMap,
+            body: Body,
+        ) -> Reply {
+            ingest(engine, sender, headers, body, Some($call)).await
         }
     };
 }
@@ -112,11 +118,63 @@ single_call!(
         (status = 413, body = crate::error::ErrorBody, description = "Batch over 500 KB or an event over 32 KB"),
     ),
     security(("basic" = []), ("bearer" = [])))]
-pub(crate) async fn batch(State(engine): State<AppState>, headers: HeaderMap, body: Body) -> Reply {
-    ingest(engine, headers, body, None).await
+pub(crate) async fn batch(
+    State(engine): State<AppState>,
+    sender: Sender,
+    headers: HeaderMap,
+    body: Body,
+) -> Reply {
+    ingest(engine, sender, headers, body, None).await
 }
 
-async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<CallType>) -> Reply {
+/// Who sends, as the edge's rate limits see them: the limits and the client's address.
+pub(crate) struct Sender {
+    limits: std::sync::Arc<Limits>,
+    client: Client,
+}
+
+impl axum::extract::FromRequestParts<AppState> for Sender {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &AppState,
+    ) -> Result<Self, ApiError> {
+        let limits = parts.extensions.get::<std::sync::Arc<Limits>>().cloned();
+        let client = parts.extensions.get::<Client>().copied();
+        match (limits, client) {
+            (Some(limits), Some(client)) => Ok(Sender { limits, client }),
+            _ => Err(ApiError::internal()),
+        }
+    }
+}
+
+impl Sender {
+    /// Takes this client's turn with a browser key, or says when it may come back.
+    fn take_turn(&self, principal: &Principal) -> Result<(), ApiError> {
+        if principal.scope != Scope::Write {
+            return Ok(());
+        }
+        self.limits
+            .browser_rate
+            .take(&principal.key_id, self.client.0)
+            .map_err(|wait| {
+                ApiError::new(
+                    &crate::codes::RATE_LIMITED,
+                    "this client has sent more with this key than it may; retry later",
+                )
+                .with_retry_after(wait)
+            })
+    }
+}
+
+async fn ingest(
+    engine: AppState,
+    sender: Sender,
+    headers: HeaderMap,
+    body: Body,
+    call: Option<CallType>,
+) -> Reply {
     let body = body.map_err(|rejection| {
         let too_large = rejection.status() == StatusCode::PAYLOAD_TOO_LARGE;
         let code = if too_large {
@@ -157,6 +215,9 @@ async fn ingest(engine: AppState, headers: HeaderMap, body: Body, call: Option<C
                 .as_deref()
                 .ok_or_else(|| ApiError::unauthorized("a write key is required (HTTP Basic user name, Bearer, or `writeKey` in the body)"))?;
             principal = Some(auth::check(&engine, key, Scope::Write)?);
+        }
+        if let Some(p) = &principal {
+            sender.take_turn(p)?;
         }
         let ctx = IngestContext {
             gpc,

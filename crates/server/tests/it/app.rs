@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use consentric_engine::{Engine, FixedClock, Scope};
+use consentric_engine::{Engine, FixedClock, Scope, ServerSettings};
 use consentric_server::Application;
 use consentric_testkit::{at, TestDb};
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -29,6 +29,20 @@ pub fn spawn_app(db: &TestDb) -> TestApp {
 
 /// [`spawn_app`] with the engine as `configure` makes it (other settings, say).
 pub fn spawn_app_with(db: &TestDb, configure: impl FnOnce(Engine) -> Engine) -> TestApp {
+    spawn_app_full(db, configure, ServerSettings::default())
+}
+
+/// [`spawn_app`] with the engine as `configure` makes it and the server's limits from
+/// `server` (its `listen` is replaced by an ephemeral loopback port).
+pub fn spawn_app_full(
+    db: &TestDb,
+    configure: impl FnOnce(Engine) -> Engine,
+    server: ServerSettings,
+) -> TestApp {
+    let server = ServerSettings {
+        listen: "127.0.0.1:0".into(),
+        ..server
+    };
     let clock = Arc::new(FixedClock::new(at("2024-05-14T10:21:33.517Z")));
     let engine = Arc::new(configure(Engine::new(db.store(), clock.clone())));
     let admin = engine
@@ -53,7 +67,7 @@ pub fn spawn_app_with(db: &TestDb, configure: impl FnOnce(Engine) -> Engine) -> 
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let app = Application::build(engine, "127.0.0.1:0")
+            let app = Application::with_settings(engine, &server)
                 .await
                 .expect("bind");
             tx.send(app.port()).expect("send port");

@@ -7,6 +7,7 @@ mod analytics;
 mod auth;
 mod consent;
 mod decisions;
+mod edge;
 mod errors;
 mod hardening;
 mod ingest;
