@@ -281,6 +281,7 @@ impl Context {
         crate::erasure::ErasureService {
             store: &self.store,
             clock: &*self.clock,
+            notifier: &*self.notifier,
         }
     }
 

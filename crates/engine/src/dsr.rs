@@ -10,7 +10,6 @@ use consentric_store::{DsrRow, NewDsr, StoreError};
 use consentric_vault::KeyId;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 
 use crate::audit;
 use crate::error::EngineError;
@@ -83,9 +82,9 @@ pub struct DsrView {
     pub outcome: Option<Value>,
 }
 
-fn code_hash(request_id: &str, code: &str) -> String {
-    hex::encode(Sha256::digest(format!("{request_id}:{code}").as_bytes()))
-}
+/// The keyed use a request's one-time code is hashed under: someone who reads the row cannot
+/// try the million codes without the master keys.
+const CODE_USE: &str = "dsr-code";
 
 fn invalid(field: &str, message: impl Into<String>) -> EngineError {
     EngineError::Invalid {
@@ -159,6 +158,11 @@ impl DsrService<'_> {
         let due = (now + Duration::days(days)).timestamp_millis();
         let expires =
             (now + Duration::minutes(self.dsr_settings.code_ttl_minutes)).timestamp_millis();
+        let vault = self
+            .store
+            .vault()
+            .ok_or_else(|| EngineError::Config("requests need the vault (master keys)".into()))?;
+        let code_hash = vault.keyed_hash(CODE_USE, &[request_id.as_bytes(), code.as_bytes()]);
         self.store.write(|tx| {
             tx.insert_dsr(&NewDsr {
                 request_id: &request_id,
@@ -168,7 +172,7 @@ impl DsrService<'_> {
                 contact,
                 received_at: at,
                 due_at: due,
-                code_hash: &code_hash(&request_id, &code),
+                code_hash: &code_hash,
                 code_expires_at: expires,
             })?;
             audit::append(
@@ -246,6 +250,10 @@ impl DsrService<'_> {
     ) -> Result<DsrView, EngineError> {
         let now = self.clock.now().timestamp_millis();
         let max = self.dsr_settings.max_attempts;
+        let vault = self
+            .store
+            .vault()
+            .ok_or_else(|| EngineError::Config("requests need the vault (master keys)".into()))?;
         let result = self.store.write(|tx| -> Result<Result<(), EngineError>, EngineError> {
             let mut r = tx
                 .dsr(request_id)?
@@ -263,7 +271,8 @@ impl DsrService<'_> {
                 return Ok(Err(invalid("code", "the code has expired; file the request again")));
             }
             r.updated_at = now;
-            if code_hash(request_id, code.trim()) != r.code_hash {
+            let given = [request_id.as_bytes(), code.trim().as_bytes()];
+            if !vault.keyed_hash_matches(CODE_USE, &given, &r.code_hash) {
                 r.attempts += 1;
                 let rejected = r.attempts >= max;
                 if rejected {

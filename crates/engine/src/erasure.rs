@@ -86,6 +86,8 @@ impl ErasureReceipt {
 pub(crate) struct ErasureService<'a> {
     pub(crate) store: &'a consentric_store::Store,
     pub(crate) clock: &'a dyn crate::clock::Clock,
+    /// Holds messages to customers (their requests' one-time codes) that must go with them.
+    pub(crate) notifier: &'a dyn crate::notify::Notifier,
 }
 
 impl<'a> ErasureService<'a> {
@@ -125,7 +127,7 @@ impl<'a> ErasureService<'a> {
         let at = now.timestamp_millis();
         let pseudonym = pseudonym(vault, &id);
         let receipt_id = format!("rcpt_{}", uuid::Uuid::new_v4().simple());
-        let (receipt, keys) = self.store.write_large(|tx| {
+        let (receipt, keys, scrubbed) = self.store.write_large(|tx| {
             let identities: Vec<Identity> = tx
                 .identities_of(&id)?
                 .into_iter()
@@ -156,6 +158,9 @@ impl<'a> ErasureService<'a> {
                 body,
             };
             tx.insert_receipt(&pseudonym, &receipt, at)?;
+            // The customer's requests keep what proves they were honoured, nothing personal.
+            let closed = json!({"reason": "the customer was erased", "receipt_id": receipt_id});
+            let scrubbed = tx.scrub_dsrs_of(&identities, &closed.to_string(), at)?;
             audit::append(
                 tx,
                 at,
@@ -166,9 +171,10 @@ impl<'a> ErasureService<'a> {
                         "events": erased.events, "traits": erased.traits,
                         "identities": erased.identities, "data_keys": erased.keys}),
             )?;
-            Ok::<_, StoreError>((receipt, keys))
+            Ok::<_, StoreError>((receipt, keys, scrubbed))
         })?;
-        for k in keys {
+        self.notifier.forget(&scrubbed.contacts);
+        for k in keys.into_iter().chain(scrubbed.requests) {
             if let Ok(k) = KeyId::parse(&k) {
                 vault.forget(&k);
             }

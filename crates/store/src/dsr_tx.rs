@@ -69,6 +69,15 @@ pub struct NewDsr<'a> {
 
 const CONTACT_FIELD: &str = "dsr:contact";
 
+/// What [`WriteTx::scrub_dsrs_of`] scrubbed.
+#[derive(Debug, Default)]
+pub struct Scrubbed {
+    /// The requests' ids (and their keys' names).
+    pub requests: Vec<String>,
+    /// The contact addresses they held.
+    pub contacts: Vec<String>,
+}
+
 impl WriteTx<'_> {
     /// Stores a new request, its identity and contact sealed under a key of its own.
     pub fn insert_dsr(&mut self, r: &NewDsr<'_>) -> Result<(), StoreError> {
@@ -136,6 +145,51 @@ impl WriteTx<'_> {
                 ],
             )
             .map(drop)
+    }
+
+    /// Scrubs every request about a customer being erased, named by their `identities`: each
+    /// request's key is destroyed (its identity and contact can no longer be read), its blind
+    /// index and code hash are cleared, and an open one is closed with `outcome` (what proves
+    /// it was honoured, or why it could not be). Returns the contact addresses the requests
+    /// held, opened before their keys went, so that copies elsewhere (an outbox) can be
+    /// forgotten too, and the requests' ids (their keys' names).
+    pub fn scrub_dsrs_of(
+        &mut self,
+        identities: &[Identity],
+        outcome: &str,
+        at: i64,
+    ) -> Result<Scrubbed, StoreError> {
+        let mut scrubbed = Scrubbed::default();
+        for identity in identities {
+            let blind = self.sealer.blind(identity);
+            let rows = self.conn.query(
+                sql::DSRS_OF_IDENTITY,
+                &[
+                    Param::Text(identity.kind.as_str()),
+                    Param::Text(&blind.value),
+                ],
+            )?;
+            for row in rows {
+                let mut cells = row.into_iter();
+                let (Some(id), Some(contact)) = (cells.next(), cells.next()) else {
+                    return Err(StoreError::Corrupt("a request row without its id".into()));
+                };
+                let (id, contact) = (id.text()?, contact.text()?);
+                if let Some(c) = self
+                    .sealer
+                    .open_if_kept(self.conn, contact, CONTACT_FIELD)?
+                {
+                    scrubbed.contacts.push(c);
+                }
+                self.conn.exec(
+                    sql::SCRUB_DSR,
+                    &[Param::Text(&id), Param::Text(outcome), Param::Int(at)],
+                )?;
+                self.conn.exec(sql::DELETE_KEYS, &[Param::Text(&id)])?;
+                scrubbed.requests.push(id);
+            }
+        }
+        Ok(scrubbed)
     }
 
     /// Destroys a request's key: its identity and contact can no longer be read.

@@ -39,7 +39,7 @@ pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param}
 pub use bulk_tx::StagePath;
 pub use cleanroom_tx::SessionRow;
 pub use dp_tx::BudgetRow;
-pub use dsr_tx::{DsrRow, NewDsr};
+pub use dsr_tx::{DsrRow, NewDsr, Scrubbed};
 pub use error::StoreError;
 pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use lifecycle_tx::{ModelRow, PurchaseDay, StageFacts, StageRow, TransitionRow};

@@ -93,6 +93,10 @@ pub(crate) const INSERT_DSR: &str = "INSERT INTO dsr_requests (request_id, kind,
 pub(crate) const DSR_BY_ID: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE request_id = ?1";
 pub(crate) const DSR_ALL: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests ORDER BY due_at, request_id";
 pub(crate) const DSR_OVERDUE: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE status IN ('received', 'verified', 'in_progress') AND due_at < ?1 ORDER BY due_at, request_id";
+pub(crate) const DSRS_OF_IDENTITY: &str = "SELECT request_id, contact_sealed FROM dsr_requests WHERE identity_kind = ?1 AND identity_blind = ?2";
+// An open request of an erased customer is closed: an erasure request is honoured by the
+// erasure, any other can no longer be. The blind index and the code's hash go too.
+pub(crate) const SCRUB_DSR: &str = "UPDATE dsr_requests SET identity_blind = '', code_hash = '', status = CASE WHEN status IN ('received', 'verified', 'in_progress') THEN CASE WHEN kind = 'erasure' THEN 'completed' ELSE 'rejected' END ELSE status END, outcome = CASE WHEN status IN ('received', 'verified', 'in_progress') THEN ?2 ELSE outcome END, updated_at = ?3 WHERE request_id = ?1";
 pub(crate) const UPDATE_DSR: &str = "UPDATE dsr_requests SET status = ?2, due_at = ?3, extended = ?4, attempts = ?5, updated_at = ?6, outcome = ?7 WHERE request_id = ?1";
 
 // What a merge moves from the merged-away profile to the survivor, and deletes after.

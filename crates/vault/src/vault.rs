@@ -116,6 +116,39 @@ impl Vault {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A keyed hash of `parts` for one `use_` (`dsr-code`, `audit-chain`, `user-hash`): HMAC-SHA256
+    /// under a key derived from the index key for that use alone, over the parts each prefixed
+    /// by its length, in hex. Someone holding the database but not the master keys can
+    /// neither compute nor brute-force it.
+    pub fn keyed_hash(&self, use_: &str, parts: &[&[u8]]) -> String {
+        hex::encode(self.use_mac(use_, parts).finalize().into_bytes())
+    }
+
+    /// Whether `hex` is [`Vault::keyed_hash`] of `use_` and `parts`, compared in constant time.
+    pub fn keyed_hash_matches(&self, use_: &str, parts: &[&[u8]], hex: &str) -> bool {
+        let Ok(tag) = hex::decode(hex) else {
+            return false;
+        };
+        self.use_mac(use_, parts).verify_slice(&tag).is_ok()
+    }
+
+    fn use_mac(&self, use_: &str, parts: &[&[u8]]) -> Hmac<Sha256> {
+        // The derivation's input has no NUL byte, a blind index's always has one: the two
+        // cannot collide.
+        let mut derive = self.index_mac.clone();
+        derive.update(b"consentric/");
+        derive.update(use_.as_bytes());
+        derive.update(b"/v1");
+        let key = derive.finalize().into_bytes();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        for part in parts {
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
     /// The receipt signer.
     pub fn signer(&self) -> &ReceiptSigner {
         &self.signer
@@ -158,5 +191,19 @@ mod tests {
             b.blind_index("user_id", "u1")
         );
         assert!(!a.blind_index("user_id", "ada@example.com").contains("ada"));
+    }
+
+    #[test]
+    fn keyed_hashes_depend_on_the_key_the_use_and_each_part() {
+        let a = Vault::new(MasterKeys::from_hex(&"01".repeat(32)).expect("m"));
+        let b = Vault::new(MasterKeys::from_hex(&"02".repeat(32)).expect("m"));
+        let h = a.keyed_hash("dsr-code", &[b"dsr_1", b"123456"]);
+        assert!(a.keyed_hash_matches("dsr-code", &[b"dsr_1", b"123456"], &h));
+        assert!(!a.keyed_hash_matches("dsr-code", &[b"dsr_1", b"123457"], &h));
+        assert!(!a.keyed_hash_matches("user-hash", &[b"dsr_1", b"123456"], &h));
+        assert!(!b.keyed_hash_matches("dsr-code", &[b"dsr_1", b"123456"], &h));
+        // Parts are length-prefixed: moving a boundary changes the hash.
+        assert!(!a.keyed_hash_matches("dsr-code", &[b"dsr_11", b"23456"], &h));
+        assert!(!a.keyed_hash_matches("dsr-code", &[b"dsr_1", b"123456"], "not hex"));
     }
 }

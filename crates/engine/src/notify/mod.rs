@@ -26,27 +26,77 @@ pub trait Notifier: Send + Sync {
     /// # Errors
     /// Whatever the channel reports, as text.
     fn send(&self, message: &Message) -> Result<(), String>;
+
+    /// Drops whatever this notifier still holds for `addresses` (an erased customer's): a
+    /// channel that keeps nothing, like mail handed to a server, has nothing to drop.
+    fn forget(&self, addresses: &[String]) {
+        let _ = addresses;
+    }
 }
 
-/// Keeps messages in memory instead of sending them.
+/// Messages an [`Outbox`] keeps, newest last; older ones are dropped.
+pub const OUTBOX_KEEPS: usize = 1000;
+
+/// Keeps the latest [`OUTBOX_KEEPS`] messages in memory instead of sending them, and forgets
+/// an erased customer's.
 #[derive(Debug, Default)]
 pub struct Outbox {
-    sent: Mutex<Vec<Message>>,
+    sent: Mutex<std::collections::VecDeque<Message>>,
 }
 
 impl Outbox {
-    /// Everything "sent" so far, oldest first.
+    /// What is kept of what was "sent", oldest first.
     pub fn messages(&self) -> Vec<Message> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 }
 
 impl Notifier for Outbox {
     fn send(&self, message: &Message) -> Result<(), String> {
+        let mut sent = self.sent.lock().unwrap_or_else(|p| p.into_inner());
+        if sent.len() >= OUTBOX_KEEPS {
+            sent.pop_front();
+        }
+        sent.push_back(message.clone());
+        Ok(())
+    }
+
+    fn forget(&self, addresses: &[String]) {
         self.sent
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(message.clone());
-        Ok(())
+            .retain(|m| !addresses.contains(&m.to));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn to(address: &str, i: usize) -> Message {
+        Message {
+            to: address.into(),
+            subject: "s".into(),
+            body: format!("code {i}"),
+        }
+    }
+
+    #[test]
+    fn the_outbox_keeps_only_the_latest_and_forgets_an_address() {
+        let outbox = Outbox::default();
+        for i in 0..OUTBOX_KEEPS + 5 {
+            outbox.send(&to("a@example.com", i)).expect("kept");
+        }
+        outbox.send(&to("b@example.com", 0)).expect("kept");
+        let kept = outbox.messages();
+        assert_eq!(kept.len(), OUTBOX_KEEPS);
+        assert_eq!(kept[0].body, "code 6");
+        outbox.forget(&["a@example.com".to_owned()]);
+        assert_eq!(outbox.messages(), vec![to("b@example.com", 0)]);
     }
 }

@@ -591,3 +591,96 @@ fn a_code_that_cannot_be_sent_closes_its_request() {
     assert_eq!(listed[0].status, "rejected");
     assert!(engine.find_profile(&by("ada")).is_ok());
 }
+
+parity_test!(
+    the_stored_code_hash_cannot_be_brute_forced_without_the_master_keys,
+    |db| {
+        use sha2::{Digest, Sha256};
+        let w = world(&db);
+        let filed = w
+            .engine
+            .dsr_request(
+                DsrKind::Access,
+                Regime::Gdpr,
+                &user("ada"),
+                "ada@example.com",
+                "key:t",
+            )
+            .expect("filed");
+        let stored = db
+            .store()
+            .dsr(&filed.request_id)
+            .expect("read")
+            .expect("row")
+            .code_hash;
+        // The attack that once worked: try every code against the row.
+        let found = (0..1_000_000u32).find(|c| {
+            let guess = format!("{}:{c:06}", filed.request_id);
+            hex::encode(Sha256::digest(guess.as_bytes())) == stored
+        });
+        assert_eq!(found, None, "the row gives the code away");
+        // The code itself still verifies.
+        let verified = w
+            .engine
+            .dsr_verify(&filed.request_id, &code(&w.outbox), "key:t")
+            .expect("verified");
+        assert_eq!(verified.status, "verified");
+    }
+);
+
+parity_test!(
+    erasure_closes_the_customers_requests_and_the_outbox_forgets_them,
+    |db| {
+        let w = world(&db);
+        let access = w
+            .engine
+            .dsr_request(
+                DsrKind::Access,
+                Regime::Gdpr,
+                &user("ada"),
+                "ada-contact@example.com",
+                "key:t",
+            )
+            .expect("filed");
+        let bobs = w
+            .engine
+            .dsr_request(
+                DsrKind::Access,
+                Regime::Gdpr,
+                &user("bob"),
+                "bob-contact@example.com",
+                "key:t",
+            )
+            .expect("filed");
+        let receipt = w.engine.erase(&by("ada"), "key:admin").expect("erased");
+        let receipt_id = receipt
+            .verify(&receipt.public_key)
+            .expect("signed")
+            .receipt_id;
+        let shown = w.engine.dsr_show(&access.request_id).expect("still listed");
+        assert_eq!(shown.identity, None, "the identity is shredded");
+        assert_eq!(shown.status, "rejected");
+        let outcome = shown.outcome.expect("why");
+        assert_eq!(outcome["receipt_id"], receipt_id, "{outcome}");
+        // Nothing for ada stays in the outbox; bob's request and message are untouched.
+        let to: Vec<String> = w.outbox.messages().into_iter().map(|m| m.to).collect();
+        assert_eq!(to, vec!["bob-contact@example.com".to_owned()]);
+        let bob = w.engine.dsr_show(&bobs.request_id).expect("bob's");
+        assert_eq!(
+            (bob.status.as_str(), bob.identity.as_deref()),
+            ("received", Some("user_id:bob"))
+        );
+        // A closed request cannot be verified or processed into anyone's data.
+        assert!(w
+            .engine
+            .dsr_verify(&access.request_id, &code(&w.outbox), "key:t")
+            .is_err());
+        if let Some(dir) = db.data_dir() {
+            w.engine.checkpoint().expect("checkpoint");
+            assert_eq!(
+                consentric_testkit::hits_in_database_files(dir, b"ada-contact@example.com"),
+                0
+            );
+        }
+    }
+);
