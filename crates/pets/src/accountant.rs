@@ -30,7 +30,7 @@ impl Rho {
     }
 
     /// From stored units.
-    pub fn from_units(units: u64) -> Rho {
+    pub const fn from_units(units: u64) -> Rho {
         Rho(units)
     }
 

@@ -59,11 +59,23 @@ fn scoped(p: Principal, needed: Scope) -> Result<Principal, ApiError> {
         Ok(p)
     } else {
         Err(ApiError::forbidden(&format!(
-            "a {} key cannot do this; it needs a {} key",
-            p.scope.as_str(),
-            needed.as_str()
+            "the key presented ({}) is {} key, which cannot do this; it needs {} key",
+            p.key_id,
+            with_article(p.scope),
+            with_article(needed)
         )))
     }
+}
+
+/// "a write", "an admin", "an analyst".
+fn with_article(scope: Scope) -> String {
+    let name = scope.as_str();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
 
 /// [`check`] from an async handler: a key seen before is answered from the engine's cache on

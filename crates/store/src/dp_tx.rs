@@ -7,7 +7,8 @@ use crate::error::StoreError;
 use crate::store::Store;
 use crate::tx::{next, take, WriteTx};
 
-const GRANT: &str = "INSERT INTO dp_budgets (analyst, dataset, granted, spent) VALUES (?1, ?2, ?3, 0) ON CONFLICT (analyst, dataset) DO UPDATE SET granted = dp_budgets.granted + excluded.granted";
+// The total never passes ?4, so it never overflows the 64-bit column.
+const GRANT: &str = "INSERT INTO dp_budgets (analyst, dataset, granted, spent) VALUES (?1, ?2, ?3, 0) ON CONFLICT (analyst, dataset) DO UPDATE SET granted = dp_budgets.granted + excluded.granted WHERE dp_budgets.granted <= ?4 - excluded.granted";
 const CHARGE: &str = "UPDATE dp_budgets SET spent = spent + ?3 WHERE analyst = ?1 AND dataset = ?2 AND spent + ?3 <= granted";
 const BUDGET: &str = "SELECT granted, spent FROM dp_budgets WHERE analyst = ?1 AND dataset = ?2";
 const BUDGETS: &str =
@@ -32,18 +33,31 @@ fn param(u: u64) -> Param<'static> {
 }
 
 impl WriteTx<'_> {
-    /// Adds `units` to `analyst`'s grant on `dataset`; the budget after.
+    /// Adds `units` to `analyst`'s grant on `dataset`; the budget after, or `None` (and
+    /// nothing changed) if the total would pass `max` units.
     pub fn grant_budget(
         &mut self,
         analyst: &str,
         dataset: &str,
         add: u64,
-    ) -> Result<BudgetRow, StoreError> {
-        self.conn.exec(
+        max: u64,
+    ) -> Result<Option<BudgetRow>, StoreError> {
+        if add > max {
+            return Ok(None);
+        }
+        let changed = self.conn.exec(
             GRANT,
-            &[Param::Text(analyst), Param::Text(dataset), param(add)],
+            &[
+                Param::Text(analyst),
+                Param::Text(dataset),
+                param(add),
+                param(max),
+            ],
         )?;
-        Ok(self.budget(analyst, dataset)?.unwrap_or_default())
+        if changed == 0 {
+            return Ok(None);
+        }
+        Ok(Some(self.budget(analyst, dataset)?.unwrap_or_default()))
     }
 
     /// `analyst`'s budget on `dataset`, if any was granted.

@@ -130,6 +130,10 @@ pub(crate) struct AnalyticsService<'a> {
     pub(crate) exact_aggregates: crate::analytics::exact::ExactAggregates<'a>,
 }
 
+/// The most ρ one analyst may hold on one data set, granted in all: far beyond any budget that
+/// protects anyone, and far within what the ledger's 64-bit units hold.
+const MAX_TOTAL: Rho = Rho::from_units(100_000 * 1_000_000_000_000);
+
 impl AnalyticsService<'_> {
     /// Grants `analyst` (an API key id) `rho` more on `dataset`. Audited.
     ///
@@ -155,18 +159,31 @@ impl AnalyticsService<'_> {
                 message: "must be a number from 1e-12 (the budget's unit) to 1000".into(),
             })?;
         let now = self.clock.now().timestamp_millis();
-        let row = self.store.write(|tx| {
-            let row = tx.grant_budget(analyst, dataset, add.units())?;
-            audit::append(
-                tx,
-                now,
-                actor,
-                "analytics.budget_granted",
-                None,
-                &json!({"analyst": analyst, "dataset": dataset, "rho": add.value()}),
-            )?;
-            Ok::<_, consentric_store::StoreError>(row)
-        })?;
+        let row = self
+            .store
+            .write(|tx| {
+                let Some(row) =
+                    tx.grant_budget(analyst, dataset, add.units(), MAX_TOTAL.units())?
+                else {
+                    return Ok(None);
+                };
+                audit::append(
+                    tx,
+                    now,
+                    actor,
+                    "analytics.budget_granted",
+                    None,
+                    &json!({"analyst": analyst, "dataset": dataset, "rho": add.value()}),
+                )?;
+                Ok::<_, consentric_store::StoreError>(Some(row))
+            })?
+            .ok_or_else(|| EngineError::Invalid {
+                field: "rho".into(),
+                message: format!(
+                    "the grant would take the analyst's total budget on `{dataset}` past {} ρ",
+                    MAX_TOTAL.value()
+                ),
+            })?;
         Ok(view(
             dataset,
             Rho::from_units(row.granted),

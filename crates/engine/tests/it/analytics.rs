@@ -382,3 +382,24 @@ fn errors_are_what_the_mechanism_promises() {
         );
     }
 }
+
+parity_test!(
+    grants_past_the_total_limit_are_refused_and_change_nothing,
+    |db| {
+        let engine = engine_at(&db, midnight()).0;
+        let a = analyst(&engine, 1000.0);
+        for _ in 1..100 {
+            engine
+                .grant_budget(&a, "customers", 1000.0, "test")
+                .expect("within the limit");
+        }
+        // 100,000 ρ granted; the next grant once overflowed the ledger's units and failed as an
+        // internal error.
+        match engine.grant_budget(&a, "customers", 1000.0, "test") {
+            Err(EngineError::Invalid { field, .. }) => assert_eq!(field, "rho"),
+            other => panic!("refused as invalid, not {other:?}"),
+        }
+        let budget = engine.grant_budget(&a, "customers", 1e-12, "test");
+        assert!(budget.is_err(), "the total is at the limit");
+    }
+);

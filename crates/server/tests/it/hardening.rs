@@ -161,3 +161,20 @@ parity_test!(a_partner_may_send_no_more_than_its_session_can_use, |db| {
         "{line:?}"
     );
 });
+
+parity_test!(a_wrong_scope_is_named_with_the_key_presented, |db| {
+    let app = spawn_app(&db);
+    let r = app
+        .client
+        .get(format!("{}/v1/profiles/x", app.base))
+        .bearer_auth(&app.write)
+        .send()
+        .expect("request");
+    assert_eq!(r.status(), 403);
+    let body: serde_json::Value = r.json().expect("JSON");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("is a write key") && message.contains("needs an admin key"),
+        "{message}"
+    );
+});
