@@ -471,15 +471,34 @@ pub enum KeysCommand {
     Rotate,
     /// Create a key and print its secret (shown only this once).
     Create {
-        /// `write` (ingest only) or `admin` (everything).
+        /// `write` (ingest only), `admin` (everything) or `analyst` (DP aggregates only).
         #[arg(long)]
         scope: String,
+        /// For a write key: `browser` (the default: public, embedded in web pages) or `server`
+        /// (secret, for backend SDKs). Other scopes are server keys.
+        #[arg(long)]
+        kind: Option<String>,
         /// A label to recognise it by.
         #[arg(long)]
         label: Option<String>,
     },
-    /// List keys (never their secrets).
+    /// List keys (never their secrets): id, scope, kind, created, last used, revoked, label.
     List,
+    /// Revoke a key: every process on the store refuses it within a second.
+    Revoke {
+        /// The key's public id.
+        id: String,
+    },
+    /// Make a write key a browser key (public) or a server key (secret).
+    SetKind {
+        /// The key's public id.
+        id: String,
+        /// `browser` or `server`.
+        kind: String,
+    },
+    /// Print the identity secret a site's backend signs user ids with: the user hash is
+    /// `hex(HMAC-SHA256(secret, userId))`, sent as `context.userHash`.
+    IdentitySecret,
 }
 
 impl Cli {

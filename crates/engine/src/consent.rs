@@ -2,7 +2,7 @@
 //! and the audit log's verification.
 
 use consentric_model::ProfileId;
-use consentric_policy::{ConsentSource, ConsentState, Decision, RESTRICTION};
+use consentric_policy::{Assurance, ConsentSource, ConsentState, Decision, RESTRICTION};
 use consentric_store::ConsentRow;
 use serde::Serialize;
 use serde_json::json;
@@ -83,6 +83,10 @@ pub struct ConsentHistoryEntry {
     pub recorded_at: String,
     /// SHA-256 of the evidence (the request or event that carried it).
     pub evidence_hash: String,
+    /// How sure we are the customer said it: `server` (a secret key, the admin API),
+    /// `browser` (a browser key, about the visitor's own anonymous id or with a valid user
+    /// hash) or `unverified` (evidence only: it gives no basis until confirmed).
+    pub assurance: String,
 }
 
 /// What this service works on, handed to it by the context.
@@ -171,6 +175,7 @@ impl ConsentService<'_> {
                 decided_at: iso(r.decided_at),
                 recorded_at: iso(r.recorded_at),
                 evidence_hash: r.evidence_hash,
+                assurance: r.assurance,
             })
             .collect())
     }
@@ -225,6 +230,7 @@ impl ConsentService<'_> {
                     decided_at: now,
                     evidence_hash: evidence_hash.clone(),
                     recorded_at: now,
+                    assurance: Assurance::Server.as_str().to_owned(),
                 };
                 tx.append_consent(&id, &row)?;
                 audit::append(
@@ -238,7 +244,10 @@ impl ConsentService<'_> {
             }
             let after = tx.consent_of(&id)?;
             let at = self.clock.now();
-            if withdrawal::lost_basis(self.policy, &before, &after, at) {
+            // A choice made through the admin API also confirms a withdrawal sent with a
+            // browser key that still waits for its grace period.
+            let confirms = tx.take_withdrawal(&id)?;
+            if withdrawal::lost_basis(self.policy, &before, &after, at) || confirms {
                 let derived = withdrawal::Derived {
                     stage_purpose: &self.lifecycle.settings.stage_purpose,
                     interactions_purpose: &self.personalize.interactions.purpose,
@@ -283,6 +292,7 @@ impl ConsentService<'_> {
                     format!("restriction:{restricted}:{actor}").as_bytes(),
                 )),
                 recorded_at: now,
+                assurance: Assurance::Server.as_str().to_owned(),
             };
             tx.append_consent(&id, &row)?;
             audit::append(

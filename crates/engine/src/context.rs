@@ -6,8 +6,8 @@
 //! built the same way. No service sees the whole context or imports this file; the façade
 //! [`crate::Engine`] owns the context and asks it for the service each call needs.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use consentric_store::{BackendKind, Store};
@@ -20,7 +20,6 @@ use crate::error::EngineError;
 use crate::group_commit::GroupCommit;
 use crate::ingest::IngestRequest;
 use crate::ingest_cache::IngestCache;
-use crate::keys::Principal;
 use crate::lifecycle::Lifecycle;
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
@@ -37,8 +36,8 @@ pub(crate) struct Context {
     pub(crate) store: Store,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) metrics: Metrics,
-    /// Verified key hashes; keys cannot be revoked yet, so a verified key stays valid.
-    pub(crate) key_cache: RwLock<HashMap<String, Principal>>,
+    /// Keys verified within the last `api_keys::CACHE_LIFE`.
+    pub(crate) key_cache: crate::api_keys::KeyCache,
     pub(crate) group_commit: GroupCommit<IngestRequest>,
     /// What ingest learnt in earlier transactions (identities, ledgers); see `ingest_cache`.
     pub(crate) ingest_cache: Mutex<IngestCache>,
@@ -74,6 +73,7 @@ impl Context {
             ingest_cache: &self.ingest_cache,
             metrics: &self.metrics,
             unmapped_seen: &self.unmapped_seen,
+            ingest_settings: &self.ingest_settings,
         }
     }
 
@@ -322,6 +322,19 @@ impl Context {
     }
 
     /// The retention sweep, given what it needs.
+    /// The parts of the context `WithdrawalGrace` works on.
+    pub(crate) fn withdrawal_grace(&self) -> crate::withdrawal_grace::WithdrawalGrace<'_> {
+        crate::withdrawal_grace::WithdrawalGrace {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            derived: crate::withdrawal::Derived {
+                stage_purpose: &self.lifecycle.settings.stage_purpose,
+                interactions_purpose: &self.personalize.interactions.purpose,
+            },
+        }
+    }
+
     pub(crate) fn retention(&self) -> Retention<'_> {
         Retention {
             store: &self.store,

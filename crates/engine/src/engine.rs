@@ -206,6 +206,62 @@ impl Engine {
         self.cx.api_keys().create_key(scope, label)
     }
 
+    /// Creates an API key of `kind` (only a write key can be a browser key); its secret is in
+    /// the returned value and nowhere else.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] for a browser key of another scope; a database fault.
+    pub fn create_key_of_kind(
+        &self,
+        scope: Scope,
+        kind: crate::KeyKind,
+        label: Option<&str>,
+    ) -> Result<NewKey, EngineError> {
+        self.cx.api_keys().create_key_of_kind(scope, kind, label)
+    }
+
+    /// Revokes key `key_id`: refused at once here, and by every process on the same store
+    /// within a second. Audited.
+    ///
+    /// # Errors
+    /// Not found; a database fault.
+    pub fn revoke_key(&self, key_id: &str, actor: &str) -> Result<KeyInfo, EngineError> {
+        self.cx.api_keys().revoke_key(key_id, actor)
+    }
+
+    /// Makes key `key_id` a browser or a server key. Audited.
+    ///
+    /// # Errors
+    /// Not found; a browser key that is not a write key; a database fault.
+    pub fn set_key_kind(
+        &self,
+        key_id: &str,
+        kind: crate::KeyKind,
+        actor: &str,
+    ) -> Result<KeyInfo, EngineError> {
+        self.cx.api_keys().set_key_kind(key_id, kind, actor)
+    }
+
+    /// Notes that a server SDK sent with browser key `key_id`.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn note_server_library(&self, key_id: &str, library: &str) -> Result<(), EngineError> {
+        self.cx.api_keys().note_server_library(key_id, library)
+    }
+
+    /// The deployment's identity secret (hex), which a site's backend signs user ids with.
+    ///
+    /// # Errors
+    /// [`EngineError::Config`] without a vault.
+    pub fn identity_secret(&self) -> Result<String, EngineError> {
+        self.cx
+            .store
+            .vault()
+            .map(consentric_vault::Vault::identity_secret)
+            .ok_or_else(|| EngineError::Config("the identity secret needs the master keys".into()))
+    }
+
     /// The principal of `secret` if this engine verified it before (keys cannot be revoked
     /// yet, so it is still valid), without touching the database: a server answers the common
     /// case without handing the request to a blocking thread. `None` means "ask
@@ -894,6 +950,15 @@ impl Engine {
     /// A database fault; what earlier pages deleted stays deleted.
     pub fn sweep_retention(&self, actor: &str) -> Result<RetentionReport, EngineError> {
         self.cx.retention().sweep_retention(actor)
+    }
+
+    /// Carries out the withdrawals sent with a browser key whose grace period has passed (the
+    /// deletion they cause, against the ledger as it now stands); how many.
+    ///
+    /// # Errors
+    /// A database fault; what earlier pages did stays done.
+    pub fn carry_out_due_withdrawals(&self, actor: &str) -> Result<u64, EngineError> {
+        self.cx.withdrawal_grace().carry_out_due_withdrawals(actor)
     }
 
     /// Re-wraps every customer's data key under the vault's current key-encryption key (after

@@ -41,6 +41,21 @@ pub struct IngestContext {
     pub gpc: bool,
     /// Who sent it, for the audit log (an API key id, `import`, …).
     pub actor: String,
+    /// Whether it came with a public browser key or from a trusted server.
+    pub origin: Origin,
+}
+
+/// Where a request came from, which decides what its events may claim (see
+/// `PolicySet::limit_browser_event`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Origin {
+    /// A secret server key, the admin API, an import: the business vouches for what it sends.
+    #[default]
+    Server,
+    /// A public browser key: contact details and grants about a user id need a valid user
+    /// hash, a withdrawal's deletion waits for its grace period, and merging two customers
+    /// who both have a user id is refused.
+    Browser,
 }
 
 /// What an ingest call did.
@@ -417,6 +432,9 @@ pub(crate) struct IngestRequest {
     pub prepared: Vec<Prepared>,
     pub signals: Vec<Vec<Signal>>,
     pub actor: String,
+    pub origin: Origin,
+    /// How long a withdrawal from a browser key waits before its deletion (ms).
+    pub withdrawal_grace_ms: i64,
 }
 
 /// Stores a request's events in the open transaction.
@@ -437,7 +455,7 @@ pub(crate) fn ingest(
         }
         // Resolving first is safe for a duplicate: its identities are already where it put
         // them, so resolution only reads. The insert is the idempotency check.
-        let profile = resolve(tx, state, event, at)?;
+        let profile = resolve(tx, state, event, at, req.origin)?;
         // Signals first, so that a banner's choice carried by this very event governs what of
         // it is kept. For a duplicate they were recorded the first time, and change nothing.
         if !signals.is_empty() {
@@ -448,7 +466,7 @@ pub(crate) fn ingest(
                 &profile,
                 &prepared.full,
                 signals,
-                &req.actor,
+                req,
                 now,
             )?;
         }
@@ -595,9 +613,10 @@ fn record_signals(
     profile: &ProfileId,
     full: &Minimal,
     signals: &[Signal],
-    actor: &str,
+    req: &IngestRequest,
     now: i64,
 ) -> Result<(), StoreError> {
+    let actor = req.actor.as_str();
     let event = &full.event;
     // Rows are only appended, so the ledger before is a prefix of the ledger after.
     let before = state.rows(tx, profile)?.len();
@@ -610,9 +629,11 @@ fn record_signals(
             .iter()
             .filter(|r| r.purpose == s.purpose.as_str() && r.decided_at <= decided_at)
             .max_by_key(|r| r.decided_at);
-        if current
-            .is_some_and(|r| r.decision == s.decision.as_str() && r.purpose_version == version)
-        {
+        if current.is_some_and(|r| {
+            r.decision == s.decision.as_str()
+                && r.purpose_version == version
+                && r.assurance == s.assurance.as_str()
+        }) {
             continue;
         }
         let evidence_hash = match &evidence {
@@ -627,6 +648,7 @@ fn record_signals(
             decided_at,
             evidence_hash,
             recorded_at: now,
+            assurance: s.assurance.as_str().to_owned(),
         };
         tx.append_consent(profile, &row)?;
         audit::append(
@@ -636,14 +658,33 @@ fn record_signals(
             "consent.recorded",
             Some(profile.as_str()),
             &json!({"purpose": row.purpose, "decision": row.decision, "source": row.source,
-                    "purpose_version": version, "message_id": event.message_id().as_str()}),
+                    "assurance": row.assurance, "purpose_version": version,
+                    "message_id": event.message_id().as_str()}),
         )?;
         state.push_row(tx, profile, row)?;
     }
     let (life, rules) = (state.life, state.rules);
     let after = state.rows(tx, profile)?;
     let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
-    if after.len() > before && withdrawal::lost_basis(policy, &after[..before], after, at) {
+    let lost = after.len() > before && withdrawal::lost_basis(policy, &after[..before], after, at);
+    if lost && req.origin == Origin::Browser {
+        // Processing stops now (the ledger says so); the deletion waits, so that a withdrawal
+        // forged with the public key cannot erase anyone's data.
+        let due = now.saturating_add(req.withdrawal_grace_ms);
+        tx.defer_withdrawal(profile, due, now)?;
+        audit::append(
+            tx,
+            now,
+            actor,
+            "withdrawal.deferred",
+            Some(profile.as_str()),
+            &json!({"due_at": crate::profiles::iso(due)}),
+        )?;
+        return Ok(());
+    }
+    // A server's signals confirm a withdrawal still waiting for its grace period.
+    let confirms = req.origin == Origin::Server && tx.take_withdrawal(profile)?;
+    if lost || confirms {
         let derived = withdrawal::Derived {
             stage_purpose: &life.settings.stage_purpose,
             interactions_purpose: &rules.purpose,
@@ -686,6 +727,7 @@ fn resolve(
     state: &mut BatchState<'_>,
     event: &Event,
     at: i64,
+    origin: Origin,
 ) -> Result<ProfileId, StoreError> {
     let mid = event.message_id();
     let via = event.call().call_type().as_str();
@@ -784,7 +826,19 @@ fn resolve(
             match found {
                 None => state.attach(tx, &previous, &profile, at)?,
                 Some(p) if p == profile => {}
-                Some(p) => state.merge(tx, &p, &profile, at, mid)?,
+                Some(p) => {
+                    // From a public key, two customers who each have a user id stay apart:
+                    // anyone could otherwise merge a stranger into their own profile.
+                    let both_users =
+                        previous.kind == IdentityKind::UserId || has_other_user(tx, &p, u)?;
+                    if origin == Origin::Browser && both_users {
+                        return Err(StoreError::Refused(format!(
+                            "alias `{}`: merging two customers who both have a user id needs a server key",
+                            mid.as_str()
+                        )));
+                    }
+                    state.merge(tx, &p, &profile, at, mid)?
+                }
             }
             tx.link(&previous, u, via, mid, at)?;
             // The profile may have been the merged-away one if the alias came first.
@@ -873,6 +927,7 @@ mod tests {
             purpose: PurposeId::parse("analytics").expect("id"),
             decision: Decision::Granted,
             source: ConsentSource::Segment,
+            assurance: Default::default(),
         }];
         let evidence = |ip: &str| {
             let raw = json!({"type": "page", "messageId": "m", "userId": "u",

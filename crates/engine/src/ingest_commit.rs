@@ -9,7 +9,7 @@ use consentric_policy::PolicyError;
 use consentric_store::{StoreError, Unflushed};
 
 use crate::error::EngineError;
-use crate::ingest::{self, BatchState, IngestContext, IngestReport, IngestRequest};
+use crate::ingest::{self, BatchState, IngestContext, IngestReport, IngestRequest, Origin};
 use crate::ingest_cache::IngestCache;
 
 /// Most distinct unmapped field names remembered for logging once.
@@ -26,7 +26,13 @@ pub(crate) struct IngestService<'a> {
     pub(crate) ingest_cache: &'a std::sync::Mutex<crate::ingest_cache::IngestCache>,
     pub(crate) metrics: &'a crate::metrics::Metrics,
     pub(crate) unmapped_seen: &'a std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What clients' events may claim: the withdrawal grace period.
+    pub(crate) ingest_settings: &'a crate::config::IngestSettings,
 }
+
+/// The context field a site's backend signs the user id into: `hex(HMAC-SHA256(identity
+/// secret, userId))`, as Intercom's and Crisp's identity verification do.
+pub const USER_HASH_FIELD: &str = "userHash";
 
 impl IngestService<'_> {
     /// Stores parsed events; duplicates (known message ids) are acknowledged and skipped.
@@ -41,6 +47,7 @@ impl IngestService<'_> {
             &IngestContext {
                 gpc: false,
                 actor: "ingest".into(),
+                origin: Origin::Server,
             },
         )
     }
@@ -58,7 +65,8 @@ impl IngestService<'_> {
         ctx: &IngestContext,
     ) -> Result<IngestReport, EngineError> {
         let started = Instant::now();
-        let signals = events
+        let mut events = events;
+        let mut signals = events
             .iter()
             .enumerate()
             .map(|(i, e)| {
@@ -76,6 +84,20 @@ impl IngestService<'_> {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        for (event, signals) in events.iter_mut().zip(signals.iter_mut()) {
+            let verified = self.user_hash_verified(event);
+            // The user hash proves, it is not data: it is never stored.
+            for (root, object) in event.data_mut() {
+                if root == "context" {
+                    object.remove(USER_HASH_FIELD);
+                }
+            }
+            if ctx.origin == Origin::Browser {
+                let limits = self.policy.limit_browser_event(event, signals, verified);
+                self.metrics
+                    .record_contact_removed(limits.contact_fields_removed);
+            }
+        }
         let prepared = events
             .into_iter()
             .zip(&signals)
@@ -91,12 +113,34 @@ impl IngestService<'_> {
             prepared,
             signals,
             actor: ctx.actor.clone(),
+            origin: ctx.origin,
+            withdrawal_grace_ms: i64::try_from(self.ingest_settings.withdrawal_grace_hours)
+                .unwrap_or(i64::MAX / 3_600_000)
+                .saturating_mul(3_600_000),
         };
         let outcome = self.group_commit.submit(
             request,
             |group| self.commit_group(group),
             |p| Ok(self.store.flush(p)?),
         );
+        let outcome = match outcome {
+            Err(EngineError::Store(StoreError::Refused(why))) => {
+                // Nothing of the request was written; the refusal itself is kept.
+                let now = self.clock.now().timestamp_millis();
+                self.store.write(|tx| {
+                    crate::audit::append(
+                        tx,
+                        now,
+                        &ctx.actor,
+                        "identity.merge_refused",
+                        None,
+                        &serde_json::json!({"reason": why}),
+                    )
+                })?;
+                Err(EngineError::Conflict(why))
+            }
+            other => other,
+        };
         if let Ok(report) = &outcome {
             self.metrics
                 .record_ingest(report.accepted, report.duplicates, started.elapsed());
@@ -104,6 +148,19 @@ impl IngestService<'_> {
                 .record_dropped(report.fields_unmapped, report.fields_without_basis);
         }
         outcome
+    }
+
+    /// Whether `event` carries a valid user hash for its user id.
+    fn user_hash_verified(&self, event: &Event) -> bool {
+        let (Some(user), Some(vault)) = (event.user_id(), self.store.vault()) else {
+            return false;
+        };
+        event
+            .context()
+            .as_map()
+            .get(USER_HASH_FIELD)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|hash| vault.user_hash_matches(user.as_str(), hash))
     }
 
     /// Commits a group of ingest requests in one transaction; what it returns is committed

@@ -52,13 +52,58 @@ impl Scope {
     }
 }
 
-/// Who a verified key is: its public id (for the audit log) and what it may do.
+/// Where a key lives, which decides how far what it sends is believed: a browser key is in
+/// every page of the site, so anyone has it; a server key is a backend's secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// Public: rate-limited per client; contact details and grants about a user id need a
+    /// valid user hash; withdrawals wait before deleting; merges of two users are refused.
+    Browser,
+    /// Secret, for server SDKs and backends: believed like the admin API.
+    Server,
+}
+
+impl KeyKind {
+    /// Spelling in storage and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Browser => "browser",
+            KeyKind::Server => "server",
+        }
+    }
+
+    /// Inverse of [`KeyKind::as_str`].
+    ///
+    /// # Errors
+    /// Any other word.
+    pub fn parse(raw: &str) -> Result<Self, EngineError> {
+        match raw {
+            "browser" => Ok(KeyKind::Browser),
+            "server" => Ok(KeyKind::Server),
+            other => Err(EngineError::Invalid {
+                field: "kind".into(),
+                message: format!("`{other}` is not a key kind; use `browser` or `server`"),
+            }),
+        }
+    }
+}
+
+/// Who a verified key is: its public id (for the audit log), what it may do and where it lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
     /// The key's public id.
     pub key_id: String,
     /// Its scope.
     pub scope: Scope,
+    /// Browser or server. Only a write key can be a browser key; the others are server keys.
+    pub kind: KeyKind,
+}
+
+impl Principal {
+    /// Whether what this key sends comes from a public web page.
+    pub fn is_browser(&self) -> bool {
+        self.scope == Scope::Write && self.kind == KeyKind::Browser
+    }
 }
 
 /// A freshly created key. The secret exists only here; it is never stored or logged.
@@ -106,16 +151,25 @@ impl fmt::Debug for NewKey {
 }
 
 /// A key as it may be listed: everything but the secret.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyInfo {
     /// Public id.
     pub key_id: String,
-    /// `write` or `admin`.
+    /// `write`, `admin` or `analyst`.
     pub scope: String,
+    /// `browser` or `server`.
+    pub kind: String,
     /// Its label.
     pub label: Option<String>,
     /// When it was created (ISO-8601).
     pub created_at: String,
+    /// When it last authenticated a request (ISO-8601, to the minute), if ever.
+    pub last_used_at: Option<String>,
+    /// When it was revoked (ISO-8601), if it was.
+    pub revoked_at: Option<String>,
+    /// A server SDK seen sending with it while it is a browser key: a sign it should be a
+    /// server key.
+    pub server_library: Option<String>,
 }
 
 /// The stored form of a secret.

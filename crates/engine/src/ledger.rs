@@ -1,6 +1,6 @@
 //! A customer's stored consent ledger as the policy room's records.
 
-use consentric_policy::{ConsentRecord, ConsentSource, Decision, PurposeId};
+use consentric_policy::{Assurance, ConsentRecord, ConsentSource, Decision, PurposeId};
 use consentric_store::ConsentRow;
 
 pub(crate) fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
@@ -13,6 +13,8 @@ pub(crate) fn to_records(rows: &[ConsentRow]) -> Vec<ConsentRecord> {
                 purpose_version: u32::try_from(r.purpose_version).ok()?,
                 at: chrono::DateTime::from_timestamp_millis(r.decided_at)?,
                 evidence_hash: r.evidence_hash.clone(),
+                // A row that does not parse gives no basis.
+                assurance: Assurance::parse(&r.assurance).unwrap_or(Assurance::Unverified),
             })
         })
         .collect()

@@ -45,7 +45,9 @@ mod retention;
 mod rotation;
 mod views;
 mod withdrawal;
+mod withdrawal_grace;
 
+pub use api_keys::{CACHE_LIFE as KEY_CACHE_LIFE, SERVER_LIBRARIES};
 pub use audit::{AuditAnchor, AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{IngestSettings, ServerSettings, Settings};
@@ -56,9 +58,9 @@ pub use dsr_settings::DsrSettings;
 pub use engine::Engine;
 pub use erasure::{ErasedCounts, ErasureReceipt, ReceiptBody};
 pub use error::EngineError;
-pub use ingest::IngestContext;
 pub use ingest::IngestReport;
-pub use keys::{KeyInfo, NewKey, Principal, Scope};
+pub use ingest::{IngestContext, Origin};
+pub use keys::{KeyInfo, KeyKind, NewKey, Principal, Scope};
 pub use lifecycle::{
     CustomerLifecycle, FitReport, LifecycleSettings, LifecycleSummary, ModelFit, RecomputeReport,
     Scores, TransitionView,

@@ -52,7 +52,7 @@ impl Metrics {
         );
         registry.register(
             "fields_dropped",
-            "Event fields not stored by minimisation: `unmapped` (no data category) or `no_basis` (no purpose with a legal basis may use it)",
+            "Event fields not stored: `unmapped` (no data category), `no_basis` (no purpose with a legal basis may use it) or `unverified_contact` (contact details about a user id from a browser key without a valid user hash)",
             fields_dropped.clone(),
         );
         registry.register(
@@ -74,6 +74,18 @@ impl Metrics {
         self.accepted.inc_by(accepted);
         self.deduplicated.inc_by(duplicates);
         self.latency.observe(took.as_secs_f64());
+    }
+
+    /// Contact fields the browser-key rules removed (counted as dropped fields,
+    /// `unverified_contact`); unverified grants are in the consent ledger.
+    pub(crate) fn record_contact_removed(&self, contact_removed: u64) {
+        if contact_removed > 0 {
+            self.fields_dropped
+                .get_or_create(&ReasonLabel {
+                    reason: "unverified_contact".to_owned(),
+                })
+                .inc_by(contact_removed);
+        }
     }
 
     pub(crate) fn record_dropped(&self, unmapped: u64, no_basis: u64) {

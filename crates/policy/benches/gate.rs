@@ -27,6 +27,7 @@ fn ledger(n: usize, start: DateTime<Utc>) -> Vec<ConsentRecord> {
             purpose_version: 1,
             at: start + Duration::days(i as i64),
             evidence_hash: String::new(),
+            assurance: Default::default(),
         })
         .collect()
 }

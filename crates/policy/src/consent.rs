@@ -97,6 +97,48 @@ impl ConsentSource {
     }
 }
 
+/// How sure we are that the customer themself said what a record says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Assurance {
+    /// From a secret key, the admin API or the CLI: the business vouches for it.
+    Server,
+    /// From a public browser key, by the visitor about their own anonymous id or about a user
+    /// id whose user hash the site's backend signed.
+    #[default]
+    Browser,
+    /// From a public browser key about a user id without a valid user hash, or a grant of a
+    /// purpose that needs verified consent: kept as evidence, but gives no basis.
+    Unverified,
+}
+
+impl Assurance {
+    /// Spelling in storage and on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Assurance::Server => "server",
+            Assurance::Browser => "browser",
+            Assurance::Unverified => "unverified",
+        }
+    }
+
+    /// Inverse of [`Assurance::as_str`].
+    ///
+    /// # Errors
+    /// Any other word.
+    pub fn parse(raw: &str) -> Result<Self, PolicyError> {
+        match raw {
+            "server" => Ok(Assurance::Server),
+            "browser" => Ok(Assurance::Browser),
+            "unverified" => Ok(Assurance::Unverified),
+            other => Err(PolicyError::Invalid {
+                field: "assurance".into(),
+                message: format!("`{other}` is not server, browser or unverified"),
+            }),
+        }
+    }
+}
+
 /// The purpose a restriction leaves in force (with those under a legal obligation).
 pub const ESSENTIAL: &str = "essential";
 
@@ -115,6 +157,9 @@ pub struct ConsentRecord {
     pub at: DateTime<Utc>,
     /// SHA-256 (hex) of the evidence: the request or event that carried the decision.
     pub evidence_hash: String,
+    /// How sure we are the customer said it; an unverified record counts for nothing.
+    #[serde(default)]
+    pub assurance: Assurance,
 }
 
 /// A customer's consent history folded for questions about a moment. The history is kept
@@ -126,9 +171,14 @@ pub struct ConsentState {
 
 impl ConsentState {
     /// Folds a ledger (in the order it was written; equal times keep that order).
+    /// Unverified records are evidence only: they are left out, so they neither give nor take
+    /// a basis.
     pub fn fold(records: impl IntoIterator<Item = ConsentRecord>) -> Self {
         let mut by_purpose: BTreeMap<PurposeId, Vec<ConsentRecord>> = BTreeMap::new();
-        for r in records {
+        for r in records
+            .into_iter()
+            .filter(|r| r.assurance != Assurance::Unverified)
+        {
             by_purpose.entry(r.purpose.clone()).or_default().push(r);
         }
         for list in by_purpose.values_mut() {
@@ -241,6 +291,7 @@ mod tests {
             purpose_version: version,
             at: t(at),
             evidence_hash: String::new(),
+            assurance: Default::default(),
         }
     }
 

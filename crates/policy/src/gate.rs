@@ -127,6 +127,7 @@ mod tests {
             purpose_version: 1,
             at: t(at),
             evidence_hash: String::new(),
+            assurance: Default::default(),
         }
     }
 

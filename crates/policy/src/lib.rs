@@ -11,6 +11,7 @@
 //! This crate does no I/O; the engine feeds it what the store holds.
 #![forbid(unsafe_code)]
 
+mod browser;
 mod consent;
 mod error;
 pub mod gate;
@@ -21,7 +22,8 @@ mod schema;
 mod taxonomy;
 pub mod tcf;
 
-pub use consent::{ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIAL};
+pub use browser::BrowserLimits;
+pub use consent::{Assurance, ConsentRecord, ConsentSource, ConsentState, Decision, ESSENTIAL};
 pub use error::PolicyError;
 pub use gate::{Grant, Refusal};
 pub use minimise::{truncate_ip, Minimised, Minimiser, Narrower};

@@ -159,6 +159,9 @@ pub struct Signal {
     pub purpose: PurposeId,
     pub decision: Decision,
     pub source: ConsentSource,
+    /// How sure we are the customer sent it; [`PolicySet::signals`] says `browser`, and the
+    /// engine, which knows the key and the user hash, says otherwise where it must.
+    pub assurance: crate::consent::Assurance,
 }
 
 fn invalid(field: &str, message: String) -> PolicyError {
@@ -457,6 +460,7 @@ impl PolicySet {
             purpose_version: self.signal_version(&s.purpose),
             at,
             evidence_hash: String::new(),
+            assurance: s.assurance,
         }))
     }
 
@@ -561,6 +565,7 @@ impl PolicySet {
                         purpose: id.clone(),
                         decision: Decision::from_granted(granted),
                         source: ConsentSource::Segment,
+                        assurance: crate::consent::Assurance::Browser,
                     });
                 }
             }
@@ -589,6 +594,7 @@ impl PolicySet {
                     purpose: id.clone(),
                     decision: Decision::from_granted(granted),
                     source: ConsentSource::Tcf,
+                    assurance: crate::consent::Assurance::Browser,
                 });
             }
         }
@@ -599,6 +605,7 @@ impl PolicySet {
                     purpose: p.id.clone(),
                     decision: Decision::Denied,
                     source: ConsentSource::Gpc,
+                    assurance: crate::consent::Assurance::Browser,
                 });
             }
         }
@@ -720,6 +727,7 @@ mod tests {
                     purpose: PurposeId::parse(p).expect("id"),
                     decision: Decision::from_granted(*granted),
                     source: ConsentSource::Segment,
+                    assurance: crate::consent::Assurance::Browser,
                 })
                 .collect();
             let prepared = policy.prepare(event.clone(), &signals).expect("prepared");
@@ -749,6 +757,7 @@ mod tests {
                     purpose_version: 1,
                     at: DateTime::<Utc>::UNIX_EPOCH,
                     evidence_hash: String::new(),
+                    assurance: Default::default(),
                 })
                 .collect();
             let consent = ConsentState::fold(records);
@@ -782,6 +791,7 @@ mod tests {
                         purpose_version: 1,
                         at: event.timestamp(),
                         evidence_hash: String::new(),
+                        assurance: Default::default(),
                     })
                     .collect::<Vec<_>>(),
             );

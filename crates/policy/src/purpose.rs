@@ -108,9 +108,14 @@ pub struct Purpose {
     pub retention_days: u32,
     /// Version of `text`; bump it when the text changes.
     pub version: u32,
-    /// A sale or share of data (CCPA); Global Privacy Control denies it.
+    /// A sale or share of data (CCPA); Global Privacy Control denies it, and a grant of it from
+    /// a public browser key about a user id is unverified until confirmed.
     #[serde(default)]
     pub sale_or_share: bool,
+    /// Whether a grant of it from a public browser key about a user id is unverified until
+    /// confirmed, as for sale/share purposes (which always need it).
+    #[serde(default)]
+    pub verified_consent: bool,
     /// Whether consent given to an older version lapses when the version changes.
     #[serde(default)]
     pub lapse_on_new_version: bool,
@@ -121,6 +126,11 @@ pub struct Purpose {
 }
 
 impl Purpose {
+    /// Whether a grant from a browser key about a user id needs confirming before it counts.
+    pub fn needs_verified_consent(&self) -> bool {
+        self.sale_or_share || self.verified_consent
+    }
+
     /// Whether this purpose may use `category` (it, or an ancestor of it, is listed).
     pub fn may_use(&self, category: &DataCategory) -> bool {
         self.categories
@@ -226,6 +236,7 @@ impl PurposeRegistry {
                 retention_days,
                 version: 1,
                 sale_or_share,
+                verified_consent: false,
                 lapse_on_new_version: true,
                 recipients: Vec::new(),
             }

@@ -54,6 +54,7 @@ fn router_with(engine: Arc<Engine>, limits: Arc<edge::Limits>) -> Router {
         .merge(routes::lifecycle::routes())
         .merge(routes::decisions::routes())
         .merge(routes::analytics::routes())
+        .merge(routes::keys::routes())
         .merge(routes::ops::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         // Transport limit: a whole batch. Single events get their own 32 KB check.

@@ -42,6 +42,10 @@ pub enum StoreError {
     /// A text value holds U+0000: PostgreSQL cannot store it, so neither store takes it.
     #[error("a text value holds U+0000, which neither store takes")]
     NulInText,
+    /// The request asks for a change the caller may not make (a merge of two customers from a
+    /// public browser key); nothing of it was written.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 impl StoreError {

@@ -29,7 +29,7 @@ const PUT_MODEL: &str = "INSERT INTO lifecycle_models (name, params, fitted_at) 
 const MODELS: &str = "SELECT name, params, fitted_at FROM lifecycle_models ORDER BY name";
 const PROFILE_IDS: &str = "SELECT profile_id FROM profiles ORDER BY profile_id";
 /// Only what decides one purpose's basis: its records and restrictions (no evidence).
-const CONSENT_ABOUT: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, '', recorded_at FROM consent_ledger WHERE purpose = ?1 OR purpose = ?2 ORDER BY profile_id, seq";
+const CONSENT_ABOUT: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, '', recorded_at, assurance FROM consent_ledger WHERE purpose = ?1 OR purpose = ?2 ORDER BY profile_id, seq";
 
 /// A customer's current stage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -461,7 +461,7 @@ impl Store {
                     Param::Text(consentric_policy::RESTRICTION),
                 ],
             )? {
-                let mut it = take(row, 9)?;
+                let mut it = take(row, 10)?;
                 let p = profile_id(next(&mut it)?.text()?)?;
                 let _seq = next(&mut it)?;
                 out.entry(p).or_default().push(consent_row(&mut it)?);

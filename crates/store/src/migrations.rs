@@ -538,6 +538,34 @@ CREATE TABLE cleanroom_sessions (
 );
 "#,
     },
+    Migration {
+        version: 13,
+        name: "key kinds and use, consent assurance, withdrawals awaiting their grace",
+        sqlite: r#"
+ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'browser';
+ALTER TABLE api_keys ADD COLUMN last_used_at INTEGER;
+ALTER TABLE api_keys ADD COLUMN server_library TEXT;
+ALTER TABLE consent_ledger ADD COLUMN assurance TEXT NOT NULL DEFAULT 'browser';
+CREATE TABLE pending_withdrawals (
+    profile_id  TEXT PRIMARY KEY,
+    due_at      INTEGER NOT NULL,
+    recorded_at INTEGER NOT NULL
+);
+CREATE INDEX pending_withdrawals_due ON pending_withdrawals(due_at);
+"#,
+        postgres: r#"
+ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'browser';
+ALTER TABLE api_keys ADD COLUMN last_used_at BIGINT;
+ALTER TABLE api_keys ADD COLUMN server_library TEXT;
+ALTER TABLE consent_ledger ADD COLUMN assurance TEXT NOT NULL DEFAULT 'browser';
+CREATE TABLE pending_withdrawals (
+    profile_id  TEXT PRIMARY KEY,
+    due_at      BIGINT NOT NULL,
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX pending_withdrawals_due ON pending_withdrawals(due_at);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -102,6 +102,12 @@ pub struct ApiKeyRecord {
     pub created_at: i64,
     /// When it was revoked (ms), if it was.
     pub revoked_at: Option<i64>,
+    /// `browser` (public, in web pages) or `server` (secret, for backends).
+    pub kind: String,
+    /// When it last authenticated a request (ms, to the minute), if ever.
+    pub last_used_at: Option<i64>,
+    /// A server SDK's library name seen with this key while it is a browser key.
+    pub server_library: Option<String>,
 }
 
 /// One line of the consent ledger, as stored (the policy room gives it meaning).
@@ -121,6 +127,8 @@ pub struct ConsentRow {
     pub evidence_hash: String,
     /// When it was written (ms).
     pub recorded_at: i64,
+    /// How sure we are the customer said it: `server`, `browser` or `unverified`.
+    pub assurance: String,
 }
 
 /// One record of the hash-chained audit log.

@@ -36,14 +36,21 @@ pub(crate) const MOVE_TRAITS: &str = "INSERT INTO profile_traits (profile_id, na
 pub(crate) const DELETE_TRAITS: &str = "DELETE FROM profile_traits WHERE profile_id = ?1";
 pub(crate) const TRAITS_OF: &str = "SELECT name, value, updated_at, message_id FROM profile_traits WHERE profile_id = ?1 ORDER BY name";
 
-pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (key_id, secret_hash, scope, label, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
-pub(crate) const API_KEY_BY_HASH: &str = "SELECT key_id, secret_hash, scope, label, created_at, revoked_at FROM api_keys WHERE secret_hash = ?1";
-pub(crate) const API_KEYS: &str = "SELECT key_id, secret_hash, scope, label, created_at, revoked_at FROM api_keys ORDER BY created_at, key_id";
+pub(crate) const INSERT_API_KEY: &str = "INSERT INTO api_keys (key_id, secret_hash, scope, label, created_at, kind) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+pub(crate) const API_KEY_BY_HASH: &str = "SELECT key_id, secret_hash, scope, label, created_at, revoked_at, kind, last_used_at, server_library FROM api_keys WHERE secret_hash = ?1";
+pub(crate) const API_KEYS: &str = "SELECT key_id, secret_hash, scope, label, created_at, revoked_at, kind, last_used_at, server_library FROM api_keys ORDER BY created_at, key_id";
+pub(crate) const REVOKE_API_KEY: &str =
+    "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL";
+pub(crate) const SET_KEY_KIND: &str =
+    "UPDATE api_keys SET kind = ?2, server_library = NULL WHERE key_id = ?1";
+pub(crate) const KEY_USED: &str = "UPDATE api_keys SET last_used_at = ?2 WHERE key_id = ?1";
+pub(crate) const KEY_SERVER_LIBRARY: &str =
+    "UPDATE api_keys SET server_library = ?2 WHERE key_id = ?1 AND server_library IS NULL";
 
-pub(crate) const APPEND_CONSENT: &str = "INSERT INTO consent_ledger (profile_id, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+pub(crate) const APPEND_CONSENT: &str = "INSERT INTO consent_ledger (profile_id, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at, assurance) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 // No ORDER BY: with it SQLite plans a sort even though the index delivers rows in order, which
 // costs more than the rest of an event's ingest; rows are ordered by `seq` in Rust instead.
-pub(crate) const CONSENT_OF: &str = "SELECT seq, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at FROM consent_ledger WHERE profile_id = ?1";
+pub(crate) const CONSENT_OF: &str = "SELECT seq, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at, assurance FROM consent_ledger WHERE profile_id = ?1";
 pub(crate) const MOVE_CONSENT: &str =
     "UPDATE consent_ledger SET profile_id = ?2 WHERE profile_id = ?1";
 
@@ -97,6 +104,9 @@ pub(crate) const DSRS_OF_IDENTITY: &str = "SELECT request_id, contact_sealed FRO
 // An open request of an erased customer is closed: an erasure request is honoured by the
 // erasure, any other can no longer be. The blind index and the code's hash go too.
 pub(crate) const SCRUB_DSR: &str = "UPDATE dsr_requests SET identity_blind = '', code_hash = '', status = CASE WHEN status IN ('received', 'verified', 'in_progress') THEN CASE WHEN kind = 'erasure' THEN 'completed' ELSE 'rejected' END ELSE status END, outcome = CASE WHEN status IN ('received', 'verified', 'in_progress') THEN ?2 ELSE outcome END, updated_at = ?3 WHERE request_id = ?1";
+pub(crate) const DEFER_WITHDRAWAL: &str = "INSERT INTO pending_withdrawals (profile_id, due_at, recorded_at) VALUES (?1, ?2, ?3) ON CONFLICT (profile_id) DO NOTHING";
+pub(crate) const TAKE_WITHDRAWAL: &str = "DELETE FROM pending_withdrawals WHERE profile_id = ?1";
+pub(crate) const DUE_WITHDRAWALS: &str = "SELECT profile_id FROM pending_withdrawals WHERE due_at <= ?1 ORDER BY due_at, profile_id LIMIT ?2";
 pub(crate) const UPDATE_DSR: &str = "UPDATE dsr_requests SET status = ?2, due_at = ?3, extended = ?4, attempts = ?5, updated_at = ?6, outcome = ?7 WHERE request_id = ?1";
 
 // What a merge moves from the merged-away profile to the survivor, and deletes after.

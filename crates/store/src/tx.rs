@@ -288,9 +288,51 @@ impl WriteTx<'_> {
                     Param::Int(row.decided_at),
                     Param::Text(&row.evidence_hash),
                     Param::Int(row.recorded_at),
+                    Param::Text(&row.assurance),
                 ],
             )
             .map(drop)
+    }
+
+    /// Defers the deletion a withdrawal from a browser key causes until `due_at` (ms), unless
+    /// one is already waiting for this customer (the earlier stands).
+    pub fn defer_withdrawal(
+        &mut self,
+        profile: &ProfileId,
+        due_at: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::DEFER_WITHDRAWAL,
+                &[
+                    Param::Text(profile.as_str()),
+                    Param::Int(due_at),
+                    Param::Int(now),
+                ],
+            )
+            .map(drop)
+    }
+
+    /// Takes the customer's deferred withdrawal, if one waits: the caller carries it out.
+    pub fn take_withdrawal(&mut self, profile: &ProfileId) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .exec(sql::TAKE_WITHDRAWAL, &[Param::Text(profile.as_str())])?
+            > 0)
+    }
+
+    /// Up to `limit` customers whose deferred withdrawal is due at `now`.
+    pub fn due_withdrawals(&mut self, now: i64, limit: i64) -> Result<Vec<ProfileId>, StoreError> {
+        self.conn
+            .query(sql::DUE_WITHDRAWALS, &[Param::Int(now), Param::Int(limit)])?
+            .into_iter()
+            .map(|row| {
+                let text = next(&mut take(row, 1)?)?.text()?;
+                ProfileId::parse(&text)
+                    .ok_or_else(|| StoreError::Corrupt(format!("profile id {text}")))
+            })
+            .collect()
     }
 
     /// A profile's consent ledger, in the order it was written.
@@ -407,7 +449,41 @@ impl WriteTx<'_> {
                     Param::Text(&k.scope),
                     Param::OptText(k.label.as_deref()),
                     Param::Int(k.created_at),
+                    Param::Text(&k.kind),
                 ],
+            )
+            .map(drop)
+    }
+
+    /// Revokes key `key_id` at `at`; whether a live key was revoked.
+    pub fn revoke_api_key(&mut self, key_id: &str, at: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .exec(sql::REVOKE_API_KEY, &[Param::Text(key_id), Param::Int(at)])?
+            > 0)
+    }
+
+    /// Sets key `key_id`'s kind (`browser` or `server`); whether there is such a key.
+    pub fn set_key_kind(&mut self, key_id: &str, kind: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn
+            .exec(sql::SET_KEY_KIND, &[Param::Text(key_id), Param::Text(kind)])?
+            > 0)
+    }
+
+    /// Notes when key `key_id` was last used.
+    pub fn key_used(&mut self, key_id: &str, at: i64) -> Result<(), StoreError> {
+        self.conn
+            .exec(sql::KEY_USED, &[Param::Text(key_id), Param::Int(at)])
+            .map(drop)
+    }
+
+    /// Notes the first server SDK seen using key `key_id` as a browser key.
+    pub fn key_server_library(&mut self, key_id: &str, library: &str) -> Result<(), StoreError> {
+        self.conn
+            .exec(
+                sql::KEY_SERVER_LIBRARY,
+                &[Param::Text(key_id), Param::Text(library)],
             )
             .map(drop)
     }
@@ -643,7 +719,7 @@ fn event_record(
 }
 
 pub(crate) fn api_key(row: Vec<Cell>) -> Result<ApiKeyRecord, StoreError> {
-    let mut it = take(row, 6)?;
+    let mut it = take(row, 9)?;
     Ok(ApiKeyRecord {
         key_id: next(&mut it)?.text()?,
         secret_hash: next(&mut it)?.text()?,
@@ -651,6 +727,9 @@ pub(crate) fn api_key(row: Vec<Cell>) -> Result<ApiKeyRecord, StoreError> {
         label: next(&mut it)?.opt_text()?,
         created_at: next(&mut it)?.int()?,
         revoked_at: next(&mut it)?.opt_int()?,
+        kind: next(&mut it)?.text()?,
+        last_used_at: next(&mut it)?.opt_int()?,
+        server_library: next(&mut it)?.opt_text()?,
     })
 }
 
@@ -671,7 +750,7 @@ pub(crate) fn consent_of(
         .query(sql::CONSENT_OF, &[Param::Text(id.as_str())])?
         .into_iter()
         .map(|row| {
-            let mut it = take(row, 8)?;
+            let mut it = take(row, 9)?;
             Ok((next(&mut it)?.int()?, consent_row(&mut it)?))
         })
         .collect::<Result<_, StoreError>>()?;
@@ -680,7 +759,7 @@ pub(crate) fn consent_of(
 }
 
 /// A ledger row from the columns `purpose, decision, source, purpose_version, decided_at,
-/// evidence_hash, recorded_at`, in that order.
+/// evidence_hash, recorded_at, assurance`, in that order.
 pub(crate) fn consent_row(it: &mut std::vec::IntoIter<Cell>) -> Result<ConsentRow, StoreError> {
     Ok(ConsentRow {
         purpose: next(it)?.text()?,
@@ -690,6 +769,7 @@ pub(crate) fn consent_row(it: &mut std::vec::IntoIter<Cell>) -> Result<ConsentRo
         decided_at: next(it)?.int()?,
         evidence_hash: next(it)?.text()?,
         recorded_at: next(it)?.int()?,
+        assurance: next(it)?.text()?,
     })
 }
 

@@ -149,6 +149,32 @@ impl Vault {
         mac
     }
 
+    /// The deployment's identity secret, in hex: a site's backend signs a user id with it
+    /// (`hex(HMAC-SHA256(secret, userId))`, the user hash) so that a browser's events about
+    /// that user can be believed. Derived from the master keys; shown by `consentric keys
+    /// identity-secret`.
+    pub fn identity_secret(&self) -> String {
+        hex::encode(self.identity_key())
+    }
+
+    /// Whether `hash` (hex) is the user hash of `user_id`, compared in constant time.
+    pub fn user_hash_matches(&self, user_id: &str, hash: &str) -> bool {
+        let Ok(tag) = hex::decode(hash.trim()) else {
+            return false;
+        };
+        let key = self.identity_key();
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(user_id.as_bytes());
+        mac.verify_slice(&tag).is_ok()
+    }
+
+    fn identity_key(&self) -> [u8; 32] {
+        let mut derive = self.index_mac.clone();
+        derive.update(b"consentric/identity-secret/v1");
+        derive.finalize().into_bytes().into()
+    }
+
     /// The receipt signer.
     pub fn signer(&self) -> &ReceiptSigner {
         &self.signer

@@ -1,13 +1,19 @@
 use anyhow::Context;
-use consentric_engine::{Engine, Scope, Settings};
+use consentric_engine::{Engine, KeyKind, Scope, Settings};
 use consentric_vault::MasterKeys;
 
 use crate::cli::KeysCommand;
 
 pub fn run(engine: &Engine, cmd: KeysCommand) -> anyhow::Result<()> {
     match cmd {
-        KeysCommand::Create { scope, label } => {
-            let key = engine.create_key(Scope::parse(&scope)?, label.as_deref())?;
+        KeysCommand::Create { scope, kind, label } => {
+            let scope = Scope::parse(&scope)?;
+            let key = match kind {
+                Some(kind) => {
+                    engine.create_key_of_kind(scope, KeyKind::parse(&kind)?, label.as_deref())?
+                }
+                None => engine.create_key(scope, label.as_deref())?,
+            };
             println!("{}", key.secret());
             eprintln!(
                 "created {} key {}; the secret above is shown only once",
@@ -17,16 +23,33 @@ pub fn run(engine: &Engine, cmd: KeysCommand) -> anyhow::Result<()> {
         }
         KeysCommand::Rotate => rotate_unreachable()?,
         KeysCommand::List => {
+            println!("id\tscope\tkind\tcreated\tlast used\trevoked\tlabel");
             for k in engine.keys()? {
                 println!(
-                    "{}\t{}\t{}\t{}",
+                    "{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     k.key_id,
                     k.scope,
+                    k.kind,
                     k.created_at,
+                    k.last_used_at.as_deref().unwrap_or("-"),
+                    k.revoked_at.as_deref().unwrap_or("-"),
                     k.label.unwrap_or_default()
                 );
             }
         }
+        KeysCommand::Revoke { id } => {
+            let k = engine.revoke_key(&id, "cli")?;
+            eprintln!(
+                "key {} revoked at {}",
+                k.key_id,
+                k.revoked_at.unwrap_or_default()
+            );
+        }
+        KeysCommand::SetKind { id, kind } => {
+            let k = engine.set_key_kind(&id, KeyKind::parse(&kind)?, "cli")?;
+            eprintln!("key {} is now a {} key", k.key_id, k.kind);
+        }
+        KeysCommand::IdentitySecret => println!("{}", engine.identity_secret()?),
     }
     Ok(())
 }

@@ -5,8 +5,22 @@ use consentric_engine::{Engine, Settings};
 use consentric_server::Application;
 
 pub fn run(engine: Arc<Engine>, settings: &Settings) -> anyhow::Result<()> {
-    if engine.keys()?.is_empty() {
+    let keys = engine.keys()?;
+    if keys.is_empty() {
         tracing::warn!("no API keys exist yet: create one with `consentric keys create --scope admin` (and `--scope write` for senders)");
+    }
+    for k in keys
+        .iter()
+        .filter(|k| k.kind == "browser" && k.revoked_at.is_none())
+    {
+        if let Some(library) = &k.server_library {
+            tracing::warn!(
+                key = %k.key_id,
+                %library,
+                "a browser key has been used by a server SDK: its events are held to browser rules (no contact details or grants about a user id without a user hash); if it is a secret server key, run `consentric keys set-kind {} server`",
+                k.key_id
+            );
+        }
     }
     runtime()?.block_on(serve(engine, settings, |_| {}))
 }
@@ -36,7 +50,13 @@ pub async fn serve(
         "retention sweep",
         engine_for_sweep.clone(),
         minutes(settings.retention.sweep_every_minutes),
-        |e| Ok(format!("{:?}", e.sweep_retention("retention-sweeper")?)),
+        |e| {
+            let swept = e.sweep_retention("retention-sweeper")?;
+            let withdrawals = e.carry_out_due_withdrawals("withdrawal-grace")?;
+            Ok(format!(
+                "{swept:?}, {withdrawals} deferred withdrawals carried out"
+            ))
+        },
     );
     spawn_periodic(
         "recommender training",

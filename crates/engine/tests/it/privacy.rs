@@ -27,6 +27,7 @@ fn ctx(gpc: bool) -> IngestContext {
     IngestContext {
         gpc,
         actor: "test".into(),
+        origin: consentric_engine::Origin::Server,
     }
 }
 
@@ -839,5 +840,111 @@ parity_test!(
             Err(EngineError::NotFound(_))
         ));
         assert_eq!(engine.verify_audit().expect("verify").first_break, None);
+    }
+);
+
+parity_test!(
+    a_withdrawal_from_a_browser_key_restricts_at_once_and_deletes_only_after_its_grace,
+    |db| {
+        let clock = clock(noon());
+        let engine = Engine::new(db.store(), clock.clone());
+        engine
+            .ingest(events(
+                json!([{"type":"identify","messageId":"0","userId":"u"}]),
+            ))
+            .expect("ingest");
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "granted".into())],
+                "key:test",
+                b"grant",
+            )
+            .expect("grant");
+        engine
+            .ingest(events(json!([
+                {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"}}},
+            ])))
+            .expect("ingest");
+        let campaign = |engine: &Engine| {
+            stored(engine, "u")
+                .into_iter()
+                .find(|e| e["messageId"] == "1")
+                .map(|e| e["context"]["campaign"]["name"].clone())
+        };
+        // Anyone holding the public key withdraws the customer's consent.
+        let browser = IngestContext {
+            gpc: false,
+            actor: "key:browser".into(),
+            origin: consentric_engine::Origin::Browser,
+        };
+        let withdraw = json!([{"type":"track","messageId":"w","userId":"u","event":"E",
+            "context":{"consent":{"categoryPreferences":{"analytics":false}}}}]);
+        engine
+            .ingest_with(events(withdraw), &browser)
+            .expect("ingest");
+        // Processing stops at once...
+        assert!(!state(&engine, "u", "analytics").2, "no basis at once");
+        // ...but nothing is deleted yet, not even by a sweep before the grace period ends.
+        assert_eq!(engine.carry_out_due_withdrawals("test").expect("sweep"), 0);
+        assert_eq!(campaign(&engine), Some(json!("spring")));
+        // After the grace period (72 hours by default) the deletion is carried out.
+        clock.set(noon() + chrono::Duration::hours(73));
+        assert_eq!(engine.carry_out_due_withdrawals("test").expect("sweep"), 1);
+        assert_eq!(campaign(&engine), Some(Value::Null));
+        assert_eq!(engine.carry_out_due_withdrawals("test").expect("again"), 0);
+    }
+);
+
+parity_test!(
+    a_customer_who_grants_again_within_the_grace_keeps_their_data,
+    |db| {
+        let clock = clock(noon());
+        let engine = Engine::new(db.store(), clock.clone());
+        engine
+            .ingest(events(
+                json!([{"type":"identify","messageId":"0","userId":"u"}]),
+            ))
+            .expect("ingest");
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "granted".into())],
+                "key:test",
+                b"grant",
+            )
+            .expect("grant");
+        engine
+            .ingest(events(json!([
+                {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"}}},
+            ])))
+            .expect("ingest");
+        let browser = IngestContext {
+            gpc: false,
+            actor: "key:browser".into(),
+            origin: consentric_engine::Origin::Browser,
+        };
+        let withdraw = json!([{"type":"track","messageId":"w","userId":"u","event":"E",
+            "context":{"consent":{"categoryPreferences":{"analytics":false}}}}]);
+        engine
+            .ingest_with(events(withdraw), &browser)
+            .expect("ingest");
+        // The forged withdrawal is undone by the customer (here through the admin API).
+        clock.set(noon() + chrono::Duration::hours(1));
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "granted".into())],
+                "key:test",
+                b"again",
+            )
+            .expect("grant again");
+        clock.set(noon() + chrono::Duration::hours(73));
+        engine.carry_out_due_withdrawals("test").expect("sweep");
+        let page = stored(&engine, "u")
+            .into_iter()
+            .find(|e| e["messageId"] == "1")
+            .expect("page");
+        assert_eq!(page["context"]["campaign"]["name"], "spring");
     }
 );

@@ -75,4 +75,8 @@ pub struct ConsentHistoryEntry {
     pub recorded_at: String,
     /// SHA-256 of the evidence (the request or event that carried it).
     pub evidence_hash: String,
+    /// How sure we are the customer said it: `server` (a secret key, the admin API),
+    /// `browser` (a browser key, about the visitor's own anonymous id or with a valid user
+    /// hash) or `unverified` (evidence only: it gives no basis until confirmed).
+    pub assurance: String,
 }

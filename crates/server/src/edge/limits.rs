@@ -46,6 +46,8 @@ pub(crate) struct Limits {
     pub(crate) browser_rate: RateLimiter,
     /// Proxies whose `X-Forwarded-For` is believed.
     pub(crate) trusted_proxies: Vec<IpAddr>,
+    /// Browser keys this process saw used by a server SDK (noted in the store once).
+    pub(crate) server_libraries_noted: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Limits {
@@ -58,6 +60,7 @@ impl Limits {
             in_flight: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
             browser_rate: RateLimiter::new(settings.browser_requests_per_second),
             trusted_proxies: settings.trusted_proxies.clone(),
+            server_libraries_noted: Default::default(),
         }
     }
 }
@@ -118,7 +121,7 @@ pub(crate) async fn admit(
     let expired = Arc::new(AtomicBool::new(false));
     let (mut parts, body) = request.into_parts();
     let client = super::client_address(
-        super::serve::peer(&parts.extensions),
+        super::rate::peer(&parts.extensions),
         &parts.headers,
         &limits.trusted_proxies,
     );

@@ -62,6 +62,13 @@ impl RateLimiter {
     }
 }
 
+/// The peer of a request served by the edge's accept loop, which puts it in the extensions.
+pub(crate) fn peer(extensions: &axum::http::Extensions) -> Option<SocketAddr> {
+    extensions
+        .get::<axum::extract::ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
 /// The client's address: the peer's, or behind a trusted proxy the nearest untrusted address
 /// `X-Forwarded-For` names (the proxies append, so the rightmost entries are theirs).
 pub(crate) fn client_address(

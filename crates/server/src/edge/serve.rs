@@ -152,8 +152,3 @@ fn refuse(stream: &TcpStream) {
     // A fresh socket's send buffer has room; if not, the client simply sees the close.
     let _ = stream.try_write(response.as_bytes());
 }
-
-/// The peer of a request served by [`serve`].
-pub(crate) fn peer(request: &axum::http::Extensions) -> Option<SocketAddr> {
-    request.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
-}

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::routes::{
-    analytics, cleanroom, consent, decisions, dsr, ingest, lifecycle, ops, profiles,
+    analytics, cleanroom, consent, decisions, dsr, ingest, keys, lifecycle, ops, profiles,
 };
 
 /// Consentric's API description, served at `/openapi.json`.
@@ -26,6 +26,7 @@ use crate::routes::{
         decisions::decide, decisions::preview_decision, decisions::train, decisions::list, decisions::define, decisions::preview, decisions::delete, decisions::propose, decisions::members, decisions::refresh,
         analytics::query, analytics::budget, analytics::grant,
         cleanroom::invite, cleanroom::list, cleanroom::status, cleanroom::blinded, cleanroom::intersect, cleanroom::sum, cleanroom::join, cleanroom::run,
+        keys::list, keys::revoke, keys::set_kind,
         ops::healthz, ops::readyz, ops::metrics, serve,
     ),
     modifiers(&Security),
@@ -39,6 +40,7 @@ use crate::routes::{
         (name = "segments", description = "Segment definitions, sizes and k-means proposals (admin keys)"),
         (name = "analytics", description = "Differentially private aggregates within a privacy budget (analyst keys; admin keys grant)"),
         (name = "cleanroom", description = "Private set intersection and intersection-sum with a partner (admin keys; partners use the session token)"),
+        (name = "keys", description = "API keys: list, revoke, browser or server (admin keys)"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::Router;
-use consentric_engine::{Engine, IngestContext, Principal, Scope};
+use consentric_engine::{Engine, IngestContext, Origin, Principal, Scope};
 use consentric_model::{parse_batch, parse_event, Batch, CallType, MAX_BATCH_BYTES};
 use serde::Serialize;
 
@@ -152,7 +152,7 @@ impl axum::extract::FromRequestParts<AppState> for Sender {
 impl Sender {
     /// Takes this client's turn with a browser key, or says when it may come back.
     fn take_turn(&self, principal: &Principal) -> Result<(), ApiError> {
-        if principal.scope != Scope::Write {
+        if !principal.is_browser() {
             return Ok(());
         }
         self.limits
@@ -216,12 +216,17 @@ async fn ingest(
                 .ok_or_else(|| ApiError::unauthorized("a write key is required (HTTP Basic user name, Bearer, or `writeKey` in the body)"))?;
             principal = Some(auth::check(&engine, key, Scope::Write)?);
         }
+        let browser = principal.as_ref().is_some_and(Principal::is_browser);
         if let Some(p) = &principal {
             sender.take_turn(p)?;
+            if browser {
+                note_server_library(&engine, &sender.limits.server_libraries_noted, p, &batch.events);
+            }
         }
         let ctx = IngestContext {
             gpc,
             actor: principal.map(|p| format!("key:{}", p.key_id)).unwrap_or_default(),
+            origin: if browser { Origin::Browser } else { Origin::Server },
         };
         Ok(engine.ingest_with(batch.events, &ctx)?)
     })
@@ -247,6 +252,34 @@ fn parse(engine: &Engine, body: &[u8], call: Option<CallType>) -> Result<Batch, 
         engine.metrics().record_rejected(e.code.as_str(), events);
         ApiError::from(e)
     })
+}
+
+/// Notes a server SDK sending with a browser key, once per key in this process: `serve` warns
+/// about such keys at start. A failure to note it is logged, not answered.
+fn note_server_library(
+    engine: &Engine,
+    noted: &std::sync::Mutex<std::collections::HashSet<String>>,
+    key: &Principal,
+    events: &[consentric_model::Event],
+) {
+    let library = events.iter().find_map(|e| {
+        let name = e.context().as_map().get("library")?.get("name")?.as_str()?;
+        consentric_engine::SERVER_LIBRARIES
+            .iter()
+            .find(|l| l.eq_ignore_ascii_case(name))
+    });
+    if let Some(library) = library {
+        let first = noted
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(key.key_id.clone());
+        if !first {
+            return;
+        }
+        if let Err(e) = engine.note_server_library(&key.key_id, library) {
+            tracing::warn!(error = %e, "could not note a server library");
+        }
+    }
 }
 
 /// How many events a refused batch held, for the rejection metric (1 if unreadable).

@@ -6,6 +6,7 @@ pub(crate) mod consent;
 pub(crate) mod decisions;
 pub(crate) mod dsr;
 pub(crate) mod ingest;
+pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod ops;
 pub(crate) mod profiles;

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use consentric_engine::{Engine, FixedClock, Scope, ServerSettings};
+use consentric_engine::{Engine, FixedClock, KeyKind, Scope, ServerSettings};
 use consentric_server::Application;
 use consentric_testkit::{at, TestDb};
 use reqwest::blocking::{Client, RequestBuilder, Response};
@@ -16,7 +16,12 @@ pub struct TestApp {
     pub admin: String,
     pub analyst: String,
     pub analyst_id: String,
+    /// A server write key: what analytics-node and the RudderStack server SDKs hold.
     pub write: String,
+    /// A browser write key: what a web page holds.
+    pub browser: String,
+    /// The deployment's identity secret (hex), as a site's backend holds it.
+    pub identity_secret: String,
     pub clock: Arc<FixedClock>,
     pub client: Client,
 }
@@ -51,10 +56,16 @@ pub fn spawn_app_full(
         .secret()
         .to_owned();
     let write = engine
-        .create_key(Scope::Write, Some("test"))
+        .create_key_of_kind(Scope::Write, KeyKind::Server, Some("test server"))
         .expect("write key")
         .secret()
         .to_owned();
+    let browser = engine
+        .create_key(Scope::Write, Some("test browser"))
+        .expect("browser key")
+        .secret()
+        .to_owned();
+    let identity_secret = engine.identity_secret().expect("identity secret");
     let analyst = engine
         .create_key(Scope::Analyst, Some("test"))
         .expect("analyst key");
@@ -81,6 +92,8 @@ pub fn spawn_app_full(
         analyst,
         analyst_id,
         write,
+        browser,
+        identity_secret,
         clock,
         client: Client::new(),
     }
@@ -118,6 +131,25 @@ impl TestApp {
             .body(body.to_string())
             .send()
             .expect("request")
+    }
+
+    /// As a web page sends: the browser key as the Basic user name.
+    pub fn send_from_browser(&self, path: &str, body: &Value) -> Response {
+        self.post(path)
+            .basic_auth(&self.browser, Some(""))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .expect("request")
+    }
+
+    /// The user hash a site's backend computes for `user_id`: `hex(HMAC-SHA256(secret, id))`.
+    pub fn user_hash(&self, user_id: &str) -> String {
+        use hmac::Mac;
+        let key = hex::decode(&self.identity_secret).expect("hex");
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("key");
+        mac.update(user_id.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
     }
 
     pub fn get(&self, path: &str) -> Response {

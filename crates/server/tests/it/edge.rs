@@ -175,7 +175,7 @@ fn one_client_spending_a_browser_keys_rate_does_not_silence_another() {
     );
     let mut limited = None;
     for i in 0..20 {
-        let r = app.send(
+        let r = app.send_from_browser(
             "/v1/track",
             &json!({"userId":"r1","event":"E","messageId":format!("r{i}")}),
         );
@@ -196,12 +196,19 @@ fn one_client_spending_a_browser_keys_rate_does_not_silence_another() {
     // Another visitor with the same key is served.
     let other = other_client()
         .post(format!("{}/v1/track", app.base))
-        .basic_auth(&app.write, Some(""))
+        .basic_auth(&app.browser, Some(""))
         .json(&json!({"userId":"r2","event":"E"}))
         .send()
         .expect("request");
     assert_eq!(other.status(), 200);
-    // An admin key is not a browser key and is not limited this way.
+    // A server key and an admin key are not browser keys, and are not limited this way.
+    for i in 0..10 {
+        let r = app.send(
+            "/v1/track",
+            &json!({"userId":"r4","event":"E","messageId":format!("s{i}")}),
+        );
+        assert_eq!(r.status(), 200);
+    }
     for i in 0..10 {
         let r = app
             .post("/v1/track")

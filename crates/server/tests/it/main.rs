@@ -5,12 +5,14 @@ mod app;
 
 mod analytics;
 mod auth;
+mod browser_keys;
 mod consent;
 mod decisions;
 mod edge;
 mod errors;
 mod hardening;
 mod ingest;
+mod keys;
 mod lifecycle;
 mod operations;
 mod partner_tls;
