@@ -4,8 +4,15 @@
 //! cut off, or the whole chain recomputed after an edit; for that, the head `verify` reports is
 //! kept elsewhere (an anchor) and checked later: a record missing at or before an anchor, or a
 //! different hash there, is a break.
+//!
+//! The hashes alone can be recomputed by anyone who can write the database. So each record
+//! also carries a MAC of its hash under a key derived from the master keys: someone with the
+//! database but not the keys can append or rewrite a tail with valid hashes, but not with valid
+//! MACs, and `verify` names the first such record as forged.
 
-use consentric_store::{audit_digest, Store, StoreError, WriteTx, AUDIT_GENESIS};
+use consentric_store::{
+    audit_digest, audit_mac_matches, Store, StoreError, WriteTx, AUDIT_GENESIS,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -34,6 +41,11 @@ pub struct AuditVerification {
     pub head: Option<AuditAnchor>,
     /// The first break, if any.
     pub first_break: Option<ChainBreak>,
+    /// Records without a MAC at the start of the chain: written without the master keys (a
+    /// store opened without a vault) or before records were keyed. Only these can be
+    /// recomputed by someone without the keys; every record after the first keyed one must
+    /// carry a valid MAC.
+    pub unkeyed: u64,
 }
 
 /// A record's position and hash, remembered outside the database (printed by `consentric audit
@@ -93,6 +105,9 @@ pub enum BreakKind {
     Truncated,
     /// An anchored record has another hash than the anchor: the chain was recomputed.
     Rewritten,
+    /// The record's MAC is wrong or missing after keyed records: it was appended or rewritten
+    /// by someone without the master keys.
+    Forged,
 }
 
 impl std::fmt::Display for ChainBreak {
@@ -116,6 +131,11 @@ impl std::fmt::Display for ChainBreak {
                 "record {} differs from its anchor (the chain was recomputed)",
                 self.seq
             ),
+            BreakKind::Forged => write!(
+                f,
+                "record {} does not carry the MAC only the master keys make (appended or rewritten without them)",
+                self.seq
+            ),
         }
     }
 }
@@ -129,6 +149,8 @@ pub(crate) fn verify(
     let mut prev = AUDIT_GENESIS.to_owned();
     let mut records = 0;
     let mut head = None;
+    let (mut unkeyed, mut keyed_seen) = (0u64, false);
+    let vault = store.vault();
     let anchored = |seq: i64, hash: &str| anchors.iter().any(|a| a.seq == seq && a.hash != hash);
     loop {
         let page = store.audit_page(expected_seq - 1, PAGE)?;
@@ -147,6 +169,7 @@ pub(crate) fn verify(
                 records,
                 head,
                 first_break,
+                unkeyed,
             });
         }
         for r in page {
@@ -155,6 +178,7 @@ pub(crate) fn verify(
                     records,
                     head: head.clone(),
                     first_break: Some(ChainBreak { seq: r.seq, kind }),
+                    unkeyed,
                 })
             };
             if r.seq != expected_seq {
@@ -177,6 +201,18 @@ pub(crate) fn verify(
             }
             if anchored(r.seq, &r.hash) {
                 return broken(BreakKind::Rewritten);
+            }
+            match (&r.mac, vault) {
+                (Some(mac), Some(vault)) => {
+                    if !audit_mac_matches(vault, &r.hash, mac) {
+                        return broken(BreakKind::Forged);
+                    }
+                    keyed_seen = true;
+                }
+                // Without the keys a MAC cannot be checked; its presence still counts.
+                (Some(_), None) => keyed_seen = true,
+                (None, _) if keyed_seen => return broken(BreakKind::Forged),
+                (None, _) => unkeyed += 1,
             }
             records += 1;
             expected_seq += 1;

@@ -43,6 +43,19 @@ pub fn audit_digest(
     hex::encode(h.finalize())
 }
 
+/// The keyed use audit records are signed under.
+const AUDIT_USE: &str = "audit-chain";
+
+/// A record's MAC: HMAC of its hash under a key derived from the master keys.
+pub fn audit_mac(vault: &consentric_vault::Vault, hash: &str) -> String {
+    vault.keyed_hash(AUDIT_USE, &[hash.as_bytes()])
+}
+
+/// Whether `mac` is the MAC of a record with `hash`, compared in constant time.
+pub fn audit_mac_matches(vault: &consentric_vault::Vault, hash: &str, mac: &str) -> bool {
+    vault.keyed_hash_matches(AUDIT_USE, &[hash.as_bytes()], mac)
+}
+
 impl WriteTx<'_> {
     /// Appends a record to the chain in this transaction, so it commits with what it records.
     /// Returns its position.
@@ -61,6 +74,7 @@ impl WriteTx<'_> {
         let seq = last_seq + 1;
         let detail = detail.to_string();
         let hash = audit_digest(seq, at, actor, action, subject, &detail, &prev);
+        let mac = self.sealer.vault.as_ref().map(|v| audit_mac(v, &hash));
         self.audit_insert(&AuditRow {
             seq,
             at,
@@ -70,6 +84,7 @@ impl WriteTx<'_> {
             detail,
             prev_hash: prev,
             hash,
+            mac,
         })?;
         Ok(seq)
     }
@@ -121,6 +136,7 @@ impl WriteTx<'_> {
                     Param::Text(&r.detail),
                     Param::Text(&r.prev_hash),
                     Param::Text(&r.hash),
+                    Param::OptText(r.mac.as_deref()),
                 ],
             )
             .map(drop)

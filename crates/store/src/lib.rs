@@ -34,7 +34,7 @@ mod tx;
 mod wal_sync;
 
 pub use access::{AccessGrant, Opens};
-pub use audit_tx::{audit_digest, AUDIT_GENESIS};
+pub use audit_tx::{audit_digest, audit_mac, audit_mac_matches, AUDIT_GENESIS};
 pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
 pub use bulk_tx::StagePath;
 pub use cleanroom_tx::SessionRow;

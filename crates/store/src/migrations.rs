@@ -552,6 +552,7 @@ CREATE TABLE pending_withdrawals (
     recorded_at INTEGER NOT NULL
 );
 CREATE INDEX pending_withdrawals_due ON pending_withdrawals(due_at);
+ALTER TABLE audit_log ADD COLUMN mac TEXT;
 "#,
         postgres: r#"
 ALTER TABLE api_keys ADD COLUMN kind TEXT NOT NULL DEFAULT 'browser';
@@ -564,6 +565,7 @@ CREATE TABLE pending_withdrawals (
     recorded_at BIGINT NOT NULL
 );
 CREATE INDEX pending_withdrawals_due ON pending_withdrawals(due_at);
+ALTER TABLE audit_log ADD COLUMN mac TEXT;
 "#,
     },
 ];

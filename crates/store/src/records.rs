@@ -150,4 +150,7 @@ pub struct AuditRow {
     pub prev_hash: String,
     /// This record's hash.
     pub hash: String,
+    /// HMAC of `hash` under a key derived from the master keys (`None` without a vault): what
+    /// someone with the database but not the keys cannot make for a record they append.
+    pub mac: Option<String>,
 }

@@ -55,8 +55,8 @@ pub(crate) const MOVE_CONSENT: &str =
     "UPDATE consent_ledger SET profile_id = ?2 WHERE profile_id = ?1";
 
 pub(crate) const AUDIT_LAST: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
-pub(crate) const AUDIT_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
-pub(crate) const AUDIT_PAGE: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+pub(crate) const AUDIT_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+pub(crate) const AUDIT_PAGE: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash, mac FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
 pub(crate) const EVENTS_PAGE: &str = "SELECT seq, message_id, profile_id, call_type, event_name, ts, received_at, payload FROM events WHERE profile_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
 pub(crate) const SET_EVENT_PAYLOAD: &str = "UPDATE events SET payload = ?2 WHERE seq = ?1";
@@ -89,7 +89,7 @@ pub(crate) const ERASE_CONSENT: &str = "DELETE FROM consent_ledger WHERE profile
 pub(crate) const ERASE_MERGES: &str =
     "DELETE FROM profile_merges WHERE into_profile = ?1 OR from_profile = ?1";
 pub(crate) const RECEIPT_BY_TOMBSTONE: &str = "SELECT r.receipt_id, r.body, r.signature FROM erasure_receipts r JOIN erasure_tombstones t ON t.receipt_id = r.receipt_id WHERE t.blind = ?1";
-pub(crate) const AUDIT_OF_SUBJECT: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash FROM audit_log WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
+pub(crate) const AUDIT_OF_SUBJECT: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash, mac FROM audit_log WHERE subject = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
 pub(crate) const KEYS_PAGE: &str =
     "SELECT key_id, wrapped FROM customer_keys WHERE key_id > ?1 ORDER BY key_id LIMIT ?2";
 pub(crate) const SET_WRAPPED: &str = "UPDATE customer_keys SET wrapped = ?2 WHERE key_id = ?1";

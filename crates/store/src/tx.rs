@@ -796,7 +796,7 @@ pub(crate) fn audit_of(
 fn audit_rows(rows: Vec<Vec<Cell>>) -> Result<Vec<AuditRow>, StoreError> {
     rows.into_iter()
         .map(|row| {
-            let mut it = take(row, 8)?;
+            let mut it = take(row, 9)?;
             Ok(AuditRow {
                 seq: next(&mut it)?.int()?,
                 at: next(&mut it)?.int()?,
@@ -806,6 +806,7 @@ fn audit_rows(rows: Vec<Vec<Cell>>) -> Result<Vec<AuditRow>, StoreError> {
                 detail: next(&mut it)?.text()?,
                 prev_hash: next(&mut it)?.text()?,
                 hash: next(&mut it)?.text()?,
+                mac: next(&mut it)?.opt_text()?,
             })
         })
         .collect()

@@ -139,6 +139,12 @@ fn audit_verify(engine: &Engine, anchors: &[AuditAnchor]) -> anyhow::Result<()> 
     match v.first_break {
         None => {
             println!("audit chain intact: {} records", v.records);
+            if v.unkeyed > 0 {
+                println!(
+                    "{} records at its start carry no MAC (written without the master keys): only those could have been recomputed by someone without the keys",
+                    v.unkeyed
+                );
+            }
             if let Some(head) = v.head {
                 println!(
                     "head: {}:{} (keep it outside the database; `audit verify --anchor {}:{}` later detects truncation)",

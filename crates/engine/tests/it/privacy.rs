@@ -948,3 +948,80 @@ parity_test!(
         assert_eq!(page["context"]["campaign"]["name"], "spring");
     }
 );
+
+/// What someone who can write the database, but does not hold the master keys, can do: append
+/// a record chained with a valid hash, with no MAC or with a MAC of their own making.
+fn forge_append(db: &TestDb, mac: Option<&str>) -> i64 {
+    let tail = db
+        .store()
+        .audit_page(0, 10_000)
+        .expect("audit")
+        .pop()
+        .expect("a record");
+    let (seq, at, detail) = (tail.seq + 1, tail.at + 1, r#"{"purpose":"analytics"}"#);
+    let hash = consentric_store::audit_digest(
+        seq,
+        at,
+        "key:test",
+        "consent.recorded",
+        Some("x"),
+        detail,
+        &tail.hash,
+    );
+    let mac = mac.map_or("NULL".to_owned(), |m| format!("'{m}'"));
+    db.execute_raw(&format!(
+        "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash, mac) \
+         VALUES ({seq}, {at}, 'key:test', 'consent.recorded', 'x', '{detail}', '{}', '{hash}', {mac})",
+        tail.hash
+    ));
+    seq
+}
+
+parity_test!(
+    a_tail_appended_without_the_master_keys_is_found_forged,
+    |db| {
+        let engine = chained(&db);
+        assert_eq!(
+            engine.verify_audit().expect("verify").unkeyed,
+            0,
+            "every record is keyed"
+        );
+        let seq = forge_append(&db, None);
+        assert_eq!(broken_at(&engine), (seq, BreakKind::Forged));
+    }
+);
+
+parity_test!(a_made_up_mac_is_found_forged, |db| {
+    let engine = chained(&db);
+    let seq = forge_append(&db, Some(&"ab".repeat(32)));
+    assert_eq!(broken_at(&engine), (seq, BreakKind::Forged));
+});
+
+parity_test!(a_recomputed_tail_is_found_forged_without_an_anchor, |db| {
+    let engine = chained(&db);
+    // Rewrite record 3 and recompute its hash and record 4's, keeping the old MACs.
+    let rows = db.store().audit_page(0, 10).expect("audit");
+    let mut prev = rows[1].hash.clone();
+    for r in &rows[2..] {
+        let detail = if r.seq == 3 {
+            r#"{"forged":true}"#.to_owned()
+        } else {
+            r.detail.clone()
+        };
+        let hash = consentric_store::audit_digest(
+            r.seq,
+            r.at,
+            &r.actor,
+            &r.action,
+            r.subject.as_deref(),
+            &detail,
+            &prev,
+        );
+        db.execute_raw(&format!(
+            "UPDATE audit_log SET detail = '{detail}', prev_hash = '{prev}', hash = '{hash}' WHERE seq = {}",
+            r.seq
+        ));
+        prev = hash;
+    }
+    assert_eq!(broken_at(&engine), (3, BreakKind::Forged));
+});
