@@ -4,4 +4,5 @@ mod support;
 
 mod cleanroom;
 mod cli;
+mod crash;
 mod demo;
