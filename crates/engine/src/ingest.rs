@@ -25,7 +25,7 @@ use crate::withdrawal;
 use consentric_policy::{Minimal, PolicySet, Prepared, Signal};
 
 /// The e-commerce Spec's purchase event; it drives the order and revenue counters.
-pub(crate) const ORDER_COMPLETED: &str = "Order Completed";
+pub(crate) use consentric_model::import_lines::ORDER_COMPLETED;
 
 /// Events per transaction during import, and the size from which a group commit gets the large
 /// page cache. Larger transactions write each B-tree page they touch once per commit rather

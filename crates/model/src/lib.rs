@@ -13,6 +13,7 @@
 mod error;
 mod event;
 mod ids;
+pub mod import_lines;
 mod parse;
 mod stage;
 
