@@ -21,6 +21,31 @@ pub enum Command {
     /// The clean room: cardinality PSI, Paillier rates and intersection-sum on synthetic
     /// e-mail sets, side by side with OpenMined's PSI and python-paillier.
     Cleanroom(CleanroomArgs),
+    /// The server under a steady share of its measured HTTP ingest rate with decisions and
+    /// DP queries mixed in (memory, latency per route, errors, loss), then under overload.
+    Soak(SoakArgs),
+}
+
+#[derive(Args)]
+pub struct SoakArgs {
+    /// Seconds of the steady phase.
+    #[arg(long, default_value_t = 600)]
+    pub seconds: u64,
+    /// Its share of the measured ingest rate.
+    #[arg(long, default_value_t = 0.8)]
+    pub share: f64,
+    /// Seconds of the overload phase (0 skips it).
+    #[arg(long, default_value_t = 60)]
+    pub overload_seconds: u64,
+    /// Its share of the measured ingest rate.
+    #[arg(long, default_value_t = 2.0)]
+    pub overload_share: f64,
+    /// Decisions per second mixed in.
+    #[arg(long, default_value_t = 20.0)]
+    pub decisions_per_second: f64,
+    /// DP queries per second mixed in.
+    #[arg(long, default_value_t = 2.0)]
+    pub queries_per_second: f64,
 }
 
 #[derive(Args)]

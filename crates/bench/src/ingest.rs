@@ -343,8 +343,13 @@ pub(crate) fn over_http(
     bodies: &[Vec<u8>],
     connections: usize,
 ) -> anyhow::Result<(Duration, Vec<Duration>)> {
+    // A server SDK's key, as analytics-node holds: browser keys are rate-limited per client.
     let key = engine
-        .create_key(Scope::Write, Some("bench"))?
+        .create_key_of_kind(
+            Scope::Write,
+            consentric_engine::KeyKind::Server,
+            Some("bench"),
+        )?
         .secret()
         .to_owned();
     let (_server, port, clients) = serve_beside_clients(engine)?;

@@ -2,7 +2,7 @@
 //! its reference where one exists. A binary of its own, so the product binary neither carries
 //! the harness nor depends on crates it only measures.
 //!
-//! `cargo run --release -p consentric-bench -- ingest|erase|lifecycle|decide|analytics|cleanroom …`
+//! `cargo run --release -p consentric-bench -- ingest|erase|lifecycle|decide|analytics|cleanroom|soak …`
 #![forbid(unsafe_code)]
 
 mod analytics;
@@ -13,6 +13,7 @@ mod decide;
 mod ingest;
 mod lifecycle;
 mod raw;
+mod soak;
 
 use anyhow::Context;
 use clap::Parser;
@@ -50,6 +51,7 @@ fn main() -> anyhow::Result<()> {
         args::Command::Decide(a) => decide::run(&a),
         args::Command::Analytics(a) => analytics::run(&a),
         args::Command::Cleanroom(a) => cleanroom::run(&a),
+        args::Command::Soak(a) => soak::run(&a),
     }
 }
 

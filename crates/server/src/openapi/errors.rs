@@ -9,7 +9,8 @@ pub(super) const METHODS: [&str; 5] = ["get", "put", "post", "delete", "patch"];
 
 /// Adds the statuses an operation can answer with because of what it takes: a body or
 /// parameters (400), a key or token (401), an API key's scope (403), an id in the path (404), a
-/// body's size (413), and the database (500).
+/// body's arrival and size (408, 413), the edge's limits on the head (414, 431) and on load
+/// (429), and the database (500).
 pub(super) fn document(doc: &mut Value) {
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -54,6 +55,20 @@ fn add(path: &str, op: &mut Value) {
     }
     if has_body {
         statuses.push(("413", "The body is over the limit"));
+    }
+    if has_body {
+        statuses.push((
+            "408",
+            "The body did not arrive within the body timeout (`[server] body_timeout_seconds`)",
+        ));
+    }
+    statuses.push(("414", "The request target is over 8 KiB"));
+    statuses.push(("431", "Over 100 header fields, or over 32 KiB of them"));
+    if path.starts_with("/v1/") {
+        statuses.push((
+            "429",
+            "The server is working on as many requests as it takes (`overloaded`), or — ingest with a browser key — this client sent more than its rate (`rate_limited`); `Retry-After` says when to retry, and nothing of the request was stored",
+        ));
     }
     if path.starts_with("/v1/") {
         statuses.push((
