@@ -3,6 +3,7 @@
 //! HTTP allows one, so that it cannot starve anyone else of connections, threads or memory.
 
 mod deadline_body;
+mod json_refusals;
 mod limits;
 mod rate;
 mod serve;

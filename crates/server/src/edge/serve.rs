@@ -78,7 +78,8 @@ pub(crate) async fn serve(
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
             let _permits = (permit, per_client);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
+            let io = TokioIo::new(super::json_refusals::JsonRefusals::new(stream));
+            let connection = builder.serve_connection(io, service);
             let mut connection = std::pin::pin!(connection);
             tokio::select! {
                 _ = connection.as_mut() => {}

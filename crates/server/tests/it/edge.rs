@@ -238,3 +238,35 @@ fn an_overlong_target_and_too_many_headers_are_refused_with_json() {
     let v: Value = r.json().expect("JSON");
     assert_eq!(v["error"]["code"], "headers_too_large");
 }
+
+#[test]
+fn refusals_the_http_parser_makes_itself_are_json_too() {
+    let db = TestDb::sqlite();
+    let app = app_with(&db, ServerSettings::default());
+    // Beyond what hyper parses at all: a 70 KiB target, 600 header fields.
+    let long = format!(
+        "GET /v1/profiles/{} HTTP/1.1\r\nhost: x\r\n\r\n",
+        "a".repeat(70_000)
+    );
+    let many: String = (0..600).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let crowded = format!("GET /healthz HTTP/1.1\r\nhost: x\r\n{many}\r\n");
+    for (request, status, code) in [
+        (long, "414", "uri_too_long"),
+        (crowded, "431", "headers_too_large"),
+    ] {
+        let mut s = TcpStream::connect(address(&app)).expect("connect");
+        s.write_all(request.as_bytes()).expect("request");
+        let answer = read_until_closed(&mut s);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status}")),
+            "{answer}"
+        );
+        assert!(
+            answer.contains("content-type: application/json"),
+            "{answer}"
+        );
+        let body = answer.split("\r\n\r\n").nth(1).expect("a body");
+        let v: Value = serde_json::from_str(body).expect("JSON");
+        assert_eq!(v["error"]["code"], code);
+    }
+}
