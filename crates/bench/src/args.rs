@@ -46,6 +46,9 @@ pub struct SoakArgs {
     /// DP queries per second mixed in.
     #[arg(long, default_value_t = 2.0)]
     pub queries_per_second: f64,
+    /// `[server] max_in_flight` for the served process (its default when not given).
+    #[arg(long)]
+    pub max_in_flight: Option<usize>,
 }
 
 #[derive(Args)]

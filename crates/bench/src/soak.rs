@@ -13,12 +13,50 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use consentric_engine::{Engine, KeyKind, Scope, ServerSettings, SystemClock};
+use consentric_engine::{Engine, KeyKind, Scope, Settings};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::args::{MessageIds, SoakArgs};
 use crate::ingest::BATCH;
+
+/// Batches made once and sent again and again, each time with message ids of their own: the
+/// run's marker (`R` and nine digits) in every id is overwritten with the round, so a soak of
+/// millions of events needs a thousand bodies in memory, not millions.
+struct Templates {
+    bodies: Vec<Vec<u8>>,
+    marker: Vec<u8>,
+}
+
+impl Templates {
+    const COUNT: u64 = 1000;
+
+    fn new(label: &str) -> Self {
+        let run = format!("{label}R000000000");
+        let bodies = crate::ingest::generate(
+            Self::COUNT as usize * BATCH,
+            &run,
+            50,
+            MessageIds::Sequential,
+        );
+        Templates {
+            bodies,
+            marker: b"R000000000".to_vec(),
+        }
+    }
+
+    /// The `k`-th body: template `k mod COUNT`, in round `k / COUNT`.
+    fn body(&self, k: u64) -> Vec<u8> {
+        let mut body = self.bodies[(k % Self::COUNT) as usize].clone();
+        let round = format!("R{:09}", k / Self::COUNT).into_bytes();
+        let mut at = 0;
+        while let Some(i) = memchr::memmem::find(&body[at..], &self.marker) {
+            body[at + i..at + i + round.len()].copy_from_slice(&round);
+            at += i + round.len();
+        }
+        body
+    }
+}
 
 /// What one phase saw, per route.
 #[derive(Default)]
@@ -38,36 +76,69 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
         args.overload_share * 100.0,
         !cfg!(debug_assertions)
     );
+    // The product binary serves, in a process of its own, so that its memory is its own.
     let dir = tempfile::tempdir()?;
-    let store = crate::ingest::durable_sealed_sqlite(dir.path())?;
-    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
-    let write = engine
-        .create_key_of_kind(Scope::Write, KeyKind::Server, Some("soak"))?
-        .secret()
-        .to_owned();
-    let admin = engine
-        .create_key(Scope::Admin, Some("soak"))?
-        .secret()
-        .to_owned();
-    let analyst = engine.create_key(Scope::Analyst, Some("soak"))?;
-    engine.grant_budget(&analyst.key_id, "customers", 100_000.0, "soak")?;
-    let analyst = analyst.secret().to_owned();
-
+    let mut settings = Settings::default();
+    settings.storage.data_dir = dir.path().join("data");
+    let (write, admin, analyst) = {
+        let engine = Engine::open(&settings)?;
+        let write = engine
+            .create_key_of_kind(Scope::Write, KeyKind::Server, Some("soak"))?
+            .secret()
+            .to_owned();
+        let admin = engine
+            .create_key(Scope::Admin, Some("soak"))?
+            .secret()
+            .to_owned();
+        let analyst = engine.create_key(Scope::Analyst, Some("soak"))?;
+        for _ in 0..10 {
+            engine.grant_budget(&analyst.key_id, "customers", 1000.0, "soak")?;
+        }
+        (write, admin, analyst.secret().to_owned())
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let config = dir.path().join("consentric.toml");
     // Every load comes from this one address: the per-address connection cap is lifted, as a
     // deployment behind a load balancer names it in `trusted_proxies`.
-    let settings = ServerSettings {
-        listen: "127.0.0.1:0".into(),
-        max_connections_per_client: 4096,
-        max_connections: 4096,
-        ..ServerSettings::default()
-    };
-    let server = crate::runtime()?;
-    let app = server.block_on(consentric_server::Application::with_settings(
-        engine.clone(),
-        &settings,
-    ))?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    server.spawn(app.run_until_stopped());
+    let in_flight = args
+        .max_in_flight
+        .map(|n| format!("max_in_flight = {n}\n"))
+        .unwrap_or_default();
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nmax_connections = 4096\nmax_connections_per_client = 4096\n{in_flight}"
+        ),
+    )?;
+    let exe = std::env::current_exe()?
+        .parent()
+        .map(|d| d.join(format!("consentric{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|p| p.exists())
+        .context("the soak serves with the product binary: build it first (cargo build --release -p consentric)")?;
+    let mut server = Server(
+        std::process::Command::new(exe)
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(&settings.storage.data_dir)
+            .arg("serve")
+            .env("CONSENTRIC_LOG", "warn")
+            .spawn()
+            .context("Failed to start consentric serve")?,
+    );
+    let pid = server.0.id();
+    let base = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while reqwest::blocking::get(format!("{base}/healthz"))
+        .map_or(true, |r| !r.status().is_success())
+    {
+        if started.elapsed() > Duration::from_secs(60) {
+            anyhow::bail!("consentric serve did not come up");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let clients = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -92,13 +163,30 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
     ))?;
     println!("capacity: {capacity:.0} events/s over HTTP (8 connections, closed loop, 20 s)");
 
-    let rss_start = rss_kb();
-    let peak = Arc::new(AtomicU64::new(rss_start));
+    let peak = Arc::new(AtomicU64::new(rss_kb(pid)));
     let sampler = {
         let peak = peak.clone();
-        std::thread::spawn(move || loop {
-            peak.fetch_max(rss_kb(), Ordering::Relaxed);
-            std::thread::sleep(Duration::from_millis(200));
+        let begun = Instant::now();
+        std::thread::spawn(move || {
+            let mut printed = 0;
+            loop {
+                peak.fetch_max(rss_kb(pid), Ordering::Relaxed);
+                let minute = begun.elapsed().as_secs() / 60;
+                if minute > printed {
+                    printed = minute;
+                    let (anon, file) = (
+                        status_kb(pid, "RssAnon:"),
+                        status_kb(pid, "RssFile:") + status_kb(pid, "RssShmem:"),
+                    );
+                    println!(
+                        "  [{minute} min] server RSS {:.0} MB: {:.0} MB heap, {:.0} MB files and shared memory",
+                        rss_kb(pid) as f64 / 1024.0,
+                        anon as f64 / 1024.0,
+                        file as f64 / 1024.0
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
         })
     };
     drop(sampler); // runs until the process ends
@@ -112,9 +200,8 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
         }
         let events_per_second = capacity * share;
         let batches_per_second = events_per_second / BATCH as f64;
-        let n = (batches_per_second * seconds as f64).ceil() as usize + 1;
-        let bodies = crate::ingest::generate(n * BATCH, label, 50, MessageIds::Random);
-        let before = rss_kb();
+        let bodies = Templates::new(label);
+        let before = rss_kb(pid);
         let tally = clients.block_on(open_loop(
             &client,
             &base,
@@ -126,9 +213,14 @@ pub fn run(args: &SoakArgs) -> anyhow::Result<()> {
             args.queries_per_second,
             &acknowledged,
         ))?;
-        report(label, events_per_second, &tally, before, rss_kb(), &peak);
+        report(label, events_per_second, &tally, before, rss_kb(pid), &peak);
     }
-    let (stored, _) = engine.totals()?;
+    // Stopped as an operator stops it; then the store is read.
+    let _ = std::process::Command::new("kill")
+        .arg(pid.to_string())
+        .status();
+    let _ = server.0.wait();
+    let (stored, _) = Engine::open(&settings)?.totals()?;
     let acked = acknowledged.load(Ordering::Relaxed);
     println!(
         "events acknowledged {acked}, stored {stored}: {}",
@@ -196,7 +288,7 @@ async fn open_loop(
     client: &reqwest::Client,
     base: &str,
     (write, admin, analyst): (&str, &str, &str),
-    bodies: &[Vec<u8>],
+    bodies: &Templates,
     per_second: f64,
     time: Duration,
     decisions_per_second: f64,
@@ -207,7 +299,6 @@ async fn open_loop(
     let open = Arc::new(Semaphore::new(4096));
     let started = Instant::now();
     let mut sent = [0u64; 3];
-    let mut tasks = Vec::new();
     let mut customer = 0u64;
     while started.elapsed() < time {
         let t = started.elapsed().as_secs_f64();
@@ -221,16 +312,14 @@ async fn open_loop(
                 sent[route] += 1;
                 let request = match route {
                     0 => {
-                        let Some(body) = bodies.get(sent[0] as usize - 1) else {
-                            break;
-                        };
+                        let body = bodies.body(sent[0] - 1);
                         (
                             "ingest",
                             client
                                 .post(format!("{base}/v1/batch"))
                                 .basic_auth(write, Some(""))
                                 .header("content-type", "application/json")
-                                .body(body.clone()),
+                                .body(body),
                         )
                     }
                     1 => {
@@ -250,7 +339,7 @@ async fn open_loop(
                 let (route_name, request) = request;
                 let permit = open.clone().acquire_owned().await?;
                 let (tally, acked) = (tally.clone(), acknowledged.clone());
-                tasks.push(tokio::spawn(async move {
+                tokio::spawn(async move {
                     let _permit = permit;
                     let t = Instant::now();
                     let r = request.send().await;
@@ -272,14 +361,13 @@ async fn open_loop(
                         }
                         Err(_) => tally.transport_errors += 1,
                     }
-                }));
+                });
             }
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    for t in tasks {
-        t.await?;
-    }
+    // Every request has finished once every place is free again.
+    let _all = open.acquire_many(4096).await?;
     let tally = std::mem::take(&mut *tally.lock().unwrap_or_else(|p| p.into_inner()));
     Ok(tally)
 }
@@ -312,20 +400,35 @@ fn report(label: &str, rate: f64, tally: &Tally, before: u64, after: u64, peak: 
         tally.shed_without_retry_after, tally.transport_errors
     );
     println!(
-        "  RSS (server and clients): {:.0} MB before, {:.0} MB after, {:.0} MB peak so far",
+        "  server RSS: {:.0} MB before, {:.0} MB after, {:.0} MB peak so far",
         before as f64 / 1024.0,
         after as f64 / 1024.0,
         peak.load(Ordering::Relaxed) as f64 / 1024.0
     );
 }
 
-/// This process's resident memory, in KiB (Linux).
-fn rss_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+/// The served process, stopped with SIGKILL if the bench fails before stopping it.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Process `pid`'s resident memory, in KiB (Linux).
+fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+/// A KiB figure of `/proc/PID/status`.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })

@@ -22,7 +22,22 @@ pub fn run(engine: Arc<Engine>, settings: &Settings) -> anyhow::Result<()> {
             );
         }
     }
-    runtime()?.block_on(serve(engine, settings, |_| {}))
+    server_runtime(&settings.server)?.block_on(serve(engine, settings, |_| {}))
+}
+
+/// The runtime `serve` runs on. Engine work runs on its blocking threads, at most one per
+/// request in flight (the edge admits no more) and a few for the timers; they are kept rather
+/// than ended and started again, so that the allocator's per-thread caches are reused instead of
+/// piling up as threads come and go.
+pub fn server_runtime(
+    server: &consentric_engine::ServerSettings,
+) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(server.max_in_flight.max(1) + 8)
+        .thread_keep_alive(std::time::Duration::from_secs(600))
+        .build()
+        .context("Failed to start the async runtime")
 }
 
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

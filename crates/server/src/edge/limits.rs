@@ -27,6 +27,9 @@ pub(crate) const MAX_HEADERS: usize = 100;
 /// Largest head (all header fields) answered; larger is 431.
 pub(crate) const MAX_HEAD_BYTES: usize = 32 * 1024;
 
+/// Most of a shed request's body read (and dropped) before it is answered 429: a batch's limit.
+const DRAINED_BYTES: usize = consentric_model::MAX_BATCH_BYTES;
+
 /// Paths that answer however busy the server is: a load balancer's probes must not be shed.
 const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
@@ -109,12 +112,21 @@ pub(crate) async fn admit(
         match limits.in_flight.clone().try_acquire_owned() {
             Ok(p) => Some(p),
             Err(_) => {
+                // The body is read and dropped first (within the body limit and deadline): a
+                // client still sending it when the connection closed would see a reset, not
+                // the 429 that tells it to come back.
+                let deadline = limits.body_timeout;
+                let _ = tokio::time::timeout(
+                    deadline,
+                    axum::body::to_bytes(request.into_body(), DRAINED_BYTES),
+                )
+                .await;
                 return ApiError::new(
                     &codes::OVERLOADED,
                     "the server is working on as many requests as it takes; retry shortly",
                 )
                 .with_retry_after(Duration::from_secs(1))
-                .into_response()
+                .into_response();
             }
         }
     };
