@@ -87,7 +87,13 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
     personalisation(&engine, shift)?;
 
     let admin = engine.create_key(Scope::Admin, Some("demo admin"))?;
-    let write = engine.create_key(Scope::Write, Some("demo write"))?;
+    // The guide sends as analytics-node does: a backend's secret server key. A web page would
+    // get a browser key (`keys create --scope write`), held to what a visitor may claim.
+    let write = engine.create_key_of_kind(
+        Scope::Write,
+        consentric_engine::KeyKind::Server,
+        Some("demo server write"),
+    )?;
     // An analyst with a privacy budget of ρ = 2 on the customers (four releases at ε = 1).
     let analyst = engine.create_key(Scope::Analyst, Some("demo analyst"))?;
     engine.grant_budget(&analyst.key_id, "customers", 2.0, "demo")?;
@@ -220,7 +226,7 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!("  curl -s http://{addr}/metrics; curl -s http://{addr}/openapi.json | jq .paths");
     println!();
     println!("Admin key: {admin}");
-    println!("Write key: {write}");
+    println!("Write key (server): {write}");
     println!("Analyst key: {analyst} (privacy budget ρ = 2 on `customers`)");
     println!(
         "(all are shown only now; make more with `consentric keys create --scope admin|write|analyst`)"
