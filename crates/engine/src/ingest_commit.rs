@@ -92,10 +92,18 @@ impl IngestService<'_> {
                     object.remove(USER_HASH_FIELD);
                 }
             }
-            if ctx.origin == Origin::Browser {
-                let limits = self.policy.limit_browser_event(event, signals, verified);
-                self.metrics
-                    .record_contact_removed(limits.contact_fields_removed);
+            match ctx.origin {
+                Origin::Browser => {
+                    let limits = self.policy.limit_browser_event(event, signals, verified);
+                    self.metrics
+                        .record_contact_removed(limits.contact_fields_removed);
+                }
+                // The business vouches for what its own servers (and imports) send.
+                Origin::Server => {
+                    for s in signals.iter_mut() {
+                        s.assurance = consentric_policy::Assurance::Server;
+                    }
+                }
             }
         }
         let prepared = events

@@ -182,3 +182,23 @@ parity_test!(contact_details_cannot_be_taken_over, |db| {
     assert_eq!(app.send_from_browser("/v1/identify", &signed).status(), 200);
     assert_eq!(trait_of(&app.profile("victim"), "email"), "new@example.com");
 });
+
+parity_test!(every_consent_record_shows_its_source_and_assurance, |db| {
+    let app = spawn_app(&db);
+    let from_server =
+        json!({"userId":"s1","event":"E","context":{"consent": grant(&["analytics"])}});
+    assert_eq!(app.send("/v1/track", &from_server).status(), 200);
+    let from_page =
+        json!({"anonymousId":"a-s1","event":"E","context":{"consent": grant(&["analytics"])}});
+    assert_eq!(app.send_from_browser("/v1/track", &from_page).status(), 200);
+    let server = history(&app, "s1");
+    assert_eq!(
+        (
+            server[0]["source"].as_str(),
+            server[0]["assurance"].as_str()
+        ),
+        (Some("segment"), Some("server"))
+    );
+    let browser = history(&app, "anonymous_id:a-s1");
+    assert_eq!(browser[0]["assurance"], "browser");
+});
