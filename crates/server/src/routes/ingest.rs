@@ -200,6 +200,11 @@ async fn ingest(
             Some(key) => Some(auth::check(&engine, key, Scope::Write)?),
             None => None,
         };
+        // A key in the header takes its turn before the body is inflated or parsed: a client
+        // over its rate costs no more than the check.
+        if let Some(p) = &principal {
+            sender.take_turn(p)?;
+        }
         let body = if gzip { gunzip(&body)? } else { body.to_vec() };
         let parsed = parse(&engine, &body, call);
         let batch = match (parsed, &header_key) {
@@ -214,11 +219,12 @@ async fn ingest(
                 .write_key
                 .as_deref()
                 .ok_or_else(|| ApiError::unauthorized("a write key is required (HTTP Basic user name, Bearer, or `writeKey` in the body)"))?;
-            principal = Some(auth::check(&engine, key, Scope::Write)?);
+            let from_body = auth::check(&engine, key, Scope::Write)?;
+            sender.take_turn(&from_body)?;
+            principal = Some(from_body);
         }
         let browser = principal.as_ref().is_some_and(Principal::is_browser);
         if let Some(p) = &principal {
-            sender.take_turn(p)?;
             if browser {
                 note_server_library(&engine, &sender.limits.server_libraries_noted, p, &batch.events);
             }
