@@ -1,7 +1,7 @@
 //! The accept loop: HTTP/1.1 connections with a head timeout (which is also the idle
 //! keep-alive timeout) and caps on how many are open, in all and from one address. A
-//! connection over a cap is answered 503 and closed at once, so that an attacker holding connections open cannot exhaust the
-//! process's file descriptors and silence `/healthz`.
+//! connection over a cap is answered 503 and closed at once, so that an attacker holding
+//! connections open cannot exhaust the process's file descriptors and silence `/healthz`.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
