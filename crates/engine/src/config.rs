@@ -101,10 +101,10 @@ pub struct ServerSettings {
     /// client cannot hold every connection.
     pub max_connections_per_client: usize,
     /// Requests being worked on at most; one more is answered 429 with `Retry-After`. Memory
-    /// under overload grows with it (on two cores, 64 admits as much work as 256 with a fifth of
+    /// under overload grows with it (on two cores, 64 admitted 10% less than 256 with a fifth of
     /// the latency and a third of the memory: `consentric-bench soak`).
     pub max_in_flight: usize,
-    /// Requests per second one client (address or anonymous id) may send with one browser
+    /// Requests per second one client (its address) may send with one browser
     /// key; bursts of five seconds' worth are allowed.
     pub browser_requests_per_second: u32,
     /// Addresses of proxies whose `X-Forwarded-For` names the client.

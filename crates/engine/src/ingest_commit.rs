@@ -61,11 +61,10 @@ impl IngestService<'_> {
     /// fault (nothing of the batch is stored).
     pub fn ingest_with(
         &self,
-        events: Vec<Event>,
+        mut events: Vec<Event>,
         ctx: &IngestContext,
     ) -> Result<IngestReport, EngineError> {
         let started = Instant::now();
-        let mut events = events;
         let mut signals = events
             .iter()
             .enumerate()

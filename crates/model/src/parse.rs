@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn times_beyond_the_accepted_range_are_refused_naming_the_field() {
-        // These once overflowed the skew arithmetic and panicked.
+        // Beyond what the skew arithmetic can hold: refused before it runs.
         let e = one(
             r#"{"userId":"u","event":"E","originalTimestamp":"+200000-01-01T00:00:00","sentAt":"2024-01-01T00:00:00Z"}"#,
             CallType::Track,

@@ -393,8 +393,8 @@ parity_test!(
                 .grant_budget(&a, "customers", 1000.0, "test")
                 .expect("within the limit");
         }
-        // 100,000 ρ granted; the next grant once overflowed the ledger's units and failed as an
-        // internal error.
+        // 100,000 ρ granted: the next grant is refused as invalid, not left to overflow the
+        // ledger's units.
         match engine.grant_budget(&a, "customers", 1000.0, "test") {
             Err(EngineError::Invalid { field, .. }) => assert_eq!(field, "rho"),
             other => panic!("refused as invalid, not {other:?}"),

@@ -613,7 +613,7 @@ parity_test!(
             .expect("read")
             .expect("row")
             .code_hash;
-        // The attack that once worked: try every code against the row.
+        // The attack on an unkeyed hash: try every code against the row.
         let found = (0..1_000_000u32).find(|c| {
             let guess = format!("{}:{c:06}", filed.request_id);
             hex::encode(Sha256::digest(guess.as_bytes())) == stored

@@ -843,46 +843,56 @@ parity_test!(
     }
 );
 
+/// A customer who granted analytics and has a page stored with campaign data (which only
+/// analytics may use), whose consent someone holding the public browser key then withdrew.
+fn withdrawn_from_a_browser(
+    db: &TestDb,
+) -> (Engine, std::sync::Arc<consentric_engine::FixedClock>) {
+    let clock = clock(noon());
+    let engine = Engine::new(db.store(), clock.clone());
+    engine
+        .ingest(events(
+            json!([{"type":"identify","messageId":"0","userId":"u"}]),
+        ))
+        .expect("ingest");
+    engine
+        .set_consent(
+            &by("u"),
+            &[("analytics".into(), "granted".into())],
+            "key:test",
+            b"grant",
+        )
+        .expect("grant");
+    engine
+        .ingest(events(json!([
+            {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"}}},
+        ])))
+        .expect("ingest");
+    let browser = IngestContext {
+        gpc: false,
+        actor: "key:browser".into(),
+        origin: consentric_engine::Origin::Browser,
+    };
+    let withdraw = json!([{"type":"track","messageId":"w","userId":"u","event":"E",
+        "context":{"consent":{"categoryPreferences":{"analytics":false}}}}]);
+    engine
+        .ingest_with(events(withdraw), &browser)
+        .expect("ingest");
+    (engine, clock)
+}
+
+/// The campaign name of the customer's stored page, if the page is there.
+fn campaign(engine: &Engine) -> Option<Value> {
+    stored(engine, "u")
+        .into_iter()
+        .find(|e| e["messageId"] == "1")
+        .map(|e| e["context"]["campaign"]["name"].clone())
+}
+
 parity_test!(
     a_withdrawal_from_a_browser_key_restricts_at_once_and_deletes_only_after_its_grace,
     |db| {
-        let clock = clock(noon());
-        let engine = Engine::new(db.store(), clock.clone());
-        engine
-            .ingest(events(
-                json!([{"type":"identify","messageId":"0","userId":"u"}]),
-            ))
-            .expect("ingest");
-        engine
-            .set_consent(
-                &by("u"),
-                &[("analytics".into(), "granted".into())],
-                "key:test",
-                b"grant",
-            )
-            .expect("grant");
-        engine
-            .ingest(events(json!([
-                {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"}}},
-            ])))
-            .expect("ingest");
-        let campaign = |engine: &Engine| {
-            stored(engine, "u")
-                .into_iter()
-                .find(|e| e["messageId"] == "1")
-                .map(|e| e["context"]["campaign"]["name"].clone())
-        };
-        // Anyone holding the public key withdraws the customer's consent.
-        let browser = IngestContext {
-            gpc: false,
-            actor: "key:browser".into(),
-            origin: consentric_engine::Origin::Browser,
-        };
-        let withdraw = json!([{"type":"track","messageId":"w","userId":"u","event":"E",
-            "context":{"consent":{"categoryPreferences":{"analytics":false}}}}]);
-        engine
-            .ingest_with(events(withdraw), &browser)
-            .expect("ingest");
+        let (engine, clock) = withdrawn_from_a_browser(&db);
         // Processing stops at once...
         assert!(!state(&engine, "u", "analytics").2, "no basis at once");
         // ...but nothing is deleted yet, not even by a sweep before the grace period ends.
@@ -899,36 +909,7 @@ parity_test!(
 parity_test!(
     a_customer_who_grants_again_within_the_grace_keeps_their_data,
     |db| {
-        let clock = clock(noon());
-        let engine = Engine::new(db.store(), clock.clone());
-        engine
-            .ingest(events(
-                json!([{"type":"identify","messageId":"0","userId":"u"}]),
-            ))
-            .expect("ingest");
-        engine
-            .set_consent(
-                &by("u"),
-                &[("analytics".into(), "granted".into())],
-                "key:test",
-                b"grant",
-            )
-            .expect("grant");
-        engine
-            .ingest(events(json!([
-                {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"}}},
-            ])))
-            .expect("ingest");
-        let browser = IngestContext {
-            gpc: false,
-            actor: "key:browser".into(),
-            origin: consentric_engine::Origin::Browser,
-        };
-        let withdraw = json!([{"type":"track","messageId":"w","userId":"u","event":"E",
-            "context":{"consent":{"categoryPreferences":{"analytics":false}}}}]);
-        engine
-            .ingest_with(events(withdraw), &browser)
-            .expect("ingest");
+        let (engine, clock) = withdrawn_from_a_browser(&db);
         // The forged withdrawal is undone by the customer (here through the admin API).
         clock.set(noon() + chrono::Duration::hours(1));
         engine
@@ -941,11 +922,7 @@ parity_test!(
             .expect("grant again");
         clock.set(noon() + chrono::Duration::hours(73));
         engine.carry_out_due_withdrawals("test").expect("sweep");
-        let page = stored(&engine, "u")
-            .into_iter()
-            .find(|e| e["messageId"] == "1")
-            .expect("page");
-        assert_eq!(page["context"]["campaign"]["name"], "spring");
+        assert_eq!(campaign(&engine), Some(json!("spring")));
     }
 );
 

@@ -39,14 +39,17 @@ fn rewrite(bytes: &[u8]) -> Option<Vec<u8>> {
     } else {
         return None;
     };
-    let head_end = bytes.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
-    if head_end != bytes.len() || !head.contains("\r\ncontent-length: 0\r\n") {
+    let head = std::str::from_utf8(bytes).ok()?;
+    let empty = head.ends_with("\r\n\r\n")
+        && head.matches("\r\n\r\n").count() == 1
+        && head
+            .to_ascii_lowercase()
+            .contains("\r\ncontent-length: 0\r\n");
+    if !empty {
         return None;
     }
-    let status_line = head.lines().next()?;
+    let status = head.split("\r\n").next()?;
     let body = format!(r#"{{"error":{{"code":"{code}","message":"{message}","field":null}}}}"#);
-    let status = &String::from_utf8_lossy(&bytes[..status_line.len()]);
     Some(
         format!(
             "{status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",

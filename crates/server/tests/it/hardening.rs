@@ -1,10 +1,11 @@
-//! What an attacker holding the public write key, or no key at all, once could do: each test
-//! here failed before its defect was closed.
+//! What an attacker holding the public write key, or no key at all, may try: out-of-range and
+//! far-future times, clean-room bodies without a token or over the session, a key of the wrong
+//! scope. Each test shows the attempt refused.
 
 use consentric_testkit::parity_test;
 use serde_json::json;
 
-use crate::app::{assert_error, spawn_app, trait_of};
+use crate::app::{assert_error, spawn_app, trait_of, TestApp};
 
 parity_test!(out_of_range_times_are_refused_naming_the_field, |db| {
     let app = spawn_app(&db);
@@ -92,8 +93,8 @@ fn status_before_the_body_ends(
     (!line.is_empty()).then_some(line)
 }
 
-parity_test!(a_clean_room_round_reads_no_body_before_its_token, |db| {
-    let app = spawn_app(&db);
+/// A clean-room invitation made by the admin: its session id and token.
+fn invite(app: &TestApp) -> (String, String) {
     let invitation: serde_json::Value = app
         .post("/v1/cleanroom/sessions")
         .bearer_auth(&app.admin)
@@ -102,7 +103,13 @@ parity_test!(a_clean_room_round_reads_no_body_before_its_token, |db| {
         .expect("invite")
         .json()
         .expect("json");
-    let session = invitation["session"].as_str().expect("session");
+    let field = |name: &str| invitation[name].as_str().expect(name).to_owned();
+    (field("session"), field("token"))
+}
+
+parity_test!(a_clean_room_round_reads_no_body_before_its_token, |db| {
+    let app = spawn_app(&db);
+    let (session, _) = invite(&app);
     let path = format!("/v1/cleanroom/sessions/{session}/intersect");
     // 256 MiB announced, 1 KiB sent: refused at once, not after reading the rest.
     let line = status_before_the_body_ends(&app.base, &path, "Bearer wrong", 256 << 20, 1024);
@@ -128,18 +135,7 @@ parity_test!(a_partner_may_send_no_more_than_its_session_can_use, |db| {
             })
             .expect("settings")
     });
-    let invitation: serde_json::Value = app
-        .post("/v1/cleanroom/sessions")
-        .bearer_auth(&app.admin)
-        .json(&json!({"partner":"p"}))
-        .send()
-        .expect("invite")
-        .json()
-        .expect("json");
-    let (session, token) = (
-        invitation["session"].as_str().expect("session"),
-        invitation["token"].as_str().expect("token"),
-    );
+    let (session, token) = invite(&app);
     // The scheme in lower case is the same scheme.
     let r = app
         .post(&format!("/v1/cleanroom/sessions/{session}/blinded"))
