@@ -230,7 +230,7 @@ pub fn ingest(args: &IngestArgs) -> anyhow::Result<()> {
             .context("Failed to create a scratch PostgreSQL database")?;
         let keys = tempfile::tempdir()?;
         let engine = Arc::new(Engine::new(
-            sealed(Store::connect_postgres(&url)?, keys.path(), args)?,
+            sealed(Store::connect_postgres(&url, 64)?, keys.path(), args)?,
             Arc::new(SystemClock),
         ));
         let pg_in = rate(

@@ -2,15 +2,16 @@
 //! revoked, and kept briefly in a cache once verified. It is given the store, the clock and
 //! the cache of verified keys, nothing else.
 //!
-//! A verified key is believed from the cache for at most [`CACHE_LIFE`]: a key revoked by
-//! another process on the same store (the CLI beside `serve`, another node) is refused
-//! everywhere within that time, and at once by the process that revoked it.
+//! On SQLite a verified key is believed from the cache for at most [`CACHE_LIFE`]: a key
+//! revoked by another process on the same file (the CLI beside `serve`) is refused there
+//! within that time, and at once by the process that revoked it. On PostgreSQL, where other
+//! nodes serve too, every request reads its key.
 
 use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use consentric_store::{ApiKeyRecord, Store};
+use consentric_store::{ApiKeyRecord, BackendKind, Change, Store};
 use serde_json::json;
 
 use crate::audit;
@@ -21,6 +22,9 @@ use crate::profiles::iso;
 
 /// How long a verified key is believed without reading the store again.
 pub const CACHE_LIFE: Duration = Duration::from_secs(1);
+
+/// Verified keys kept before the expired ones are dropped.
+const MAX_CACHED_KEYS: usize = 1024;
 
 /// How stale a key's `last_used_at` may get before it is written again.
 const USE_RESOLUTION_MS: i64 = 60_000;
@@ -109,12 +113,22 @@ impl ApiKeys<'_> {
     }
 
     fn verified(&self, hash: &str) -> Option<Principal> {
+        if !self.caches() {
+            return None;
+        }
         self.key_cache
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(hash)
             .filter(|(_, at)| at.elapsed() < CACHE_LIFE)
             .map(|(p, _)| p.clone())
+    }
+
+    /// Whether verified keys are believed for [`CACHE_LIFE`]. Not on PostgreSQL, where other
+    /// nodes may revoke a key: each request reads its key (one indexed row), so a revocation
+    /// is refused at once by every node.
+    fn caches(&self) -> bool {
+        self.store.kind() != BackendKind::Postgres
     }
 
     /// The key with this secret, or `None` if there is no such live key.
@@ -145,10 +159,13 @@ impl ApiKeys<'_> {
         {
             self.store.write(|tx| tx.key_used(&record.key_id, now))?;
         }
-        self.key_cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(hash, (principal.clone(), Instant::now()));
+        if self.caches() {
+            let mut cache = self.key_cache.write().unwrap_or_else(|p| p.into_inner());
+            if cache.len() >= MAX_CACHED_KEYS {
+                cache.retain(|_, (_, at)| at.elapsed() < CACHE_LIFE);
+            }
+            cache.insert(hash, (principal.clone(), Instant::now()));
+        }
         Ok(Some(principal))
     }
 
@@ -174,8 +191,9 @@ impl ApiKeys<'_> {
             .collect())
     }
 
-    /// Revokes key `key_id`, as `actor`: refused at once by this process, and by every other
-    /// on the same store within [`CACHE_LIFE`]. Audited. Revoking a revoked key changes nothing.
+    /// Revokes key `key_id`, as `actor`: refused at once by this process and by every node on
+    /// PostgreSQL, and by another process on the same SQLite file within [`CACHE_LIFE`].
+    /// Audited. Revoking a revoked key changes nothing.
     ///
     /// # Errors
     /// Not found; a database fault.
@@ -183,6 +201,7 @@ impl ApiKeys<'_> {
         let now = self.clock.now().timestamp_millis();
         self.store.write(|tx| -> Result<(), EngineError> {
             if tx.revoke_api_key(key_id, now)? {
+                tx.announce(&Change::Key)?;
                 audit::append(
                     tx,
                     now,
@@ -219,6 +238,7 @@ impl ApiKeys<'_> {
         let now = self.clock.now().timestamp_millis();
         self.store.write(|tx| -> Result<(), EngineError> {
             tx.set_key_kind(key_id, kind.as_str())?;
+            tx.announce(&Change::Key)?;
             audit::append(
                 tx,
                 now,

@@ -28,6 +28,10 @@ impl Context {
 
     /// An engine with a configured policy.
     pub fn with_policy(store: Store, clock: Arc<dyn Clock>, policy: PolicySet) -> Self {
+        let cluster = crate::cluster_state::ClusterState::new(
+            crate::config::ClusterSettings::default().node_name(),
+            store.kind(),
+        );
         Context {
             unmapped_seen: Mutex::new(std::collections::HashSet::new()),
             store,
@@ -46,6 +50,7 @@ impl Context {
             population_cache: Default::default(),
             cleanroom: crate::cleanroom::Cleanroom::new(Default::default()),
             ingest_settings: Default::default(),
+            cluster,
             policy,
         }
         .with_stored_models()
@@ -132,6 +137,15 @@ impl Context {
 
     /// Loads the last fitted models, so scores survive a restart.
     fn with_stored_models(self) -> Self {
+        self.load_scorer();
+        if let Err(e) = self.training().load_recommenders() {
+            tracing::warn!(error = %e, "stored recommenders not read");
+        }
+        self
+    }
+
+    /// Loads the last fitted lifecycle models (at start, or when another node fitted them).
+    pub(crate) fn load_scorer(&self) {
         match self.store.models() {
             Ok(rows) => {
                 let scorer = crate::lifecycle::scorer_from(&rows, &self.lifecycle);
@@ -139,10 +153,14 @@ impl Context {
             }
             Err(e) => tracing::warn!(error = %e, "stored lifecycle models not read"),
         }
-        if let Err(e) = self.training().load_recommenders() {
-            tracing::warn!(error = %e, "stored recommenders not read");
-        }
-        self
+    }
+
+    /// Drops every verified key (another node revoked or changed one).
+    pub(crate) fn forget_keys(&self) {
+        self.key_cache
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     /// Opens the configured store (PostgreSQL if a URL is set, else SQLite in the data
@@ -152,7 +170,7 @@ impl Context {
     /// If the store cannot be opened or migrated.
     pub fn open(settings: &Settings) -> Result<Self, EngineError> {
         let store = match &settings.storage.database_url {
-            Some(url) => Store::connect_postgres(url)?,
+            Some(url) => Store::connect_postgres(url, settings.storage.pool_size)?,
             None => Store::open_sqlite(
                 &settings.storage.data_dir,
                 SqliteOptions {
@@ -164,14 +182,33 @@ impl Context {
         // with PostgreSQL the data directory holds only them.
         let master = MasterKeys::load_or_create(&settings.storage.data_dir)
             .map_err(|e| EngineError::Config(e.to_string()))?;
-        let store = store.with_vault(Arc::new(Vault::new(master)));
+        let vault = Arc::new(Vault::new(master));
+        // Every process on a database must hold the same master keys: with others, it would
+        // find no customer (blind indexes differ) and make a second profile for each.
+        let check = vault.keyed_hash("master-key-check", &[b"consentric"]);
+        let store = store.with_vault(vault);
+        if !store.master_key_matches(&check)? {
+            return Err(EngineError::Config(
+                "the master keys differ from those this database was written with: every node \
+                 on one database needs the same master.key (or CONSENTRIC_MASTER_KEY)"
+                    .into(),
+            ));
+        }
         let policy = PolicySet::new(
             settings.purposes.clone(),
             &settings.schema,
             &settings.consent,
         )
         .map_err(|e| EngineError::Config(e.to_string()))?;
-        let engine = Context::with_policy(store, Arc::new(SystemClock), policy)
+        let mut engine = Context::with_policy(store, Arc::new(SystemClock), policy);
+        engine.cluster = crate::cluster_state::ClusterState::new(
+            settings.cluster.node_name(),
+            engine.store.kind(),
+        );
+        if engine.store.kind() == consentric_store::BackendKind::Postgres {
+            engine.metrics = Metrics::of_node(Some(&engine.cluster.node));
+        }
+        let engine = engine
             .with_dsr_settings(settings.dsr.clone())
             .with_lifecycle(settings.lifecycle.clone())?
             .with_personalize(settings.personalize.clone())?

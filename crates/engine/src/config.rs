@@ -44,6 +44,33 @@ pub struct Settings {
     pub personalize: crate::personalize::PersonalizeSettings,
     /// `[cleanroom]`: the partner-matching purpose, the identifier, session limits.
     pub cleanroom: crate::cleanroom::CleanroomSettings,
+    /// `[cluster]`: this node among others on one PostgreSQL.
+    pub cluster: ClusterSettings,
+}
+
+/// `[cluster]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's name in the leader row, timers' runs, metrics and `/readyz`
+    /// (`CONSENTRIC_NODE`); empty: the host name and process id.
+    pub node: String,
+}
+
+impl ClusterSettings {
+    /// The configured name, or `host-pid`.
+    pub fn node_name(&self) -> String {
+        if !self.node.is_empty() {
+            return self.node.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| "node".into());
+        format!("{host}-{}", std::process::id())
+    }
 }
 
 /// `[retention]`.
@@ -138,7 +165,16 @@ pub struct StorageSettings {
     /// `full` (default: every acknowledged commit survives power loss) or `normal`
     /// (`CONSENTRIC_SQLITE_SYNCHRONOUS`).
     pub sqlite_synchronous: String,
+    /// PostgreSQL: most connections this process opens for requests and jobs (a request that
+    /// finds them all busy waits for one); the listener and the leader lock have one each
+    /// besides (`CONSENTRIC_POOL_SIZE`).
+    pub pool_size: usize,
 }
+
+/// Enough for `max_in_flight` (64) requests and the timers without queueing at the pool on
+/// a small server, few enough that several nodes stay inside PostgreSQL's default
+/// `max_connections` (100) only when sized for it: see docs/scaling.md.
+pub const DEFAULT_POOL_SIZE: usize = 32;
 
 impl Default for StorageSettings {
     fn default() -> Self {
@@ -146,6 +182,7 @@ impl Default for StorageSettings {
             data_dir: PathBuf::from("consentric-data"),
             database_url: None,
             sqlite_synchronous: "full".into(),
+            pool_size: DEFAULT_POOL_SIZE,
         }
     }
 }
@@ -210,6 +247,16 @@ impl Settings {
         }
         if let Some(v) = env("CONSENTRIC_DATABASE_URL").filter(|v| !v.is_empty()) {
             settings.storage.database_url = Some(v);
+        }
+        if let Some(v) = env("CONSENTRIC_POOL_SIZE") {
+            settings.storage.pool_size = v.parse().map_err(|_| {
+                EngineError::Config(format!(
+                    "CONSENTRIC_POOL_SIZE must be a whole number, not `{v}`"
+                ))
+            })?;
+        }
+        if let Some(v) = env("CONSENTRIC_NODE").filter(|v| !v.is_empty()) {
+            settings.cluster.node = v;
         }
         if let Some(v) = env("CONSENTRIC_SQLITE_SYNCHRONOUS") {
             settings.storage.sqlite_synchronous = v;
@@ -276,6 +323,11 @@ impl Settings {
                 "storage.sqlite_synchronous must be `full` or `normal`, not `{}`",
                 self.storage.sqlite_synchronous
             )));
+        }
+        if self.storage.pool_size == 0 {
+            return Err(EngineError::Config(
+                "storage.pool_size must be at least 1".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(EngineError::Config(format!(

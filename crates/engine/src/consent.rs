@@ -254,9 +254,11 @@ impl ConsentService<'_> {
                 };
                 withdrawal::enforce(tx, self.policy, &derived, &id, &after, at, actor)?;
             }
+            if self.personalize.tracks_segments() {
+                tx.note_touched([&id])?;
+            }
             Ok(())
         })?;
-        self.personalize.touched([id.clone()]);
         self.consent_of(&id)
     }
 

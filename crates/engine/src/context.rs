@@ -58,6 +58,8 @@ pub(crate) struct Context {
     pub(crate) cleanroom: Cleanroom,
     /// What events from clients may claim (`[ingest]`).
     pub(crate) ingest_settings: crate::config::IngestSettings,
+    /// This node among others on the same database.
+    pub(crate) cluster: crate::cluster_state::ClusterState,
 }
 
 impl Context {

@@ -424,6 +424,10 @@ impl DsrService<'_> {
             // An access request keeps its identity so the export can be fetched again.
             if r.kind != "access" {
                 tx.shred_dsr(request_id)?;
+                tx.announce(&consentric_store::Change::Erased {
+                    keys: vec![request_id.to_owned()],
+                    contacts: Vec::new(),
+                })?;
             }
             audit::append(
                 tx,

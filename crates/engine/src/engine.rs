@@ -41,6 +41,11 @@ pub struct Engine {
 }
 
 impl Engine {
+    /// The state the crate's own modules reach past the façade (the cluster follower).
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
     /// An engine over `store` with `clock` and the built-in retail policy.
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
         Engine {

@@ -4,7 +4,7 @@
 //! what was erased. Asking again returns the same receipt: erasure happens once.
 
 use consentric_model::{Identity, IdentityKind, ProfileId};
-use consentric_store::{ReceiptRow, StoreError};
+use consentric_store::{Change, ReceiptRow, StoreError};
 use consentric_vault::{verify_signature, KeyId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -171,6 +171,15 @@ impl<'a> ErasureService<'a> {
                         "events": erased.events, "traits": erased.traits,
                         "identities": erased.identities, "data_keys": erased.keys}),
             )?;
+            // Every other node forgets the keys and the messages too, once this commits.
+            tx.announce(&Change::Erased {
+                keys: keys.iter().chain(&scrubbed.requests).cloned().collect(),
+                contacts: scrubbed
+                    .contacts
+                    .iter()
+                    .map(|c| vault.keyed_hash("outbox", &[c.as_bytes()]))
+                    .collect(),
+            })?;
             Ok::<_, StoreError>((receipt, keys, scrubbed))
         })?;
         self.notifier.forget(&scrubbed.contacts);

@@ -437,6 +437,31 @@ pub(crate) struct IngestRequest {
     pub withdrawal_grace_ms: i64,
 }
 
+/// Locks every identity the requests' events name (see [`WriteTx::lock_identities`]): taken
+/// once, before any of them is resolved, so the locks come in one order.
+pub(crate) fn lock_identities<'r>(
+    tx: &mut WriteTx<'_>,
+    requests: impl IntoIterator<Item = &'r IngestRequest>,
+) -> Result<(), StoreError> {
+    let mut named = Vec::new();
+    for req in requests {
+        for prepared in &req.prepared {
+            let event = &prepared.full.event;
+            named.extend(event.user_id().map(Identity::user));
+            named.extend(event.anonymous_id().map(Identity::anonymous));
+            if let Call::Alias { previous_id } = event.call() {
+                for kind in [IdentityKind::UserId, IdentityKind::AnonymousId] {
+                    named.push(Identity {
+                        kind,
+                        value: previous_id.clone(),
+                    });
+                }
+            }
+        }
+    }
+    tx.lock_identities(&named)
+}
+
 /// Stores a request's events in the open transaction.
 pub(crate) fn ingest(
     tx: &mut WriteTx<'_>,

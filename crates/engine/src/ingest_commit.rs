@@ -196,21 +196,24 @@ impl IngestService<'_> {
         let work = |tx: &mut consentric_store::WriteTx<'_>| {
             let token = tx.change_token()?;
             cache.validate(token);
+            ingest::lock_identities(tx, group)?;
             let mut state = BatchState::new(&cache, self.lifecycle, &self.personalize.interactions);
             let reports = group
                 .iter()
                 .map(|req| ingest::ingest(tx, &mut state, req, self.policy, now))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let touched = state.take_touched();
-            Ok::<_, StoreError>((reports, token, touched, state.learnt()))
+            if self.personalize.tracks_segments() {
+                tx.note_touched(&touched)?;
+            }
+            Ok::<_, StoreError>((reports, token, state.learnt()))
         };
         let together = self
             .store
             .write_unflushed(events >= crate::ingest::IMPORT_BATCH, work);
         match together {
-            Ok(((reports, token, touched, learnt), pending)) => {
+            Ok(((reports, token, learnt), pending)) => {
                 cache.absorb(token, learnt);
-                self.personalize.touched(touched);
                 (reports.into_iter().map(Ok).collect(), pending)
             }
             Err(e) if group.len() == 1 => {
@@ -226,17 +229,17 @@ impl IngestService<'_> {
                     .map(|req| {
                         self.store
                             .write(|tx| {
+                                ingest::lock_identities(tx, [req])?;
                                 let mut state = BatchState::new(
                                     &empty,
                                     self.lifecycle,
                                     &self.personalize.interactions,
                                 );
                                 let report = ingest::ingest(tx, &mut state, req, self.policy, now)?;
-                                Ok::<_, StoreError>((report, state.take_touched()))
-                            })
-                            .map(|(report, touched)| {
-                                self.personalize.touched(touched);
-                                report
+                                if self.personalize.tracks_segments() {
+                                    tx.note_touched(&state.take_touched())?;
+                                }
+                                Ok::<_, StoreError>(report)
                             })
                             .map_err(EngineError::from)
                     })

@@ -13,6 +13,8 @@ mod assemble;
 mod audit;
 pub mod cleanroom;
 mod clock;
+mod cluster;
+mod cluster_state;
 pub mod config;
 mod consent;
 mod context;

@@ -14,6 +14,11 @@ struct ReasonLabel {
     reason: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabel {
+    job: String,
+}
+
 /// Counters of what ingestion did; shared by every caller of the engine.
 pub struct Metrics {
     registry: Registry,
@@ -22,11 +27,24 @@ pub struct Metrics {
     rejected: Family<ReasonLabel, Counter>,
     fields_dropped: Family<ReasonLabel, Counter>,
     latency: Histogram,
+    timer_runs: Family<JobLabel, Counter>,
 }
 
 impl Metrics {
     pub(crate) fn new() -> Self {
-        let mut registry = Registry::with_prefix("consentric");
+        Self::of_node(None)
+    }
+
+    /// Every metric labelled `node="<node>"` when given, so that a scraper can tell the
+    /// nodes of a cluster apart.
+    pub(crate) fn of_node(node: Option<&str>) -> Self {
+        let labels = node.map(|n| {
+            (
+                std::borrow::Cow::Borrowed("node"),
+                std::borrow::Cow::Owned(n.to_owned()),
+            )
+        });
+        let mut registry = Registry::with_prefix_and_labels("consentric", labels.into_iter());
         let accepted = Counter::default();
         let deduplicated = Counter::default();
         let rejected = Family::<ReasonLabel, Counter>::default();
@@ -60,6 +78,12 @@ impl Metrics {
             "Time to validate, resolve and durably store one ingest call (a batch counts once)",
             latency.clone(),
         );
+        let timer_runs = Family::<JobLabel, Counter>::default();
+        registry.register(
+            "timer_runs",
+            "Periodic jobs this node ran as the cluster's leader, by job (each runs once per period across the cluster)",
+            timer_runs.clone(),
+        );
         Metrics {
             registry,
             accepted,
@@ -67,7 +91,16 @@ impl Metrics {
             rejected,
             fields_dropped,
             latency,
+            timer_runs,
         }
+    }
+
+    pub(crate) fn record_timer_run(&self, job: &str) {
+        self.timer_runs
+            .get_or_create(&JobLabel {
+                job: job.to_owned(),
+            })
+            .inc();
     }
 
     pub(crate) fn record_ingest(&self, accepted: u64, duplicates: u64, took: Duration) {

@@ -105,7 +105,8 @@ impl Application {
     }
 
     /// Binds `settings.listen` with the limits `settings` sets (timeouts, connection and
-    /// in-flight caps, browser-key rate limits, trusted proxies).
+    /// in-flight caps, browser-key rate limits, trusted proxies), once the engine hears what
+    /// other nodes on the same PostgreSQL change (`Engine::follow_cluster`).
     ///
     /// # Errors
     /// If the address cannot be bound.
@@ -114,6 +115,11 @@ impl Application {
         settings: &ServerSettings,
     ) -> std::io::Result<Self> {
         let listener = TcpListener::bind(&settings.listen).await?;
+        // A node serving beside others hears their changes before it answers anyone.
+        let following = engine.clone();
+        tokio::task::spawn_blocking(move || following.follow_cluster())
+            .await
+            .map_err(std::io::Error::other)?;
         let limits = Arc::new(edge::Limits::new(settings));
         Ok(Application {
             listener,

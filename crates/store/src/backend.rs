@@ -1,3 +1,4 @@
+use crate::changes::Change;
 use crate::error::StoreError;
 
 /// Which database is behind a [`crate::Store`].
@@ -270,6 +271,16 @@ pub trait Backend: Send + Sync {
     ) -> Result<(), StoreError> {
         self.read(work)
     }
+    /// A feed of what other processes on the database announce ([`crate::Change`]); `None`
+    /// where no other process writes behind this one's back (SQLite's single file).
+    fn listen(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
+        Ok(None)
+    }
+    /// Tries to take the cluster's leader lock (see [`crate::Leadership`]); `None` if another
+    /// process holds it. A single-process database has no one to lose it to.
+    fn try_lead(&self) -> Result<Option<Box<dyn LeaderLock>>, StoreError> {
+        Ok(Some(Box::new(AlwaysHeld)))
+    }
     /// Applies pending migrations; called once when the store opens.
     fn migrate(&self) -> Result<(), StoreError>;
     /// Moves everything committed into the main database file and empties the write-ahead log,
@@ -277,5 +288,27 @@ pub trait Backend: Send + Sync {
     /// server manages its own log.
     fn checkpoint(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+/// A connection of its own that hears what other processes announce.
+pub trait ChangeFeed: Send {
+    /// The next change, waiting at most `wait`: `Ok(None)` when none came. An error means the
+    /// connection is gone and announcements may have been missed.
+    fn next(&mut self, wait: std::time::Duration) -> Result<Option<Change>, StoreError>;
+}
+
+/// Held leadership of the processes on one database (see [`crate::Leadership`]).
+pub trait LeaderLock: Send {
+    /// Whether the lock is still held (its connection still open).
+    fn held(&mut self) -> bool;
+}
+
+/// The leader lock of a database only one process serves.
+struct AlwaysHeld;
+
+impl LeaderLock for AlwaysHeld {
+    fn held(&mut self) -> bool {
+        true
     }
 }

@@ -116,12 +116,15 @@ impl WriteTx<'_> {
             .map(drop)
     }
 
-    /// A request, as this transaction sees it (SQLite serialises writers; on PostgreSQL two
-    /// concurrent updates of one request are not locked against each other).
+    /// A request, as this transaction sees it, held against concurrent changes until the
+    /// transaction ends (SQLite serialises writers; PostgreSQL locks the row).
     pub fn dsr(&mut self, request_id: &str) -> Result<Option<DsrRow>, StoreError> {
-        let rows = self
-            .conn
-            .query(sql::DSR_BY_ID, &[Param::Text(request_id)])?;
+        // Read to be changed: on PostgreSQL the row stays locked until the commit.
+        let sql = match self.conn.kind() {
+            crate::BackendKind::Sqlite => sql::DSR_BY_ID,
+            crate::BackendKind::Postgres => sql::DSR_BY_ID_FOR_UPDATE,
+        };
+        let rows = self.conn.query(sql, &[Param::Text(request_id)])?;
         let sealer = &mut self.sealer;
         rows.into_iter()
             .next()

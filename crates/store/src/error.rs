@@ -46,6 +46,13 @@ pub enum StoreError {
     /// public browser key); nothing of it was written.
     #[error("refused: {0}")]
     Refused(String),
+    /// A connection the store keeps open for a purpose of its own (listening for other
+    /// processes' changes) was lost.
+    #[error("connection lost: {0}")]
+    Disconnected(String),
+    /// A leader-only write by a process that is no longer the leader (see `Fence`).
+    #[error("fenced: {0}")]
+    Fenced(String),
 }
 
 impl StoreError {

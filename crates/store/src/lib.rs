@@ -14,10 +14,13 @@ mod access;
 mod audit_tx;
 mod backend;
 mod bulk_tx;
+mod changes;
 mod cleanroom_tx;
+mod cluster_tx;
 mod dp_tx;
 mod dsr_tx;
 mod error;
+mod fence;
 mod keys_tx;
 mod lifecycle_tx;
 mod migrations;
@@ -35,12 +38,17 @@ mod wal_sync;
 
 pub use access::{AccessGrant, Opens};
 pub use audit_tx::{audit_digest, audit_mac, audit_mac_matches, AUDIT_GENESIS};
-pub use backend::{Backend, BackendKind, Cell, CellRef, ChangeToken, Conn, Param};
+pub use backend::{
+    Backend, BackendKind, Cell, CellRef, ChangeFeed, ChangeToken, Conn, LeaderLock, Param,
+};
 pub use bulk_tx::StagePath;
+pub use changes::Change;
 pub use cleanroom_tx::SessionRow;
+pub use cluster_tx::Leadership;
 pub use dp_tx::BudgetRow;
 pub use dsr_tx::{DsrRow, NewDsr, Scrubbed};
 pub use error::StoreError;
+pub use fence::Fence;
 pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use lifecycle_tx::{ModelRow, PurchaseDay, StageFacts, StageRow, TransitionRow};
 pub use personalize_tx::{ActionTaken, DecisionFacts, InteractionRow, SegmentRow};

@@ -568,6 +568,54 @@ CREATE INDEX pending_withdrawals_due ON pending_withdrawals(due_at);
 ALTER TABLE audit_log ADD COLUMN mac TEXT;
 "#,
     },
+    Migration {
+        version: 14,
+        name: "several nodes: leadership, timers' last runs, customers touched, the master keys' check",
+        sqlite: r#"
+CREATE TABLE cluster_leader (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    token INTEGER NOT NULL,
+    node  TEXT NOT NULL,
+    since INTEGER NOT NULL
+);
+INSERT INTO cluster_leader (id, token, node, since) VALUES (1, 0, '', 0);
+CREATE TABLE timer_runs (
+    job      TEXT PRIMARY KEY,
+    last_run INTEGER NOT NULL,
+    token    INTEGER NOT NULL,
+    node     TEXT NOT NULL
+);
+CREATE TABLE touched_profiles (
+    profile_id TEXT PRIMARY KEY
+);
+CREATE TABLE master_key_check (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    check_hash TEXT NOT NULL
+);
+"#,
+        postgres: r#"
+CREATE TABLE cluster_leader (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    token BIGINT NOT NULL,
+    node  TEXT NOT NULL,
+    since BIGINT NOT NULL
+);
+INSERT INTO cluster_leader (id, token, node, since) VALUES (1, 0, '', 0);
+CREATE TABLE timer_runs (
+    job      TEXT PRIMARY KEY,
+    last_run BIGINT NOT NULL,
+    token    BIGINT NOT NULL,
+    node     TEXT NOT NULL
+);
+CREATE TABLE touched_profiles (
+    profile_id TEXT PRIMARY KEY
+);
+CREATE TABLE master_key_check (
+    id    INTEGER PRIMARY KEY CHECK (id = 1),
+    check_hash TEXT NOT NULL
+);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -4,42 +4,60 @@
 use std::collections::HashMap;
 use std::error::Error;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
 
 use bytes::BytesMut;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{IsNull, ToSql, Type};
 use postgres::{Client, GenericClient, NoTls, Statement};
 
-use crate::backend::{refuse_nul, Backend, BackendKind, Cell, Conn, Param};
+use crate::backend::{refuse_nul, Backend, BackendKind, Cell, ChangeFeed, Conn, LeaderLock, Param};
+use crate::changes::{self, Change};
 use crate::error::StoreError;
 use crate::migrations;
 
-/// Connections kept open between requests.
-const MAX_IDLE: usize = 8;
+/// How long a request waits for a free connection when all `pool_size` are busy.
+const CHECKOUT_WAIT: Duration = Duration::from_secs(30);
 
 struct Pooled {
     client: Client,
     statements: HashMap<&'static str, Statement>,
 }
 
+/// The connections: idle ones, and how many are open in all (idle or lent).
+struct Pool {
+    idle: Vec<Pooled>,
+    open: usize,
+}
+
 /// PostgreSQL behind [`Backend`].
 pub struct PostgresBackend {
     config: postgres::Config,
-    idle: Mutex<Vec<Pooled>>,
+    pool: Mutex<Pool>,
+    /// Signalled when a connection comes back or closes.
+    returned: Condvar,
+    /// Most connections open at once.
+    max: usize,
 }
 
 impl PostgresBackend {
-    /// Connects to `url` (`postgres://user@host:port/db` or a key=value string) and keeps the
-    /// first connection for the pool.
+    /// Connects to `url` (`postgres://user@host:port/db` or a key=value string), with at most
+    /// `pool_size` connections, and keeps the first for the pool.
     ///
     /// # Errors
     /// A malformed URL or a server that refuses the connection.
-    pub fn connect(url: &str) -> Result<Self, StoreError> {
+    pub fn connect(url: &str, pool_size: usize) -> Result<Self, StoreError> {
         let config =
             postgres::Config::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
         let backend = PostgresBackend {
             config,
-            idle: Mutex::new(Vec::new()),
+            pool: Mutex::new(Pool {
+                idle: Vec::new(),
+                open: 0,
+            }),
+            returned: Condvar::new(),
+            max: pool_size.max(1),
         };
         let first = backend.checkout()?;
         backend.checkin(first);
@@ -47,24 +65,60 @@ impl PostgresBackend {
     }
 
     fn checkout(&self) -> Result<Pooled, StoreError> {
-        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        match idle {
-            Some(p) if !p.client.is_closed() => Ok(p),
-            _ => Ok(Pooled {
-                client: self.config.connect(NoTls)?,
-                statements: HashMap::new(),
-            }),
+        let deadline = std::time::Instant::now() + CHECKOUT_WAIT;
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match pool.idle.pop() {
+                Some(p) if !p.client.is_closed() => return Ok(p),
+                Some(_) => pool.open -= 1,
+                None if pool.open < self.max => {
+                    pool.open += 1;
+                    drop(pool);
+                    return match self.config.connect(NoTls) {
+                        Ok(client) => Ok(Pooled {
+                            client,
+                            statements: HashMap::new(),
+                        }),
+                        Err(e) => {
+                            self.closed();
+                            Err(e.into())
+                        }
+                    };
+                }
+                None => {
+                    let left = deadline.saturating_duration_since(std::time::Instant::now());
+                    if left.is_zero() {
+                        return Err(StoreError::Disconnected(format!(
+                            "all {} connections of the pool stayed busy for {} s (storage.pool_size)",
+                            self.max,
+                            CHECKOUT_WAIT.as_secs()
+                        )));
+                    }
+                    pool = self
+                        .returned
+                        .wait_timeout(pool, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0;
+                }
+            }
         }
+    }
+
+    /// Counts a lent connection as closed.
+    fn closed(&self) {
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.open -= 1;
+        self.returned.notify_one();
     }
 
     fn checkin(&self, conn: Pooled) {
         if conn.client.is_closed() {
+            self.closed();
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE {
-            idle.push(conn);
-        }
+        let mut pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
+        pool.idle.push(conn);
+        self.returned.notify_one();
     }
 }
 
@@ -73,7 +127,7 @@ impl Drop for PostgresBackend {
         // A blocking client closes itself by blocking on its own runtime, which panics if the
         // last owner drops us on an async worker thread (as a server does at shutdown). Close
         // the connections on a plain thread instead.
-        let idle = std::mem::take(&mut *self.idle.lock().unwrap_or_else(|p| p.into_inner()));
+        let idle = std::mem::take(&mut self.pool.lock().unwrap_or_else(|p| p.into_inner()).idle);
         if !idle.is_empty() {
             let _ = std::thread::spawn(move || drop(idle)).join();
         }
@@ -118,6 +172,69 @@ impl Backend for PostgresBackend {
 
     fn migrate(&self) -> Result<(), StoreError> {
         self.transaction(&mut |c| migrations::apply(c, BackendKind::Postgres))
+    }
+
+    fn try_lead(&self) -> Result<Option<Box<dyn LeaderLock>>, StoreError> {
+        let mut client = self.config.connect(NoTls)?;
+        let won = client
+            .query_one("SELECT pg_try_advisory_lock(727277)", &[])?
+            .try_get::<_, bool>(0)?;
+        Ok(won.then(|| {
+            Box::new(PgLeaderLock {
+                client: Some(client),
+            }) as Box<dyn LeaderLock>
+        }))
+    }
+
+    fn listen(&self) -> Result<Option<Box<dyn ChangeFeed>>, StoreError> {
+        let mut client = self.config.connect(NoTls)?;
+        client.batch_execute(&format!("LISTEN {}", changes::CHANNEL))?;
+        Ok(Some(Box::new(PgFeed { client })))
+    }
+}
+
+/// The leader lock: a session-level advisory lock on a connection of its own, released when
+/// the connection closes (the process exits or is killed).
+struct PgLeaderLock {
+    client: Option<Client>,
+}
+
+impl LeaderLock for PgLeaderLock {
+    fn held(&mut self) -> bool {
+        self.client
+            .as_mut()
+            .is_some_and(|c| !c.is_closed() && c.batch_execute("SELECT 1").is_ok())
+    }
+}
+
+impl Drop for PgLeaderLock {
+    fn drop(&mut self) {
+        // As for the pool: a blocking client may not be closed on an async worker thread.
+        if let Some(client) = self.client.take() {
+            let _ = std::thread::spawn(move || drop(client)).join();
+        }
+    }
+}
+
+/// A connection that only listens.
+struct PgFeed {
+    client: Client,
+}
+
+impl ChangeFeed for PgFeed {
+    fn next(&mut self, wait: Duration) -> Result<Option<Change>, StoreError> {
+        let next = {
+            let mut notes = self.client.notifications();
+            let mut iter = notes.timeout_iter(wait);
+            iter.next()?
+        };
+        match next {
+            Some(note) => Ok(Change::decode(note.payload())),
+            None if self.client.is_closed() => Err(StoreError::Disconnected(
+                "the connection listening for changes closed".into(),
+            )),
+            None => Ok(None),
+        }
     }
 }
 

@@ -6,6 +6,12 @@ pub(crate) const EVENTS_OF: &str = "SELECT seq, message_id, profile_id, call_typ
 pub(crate) const EVENT_COUNT: &str = "SELECT COUNT(*) FROM events";
 pub(crate) const MOVE_EVENTS: &str = "UPDATE events SET profile_id = ?2 WHERE profile_id = ?1";
 
+/// PostgreSQL: a transaction-scoped advisory lock per identity (`kind:blind value`, one per
+/// line), taken in sorted order. The two-key form keeps these apart from the one-key locks of
+/// migrations and the audit chain.
+pub(crate) const LOCK_IDENTITIES: &str = "SELECT pg_advisory_xact_lock(727276, hashtext(k)) FROM (SELECT k FROM unnest(string_to_array(?1, E'\\n')) AS k ORDER BY k) AS sorted";
+/// PostgreSQL: a notification on channel ?1, delivered when the transaction commits.
+pub(crate) const ANNOUNCE: &str = "SELECT pg_notify(?1, ?2)";
 pub(crate) const FIND_IDENTITY: &str =
     "SELECT profile_id FROM identities WHERE kind = ?1 AND value = ?2";
 /// The identity's profile and whether its consent ledger has any row: ingest skips reading an
@@ -98,6 +104,9 @@ pub(crate) const SET_WRAPPED: &str = "UPDATE customer_keys SET wrapped = ?2 WHER
 
 pub(crate) const INSERT_DSR: &str = "INSERT INTO dsr_requests (request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, code_hash, code_expires_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'received', ?8, ?9, ?10, ?11, ?8)";
 pub(crate) const DSR_BY_ID: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE request_id = ?1";
+/// PostgreSQL: [`DSR_BY_ID`] with the row locked until the transaction ends, so two nodes
+/// checking codes for one request count every attempt.
+pub(crate) const DSR_BY_ID_FOR_UPDATE: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE request_id = ?1 FOR UPDATE";
 pub(crate) const DSR_ALL: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests ORDER BY due_at, request_id";
 pub(crate) const DSR_OVERDUE: &str = "SELECT request_id, kind, regime, identity_kind, identity_blind, identity_sealed, contact_sealed, status, received_at, due_at, extended, code_hash, code_expires_at, attempts, updated_at, outcome FROM dsr_requests WHERE status IN ('received', 'verified', 'in_progress') AND due_at < ?1 ORDER BY due_at, request_id";
 pub(crate) const DSRS_OF_IDENTITY: &str = "SELECT request_id, contact_sealed FROM dsr_requests WHERE identity_kind = ?1 AND identity_blind = ?2";
@@ -127,3 +136,22 @@ pub(crate) const MOVE_ACTIONS: &str = "INSERT INTO decision_actions (profile_id,
 pub(crate) const DELETE_ACTIONS: &str = "DELETE FROM decision_actions WHERE profile_id = ?1";
 /// Memberships are not moved by a merge: the survivor is evaluated afresh.
 pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM segment_members WHERE profile_id = ?1";
+
+// Several nodes on one database (`cluster_tx.rs`).
+pub(crate) const LEADER_TOKEN: &str = "SELECT token FROM cluster_leader WHERE id = 1";
+/// PostgreSQL: the token, share-locked until the transaction ends, so a takeover (which
+/// updates it) waits for a fenced write to finish.
+pub(crate) const LEADER_TOKEN_SHARED: &str =
+    "SELECT token FROM cluster_leader WHERE id = 1 FOR SHARE";
+pub(crate) const TAKE_LEAD: &str = "UPDATE cluster_leader SET token = token + 1, node = ?1, since = ?2 WHERE id = 1 RETURNING token";
+/// Inserts the job's first run, or moves its last run to ?2 if it was at or before ?5.
+pub(crate) const CLAIM_TIMER: &str = "INSERT INTO timer_runs (job, last_run, token, node) VALUES (?1, ?2, ?3, ?4) ON CONFLICT (job) DO UPDATE SET last_run = excluded.last_run, token = excluded.token, node = excluded.node WHERE timer_runs.last_run <= ?5";
+pub(crate) const NOTE_TOUCHED_SQLITE: &str = "INSERT INTO touched_profiles (profile_id) SELECT value FROM json_each(?1) WHERE true ON CONFLICT (profile_id) DO NOTHING";
+pub(crate) const NOTE_TOUCHED_POSTGRES: &str = "INSERT INTO touched_profiles (profile_id) SELECT unnest(string_to_array(?1, ' ')) ON CONFLICT (profile_id) DO NOTHING";
+pub(crate) const TAKE_TOUCHED_SQLITE: &str = "DELETE FROM touched_profiles WHERE profile_id IN (SELECT profile_id FROM touched_profiles LIMIT ?1) RETURNING profile_id";
+/// Rows another node is taking at the same moment are skipped, not waited for.
+pub(crate) const TAKE_TOUCHED_POSTGRES: &str = "DELETE FROM touched_profiles WHERE profile_id IN (SELECT profile_id FROM touched_profiles LIMIT ?1 FOR UPDATE SKIP LOCKED) RETURNING profile_id";
+pub(crate) const TOUCHED_COUNT: &str = "SELECT COUNT(*) FROM touched_profiles";
+pub(crate) const MASTER_KEY_CHECK_FIRST: &str =
+    "INSERT INTO master_key_check (id, check_hash) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING";
+pub(crate) const MASTER_KEY_CHECK: &str = "SELECT check_hash FROM master_key_check WHERE id = 1";

@@ -42,7 +42,7 @@ impl Unflushed {
 }
 
 pub struct Store {
-    backend: Box<dyn Backend>,
+    pub(crate) backend: Box<dyn Backend>,
     /// Seals personal columns (event payloads, trait values); `None` stores them in the clear
     /// (benchmarks of the vault's cost only).
     vault: Option<Arc<Vault>>,
@@ -70,12 +70,12 @@ impl Store {
         Store::new(Box::new(backend))
     }
 
-    /// A PostgreSQL database at `url`.
+    /// A PostgreSQL database at `url`, with at most `pool_size` connections for work.
     ///
     /// # Errors
     /// If the server cannot be reached or migrated.
-    pub fn connect_postgres(url: &str) -> Result<Self, StoreError> {
-        Store::new(Box::new(PostgresBackend::connect(url)?))
+    pub fn connect_postgres(url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        Store::new(Box::new(PostgresBackend::connect(url, pool_size)?))
     }
 
     /// This store with personal columns sealed by `vault` from now on.
@@ -99,6 +99,14 @@ impl Store {
     /// Database faults.
     pub fn checkpoint(&self) -> Result<(), StoreError> {
         self.backend.checkpoint()
+    }
+
+    /// What other processes on this database announce from now on; `None` on SQLite.
+    ///
+    /// # Errors
+    /// The listening connection cannot be opened.
+    pub fn listen(&self) -> Result<Option<Box<dyn crate::backend::ChangeFeed>>, StoreError> {
+        self.backend.listen()
     }
 
     /// Which database is behind this store.
@@ -184,6 +192,7 @@ impl Store {
         let mut sealed = None;
         let mut run = |conn: &mut dyn crate::backend::Conn| {
             let f = work.take().ok_or_else(StoreError::aborted)?;
+            crate::fence::check_fence(conn)?;
             let mut tx = WriteTx {
                 conn,
                 sealer: Sealer::new(self.vault.clone()),

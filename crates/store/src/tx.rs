@@ -69,6 +69,36 @@ impl WriteTx<'_> {
         }
     }
 
+    /// Holds, until the transaction ends, a lock on each identity, so that the find-then-create
+    /// of a profile for an identity happens in one transaction at a time across every process
+    /// on the database: without it, two PostgreSQL nodes given the same new user id at once
+    /// each make a profile, and the later attach re-points the id to an empty one. The locks
+    /// are taken in one sorted order, so two transactions locking overlapping sets wait for
+    /// each other instead of deadlocking. SQLite has a single writer, which is lock enough.
+    pub fn lock_identities<'i>(
+        &mut self,
+        identities: impl IntoIterator<Item = &'i Identity>,
+    ) -> Result<(), StoreError> {
+        if self.conn.kind() == crate::BackendKind::Sqlite {
+            return Ok(());
+        }
+        let mut keys: Vec<String> = identities
+            .into_iter()
+            .map(|i| {
+                let b = self.sealer.blind(i);
+                format!("{}:{}", b.kind.as_str(), b.value)
+            })
+            .collect();
+        if keys.is_empty() {
+            return Ok(());
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        self.conn
+            .exec(sql::LOCK_IDENTITIES, &[Param::Text(&keys.join("\n"))])
+            .map(drop)
+    }
+
     /// Creates an empty profile whose first and last seen are `at`.
     pub fn create_profile(&mut self, id: &ProfileId, at: i64) -> Result<(), StoreError> {
         self.population_changed = true;

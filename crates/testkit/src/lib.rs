@@ -91,7 +91,7 @@ impl TestDb {
             TestDb::Sqlite(dir) => {
                 Store::open_sqlite(dir.path(), SqliteOptions::default()).expect("open sqlite store")
             }
-            TestDb::Postgres(url) => Store::connect_postgres(url).expect("open postgres store"),
+            TestDb::Postgres(url) => Store::connect_postgres(url, 32).expect("open postgres store"),
         };
         store.with_vault(test_vault())
     }

@@ -97,6 +97,12 @@ impl Vault {
             .remove(id);
     }
 
+    /// Drops every cached key: what another process changed while this one was not told
+    /// (erasures) is then read from the database again.
+    pub fn forget_all(&self) {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// Caches a stored key (see [`Vault::new_key`]).
     pub fn remember(&self, id: &KeyId, key: &DataKey) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());

@@ -123,7 +123,12 @@ fn minutes(m: u64) -> std::time::Duration {
     std::time::Duration::from_secs(m.saturating_mul(60))
 }
 
-/// Runs `job` every `every` (never if zero) on a blocking thread, logging what it reports.
+/// Longest a node waits between asking whether a job is due: when a leader dies, another
+/// node takes its jobs over within this time (or the job's period, if shorter).
+const TIMER_TICK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs `job` every `every` (never if zero) on a blocking thread, logging what it reports: on
+/// the cluster's leader only, once per period across the cluster (`Engine::run_timer`).
 fn spawn_periodic(
     name: &'static str,
     engine: Arc<Engine>,
@@ -134,12 +139,13 @@ fn spawn_periodic(
         return;
     }
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
+        let mut tick = tokio::time::interval(every.min(TIMER_TICK));
         loop {
             tick.tick().await;
             let engine = engine.clone();
-            match tokio::task::spawn_blocking(move || job(&engine)).await {
-                Ok(Ok(report)) => tracing::info!(job = name, %report, "periodic job done"),
+            match tokio::task::spawn_blocking(move || engine.run_timer(name, every, job)).await {
+                Ok(Ok(Some(report))) => tracing::info!(job = name, %report, "periodic job done"),
+                Ok(Ok(None)) => {}
                 Ok(Err(e)) => tracing::error!(job = name, error = %e, "periodic job failed"),
                 Err(e) => tracing::error!(job = name, error = %e, "periodic job panicked"),
             }

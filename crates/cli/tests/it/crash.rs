@@ -2,110 +2,14 @@
 //! acknowledged event is there afterwards exactly once; during an erasure either all of the
 //! customer is gone and the receipt stored, or nothing changed.
 
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use consentric_engine::{Engine, ProfileRef, Settings};
-use consentric_model::{Identity, IdentityKind};
-use consentric_testkit::{parity_test, TestDb};
+use consentric_engine::Engine;
+use consentric_testkit::parity_test;
 use serde_json::{json, Value};
 
-/// A served `consentric`, killed with SIGKILL when dropped if still running.
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(dir: &Path, db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_consentric"));
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("CONSENTRIC_")) {
-        c.env_remove(k);
-    }
-    c.arg("--data-dir").arg(dir);
-    if let Some(url) = db.database_url() {
-        c.arg("--database-url").arg(url);
-    }
-    c.env("CONSENTRIC_LOG", "warn");
-    c
-}
-
-fn settings(dir: &Path, db: &TestDb) -> Settings {
-    let mut s = Settings::default();
-    s.storage.data_dir = dir.to_owned();
-    s.storage.database_url = db.database_url().map(str::to_owned);
-    s
-}
-
-/// A key made by the CLI, as an operator makes one.
-fn key(dir: &Path, db: &TestDb, scope: &str) -> String {
-    let out = command(dir, db)
-        .args(["keys", "create", "--scope", scope, "--kind", "server"])
-        .output()
-        .expect("keys create");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .expect("utf-8")
-        .trim()
-        .to_owned()
-}
-
-fn serve(dir: &Path, db: &TestDb) -> Served {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let child = command(dir, db)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("consentric serve");
-    let served = Served {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let client = reqwest::blocking::Client::new();
-    let started = Instant::now();
-    while client
-        .get(format!("{}/healthz", served.base))
-        .send()
-        .map_or(true, |r| !r.status().is_success())
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "serve never came up"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    served
-}
-
-fn kill_9(served: &mut Served) {
-    let _ = Command::new("kill")
-        .args(["-9", &served.child.id().to_string()])
-        .status();
-    let _ = served.child.wait();
-}
-
-fn by(user: &str) -> ProfileRef {
-    ProfileRef::Identity(Identity {
-        kind: IdentityKind::UserId,
-        value: user.to_owned(),
-    })
-}
+use crate::served::{by, key, kill_9, serve, settings};
 
 parity_test!(
     every_acknowledged_event_survives_a_kill_during_ingest,

@@ -232,6 +232,7 @@ impl FitService<'_> {
             for (name, params) in &rows {
                 tx.put_model(name, params, at)?;
             }
+            tx.announce(&consentric_store::Change::Scorer)?;
             audit::append(
                 tx,
                 at,

@@ -32,6 +32,12 @@ pub trait Notifier: Send + Sync {
     fn forget(&self, addresses: &[String]) {
         let _ = addresses;
     }
+
+    /// Drops what is kept of messages to every address `erased` picks (another node erased
+    /// the customer, and announced only keyed hashes of the addresses).
+    fn forget_where(&self, erased: &dyn Fn(&str) -> bool) {
+        let _ = erased;
+    }
 }
 
 /// Messages an [`Outbox`] keeps, newest last; older ones are dropped.
@@ -71,6 +77,13 @@ impl Notifier for Outbox {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .retain(|m| !addresses.contains(&m.to));
+    }
+
+    fn forget_where(&self, erased: &dyn Fn(&str) -> bool) {
+        self.sent
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|m| !erased(&m.to));
     }
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct MembershipService<'a> {
     pub(crate) segment_facts: crate::personalize::facts::SegmentFacts<'a>,
 }
 
+/// Customers a refresh takes from the noted set at a time.
+const TOUCHED_PER_REFRESH: i64 = 10_000;
+
 impl MembershipService<'_> {
     /// A segment's members as kept: its size and up to `limit` members.
     ///
@@ -53,12 +56,7 @@ impl MembershipService<'_> {
             return Err(EngineError::NotFound(format!("segment `{name}`")));
         }
         let (size, members) = self.store.segment_members(name, limit)?;
-        let pending = self
-            .personalize
-            .dirty
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .len();
+        let pending = usize::try_from(self.store.touched_count()?).unwrap_or(usize::MAX);
         Ok(SegmentMembers {
             name: name.to_owned(),
             size,
@@ -79,22 +77,30 @@ impl MembershipService<'_> {
         actor: &str,
     ) -> Result<SegmentRefresh, EngineError> {
         if everyone {
-            self.personalize.take_dirty();
+            // Everyone is evaluated: what was noted before now is covered.
+            while !self.store.take_touched(TOUCHED_PER_REFRESH)?.is_empty() {}
             return self.evaluate_memberships(None, None, actor);
         }
-        let dirty = self.personalize.take_dirty();
-        if dirty.is_empty() {
-            return Ok(SegmentRefresh {
-                customers: 0,
-                joined: 0,
-                left: 0,
-            });
+        let mut total = SegmentRefresh {
+            customers: 0,
+            joined: 0,
+            left: 0,
+        };
+        loop {
+            let ids = self.store.take_touched(TOUCHED_PER_REFRESH)?;
+            if ids.is_empty() {
+                return Ok(total);
+            }
+            let done = self
+                .evaluate_memberships(Some(ids.clone()), None, actor)
+                .inspect_err(|_| {
+                    // Noted again for the next refresh.
+                    let _ = self.store.write(|tx| tx.note_touched(&ids));
+                })?;
+            total.customers += done.customers;
+            total.joined += done.joined;
+            total.left += done.left;
         }
-        let ids: Vec<consentric_model::ProfileId> = dirty.iter().cloned().collect();
-        self.evaluate_memberships(Some(ids), None, actor)
-            .inspect_err(|_| {
-                self.personalize.touched(dirty);
-            })
     }
 
     /// Evaluates `only` one segment (or all) for `customers` (or everyone) and writes the

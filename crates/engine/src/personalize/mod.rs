@@ -19,11 +19,8 @@ pub(crate) mod segments;
 mod settings;
 pub(crate) mod train;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-
-use consentric_model::ProfileId;
+use std::sync::{Arc, RwLock};
 
 use consentric_personalize::nba::Action;
 
@@ -46,10 +43,10 @@ pub(crate) struct Personalize {
     pub interactions: InteractionRules,
     /// The latest training, once there is one.
     pub models: RwLock<Option<Arc<Trained>>>,
-    /// Whether any segment is defined (nothing is tracked for segments otherwise).
+    /// Whether any segment is defined (nothing is tracked for segments otherwise). The
+    /// customers written to since their segments were last evaluated are noted in the
+    /// database (`touched_profiles`), so any node's refresh sees every node's writes.
     pub has_segments: AtomicBool,
-    /// Customers written to since their segments were last evaluated.
-    pub dirty: Mutex<HashSet<ProfileId>>,
 }
 
 impl Personalize {
@@ -100,7 +97,6 @@ impl Personalize {
             catalogue,
             models: RwLock::new(None),
             has_segments: AtomicBool::new(false),
-            dirty: Mutex::new(HashSet::new()),
         })
     }
 
@@ -116,19 +112,8 @@ impl Personalize {
         *self.models.write().unwrap_or_else(|p| p.into_inner()) = m;
     }
 
-    /// Notes customers whose segments may have changed (written to, consent changed), when
-    /// any segment is defined.
-    pub fn touched(&self, profiles: impl IntoIterator<Item = ProfileId>) {
-        if self.has_segments.load(Ordering::Relaxed) {
-            self.dirty
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(profiles);
-        }
-    }
-
-    /// The customers noted since the last call.
-    pub fn take_dirty(&self) -> HashSet<ProfileId> {
-        std::mem::take(&mut *self.dirty.lock().unwrap_or_else(|p| p.into_inner()))
+    /// Whether writes must note the customers they touch (a segment is defined).
+    pub fn tracks_segments(&self) -> bool {
+        self.has_segments.load(Ordering::Relaxed)
     }
 }

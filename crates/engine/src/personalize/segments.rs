@@ -122,6 +122,7 @@ impl SegmentService<'_> {
         self.store.write(|tx| {
             tx.put_segment(name, &text, now)?;
             tx.clear_segment(name)?;
+            tx.announce(&consentric_store::Change::Segments)?;
             audit::append(
                 tx,
                 now,

@@ -99,6 +99,7 @@ impl TrainingService<'_> {
         };
         self.store.write(|tx| {
             tx.put_recommender(STORED_AS, &body, trained.trained_at)?;
+            tx.announce(&consentric_store::Change::Recommenders)?;
             audit::append(
                 tx,
                 now.timestamp_millis(),

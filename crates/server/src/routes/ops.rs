@@ -24,18 +24,28 @@ pub(crate) async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// The database answers.
+/// The database answers, and (on PostgreSQL) this node hears the changes other nodes make:
+/// until it does, what it keeps in memory may be stale, and a load balancer should send it
+/// nothing.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
-    responses((status = 200, description = "ready"), (status = 503, body = crate::error::ErrorBody, description = "the database does not answer")))]
+    responses((status = 200, description = "ready"), (status = 503, body = crate::error::ErrorBody, description = "the database does not answer, or this node does not hear other nodes' changes")))]
 pub(crate) async fn readyz(State(engine): State<AppState>) -> Result<Json<Value>, ApiError> {
     blocking(move || {
         engine.ready().map_err(|e| {
             tracing::warn!(error = %e, "not ready");
             ApiError::new(&crate::codes::NOT_READY, "the database does not answer")
         })?;
-        Ok(Json(
-            json!({"status": "ready", "backend": format!("{:?}", engine.backend()).to_lowercase()}),
-        ))
+        if !engine.following() {
+            return Err(ApiError::new(
+                &crate::codes::NOT_READY,
+                "this node does not hear other nodes' changes yet (erasures, revocations, models)",
+            ));
+        }
+        Ok(Json(json!({
+            "status": "ready",
+            "backend": format!("{:?}", engine.backend()).to_lowercase(),
+            "node": engine.node(),
+        })))
     })
     .await
 }
