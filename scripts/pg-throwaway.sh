@@ -5,7 +5,8 @@
 #   scripts/pg-throwaway.sh stop DIR
 #
 # Tests run it with fsync off (speed, nothing to keep); benchmarks set PG_DURABLE=1 to keep
-# PostgreSQL's default durability (fsync, synchronous_commit, full_page_writes).
+# PostgreSQL's default durability (fsync, synchronous_commit, full_page_writes), and
+# PG_STATEMENTS=1 to load pg_stat_statements (statements counted per event).
 #
 # PostgreSQL refuses to run as root; as root the cluster runs as the `postgres` user.
 set -euo pipefail
@@ -35,6 +36,9 @@ case "$cmd" in
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     as_pg "$bindir/initdb" -U postgres --auth=trust --no-sync -E UTF8 -D "$dir/data" >"$dir/initdb.log" 2>&1
     opts="-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=300"
+    if [ "${PG_STATEMENTS:-0}" = 1 ]; then
+      opts="$opts -c shared_preload_libraries=pg_stat_statements"
+    fi
     if [ "${PG_DURABLE:-0}" != 1 ]; then
       opts="$opts -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi

@@ -24,6 +24,26 @@ pub enum Command {
     /// The server under a steady share of its measured HTTP ingest rate with decisions and
     /// DP queries mixed in (memory, latency per route, errors, loss), then under overload.
     Soak(SoakArgs),
+    /// Several nodes on one PostgreSQL: HTTP ingest with one node and with more, and each
+    /// event's cost to the database (WAL bytes, statements, transactions, bytes on disk).
+    Cluster(ClusterArgs),
+}
+
+#[derive(Args)]
+pub struct ClusterArgs {
+    /// A PostgreSQL server, without `dbname` (each run makes a database of its own; needs
+    /// CREATEDB). Example: `host=127.0.0.1 port=5432 user=postgres`.
+    #[arg(long, env = "CONSENTRIC_BENCH_PG_URL")]
+    pub postgres_url: String,
+    /// Events sent per run.
+    #[arg(long, default_value_t = 100_000)]
+    pub events: usize,
+    /// Concurrent HTTP connections, spread over the nodes.
+    #[arg(long, default_value_t = 8)]
+    pub connections: usize,
+    /// Runs, by number of nodes.
+    #[arg(long, value_delimiter = ',', default_value = "1,2")]
+    pub nodes: Vec<usize>,
 }
 
 #[derive(Args)]

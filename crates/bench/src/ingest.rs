@@ -589,7 +589,7 @@ pub(crate) fn first_contact(n: usize, consent_share: u8, with_choices: bool) -> 
 }
 
 /// The rows ingestion would store for `bodies` (parsed outside the timing).
-fn raw_rows(bodies: &[Vec<u8>]) -> anyhow::Result<Vec<RawEventRow>> {
+pub(crate) fn raw_rows(bodies: &[Vec<u8>]) -> anyhow::Result<Vec<RawEventRow>> {
     let env = Envelope::new(chrono::Utc::now(), "raw");
     let mut rows = Vec::new();
     for body in bodies {

@@ -8,6 +8,7 @@
 mod analytics;
 mod args;
 mod cleanroom;
+mod cluster;
 mod consent;
 mod decide;
 mod ingest;
@@ -52,6 +53,7 @@ fn main() -> anyhow::Result<()> {
         args::Command::Analytics(a) => analytics::run(&a),
         args::Command::Cleanroom(a) => cleanroom::run(&a),
         args::Command::Soak(a) => soak::run(&a),
+        args::Command::Cluster(a) => cluster::run(&a),
     }
 }
 
