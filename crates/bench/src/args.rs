@@ -41,9 +41,12 @@ pub struct ClusterArgs {
     /// Concurrent HTTP connections, spread over the nodes.
     #[arg(long, default_value_t = 8)]
     pub connections: usize,
-    /// Runs, by number of nodes.
+    /// Runs, by number of nodes (0: none, with `--sqlite` alone).
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub nodes: Vec<usize>,
+    /// Also one node on SQLite with the same traffic, for its rate and bytes per event.
+    #[arg(long)]
+    pub sqlite: bool,
 }
 
 #[derive(Args)]

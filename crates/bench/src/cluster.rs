@@ -5,7 +5,7 @@
 //!
 //! Each run gets a database of its own on the server `--postgres-url` names; the nodes are the
 //! product binary, each in its own process with its own data directory and the same master
-//! keys, as an operator runs them. Statements are counted by `pg_stat_statements` when the
+//! keys, as an operator runs them. `--sqlite` adds one node on SQLite with the same traffic. Statements are counted by `pg_stat_statements` when the
 //! server loads it (`PG_STATEMENTS=1 scripts/pg-throwaway.sh start …`).
 
 use std::process::{Child, Command, Stdio};
@@ -83,14 +83,21 @@ pub fn run(args: &ClusterArgs) -> anyhow::Result<()> {
         !cfg!(debug_assertions)
     );
     let bodies = crate::ingest::generate(args.events, "cluster", 25, MessageIds::Random);
+    println!(
+        "the JSON sent: {:.0} bytes an event (bodies of {BATCH})",
+        bodies.iter().map(Vec::len).sum::<usize>() as f64 / args.events as f64
+    );
     let rate = raw_insert(args, &crate::ingest::raw_rows(&bodies)?)?;
     println!();
     println!(
         "raw insert (the reference): {rate:.0} rows/s, the same rows straight into `events`, {BATCH} per transaction as one `INSERT … SELECT FROM unnest(…)`, {} connections",
         args.connections
     );
-    for &nodes in &args.nodes {
+    for &nodes in args.nodes.iter().filter(|n| **n > 0) {
         one_run(args, &exe, nodes, &bodies)?;
+    }
+    if args.sqlite {
+        sqlite_run(args, &exe, &bodies)?;
     }
     Ok(())
 }
@@ -183,16 +190,7 @@ fn one_run(
     let dirs: Vec<tempfile::TempDir> = (0..nodes)
         .map(|_| tempfile::tempdir())
         .collect::<Result<_, _>>()?;
-    let write = {
-        let mut settings = Settings::default();
-        settings.storage.data_dir = dirs[0].path().to_owned();
-        settings.storage.database_url = Some(url.clone());
-        let engine = Engine::open(&settings)?;
-        engine
-            .create_key_of_kind(Scope::Write, KeyKind::Server, Some("bench"))?
-            .secret()
-            .to_owned()
-    };
+    let write = server_key(dirs[0].path(), Some(&url))?;
     for d in &dirs[1..] {
         std::fs::copy(
             dirs[0].path().join("master.key"),
@@ -202,24 +200,159 @@ fn one_run(
     let mut bases = Vec::new();
     let mut running = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(exe)
-            .arg("--data-dir")
-            .arg(d.path())
-            .args(["--database-url", &url])
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("CONSENTRIC_LOG", "warn")
-            .env("CONSENTRIC_NODE", format!("bench-{i}"))
-            .stdout(Stdio::null())
-            .spawn()
-            .context("start consentric serve")?;
-        running.push(Node(child));
-        bases.push(format!("http://127.0.0.1:{port}"));
+        let (node, base) = start(exe, d.path(), Some(&url), &format!("bench-{i}"))?;
+        running.push(node);
+        bases.push(base);
     }
+    wait_ready(&bases)?;
+    // Without pg_stat_statements loaded, statements are not counted (said in the report).
+    let _ = pg.batch_execute("SELECT pg_stat_statements_reset()");
+    let before = counters(&mut pg)?;
+    let (events, took, lat) = send(args, &bases, &write, bodies)?;
+    let after = counters(&mut pg)?;
+    drop(running);
+
+    let stored: i64 = pg.query_one("SELECT count(*) FROM events", &[])?.get(0);
+    println!();
+    println!("{nodes} node(s), {} connections:", args.connections);
+    println!(
+        "  ingest over HTTP: {:.0} events/s ({events:.0} acknowledged, {stored} stored, {:.1} s); batch p50 {:.1} ms, p99 {:.1} ms",
+        events / took.as_secs_f64(),
+        took.as_secs_f64(),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    println!(
+        "  per event: {:.0} WAL bytes, {} statements, {:.3} transactions; database {:.0} bytes/event ({:.1} MB)",
+        (after.wal_bytes - before.wal_bytes) / events,
+        match (after.statements, before.statements) {
+            (Some(a), Some(b)) => format!("{:.2}", (a - b) / events),
+            _ => "(no pg_stat_statements)".into(),
+        },
+        (after.transactions - before.transactions) / events,
+        after.size / events,
+        after.size / 1e6
+    );
+    // Where the bytes go: each table with its indexes and TOAST, per event.
+    let tables = pg.query(
+        "SELECT c.relname::text, pg_total_relation_size(c.oid)::float8 FROM pg_class c \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' ORDER BY 2 DESC LIMIT 6",
+        &[],
+    )?;
+    let payload: f64 = pg
+        .query_one(
+            "SELECT COALESCE(avg(octet_length(payload)), 0)::float8 FROM events",
+            &[],
+        )?
+        .get(0);
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|r| {
+            let (t, bytes): (String, f64) = (r.get(0), r.get(1));
+            format!("{t} {:.0}", bytes / events)
+        })
+        .collect();
+    println!(
+        "  bytes per event by table (with indexes): {}; a stored payload averages {payload:.0} bytes",
+        parts.join(", ")
+    );
+    drop(pg);
+    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))?;
+    Ok(())
+}
+
+/// One node on SQLite with the same traffic: its rate, and what each event costs on disk.
+fn sqlite_run(args: &ClusterArgs, exe: &std::path::Path, bodies: &[Vec<u8>]) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let write = server_key(dir.path(), None)?;
+    let (node, base) = start(exe, dir.path(), None, "bench-sqlite")?;
+    wait_ready(std::slice::from_ref(&base))?;
+    let (events, took, lat) = send(args, &[base], &write, bodies)?;
+    drop(node);
+    let db = rusqlite::Connection::open(dir.path().join("consentric.db"))?;
+    db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    let pages: f64 = db.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page: f64 = db.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let payload: f64 = db.query_row(
+        "SELECT COALESCE(avg(length(payload)), 0) FROM events",
+        [],
+        |r| r.get(0),
+    )?;
+    let by_table = db
+        .prepare(
+            "SELECT COALESCE(m.tbl_name, d.name), sum(d.pgsize) FROM dbstat d \
+             LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1 ORDER BY 2 DESC LIMIT 6",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .map(|rows| {
+            rows.iter()
+                .map(|(t, b)| format!("{t} {:.0}", b / events))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_else(|e| format!("(no dbstat: {e})"));
+    println!();
+    println!("1 node on SQLite, {} connections:", args.connections);
+    println!(
+        "  ingest over HTTP: {:.0} events/s ({events:.0} acknowledged, {:.1} s); batch p50 {:.1} ms, p99 {:.1} ms",
+        events / took.as_secs_f64(),
+        took.as_secs_f64(),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99)
+    );
+    println!(
+        "  database {:.0} bytes/event ({:.1} MB); by table (with indexes): {by_table}; a stored payload averages {payload:.0} bytes",
+        pages * page / events,
+        pages * page / 1e6
+    );
+    Ok(())
+}
+
+/// A server write key, made in-process on the store `dir` (and `url`) name; the master keys
+/// are created in `dir` if they are not there.
+fn server_key(dir: &std::path::Path, url: Option<&str>) -> anyhow::Result<String> {
+    let mut settings = Settings::default();
+    settings.storage.data_dir = dir.to_owned();
+    settings.storage.database_url = url.map(str::to_owned);
+    Ok(Engine::open(&settings)?
+        .create_key_of_kind(Scope::Write, KeyKind::Server, Some("bench"))?
+        .secret()
+        .to_owned())
+}
+
+/// `consentric serve` on a free port, as node `name`: the process and its base URL.
+fn start(
+    exe: &std::path::Path,
+    dir: &std::path::Path,
+    url: Option<&str>,
+    name: &str,
+) -> anyhow::Result<(Node, String)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let mut c = Command::new(exe);
+    c.arg("--data-dir").arg(dir);
+    if let Some(url) = url {
+        c.args(["--database-url", url]);
+    }
+    let child = c
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("CONSENTRIC_LOG", "warn")
+        .env("CONSENTRIC_NODE", name)
+        .stdout(Stdio::null())
+        .spawn()
+        .context("start consentric serve")?;
+    Ok((Node(child), format!("http://127.0.0.1:{port}")))
+}
+
+/// Waits until every node answers `/readyz`.
+fn wait_ready(bases: &[String]) -> anyhow::Result<()> {
     let client = reqwest::blocking::Client::new();
-    for base in &bases {
+    for base in bases {
         let started = Instant::now();
         while client
             .get(format!("{base}/readyz"))
@@ -232,10 +365,23 @@ fn one_run(
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-    // Without pg_stat_statements loaded, statements are not counted (said in the report).
-    let _ = pg.batch_execute("SELECT pg_stat_statements_reset()");
-    let before = counters(&mut pg)?;
+    Ok(())
+}
 
+/// The `q` quantile of sorted latencies, in ms.
+fn pct(lat: &[Duration], q: f64) -> f64 {
+    lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Sends every body, closed loop over `args.connections` connections spread over `bases`:
+/// events acknowledged, the time taken, and each batch's latency, sorted.
+fn send(
+    args: &ClusterArgs,
+    bases: &[String],
+    write: &str,
+    bodies: &[Vec<u8>],
+) -> anyhow::Result<(f64, Duration, Vec<Duration>)> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -252,7 +398,7 @@ fn one_run(
             let (client, url, key, next, bodies, acked, latencies) = (
                 client.clone(),
                 format!("{}/v1/batch", bases[c % bases.len()]),
-                write.clone(),
+                write.to_owned(),
                 next.clone(),
                 bodies.clone(),
                 acknowledged.clone(),
@@ -288,38 +434,7 @@ fn one_run(
         Ok::<_, anyhow::Error>(())
     })?;
     let took = started.elapsed();
-    let after = counters(&mut pg)?;
-    drop(running);
-
-    let events = acknowledged.load(Ordering::Relaxed) as f64;
-    let stored: i64 = pg.query_one("SELECT count(*) FROM events", &[])?.get(0);
     let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     lat.sort();
-    let pct = |p: f64| {
-        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-    };
-    println!();
-    println!("{nodes} node(s), {} connections:", args.connections);
-    println!(
-        "  ingest over HTTP: {:.0} events/s ({events:.0} acknowledged, {stored} stored, {:.1} s); batch p50 {:.1} ms, p99 {:.1} ms",
-        events / took.as_secs_f64(),
-        took.as_secs_f64(),
-        pct(0.5),
-        pct(0.99)
-    );
-    println!(
-        "  per event: {:.0} WAL bytes, {} statements, {:.3} transactions; database {:.0} bytes/event ({:.1} MB)",
-        (after.wal_bytes - before.wal_bytes) / events,
-        match (after.statements, before.statements) {
-            (Some(a), Some(b)) => format!("{:.2}", (a - b) / events),
-            _ => "(no pg_stat_statements)".into(),
-        },
-        (after.transactions - before.transactions) / events,
-        after.size / events,
-        after.size / 1e6
-    );
-    drop(pg);
-    admin.batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))?;
-    Ok(())
+    Ok((acknowledged.load(Ordering::Relaxed) as f64, took, lat))
 }

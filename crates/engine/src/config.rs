@@ -171,9 +171,9 @@ pub struct StorageSettings {
     pub pool_size: usize,
 }
 
-/// Enough for `max_in_flight` (64) requests and the timers without queueing at the pool on
-/// a small server, few enough that several nodes stay inside PostgreSQL's default
-/// `max_connections` (100) only when sized for it: see docs/scaling.md.
+/// PostgreSQL connections a node opens for work: three nodes at this size (plus their listener
+/// and leader connections) stay inside PostgreSQL's default `max_connections` of 100
+/// (docs/scaling.md); requests beyond it wait for a connection.
 pub const DEFAULT_POOL_SIZE: usize = 32;
 
 impl Default for StorageSettings {

@@ -17,6 +17,7 @@ mod bulk_tx;
 mod changes;
 mod cleanroom_tx;
 mod cluster_tx;
+mod compress;
 mod dp_tx;
 mod dsr_tx;
 mod error;

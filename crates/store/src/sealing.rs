@@ -121,6 +121,34 @@ impl Sealer {
         plain: &str,
         at: i64,
     ) -> Result<String, StoreError> {
+        self.seal_bytes(conn, profile, field, plain, plain.as_bytes(), at)
+    }
+
+    /// [`Sealer::seal`] of `plain` compressed first (event payloads: `compress.rs`).
+    pub(crate) fn seal_compressed(
+        &mut self,
+        conn: &mut dyn Conn,
+        profile: &str,
+        field: &str,
+        plain: &str,
+        at: i64,
+    ) -> Result<String, StoreError> {
+        if self.vault.is_none() {
+            return self.seal(conn, profile, field, plain, at);
+        }
+        let packed = crate::compress::compress(plain)?;
+        self.seal_bytes(conn, profile, field, plain, &packed, at)
+    }
+
+    fn seal_bytes(
+        &mut self,
+        conn: &mut dyn Conn,
+        profile: &str,
+        field: &str,
+        plain: &str,
+        bytes: &[u8],
+        at: i64,
+    ) -> Result<String, StoreError> {
         let Some(vault) = self.vault.clone() else {
             return unsealed().map(|()| plain.to_owned());
         };
@@ -133,7 +161,7 @@ impl Sealer {
                     .ok_or_else(|| StoreError::Vault("key just made is missing".into()))?
             }
         };
-        Ok(key.seal(&id, field, plain.as_bytes())?)
+        Ok(key.seal(&id, field, bytes)?)
     }
 
     /// Opens a stored value of `field`: sealed values through their key, values written before
@@ -155,8 +183,7 @@ impl Sealer {
         let key = self
             .key(conn, &vault, &id)?
             .ok_or_else(|| StoreError::Vault(format!("the key of {id} is gone (erased)")))?;
-        String::from_utf8(key.open(&stored, field)?)
-            .map_err(|e| StoreError::Corrupt(format!("sealed text: {e}")))
+        crate::compress::decompress(key.open(&stored, field)?)
     }
 
     /// The identity as stored and looked up: its blind index in place of its value (with a

@@ -179,7 +179,7 @@ impl WriteTx<'_> {
 
     /// Stores an event row unless one with its message id exists; returns whether it did.
     pub fn insert_event(&mut self, e: &NewEvent<'_>) -> Result<bool, StoreError> {
-        let payload = self.sealer.seal(
+        let payload = self.sealer.seal_compressed(
             self.conn,
             e.profile_id.as_str(),
             &event_field(e.message_id.as_str()),
@@ -382,7 +382,7 @@ impl WriteTx<'_> {
 
     /// Replaces a stored event's payload (used when data must be removed from it).
     pub fn set_event_payload(&mut self, e: &EventRecord, payload: &str) -> Result<(), StoreError> {
-        let sealed = self.sealer.seal(
+        let sealed = self.sealer.seal_compressed(
             self.conn,
             e.profile_id.as_str(),
             &event_field(&e.message_id),
