@@ -213,14 +213,13 @@ fn one_run(
     drop(running);
 
     let stored: i64 = pg.query_one("SELECT count(*) FROM events", &[])?.get(0);
-    println!();
-    println!("{nodes} node(s), {} connections:", args.connections);
-    println!(
-        "  ingest over HTTP: {:.0} events/s ({events:.0} acknowledged, {stored} stored, {:.1} s); batch p50 {:.1} ms, p99 {:.1} ms",
-        events / took.as_secs_f64(),
-        took.as_secs_f64(),
-        pct(&lat, 0.5),
-        pct(&lat, 0.99)
+    print_rate(
+        &format!("{nodes} node(s)"),
+        args,
+        events,
+        &format!(", {stored} stored"),
+        took,
+        &lat,
     );
     println!(
         "  per event: {:.0} WAL bytes, {} statements, {:.3} transactions; database {:.0} bytes/event ({:.1} MB)",
@@ -295,15 +294,7 @@ fn sqlite_run(args: &ClusterArgs, exe: &std::path::Path, bodies: &[Vec<u8>]) -> 
                 .join(", ")
         })
         .unwrap_or_else(|e| format!("(no dbstat: {e})"));
-    println!();
-    println!("1 node on SQLite, {} connections:", args.connections);
-    println!(
-        "  ingest over HTTP: {:.0} events/s ({events:.0} acknowledged, {:.1} s); batch p50 {:.1} ms, p99 {:.1} ms",
-        events / took.as_secs_f64(),
-        took.as_secs_f64(),
-        pct(&lat, 0.5),
-        pct(&lat, 0.99)
-    );
+    print_rate("1 node on SQLite", args, events, "", took, &lat);
     println!(
         "  database {:.0} bytes/event ({:.1} MB); by table (with indexes): {by_table}; a stored payload averages {payload:.0} bytes",
         pages * page / events,
@@ -366,6 +357,26 @@ fn wait_ready(bases: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A run's heading and its ingest rate and latencies.
+fn print_rate(
+    label: &str,
+    args: &ClusterArgs,
+    events: f64,
+    stored: &str,
+    took: Duration,
+    lat: &[Duration],
+) {
+    println!();
+    println!("{label}, {} connections:", args.connections);
+    println!(
+        "  ingest over HTTP: {:.0} events/s ({events:.0} acknowledged{stored}, {:.1} s); batch p50 {:.1} ms, p99 {:.1} ms",
+        events / took.as_secs_f64(),
+        took.as_secs_f64(),
+        pct(lat, 0.5),
+        pct(lat, 0.99)
+    );
 }
 
 /// The `q` quantile of sorted latencies, in ms.

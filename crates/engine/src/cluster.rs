@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use consentric_store::{BackendKind, Change, ChangeFeed};
+use consentric_store::{BackendKind, Change, ChangeFeed, StoreError};
 use consentric_vault::KeyId;
 
 use crate::engine::Engine;
@@ -111,7 +111,15 @@ impl Engine {
             return Ok(None);
         }
         cx.metrics.record_timer_run(name);
-        job(self).map(Some)
+        let out = job(self);
+        if let Err(EngineError::Store(StoreError::Fenced(_))) = &out {
+            // Another node leads now: this one takes the lead anew (a newer token) or not at all.
+            *cx.cluster
+                .leadership
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        out.map(Some)
     }
 
     /// Whether this node hears the other nodes' changes (always on SQLite).

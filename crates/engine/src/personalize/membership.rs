@@ -86,11 +86,15 @@ impl MembershipService<'_> {
             joined: 0,
             left: 0,
         };
-        loop {
+        // Those waiting when it began: customers noted while it runs wait for the next refresh,
+        // so a refresh ends even while writes keep coming.
+        let mut waiting = self.store.touched_count()?;
+        while waiting > 0 {
             let ids = self.store.take_touched(TOUCHED_PER_REFRESH)?;
             if ids.is_empty() {
-                return Ok(total);
+                break;
             }
+            waiting = waiting.saturating_sub(ids.len() as u64);
             let done = self
                 .evaluate_memberships(Some(ids.clone()), None, actor)
                 .inspect_err(|_| {
@@ -101,6 +105,7 @@ impl MembershipService<'_> {
             total.joined += done.joined;
             total.left += done.left;
         }
+        Ok(total)
     }
 
     /// Evaluates `only` one segment (or all) for `customers` (or everyone) and writes the

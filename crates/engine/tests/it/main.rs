@@ -6,6 +6,7 @@ mod support;
 mod analytics;
 mod cleanroom;
 mod dsr;
+mod leadership;
 mod lifecycle;
 mod noninterference;
 mod parity;
