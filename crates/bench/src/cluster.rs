@@ -19,6 +19,9 @@ use consentric_engine::{Engine, KeyKind, Scope, Settings};
 use crate::args::{ClusterArgs, MessageIds};
 use crate::ingest::BATCH;
 
+/// Events per stretch whose rate is reported (runs of several millions).
+const STRETCH: u64 = 1_000_000;
+
 /// A node, killed when dropped.
 struct Node(Child);
 
@@ -87,12 +90,14 @@ pub fn run(args: &ClusterArgs) -> anyhow::Result<()> {
         "the JSON sent: {:.0} bytes an event (bodies of {BATCH})",
         bodies.iter().map(Vec::len).sum::<usize>() as f64 / args.events as f64
     );
-    let rate = raw_insert(args, &crate::ingest::raw_rows(&bodies)?)?;
-    println!();
-    println!(
-        "raw insert (the reference): {rate:.0} rows/s, the same rows straight into `events`, {BATCH} per transaction as one `INSERT … SELECT FROM unnest(…)`, {} connections",
-        args.connections
-    );
+    if args.nodes.iter().any(|n| *n > 0) {
+        let rate = raw_insert(args, &crate::ingest::raw_rows(&bodies)?)?;
+        println!();
+        println!(
+            "raw insert (the reference): {rate:.0} rows/s, the same rows straight into `events`, {BATCH} per transaction as one `INSERT … SELECT FROM unnest(…)`, {} connections",
+            args.connections
+        );
+    }
     for &nodes in args.nodes.iter().filter(|n| **n > 0) {
         one_run(args, &exe, nodes, &bodies)?;
     }
@@ -399,14 +404,23 @@ fn send(
         .build()?;
     let acknowledged = Arc::new(AtomicU64::new(0));
     let latencies = Arc::new(Mutex::new(Vec::<Duration>::new()));
+    // When each stretch of a million events was acknowledged, to see the rate keep up.
+    let marks = Arc::new(Mutex::new(Vec::<(u64, Duration)>::new()));
+    // Shared, not copied: a body handed to a request is a reference count, so the load
+    // generator spends its core on sending, not on copying (millions of events).
+    let bodies: Arc<Vec<bytes::Bytes>> = Arc::new(
+        bodies
+            .iter()
+            .map(|b| bytes::Bytes::copy_from_slice(b))
+            .collect(),
+    );
     let started = Instant::now();
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let next = Arc::new(AtomicU64::new(0));
-        let bodies = Arc::new(bodies.to_vec());
         let mut tasks = Vec::new();
         for c in 0..args.connections {
-            let (client, url, key, next, bodies, acked, latencies) = (
+            let (client, url, key, next, bodies, acked, latencies, marks) = (
                 client.clone(),
                 format!("{}/v1/batch", bases[c % bases.len()]),
                 write.to_owned(),
@@ -414,6 +428,7 @@ fn send(
                 bodies.clone(),
                 acknowledged.clone(),
                 latencies.clone(),
+                marks.clone(),
             );
             tasks.push(tokio::spawn(async move {
                 loop {
@@ -434,7 +449,13 @@ fn send(
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .push(sent.elapsed());
-                    acked.fetch_add(BATCH as u64, Ordering::Relaxed);
+                    let done = acked.fetch_add(BATCH as u64, Ordering::Relaxed) + BATCH as u64;
+                    if done % STRETCH == 0 {
+                        marks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((done, started.elapsed()));
+                    }
                 }
                 Ok::<_, anyhow::Error>(())
             }));
@@ -445,6 +466,23 @@ fn send(
         Ok::<_, anyhow::Error>(())
     })?;
     let took = started.elapsed();
+    let mut marks = marks.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    marks.sort();
+    if marks.len() > 1 {
+        let mut at = Duration::ZERO;
+        let rates: Vec<String> = marks
+            .iter()
+            .map(|&(done, when)| {
+                let rate = STRETCH as f64 / (when - at).as_secs_f64();
+                at = when;
+                format!("{}M {rate:.0}", done / STRETCH)
+            })
+            .collect();
+        println!(
+            "  events/s over each million, by where it ends: {}",
+            rates.join(", ")
+        );
+    }
     let mut lat = latencies.lock().unwrap_or_else(|p| p.into_inner()).clone();
     lat.sort();
     Ok((acknowledged.load(Ordering::Relaxed) as f64, took, lat))
