@@ -450,7 +450,7 @@ fn send(
                         .unwrap_or_else(|p| p.into_inner())
                         .push(sent.elapsed());
                     let done = acked.fetch_add(BATCH as u64, Ordering::Relaxed) + BATCH as u64;
-                    if done % STRETCH == 0 {
+                    if done.is_multiple_of(STRETCH) {
                         marks
                             .lock()
                             .unwrap_or_else(|p| p.into_inner())
