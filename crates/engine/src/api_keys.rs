@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use consentric_store::{ApiKeyRecord, BackendKind, Change, Store};
+use consentric_store::{ApiKeyRecord, BackendKind, Store};
 use serde_json::json;
 
 use crate::audit;
@@ -201,7 +201,6 @@ impl ApiKeys<'_> {
         let now = self.clock.now().timestamp_millis();
         self.store.write(|tx| -> Result<(), EngineError> {
             if tx.revoke_api_key(key_id, now)? {
-                tx.announce(&Change::Key)?;
                 audit::append(
                     tx,
                     now,
@@ -238,7 +237,6 @@ impl ApiKeys<'_> {
         let now = self.clock.now().timestamp_millis();
         self.store.write(|tx| -> Result<(), EngineError> {
             tx.set_key_kind(key_id, kind.as_str())?;
-            tx.announce(&Change::Key)?;
             audit::append(
                 tx,
                 now,

@@ -155,14 +155,6 @@ impl Context {
         }
     }
 
-    /// Drops every verified key (another node revoked or changed one).
-    pub(crate) fn forget_keys(&self) {
-        self.key_cache
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
-    }
-
     /// Opens the configured store (PostgreSQL if a URL is set, else SQLite in the data
     /// directory) with the system clock.
     ///

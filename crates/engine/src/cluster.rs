@@ -1,7 +1,7 @@
 //! This node among others on one PostgreSQL.
 //!
 //! What a node keeps in memory follows the database: the changes other nodes announce
-//! (`consentric_store::Change`: an erasure, a key revoked, models trained or fitted, a segment
+//! (`consentric_store::Change`: an erasure, models trained or fitted, a segment
 //! defined) are heard on a connection of its own and applied here — keys forgotten, models
 //! reloaded. While that connection is down nothing can be heard, so on every (re)connection
 //! the node starts again from the database, and `/readyz` says it is not ready.
@@ -143,7 +143,6 @@ impl Engine {
                     });
                 }
             }
-            Change::Key => cx.forget_keys(),
             Change::Recommenders => {
                 if let Err(e) = cx.training().load_recommenders() {
                     tracing::warn!(error = %e, "recommenders announced by another node not loaded");
@@ -157,7 +156,6 @@ impl Engine {
     /// Starts again from the database: whatever was announced while nobody listened.
     fn resync(&self) {
         let cx = self.context();
-        cx.forget_keys();
         if let Some(vault) = cx.store.vault() {
             vault.forget_all();
         }

@@ -20,8 +20,6 @@ pub enum Change {
         /// Keyed hashes of contact addresses (`Vault::keyed_hash("outbox", …)`).
         contacts: Vec<String>,
     },
-    /// A key was revoked or changed kind.
-    Key,
     /// Recommenders were trained: load them.
     Recommenders,
     /// Lifecycle models were fitted: load them.
@@ -38,7 +36,6 @@ impl Change {
             Change::Erased { keys, contacts } => {
                 format!("erased {}|{}", keys.join(" "), contacts.join(" "))
             }
-            Change::Key => "key".into(),
             Change::Recommenders => "recommenders".into(),
             Change::Scorer => "scorer".into(),
             Change::Segments => "segments".into(),
@@ -57,7 +54,6 @@ impl Change {
                     contacts: words(contacts),
                 })
             }
-            "key" => Some(Change::Key),
             "recommenders" => Some(Change::Recommenders),
             "scorer" => Some(Change::Scorer),
             "segments" => Some(Change::Segments),
@@ -81,7 +77,6 @@ mod tests {
                 keys: vec!["prof_1".into()],
                 contacts: vec![],
             },
-            Change::Key,
             Change::Recommenders,
             Change::Scorer,
             Change::Segments,

@@ -121,7 +121,7 @@ impl Sealer {
         plain: &str,
         at: i64,
     ) -> Result<String, StoreError> {
-        self.seal_bytes(conn, profile, field, plain, plain.as_bytes(), at)
+        self.seal_as(conn, profile, field, plain, false, at)
     }
 
     /// [`Sealer::seal`] of `plain` compressed first (event payloads: `compress.rs`).
@@ -133,20 +133,16 @@ impl Sealer {
         plain: &str,
         at: i64,
     ) -> Result<String, StoreError> {
-        if self.vault.is_none() {
-            return self.seal(conn, profile, field, plain, at);
-        }
-        let packed = crate::compress::compress(plain)?;
-        self.seal_bytes(conn, profile, field, plain, &packed, at)
+        self.seal_as(conn, profile, field, plain, true, at)
     }
 
-    fn seal_bytes(
+    fn seal_as(
         &mut self,
         conn: &mut dyn Conn,
         profile: &str,
         field: &str,
         plain: &str,
-        bytes: &[u8],
+        compressed: bool,
         at: i64,
     ) -> Result<String, StoreError> {
         let Some(vault) = self.vault.clone() else {
@@ -161,7 +157,11 @@ impl Sealer {
                     .ok_or_else(|| StoreError::Vault("key just made is missing".into()))?
             }
         };
-        Ok(key.seal(&id, field, bytes)?)
+        let bytes = match compressed {
+            true => std::borrow::Cow::Owned(crate::compress::compress(plain)?),
+            false => std::borrow::Cow::Borrowed(plain.as_bytes()),
+        };
+        Ok(key.seal(&id, field, &bytes)?)
     }
 
     /// Opens a stored value of `field`: sealed values through their key, values written before
