@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
-use consentric_store::{ConsentRow, NewEvent, ProfileCounters, StoreError, WriteTx};
+use consentric_store::{ConsentRow, CounterRow, NewEvent, ProfileCounters, StoreError, WriteTx};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -106,6 +106,24 @@ pub(crate) struct BatchState<'c> {
     folded: HashMap<ProfileId, ConsentState>,
     merged_from: HashSet<ProfileId>,
     merged_into: HashSet<ProfileId>,
+    /// Identities looked up for this transaction and found nowhere (neither known nor erased):
+    /// no other writer can add them while it holds their locks.
+    absent: HashSet<Identity>,
+    /// Identities looked up for this transaction that belonged to an erased customer.
+    erased: HashSet<Identity>,
+    /// Events resolved and shaped, inserted together at the next flush.
+    events: Vec<Pending<'c>>,
+    /// Events of the current request stored, and found already stored, so far.
+    accepted: u64,
+    duplicates: u64,
+}
+
+/// An event resolved to its profile and shaped, waiting to be inserted with the others of its
+/// request: one statement for all of them where the database is a server.
+struct Pending<'c> {
+    profile: ProfileId,
+    event: Cow<'c, Event>,
+    payload: Cow<'c, str>,
 }
 
 impl<'c> BatchState<'c> {
@@ -133,7 +151,44 @@ impl<'c> BatchState<'c> {
             folded: HashMap::new(),
             merged_from: HashSet::new(),
             merged_into: HashSet::new(),
+            absent: HashSet::new(),
+            erased: HashSet::new(),
+            events: Vec::new(),
+            accepted: 0,
+            duplicates: 0,
         }
+    }
+
+    /// Looks up, in one go, the identities the transaction will resolve that neither it nor
+    /// the cache knows, so that resolving them later reads nothing.
+    pub(crate) fn prefetch(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        named: &[Identity],
+    ) -> Result<(), StoreError> {
+        let mut ask: Vec<Identity> = named
+            .iter()
+            .filter(|id| {
+                !self.identities.contains_key(*id) && !self.cache.identities.contains_key(*id)
+            })
+            .cloned()
+            .collect();
+        ask.sort_unstable();
+        ask.dedup();
+        let found = tx.find_identities(&ask)?;
+        for (id, p, has_consent) in found.known {
+            if !has_consent {
+                self.consent.entry(p.clone()).or_default();
+            }
+            self.identities.insert(id, p);
+        }
+        self.erased.extend(found.erased);
+        for id in ask {
+            if !self.identities.contains_key(&id) && !self.erased.contains(&id) {
+                self.absent.insert(id);
+            }
+        }
+        Ok(())
     }
 
     /// The profiles this transaction wrote to (taken, so it is asked once).
@@ -186,29 +241,124 @@ impl<'c> BatchState<'c> {
         }
     }
 
-    /// Writes the counters, purchases and counts gathered so far.
+    /// Inserts the events waiting, then writes the counters, purchases and counts gathered so
+    /// far. Rows are sorted by profile, so two writers updating overlapping profiles take their
+    /// row locks in one order.
     fn flush(&mut self, tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
-        let pending: Vec<(ProfileId, ProfileCounters)> = self.pending.drain().collect();
+        self.insert_events(tx)?;
+        let mut pending: Vec<CounterRow> = self.pending.drain().collect();
+        pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        tx.bump_profiles(&pending)?;
         for (profile, d) in pending {
-            tx.bump_profile(&profile, &d)?;
             if let Some(f) = self.known_facts(&profile) {
                 f.add_counters(&d);
             }
             self.touched.insert(profile.clone());
             self.to_place.insert(profile);
         }
-        let purchases: Vec<((ProfileId, i64), f64)> = self.purchases.drain().collect();
-        for ((profile, day), amount) in purchases {
-            tx.add_purchase(&profile, day, amount)?;
+        let mut purchases: Vec<(ProfileId, i64, f64)> = self
+            .purchases
+            .drain()
+            .map(|((p, day), amount)| (p, day, amount))
+            .collect();
+        purchases.sort_unstable_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        tx.add_purchases(&purchases)?;
+        for (profile, day, amount) in purchases {
             if let Some(f) = self.known_facts(&profile) {
                 f.add_purchase(day, amount);
             }
         }
-        let counted: Vec<((ProfileId, String), u64)> = self.counted.drain().collect();
-        for ((profile, event), n) in counted {
-            tx.count_event(&profile, &event, n)?;
+        let mut counted: Vec<(ProfileId, String, u64)> = self
+            .counted
+            .drain()
+            .map(|((p, event), n)| (p, event, n))
+            .collect();
+        counted.sort_unstable();
+        tx.count_events(&counted)?;
+        for (profile, event, n) in counted {
             if let Some(f) = self.known_facts(&profile) {
                 f.add_count(&event, n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts the events waiting, and for each one new (not a duplicate) sets its identify
+    /// traits and adds it to what the profile's counters will get.
+    fn insert_events(&mut self, tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.events);
+        let rows: Vec<NewEvent<'_>> = events
+            .iter()
+            .map(|p| NewEvent {
+                message_id: p.event.message_id(),
+                profile_id: &p.profile,
+                call_type: p.event.call().call_type().as_str(),
+                event_name: p.event.event_name(),
+                ts: p.event.timestamp().timestamp_millis(),
+                received_at: p.event.received_at().timestamp_millis(),
+                payload: &p.payload,
+            })
+            .collect();
+        let inserted = tx.insert_events(&rows)?;
+        for (p, new) in events.iter().zip(inserted) {
+            if new {
+                self.stored(tx, &p.profile, &p.event)?;
+                self.accepted += 1;
+            } else {
+                self.duplicates += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// What follows from storing `event` for `profile`: its identify traits, and its share of
+    /// the counters, purchases, interactions and counted events.
+    fn stored(
+        &mut self,
+        tx: &mut WriteTx<'_>,
+        profile: &ProfileId,
+        event: &Event,
+    ) -> Result<(), StoreError> {
+        let at = event.timestamp().timestamp_millis();
+        if let Call::Identify { traits } = event.call() {
+            for (name, value) in traits {
+                tx.set_trait(profile, name, &value.to_string(), at, event.message_id())?;
+            }
+        }
+        let order = event.event_name() == Some(ORDER_COMPLETED);
+        self.add(
+            profile,
+            ProfileCounters {
+                first_seen: at,
+                last_seen: at,
+                event_count: 1,
+                order_count: i64::from(order),
+                revenue: if order { revenue(event) } else { 0.0 },
+            },
+        );
+        if order {
+            let day = at.div_euclid(lifecycle::DAY_MS);
+            *self.purchases.entry((profile.clone(), day)).or_default() += revenue(event);
+        }
+        if let Some((weight, items)) = self.rules.of(event) {
+            for item in items {
+                let e = self
+                    .interactions
+                    .entry((profile.clone(), item))
+                    .or_insert((0.0, at));
+                e.0 += weight;
+                e.1 = e.1.max(at);
+            }
+        }
+        if let Some(name) = event.event_name() {
+            if self.life.counted.contains(name) {
+                *self
+                    .counted
+                    .entry((profile.clone(), name.to_owned()))
+                    .or_default() += 1;
             }
         }
         Ok(())
@@ -234,6 +384,7 @@ impl<'c> BatchState<'c> {
             self.interactions.drain().collect();
         pending.sort_by(|a, b| a.0.cmp(&b.0));
         let mut decided: Option<(ProfileId, bool)> = None;
+        let mut kept = Vec::new();
         for ((profile, item), (weight, last)) in pending {
             let keep = match &decided {
                 Some((p, keep)) if *p == profile => *keep,
@@ -248,10 +399,10 @@ impl<'c> BatchState<'c> {
                 }
             };
             if keep {
-                tx.add_interaction(&profile, &item, weight, last)?;
+                kept.push((profile, item, weight, last));
             }
         }
-        Ok(())
+        tx.add_interactions(&kept)
     }
 
     /// Flushes, then re-places each customer written to who has a basis for the stage purpose
@@ -306,6 +457,9 @@ impl<'c> BatchState<'c> {
                 self.identities.insert(id.clone(), p.clone());
                 return Ok(Some(p.clone()));
             }
+        }
+        if self.absent.contains(id) || self.erased.contains(id) {
+            return Ok(None);
         }
         let Some((p, has_consent)) = tx.find_identity_and_consent(id)? else {
             return Ok(None);
@@ -442,7 +596,7 @@ pub(crate) struct IngestRequest {
 pub(crate) fn lock_identities<'r>(
     tx: &mut WriteTx<'_>,
     requests: impl IntoIterator<Item = &'r IngestRequest>,
-) -> Result<(), StoreError> {
+) -> Result<Vec<Identity>, StoreError> {
     let mut named = Vec::new();
     for req in requests {
         for prepared in &req.prepared {
@@ -459,14 +613,15 @@ pub(crate) fn lock_identities<'r>(
             }
         }
     }
-    tx.lock_identities(&named)
+    tx.lock_identities(&named)?;
+    Ok(named)
 }
 
 /// Stores a request's events in the open transaction.
-pub(crate) fn ingest(
+pub(crate) fn ingest<'c>(
     tx: &mut WriteTx<'_>,
-    state: &mut BatchState<'_>,
-    req: &IngestRequest,
+    state: &mut BatchState<'c>,
+    req: &'c IngestRequest,
     policy: &PolicySet,
     now: i64,
 ) -> Result<IngestReport, StoreError> {
@@ -497,77 +652,30 @@ pub(crate) fn ingest(
         }
         // Most customers get a shape made before the transaction; anyone else's event is
         // minimised here, against their ledger at the event's time.
-        let minimised;
-        let (event, payload): (&Event, Cow<'_, str>) =
+        let (event, payload): (Cow<'c, Event>, Cow<'c, str>) =
             match choose_shape(tx, state, policy, &profile, prepared)? {
                 Some(shape) => {
                     report.fields_unmapped += shape.unmapped;
                     report.fields_without_basis += shape.unused;
-                    (&shape.event, json_of(shape)?)
+                    (Cow::Borrowed(&shape.event), json_of(shape)?)
                 }
                 None => {
                     let mut kept = event.clone();
                     report.fields_unmapped += prepared.full.unmapped;
                     minimise_event(tx, state, policy, &profile, &mut kept, &mut report)?;
                     let payload = to_json(&kept)?;
-                    minimised = kept;
-                    (&minimised, Cow::Owned(payload))
+                    (Cow::Owned(kept), Cow::Owned(payload))
                 }
             };
-        let inserted = tx.insert_event(&NewEvent {
-            message_id: event.message_id(),
-            profile_id: &profile,
-            call_type: event.call().call_type().as_str(),
-            event_name: event.event_name(),
-            ts: at,
-            received_at: event.received_at().timestamp_millis(),
-            payload: &payload,
-        })?;
-        if !inserted {
-            report.duplicates += 1;
-            continue;
-        }
-        if let Call::Identify { traits } = event.call() {
-            for (name, value) in traits {
-                tx.set_trait(&profile, name, &value.to_string(), at, event.message_id())?;
-            }
-        }
-        let order = event.event_name() == Some(ORDER_COMPLETED);
-        state.add(
-            &profile,
-            ProfileCounters {
-                first_seen: at,
-                last_seen: at,
-                event_count: 1,
-                order_count: i64::from(order),
-                revenue: if order { revenue(event) } else { 0.0 },
-            },
-        );
-        if order {
-            let day = at.div_euclid(lifecycle::DAY_MS);
-            *state.purchases.entry((profile.clone(), day)).or_default() += revenue(event);
-        }
-        if let Some((weight, items)) = state.rules.of(event) {
-            for item in items {
-                let e = state
-                    .interactions
-                    .entry((profile.clone(), item))
-                    .or_insert((0.0, at));
-                e.0 += weight;
-                e.1 = e.1.max(at);
-            }
-        }
-        if let Some(name) = event.event_name() {
-            if state.life.counted.contains(name) {
-                *state
-                    .counted
-                    .entry((profile.clone(), name.to_owned()))
-                    .or_default() += 1;
-            }
-        }
-        report.accepted += 1;
+        state.events.push(Pending {
+            profile,
+            event,
+            payload,
+        });
     }
     state.flush_and_place(tx, policy, now)?;
+    report.accepted = std::mem::take(&mut state.accepted);
+    report.duplicates = std::mem::take(&mut state.duplicates);
     Ok(report)
 }
 
@@ -710,11 +818,14 @@ fn record_signals(
     // A server's signals confirm a withdrawal still waiting for its grace period.
     let confirms = req.origin == Origin::Server && tx.take_withdrawal(profile)?;
     if lost || confirms {
+        // What withdrawal deletes includes this customer's events of the request so far.
+        let after = after.to_vec();
+        state.flush(tx)?;
         let derived = withdrawal::Derived {
             stage_purpose: &life.settings.stage_purpose,
             interactions_purpose: &rules.purpose,
         };
-        withdrawal::enforce(tx, policy, &derived, profile, after, at, actor)?;
+        withdrawal::enforce(tx, policy, &derived, profile, &after, at, actor)?;
         // Withdrawal may have deleted the stage: forget what placement knew of the customer.
         state.facts.remove(profile);
         state.facts_dirty.insert(profile.clone());
@@ -734,7 +845,10 @@ fn carries_erased_identity(
         event.anonymous_id().map(Identity::anonymous),
     ];
     for id in ids.iter().flatten() {
-        if state.find(tx, id)?.is_none() && tx.is_erased(id)? {
+        if state.find(tx, id)?.is_some() || state.absent.contains(id) {
+            continue;
+        }
+        if state.erased.contains(id) || tx.is_erased(id)? {
             return Ok(true);
         }
     }

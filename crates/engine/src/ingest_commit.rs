@@ -196,8 +196,9 @@ impl IngestService<'_> {
         let work = |tx: &mut consentric_store::WriteTx<'_>| {
             let token = tx.change_token()?;
             cache.validate(token);
-            ingest::lock_identities(tx, group)?;
+            let named = ingest::lock_identities(tx, group)?;
             let mut state = BatchState::new(&cache, self.lifecycle, &self.personalize.interactions);
+            state.prefetch(tx, &named)?;
             let reports = group
                 .iter()
                 .map(|req| ingest::ingest(tx, &mut state, req, self.policy, now))
@@ -229,12 +230,13 @@ impl IngestService<'_> {
                     .map(|req| {
                         self.store
                             .write(|tx| {
-                                ingest::lock_identities(tx, [req])?;
+                                let named = ingest::lock_identities(tx, [req])?;
                                 let mut state = BatchState::new(
                                     &empty,
                                     self.lifecycle,
                                     &self.personalize.interactions,
                                 );
+                                state.prefetch(tx, &named)?;
                                 let report = ingest::ingest(tx, &mut state, req, self.policy, now)?;
                                 if self.personalize.tracks_segments() {
                                     tx.note_touched(&state.take_touched())?;

@@ -24,6 +24,14 @@ pub enum Param<'a> {
     OptInt(Option<i64>),
     /// `DOUBLE PRECISION` / `REAL`.
     Real(f64),
+    /// `TEXT[]`: one column of a set-based write (PostgreSQL only, through `unnest`).
+    Texts(&'a [&'a str]),
+    /// `TEXT[]` with NULLs (PostgreSQL only).
+    OptTexts(&'a [Option<&'a str>]),
+    /// `BIGINT[]` (PostgreSQL only).
+    Ints(&'a [i64]),
+    /// `DOUBLE PRECISION[]` (PostgreSQL only).
+    Reals(&'a [f64]),
 }
 
 /// One value of a result row.
@@ -164,6 +172,8 @@ impl ChangeToken {
 pub(crate) fn refuse_nul(params: &[Param<'_>]) -> Result<(), StoreError> {
     let nul = params.iter().any(|p| match p {
         Param::Text(s) | Param::OptText(Some(s)) => s.contains('\0'),
+        Param::Texts(all) => all.iter().any(|s| s.contains('\0')),
+        Param::OptTexts(all) => all.iter().flatten().any(|s| s.contains('\0')),
         _ => false,
     });
     if nul {

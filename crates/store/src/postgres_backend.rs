@@ -335,6 +335,10 @@ impl ToSql for Param<'_> {
             Param::Int(i) => checked(i, <i64 as ToSql>::accepts(ty), ty, out),
             Param::OptInt(i) => checked(i, <i64 as ToSql>::accepts(ty), ty, out),
             Param::Real(f) => checked(f, <f64 as ToSql>::accepts(ty), ty, out),
+            Param::Texts(v) => checked(v, <&[&str] as ToSql>::accepts(ty), ty, out),
+            Param::OptTexts(v) => checked(v, <&[Option<&str>] as ToSql>::accepts(ty), ty, out),
+            Param::Ints(v) => checked(v, <&[i64] as ToSql>::accepts(ty), ty, out),
+            Param::Reals(v) => checked(v, <&[f64] as ToSql>::accepts(ty), ty, out),
         }
     }
 

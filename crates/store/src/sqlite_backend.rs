@@ -345,6 +345,11 @@ impl rusqlite::ToSql for Param<'_> {
             Param::Int(i) | Param::OptInt(Some(i)) => ToSqlOutput::Owned(Value::Integer(i)),
             Param::Real(f) => ToSqlOutput::Owned(Value::Real(f)),
             Param::OptText(None) | Param::OptInt(None) => ToSqlOutput::Owned(Value::Null),
+            Param::Texts(_) | Param::OptTexts(_) | Param::Ints(_) | Param::Reals(_) => {
+                return Err(rusqlite::Error::ToSqlConversionFailure(
+                    "array parameters are for PostgreSQL's set-based writes".into(),
+                ))
+            }
         })
     }
 }

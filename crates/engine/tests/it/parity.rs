@@ -106,6 +106,54 @@ parity_test!(identify_ties_the_anonymous_history_to_the_user, |db| {
     );
 });
 
+parity_test!(
+    a_merge_inside_one_batch_takes_the_batch_s_earlier_events_along,
+    |db| {
+        // Events are written together at the end of a request: the anonymous events before
+        // the identify that merges their profile must still end up with the user.
+        let engine = engine(&db);
+        engine
+            .ingest(typed_events(&[
+                json!({"type":"identify","messageId":"i0","userId":"u-7","traits":{"plan":"pro"}}),
+            ]))
+            .expect("the user, known from another device");
+        let r = engine
+            .ingest(typed_events(&[
+                json!({"type":"page","messageId":"p1","anonymousId":"anon-7","name":"Home"}),
+                json!({"type":"track","messageId":"o1","anonymousId":"anon-7","event":"Order Completed","properties":{"revenue":30}}),
+                json!({"type":"identify","messageId":"i1","userId":"u-7","anonymousId":"anon-7"}),
+                json!({"type":"track","messageId":"t2","userId":"u-7","event":"After"}),
+                json!({"type":"track","messageId":"i0","userId":"u-7","event":"A retried message id"}),
+            ]))
+            .expect("one batch");
+        assert_eq!((r.accepted, r.duplicates), (4, 1));
+        let p = engine.profile(&by("u-7"), "test").expect("profile");
+        assert_eq!(p.merged_from.len(), 1, "the anonymous profile merged in");
+        assert_eq!(
+            (p.counters.events, p.counters.orders),
+            (5, 1),
+            "{:?}",
+            p.counters
+        );
+        assert!((p.counters.revenue - 30.0).abs() < 1e-9);
+        let ids: Vec<String> = engine
+            .events(&by("u-7"), 100, "test")
+            .expect("events")
+            .into_iter()
+            .map(|e| e.event["messageId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(ids.len(), 5, "{ids:?}");
+        for id in ["p1", "o1", "i1", "t2", "i0"] {
+            assert!(ids.iter().any(|i| i == id), "{id} missing from {ids:?}");
+        }
+        assert_eq!(
+            engine.totals().expect("totals").0,
+            5,
+            "nothing stored twice"
+        );
+    }
+);
+
 parity_test!(a_shared_device_does_not_merge_two_known_customers, |db| {
     let engine = engine(&db);
     engine

@@ -843,6 +843,44 @@ parity_test!(
     }
 );
 
+parity_test!(
+    a_withdrawal_on_an_event_deletes_what_its_own_batch_stored_before_it,
+    |db| {
+        let engine = engine(&db);
+        engine
+            .ingest(events(
+                json!([{"type":"identify","messageId":"0","userId":"u"}]),
+            ))
+            .expect("ingest");
+        engine
+            .set_consent(
+                &by("u"),
+                &[("analytics".into(), "granted".into())],
+                "key:test",
+                b"grant",
+            )
+            .expect("grant");
+        // One batch: a page with campaign data (only analytics may use it), then a server's
+        // event withdrawing analytics. The page is stored first, so the withdrawal reaches it.
+        let r = engine
+            .ingest(events(json!([
+                {"type":"page","messageId":"1","userId":"u","name":"Home","context":{"campaign":{"name":"spring"}}},
+                {"type":"track","messageId":"w","userId":"u","event":"E",
+                 "context":{"consent":{"categoryPreferences":{"analytics":false}}}},
+            ])))
+            .expect("ingest");
+        assert_eq!(r.accepted, 2);
+        let page = stored(&engine, "u")
+            .into_iter()
+            .find(|e| e["messageId"] == "1")
+            .expect("the page is kept");
+        assert!(
+            page["context"].get("campaign").is_none(),
+            "campaign data lost its only basis in the same batch: {page}"
+        );
+    }
+);
+
 /// A customer who granted analytics and has a page stored with campaign data (which only
 /// analytics may use), whose consent someone holding the public browser key then withdrew.
 fn withdrawn_from_a_browser(
