@@ -10,7 +10,9 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 
 use consentric_model::{Call, Event, Identity, IdentityKind, MessageId, ProfileId};
-use consentric_store::{ConsentRow, CounterRow, NewEvent, ProfileCounters, StoreError, WriteTx};
+use consentric_store::{
+    ConsentRow, CounterRow, NewEvent, ProfileCounters, StoreError, TraitRow, WriteTx,
+};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -113,6 +115,12 @@ pub(crate) struct BatchState<'c> {
     erased: HashSet<Identity>,
     /// Events resolved and shaped, inserted together at the next flush.
     events: Vec<Pending<'c>>,
+    /// Identify traits not yet written: per profile and name, the value of the latest event
+    /// (the later of two at one time), its time and message id.
+    traits: HashMap<(ProfileId, String), (String, i64, MessageId)>,
+    /// Profiles known to have no withdrawal waiting for its grace period: a server's signals
+    /// for them need not try to confirm one.
+    no_withdrawal_waiting: HashSet<ProfileId>,
     /// Events of the current request stored, and found already stored, so far.
     accepted: u64,
     duplicates: u64,
@@ -154,6 +162,8 @@ impl<'c> BatchState<'c> {
             absent: HashSet::new(),
             erased: HashSet::new(),
             events: Vec::new(),
+            traits: HashMap::new(),
+            no_withdrawal_waiting: HashSet::new(),
             accepted: 0,
             duplicates: 0,
         }
@@ -183,6 +193,8 @@ impl<'c> BatchState<'c> {
             self.identities.insert(id, p);
         }
         self.erased.extend(found.erased);
+        self.no_withdrawal_waiting
+            .extend(found.no_withdrawal_waiting);
         for id in ask {
             if !self.identities.contains_key(&id) && !self.erased.contains(&id) {
                 self.absent.insert(id);
@@ -246,6 +258,13 @@ impl<'c> BatchState<'c> {
     /// row locks in one order.
     fn flush(&mut self, tx: &mut WriteTx<'_>) -> Result<(), StoreError> {
         self.insert_events(tx)?;
+        let mut traits: Vec<TraitRow> = self
+            .traits
+            .drain()
+            .map(|((p, name), (value, at, mid))| (p, name, value, at, mid))
+            .collect();
+        traits.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        tx.set_traits(&traits)?;
         let mut pending: Vec<CounterRow> = self.pending.drain().collect();
         pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         tx.bump_profiles(&pending)?;
@@ -305,7 +324,7 @@ impl<'c> BatchState<'c> {
         let inserted = tx.insert_events(&rows)?;
         for (p, new) in events.iter().zip(inserted) {
             if new {
-                self.stored(tx, &p.profile, &p.event)?;
+                self.stored(&p.profile, &p.event);
                 self.accepted += 1;
             } else {
                 self.duplicates += 1;
@@ -316,16 +335,15 @@ impl<'c> BatchState<'c> {
 
     /// What follows from storing `event` for `profile`: its identify traits, and its share of
     /// the counters, purchases, interactions and counted events.
-    fn stored(
-        &mut self,
-        tx: &mut WriteTx<'_>,
-        profile: &ProfileId,
-        event: &Event,
-    ) -> Result<(), StoreError> {
+    fn stored(&mut self, profile: &ProfileId, event: &Event) {
         let at = event.timestamp().timestamp_millis();
         if let Call::Identify { traits } = event.call() {
             for (name, value) in traits {
-                tx.set_trait(profile, name, &value.to_string(), at, event.message_id())?;
+                let key = (profile.clone(), name.clone());
+                if self.traits.get(&key).is_none_or(|(_, held, _)| at >= *held) {
+                    let mid = event.message_id().clone();
+                    self.traits.insert(key, (value.to_string(), at, mid));
+                }
             }
         }
         let order = event.event_name() == Some(ORDER_COMPLETED);
@@ -361,7 +379,6 @@ impl<'c> BatchState<'c> {
                     .or_default() += 1;
             }
         }
-        Ok(())
     }
 
     /// Writes the interactions gathered so far of customers with a basis for the purpose they
@@ -566,6 +583,8 @@ impl<'c> BatchState<'c> {
         self.consent.remove(into);
         self.folded.remove(from);
         self.folded.remove(into);
+        self.no_withdrawal_waiting.remove(from);
+        self.no_withdrawal_waiting.remove(into);
         self.merged_from.insert(from.clone());
         self.merged_into.insert(into.clone());
         for p in self.identities.values_mut() {
@@ -797,6 +816,7 @@ fn record_signals(
         state.push_row(tx, profile, row)?;
     }
     let (life, rules) = (state.life, state.rules);
+    let may_wait = !state.no_withdrawal_waiting.contains(profile);
     let after = state.rows(tx, profile)?;
     let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_else(chrono::Utc::now);
     let lost = after.len() > before && withdrawal::lost_basis(policy, &after[..before], after, at);
@@ -805,6 +825,7 @@ fn record_signals(
         // forged with the public key cannot erase anyone's data.
         let due = now.saturating_add(req.withdrawal_grace_ms);
         tx.defer_withdrawal(profile, due, now)?;
+        state.no_withdrawal_waiting.remove(profile);
         audit::append(
             tx,
             now,
@@ -816,7 +837,7 @@ fn record_signals(
         return Ok(());
     }
     // A server's signals confirm a withdrawal still waiting for its grace period.
-    let confirms = req.origin == Origin::Server && tx.take_withdrawal(profile)?;
+    let confirms = req.origin == Origin::Server && may_wait && tx.take_withdrawal(profile)?;
     if lost || confirms {
         // What withdrawal deletes includes this customer's events of the request so far.
         let after = after.to_vec();
@@ -998,7 +1019,8 @@ fn new_profile(
         .ok_or_else(|| StoreError::Corrupt("generated profile id refused".into()))?;
     tx.create_profile(&id, at)?;
     state.consent.insert(id.clone(), Vec::new()); // a new profile has no consent yet
-                                                  // Nor a stage, purchases or counted events: placement need not read what it knows.
+    state.no_withdrawal_waiting.insert(id.clone());
+    // Nor a stage, purchases or counted events: placement need not read what it knows.
     state
         .facts
         .insert(id.clone(), CustomerFacts::new_profile(at));

@@ -11,18 +11,20 @@ use consentric_model::{Identity, ProfileId};
 use crate::backend::{BackendKind, Param};
 use crate::error::StoreError;
 use crate::records::ProfileCounters;
-use crate::sealing::event_field;
+use crate::sealing::{event_field, trait_field};
 use crate::tx::{next, profile_id, take, NewEvent, WriteTx};
 
 /// Inserted in the order given (`ORDINALITY`), so `seq` follows arrival as one by one would.
 const INSERT_EVENTS: &str = "INSERT INTO events (message_id, profile_id, call_type, event_name, ts, received_at, payload) SELECT m, p, c, e, t, r, b FROM unnest(?1::text[], ?2::text[], ?3::text[], ?4::text[], ?5::int8[], ?6::int8[], ?7::text[]) WITH ORDINALITY AS u(m, p, c, e, t, r, b, o) ORDER BY o ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
 const BUMP_PROFILES: &str = "UPDATE profiles p SET first_seen = LEAST(p.first_seen, d.f), last_seen = GREATEST(p.last_seen, d.l), event_count = p.event_count + d.e, order_count = p.order_count + d.o, revenue = p.revenue + d.r FROM unnest(?1::text[], ?2::int8[], ?3::int8[], ?4::int8[], ?5::int8[], ?6::float8[]) AS d(id, f, l, e, o, r) WHERE p.profile_id = d.id";
+const SET_TRAITS: &str = "INSERT INTO profile_traits (profile_id, name, value, updated_at, message_id) SELECT * FROM unnest(?1::text[], ?2::text[], ?3::text[], ?4::int8[], ?5::text[]) ON CONFLICT (profile_id, name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at, message_id = excluded.message_id WHERE excluded.updated_at >= profile_traits.updated_at";
 const ADD_PURCHASES: &str = "INSERT INTO lifecycle_purchases (profile_id, day, amount) SELECT * FROM unnest(?1::text[], ?2::int8[], ?3::float8[]) ON CONFLICT (profile_id, day) DO UPDATE SET amount = lifecycle_purchases.amount + excluded.amount";
 const COUNT_EVENTS: &str = "INSERT INTO lifecycle_counts (profile_id, event, n) SELECT * FROM unnest(?1::text[], ?2::text[], ?3::int8[]) ON CONFLICT (profile_id, event) DO UPDATE SET n = lifecycle_counts.n + excluded.n";
 const ADD_INTERACTIONS: &str = "INSERT INTO interactions (profile_id, item_id, weight, last_at) SELECT * FROM unnest(?1::text[], ?2::text[], ?3::float8[], ?4::int8[]) ON CONFLICT (profile_id, item_id) DO UPDATE SET weight = interactions.weight + excluded.weight, last_at = GREATEST(interactions.last_at, excluded.last_at)";
-/// Each identity's profile and whether its ledger has rows; a second query names the blind
+/// Each identity's profile, whether its ledger has rows and whether a withdrawal waits for its
+/// grace period; a second query names the blind
 /// values of erased customers among those not found.
-const FIND_IDENTITIES: &str = "SELECT i.kind, i.value, i.profile_id, EXISTS (SELECT 1 FROM consent_ledger c WHERE c.profile_id = i.profile_id) FROM unnest(?1::text[], ?2::text[]) AS q(kind, value) JOIN identities i ON i.kind = q.kind AND i.value = q.value";
+const FIND_IDENTITIES: &str = "SELECT i.kind, i.value, i.profile_id, EXISTS (SELECT 1 FROM consent_ledger c WHERE c.profile_id = i.profile_id), EXISTS (SELECT 1 FROM pending_withdrawals w WHERE w.profile_id = i.profile_id) FROM unnest(?1::text[], ?2::text[]) AS q(kind, value) JOIN identities i ON i.kind = q.kind AND i.value = q.value";
 const TOMBSTONED_AMONG: &str =
     "SELECT t.blind FROM unnest(?1::text[]) AS q(blind) JOIN erasure_tombstones t ON t.blind = q.blind";
 
@@ -33,7 +35,14 @@ pub struct FoundIdentities {
     pub known: Vec<(Identity, ProfileId, bool)>,
     /// Unknown identities that belonged to an erased customer (tombstoned).
     pub erased: Vec<Identity>,
+    /// Profiles of known identities with no withdrawal waiting for its grace period (left
+    /// empty where asking costs a statement per profile: SQLite).
+    pub no_withdrawal_waiting: Vec<ProfileId>,
 }
+
+/// An identify trait to set, for [`WriteTx::set_traits`]: profile, name, value (JSON), the
+/// event's time (ms) and message id.
+pub type TraitRow = (ProfileId, String, String, i64, consentric_model::MessageId);
 
 /// A profile's counters to add, for [`WriteTx::bump_profiles`].
 pub type CounterRow = (ProfileId, ProfileCounters);
@@ -71,11 +80,14 @@ impl WriteTx<'_> {
             .map(|((_, v), id)| (v.clone(), *id))
             .collect();
         for row in rows {
-            let mut it = take(row, 4)?;
+            let mut it = take(row, 5)?;
             let kind = next(&mut it)?.text()?;
             let value = next(&mut it)?.text()?;
             let profile = profile_id(next(&mut it)?.text()?)?;
             let has_consent = next(&mut it)?.int()? != 0;
+            if next(&mut it)?.int()? == 0 {
+                found.no_withdrawal_waiting.push(profile.clone());
+            }
             let Some(id) = by_blind.get(&(kind_str(&kind)?, value.clone())) else {
                 return Err(StoreError::Corrupt("an identity nobody asked for".into()));
             };
@@ -142,6 +154,43 @@ impl WriteTx<'_> {
             .collect::<Result<_, _>>()?;
         // The first of several rows with one message id is the one stored.
         Ok(ids.iter().map(|id| inserted.remove(*id)).collect())
+    }
+
+    /// Sets identify traits, one row per (profile, name), each unless a value from a later
+    /// event is already stored.
+    pub fn set_traits(&mut self, rows: &[TraitRow]) -> Result<(), StoreError> {
+        if self.conn.kind() == BackendKind::Sqlite || rows.len() == 1 {
+            return rows.iter().try_for_each(|(p, name, value, at, mid)| {
+                self.set_trait(p, name, value, *at, mid)
+            });
+        }
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (p, name, value, at, _) in rows {
+            sealed.push(
+                self.sealer
+                    .seal(self.conn, p.as_str(), &trait_field(name), value, *at)?,
+            );
+        }
+        let ids: Vec<&str> = rows.iter().map(|(p, ..)| p.as_str()).collect();
+        let names: Vec<&str> = rows.iter().map(|(_, n, ..)| n.as_str()).collect();
+        let values: Vec<&str> = sealed.iter().map(String::as_str).collect();
+        let at: Vec<i64> = rows.iter().map(|(.., at, _)| *at).collect();
+        let mids: Vec<&str> = rows.iter().map(|(.., m)| m.as_str()).collect();
+        self.conn
+            .exec(
+                SET_TRAITS,
+                &[
+                    Param::Texts(&ids),
+                    Param::Texts(&names),
+                    Param::Texts(&values),
+                    Param::Ints(&at),
+                    Param::Texts(&mids),
+                ],
+            )
+            .map(drop)
     }
 
     /// Adds each profile's counters (first/last seen widen, counts add).

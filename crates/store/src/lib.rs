@@ -51,7 +51,7 @@ pub use dp_tx::BudgetRow;
 pub use dsr_tx::{DsrRow, NewDsr, Scrubbed};
 pub use error::StoreError;
 pub use fence::Fence;
-pub use ingest_tx::{CounterRow, FoundIdentities};
+pub use ingest_tx::{CounterRow, FoundIdentities, TraitRow};
 pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use lifecycle_tx::{ModelRow, PurchaseDay, StageFacts, StageRow, TransitionRow};
 pub use personalize_tx::{ActionTaken, DecisionFacts, InteractionRow, SegmentRow};

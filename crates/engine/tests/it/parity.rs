@@ -234,6 +234,32 @@ parity_test!(
     }
 );
 
+parity_test!(
+    traits_sent_twice_in_one_batch_keep_the_latest_by_event_time,
+    |db| {
+        let engine = engine(&db);
+        let r = engine
+        .ingest(typed_events(&[
+            json!({"type":"identify","messageId":"b","userId":"u","traits":{"plan":"pro","age":30},"timestamp":"2024-05-01T00:00:00Z"}),
+            json!({"type":"identify","messageId":"a","userId":"u","traits":{"plan":"free"},"timestamp":"2024-01-01T00:00:00Z"}),
+            json!({"type":"identify","messageId":"c","userId":"u","traits":{"age":31},"timestamp":"2024-05-01T00:00:00Z"}),
+        ]))
+        .expect("one batch");
+        assert_eq!(r.accepted, 3);
+        let p = engine.profile(&by("u"), "test").expect("profile");
+        let plan = p.traits.iter().find(|t| t.name == "plan").expect("plan");
+        assert_eq!(
+            (plan.value.clone(), plan.message_id.as_str()),
+            (json!("pro"), "b")
+        );
+        assert_eq!(
+            trait_value(&engine, "u", "age"),
+            Some(json!(31)),
+            "of two values at one time, the later sent wins"
+        );
+    }
+);
+
 parity_test!(order_counters_follow_the_ecommerce_spec, |db| {
     let engine = engine(&db);
     engine

@@ -964,6 +964,27 @@ parity_test!(
     }
 );
 
+parity_test!(
+    a_server_s_signal_confirms_a_browser_withdrawal_at_once,
+    |db| {
+        let (engine, _clock) = withdrawn_from_a_browser(&db);
+        assert_eq!(
+            campaign(&engine),
+            Some(json!("spring")),
+            "still in its grace"
+        );
+        // The business's own server says the same: the deletion is carried out now.
+        engine
+            .ingest(events(
+                json!([{"type":"track","messageId":"s","userId":"u","event":"E",
+                "context":{"consent":{"categoryPreferences":{"analytics":false}}}}]),
+            ))
+            .expect("server signal");
+        assert_eq!(campaign(&engine), Some(Value::Null));
+        assert_eq!(engine.carry_out_due_withdrawals("test").expect("sweep"), 0);
+    }
+);
+
 /// What someone who can write the database, but does not hold the master keys, can do: append
 /// a record chained with a valid hash, with no MAC or with a MAC of their own making.
 fn forge_append(db: &TestDb, mac: Option<&str>) -> i64 {
