@@ -100,6 +100,10 @@ pub struct AnalyticsArgs {
     /// path), to release the same values side by side.
     #[arg(long, env = "CONSENTRIC_BENCH_DP_PYTHON")]
     pub reference: Option<std::path::PathBuf>,
+    /// Also time the releases over this many customers: CDNOW's customers copied under new
+    /// ids (with their real orders) until there are this many, in a store of their own.
+    #[arg(long)]
+    pub customers: Option<usize>,
 }
 
 #[derive(Args)]
