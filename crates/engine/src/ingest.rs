@@ -441,6 +441,15 @@ impl<'c> BatchState<'c> {
         };
         let at = chrono::DateTime::from_timestamp_millis(now).unwrap_or_default();
         let scorer = self.scorer.clone();
+        // What placement needs and nobody knows is read for all of them at once: ledgers, then
+        // the stage facts of those with a basis.
+        let unread: Vec<ProfileId> = touched
+            .iter()
+            .filter(|p| !self.rows_known(p))
+            .cloned()
+            .collect();
+        self.consent.extend(tx.consent_of_many(&unread)?);
+        let mut placed = Vec::with_capacity(touched.len());
         for profile in touched {
             if self.ledger_is_empty(tx, &profile)? && !policy.baseline_has(&purpose.id) {
                 continue; // the common case, decided without folding
@@ -448,13 +457,21 @@ impl<'c> BatchState<'c> {
             if !self.folded(tx, &profile)?.has_basis(purpose, at) {
                 continue;
             }
-            let life = self.life;
-            let facts = match self.known_facts(&profile) {
-                Some(f) => f,
-                None => match CustomerFacts::read(tx, life, &profile)? {
-                    Some(f) => self.facts.entry(profile.clone()).or_insert(f),
-                    None => continue,
-                },
+            placed.push(profile);
+        }
+        let unknown: Vec<ProfileId> = placed
+            .iter()
+            .filter(|p| self.known_facts(p).is_none())
+            .cloned()
+            .collect();
+        let life = self.life;
+        for (profile, f) in tx.stage_facts_of(&unknown)? {
+            let facts = CustomerFacts::from_stored(tx, life, &profile, f)?;
+            self.facts.insert(profile, facts);
+        }
+        for profile in placed {
+            let Some(facts) = self.known_facts(&profile) else {
+                continue; // no such profile
             };
             facts.place(tx, life, scorer.as_deref(), &profile, None)?;
         }
@@ -487,6 +504,12 @@ impl<'c> BatchState<'c> {
         }
         self.identities.insert(id.clone(), p.clone());
         Ok(Some(p))
+    }
+
+    /// Whether `profile`'s ledger rows are known without reading them.
+    fn rows_known(&self, profile: &ProfileId) -> bool {
+        self.consent.contains_key(profile)
+            || (!self.touched_by_merge(profile) && self.cache.consent.contains_key(profile))
     }
 
     /// `profile`'s ledger rows: this transaction's copy, else the cache's (not copied), else

@@ -10,9 +10,11 @@ use consentric_model::{Identity, ProfileId};
 
 use crate::backend::{BackendKind, Param};
 use crate::error::StoreError;
+use crate::lifecycle_tx::{facts_row, StageFacts};
+use crate::records::ConsentRow;
 use crate::records::ProfileCounters;
 use crate::sealing::{event_field, trait_field};
-use crate::tx::{next, profile_id, take, NewEvent, WriteTx};
+use crate::tx::{consent_row, next, profile_id, take, NewEvent, WriteTx};
 
 /// Inserted in the order given (`ORDINALITY`), so `seq` follows arrival as one by one would.
 const INSERT_EVENTS: &str = "INSERT INTO events (message_id, profile_id, call_type, event_name, ts, received_at, payload) SELECT m, p, c, e, t, r, b FROM unnest(?1::text[], ?2::text[], ?3::text[], ?4::text[], ?5::int8[], ?6::int8[], ?7::text[]) WITH ORDINALITY AS u(m, p, c, e, t, r, b, o) ORDER BY o ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
@@ -24,9 +26,15 @@ const ADD_INTERACTIONS: &str = "INSERT INTO interactions (profile_id, item_id, w
 /// Each identity's profile, whether its ledger has rows and whether a withdrawal waits for its
 /// grace period; a second query names the blind
 /// values of erased customers among those not found.
-const FIND_IDENTITIES: &str = "SELECT i.kind, i.value, i.profile_id, EXISTS (SELECT 1 FROM consent_ledger c WHERE c.profile_id = i.profile_id), EXISTS (SELECT 1 FROM pending_withdrawals w WHERE w.profile_id = i.profile_id) FROM unnest(?1::text[], ?2::text[]) AS q(kind, value) JOIN identities i ON i.kind = q.kind AND i.value = q.value";
+/// `LATERAL`, so each identity is one probe of the primary key: a plain join of `unnest`
+/// (estimated at 100 rows whatever it holds) let the planner hash the whole table.
+const FIND_IDENTITIES: &str = "SELECT i.kind, i.value, i.profile_id, EXISTS (SELECT 1 FROM consent_ledger c WHERE c.profile_id = i.profile_id), EXISTS (SELECT 1 FROM pending_withdrawals w WHERE w.profile_id = i.profile_id) FROM unnest(?1::text[], ?2::text[]) AS q(kind, value) CROSS JOIN LATERAL (SELECT kind, value, profile_id FROM identities WHERE kind = q.kind AND value = q.value) AS i";
 const TOMBSTONED_AMONG: &str =
     "SELECT t.blind FROM unnest(?1::text[]) AS q(blind) JOIN erasure_tombstones t ON t.blind = q.blind";
+
+/// [`crate::lifecycle_tx`]'s facts of many profiles, each row led by its profile id.
+const FACTS_OF: &str = "SELECT p.profile_id, p.first_seen, p.last_seen, p.order_count, p.revenue, t.to_stage, t.at, t.rule, t.n, EXISTS (SELECT 1 FROM lifecycle_counts c WHERE c.profile_id = p.profile_id) FROM unnest(?1::text[]) AS q(id) JOIN profiles p ON p.profile_id = q.id LEFT JOIN lifecycle_transitions t ON t.profile_id = p.profile_id AND t.n = (SELECT MAX(l.n) FROM lifecycle_transitions l WHERE l.profile_id = p.profile_id)";
+const CONSENT_OF_MANY: &str = "SELECT profile_id, seq, purpose, decision, source, purpose_version, decided_at, evidence_hash, recorded_at, assurance FROM consent_ledger WHERE profile_id = ANY(?1::text[]) ORDER BY profile_id, seq";
 
 /// What [`WriteTx::find_identities`] learnt about each identity asked for.
 #[derive(Debug, Default)]
@@ -108,6 +116,62 @@ impl WriteTx<'_> {
             }
         }
         Ok(found)
+    }
+
+    /// The stage facts of each profile that exists among `profiles`.
+    pub fn stage_facts_of(
+        &mut self,
+        profiles: &[ProfileId],
+    ) -> Result<HashMap<ProfileId, StageFacts>, StoreError> {
+        let mut out = HashMap::with_capacity(profiles.len());
+        if self.conn.kind() == BackendKind::Sqlite || profiles.len() == 1 {
+            for p in profiles {
+                if let Some(f) = self.stage_facts(p)? {
+                    out.insert(p.clone(), f);
+                }
+            }
+            return Ok(out);
+        }
+        if profiles.is_empty() {
+            return Ok(out);
+        }
+        let ids: Vec<&str> = profiles.iter().map(ProfileId::as_str).collect();
+        for row in self.conn.query(FACTS_OF, &[Param::Texts(&ids)])? {
+            let mut it = take(row, 10)?;
+            let p = profile_id(next(&mut it)?.text()?)?;
+            out.insert(p, facts_row(&mut it)?);
+        }
+        Ok(out)
+    }
+
+    /// The consent ledgers of `profiles`, each in the order recorded (empty where none).
+    pub fn consent_of_many(
+        &mut self,
+        profiles: &[ProfileId],
+    ) -> Result<HashMap<ProfileId, Vec<ConsentRow>>, StoreError> {
+        let mut out: HashMap<ProfileId, Vec<ConsentRow>> = HashMap::with_capacity(profiles.len());
+        if self.conn.kind() == BackendKind::Sqlite || profiles.len() == 1 {
+            for p in profiles {
+                let rows = self.consent_of(p)?;
+                out.insert(p.clone(), rows);
+            }
+            return Ok(out);
+        }
+        if profiles.is_empty() {
+            return Ok(out);
+        }
+        for p in profiles {
+            out.insert(p.clone(), Vec::new());
+        }
+        let ids: Vec<&str> = profiles.iter().map(ProfileId::as_str).collect();
+        for row in self.conn.query(CONSENT_OF_MANY, &[Param::Texts(&ids)])? {
+            let mut it = take(row, 10)?;
+            let p = profile_id(next(&mut it)?.text()?)?;
+            next(&mut it)?; // seq: the rows come in its order
+            let r = consent_row(&mut it)?;
+            out.entry(p).or_default().push(r);
+        }
+        Ok(out)
     }
 
     /// Seals and inserts events, in order; `out[i]` says whether `events[i]` was new (a

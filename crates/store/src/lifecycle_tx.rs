@@ -111,15 +111,19 @@ fn facts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<Option<StageFacts>,
     else {
         return Ok(None);
     };
-    let mut it = take(row, 9)?;
-    let first_seen = next(&mut it)?.int()?;
-    let last_seen = next(&mut it)?.int()?;
-    let orders = next(&mut it)?.int()?.max(0) as u64;
-    let revenue = next(&mut it)?.real()?;
-    let s = opt_stage(next(&mut it)?)?;
-    let since = next(&mut it)?.opt_int()?;
-    let rule = next(&mut it)?.opt_text()?;
-    let n = next(&mut it)?.opt_int()?;
+    facts_row(&mut take(row, 9)?).map(Some)
+}
+
+/// [`StageFacts`] from the columns of [`FACTS`], in order.
+pub(crate) fn facts_row(it: &mut std::vec::IntoIter<Cell>) -> Result<StageFacts, StoreError> {
+    let first_seen = next(it)?.int()?;
+    let last_seen = next(it)?.int()?;
+    let orders = next(it)?.int()?.max(0) as u64;
+    let revenue = next(it)?.real()?;
+    let s = opt_stage(next(it)?)?;
+    let since = next(it)?.opt_int()?;
+    let rule = next(it)?.opt_text()?;
+    let n = next(it)?.opt_int()?;
     let stage = match (s, since, rule, n) {
         (Some(stage), Some(since), Some(rule), Some(n)) => Some(StageRow {
             stage,
@@ -129,15 +133,15 @@ fn facts(conn: &mut dyn Conn, profile: &ProfileId) -> Result<Option<StageFacts>,
         }),
         _ => None,
     };
-    let has_counts = next(&mut it)?.int()? != 0;
-    Ok(Some(StageFacts {
+    let has_counts = next(it)?.int()? != 0;
+    Ok(StageFacts {
         first_seen,
         last_seen,
         orders,
         revenue,
         stage,
         has_counts,
-    }))
+    })
 }
 
 pub(crate) fn purchases_of(

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use consentric_lifecycle::{Facts, Placement};
 use consentric_model::{ProfileId, Stage};
-use consentric_store::{ProfileCounters, PurchaseDay, StoreError, WriteTx};
+use consentric_store::{ProfileCounters, PurchaseDay, StageFacts, StoreError, WriteTx};
 
 use super::scoring::summary_of_days;
 use super::{Lifecycle, Scorer, DAY_MS};
@@ -38,12 +38,23 @@ impl CustomerFacts {
         let Some(f) = tx.stage_facts(profile)? else {
             return Ok(None);
         };
+        Self::from_stored(tx, life, profile, f).map(Some)
+    }
+
+    /// The facts of `profile` from its stored stage facts (read with others), with its counted
+    /// events read where rules count any.
+    pub fn from_stored(
+        tx: &mut WriteTx<'_>,
+        life: &Lifecycle,
+        profile: &ProfileId,
+        f: StageFacts,
+    ) -> Result<CustomerFacts, StoreError> {
         let counts = if life.counted.is_empty() || !f.has_counts {
             BTreeMap::new()
         } else {
             tx.event_counts(profile)?
         };
-        Ok(Some(CustomerFacts {
+        Ok(CustomerFacts {
             first_seen: f.first_seen,
             last_seen: f.last_seen,
             orders: f.orders,
@@ -52,7 +63,7 @@ impl CustomerFacts {
             stage: f.stage.map(|s| (s.stage, s.since)),
             days: None,
             counts,
-        }))
+        })
     }
 
     /// The facts of a profile just created at `at` (as `WriteTx::create_profile` stores it).
