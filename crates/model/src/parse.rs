@@ -340,7 +340,7 @@ fn parse_one(
         .map(|s| AnonymousId::parse(&s).ok_or_else(|| bad_id("anonymousId")))
         .transpose()?;
 
-    let call = match call {
+    let mut call = match call {
         CallType::Identify => Call::Identify {
             traits: optional_object(&mut obj, "traits")?,
         },
@@ -412,6 +412,16 @@ fn parse_one(
         context.insert(k, v);
     }
     check_context(&context)?;
+    if let Call::Identify { traits } = &mut call {
+        // RudderStack's SDKs send an identify's traits in `context.traits` (rudder-sdk-python
+        // only there), and RudderStack reads them from there: so does this. A trait sent in
+        // both places keeps its top-level value; the copy in `context` is not stored twice.
+        if let Some(Value::Object(in_context)) = context.remove("traits") {
+            for (name, value) in in_context {
+                traits.entry(name).or_insert(value);
+            }
+        }
+    }
     let mut integrations = defaults.integrations.clone();
     for (k, v) in optional_object(&mut obj, "integrations")? {
         integrations.insert(k, v);
@@ -641,6 +651,29 @@ mod tests {
         let body = br#"{"sentAt":"-100000-01-01T00:00:00","batch":[{"type":"track","userId":"u","event":"E","timestamp":"2024-01-01T00:00:00Z"}]}"#;
         let e = parse_batch(body, &env()).expect_err("refused");
         assert_eq!(e.field.as_deref(), Some("sentAt"));
+    }
+
+    #[test]
+    fn an_identify_s_traits_in_context_are_its_traits_as_rudderstack_reads_them() {
+        let e = one(
+            r#"{"userId":"u","traits":{"plan":"top"},"context":{"traits":{"plan":"ctx","email":"a@b.example"},"ip":"1.2.3.4"}}"#,
+            CallType::Identify,
+        )
+        .expect("parses");
+        let Call::Identify { traits } = e.call() else {
+            panic!("identify");
+        };
+        assert_eq!(traits["plan"], "top", "a top-level trait wins");
+        assert_eq!(traits["email"], "a@b.example");
+        assert!(e.context().0.get("traits").is_none(), "not stored twice");
+        assert_eq!(e.context().ip(), Some("1.2.3.4"));
+        // Other calls keep `context.traits` where it was sent.
+        let t = one(
+            r#"{"userId":"u","event":"E","context":{"traits":{"plan":"ctx"}}}"#,
+            CallType::Track,
+        )
+        .expect("parses");
+        assert!(t.context().0.get("traits").is_some());
     }
 
     #[test]
