@@ -136,6 +136,15 @@ pub struct ServerSettings {
     pub browser_requests_per_second: u32,
     /// Addresses of proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Sites whose pages may send browser SDK requests with credentials
+    /// (`https://shop.example`): their `Origin` is echoed with
+    /// `Access-Control-Allow-Credentials`. Any other site gets the wildcard, which is enough
+    /// for requests without credentials.
+    pub allowed_origins: Vec<crate::web_origin::WebOrigin>,
+    /// The address pages reach this server at (`https://events.shop.example`), which
+    /// analytics.js's settings point it to; unset, the address each request was made to, over
+    /// `http` (set it behind a proxy that terminates TLS).
+    pub public_url: Option<crate::web_origin::PublicUrl>,
 }
 
 impl Default for ServerSettings {
@@ -149,6 +158,8 @@ impl Default for ServerSettings {
             max_in_flight: 64,
             browser_requests_per_second: 20,
             trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            public_url: None,
         }
     }
 }

@@ -46,6 +46,7 @@ mod rectification;
 mod retention;
 mod rotation;
 mod views;
+mod web_origin;
 mod withdrawal;
 mod withdrawal_grace;
 
@@ -81,5 +82,6 @@ pub use profiles::{
 pub use recipients::{Disclosure, PurposeRecipients, Recipients};
 pub use retention::RetentionReport;
 pub use views::PurposeScopedProfile;
+pub use web_origin::{PublicUrl, WebOrigin};
 
 pub use consentric_store::{BackendKind, Store, StoreError};

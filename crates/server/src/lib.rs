@@ -39,15 +39,18 @@ pub(crate) type AppState = Arc<Engine>;
 
 /// The router with every endpoint and the default limits; exposed for in-process use.
 pub fn router(engine: Arc<Engine>) -> Router {
-    router_with(
-        engine,
-        Arc::new(edge::Limits::new(&ServerSettings::default())),
-    )
+    let settings = ServerSettings::default();
+    router_with(engine, Arc::new(edge::Limits::new(&settings)), &settings)
 }
 
-fn router_with(engine: Arc<Engine>, limits: Arc<edge::Limits>) -> Router {
+fn router_with(
+    engine: Arc<Engine>,
+    limits: Arc<edge::Limits>,
+    settings: &ServerSettings,
+) -> Router {
     Router::new()
         .merge(routes::ingest::routes())
+        .merge(routes::sdk::routes())
         .merge(routes::profiles::routes())
         .merge(routes::consent::routes())
         .merge(routes::dsr::routes())
@@ -61,9 +64,16 @@ fn router_with(engine: Arc<Engine>, limits: Arc<edge::Limits>) -> Router {
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))
         // Clean-room messages carry whole blinded sets: their own, larger limit.
         .merge(routes::cleanroom::routes())
+        .fallback(cors::no_such_endpoint)
         .layer(Extension(limits.clone()))
         .layer(middleware::from_fn_with_state(limits, edge::admit))
+        .layer(Extension(cors::PublicUrl::new(settings)))
         .layer(middleware::from_fn(json_errors::json_errors))
+        // Outside the JSON errors and the admission limits, so their answers carry CORS too.
+        .layer(middleware::from_fn_with_state(
+            cors::Cors::new(settings),
+            cors::cors,
+        ))
         .layer(middleware::from_fn(log_request))
         .with_state(engine)
 }
@@ -123,7 +133,7 @@ impl Application {
         let limits = Arc::new(edge::Limits::new(settings));
         Ok(Application {
             listener,
-            router: router_with(engine, limits.clone()),
+            router: router_with(engine, limits.clone(), settings),
             limits,
         })
     }

@@ -36,7 +36,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/a", post(alias))
         .route("/v1/batch", post(batch))
         .route("/v1/b", post(batch))
-        .layer(axum::middleware::from_fn(crate::cors::ingest_cors))
 }
 
 /// What an accepted ingest call answers. `success` is Segment's field; the counts are ours.

@@ -10,3 +10,4 @@ pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod ops;
 pub(crate) mod profiles;
+pub(crate) mod sdk;

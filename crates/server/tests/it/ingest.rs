@@ -41,6 +41,7 @@ parity_test!(every_spec_example_is_accepted_at_its_path, |db| {
         ("analytics_node_batch.json", "/v1/batch", 3),
         ("rudderstack_track.json", "/v1/track", 1),
         ("rudderstack_node_batch.json", "/v1/batch", 2),
+        ("rudderstack_python_batch.json", "/v1/batch", 2),
     ] {
         let r = app.send(path, &fixture_json(file));
         assert_eq!(r.status(), 200, "{file}: {}", r.text().unwrap_or_default());
@@ -63,6 +64,11 @@ parity_test!(every_spec_example_is_accepted_at_its_path, |db| {
         );
         assert_eq!(body["accepted"], events - with_ids, "{file}");
     }
+    // rudder-sdk-python's identify carries its traits only in `context.traits`.
+    let p = app.profile("rs-py-42");
+    assert_eq!(trait_of(&p, "email"), "joanna@example.com");
+    assert_eq!(trait_of(&p, "name"), "Joanna Lumley");
+    assert_eq!(p["counters"]["events"], 2);
     // identify: traits with provenance, the anonymous id tied to the user.
     let p = app.profile("97980cfea0067");
     assert_eq!(trait_of(&p, "name"), "Peter Gibbons");

@@ -17,3 +17,4 @@ mod lifecycle;
 mod operations;
 mod partner_tls;
 mod profiles;
+mod sdk;

@@ -1,0 +1,210 @@
+//! What Segment's analytics.js fetches besides the ingest paths, so that the standard snippet
+//! works with only its host changed: the library itself (`/analytics.js/v1/{writeKey}/
+//! analytics.min.js` and its lazily loaded `/analytics-next/bundles/…`), the source's settings
+//! (`/v1/projects/{writeKey}/settings`, which point its `Segment.io` destination back at this
+//! server), and its metrics (`POST /v1/m`, accepted and dropped: they are about the library,
+//! not about customers).
+
+use std::io::Read;
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use consentric_engine::{KeyKind, Scope};
+use serde_json::{json, Value};
+
+use crate::codes;
+use crate::cors::PublicUrl;
+use crate::error::{blocking, ApiError};
+use crate::AppState;
+
+/// The analytics.js release served, as published on npm (`assets/analytics-next/README.md`).
+pub(crate) const ANALYTICS_NEXT_VERSION: &str = "1.84.3";
+
+/// The library and its parts, gzipped as the npm package ships them: (file name, bytes).
+const FILES: &[(&str, &[u8])] = &[
+    (
+        "standalone.js",
+        include_bytes!("../../assets/analytics-next/standalone.js.gz"),
+    ),
+    (
+        "407.bundle.61efa1acb302134c434b.js",
+        include_bytes!("../../assets/analytics-next/407.bundle.61efa1acb302134c434b.js.gz"),
+    ),
+    (
+        "ajs-destination.bundle.40628baed746e9904edc.js",
+        include_bytes!(
+            "../../assets/analytics-next/ajs-destination.bundle.40628baed746e9904edc.js.gz"
+        ),
+    ),
+    (
+        "auto-track.bundle.f131ce01a05e3a33a8c1.js",
+        include_bytes!("../../assets/analytics-next/auto-track.bundle.f131ce01a05e3a33a8c1.js.gz"),
+    ),
+    (
+        "legacyVideos.bundle.c8148be87c48a2b6537a.js",
+        include_bytes!(
+            "../../assets/analytics-next/legacyVideos.bundle.c8148be87c48a2b6537a.js.gz"
+        ),
+    ),
+    (
+        "queryString.bundle.34b193ada8fe288d1bd1.js",
+        include_bytes!("../../assets/analytics-next/queryString.bundle.34b193ada8fe288d1bd1.js.gz"),
+    ),
+    (
+        "remoteMiddleware.bundle.063bbf80c88cda449d9c.js",
+        include_bytes!(
+            "../../assets/analytics-next/remoteMiddleware.bundle.063bbf80c88cda449d9c.js.gz"
+        ),
+    ),
+    (
+        "schemaFilter.bundle.a6a77355d52c20e3a83d.js",
+        include_bytes!(
+            "../../assets/analytics-next/schemaFilter.bundle.a6a77355d52c20e3a83d.js.gz"
+        ),
+    ),
+    (
+        "tsub-middleware.bundle.89bf07058b3d3b126984.js",
+        include_bytes!(
+            "../../assets/analytics-next/tsub-middleware.bundle.89bf07058b3d3b126984.js.gz"
+        ),
+    ),
+];
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/analytics.js/v1/{write_key}/analytics.min.js",
+            get(library),
+        )
+        .route("/analytics-next/bundles/{file}", get(bundle))
+        .route("/v1/projects/{write_key}/settings", get(settings))
+        .route("/v1/m", post(metrics))
+}
+
+/// The library for the standard snippet. Its address is not versioned, so browsers revalidate
+/// it within the hour; the key in the path is not checked (the settings are).
+async fn library(headers: HeaderMap) -> Response {
+    serve_file(&headers, "standalone.js", "public, max-age=3600")
+}
+
+/// A lazily loaded part of the library: its name carries its content hash.
+async fn bundle(headers: HeaderMap, Path(file): Path<String>) -> Result<Response, ApiError> {
+    if !FILES.iter().any(|(name, _)| *name == file) || file == "standalone.js" {
+        return Err(ApiError::new(
+            &codes::NOT_FOUND,
+            format!("no part of analytics.js {ANALYTICS_NEXT_VERSION} is called `{file}`"),
+        ));
+    }
+    Ok(serve_file(
+        &headers,
+        &file,
+        "public, max-age=31536000, immutable",
+    ))
+}
+
+fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response {
+    let Some((_, gz)) = FILES.iter().find(|(n, _)| *n == name) else {
+        return ApiError::internal().into_response();
+    };
+    let gzip_ok = headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or_default().trim();
+            let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        });
+    let mut response = if gzip_ok {
+        let mut r = gz.to_vec().into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        let mut plain = Vec::with_capacity(gz.len() * 4);
+        if flate2::read::GzDecoder::new(*gz)
+            .read_to_end(&mut plain)
+            .is_err()
+        {
+            return ApiError::internal().into_response();
+        }
+        plain.into_response()
+    };
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
+    response
+}
+
+/// The settings analytics.js loads first: its `Segment.io` destination sends to this server
+/// (`public_url`, else the address the request was made to), the consent categories are the
+/// declared purposes, and nothing else is loaded (no device-mode destinations, no plan, no
+/// middleware). Only a browser write key has settings: any other key, or none, is 404, the
+/// same answer as an unknown key, so the path tells nobody which secrets exist.
+async fn settings(
+    State(engine): State<AppState>,
+    Extension(public): Extension<PublicUrl>,
+    headers: HeaderMap,
+    Path(write_key): Path<String>,
+) -> Result<Response, ApiError> {
+    let (e, secret) = (engine.clone(), write_key.clone());
+    let principal = blocking(move || Ok(e.authenticate(&secret)?)).await?;
+    let Some(principal) = principal.filter(|p| p.scope == Scope::Write) else {
+        return Err(no_settings());
+    };
+    if principal.kind != KeyKind::Browser {
+        return Err(no_settings());
+    }
+    let (protocol, host) = public.for_request(&headers);
+    let api_host = format!("{host}/v1");
+    let categories: Vec<String> = engine.purposes().into_iter().map(|p| p.id).collect();
+    let body: Value = json!({
+        "integrations": {
+            "Segment.io": {
+                "apiKey": write_key,
+                "apiHost": api_host,
+                "protocol": protocol,
+                "unbundledIntegrations": [],
+                "addBundledMetadata": true,
+                "maybeBundledConfigIds": {},
+                "versionSettings": {"componentTypes": ["browser"]}
+            }
+        },
+        "edgeFunction": {},
+        "analyticsNextEnabled": true,
+        "middlewareSettings": {},
+        "enabledMiddleware": {},
+        "metrics": {"sampleRate": 0, "host": api_host},
+        "legacyVideoPluginsEnabled": false,
+        "remotePlugins": [],
+        "consentSettings": {"allCategories": categories, "hasUnmappedDestinations": false}
+    });
+    let mut response = Json(body).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    Ok(response)
+}
+
+fn no_settings() -> ApiError {
+    ApiError::new(
+        &codes::NOT_FOUND,
+        "no browser write key has these settings (create one with `consentric keys create --scope write --kind browser`)",
+    )
+}
+
+/// analytics.js's own performance metrics: accepted and dropped (nothing in them is about a
+/// customer, and nothing here needs them).
+async fn metrics() -> StatusCode {
+    StatusCode::OK
+}
