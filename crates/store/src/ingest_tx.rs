@@ -183,6 +183,8 @@ impl WriteTx<'_> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let owners: Vec<&str> = events.iter().map(|e| e.profile_id.as_str()).collect();
+        self.sealer.preload(self.conn, &owners)?;
         let mut payloads = Vec::with_capacity(events.len());
         for e in events {
             payloads.push(self.sealer.seal_compressed(
@@ -231,6 +233,8 @@ impl WriteTx<'_> {
         if rows.is_empty() {
             return Ok(());
         }
+        let owners: Vec<&str> = rows.iter().map(|(p, ..)| p.as_str()).collect();
+        self.sealer.preload(self.conn, &owners)?;
         let mut sealed = Vec::with_capacity(rows.len());
         for (p, name, value, at, _) in rows {
             sealed.push(

@@ -10,6 +10,7 @@
 //! skips — unless `CI=true`, where that is a failure.
 #![forbid(unsafe_code)]
 
+pub mod browser;
 mod events;
 pub mod module_graph;
 

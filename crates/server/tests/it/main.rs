@@ -5,6 +5,7 @@ mod app;
 
 mod analytics;
 mod auth;
+mod browser;
 mod browser_keys;
 mod consent;
 mod decisions;
