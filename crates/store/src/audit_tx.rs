@@ -70,7 +70,10 @@ impl WriteTx<'_> {
         subject: Option<&str>,
         detail: &Value,
     ) -> Result<i64, StoreError> {
-        let (last_seq, prev) = self.audit_tail()?.unwrap_or((0, AUDIT_GENESIS.to_owned()));
+        let (last_seq, prev) = match self.audit_tail.take() {
+            Some(tail) => tail,
+            None => self.audit_tail()?.unwrap_or((0, AUDIT_GENESIS.to_owned())),
+        };
         let seq = last_seq + 1;
         let detail = detail.to_string();
         let hash = audit_digest(seq, at, actor, action, subject, &detail, &prev);
@@ -83,9 +86,10 @@ impl WriteTx<'_> {
             subject: subject.map(str::to_owned),
             detail,
             prev_hash: prev,
-            hash,
+            hash: hash.clone(),
             mac,
         })?;
+        self.audit_tail = Some((seq, hash));
         Ok(seq)
     }
 

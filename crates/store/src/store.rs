@@ -197,6 +197,7 @@ impl Store {
                 conn,
                 sealer: Sealer::new(self.vault.clone()),
                 population_changed: false,
+                audit_tail: None,
             };
             match f(&mut tx) {
                 Ok(v) => {

@@ -19,6 +19,9 @@ pub struct WriteTx<'a> {
     /// Set by every write to the profiles or the consent ledger: the commit then bumps the
     /// population epoch, which caches of "who has a basis for a purpose" are keyed on.
     pub(crate) population_changed: bool,
+    /// The audit chain's last position and hash once this transaction has read it (and, on
+    /// PostgreSQL, locked the chain until it ends): later appends chain on without reading.
+    pub(crate) audit_tail: Option<(i64, String)>,
 }
 
 /// An event row to insert.
