@@ -298,6 +298,45 @@ fn what_one_node_changes_the_other_honours_at_once() {
     assert!(answered >= 1, "at least one query fits the grant");
 }
 
+#[test]
+fn value_models_fitted_on_one_node_score_on_the_other() {
+    let Some(cluster) = Cluster::start(2) else {
+        return;
+    };
+    let (a, b) = (0, 1);
+    // 200 real CDNOW customers' orders, with consent to analytics and personalisation.
+    let orders = consentric_testkit::cdnow_sample_orders(0, 200, &["analytics", "personalization"]);
+    for chunk in orders.chunks(400) {
+        assert_eq!(cluster.batch(a, chunk).status(), 200);
+    }
+    let who = orders[0]["userId"].as_str().expect("a user id").to_owned();
+    let path = format!("/v1/customers/user_id:{who}/lifecycle");
+    let scores = |node: usize| -> Value {
+        let r = cluster
+            .admin(reqwest::Method::GET, node, &path)
+            .send()
+            .expect("lifecycle");
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().expect("json")["scores"].clone()
+    };
+    assert!(scores(b).is_null(), "no model is fitted yet");
+    let fit = cluster
+        .admin(reqwest::Method::POST, a, "/v1/lifecycle/fit")
+        .send()
+        .expect("fit");
+    assert_eq!(fit.status(), 200, "{}", fit.text().unwrap_or_default());
+    let on_b = eventually(|| {
+        let s = scores(b);
+        (!s.is_null()).then_some(s)
+    });
+    assert!(on_b["clv"].as_f64().is_some(), "{on_b}");
+    assert_eq!(
+        on_b["clv"],
+        scores(a)["clv"],
+        "both nodes score with the one fit"
+    );
+}
+
 /// Retries `f` for up to 10 s (what another node loads in the background).
 fn eventually<T>(mut f: impl FnMut() -> Option<T>) -> T {
     let started = std::time::Instant::now();
