@@ -310,7 +310,7 @@ pub enum DsrCommand {
     PublicKey,
     /// File a request for a customer; a one-time code goes to their contact address.
     Request {
-        /// `access`, `erasure` or `restriction`.
+        /// `access`, `erasure`, `restriction` or `objection`.
         #[arg(long)]
         kind: String,
         /// `gdpr` (30 days) or `ccpa` (45 days).

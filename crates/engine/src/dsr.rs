@@ -1,5 +1,5 @@
 //! The data-subject request workflow: a request names a customer by any identity and what they
-//! ask (access, erasure, restriction) under which law; a one-time code sent to the contact
+//! ask (access, erasure, restriction, objection) under which law; a one-time code sent to the contact
 //! they gave proves it is them; the request moves received → verified → in progress →
 //! completed (or rejected), against the law's deadline, which can be extended within its
 //! limits. Processing twice does the work once and answers the same.
@@ -26,6 +26,9 @@ pub enum DsrKind {
     Erasure,
     /// Restriction of processing (art. 18).
     Restriction,
+    /// Objection (art. 21: to processing on legitimate interests; CCPA: to the sale or sharing
+    /// of their data).
+    Objection,
 }
 
 impl DsrKind {
@@ -34,6 +37,7 @@ impl DsrKind {
             DsrKind::Access => "access",
             DsrKind::Erasure => "erasure",
             DsrKind::Restriction => "restriction",
+            DsrKind::Objection => "objection",
         }
     }
 }
@@ -354,8 +358,25 @@ impl DsrService<'_> {
         self.dsr_show(request_id)
     }
 
+    /// The purposes an objection under `regime` stops: under the GDPR every purpose on
+    /// legitimate interests (art. 21, direct marketing included); under the CCPA every sale or
+    /// sharing of data (the right to opt out). Purposes on consent need no objection (a
+    /// withdrawal does it), and contract or legal obligation cannot be objected to.
+    fn objected_purposes(&self, regime: &str) -> Vec<String> {
+        self.consent_service
+            .purposes()
+            .into_iter()
+            .filter(|p| match regime {
+                "ccpa" => p.sale_or_share,
+                _ => p.legal_basis == "legitimate_interest",
+            })
+            .map(|p| p.id)
+            .collect()
+    }
+
     /// Carries out a verified request and completes it: erasure returns its signed receipt,
-    /// access writes the export to `out`, restriction restricts. The request's own key is then
+    /// access writes the export to `out`, restriction restricts, objection records a denial
+    /// for each purpose it stops (withdrawal then deletes what only they used). The request's own key is then
     /// destroyed, so its identity and contact are gone too. Processing a completed request
     /// again does nothing more and answers the same (an erasure's receipt; for access, the
     /// export is written again).
@@ -411,6 +432,25 @@ impl DsrService<'_> {
             "restriction" => {
                 serde_json::to_value(self.consent_service.restrict(&who, true, actor)?)
                     .map_err(|e| EngineError::Config(e.to_string()))?
+            }
+            "objection" => {
+                let objected = self.objected_purposes(&row.regime);
+                if objected.is_empty() {
+                    json!({"objected": []})
+                } else {
+                    let decisions: Vec<(String, String)> = objected
+                        .iter()
+                        .map(|p| (p.clone(), "denied".to_owned()))
+                        .collect();
+                    let evidence = format!("dsr:objection:{request_id}");
+                    let consent = self.consent_service.set_consent(
+                        &who,
+                        &decisions,
+                        actor,
+                        evidence.as_bytes(),
+                    )?;
+                    json!({"objected": objected, "consent": consent})
+                }
             }
             other => return Err(EngineError::Config(format!("unknown request kind {other}"))),
         };

@@ -125,6 +125,83 @@ parity_test!(
     }
 );
 
+parity_test!(
+    an_objection_stops_legitimate_interests_under_the_gdpr_and_sale_under_the_ccpa,
+    |db| {
+        let w = world(&db);
+        let basis = |who: &str, purpose: &str| -> bool {
+            w.engine
+                .consent(&by(who))
+                .expect("consent")
+                .purposes
+                .into_iter()
+                .find(|p| p.purpose == purpose)
+                .expect("a declared purpose")
+                .has_basis
+        };
+        let li: Vec<String> = w
+            .engine
+            .purposes()
+            .into_iter()
+            .filter(|p| p.legal_basis == "legitimate_interest")
+            .map(|p| p.id)
+            .collect();
+        assert!(
+            !li.is_empty(),
+            "the retail defaults have legitimate interests"
+        );
+        assert!(
+            li.iter().all(|p| basis("ada", p)),
+            "they hold until objected to"
+        );
+        let mut process = |kind, regime, who: &str, contact: &str| -> Value {
+            let filed = w
+                .engine
+                .dsr_request(kind, regime, &user(who), contact, "key:t")
+                .expect("filed");
+            w.engine
+                .dsr_verify(&filed.request_id, &code(&w.outbox), "key:t")
+                .expect("verified");
+            let done = w
+                .engine
+                .dsr_process(&filed.request_id, "key:t", &mut Vec::new())
+                .expect("processed");
+            assert_eq!(done.status, "completed");
+            done.outcome.expect("an outcome")
+        };
+        let outcome = process(DsrKind::Objection, Regime::Gdpr, "ada", "ada@example.com");
+        let objected: Vec<String> =
+            serde_json::from_value(outcome["objected"].clone()).expect("list");
+        assert_eq!(objected, li);
+        assert!(
+            li.iter().all(|p| !basis("ada", p)),
+            "no legitimate interest is left"
+        );
+        assert!(
+            li.iter().all(|p| basis("bob", p)),
+            "another customer keeps theirs"
+        );
+
+        // Under the CCPA an objection is the opt-out of sale and sharing.
+        let sale: Vec<String> = w
+            .engine
+            .purposes()
+            .into_iter()
+            .filter(|p| p.sale_or_share)
+            .map(|p| p.id)
+            .collect();
+        assert!(!sale.is_empty(), "the retail defaults sell or share for ads");
+        let outcome = process(DsrKind::Objection, Regime::Ccpa, "bob", "bob@example.com");
+        let objected: Vec<String> =
+            serde_json::from_value(outcome["objected"].clone()).expect("list");
+        assert_eq!(objected, sale);
+        assert!(
+            li.iter().all(|p| basis("bob", p)),
+            "legitimate interests stay under the CCPA"
+        );
+    }
+);
+
 parity_test!(an_access_request_answers_with_the_export, |db| {
     let w = world(&db);
     let filed = w

@@ -16,6 +16,8 @@ pub enum DsrKind {
     Erasure,
     /// Restriction of processing (art. 18).
     Restriction,
+    /// Objection (art. 21: legitimate-interest purposes; CCPA: sale and sharing).
+    Objection,
 }
 
 /// Under which law.

@@ -227,7 +227,7 @@ pub(crate) async fn process(
 }
 
 impl Expected for NewRequest {
-    const EXPECTED: &'static str = r#"{"kind":"access|erasure|restriction","regime":"gdpr|ccpa","identity":"user_id:…","contact":"…"}"#;
+    const EXPECTED: &'static str = r#"{"kind":"access|erasure|restriction|objection","regime":"gdpr|ccpa","identity":"user_id:…","contact":"…"}"#;
 }
 
 impl Expected for Code {
