@@ -154,7 +154,7 @@ parity_test!(
             li.iter().all(|p| basis("ada", p)),
             "they hold until objected to"
         );
-        let mut process = |kind, regime, who: &str, contact: &str| -> Value {
+        let process = |kind, regime, who: &str, contact: &str| -> Value {
             let filed = w
                 .engine
                 .dsr_request(kind, regime, &user(who), contact, "key:t")
