@@ -131,6 +131,27 @@ impl ApiKeys<'_> {
         self.store.kind() != BackendKind::Postgres
     }
 
+    /// [`ApiKeys::authenticate`] without recording the key's use or caching it.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn peek(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
+        if let Some(p) = self.verified(&hash_secret(secret)) {
+            return Ok(Some(p));
+        }
+        let Some(record) = self.store.api_key_by_hash(&hash_secret(secret))? else {
+            return Ok(None);
+        };
+        if record.revoked_at.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Principal {
+            key_id: record.key_id.clone(),
+            scope: Scope::parse(&record.scope)?,
+            kind: KeyKind::parse(&record.kind)?,
+        }))
+    }
+
     /// The key with this secret, or `None` if there is no such live key.
     ///
     /// # Errors

@@ -283,6 +283,15 @@ impl Engine {
         self.cx.api_keys().authenticate(secret)
     }
 
+    /// The live key with this secret, looked up without recording its use: for public paths
+    /// that name a key without acting with it (analytics.js's settings).
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn peek_key(&self, secret: &str) -> Result<Option<Principal>, EngineError> {
+        self.cx.api_keys().peek(secret)
+    }
+
     /// Every key (without secrets): id, scope, label, creation time.
     ///
     /// # Errors

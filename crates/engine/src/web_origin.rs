@@ -30,10 +30,11 @@ impl TryFrom<String> for WebOrigin {
                 host.split('/').next().unwrap_or_default()
             ));
         }
-        Ok(WebOrigin(format!(
-            "{scheme}://{}",
-            host.to_ascii_lowercase()
-        )))
+        // Browsers leave a scheme's default port out of `Origin`.
+        let host = host.to_ascii_lowercase();
+        let default_port = if scheme == "https" { ":443" } else { ":80" };
+        let host = host.strip_suffix(default_port).unwrap_or(&host);
+        Ok(WebOrigin(format!("{scheme}://{host}")))
     }
 }
 
@@ -109,6 +110,8 @@ mod tests {
     fn origins_are_scheme_and_host_only() {
         let o = WebOrigin::try_from("HTTPS://Shop.Example:8443".to_owned()).expect("origin");
         assert_eq!(o.as_str(), "https://shop.example:8443");
+        let o = WebOrigin::try_from("https://shop.example:443".to_owned()).expect("origin");
+        assert_eq!(o.as_str(), "https://shop.example", "as browsers send it");
         assert!(WebOrigin::try_from("https://shop.example/cart".to_owned()).is_err());
         assert!(WebOrigin::try_from("shop.example".to_owned()).is_err());
         assert!(WebOrigin::try_from("ftp://shop.example".to_owned()).is_err());

@@ -414,11 +414,12 @@ fn parse_one(
     check_context(&context)?;
     if let Call::Identify { traits } = &mut call {
         // RudderStack's SDKs send an identify's traits in `context.traits` (rudder-sdk-python
-        // only there), and RudderStack reads them from there: so does this. A trait sent in
-        // both places keeps its top-level value; the copy in `context` is not stored twice.
-        if let Some(Value::Object(in_context)) = context.remove("traits") {
-            for (name, value) in in_context {
-                traits.entry(name).or_insert(value);
+        // only there, with none at the top), and RudderStack reads them from there: so does
+        // this, when the top level has none. Where it has some, `context.traits` may be a
+        // browser's stored copy of older values, which must not be dated now.
+        if traits.is_empty() {
+            if let Some(Value::Object(in_context)) = context.remove("traits") {
+                *traits = in_context;
             }
         }
     }
@@ -656,17 +657,31 @@ mod tests {
     #[test]
     fn an_identify_s_traits_in_context_are_its_traits_as_rudderstack_reads_them() {
         let e = one(
-            r#"{"userId":"u","traits":{"plan":"top"},"context":{"traits":{"plan":"ctx","email":"a@b.example"},"ip":"1.2.3.4"}}"#,
+            r#"{"userId":"u","traits":{},"context":{"traits":{"plan":"ctx","email":"a@b.example"},"ip":"1.2.3.4"}}"#,
             CallType::Identify,
         )
         .expect("parses");
         let Call::Identify { traits } = e.call() else {
             panic!("identify");
         };
-        assert_eq!(traits["plan"], "top", "a top-level trait wins");
-        assert_eq!(traits["email"], "a@b.example");
+        assert_eq!(
+            (&traits["plan"], &traits["email"]),
+            (&serde_json::json!("ctx"), &serde_json::json!("a@b.example"))
+        );
         assert!(e.context().0.get("traits").is_none(), "not stored twice");
         assert_eq!(e.context().ip(), Some("1.2.3.4"));
+        // With traits at the top, those are the call's; `context.traits` stays as sent.
+        let both = one(
+            r#"{"userId":"u","traits":{"plan":"top"},"context":{"traits":{"plan":"old","email":"a@b.example"}}}"#,
+            CallType::Identify,
+        )
+        .expect("parses");
+        let Call::Identify { traits } = both.call() else {
+            panic!("identify");
+        };
+        assert_eq!(traits.len(), 1);
+        assert_eq!(traits["plan"], "top");
+        assert!(both.context().0.get("traits").is_some());
         // Other calls keep `context.traits` where it was sent.
         let t = one(
             r#"{"userId":"u","event":"E","context":{"traits":{"plan":"ctx"}}}"#,

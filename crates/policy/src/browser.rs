@@ -125,17 +125,23 @@ mod tests {
     fn without_a_user_hash_contact_traits_go_and_grants_are_unverified() {
         let policy = PolicySet::retail_defaults();
         let mut e = event(json!({"type":"identify","userId":"victim",
-            "traits":{"email":"attacker@example.com","first_name":"A"},
-            "context":{"traits":{"email":"x@example.com","phone":"+1"}}}));
+            "traits":{"email":"attacker@example.com","phone":"+1","first_name":"A"},
+            "context":{"traits":{"email":"x@example.com"}}}));
         let mut signals = vec![grant("analytics"), grant("marketing.ads_sharing")];
         let limits = policy.limit_browser_event(&mut e, &mut signals, false);
-        // An identify's `context.traits` are its traits (parsing merged them): the contact
-        // fields sent in either place go.
-        assert_eq!(limits.contact_fields_removed, 2);
+        assert_eq!(limits.contact_fields_removed, 3);
         let json = e.to_json();
         assert!(json["traits"].get("email").is_none() && json["traits"].get("phone").is_none());
         assert_eq!(json["traits"]["first_name"], "A");
-        assert!(json["context"].get("traits").is_none());
+        assert!(json["context"]["traits"].get("email").is_none());
+        // An identify with its traits only in `context.traits` (RudderStack's SDKs): parsing
+        // made them its traits, and the contact fields go from there.
+        let mut r = event(json!({"type":"identify","userId":"victim",
+            "context":{"traits":{"email":"x@example.com","phone":"+1","first_name":"A"}}}));
+        let removed = policy.limit_browser_event(&mut r, &mut Vec::new(), false);
+        assert_eq!(removed.contact_fields_removed, 2);
+        assert_eq!(r.to_json()["traits"]["first_name"], "A");
+        assert!(r.to_json()["context"].get("traits").is_none());
         // Another call's `context.traits` keep their place, and lose their contact fields too.
         let mut t = event(json!({"type":"track","userId":"victim","event":"E",
             "context":{"traits":{"email":"x@example.com","first_name":"A"}}}));

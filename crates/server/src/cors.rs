@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use consentric_engine::{PublicUrl as PublicUrlSetting, ServerSettings};
@@ -90,11 +90,13 @@ pub(crate) async fn cors(State(cors): State<Arc<Cors>>, req: Request, next: Next
     if !browsers {
         let mut response = next.run(req).await;
         if response.extensions().get::<UnknownPath>().is_some() {
-            allow(response.headers_mut(), None);
+            allow(response.headers_mut(), None, false);
         }
         return response;
     }
     let echo = cors.allowed_origin(req.headers());
+    // With sites to echo, one URL answers differently by `Origin`: caches must key on it.
+    let varies = !cors.allowed.is_empty();
     if req.method() == Method::OPTIONS {
         let requested = req
             .headers()
@@ -112,15 +114,18 @@ pub(crate) async fn cors(State(cors): State<Arc<Cors>>, req: Request, next: Next
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static(MAX_AGE),
         );
-        allow(h, echo);
+        allow(h, echo, varies);
         return response;
     }
     let mut response = next.run(req).await;
-    allow(response.headers_mut(), echo);
+    allow(response.headers_mut(), echo, varies);
     response
 }
 
-fn allow(h: &mut HeaderMap, echo: Option<HeaderValue>) {
+fn allow(h: &mut HeaderMap, echo: Option<HeaderValue>, varies: bool) {
+    if varies {
+        h.append(header::VARY, HeaderValue::from_static("Origin"));
+    }
     match echo {
         Some(origin) => {
             h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
@@ -128,7 +133,6 @@ fn allow(h: &mut HeaderMap, echo: Option<HeaderValue>) {
                 header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
                 HeaderValue::from_static("true"),
             );
-            h.append(header::VARY, HeaderValue::from_static("Origin"));
         }
         None => {
             h.insert(
@@ -154,19 +158,34 @@ impl PublicUrl {
         PublicUrl(settings.public_url.clone())
     }
 
-    /// The scheme and the host (with port and path prefix) pages use for this request.
-    pub(crate) fn for_request(&self, headers: &HeaderMap) -> (&'static str, String) {
-        match &self.0 {
-            Some(u) => (u.scheme(), u.host_and_path().to_owned()),
-            None => (
-                "http",
-                headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .filter(|h| !h.is_empty() && !h.contains(['/', '@', ' ']))
-                    .unwrap_or("localhost")
-                    .to_owned(),
-            ),
-        }
+    /// Whether the address comes from the configuration (else from each request, and an
+    /// answer that holds it may not be kept by shared caches).
+    pub(crate) fn configured(&self) -> bool {
+        self.0.is_some()
     }
+
+    /// The scheme and the host (with port and path prefix) pages use for this request: the
+    /// configured address, else the request's own authority (`Host`, or HTTP/2's
+    /// `:authority`) if it is one.
+    pub(crate) fn for_request(&self, uri: &Uri, headers: &HeaderMap) -> (&'static str, String) {
+        if let Some(u) = &self.0 {
+            return (u.scheme(), u.host_and_path().to_owned());
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .filter(|h| is_authority(h))
+            .unwrap_or("localhost");
+        ("http", host.to_owned())
+    }
+}
+
+/// A host name or address with an optional port, and nothing else.
+fn is_authority(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }

@@ -48,14 +48,18 @@ fn unsealed() -> Result<(), StoreError> {
     }
 }
 
-/// The vault as one transaction (or read) sees it: keys made in this transaction are held here
-/// until it commits.
 /// PostgreSQL: the wrapped keys of many customers.
 const KEYS_BY_ID: &str = "SELECT key_id, wrapped FROM customer_keys WHERE key_id = ANY(?1::text[])";
 
+/// The vault as one transaction (or read) sees it: keys made in this transaction are held here
+/// until it commits.
 pub(crate) struct Sealer {
     pub vault: Option<Arc<Vault>>,
     pub fresh: HashMap<KeyId, DataKey>,
+    /// Stored keys [`Sealer::preload`] unwrapped for this transaction. Unlike `fresh` they are
+    /// not cached again at the commit: another node may erase their customer meanwhile, and
+    /// its announcement must leave nothing of the key in this process.
+    loaded: HashMap<KeyId, DataKey>,
 }
 
 impl Sealer {
@@ -63,6 +67,7 @@ impl Sealer {
         Sealer {
             vault,
             fresh: HashMap::new(),
+            loaded: HashMap::new(),
         }
     }
 
@@ -106,8 +111,11 @@ impl Sealer {
             .iter()
             .copied()
             .filter(|p| {
-                KeyId::parse(p)
-                    .is_ok_and(|id| !self.fresh.contains_key(&id) && vault.cached(&id).is_none())
+                KeyId::parse(p).is_ok_and(|id| {
+                    !self.fresh.contains_key(&id)
+                        && !self.loaded.contains_key(&id)
+                        && vault.cached(&id).is_none()
+                })
             })
             .collect();
         missing.sort_unstable();
@@ -124,7 +132,7 @@ impl Sealer {
             let wrapped = hex::decode(wrapped.text()?)
                 .map_err(|e| StoreError::Corrupt(format!("wrapped key: {e}")))?;
             let key = vault.key(&id, &wrapped)?;
-            self.fresh.insert(id, key);
+            self.loaded.insert(id, key);
         }
         Ok(())
     }
@@ -136,7 +144,7 @@ impl Sealer {
         vault: &Vault,
         id: &KeyId,
     ) -> Result<Option<DataKey>, StoreError> {
-        if let Some(k) = self.fresh.get(id) {
+        if let Some(k) = self.fresh.get(id).or_else(|| self.loaded.get(id)) {
             return Ok(Some(k.clone()));
         }
         if let Some(k) = vault.cached(id) {

@@ -190,7 +190,10 @@ parity_test!(
             .filter(|p| p.sale_or_share)
             .map(|p| p.id)
             .collect();
-        assert!(!sale.is_empty(), "the retail defaults sell or share for ads");
+        assert!(
+            !sale.is_empty(),
+            "the retail defaults sell or share for ads"
+        );
         let outcome = process(DsrKind::Objection, Regime::Ccpa, "bob", "bob@example.com");
         let objected: Vec<String> =
             serde_json::from_value(outcome["objected"].clone()).expect("list");

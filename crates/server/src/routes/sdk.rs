@@ -8,7 +8,7 @@
 use std::io::Read;
 
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -114,12 +114,25 @@ fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response 
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .any(|coding| {
+        .filter_map(|coding| {
             let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or_default().trim();
-            let refused = parts.any(|p| p.trim().replace(' ', "") == "q=0");
-            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
-        });
+            let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            (name == "gzip" || name == "*").then_some((name, q))
+        })
+        // An explicit `gzip` decides; `*` speaks for it only when it is not named.
+        .fold(None::<(bool, f32)>, |seen, (name, q)| {
+            match (seen, name.as_str()) {
+                (Some((true, _)), _) => seen,
+                (_, "gzip") => Some((true, q)),
+                (None, _) => Some((false, q)),
+                _ => seen,
+            }
+        })
+        .is_some_and(|(_, q)| q > 0.0);
     let mut response = if gzip_ok {
         let mut r = gz.to_vec().into_response();
         r.headers_mut()
@@ -153,18 +166,20 @@ fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response 
 async fn settings(
     State(engine): State<AppState>,
     Extension(public): Extension<PublicUrl>,
+    uri: Uri,
     headers: HeaderMap,
     Path(write_key): Path<String>,
 ) -> Result<Response, ApiError> {
     let (e, secret) = (engine.clone(), write_key.clone());
-    let principal = blocking(move || Ok(e.authenticate(&secret)?)).await?;
+    // A look-up only: a public path must not mark a key used, nor answer a live key slower.
+    let principal = blocking(move || Ok(e.peek_key(&secret)?)).await?;
     let Some(principal) = principal.filter(|p| p.scope == Scope::Write) else {
         return Err(no_settings());
     };
     if principal.kind != KeyKind::Browser {
         return Err(no_settings());
     }
-    let (protocol, host) = public.for_request(&headers);
+    let (protocol, host) = public.for_request(&uri, &headers);
     let api_host = format!("{host}/v1");
     let categories: Vec<String> = engine.purposes().into_iter().map(|p| p.id).collect();
     let body: Value = json!({
@@ -189,10 +204,16 @@ async fn settings(
         "consentSettings": {"allCategories": categories, "hasUnmappedDestinations": false}
     });
     let mut response = Json(body).into_response();
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    // An address taken from the request is that request's: no shared cache may hand it to
+    // others (a forged `Host` would otherwise send every page's events elsewhere).
+    let cache = if public.configured() {
+        "public, max-age=60"
+    } else {
+        "private, max-age=60"
+    };
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     Ok(response)
 }
 

@@ -58,7 +58,9 @@ fn the_standard_snippet_s_library_is_segment_s_pinned_file() {
         hex::encode(Sha256::digest(&inflated)),
         pinned("standalone.js")
     );
-    // A client that takes no gzip gets the same file inflated.
+    // A client that takes no gzip (or refuses it by name) gets the same file inflated.
+    let refused = get(&app, &path, "gzip;q=0, *");
+    assert!(refused.headers().get("content-encoding").is_none());
     let plain = get(&app, &path, "identity");
     assert!(plain.headers().get("content-encoding").is_none());
     assert_eq!(
@@ -98,6 +100,13 @@ fn settings_point_analytics_js_back_here_for_browser_keys_only() {
     );
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(
+        r.headers()["cache-control"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("private"),
+        "an address taken from the request is kept by no shared cache"
+    );
     let s: Value = r.json().expect("json");
     let io = &s["integrations"]["Segment.io"];
     assert_eq!(io["apiKey"], app.browser.as_str());
@@ -117,6 +126,22 @@ fn settings_point_analytics_js_back_here_for_browser_keys_only() {
         Some(1),
         "no device-mode destination is loaded"
     );
+    // Naming the key did not record a use of it.
+    let keys: Value = app
+        .client
+        .get(format!("{}/v1/keys", app.base))
+        .bearer_auth(&app.admin)
+        .send()
+        .expect("keys")
+        .json()
+        .expect("json");
+    let browser = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["label"] == "test browser")
+        .expect("the browser key");
+    assert!(browser["last_used_at"].is_null(), "{browser}");
     // A server key, an admin key and no key at all get the same answer: nothing to see.
     for secret in [app.write.as_str(), app.admin.as_str(), "nope"] {
         let r = get(&app, &format!("/v1/projects/{secret}/settings"), "identity");
@@ -185,7 +210,7 @@ fn a_public_url_and_allowed_origins_shape_what_browsers_get() {
         "https://shop.example"
     );
     assert!(sent.headers().get_all("vary").iter().any(|v| v == "Origin"));
-    // Any other site gets the wildcard and no credentials.
+    // Any other site gets the wildcard and no credentials; caches are told the answer varies.
     let other = app
         .client
         .get(&settings_path)
@@ -193,6 +218,12 @@ fn a_public_url_and_allowed_origins_shape_what_browsers_get() {
         .send()
         .expect("settings");
     assert_eq!(other.headers()["access-control-allow-origin"], "*");
+    assert!(other
+        .headers()
+        .get_all("vary")
+        .iter()
+        .any(|v| v == "Origin"));
+    assert_eq!(other.headers()["cache-control"], "public, max-age=60");
     assert!(other
         .headers()
         .get("access-control-allow-credentials")
