@@ -579,16 +579,25 @@ impl PolicySet {
                 field: "context.consent.tcfString".into(),
                 message: e.to_string(),
             })?;
+            // This platform is the publisher's own processing: where the string carries the
+            // publisher's purposes (the Publisher TC segment), they decide; the core segment's
+            // are what the visitor allowed the vendors, and decide only without them.
+            let (consents, interests) = match &decoded.publisher {
+                Some(p) => (&p.purpose_consents, &p.purpose_legitimate_interests),
+                None => (
+                    &decoded.purpose_consents,
+                    &decoded.purpose_legitimate_interests,
+                ),
+            };
             for (id, needed) in &self.tcf {
                 let Ok(p) = self.registry.get(id.as_str()) else {
                     continue;
                 };
                 let granted = match p.legal_basis {
-                    LegalBasis::LegitimateInterest => needed.iter().all(|n| {
-                        decoded.purpose_consents.contains(n)
-                            || decoded.purpose_legitimate_interests.contains(n)
-                    }),
-                    _ => needed.iter().all(|n| decoded.purpose_consents.contains(n)),
+                    LegalBasis::LegitimateInterest => needed
+                        .iter()
+                        .all(|n| consents.contains(n) || interests.contains(n)),
+                    _ => needed.iter().all(|n| consents.contains(n)),
                 };
                 out.push(Signal {
                     purpose: id.clone(),

@@ -1,9 +1,12 @@
-//! IAB TCF v2 (v2.0 to v2.2) TC strings: the core segment, decoded.
+//! IAB TCF v2 (v2.0 to v2.2) TC strings: the core segment and the Publisher TC segment, decoded.
 //!
 //! A TC string is base64url (no padding) segments separated by `.`; the first is the core
 //! segment, a bit field whose layout the IAB's "Consent string and vendor list formats v2"
 //! specifies. We read what consent mapping needs — purpose consents and legitimate-interest
-//! flags — and the header fields that identify the string; vendor sections are not read.
+//! flags — and the header fields that identify the string; vendor sections are not read. Of the
+//! optional segments that follow (each led by a 3-bit type), the Publisher TC segment (type 3)
+//! holds the publisher's own purposes — the site's first-party processing, which is what this
+//! platform does — and is read; disclosed and allowed vendors (types 1, 2) are skipped.
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone, Utc};
@@ -41,6 +44,21 @@ pub struct TcString {
     pub purpose_legitimate_interests: Vec<u8>,
     /// Publisher country, two upper-case letters.
     pub publisher_country: String,
+    /// The Publisher TC segment, when the string has one.
+    pub publisher: Option<PublisherTc>,
+}
+
+/// The publisher's own purposes (the Publisher TC segment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublisherTc {
+    /// TCF purposes consented to for the publisher (1..=24).
+    pub purpose_consents: Vec<u8>,
+    /// TCF purposes whose legitimate interest the publisher established, not objected to.
+    pub purpose_legitimate_interests: Vec<u8>,
+    /// The publisher's custom purposes consented to (1..=63).
+    pub custom_purpose_consents: Vec<u8>,
+    /// The publisher's custom purposes on legitimate interest, not objected to.
+    pub custom_purpose_legitimate_interests: Vec<u8>,
 }
 
 struct Bits<'a> {
@@ -105,22 +123,56 @@ impl Bits<'_> {
 /// [`PolicyError::MalformedTcString`]: not base64url, too short, not version 2, or a field out of
 /// range.
 pub fn decode(raw: &str) -> Result<TcString, PolicyError> {
-    let core = raw
-        .trim()
-        .split('.')
-        .next()
-        .unwrap_or_default()
-        .trim_end_matches('=');
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 8192 {
+        return Err(PolicyError::MalformedTcString("empty or over 8 KB".into()));
+    }
+    let mut segments = raw.split('.');
+    let core = segments.next().unwrap_or_default().trim_end_matches('=');
     if core.is_empty() || core.len() > 4096 {
         return Err(PolicyError::MalformedTcString("empty or over 4 KB".into()));
     }
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(core)
-        .map_err(|e| PolicyError::MalformedTcString(format!("not base64url: {e}")))?;
-    let mut bits = Bits {
-        bytes: &bytes,
-        pos: 0,
-    };
+    let bytes = unbase64(core)?;
+    let mut tc = decode_core(&bytes)?;
+    for segment in segments {
+        let bytes = unbase64(segment.trim_end_matches('='))?;
+        let mut bits = Bits {
+            bytes: &bytes,
+            pos: 0,
+        };
+        if bits.take(3)? == 3 {
+            if tc.publisher.is_some() {
+                return Err(PolicyError::MalformedTcString(
+                    "two Publisher TC segments".into(),
+                ));
+            }
+            tc.publisher = Some(decode_publisher(&mut bits)?);
+        }
+    }
+    Ok(tc)
+}
+
+fn unbase64(segment: &str) -> Result<Vec<u8>, PolicyError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|e| PolicyError::MalformedTcString(format!("not base64url: {e}")))
+}
+
+/// The Publisher TC segment after its type: the publisher's purposes, then its custom ones.
+fn decode_publisher(bits: &mut Bits<'_>) -> Result<PublisherTc, PolicyError> {
+    let purpose_consents = bits.flags(24)?;
+    let purpose_legitimate_interests = bits.flags(24)?;
+    let custom = bits.take(6)? as usize;
+    Ok(PublisherTc {
+        purpose_consents,
+        purpose_legitimate_interests,
+        custom_purpose_consents: bits.flags(custom)?,
+        custom_purpose_legitimate_interests: bits.flags(custom)?,
+    })
+}
+
+fn decode_core(bytes: &[u8]) -> Result<TcString, PolicyError> {
+    let mut bits = Bits { bytes, pos: 0 };
     let version = bits.take(6)? as u8;
     if version != 2 {
         return Err(PolicyError::MalformedTcString(format!(
@@ -148,6 +200,7 @@ pub fn decode(raw: &str) -> Result<TcString, PolicyError> {
             bits.take(1)?; // purpose one treatment
             bits.letters()?
         },
+        publisher: None,
     })
 }
 
@@ -191,6 +244,29 @@ mod tests {
         assert_eq!(tc.purpose_consents, [1, 2, 3]);
         assert!(tc.purpose_legitimate_interests.is_empty());
         assert_eq!(tc.publisher_country, "AA");
+    }
+
+    /// Made with the IAB Tech Lab's @iabtcf/core 1.5.6 (`TCString.encode` of a model with
+    /// core purposes 1 and 2, publisher purposes 1, 3 and 7, publisher legitimate interests 2
+    /// and 8, two custom purposes of which the second is consented to; segments core and
+    /// Publisher TC), whose own decoder reports the values below.
+    #[test]
+    fn decodes_the_publisher_tc_segment() {
+        let tc =
+            decode("CP-oB1AP-oB1AAKACBENCWEgAMAAAAAAAAqIAAAAAAAA.dEAACCAAASAA").expect("decodes");
+        assert_eq!(tc.cmp_id, 10);
+        assert_eq!(tc.publisher_country, "FR");
+        assert_eq!(tc.purpose_consents, [1, 2]);
+        let publisher = tc.publisher.expect("a Publisher TC segment");
+        assert_eq!(publisher.purpose_consents, [1, 3, 7]);
+        assert_eq!(publisher.purpose_legitimate_interests, [2, 8]);
+        assert_eq!(publisher.custom_purpose_consents, [2]);
+        assert!(publisher.custom_purpose_legitimate_interests.is_empty());
+        // Without it, there is none.
+        let core = decode("CP-oB1AP-oB1AAKACBENCWEgAMAAAAAAAAqIAAAAAAAA").expect("core");
+        assert!(core.publisher.is_none());
+        // A truncated segment is refused, not read short.
+        assert!(decode("CP-oB1AP-oB1AAKACBENCWEgAMAAAAAAAAqIAAAAAAAA.dEAA").is_err());
     }
 
     #[test]

@@ -122,6 +122,48 @@ parity_test!(tcf_strings_are_decoded_and_mapped_by_configuration, |db| {
 });
 
 parity_test!(
+    the_publisher_s_own_purposes_decide_when_the_tc_string_has_them,
+    |db| {
+        // Made with the IAB's @iabtcf/core 1.5.6: the core segment grants the vendors TCF purposes
+        // 2, 3 and 4; the Publisher TC segment grants the publisher 5 to 9 and its legitimate
+        // interest in 10.
+        let with_publisher = "CP-oB1AP-oB1AAKACBENCWEgAHAAAAAAAAqIAAAAAAAA.YfAAAAgAASAA";
+        let core_only = "CP-oB1AP-oB1AAKACBENCWEgAHAAAAAAAAqIAAAAAAAA";
+        let engine = engine(&db);
+        let send = |user: &str, tc: &str| {
+            engine
+                .ingest_with(
+                    events(
+                        json!([{"type":"track","messageId": format!("{user}-1"),"userId": user,
+                    "event":"E","context":{"consent":{"tcfString": tc}}}]),
+                    ),
+                    &ctx(false),
+                )
+                .expect("ingest");
+        };
+        send("pub", with_publisher);
+        send("core", core_only);
+        // The default mapping: 2–4 ads sharing, 5–6 personalisation, 7–9 analytics, 10 training.
+        for (purpose, publisher_grants, core_grants) in [
+            ("marketing.ads_sharing", false, true),
+            ("personalization", true, false),
+            ("analytics", true, false),
+        ] {
+            assert_eq!(
+                state(&engine, "pub", purpose).2,
+                publisher_grants,
+                "pub: {purpose}"
+            );
+            assert_eq!(
+                state(&engine, "core", purpose).2,
+                core_grants,
+                "core: {purpose}"
+            );
+        }
+    }
+);
+
+parity_test!(
     a_malformed_tc_string_refuses_the_batch_and_changes_nothing,
     |db| {
         let engine = engine(&db);
