@@ -21,6 +21,9 @@ pub struct PurposeView {
     pub id: String,
     /// What the customer is told.
     pub text: String,
+    /// The language tag of `text` when it is a translation; absent for the declared text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     /// `consent`, `contract`, `legitimate_interest` or `legal_obligation`.
     pub legal_basis: String,
     /// The data categories it may use.
@@ -101,12 +104,23 @@ pub(crate) struct ConsentService<'a> {
 impl ConsentService<'_> {
     /// The declared purposes, for consent banners (`GET /v1/purposes`).
     pub fn purposes(&self) -> Vec<PurposeView> {
+        self.purposes_in(&[])
+    }
+
+    /// [`ConsentService::purposes`] with each text in the first of `languages` (most preferred
+    /// first) the operator translated it into.
+    pub fn purposes_in(&self, languages: &[String]) -> Vec<PurposeView> {
         self.policy
             .registry
             .all()
-            .map(|p| PurposeView {
+            .map(|p| {
+                let (text, language) = p.text_in(languages);
+                (p, text.to_owned(), language.map(str::to_owned))
+            })
+            .map(|(p, text, language)| PurposeView {
                 id: p.id.to_string(),
-                text: p.text.clone(),
+                text,
+                language,
                 legal_basis: p.legal_basis.as_str().to_owned(),
                 categories: p.categories.clone(),
                 retention_days: p.retention_days,

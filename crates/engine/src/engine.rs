@@ -469,6 +469,12 @@ impl Engine {
         self.cx.consent_service().purposes()
     }
 
+    /// The declared purposes with their texts in the first of `languages` (language tags,
+    /// most preferred first) translated.
+    pub fn purposes_in(&self, languages: &[String]) -> Vec<PurposeView> {
+        self.cx.consent_service().purposes_in(languages)
+    }
+
     /// A customer's consent state now, purpose by purpose.
     ///
     /// # Errors

@@ -123,9 +123,30 @@ pub struct Purpose {
     /// 15(1)(c)): shown to customers in their access export.
     #[serde(default)]
     pub recipients: Vec<String>,
+    /// `text` in other languages, by language tag (`fr`, `pt-br`): banners and the privacy
+    /// centre show the visitor's. A translation says the same as `text`, so it shares its
+    /// version.
+    #[serde(default)]
+    pub translations: BTreeMap<String, String>,
 }
 
 impl Purpose {
+    /// The text in the first of `languages` (tags, most preferred first) it is translated
+    /// into — an exact tag, else its primary language (`fr-CA` finds `fr`) — with that tag;
+    /// else the declared text, with no tag.
+    pub fn text_in<'a>(&'a self, languages: &[String]) -> (&'a str, Option<&'a str>) {
+        for wanted in languages {
+            let wanted = wanted.to_ascii_lowercase();
+            let primary = wanted.split('-').next().unwrap_or_default();
+            for candidate in [wanted.as_str(), primary] {
+                if let Some((tag, text)) = self.translations.get_key_value(candidate) {
+                    return (text, Some(tag));
+                }
+            }
+        }
+        (&self.text, None)
+    }
+
     /// Whether a grant from a browser key about a user id needs confirming before it counts.
     pub fn needs_verified_consent(&self) -> bool {
         self.sale_or_share || self.verified_consent
@@ -169,6 +190,21 @@ impl PurposeRegistry {
             }
             for c in &p.categories {
                 DataCategory::parse(c)?;
+            }
+            for (tag, text) in &p.translations {
+                let valid = !tag.is_empty()
+                    && tag.len() <= 35
+                    && tag
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+                if !valid || text.trim().is_empty() {
+                    return Err(PolicyError::Invalid {
+                        field: format!("purposes.{}.translations", p.id),
+                        message: format!(
+                            "`{tag}`: a language tag in lower case (`fr`, `pt-br`) with a text that is not empty"
+                        ),
+                    });
+                }
             }
             if p.version == 0 || p.retention_days == 0 {
                 return Err(PolicyError::Invalid {
@@ -239,6 +275,7 @@ impl PurposeRegistry {
                 verified_consent: false,
                 lapse_on_new_version: true,
                 recipients: Vec::new(),
+                translations: BTreeMap::new(),
             }
         }
         use LegalBasis::*;
@@ -354,7 +391,34 @@ mod tests {
             .get("analytics")
             .expect("p")
             .clone();
-        assert!(PurposeRegistry::new(vec![p.clone(), p]).is_err());
+        assert!(PurposeRegistry::new(vec![p.clone(), p.clone()]).is_err());
         assert!(PurposeId::parse("Marketing Email").is_err());
+        for (tag, text) in [("FR", "Mesurer"), ("fr_CA", "Mesurer"), ("fr", " ")] {
+            let mut t = p.clone();
+            t.translations.insert(tag.into(), text.into());
+            assert!(PurposeRegistry::new(vec![t]).is_err(), "{tag:?} {text:?}");
+        }
+    }
+
+    #[test]
+    fn texts_come_in_the_first_language_translated() {
+        let mut p = PurposeRegistry::retail_defaults()
+            .get("analytics")
+            .expect("p")
+            .clone();
+        p.translations.insert("fr".into(), "Mesurer".into());
+        p.translations.insert("pt-br".into(), "Medir".into());
+        let langs = |l: &[&str]| l.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(p.text_in(&langs(&["de", "FR-ca"])), ("Mesurer", Some("fr")));
+        assert_eq!(
+            p.text_in(&langs(&["pt-BR", "fr"])),
+            ("Medir", Some("pt-br"))
+        );
+        assert_eq!(
+            p.text_in(&langs(&["pt"])).1,
+            None,
+            "a primary language does not find a region's"
+        );
+        assert_eq!(p.text_in(&langs(&["de"])), (p.text.as_str(), None));
     }
 }

@@ -13,6 +13,8 @@ pub struct PurposeView {
     pub id: String,
     /// What the customer is told.
     pub text: String,
+    /// The language tag of `text` when it is a translation (absent for the declared text).
+    pub language: Option<String>,
     /// `consent`, `contract`, `legitimate_interest` or `legal_obligation`.
     pub legal_basis: String,
     /// The data categories it may use.

@@ -32,13 +32,57 @@ pub(crate) struct Purposes {
     purposes: Vec<PurposeView>,
 }
 
-/// The declared purposes, with their texts, legal bases, categories and versions. Public: a
-/// consent banner reads it.
-#[utoipa::path(get, path = "/v1/purposes", tag = "consent", responses((status = 200, body = Purposes)))]
-pub(crate) async fn purposes(State(engine): State<AppState>) -> Json<Purposes> {
+/// Which language a banner wants the texts in.
+#[derive(Deserialize, utoipa::IntoParams)]
+pub(crate) struct LanguageQuery {
+    /// A language tag (`fr`, `pt-br`); without it, the request's `Accept-Language`.
+    lang: Option<String>,
+}
+
+/// The declared purposes, with their texts (in the language asked for, where the operator
+/// translated them), legal bases, categories and versions. Public: a consent banner reads it.
+#[utoipa::path(get, path = "/v1/purposes", tag = "consent", params(LanguageQuery),
+    responses((status = 200, body = Purposes)))]
+pub(crate) async fn purposes(
+    State(engine): State<AppState>,
+    headers: axum::http::HeaderMap,
+    axum::extract::Query(q): axum::extract::Query<LanguageQuery>,
+) -> Json<Purposes> {
+    let languages = match q.lang {
+        Some(tag) => vec![tag],
+        None => accepted_languages(&headers),
+    };
     Json(Purposes {
-        purposes: engine.purposes(),
+        purposes: engine.purposes_in(&languages),
     })
+}
+
+/// The languages `Accept-Language` names, most preferred first (by quality, then order);
+/// those refused (`q=0`) and the wildcard left out.
+fn accepted_languages(headers: &axum::http::HeaderMap) -> Vec<String> {
+    let mut ranked: Vec<(f32, usize, String)> = headers
+        .get_all(axum::http::header::ACCEPT_LANGUAGE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .enumerate()
+        .filter_map(|(i, part)| {
+            let mut pieces = part.split(';');
+            let tag = pieces.next()?.trim();
+            let q = pieces
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let ok = !tag.is_empty()
+                && tag != "*"
+                && tag.len() <= 35
+                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            (ok && q > 0.0).then(|| (q, i, tag.to_owned()))
+        })
+        .take(16)
+        .collect();
+    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    ranked.into_iter().map(|(_, _, tag)| tag).collect()
 }
 
 /// A customer's consent now, purpose by purpose, with whether each has a legal basis.

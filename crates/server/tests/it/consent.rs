@@ -154,3 +154,51 @@ parity_test!(a_purpose_scoped_view_goes_through_the_gate, |db| {
         Some("purpose"),
     );
 });
+
+#[test]
+fn purpose_texts_come_in_the_language_asked_for() {
+    use consentric_engine::{ConsentSettings, Engine, PolicySet, SystemClock};
+    let db = consentric_testkit::TestDb::sqlite();
+    let mut purposes: Vec<_> = PolicySet::retail_defaults()
+        .registry
+        .all()
+        .cloned()
+        .collect();
+    for p in purposes.iter_mut().filter(|p| p.id.as_str() == "analytics") {
+        p.translations
+            .insert("fr".into(), "Mesurer l'audience de la boutique.".into());
+    }
+    let policy = PolicySet::new(Some(purposes), &[], &ConsentSettings::default()).expect("policy");
+    let store = db.store();
+    let app = crate::app::spawn_app_with(&db, move |_| {
+        Engine::with_policy(store, std::sync::Arc::new(SystemClock), policy)
+    });
+    let analytics = |query: &str, accept: &str| -> Value {
+        let all: Value = app
+            .client
+            .get(format!("{}/v1/purposes{query}", app.base))
+            .header("accept-language", accept)
+            .send()
+            .expect("purposes")
+            .json()
+            .expect("json");
+        all["purposes"]
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|p| p["id"] == "analytics")
+            .cloned()
+            .expect("analytics")
+    };
+    let fr = analytics("", "de-DE;q=0.9, fr-CA;q=0.95, en;q=0.1");
+    assert_eq!(fr["text"], "Mesurer l'audience de la boutique.");
+    assert_eq!(fr["language"], "fr");
+    let asked = analytics("?lang=fr", "en");
+    assert_eq!(asked["language"], "fr", "the query wins over the header");
+    let other = analytics("", "de, fr;q=0");
+    assert!(other.get("language").is_none(), "{other}");
+    assert!(other["text"]
+        .as_str()
+        .expect("text")
+        .starts_with("Understand"));
+}
