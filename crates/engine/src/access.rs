@@ -129,6 +129,31 @@ impl AccessService<'_> {
             .collect())
     }
 
+    /// A profile's latest logged decisions, newest first, at most
+    /// [`MAX_EVENTS_PER_READ`]; audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn decision_log(
+        &self,
+        who: &ProfileRef,
+        limit: u32,
+        actor: &str,
+    ) -> Result<Vec<crate::profiles::LoggedDecision>, EngineError> {
+        let (_, grant) = self.open_access(who, actor, "decisions")?;
+        Ok(self
+            .store
+            .decision_log(&grant, limit.clamp(1, MAX_EVENTS_PER_READ))?
+            .into_iter()
+            .map(|d| crate::profiles::LoggedDecision {
+                seq: d.seq,
+                decided_at: crate::profiles::iso(d.decided_at),
+                placement: d.placement,
+                decision: serde_json::from_str(&d.record).unwrap_or(serde_json::Value::Null),
+            })
+            .collect())
+    }
+
     /// The identity graph of a profile; audited.
     ///
     /// # Errors

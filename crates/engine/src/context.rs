@@ -342,6 +342,7 @@ impl Context {
             store: &self.store,
             clock: &*self.clock,
             policy: &self.policy,
+            decisions_purpose: &self.personalize.settings.purpose,
         }
     }
 

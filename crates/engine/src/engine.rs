@@ -141,6 +141,20 @@ impl Engine {
         self.cx.access().profile(who, actor)
     }
 
+    /// A profile's latest logged decisions (what was decided and why), newest first, at most
+    /// [`crate::access::MAX_EVENTS_PER_READ`]; audited.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn decision_log(
+        &self,
+        who: &ProfileRef,
+        limit: u32,
+        actor: &str,
+    ) -> Result<Vec<crate::profiles::LoggedDecision>, EngineError> {
+        self.cx.access().decision_log(who, limit, actor)
+    }
+
     /// A profile's latest events, newest first, at most [`crate::access::MAX_EVENTS_PER_READ`]; audited.
     ///
     /// # Errors

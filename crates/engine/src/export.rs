@@ -97,6 +97,25 @@ impl ExportService<'_> {
         }
     }
 
+    /// Calls `f` with every logged decision the grant opens, oldest first, a page at a time.
+    pub(crate) fn each_decision(
+        &self,
+        grant: &AccessGrant,
+        f: &mut dyn FnMut(consentric_store::DecisionLogRow) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut after = 0;
+        loop {
+            let page = self.store.decision_log_page(grant, after, PAGE)?;
+            let Some(last) = page.last() else {
+                return Ok(());
+            };
+            after = last.seq;
+            for d in page {
+                f(d)?;
+            }
+        }
+    }
+
     /// Calls `f` with every audit record about the profile or the profiles merged into it,
     /// oldest first per profile, a page at a time.
     pub(crate) fn each_audit_record(
@@ -119,9 +138,10 @@ impl ExportService<'_> {
     }
 
     /// Writes everything held about the customer `who` names — profile, identities and their
-    /// graph, every event, the consent history, the recipients of their data, and every audit
-    /// record about them (decisions,
-    /// reads, and who made them) — to `out` as one JSON document, and audits the export.
+    /// graph, every event, the consent history, the recipients of their data, the decisions
+    /// made about them and why (the decision log), and every audit record about them
+    /// (decisions, reads, and who made them) — to `out` as one JSON document, and audits the
+    /// export.
     /// Returns how many events were written.
     ///
     /// # Errors
@@ -149,6 +169,20 @@ impl ExportService<'_> {
                 out.write_all(b",").map_err(io)?;
             }
             serde_json::to_writer(&mut *out, &e.payload).map_err(io)
+        })?;
+        out.write_all(b"],\"decisions\":[").map_err(io)?;
+        let mut first = true;
+        self.each_decision(&parts.grant, &mut |d| {
+            if !std::mem::take(&mut first) {
+                out.write_all(b",").map_err(io)?;
+            }
+            let logged = crate::profiles::LoggedDecision {
+                seq: d.seq,
+                decided_at: iso(d.decided_at),
+                placement: d.placement,
+                decision: serde_json::from_str(&d.record).unwrap_or(Value::Null),
+            };
+            serde_json::to_writer(&mut *out, &logged).map_err(io)
         })?;
         out.write_all(b"],\"audit\":[").map_err(io)?;
         let mut first = true;

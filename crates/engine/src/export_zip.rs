@@ -1,5 +1,6 @@
 //! Portability in a form spreadsheets open (GDPR art. 20): the same content as the JSON export,
 //! as a ZIP of CSV files — profile, traits, identities, identity links, events, consent history,
+//! the decision log,
 //! recipients, disclosures, audit — written as a stream (events a page at a time), so a long history never sits in
 //! memory and the archive can go straight to a socket or a file.
 
@@ -167,6 +168,23 @@ impl ZipExport<'_> {
                     &iso(e.ts),
                     &iso(e.received_at),
                     &e.payload.to_string(),
+                ],
+            )
+        })?;
+
+        file(
+            &mut zip,
+            "decisions.csv",
+            &["seq", "decided_at", "placement", "decision"],
+        )?;
+        self.exports.each_decision(&parts.grant, &mut |d| {
+            row(
+                &mut zip,
+                &[
+                    &d.seq.to_string(),
+                    &iso(d.decided_at),
+                    &d.placement,
+                    &d.record,
                 ],
             )
         })?;

@@ -76,8 +76,8 @@ pub use personalize::{
     TrainReport,
 };
 pub use profiles::{
-    IdentityGraph, IdentityLinkView, IdentityView, ProfileCountersView, ProfileRef, ProfileView,
-    StoredEventView, TraitView,
+    IdentityGraph, IdentityLinkView, IdentityView, LoggedDecision, ProfileCountersView, ProfileRef,
+    ProfileView, StoredEventView, TraitView,
 };
 pub use recipients::{Disclosure, PurposeRecipients, Recipients};
 pub use retention::RetentionReport;

@@ -148,6 +148,20 @@ pub struct StoredEventView {
     pub event: Value,
 }
 
+/// A decision from the customer's decision log: what was decided and why, as recorded.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct LoggedDecision {
+    /// Its number in the customer's log.
+    pub seq: i64,
+    /// When it was made (ISO-8601).
+    pub decided_at: String,
+    /// Where it was shown.
+    pub placement: String,
+    /// Whether it was personal, for which purpose, the items, the action chosen, the data
+    /// used and the reasons, in the words the decision's explanation used.
+    pub decision: Value,
+}
+
 /// The profile a reference names now (following merges). Needs nothing but the store.
 ///
 /// # Errors

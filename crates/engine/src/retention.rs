@@ -32,6 +32,8 @@ pub struct RetentionReport {
     pub fields_deleted: u64,
     /// Traits past their category's retention, deleted.
     pub traits_deleted: u64,
+    /// Logged decisions older than the retention of the purpose the log is kept for.
+    pub decisions_deleted: u64,
 }
 
 /// What the sweep works on: the store, the clock and the policy (each purpose's retention).
@@ -39,6 +41,8 @@ pub(crate) struct Retention<'a> {
     pub(crate) store: &'a Store,
     pub(crate) clock: &'a dyn Clock,
     pub(crate) policy: &'a PolicySet,
+    /// The purpose the decision log is kept for (`[personalize] purpose`).
+    pub(crate) decisions_purpose: &'a str,
 }
 
 impl Retention<'_> {
@@ -136,7 +140,15 @@ impl Retention<'_> {
             }
         }
 
+        // The decision log lives as long as its purpose keeps data (and not at all without it).
+        let decision_days = self
+            .policy
+            .registry
+            .get(self.decisions_purpose)
+            .map_or(0, |p| p.retention_days);
+        let decisions_before = now_ms - i64::from(decision_days) * DAY_MS;
         self.store.write(|tx| {
+            report.decisions_deleted = tx.sweep_decision_log(decisions_before)?;
             audit::append(tx, now_ms, actor, "retention.swept", None, &json!(report))
         })?;
         if report != RetentionReport::default() {

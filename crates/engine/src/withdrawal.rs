@@ -38,7 +38,7 @@ pub(crate) fn lost_basis(
 pub(crate) struct Derived<'a> {
     /// Lifecycle stages and their history (`[lifecycle] stage_purpose`).
     pub stage_purpose: &'a str,
-    /// Item interactions and segment memberships (`[personalize] purpose`).
+    /// Item interactions, segment memberships and the decision log (`[personalize] purpose`).
     pub interactions_purpose: &'a str,
 }
 
@@ -102,7 +102,9 @@ pub(crate) fn enforce(
     let interaction_rows = if interactions_kept {
         0
     } else {
-        tx.drop_interactions(profile)? + tx.drop_memberships(profile)?
+        tx.drop_interactions(profile)?
+            + tx.drop_memberships(profile)?
+            + tx.drop_decision_log(profile)?
     };
     if !traits_deleted.is_empty() || events_rewritten > 0 || stage_rows > 0 || interaction_rows > 0
     {

@@ -177,6 +177,7 @@ impl WriteTx<'_> {
             crate::sql::DELETE_INTERACTIONS,
             crate::sql::DELETE_ACTIONS,
             crate::sql::DELETE_MEMBERSHIPS,
+            crate::sql::DELETE_DECISIONS,
         ] {
             erased.personalization += self.conn.exec(derived, &[p])?;
         }

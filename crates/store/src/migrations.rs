@@ -616,6 +616,32 @@ CREATE TABLE master_key_check (
 );
 "#,
     },
+    Migration {
+        version: 15,
+        name: "the decision log: each recorded decision's explanation, sealed",
+        sqlite: r#"
+CREATE TABLE decision_log (
+    profile_id TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    decided_at INTEGER NOT NULL,
+    placement  TEXT NOT NULL,
+    record     TEXT NOT NULL,
+    PRIMARY KEY (profile_id, seq)
+) WITHOUT ROWID;
+CREATE INDEX decision_log_at ON decision_log(decided_at);
+"#,
+        postgres: r#"
+CREATE TABLE decision_log (
+    profile_id TEXT NOT NULL,
+    seq        BIGINT NOT NULL,
+    decided_at BIGINT NOT NULL,
+    placement  TEXT NOT NULL,
+    record     TEXT NOT NULL,
+    PRIMARY KEY (profile_id, seq)
+);
+CREATE INDEX decision_log_at ON decision_log(decided_at);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

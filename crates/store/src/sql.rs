@@ -134,6 +134,9 @@ pub(crate) const DELETE_INTERACTIONS: &str = "DELETE FROM interactions WHERE pro
 /// numbers go above the survivor's so none collide.
 pub(crate) const MOVE_ACTIONS: &str = "INSERT INTO decision_actions (profile_id, action, at, seq) SELECT ?2, action, at, seq + COALESCE((SELECT MAX(s.seq) FROM decision_actions s WHERE s.profile_id = ?2), 0) FROM decision_actions WHERE profile_id = ?1";
 pub(crate) const DELETE_ACTIONS: &str = "DELETE FROM decision_actions WHERE profile_id = ?1";
+/// A merge: `?1`'s logged decisions numbered after `?2`'s.
+pub(crate) const MOVE_DECISIONS: &str = "INSERT INTO decision_log (profile_id, seq, decided_at, placement, record) SELECT ?2, seq + COALESCE((SELECT MAX(s.seq) FROM decision_log s WHERE s.profile_id = ?2), 0), decided_at, placement, record FROM decision_log WHERE profile_id = ?1";
+pub(crate) const DELETE_DECISIONS: &str = "DELETE FROM decision_log WHERE profile_id = ?1";
 /// Memberships are not moved by a merge: the survivor is evaluated afresh.
 pub(crate) const DELETE_MEMBERSHIPS: &str = "DELETE FROM segment_members WHERE profile_id = ?1";
 

@@ -45,7 +45,7 @@ pub struct Store {
     pub(crate) backend: Box<dyn Backend>,
     /// Seals personal columns (event payloads, trait values); `None` stores them in the clear
     /// (benchmarks of the vault's cost only).
-    vault: Option<Arc<Vault>>,
+    pub(crate) vault: Option<Arc<Vault>>,
 }
 
 impl Store {

@@ -286,6 +286,7 @@ impl WriteTx<'_> {
         for (moving, deleting) in [
             (sql::MOVE_INTERACTIONS, sql::DELETE_INTERACTIONS),
             (sql::MOVE_ACTIONS, sql::DELETE_ACTIONS),
+            (sql::MOVE_DECISIONS, sql::DELETE_DECISIONS),
         ] {
             self.conn.exec(moving, &[f, i])?;
             self.conn.exec(deleting, &[f])?;

@@ -284,9 +284,22 @@ impl DecisionService<'_> {
             })
             .map(str::to_owned)
             .collect();
+        let log = (mode == DecisionMode::Record).then(|| {
+            (
+                placement.to_owned(),
+                json!({"personal": personal.is_some(),
+                       "purpose": personal.as_ref().map(|p| p.grant.purpose().as_str()),
+                       "recommender": recommender,
+                       "items": items.iter().map(|i| i.item.as_str()).collect::<Vec<_>>(),
+                       "stage": stage,
+                       "data_used": data_used.iter().map(DataUsed::text).collect::<Vec<_>>(),
+                       "reasons": reasons.iter().map(Reason::text).collect::<Vec<_>>()}),
+            )
+        });
         let request = DecisionRequest {
             profile: id.clone(),
             mode,
+            log,
             stage,
             clv,
             with_basis,
@@ -549,6 +562,11 @@ impl DecisionService<'_> {
         }));
         if let (Some((name, _, _)), DecisionMode::Record) = (&chosen, r.mode) {
             tx.record_action(&r.profile, name, r.now)?;
+        }
+        if let Some((placement, record)) = &r.log {
+            let mut record = record.clone();
+            record["action"] = json!(chosen.as_ref().map(|c| c.0.as_str()));
+            tx.log_decision(&r.profile, r.now, placement, &record.to_string())?;
         }
         let mut detail = r.audit.clone();
         detail["action"] = json!(chosen.as_ref().map(|c| c.0.as_str()));

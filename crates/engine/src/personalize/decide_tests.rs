@@ -44,6 +44,7 @@ fn a_decision_for_a_customer_erased_meanwhile_records_nothing() {
         now: engine.now().timestamp_millis(),
         actor: "t".into(),
         audit: json!({}),
+        log: Some(("home".into(), json!({}))),
     };
     let recorded = |engine: &Context| {
         engine

@@ -16,6 +16,10 @@ pub(crate) struct DecisionRequest {
     pub(crate) now: i64,
     pub(crate) actor: String,
     pub(crate) audit: serde_json::Value,
+    /// What the decision log keeps of it (recorded decisions only): the placement, the items,
+    /// and the explanation as decided outside the transaction; the chosen action is added
+    /// inside it.
+    pub(crate) log: Option<(String, serde_json::Value)>,
 }
 
 /// The action chosen (name, expected value, from CLV) and the ones left out.

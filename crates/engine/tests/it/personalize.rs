@@ -611,3 +611,114 @@ parity_test!(
         assert_eq!(recorded().len(), 2);
     }
 );
+
+parity_test!(
+    the_decision_log_keeps_each_decision_and_why_as_personal_data,
+    |db| {
+        let (engine, clock) = engine(&db);
+        world(&engine);
+        engine.train_recommenders("test").expect("train");
+        let made = engine
+            .decide(&by("b-fan-1"), "home", Some(2), "test")
+            .expect("decide");
+        // A preview decides the same but records nothing, so it is not logged.
+        engine
+            .preview_decision(&by("b-fan-1"), "home", Some(2), "test")
+            .expect("preview");
+        let log = engine
+            .decision_log(&by("b-fan-1"), 10, "test")
+            .expect("log");
+        assert_eq!(log.len(), 1, "{log:?}");
+        let d = &log[0];
+        assert_eq!((d.seq, d.placement.as_str()), (1, "home"));
+        assert_eq!(d.decision["personal"], true);
+        assert_eq!(d.decision["purpose"], "personalization");
+        let logged_items: Vec<&str> = d.decision["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert_eq!(logged_items, items(&made));
+        assert_eq!(
+            d.decision["action"],
+            json!(made.action.as_ref().map(|a| a.name.as_str()))
+        );
+        let reasons = d.decision["reasons"].as_array().expect("reasons");
+        assert!(
+            made.explanation
+                .reasons
+                .iter()
+                .any(|r| reasons.contains(&json!(r))),
+            "the same words as the explanation: {reasons:?}"
+        );
+        // It is in the customer's export.
+        let mut doc = Vec::new();
+        engine
+            .export(&by("b-fan-1"), "test", &mut doc)
+            .expect("export");
+        let doc: Value = serde_json::from_slice(&doc).expect("json");
+        assert_eq!(
+            doc["decisions"][0]["decision"]["items"],
+            d.decision["items"]
+        );
+
+        // Withdrawing the purpose it was kept for deletes it.
+        engine
+            .decide(&by("b-fan-2"), "home", Some(2), "test")
+            .expect("decide");
+        engine
+            .set_consent(
+                &by("b-fan-2"),
+                &[("personalization".into(), "withdrawn".into())],
+                "test",
+                b"{}",
+            )
+            .expect("withdraw");
+        assert!(engine
+            .decision_log(&by("b-fan-2"), 10, "test")
+            .expect("log")
+            .is_empty());
+        // Erasure deletes it with the rest: two interactions, the action taken, the log.
+        let receipt = engine.erase(&by("b-fan-1"), "test").expect("erase");
+        let body = receipt
+            .verify(&engine.receipt_public_key().expect("key"))
+            .expect("signed");
+        assert_eq!(
+            body.erased.personalization_rows,
+            2 + u64::from(made.action.is_some()) + 1,
+            "{:?}",
+            body.erased
+        );
+        engine
+            .decide(&by("b-fan-3"), "home", Some(2), "test")
+            .expect("decide");
+        // Retention: past the personalisation purpose's days, the sweep deletes it.
+        let days = engine
+            .purposes()
+            .into_iter()
+            .find(|p| p.id == "personalization")
+            .expect("purpose")
+            .retention_days;
+        clock.set(now() + Duration::days(i64::from(days) - 1));
+        assert_eq!(
+            engine
+                .sweep_retention("test")
+                .expect("sweep")
+                .decisions_deleted,
+            0
+        );
+        clock.set(now() + Duration::days(i64::from(days) + 1));
+        assert_eq!(
+            engine
+                .sweep_retention("test")
+                .expect("sweep")
+                .decisions_deleted,
+            1
+        );
+        assert!(engine
+            .decision_log(&by("b-fan-3"), 10, "test")
+            .expect("log")
+            .is_empty());
+    }
+);

@@ -388,6 +388,7 @@ parity_test!(the_zip_export_holds_the_same_as_csv_files, |db| {
         [
             "audit.csv",
             "consent.csv",
+            "decisions.csv",
             "disclosures.csv",
             "events.csv",
             "identities.csv",

@@ -88,6 +88,21 @@ pub struct IdentityLinkView {
     pub linked_at: String,
 }
 
+/// A decision from a customer's decision log.
+#[derive(Serialize, ToSchema)]
+pub struct LoggedDecision {
+    /// Its number in the customer's log.
+    pub seq: i64,
+    /// When it was made.
+    pub decided_at: String,
+    /// Where it was shown.
+    pub placement: String,
+    /// Whether it was personal, for which purpose, the recommender, the items, the stage, the
+    /// action chosen, the data used and the reasons, as the decision's explanation put them.
+    #[schema(value_type = Object)]
+    pub decision: serde_json::Value,
+}
+
 /// A stored event as the API shows it.
 #[derive(Serialize, ToSchema)]
 pub struct StoredEventView {

@@ -19,7 +19,7 @@ use crate::routes::{
     info(title = "Consentric", description = "Privacy-first customer lifecycle platform. Ingest is Segment-compatible."),
     paths(
         ingest::identify, ingest::track, ingest::page, ingest::screen, ingest::group, ingest::alias, ingest::batch,
-        profiles::profile, profiles::events, profiles::identities, profiles::view, profiles::erase, profiles::export, profiles::rectify,
+        profiles::profile, profiles::events, profiles::decisions, profiles::identities, profiles::view, profiles::erase, profiles::export, profiles::rectify,
         consent::purposes, consent::consent, consent::set_consent, consent::history, consent::restriction,
         dsr::file, dsr::list, dsr::show, dsr::verify, dsr::extend, dsr::process,
         lifecycle::customer, lifecycle::summary, lifecycle::fit, lifecycle::recompute,
@@ -142,6 +142,7 @@ const LINKS: [(&str, &str, &str, &str, &[&str]); 5] = [
         &[
             "profile",
             "events",
+            "decision_log",
             "identities",
             "view",
             "export",

@@ -34,6 +34,7 @@ pub(crate) struct Purposes {
 
 /// Which language a banner wants the texts in.
 #[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct LanguageQuery {
     /// A language tag (`fr`, `pt-br`); without it, the request's `Accept-Language`.
     lang: Option<String>,

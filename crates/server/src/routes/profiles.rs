@@ -17,6 +17,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/profiles/{id}", get(profile).delete(erase))
         .route("/v1/profiles/{id}/events", get(events))
+        .route("/v1/profiles/{id}/decisions", get(decisions))
         .route("/v1/profiles/{id}/export", get(export))
         .route(
             "/v1/profiles/{id}/traits/{name}",
@@ -107,6 +108,34 @@ pub(crate) async fn events(
         let actor = format!("key:{}", who.key_id);
         let events = engine.events(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100), &actor)?;
         Ok(Json(EventsPage { events }))
+    })
+    .await
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct DecisionsPage {
+    #[schema(value_type = Vec<crate::api::LoggedDecision>)]
+    decisions: Vec<consentric_engine::LoggedDecision>,
+}
+
+/// A profile's decision log, newest first: each recorded decision (`POST /v1/decisions/…`),
+/// with its items, action and explanation as made.
+#[utoipa::path(get, path = "/v1/profiles/{id}/decisions", tag = "profiles",
+    operation_id = "decision_log",
+    params(("id" = String, Path, description = "as for /v1/profiles/{id}"), EventsQuery),
+    responses((status = 200, body = DecisionsPage), (status = 404, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn decisions(
+    AdminKey(who): AdminKey,
+    State(engine): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<DecisionsPage>, ApiError> {
+    blocking(move || {
+        let actor = format!("key:{}", who.key_id);
+        let decisions =
+            engine.decision_log(&ProfileRef::parse(&id)?, q.limit.unwrap_or(100), &actor)?;
+        Ok(Json(DecisionsPage { decisions }))
     })
     .await
 }
