@@ -72,6 +72,27 @@ impl WriteTx<'_> {
 }
 
 impl Store {
+    /// Unwraps `profile`'s data key into the vault's cache, on a read connection: a decision
+    /// does it while it reads, so that sealing its log record inside the shared write
+    /// transaction finds the key there instead of reading and unwrapping it while every
+    /// other decision waits for the writer.
+    ///
+    /// # Errors
+    /// Database faults, or a key that does not unwrap.
+    pub fn warm_key(&self, profile: &ProfileId) -> Result<(), StoreError> {
+        let Some(vault) = self.vault.clone() else {
+            return Ok(());
+        };
+        let id = consentric_vault::KeyId::parse(profile.as_str())?;
+        if vault.cached(&id).is_some() {
+            return Ok(());
+        }
+        self.read(|c| {
+            let mut sealer = Sealer::new(Some(vault.clone()));
+            sealer.key_of(c, &id).map(drop)
+        })
+    }
+
     /// The latest `limit` decisions of the customer `grant` opens, newest first.
     ///
     /// # Errors

@@ -137,6 +137,19 @@ impl Sealer {
         Ok(())
     }
 
+    /// The data key named `id` (unwrapped into the vault's cache when read from the store), if
+    /// it still exists.
+    pub(crate) fn key_of(
+        &mut self,
+        conn: &mut dyn Conn,
+        id: &KeyId,
+    ) -> Result<Option<DataKey>, StoreError> {
+        let Some(vault) = self.vault.clone() else {
+            return Ok(None);
+        };
+        self.key(conn, &vault, id)
+    }
+
     /// The data key named `id`: made in this transaction, cached, or unwrapped from the store.
     fn key(
         &mut self,

@@ -284,6 +284,9 @@ impl DecisionService<'_> {
             })
             .map(str::to_owned)
             .collect();
+        if mode == DecisionMode::Record {
+            self.store.warm_key(&id)?;
+        }
         let log = (mode == DecisionMode::Record).then(|| {
             (
                 placement.to_owned(),
