@@ -13,7 +13,7 @@ use crate::store::Store;
 use crate::tx::{next, take, WriteTx};
 
 const LOG: &str = "INSERT INTO decision_log (profile_id, seq, decided_at, placement, record) VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM decision_log WHERE profile_id = ?1), ?2, ?3, ?4)";
-const LATEST: &str = "SELECT seq, decided_at, placement, record FROM decision_log WHERE profile_id = ?1 ORDER BY seq DESC LIMIT ?2";
+const LATEST: &str = "SELECT seq, decided_at, placement, record FROM decision_log WHERE profile_id = ?1 ORDER BY decided_at DESC, seq DESC LIMIT ?2";
 const PAGE: &str = "SELECT seq, decided_at, placement, record FROM decision_log WHERE profile_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
 const SWEEP: &str = "DELETE FROM decision_log WHERE decided_at < ?1";
 /// The sealed field's name (bound into each value, so it opens as nothing else).

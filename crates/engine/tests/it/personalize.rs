@@ -722,3 +722,37 @@ parity_test!(
             .is_empty());
     }
 );
+
+parity_test!(a_merge_brings_the_decision_log_along, |db| {
+    let (engine, _) = engine(&db);
+    world(&engine);
+    engine.train_recommenders("test").expect("train");
+    ingest_at(
+        &engine,
+        now(),
+        json!([viewed("ada", "b1", 3, PERSONAL), {"type": "page", "anonymousId": "dev-9",
+            "messageId": "dev-9-home", "timestamp": now().to_rfc3339(), "name": "Home"}]),
+    );
+    engine
+        .decide(&by("anonymous_id:dev-9"), "home", Some(1), "test")
+        .expect("decide as a visitor");
+    engine
+        .decide(&by("ada"), "cart", Some(1), "test")
+        .expect("decide");
+    engine
+        .decide(&by("ada"), "cart", Some(1), "test")
+        .expect("decide again");
+    // The visitor signs in: their profile merges into ada's, log and all.
+    ingest_at(
+        &engine,
+        now(),
+        json!([{"type": "identify", "userId": "ada", "anonymousId": "dev-9", "messageId": "signin"}]),
+    );
+    let log = engine.decision_log(&by("ada"), 10, "test").expect("log");
+    let placements: Vec<(i64, &str)> = log.iter().map(|d| (d.seq, d.placement.as_str())).collect();
+    assert_eq!(
+        placements,
+        [(3, "home"), (2, "cart"), (1, "cart")],
+        "{log:?}"
+    );
+});
