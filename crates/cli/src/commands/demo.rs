@@ -190,6 +190,8 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!("  # decide for a CDNOW customer (recorded against caps); they consented to personalisation but not e-mail,");
     println!("  # so no e-mail action is chosen");
     println!("  curl -s -X POST -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/decisions/00001' | jq '.action, .explanation'");
+    println!("  # the decisions recorded for them, and why (their decision log)");
+    println!("  curl -s -H 'Authorization: Bearer {admin}' 'http://{addr}/v1/profiles/00001/decisions' | jq");
     println!("  # define a segment and size it; clusters k-means proposes");
     println!(
         "  curl -s -X PUT -H 'Authorization: Bearer {admin}' http://{addr}/v1/segments/loyal \\"

@@ -335,6 +335,12 @@ fn every_command_the_demo_prints_answers_consistently() {
         decided["action"]["channel"], "email",
         "no e-mail consent: {decided}"
     );
+    // The guide's next line reads it back from their decision log.
+    let logged = find("GET", "/v1/profiles/00001/decisions");
+    assert_eq!(
+        logged["decisions"][0]["decision"]["action"], decided["action"]["name"],
+        "{logged}"
+    );
 
     // MovieLens user 1 gets items of their own.
     let ml = find("GET", "/v1/decisions/user_id:ml-1");
