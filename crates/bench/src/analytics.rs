@@ -81,6 +81,23 @@ fn time_releases(engine: Arc<Engine>, secret: String, customers: usize) -> anyho
     })
 }
 
+/// A fresh durable store in `dir` with `cdnow` (CDNOW's file format) imported, every customer
+/// granting analytics and personalisation; with the orders stored and the seconds it took.
+fn imported(dir: &std::path::Path, cdnow: &[u8]) -> anyhow::Result<(Arc<Engine>, u64, f64)> {
+    let store = crate::ingest::durable_sealed_sqlite(dir)?;
+    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
+    let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
+    let t = Instant::now();
+    let summary = consentric_engine::import::import_with_consent(
+        &engine,
+        cdnow,
+        ImportFormat::Cdnow,
+        &consent,
+        &mut |_| {},
+    )?;
+    Ok((engine, summary.accepted, t.elapsed().as_secs_f64()))
+}
+
 /// The releases over `n` customers: CDNOW's, copied under new ids until there are `n`.
 fn scaled(n: usize) -> anyhow::Result<()> {
     let text = std::str::from_utf8(crate::CDNOW_MASTER)?;
@@ -108,23 +125,9 @@ fn scaled(n: usize) -> anyhow::Result<()> {
         }
     }
     let dir = tempfile::tempdir()?;
-    let store = crate::ingest::durable_sealed_sqlite(dir.path())?;
-    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
-    let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
-    let t = Instant::now();
-    let summary = consentric_engine::import::import_with_consent(
-        &engine,
-        copy.as_bytes(),
-        ImportFormat::Cdnow,
-        &consent,
-        &mut |_| {},
-    )?;
+    let (engine, orders, took) = imported(dir.path(), copy.as_bytes())?;
     let customers = engine.totals()?.1;
-    println!(
-        "imported {customers} customers ({} orders) in {:.1} s",
-        summary.accepted,
-        t.elapsed().as_secs_f64()
-    );
+    println!("imported {customers} customers ({orders} orders) in {took:.1} s");
     let key = analyst(&engine)?;
     time_releases(engine, key.secret().to_owned(), customers as usize)
 }
@@ -151,22 +154,8 @@ pub fn run(args: &AnalyticsArgs) -> anyhow::Result<()> {
     }
 
     let dir = tempfile::tempdir()?;
-    let store = crate::ingest::durable_sealed_sqlite(dir.path())?;
-    let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
-    let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
-    let t = Instant::now();
-    let summary = consentric_engine::import::import_with_consent(
-        &engine,
-        crate::CDNOW_MASTER,
-        ImportFormat::Cdnow,
-        &consent,
-        &mut |_| {},
-    )?;
-    println!(
-        "imported CDNOW ({} orders) in {:.1} s",
-        summary.accepted,
-        t.elapsed().as_secs_f64()
-    );
+    let (engine, orders, took) = imported(dir.path(), crate::CDNOW_MASTER)?;
+    println!("imported CDNOW ({orders} orders) in {took:.1} s");
     let key = analyst(&engine)?;
     let request =
         |v: serde_json::Value| -> anyhow::Result<QueryRequest> { Ok(serde_json::from_value(v)?) };

@@ -16,10 +16,10 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use consentric_engine::{PublicUrl as PublicUrlSetting, ServerSettings};
+use consentric_engine::ServerSettings;
 
 /// How long a browser may cache a preflight answer, in seconds.
 const MAX_AGE: &str = "86400";
@@ -146,46 +146,4 @@ fn allow(h: &mut HeaderMap, echo: Option<HeaderValue>, varies: bool) {
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static("Retry-After"),
     );
-}
-
-/// Where pages reach this server (`[server] public_url`), or, unset, the address each
-/// request names in `Host`, over `http`.
-#[derive(Clone)]
-pub(crate) struct PublicUrl(Option<PublicUrlSetting>);
-
-impl PublicUrl {
-    pub(crate) fn new(settings: &ServerSettings) -> PublicUrl {
-        PublicUrl(settings.public_url.clone())
-    }
-
-    /// Whether the address comes from the configuration (else from each request, and an
-    /// answer that holds it may not be kept by shared caches).
-    pub(crate) fn configured(&self) -> bool {
-        self.0.is_some()
-    }
-
-    /// The scheme and the host (with port and path prefix) pages use for this request: the
-    /// configured address, else the request's own authority (`Host`, or HTTP/2's
-    /// `:authority`) if it is one.
-    pub(crate) fn for_request(&self, uri: &Uri, headers: &HeaderMap) -> (&'static str, String) {
-        if let Some(u) = &self.0 {
-            return (u.scheme(), u.host_and_path().to_owned());
-        }
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .or_else(|| uri.authority().map(|a| a.as_str()))
-            .filter(|h| is_authority(h))
-            .unwrap_or("localhost");
-        ("http", host.to_owned())
-    }
-}
-
-/// A host name or address with an optional port, and nothing else.
-fn is_authority(text: &str) -> bool {
-    !text.is_empty()
-        && text.len() <= 255
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }

@@ -15,6 +15,7 @@ mod edge;
 mod error;
 mod extract;
 mod json_errors;
+mod negotiate;
 mod openapi;
 pub mod partner;
 mod routes;
@@ -67,7 +68,7 @@ fn router_with(
         .fallback(cors::no_such_endpoint)
         .layer(Extension(limits.clone()))
         .layer(middleware::from_fn_with_state(limits, edge::admit))
-        .layer(Extension(cors::PublicUrl::new(settings)))
+        .layer(Extension(routes::sdk::PublicUrl::new(settings)))
         .layer(middleware::from_fn(json_errors::json_errors))
         // Outside the JSON errors and the admission limits, so their answers carry CORS too.
         .layer(middleware::from_fn_with_state(

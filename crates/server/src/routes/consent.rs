@@ -61,27 +61,18 @@ pub(crate) async fn purposes(
 /// The languages `Accept-Language` names, most preferred first (by quality, then order);
 /// those refused (`q=0`) and the wildcard left out.
 fn accepted_languages(headers: &axum::http::HeaderMap) -> Vec<String> {
-    let mut ranked: Vec<(f32, usize, String)> = headers
-        .get_all(axum::http::header::ACCEPT_LANGUAGE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .enumerate()
-        .filter_map(|(i, part)| {
-            let mut pieces = part.split(';');
-            let tag = pieces.next()?.trim();
-            let q = pieces
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            let ok = !tag.is_empty()
-                && tag != "*"
-                && tag.len() <= 35
-                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-            (ok && q > 0.0).then(|| (q, i, tag.to_owned()))
-        })
-        .take(16)
-        .collect();
+    let mut ranked: Vec<(f32, usize, String)> =
+        crate::negotiate::weighted(headers, &axum::http::header::ACCEPT_LANGUAGE)
+            .enumerate()
+            .filter_map(|(i, (tag, q))| {
+                let ok = !tag.is_empty()
+                    && tag != "*"
+                    && tag.len() <= 35
+                    && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+                (ok && q > 0.0).then(|| (q, i, tag.to_owned()))
+            })
+            .take(16)
+            .collect();
     ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
     ranked.into_iter().map(|(_, _, tag)| tag).collect()
 }

@@ -12,11 +12,10 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use consentric_engine::{KeyKind, Scope};
+use consentric_engine::{KeyKind, PublicUrl as PublicUrlSetting, Scope, ServerSettings};
 use serde_json::{json, Value};
 
 use crate::codes;
-use crate::cors::PublicUrl;
 use crate::error::{blocking, ApiError};
 use crate::AppState;
 
@@ -109,26 +108,15 @@ fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response 
     let Some((_, gz)) = FILES.iter().find(|(n, _)| *n == name) else {
         return ApiError::internal().into_response();
     };
-    let gzip_ok = headers
-        .get_all(header::ACCEPT_ENCODING)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|coding| {
-            let mut parts = coding.split(';');
-            let name = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            (name == "gzip" || name == "*").then_some((name, q))
-        })
+    let gzip_ok = crate::negotiate::weighted(headers, &header::ACCEPT_ENCODING)
+        .filter(|(name, _)| name.eq_ignore_ascii_case("gzip") || *name == "*")
         // An explicit `gzip` decides; `*` speaks for it only when it is not named.
         .fold(None::<(bool, f32)>, |seen, (name, q)| {
-            match (seen, name.as_str()) {
-                (Some((true, _)), _) => seen,
-                (_, "gzip") => Some((true, q)),
-                (None, _) => Some((false, q)),
+            let named = name.eq_ignore_ascii_case("gzip");
+            match seen {
+                Some((true, _)) => seen,
+                _ if named => Some((true, q)),
+                None => Some((false, q)),
                 _ => seen,
             }
         })
@@ -228,4 +216,46 @@ fn no_settings() -> ApiError {
 /// customer, and nothing here needs them).
 async fn metrics() -> StatusCode {
     StatusCode::OK
+}
+
+/// Where pages reach this server (`[server] public_url`), or, unset, the address each
+/// request names in `Host`, over `http`.
+#[derive(Clone)]
+pub(crate) struct PublicUrl(Option<PublicUrlSetting>);
+
+impl PublicUrl {
+    pub(crate) fn new(settings: &ServerSettings) -> PublicUrl {
+        PublicUrl(settings.public_url.clone())
+    }
+
+    /// Whether the address comes from the configuration (else from each request, and an
+    /// answer that holds it may not be kept by shared caches).
+    pub(crate) fn configured(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// The scheme and the host (with port and path prefix) pages use for this request: the
+    /// configured address, else the request's own authority (`Host`, or HTTP/2's
+    /// `:authority`) if it is one.
+    pub(crate) fn for_request(&self, uri: &Uri, headers: &HeaderMap) -> (&'static str, String) {
+        if let Some(u) = &self.0 {
+            return (u.scheme(), u.host_and_path().to_owned());
+        }
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| uri.authority().map(|a| a.as_str()))
+            .filter(|h| is_authority(h))
+            .unwrap_or("localhost");
+        ("http", host.to_owned())
+    }
+}
+
+/// A host name or address with an optional port, and nothing else.
+fn is_authority(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 255
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
 }
