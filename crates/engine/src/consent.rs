@@ -76,7 +76,7 @@ pub struct ConsentHistoryEntry {
     pub purpose: String,
     /// `granted`, `denied` or `withdrawn`.
     pub decision: String,
-    /// `api`, `segment`, `gpc` or `tcf`.
+    /// `api`, `segment`, `gpc`, `tcf`, `banner` or `privacy_centre`.
     pub source: String,
     /// The purpose version it was given for.
     pub purpose_version: i64,
@@ -208,6 +208,21 @@ impl ConsentService<'_> {
         actor: &str,
         evidence: &[u8],
     ) -> Result<ConsentView, EngineError> {
+        self.set_consent_from(who, decisions, ConsentSource::Api, actor, evidence)
+    }
+
+    /// [`ConsentService::set_consent`], recorded as coming from `source`.
+    ///
+    /// # Errors
+    /// As [`ConsentService::set_consent`].
+    pub fn set_consent_from(
+        &self,
+        who: &ProfileRef,
+        decisions: &[(String, String)],
+        source: ConsentSource,
+        actor: &str,
+        evidence: &[u8],
+    ) -> Result<ConsentView, EngineError> {
         if decisions.is_empty() {
             return Err(EngineError::Invalid {
                 field: "purposes".into(),
@@ -239,7 +254,7 @@ impl ConsentService<'_> {
                 let row = ConsentRow {
                     purpose: purpose.clone(),
                     decision: decision.as_str().to_owned(),
-                    source: ConsentSource::Api.as_str().to_owned(),
+                    source: source.as_str().to_owned(),
                     purpose_version: *version,
                     decided_at: now,
                     evidence_hash: evidence_hash.clone(),

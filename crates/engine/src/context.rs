@@ -192,6 +192,22 @@ impl Context {
         }
     }
 
+    /// The parts of the context the privacy centre works on.
+    pub(crate) fn privacy_centre(&self) -> crate::privacy_centre::PrivacyCentre<'_> {
+        crate::privacy_centre::PrivacyCentre {
+            store: &self.store,
+            clock: &*self.clock,
+            policy: &self.policy,
+            notifier: &self.notifier,
+            consent_service: self.consent_service(),
+            erasure: self.erasure(),
+            exports: self.exports(),
+            zip: self.zip_export(),
+            access: self.access(),
+            requests: self.requests(),
+        }
+    }
+
     /// The parts of the context `ZipExport` works on.
     pub(crate) fn zip_export(&self) -> crate::export_zip::ZipExport<'_> {
         crate::export_zip::ZipExport {

@@ -362,7 +362,7 @@ impl DsrService<'_> {
     /// legitimate interests (art. 21, direct marketing included); under the CCPA every sale or
     /// sharing of data (the right to opt out). Purposes on consent need no objection (a
     /// withdrawal does it), and contract or legal obligation cannot be objected to.
-    fn objected_purposes(&self, regime: &str) -> Vec<String> {
+    pub(crate) fn objected_purposes(&self, regime: &str) -> Vec<String> {
         self.consent_service
             .purposes()
             .into_iter()

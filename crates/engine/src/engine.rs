@@ -24,6 +24,7 @@ use crate::error::EngineError;
 use crate::lifecycle::LifecycleSettings;
 use crate::notify::Notifier;
 use crate::personalize::PersonalizeSettings;
+use crate::privacy_centre::CustomerSession;
 use crate::{
     AuditAnchor, AuditVerification, ConsentHistoryEntry, ConsentView, CustomerLifecycle, Decision,
     DsrKind, DsrView, ErasureReceipt, FitReport, IdentityGraph, IngestContext, IngestReport,
@@ -1017,5 +1018,126 @@ impl Engine {
         actor: &str,
     ) -> Result<PurposeScopedProfile, EngineError> {
         self.cx.views().profile_for_purpose(who, purpose, actor)
+    }
+
+    /// Sends a privacy-centre code to `address` if a profile holds it; the same answer either
+    /// way. See `privacy_centre.rs`.
+    ///
+    /// # Errors
+    /// Not an address, too many codes for it, or a database fault.
+    pub fn privacy_send_code(
+        &self,
+        address: &str,
+    ) -> Result<crate::privacy_centre::CodeChallenge, EngineError> {
+        self.cx.privacy_centre().send_code(address)
+    }
+
+    /// Checks a privacy-centre code and starts the customer's session; returns it with its
+    /// token.
+    ///
+    /// # Errors
+    /// A wrong, spent or expired code, or a database fault.
+    pub fn privacy_sign_in(
+        &self,
+        challenge_id: &str,
+        code: &str,
+    ) -> Result<(CustomerSession, String), EngineError> {
+        self.cx.privacy_centre().sign_in(challenge_id, code)
+    }
+
+    /// The live session a privacy-centre token belongs to.
+    ///
+    /// # Errors
+    /// [`EngineError::SignedOut`], or a database fault.
+    pub fn privacy_session(&self, token: &str) -> Result<CustomerSession, EngineError> {
+        self.cx.privacy_centre().session(token)
+    }
+
+    /// Ends a privacy-centre session.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn privacy_sign_out(&self, session: &CustomerSession) -> Result<(), EngineError> {
+        self.cx.privacy_centre().sign_out(session)
+    }
+
+    /// What is held about the signed-in customer, by category and purpose; audited.
+    ///
+    /// # Errors
+    /// The profile is gone, or a database fault.
+    pub fn privacy_held(
+        &self,
+        session: &CustomerSession,
+    ) -> Result<crate::privacy_centre::HeldData, EngineError> {
+        self.cx.privacy_centre().held(session)
+    }
+
+    /// The signed-in customer's consent now and its history.
+    ///
+    /// # Errors
+    /// The profile is gone, or a database fault.
+    pub fn privacy_consent(
+        &self,
+        session: &CustomerSession,
+    ) -> Result<(ConsentView, Vec<ConsentHistoryEntry>), EngineError> {
+        let centre = self.cx.privacy_centre();
+        Ok((centre.consent(session)?, centre.consent_history(session)?))
+    }
+
+    /// Records the signed-in customer's own consent choices.
+    ///
+    /// # Errors
+    /// An unknown purpose or decision (nothing recorded), or a database fault.
+    pub fn privacy_set_consent(
+        &self,
+        session: &CustomerSession,
+        decisions: &[(String, String)],
+    ) -> Result<ConsentView, EngineError> {
+        self.cx.privacy_centre().set_consent(session, decisions)
+    }
+
+    /// The signed-in customer's latest decisions with their explanations; audited.
+    ///
+    /// # Errors
+    /// The profile is gone, or a database fault.
+    pub fn privacy_decisions(
+        &self,
+        session: &CustomerSession,
+        limit: u32,
+    ) -> Result<Vec<crate::profiles::LoggedDecision>, EngineError> {
+        self.cx.privacy_centre().decisions(session, limit)
+    }
+
+    /// Writes the signed-in customer's data to `out` (JSON, or a ZIP of CSV files); audited.
+    ///
+    /// # Errors
+    /// The profile is gone, a database fault, or a failing writer.
+    pub fn privacy_export(
+        &self,
+        session: &CustomerSession,
+        zip: bool,
+        out: &mut dyn Write,
+    ) -> Result<u64, EngineError> {
+        self.cx.privacy_centre().export(session, zip, out)
+    }
+
+    /// Carries out the signed-in customer's erasure, restriction or objection at once.
+    ///
+    /// # Errors
+    /// The profile is gone, or the work's own errors.
+    pub fn privacy_request(
+        &self,
+        session: &CustomerSession,
+        kind: crate::privacy_centre::CustomerRequest,
+    ) -> Result<crate::privacy_centre::CustomerOutcome, EngineError> {
+        self.cx.privacy_centre().request(session, kind)
+    }
+
+    /// Requests about the signed-in customer made through other channels.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn privacy_requests(&self, session: &CustomerSession) -> Result<Vec<DsrView>, EngineError> {
+        self.cx.privacy_centre().requests(session)
     }
 }

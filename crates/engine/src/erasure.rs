@@ -127,13 +127,14 @@ impl<'a> ErasureService<'a> {
         let at = now.timestamp_millis();
         let pseudonym = pseudonym(vault, &id);
         let receipt_id = format!("rcpt_{}", uuid::Uuid::new_v4().simple());
-        let (receipt, keys, scrubbed) = self.store.write_large(|tx| {
+        let (receipt, keys, scrubbed, emails) = self.store.write_large(|tx| {
             let identities: Vec<Identity> = tx
                 .identities_of(&id)?
                 .into_iter()
                 .map(|r| r.identity)
                 .collect();
             let keys = tx.keys_of(&id)?;
+            let emails = tx.email_blinds_of(&id)?;
             let erased = tx.erase_profile(&id, &identities, &receipt_id, at)?;
             let body = ReceiptBody {
                 receipt_id: receipt_id.clone(),
@@ -180,9 +181,18 @@ impl<'a> ErasureService<'a> {
                     .map(|c| vault.keyed_hash("outbox", &[c.as_bytes()]))
                     .collect(),
             })?;
-            Ok::<_, StoreError>((receipt, keys, scrubbed))
+            Ok::<_, StoreError>((receipt, keys, scrubbed, emails))
         })?;
         self.notifier.forget(&scrubbed.contacts);
+        // The privacy centre's codes went to the address the profile held, known here only by
+        // its blind index.
+        if !emails.is_empty() {
+            self.notifier.forget_where(&|address: &str| {
+                consentric_model::Email::parse(address).is_some_and(|e| {
+                    emails.contains(&consentric_store::email_blind(Some(vault), &e))
+                })
+            });
+        }
         for k in keys.into_iter().chain(scrubbed.requests) {
             if let Ok(k) = KeyId::parse(&k) {
                 vault.forget(&k);

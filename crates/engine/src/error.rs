@@ -33,6 +33,13 @@ pub enum EngineError {
         /// ρ left.
         remaining: f64,
     },
+    /// Too many attempts of something a person must not be able to try at scale (one-time
+    /// codes for one address); try later.
+    #[error("{0}")]
+    TooMany(String),
+    /// The customer's session is unknown, expired, or its profile gone.
+    #[error("{0}")]
+    SignedOut(String),
     /// The configuration is unusable.
     #[error("configuration: {0}")]
     Config(String),

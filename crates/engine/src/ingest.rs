@@ -265,6 +265,17 @@ impl<'c> BatchState<'c> {
             .collect();
         traits.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         tx.set_traits(&traits)?;
+        // The address the privacy centre sends one-time codes to: only what was stored, so
+        // only what the business's backend (or a browser event with a valid user hash) said.
+        let emails: Vec<(ProfileId, consentric_model::Email, i64)> = traits
+            .iter()
+            .filter(|(_, name, ..)| name == "email")
+            .filter_map(|(p, _, value, at, _)| {
+                let raw: String = serde_json::from_str(value).ok()?;
+                Some((p.clone(), consentric_model::Email::parse(&raw)?, *at))
+            })
+            .collect();
+        tx.index_emails(&emails)?;
         let mut pending: Vec<CounterRow> = self.pending.drain().collect();
         pending.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         tx.bump_profiles(&pending)?;
@@ -798,7 +809,7 @@ fn record_signals(
     let decided_at = event.timestamp().timestamp_millis();
     let mut evidence: Option<String> = None;
     for s in signals {
-        let version = i64::from(policy.signal_version(&s.purpose));
+        let version = i64::from(policy.signal_version(s));
         let current = state
             .rows(tx, profile)?
             .iter()
@@ -1112,6 +1123,7 @@ mod tests {
             decision: Decision::Granted,
             source: ConsentSource::Segment,
             assurance: Default::default(),
+            version: None,
         }];
         let evidence = |ip: &str| {
             let raw = json!({"type": "page", "messageId": "m", "userId": "u",

@@ -40,6 +40,7 @@ mod population;
 mod population_cache;
 #[cfg(test)]
 mod population_tests;
+mod privacy_centre;
 mod profiles;
 mod recipients;
 mod rectification;
@@ -74,6 +75,10 @@ pub use personalize::{
     Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation, PersonalizeSettings,
     RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView,
     TrainReport,
+};
+pub use privacy_centre::{
+    CodeChallenge, CustomerOutcome, CustomerRequest, CustomerSession, HeldCategory, HeldData,
+    HeldPurpose, CODES_PER_HOUR, CODE_ATTEMPTS, CODE_MINUTES, SESSION_MINUTES,
 };
 pub use profiles::{
     IdentityGraph, IdentityLinkView, IdentityView, LoggedDecision, ProfileCountersView, ProfileRef,

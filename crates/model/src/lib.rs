@@ -10,6 +10,7 @@
 //! This crate does no I/O and depends on no other room.
 #![forbid(unsafe_code)]
 
+mod email;
 mod error;
 mod event;
 mod ids;
@@ -17,6 +18,7 @@ pub mod import_lines;
 mod parse;
 mod stage;
 
+pub use email::Email;
 pub use error::{ErrorCode, ParseError};
 pub use event::{Call, CallType, Context, Event};
 pub use ids::{AnonymousId, Identity, IdentityKind, MessageId, ProfileId, UserId};

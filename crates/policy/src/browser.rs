@@ -118,6 +118,7 @@ mod tests {
             decision: Decision::Granted,
             source: ConsentSource::Segment,
             assurance: Assurance::Browser,
+            version: None,
         }
     }
 

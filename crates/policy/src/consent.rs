@@ -66,6 +66,10 @@ pub enum ConsentSource {
     Gpc,
     /// An IAB TCF v2.2 TC string on an event.
     Tcf,
+    /// Consentric's consent banner (`context.consent.source = "banner"` on an event).
+    Banner,
+    /// The customer, signed in to the privacy centre.
+    PrivacyCentre,
 }
 
 impl ConsentSource {
@@ -76,6 +80,8 @@ impl ConsentSource {
             ConsentSource::Segment => "segment",
             ConsentSource::Gpc => "gpc",
             ConsentSource::Tcf => "tcf",
+            ConsentSource::Banner => "banner",
+            ConsentSource::PrivacyCentre => "privacy_centre",
         }
     }
 
@@ -89,6 +95,8 @@ impl ConsentSource {
             "segment" => Ok(ConsentSource::Segment),
             "gpc" => Ok(ConsentSource::Gpc),
             "tcf" => Ok(ConsentSource::Tcf),
+            "banner" => Ok(ConsentSource::Banner),
+            "privacy_centre" => Ok(ConsentSource::PrivacyCentre),
             other => Err(PolicyError::Invalid {
                 field: "source".into(),
                 message: format!("`{other}` is not a consent source"),

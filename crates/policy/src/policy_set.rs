@@ -162,6 +162,9 @@ pub struct Signal {
     /// How sure we are the customer sent it; [`PolicySet::signals`] says `browser`, and the
     /// engine, which knows the key and the user hash, says otherwise where it must.
     pub assurance: crate::consent::Assurance,
+    /// The version of the purpose the customer was shown, when the signal says (the banner
+    /// does); otherwise the declared one counts.
+    pub version: Option<u32>,
 }
 
 fn invalid(field: &str, message: String) -> PolicyError {
@@ -309,10 +312,20 @@ impl PolicySet {
         self.baseline_purposes.contains(purpose)
     }
 
-    /// The version of `purpose` a consent signal is recorded under: the declared one (1 for a
-    /// purpose not declared). The writer and the prepared shapes must agree on it.
-    pub fn signal_version(&self, purpose: &PurposeId) -> u32 {
-        self.registry.get(purpose.as_str()).map_or(1, |p| p.version)
+    /// The version of its purpose a consent signal is recorded under: the one the customer was
+    /// shown if the signal says and it is not newer than the declared one, else the declared
+    /// one (1 for a purpose not declared). A banner that showed an older text gives consent to
+    /// that text, which lapses where the purpose says so. The writer and the prepared shapes
+    /// must agree on it.
+    pub fn signal_version(&self, signal: &Signal) -> u32 {
+        let declared = self
+            .registry
+            .get(signal.purpose.as_str())
+            .map_or(1, |p| p.version);
+        signal
+            .version
+            .filter(|v| (1..=declared).contains(v))
+            .unwrap_or(declared)
     }
 
     /// The categories some purpose with a legal basis under `consent` at `at` may use: what
@@ -457,7 +470,7 @@ impl PolicySet {
             purpose: s.purpose.clone(),
             decision: s.decision,
             source: s.source,
-            purpose_version: self.signal_version(&s.purpose),
+            purpose_version: self.signal_version(s),
             at,
             evidence_hash: String::new(),
             assurance: s.assurance,
@@ -552,6 +565,14 @@ impl PolicySet {
     pub fn signals(&self, event: &Event, gpc: bool) -> Result<Vec<Signal>, PolicyError> {
         let mut out = Vec::new();
         let consent = event.context().consent();
+        // Consentric's banner says so, and which version of each purpose it showed.
+        let banner = consent
+            .and_then(|c| c.get("source"))
+            .and_then(Value::as_str)
+            == Some("banner");
+        let shown = consent
+            .and_then(|c| c.get("purposeVersions"))
+            .and_then(Value::as_object);
         if let Some(prefs) = consent
             .and_then(|c| c.get("categoryPreferences"))
             .and_then(Value::as_object)
@@ -561,11 +582,20 @@ impl PolicySet {
                     continue; // unmapped categories and non-boolean values carry no decision
                 };
                 for id in ids {
+                    let version = shown
+                        .and_then(|v| v.get(id.as_str()))
+                        .and_then(Value::as_u64)
+                        .and_then(|v| u32::try_from(v).ok());
                     out.push(Signal {
                         purpose: id.clone(),
                         decision: Decision::from_granted(granted),
-                        source: ConsentSource::Segment,
+                        source: if banner {
+                            ConsentSource::Banner
+                        } else {
+                            ConsentSource::Segment
+                        },
                         assurance: crate::consent::Assurance::Browser,
+                        version,
                     });
                 }
             }
@@ -604,6 +634,7 @@ impl PolicySet {
                     decision: Decision::from_granted(granted),
                     source: ConsentSource::Tcf,
                     assurance: crate::consent::Assurance::Browser,
+                    version: None,
                 });
             }
         }
@@ -615,6 +646,7 @@ impl PolicySet {
                     decision: Decision::Denied,
                     source: ConsentSource::Gpc,
                     assurance: crate::consent::Assurance::Browser,
+                    version: None,
                 });
             }
         }
@@ -737,6 +769,7 @@ mod tests {
                     decision: Decision::from_granted(*granted),
                     source: ConsentSource::Segment,
                     assurance: crate::consent::Assurance::Browser,
+                    version: None,
                 })
                 .collect();
             let prepared = policy.prepare(event.clone(), &signals).expect("prepared");

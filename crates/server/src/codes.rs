@@ -44,6 +44,8 @@ codes! {
     BAD_REQUEST = ("bad_request", BAD_REQUEST, "The request was refused before it reached an operation.");
     UNAUTHORIZED = ("unauthorized", UNAUTHORIZED, "No key, an unknown or revoked key, or an Authorization header that is neither Basic nor Bearer.");
     BAD_SESSION_TOKEN = ("bad_session_token", UNAUTHORIZED, "No clean-room session token, or not this session's.");
+    SIGNED_OUT = ("signed_out", UNAUTHORIZED, "The privacy centre's session is unknown or has expired; sign in with a new code.");
+    CSRF_REFUSED = ("csrf_refused", FORBIDDEN, "A privacy-centre form came without this session's CSRF token, or from another site.");
     FORBIDDEN = ("forbidden", FORBIDDEN, "The key's scope does not allow this operation.");
     BUDGET_EXCEEDED = ("budget_exceeded", FORBIDDEN, "The analyst's privacy budget cannot cover the query; nothing was spent.");
     NO_LEGAL_BASIS = ("no_legal_basis", FORBIDDEN, "The purpose has no legal basis for this customer now.");
@@ -54,6 +56,7 @@ codes! {
     URI_TOO_LONG = ("uri_too_long", URI_TOO_LONG, "The request target (path and query) is over 8 KiB.");
     HEADERS_TOO_LARGE = ("headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE, "Over 100 header fields, or over 32 KiB of them.");
     RATE_LIMITED = ("rate_limited", TOO_MANY_REQUESTS, "This client sent more with this browser key than it may; `Retry-After` says when to retry.");
+    TOO_MANY_ATTEMPTS = ("too_many_attempts", TOO_MANY_REQUESTS, "Too many one-time codes were asked for this address within the hour.");
     OVERLOADED = ("overloaded", TOO_MANY_REQUESTS, "The server is working on as many requests as it takes; `Retry-After` says when to retry. Nothing of this request was stored.");
     CONFLICT = ("conflict", CONFLICT, "The request conflicts with the current state (a fit the data cannot support, an id recorded already).");
     SESSION_STATE = ("session_state", CONFLICT, "A clean-room round came out of order.");

@@ -1,6 +1,7 @@
 //! CORS for what browser SDKs call, on every answer there, errors included.
 //!
-//! - **The paths browser SDKs call** (ingest, analytics.js's library, settings and metrics)
+//! - **The paths browser SDKs call** (ingest, analytics.js's library, settings and metrics,
+//!   the consent banner's script, stylesheet and purposes)
 //!   answer preflights, and any page may read every answer they give
 //!   (`Access-Control-Allow-Origin: *`), so an SDK can tell why it was refused: analytics.js
 //!   posts `text/plain` (no preflight), RudderStack's browser SDK posts JSON with an
@@ -56,6 +57,8 @@ const INGEST: [&str; 14] = [
 fn for_browsers(path: &str) -> bool {
     INGEST.contains(&path)
         || path == "/v1/m"
+        || path == "/v1/purposes"
+        || path.starts_with("/consent/")
         || path.starts_with("/analytics.js/")
         || path.starts_with("/analytics-next/")
         || (path.starts_with("/v1/projects/") && path.ends_with("/settings"))

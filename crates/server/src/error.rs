@@ -108,6 +108,8 @@ impl From<EngineError> for ApiError {
                 "a value holds the NUL character (U+0000), which is not stored",
             ),
             EngineError::Conflict(message) => ApiError::new(&codes::CONFLICT, message),
+            EngineError::TooMany(message) => ApiError::new(&codes::TOO_MANY_ATTEMPTS, message),
+            EngineError::SignedOut(message) => ApiError::new(&codes::SIGNED_OUT, message),
             e @ EngineError::BudgetExceeded { .. } => {
                 ApiError::new(&codes::BUDGET_EXCEEDED, e.to_string())
             }

@@ -57,5 +57,6 @@ fn is_json(response: &Response) -> bool {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"))
+        // A page's refusal is already written for the person reading it.
+        .is_some_and(|v| v.starts_with("application/json") || v.starts_with("text/html"))
 }

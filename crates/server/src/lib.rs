@@ -17,6 +17,7 @@ mod extract;
 mod json_errors;
 mod negotiate;
 mod openapi;
+mod pages;
 pub mod partner;
 mod routes;
 mod stream;
@@ -52,6 +53,7 @@ fn router_with(
     Router::new()
         .merge(routes::ingest::routes())
         .merge(routes::sdk::routes())
+        .merge(routes::banner::routes())
         .merge(routes::profiles::routes())
         .merge(routes::consent::routes())
         .merge(routes::dsr::routes())
@@ -60,6 +62,7 @@ fn router_with(
         .merge(routes::analytics::routes())
         .merge(routes::keys::routes())
         .merge(routes::ops::routes())
+        .merge(routes::privacy::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         // Transport limit: a whole batch. Single events get their own 32 KB check.
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))

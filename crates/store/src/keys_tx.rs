@@ -181,6 +181,9 @@ impl WriteTx<'_> {
         ] {
             erased.personalization += self.conn.exec(derived, &[p])?;
         }
+        for deleting in crate::sql::DELETE_PRIVACY {
+            self.conn.exec(deleting, &[p])?;
+        }
         // A clean-room session that revealed this customer as a match keeps only "erased".
         let quoted = format!("\"{}\"", profile.as_str());
         self.conn.exec(

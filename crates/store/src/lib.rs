@@ -29,6 +29,7 @@ mod lifecycle_tx;
 mod migrations;
 mod personalize_tx;
 mod postgres_backend;
+mod privacy_tx;
 mod records;
 mod running;
 mod sealing;
@@ -58,6 +59,7 @@ pub use keys_tx::{ErasedRows, ReceiptRow};
 pub use lifecycle_tx::{ModelRow, PurchaseDay, StageFacts, StageRow, TransitionRow};
 pub use personalize_tx::{ActionTaken, DecisionFacts, InteractionRow, SegmentRow};
 pub use postgres_backend::PostgresBackend;
+pub use privacy_tx::{email_blind, CodeRow, NewCode};
 pub use records::{
     ApiKeyRecord, AuditRow, ConsentRow, EventRecord, IdentityLinkRecord, IdentityRecord,
     ProfileCounters, ProfileRecord, TraitRecord,

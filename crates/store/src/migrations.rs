@@ -642,6 +642,62 @@ CREATE TABLE decision_log (
 CREATE INDEX decision_log_at ON decision_log(decided_at);
 "#,
     },
+    Migration {
+        version: 16,
+        name: "the privacy centre: e-mail addresses as blind indexes, one-time codes, sessions",
+        sqlite: r#"
+CREATE TABLE email_index (
+    blind      TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX email_index_profile ON email_index(profile_id);
+CREATE TABLE privacy_codes (
+    challenge_id TEXT PRIMARY KEY,
+    blind        TEXT NOT NULL,
+    profile_id   TEXT,
+    code_hash    TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE INDEX privacy_codes_blind ON privacy_codes(blind, created_at);
+CREATE INDEX privacy_codes_profile ON privacy_codes(profile_id);
+CREATE TABLE privacy_sessions (
+    token_hash TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX privacy_sessions_profile ON privacy_sessions(profile_id);
+"#,
+        postgres: r#"
+CREATE TABLE email_index (
+    blind      TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+CREATE INDEX email_index_profile ON email_index(profile_id);
+CREATE TABLE privacy_codes (
+    challenge_id TEXT PRIMARY KEY,
+    blind        TEXT NOT NULL,
+    profile_id   TEXT,
+    code_hash    TEXT NOT NULL,
+    created_at   BIGINT NOT NULL,
+    expires_at   BIGINT NOT NULL,
+    attempts     BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX privacy_codes_blind ON privacy_codes(blind, created_at);
+CREATE INDEX privacy_codes_profile ON privacy_codes(profile_id);
+CREATE TABLE privacy_sessions (
+    token_hash TEXT PRIMARY KEY,
+    profile_id TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX privacy_sessions_profile ON privacy_sessions(profile_id);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -117,7 +117,7 @@ pub struct ConsentRow {
     pub purpose: String,
     /// `granted`, `denied` or `withdrawn`.
     pub decision: String,
-    /// `api`, `segment`, `gpc` or `tcf`.
+    /// `api`, `segment`, `gpc`, `tcf`, `banner` or `privacy_centre`.
     pub source: String,
     /// Version of the purpose text.
     pub purpose_version: i64,

@@ -158,3 +158,15 @@ pub(crate) const TOUCHED_COUNT: &str = "SELECT COUNT(*) FROM touched_profiles";
 pub(crate) const MASTER_KEY_CHECK_FIRST: &str =
     "INSERT INTO master_key_check (id, check_hash) VALUES (1, ?1) ON CONFLICT (id) DO NOTHING";
 pub(crate) const MASTER_KEY_CHECK: &str = "SELECT check_hash FROM master_key_check WHERE id = 1";
+
+// The privacy centre's rows about a customer: moved by a merge, deleted by erasure.
+pub(crate) const MOVE_PRIVACY: [&str; 3] = [
+    "UPDATE email_index SET profile_id = ?2 WHERE profile_id = ?1",
+    "UPDATE privacy_codes SET profile_id = ?2 WHERE profile_id = ?1",
+    "UPDATE privacy_sessions SET profile_id = ?2 WHERE profile_id = ?1",
+];
+pub(crate) const DELETE_PRIVACY: [&str; 3] = [
+    "DELETE FROM email_index WHERE profile_id = ?1",
+    "DELETE FROM privacy_codes WHERE profile_id = ?1",
+    "DELETE FROM privacy_sessions WHERE profile_id = ?1",
+];

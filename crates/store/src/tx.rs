@@ -291,6 +291,9 @@ impl WriteTx<'_> {
             self.conn.exec(moving, &[f, i])?;
             self.conn.exec(deleting, &[f])?;
         }
+        for moving in sql::MOVE_PRIVACY {
+            self.conn.exec(moving, &[f, i])?;
+        }
         self.conn.exec(sql::DELETE_MEMBERSHIPS, &[f])?;
         self.bump_profile(into, &counters)?;
         self.population_changed = true;

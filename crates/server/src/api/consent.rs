@@ -67,7 +67,7 @@ pub struct ConsentHistoryEntry {
     pub purpose: String,
     /// `granted`, `denied` or `withdrawn`.
     pub decision: String,
-    /// `api`, `segment`, `gpc` or `tcf`.
+    /// `api`, `segment`, `gpc`, `tcf`, `banner` or `privacy_centre`.
     pub source: String,
     /// The purpose version it was given for.
     pub purpose_version: i64,

@@ -1,6 +1,7 @@
 //! One file per area of the API.
 
 pub(crate) mod analytics;
+pub(crate) mod banner;
 pub(crate) mod cleanroom;
 pub(crate) mod consent;
 pub(crate) mod decisions;
@@ -9,5 +10,6 @@ pub(crate) mod ingest;
 pub(crate) mod keys;
 pub(crate) mod lifecycle;
 pub(crate) mod ops;
+pub(crate) mod privacy;
 pub(crate) mod profiles;
 pub(crate) mod sdk;

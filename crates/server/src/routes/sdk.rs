@@ -108,6 +108,17 @@ fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response 
     let Some((_, gz)) = FILES.iter().find(|(n, _)| *n == name) else {
         return ApiError::internal().into_response();
     };
+    gzipped_file(headers, gz, "text/javascript; charset=utf-8", cache)
+}
+
+/// A gzipped asset, sent as it is to a client that takes gzip and inflated for one that does
+/// not.
+pub(crate) fn gzipped_file(
+    headers: &HeaderMap,
+    gz: &[u8],
+    content_type: &'static str,
+    cache: &'static str,
+) -> Response {
     let gzip_ok = crate::negotiate::weighted(headers, &header::ACCEPT_ENCODING)
         .filter(|(name, _)| name.eq_ignore_ascii_case("gzip") || *name == "*")
         // An explicit `gzip` decides; `*` speaks for it only when it is not named.
@@ -128,7 +139,7 @@ fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response 
         r
     } else {
         let mut plain = Vec::with_capacity(gz.len() * 4);
-        if flate2::read::GzDecoder::new(*gz)
+        if flate2::read::GzDecoder::new(gz)
             .read_to_end(&mut plain)
             .is_err()
         {
@@ -137,10 +148,7 @@ fn serve_file(headers: &HeaderMap, name: &str, cache: &'static str) -> Response 
         plain.into_response()
     };
     let h = response.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/javascript; charset=utf-8"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     response
@@ -226,6 +234,11 @@ pub(crate) struct PublicUrl(Option<PublicUrlSetting>);
 impl PublicUrl {
     pub(crate) fn new(settings: &ServerSettings) -> PublicUrl {
         PublicUrl(settings.public_url.clone())
+    }
+
+    /// Whether the configured address is `https` (cookies set for it are then `Secure`).
+    pub(crate) fn https(&self) -> bool {
+        self.0.as_ref().is_some_and(|u| u.scheme() == "https")
     }
 
     /// Whether the address comes from the configuration (else from each request, and an

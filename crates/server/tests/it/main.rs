@@ -17,5 +17,6 @@ mod keys;
 mod lifecycle;
 mod operations;
 mod partner_tls;
+mod privacy_centre;
 mod profiles;
 mod sdk;
