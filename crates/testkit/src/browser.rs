@@ -194,6 +194,45 @@ impl Browser {
             .collect()
     }
 
+    /// Resizes the window (a phone is 390 × 844).
+    pub fn set_window_size(&self, width: u32, height: u32) {
+        self.call(
+            "POST",
+            &self.session_path("/window/rect"),
+            &json!({"width": width, "height": height}),
+        );
+    }
+
+    /// The cookies the current page's site holds, as WebDriver lists them (HttpOnly ones too).
+    pub fn cookies(&self) -> Vec<Value> {
+        self.call("GET", &self.session_path("/cookie"), &Value::Null)
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Runs axe-core (`axe_source`, the release file) in the page: its serious and critical
+    /// violations of WCAG 2.1 A and AA, each as `rule: target, …`.
+    pub fn accessibility_violations(&self, axe_source: &str) -> Vec<String> {
+        self.execute(axe_source, &[]);
+        let found = self.call(
+            "POST",
+            &self.session_path("/execute/async"),
+            &json!({"script": "const done = arguments[arguments.length - 1];
+                axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']}})
+                  .then(r => done(r.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))))
+                  .catch(e => done(['axe failed: ' + e]));", "args": []}),
+        );
+        found
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+
     /// Saves a PNG of the window at `path`.
     ///
     /// # Panics

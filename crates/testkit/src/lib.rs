@@ -13,6 +13,7 @@
 pub mod browser;
 mod events;
 pub mod module_graph;
+pub mod smtp;
 
 pub use events::{at, batch_at, consent_context, typed_events_at};
 

@@ -12,8 +12,8 @@ use consentric_model::{Identity, IdentityKind};
 use consentric_testkit::{parity_test, TestDb};
 use serde_json::{json, Value};
 
-use crate::smtp_server;
 use crate::support::{by, engine_at, ingest_at, noon};
+use consentric_testkit::smtp as smtp_server;
 
 struct World {
     engine: Engine,

@@ -12,5 +12,4 @@ mod noninterference;
 mod parity;
 mod personalize;
 mod privacy;
-mod smtp_server;
 mod vault;

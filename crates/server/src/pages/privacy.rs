@@ -74,6 +74,11 @@ fn csrf(session: &CustomerSession) -> Markup {
     html! { input type="hidden" name="csrf" value=(session.csrf_token()); }
 }
 
+/// A table that may be wider than a phone: it scrolls, and the keyboard can reach it.
+fn scrolling(label: &str, table: Markup) -> Markup {
+    html! { div.scroll tabindex="0" role="region" aria-label=(label) { (table) } }
+}
+
 fn alert(message: Option<&str>) -> Markup {
     html! {
         @if let Some(m) = message {
@@ -158,7 +163,7 @@ pub(crate) fn data(session: &CustomerSession, held: &HeldData) -> Markup {
                 }
                 @for c in &held.categories {
                     h3 { (c.category) }
-                    table {
+                    (scrolling("Your details", html! { table {
                         caption.visually-hidden { "Details of kind " (c.category) }
                         thead { tr { th scope="col" { "Detail" } th scope="col" { "What we hold" } } }
                         tbody {
@@ -166,7 +171,7 @@ pub(crate) fn data(session: &CustomerSession, held: &HeldData) -> Markup {
                                 tr { th scope="row" { (name) } td { (value) } }
                             }
                         }
-                    }
+                    } }))
                     p.small {
                         "Used for: "
                         @if c.purposes.is_empty() { "no declared purpose" }
@@ -178,7 +183,7 @@ pub(crate) fn data(session: &CustomerSession, held: &HeldData) -> Markup {
             }
             section aria-labelledby="purposes" {
                 h2 id="purposes" { "What we use it for, and who receives it" }
-                table {
+                (scrolling("Purposes and recipients", html! { table {
                     thead { tr { th scope="col" { "Purpose" } th scope="col" { "Why we may" } th scope="col" { "Now" } th scope="col" { "Who receives it" } th scope="col" { "Kept for" } } }
                     tbody {
                         @for u in &held.purposes {
@@ -191,7 +196,7 @@ pub(crate) fn data(session: &CustomerSession, held: &HeldData) -> Markup {
                             }
                         }
                     }
-                }
+                } }))
             }
         },
     )
@@ -244,14 +249,14 @@ pub(crate) fn consent(
             @if history.is_empty() {
                 p { "No choices recorded yet." }
             } @else {
-                table {
+                (scrolling("Choice history", html! { table {
                     thead { tr { th scope="col" { "When" } th scope="col" { "Purpose" } th scope="col" { "Choice" } th scope="col" { "Where" } th scope="col" { "Version" } } }
                     tbody {
                         @for h in history.iter().rev() {
                             tr { td { (h.decided_at) } td { (h.purpose) } td { (h.decision) } td { (h.source) } td { (h.purpose_version) } }
                         }
                     }
-                }
+                } }))
             }
         },
     )
@@ -359,7 +364,7 @@ pub(crate) fn requests(
                 @if others.is_empty() {
                     p { "None." }
                 } @else {
-                    table {
+                    (scrolling("Requests made elsewhere", html! { table {
                         thead { tr { th scope="col" { "Request" } th scope="col" { "Status" } th scope="col" { "Received" } th scope="col" { "Answer due" } } }
                         tbody {
                             @for r in others {
@@ -371,7 +376,7 @@ pub(crate) fn requests(
                                 }
                             }
                         }
-                    }
+                    } }))
                 }
             }
         },

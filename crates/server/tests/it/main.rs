@@ -18,5 +18,6 @@ mod lifecycle;
 mod operations;
 mod partner_tls;
 mod privacy_centre;
+mod privacy_centre_browser;
 mod profiles;
 mod sdk;

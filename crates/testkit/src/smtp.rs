@@ -1,5 +1,5 @@
 //! A small SMTP server for the notifier's tests: real TCP, real TLS (rustls, with the test CA
-//! in `tests/fixtures/smtp/`), STARTTLS or implicit TLS, `AUTH PLAIN`/`LOGIN` offered only
+//! in `crates/testkit/fixtures/smtp/`), STARTTLS or implicit TLS, `AUTH PLAIN`/`LOGIN` offered only
 //! once the connection is encrypted, as real submission servers do. It records what it
 //! received and how (encrypted? logged in as whom?), so a test can check both.
 
@@ -66,7 +66,7 @@ pub fn ca_file() -> PathBuf {
 }
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/smtp")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/smtp")
 }
 
 fn tls_config() -> Arc<ServerConfig> {
