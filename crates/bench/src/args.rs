@@ -27,6 +27,28 @@ pub enum Command {
     /// Several nodes on one PostgreSQL: HTTP ingest with one node and with more, and each
     /// event's cost to the database (WAL bytes, statements, transactions, bytes on disk).
     Cluster(ClusterArgs),
+    /// The privacy centre's pages and downloads over HTTP, signed in as a customer with many
+    /// events among others.
+    PrivacyCentre(PrivacyArgs),
+}
+
+#[derive(Args)]
+pub struct PrivacyArgs {
+    /// Events of the signed-in customer.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// Other customers.
+    #[arg(long, default_value_t = 2_000)]
+    pub others: usize,
+    /// Events of each other customer.
+    #[arg(long, default_value_t = 20)]
+    pub others_events: usize,
+    /// Decisions logged for the signed-in customer.
+    #[arg(long, default_value_t = 50)]
+    pub decisions: usize,
+    /// Requests per page (downloads: at most 20).
+    #[arg(long, default_value_t = 200)]
+    pub requests: usize,
 }
 
 #[derive(Args)]

@@ -2,7 +2,7 @@
 //! its reference where one exists. A binary of its own, so the product binary neither carries
 //! the harness nor depends on crates it only measures.
 //!
-//! `cargo run --release -p consentric-bench -- ingest|erase|lifecycle|decide|analytics|cleanroom|soak …`
+//! `cargo run --release -p consentric-bench -- ingest|erase|lifecycle|decide|analytics|cleanroom|soak|cluster|privacy-centre …`
 #![forbid(unsafe_code)]
 
 mod analytics;
@@ -13,6 +13,7 @@ mod consent;
 mod decide;
 mod ingest;
 mod lifecycle;
+mod privacy;
 mod raw;
 mod soak;
 
@@ -54,6 +55,7 @@ fn main() -> anyhow::Result<()> {
         args::Command::Cleanroom(a) => cleanroom::run(&a),
         args::Command::Soak(a) => soak::run(&a),
         args::Command::Cluster(a) => cluster::run(&a),
+        args::Command::PrivacyCentre(a) => privacy::run(&a),
     }
 }
 

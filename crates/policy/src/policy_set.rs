@@ -697,6 +697,70 @@ mod tests {
         Value::Object(m)
     }
 
+    /// Consentric's banner says it is the source and which version of each purpose it showed:
+    /// the records say `banner`, and a version the visitor saw counts only if it is not newer
+    /// than the declared one. Another client's consent object stays `segment`, at the declared
+    /// version.
+    #[test]
+    fn the_banner_s_choices_carry_their_source_and_the_versions_shown() {
+        let env = Envelope::new(DateTime::<Utc>::UNIX_EPOCH, "r");
+        let event = |consent: Value| {
+            let raw = json!({"type": "track", "event": "Consent Preferences Updated",
+                "messageId": "m", "anonymousId": "a", "timestamp": "2026-01-02T03:04:05Z",
+                "context": {"consent": consent}});
+            parse_typed_event(raw.to_string().as_bytes(), &env)
+                .expect("valid")
+                .events
+                .remove(0)
+        };
+        let mut purposes: Vec<crate::Purpose> =
+            PurposeRegistry::retail_defaults().all().cloned().collect();
+        for p in &mut purposes {
+            if p.id.as_str() == "analytics" {
+                p.version = 3;
+            }
+        }
+        let policy =
+            PolicySet::new(Some(purposes), &[], &ConsentSettings::default()).expect("policy");
+        let signals = policy
+            .signals(
+                &event(json!({"source": "banner",
+                "categoryPreferences": {"analytics": true, "personalization": false},
+                "purposeVersions": {"analytics": 2, "personalization": 9}})),
+                false,
+            )
+            .expect("signals");
+        let of = |id: &str| {
+            signals
+                .iter()
+                .find(|s| s.purpose.as_str() == id)
+                .expect("signal")
+        };
+        assert_eq!(of("analytics").source, ConsentSource::Banner);
+        assert_eq!(
+            policy.signal_version(of("analytics")),
+            2,
+            "the version shown"
+        );
+        assert_eq!(
+            policy.signal_version(of("personalization")),
+            1,
+            "never newer than declared"
+        );
+        let plain = policy
+            .signals(
+                &event(json!({"categoryPreferences": {"analytics": true}})),
+                false,
+            )
+            .expect("signals");
+        assert_eq!(plain[0].source, ConsentSource::Segment);
+        assert_eq!(policy.signal_version(&plain[0]), 3);
+        // Consent to version 2 of a purpose now at version 3 gives no basis.
+        let ledger = policy.ledger_of(&signals, DateTime::<Utc>::UNIX_EPOCH);
+        let analytics = policy.registry.get("analytics").expect("declared");
+        assert!(!ledger.has_basis(analytics, DateTime::<Utc>::UNIX_EPOCH));
+    }
+
     /// The reference `consentric-bench ingest --consent-ab` measures against really skips minimisation:
     /// an event keeps its unmapped field and its full IP address; its signals are read as the
     /// retail policy reads them.
