@@ -5,6 +5,7 @@ mod app;
 
 mod analytics;
 mod auth;
+mod banner_browser;
 mod browser;
 mod browser_keys;
 mod consent;
