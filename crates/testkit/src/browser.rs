@@ -194,6 +194,28 @@ impl Browser {
             .collect()
     }
 
+    /// Presses keys as a person would, one after another: each item of `keys` is a WebDriver
+    /// key (`"\u{E004}"` Tab, `"\u{E00C}"` Escape, `"\u{E008}"` Shift); `shift` holds Shift
+    /// down throughout.
+    pub fn press(&self, keys: &[&str], shift: bool) {
+        let mut actions = Vec::new();
+        if shift {
+            actions.push(json!({"type": "keyDown", "value": "\u{E008}"}));
+        }
+        for k in keys {
+            actions.push(json!({"type": "keyDown", "value": k}));
+            actions.push(json!({"type": "keyUp", "value": k}));
+        }
+        if shift {
+            actions.push(json!({"type": "keyUp", "value": "\u{E008}"}));
+        }
+        self.call(
+            "POST",
+            &self.session_path("/actions"),
+            &json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]}),
+        );
+    }
+
     /// Resizes the window (a phone is 390 × 844).
     pub fn set_window_size(&self, width: u32, height: u32) {
         self.call(

@@ -35,3 +35,41 @@ pub(crate) fn page(status: StatusCode, markup: Markup) -> Response {
     );
     r
 }
+
+/// A stored time (RFC 3339) as people write it: `13 June 2024, 10:21 UTC`; as given if it is
+/// not one.
+pub(crate) fn when(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%-d %B %Y, %H:%M UTC")
+                .to_string()
+        },
+    )
+}
+
+/// A stored time as a day: `13 June 2024`.
+pub(crate) fn day(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339).map_or_else(
+        |_| rfc3339.to_owned(),
+        |t| {
+            t.with_timezone(&chrono::Utc)
+                .format("%-d %B %Y")
+                .to_string()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_as_people_write_them() {
+        assert_eq!(
+            super::when("2024-05-14T10:21:33.517Z"),
+            "14 May 2024, 10:21 UTC"
+        );
+        assert_eq!(super::day("2024-06-13T10:21:33.517Z"), "13 June 2024");
+        assert_eq!(super::day("soon"), "soon");
+    }
+}

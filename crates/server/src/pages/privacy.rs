@@ -8,6 +8,8 @@ use consentric_engine::{
 };
 use maud::{html, Markup, DOCTYPE};
 
+use super::{day, when};
+
 /// Which page is open, for the navigation.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Tab {
@@ -123,6 +125,27 @@ pub(crate) fn enter_code(challenge_id: &str, message: Option<&str>) -> Markup {
     )
 }
 
+fn source_words(source: &str) -> &str {
+    match source {
+        "banner" => "our consent banner",
+        "privacy_centre" => "here, in the privacy centre",
+        "api" => "our staff or systems",
+        "segment" => "a consent tool on our site",
+        "tcf" => "a consent tool on our site (IAB TCF)",
+        "gpc" => "your browser (Global Privacy Control)",
+        other => other,
+    }
+}
+
+fn decision_words(decision: &str) -> &str {
+    match decision {
+        "granted" => "Yes",
+        "denied" => "No",
+        "withdrawn" => "Withdrawn",
+        other => other,
+    }
+}
+
 fn basis_words(basis: &str) -> &'static str {
     match basis {
         "consent" => "Only with your consent",
@@ -143,8 +166,8 @@ pub(crate) fn data(session: &CustomerSession, held: &HeldData) -> Markup {
             section aria-labelledby="summary" {
                 h2 id="summary" { "In short" }
                 dl {
-                    dt { "Customer since" } dd { (p.created_at) }
-                    dt { "Activity recorded" } dd { (p.counters.events) " events, from " (p.counters.first_seen) " to " (p.counters.last_seen) }
+                    dt { "Customer since" } dd { (day(&p.created_at)) }
+                    dt { "Activity recorded" } dd { (p.counters.events) " events, from " (day(&p.counters.first_seen)) " to " (day(&p.counters.last_seen)) }
                     dt { "Orders" } dd { (p.counters.orders) }
                     dt { "How we recognise you" }
                     dd {
@@ -253,7 +276,13 @@ pub(crate) fn consent(
                     thead { tr { th scope="col" { "When" } th scope="col" { "Purpose" } th scope="col" { "Choice" } th scope="col" { "Where" } th scope="col" { "Version" } } }
                     tbody {
                         @for h in history.iter().rev() {
-                            tr { td { (h.decided_at) } td { (h.purpose) } td { (h.decision) } td { (h.source) } td { (h.purpose_version) } }
+                            tr {
+                                td { (when(&h.decided_at)) }
+                                td { (purposes.iter().find(|p| p.id == h.purpose).map_or(h.purpose.as_str(), |p| p.text.as_str())) }
+                                td { (decision_words(&h.decision)) }
+                                td { (source_words(&h.source)) }
+                                td { (h.purpose_version) }
+                            }
                         }
                     }
                 } }))
@@ -285,7 +314,7 @@ pub(crate) fn decisions(session: &CustomerSession, logged: &[LoggedDecision]) ->
             @for d in logged {
                 @let personal = d.decision.get("personal").and_then(serde_json::Value::as_bool).unwrap_or(false);
                 article.decision {
-                    h2 { (d.placement) " · " time { (d.decided_at) } }
+                    h2 { (d.placement) " · " time datetime=(d.decided_at) { (when(&d.decided_at)) } }
                     p { @if personal { "Chosen for you, using the data listed below." } @else { "The same for everyone: we used nothing about you." } }
                     @let items = strings(&d.decision, "items");
                     @if !items.is_empty() { p { "Shown: " (items.join(", ")) } }
@@ -371,8 +400,8 @@ pub(crate) fn requests(
                                 tr {
                                     td { (r.kind) }
                                     td { (r.status) @if r.overdue { " (late)" } }
-                                    td { (r.received_at) }
-                                    td { (r.due_at) }
+                                    td { (day(&r.received_at)) }
+                                    td { (day(&r.due_at)) }
                                 }
                             }
                         }

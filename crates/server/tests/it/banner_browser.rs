@@ -402,3 +402,154 @@ analytics.track("Product Viewed", {{ product_id: "S-1" }});
         "loaded from this server once allowed"
     );
 }
+
+#[test]
+fn the_dialog_keeps_the_keyboard_inside_and_escape_gives_focus_back() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let app = spawn_app(&db);
+    browser.goto(&shop_page(&app, "", "async"));
+    wait_banner(&browser);
+    browser.execute(
+        "const c = document.querySelector('#consentric-choose'); c.focus(); c.click();",
+        &[],
+    );
+    browser.wait_for(
+        "const d = document.querySelector('#consentric-dialog'); return d && d.contains(document.activeElement)",
+        Duration::from_secs(10),
+    );
+    let focusable = browser.execute(
+        "return document.querySelectorAll('#consentric-dialog button, #consentric-dialog input:enabled, #consentric-dialog a[href]').length",
+        &[],
+    );
+    let n = focusable.as_u64().expect("a count") as usize;
+    assert!(n > 3, "{focusable}");
+    let inside =
+        "return document.querySelector('#consentric-dialog').contains(document.activeElement)";
+    // Round the dialog and beyond, both ways: focus never leaves it.
+    for shift in [false, true] {
+        for _ in 0..n + 2 {
+            browser.press(&["\u{E004}"], shift);
+            assert_eq!(browser.execute(inside, &[]), json!(true), "shift={shift}");
+        }
+    }
+    browser.press(&["\u{E00C}"], false);
+    let back = browser.execute(
+        "return document.querySelector('#consentric-dialog') === null || document.querySelector('#consentric-dialog').offsetHeight === 0 ? document.activeElement.id : 'still open'",
+        &[],
+    );
+    assert_eq!(
+        back,
+        json!("consentric-choose"),
+        "Escape closes and gives focus back"
+    );
+    nothing_kept(&browser);
+}
+
+#[test]
+fn a_choice_is_asked_again_when_a_purpose_s_version_changes_and_follows_the_visitor_who_signs_in() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    let app = spawn_app(&db);
+    let page = shop_page(&app, "", "async");
+    browser.goto(&page);
+    wait_banner(&browser);
+    browser.execute("document.querySelector('#consentric-accept').click()", &[]);
+    let anonymous = anonymous_id(&browser);
+    // The same versions: no banner on the next page.
+    browser.goto(&page);
+    browser.wait_for(
+        "return window.consentric && consentric.choices()",
+        Duration::from_secs(10),
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        browser.execute("return document.querySelector('#consentric-banner') === null || document.querySelector('#consentric-banner').offsetHeight === 0", &[]),
+        json!(true),
+        "a choice made is not asked again"
+    );
+    // The visitor identifies with the site's user hash: their banner consent is theirs.
+    browser.execute(
+        "consentric.identify('u-77', {plan: 'pro'}, {userHash: arguments[0]})",
+        &[json!(app.user_hash("u-77"))],
+    );
+    let started = Instant::now();
+    let consent = loop {
+        let r = app.get("/v1/consent/u-77");
+        if r.status() == 200 {
+            let v: Value = r.json().expect("json");
+            if purpose(&v, "analytics")["decision"] == "granted" {
+                break v;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the identify arrived"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(purpose(&consent, "analytics")["source"], "banner");
+    let identities: Value = app
+        .get("/v1/profiles/u-77/identities")
+        .json()
+        .expect("json");
+    assert!(
+        identities.to_string().contains(&anonymous),
+        "the visitor's anonymous id is the customer's: {identities}"
+    );
+    // A purpose's text changed (its version here no longer matches): the banner asks again.
+    browser.execute(
+        "const s = JSON.parse(localStorage.getItem('consentric.consent')); s.versions.analytics = 0; localStorage.setItem('consentric.consent', JSON.stringify(s));",
+        &[],
+    );
+    browser.goto(&page);
+    wait_banner(&browser);
+}
+
+#[test]
+fn events_are_batched_and_retried_until_the_server_takes_them_all() {
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let db = TestDb::sqlite();
+    // One request a second per visitor (bursts of five): most batches are refused with 429
+    // and `Retry-After` at first.
+    let app = crate::app::spawn_app_full(
+        &db,
+        |e| e,
+        consentric_engine::ServerSettings {
+            browser_requests_per_second: 1,
+            ..consentric_engine::ServerSettings::default()
+        },
+    );
+    browser.goto(&shop_page(&app, "", "async"));
+    wait_banner(&browser);
+    browser.execute(
+        "document.querySelector('#consentric-accept').click(); for (let i = 0; i < 200; i++) consentric.track('Product Viewed', {product_id: 'P-' + i});",
+        &[],
+    );
+    let anonymous = anonymous_id(&browser);
+    let started = Instant::now();
+    let mut posts = 0;
+    loop {
+        posts += event_requests(&browser, &app).len();
+        let r = app.get(&format!("/v1/profiles/anonymous_id:{anonymous}"));
+        if r.status() == 200 {
+            let p: Value = r.json().expect("json");
+            if p["counters"]["events"] == 201 {
+                break;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "every event arrives in the end"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // 201 events fit in 11 batches; more requests than that means refused ones were retried.
+    assert!(posts > 11, "{posts} requests");
+}

@@ -417,7 +417,7 @@ parity_test!(csrf_and_bad_forms_are_refused_and_change_nothing, |db| {
     assert_eq!(consent_of(&app, "bob", "analytics"), "denied");
     let page = v.get("/privacy/consent").text().expect("page");
     assert!(
-        page.contains("privacy_centre"),
+        page.contains("here, in the privacy centre"),
         "the history says where the choice was made"
     );
 });
@@ -562,5 +562,59 @@ parity_test!(
         v.ask_code("bob@example.org");
         std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(outbox.messages().iter().all(|m| m.to != "bob@example.org"));
+    }
+);
+
+parity_test!(
+    requests_from_other_channels_show_with_their_deadline_and_merges_keep_the_address,
+    |db| {
+        let (app, outbox) = app_with_customers(&db);
+        // An operator filed a request for Bob by another channel.
+        let r = app
+        .post("/v1/dsr")
+        .bearer_auth(&app.admin)
+        .json(&json!({"kind": "access", "regime": "gdpr", "identity": "user_id:bob", "contact": "bob@example.org"}))
+        .send()
+        .expect("file");
+        assert_eq!(r.status(), 201, "{:?}", r.text());
+        // Bob's profile is merged into a new account: his address still finds him.
+        let alias = json!({"userId": "bob-2", "previousId": "bob"});
+        assert_eq!(app.send("/v1/alias", &alias).status(), 200);
+        let mut v = Visitor::new(&app);
+        let challenge = v.ask_code("bob@example.org");
+        let code = (0..100)
+            .find_map(|_| {
+                let m = outbox.messages();
+                let found = m
+                    .iter()
+                    .rev()
+                    .find(|m| m.to == "bob@example.org" && m.subject.contains("privacy centre"))
+                    .and_then(|m| {
+                        m.body
+                            .split(|c: char| !c.is_ascii_digit())
+                            .find(|w| w.len() == 6)
+                            .map(str::to_owned)
+                    });
+                if found.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                found
+            })
+            .expect("a code");
+        v.sign_in(&challenge, &code);
+        let page = v.get("/privacy/requests").text().expect("page");
+        assert!(
+            page.contains("access") && page.contains("received"),
+            "the request is listed"
+        );
+        assert!(
+            page.contains("13 June 2024"),
+            "with its deadline (30 days): {page}"
+        );
+        let data = v.get("/privacy/data").text().expect("page");
+        assert!(
+            data.contains("bob-2"),
+            "the merged profile is the one signed in"
+        );
     }
 );

@@ -108,10 +108,9 @@ fn a_customer_signs_in_by_e_mail_changes_a_choice_downloads_and_erases_in_a_brow
     let code = (0..200)
         .find_map(|_| {
             let found = mail.received().into_iter().find_map(|m| {
-                m.data
-                    .split(|c: char| !c.is_ascii_digit())
-                    .find(|w| w.len() == 6)
-                    .map(str::to_owned)
+                let after = m.data.split_once("Your code is ")?.1;
+                Some(after.chars().take(6).collect::<String>())
+                    .filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_digit()))
             });
             if found.is_none() {
                 std::thread::sleep(Duration::from_millis(50));
@@ -153,7 +152,7 @@ fn a_customer_signs_in_by_e_mail_changes_a_choice_downloads_and_erases_in_a_brow
         &[],
     );
     browser.wait_for(
-        "return document.readyState === 'complete' && document.body.innerText.includes('privacy_centre')",
+        "return document.readyState === 'complete' && document.body.innerText.includes('in the privacy centre')",
         Duration::from_secs(20),
     );
     let consent: Value = app.get("/v1/consent/ada").json().expect("json");
