@@ -282,9 +282,15 @@ impl Drop for Browser {
     }
 }
 
-/// Serves `html` at every path on a loopback port until the process ends, as a site of its own
+/// Serves `html` at `/` on a loopback port until the process ends, as a site of its own
 /// (another origin than the server under test); its base URL.
 pub fn serve_page(html: String) -> String {
+    serve_site(vec![("/".into(), "text/html; charset=utf-8", html)])
+}
+
+/// Serves each `(path, content type, body)` on a loopback port until the process ends (404
+/// elsewhere); its base URL.
+pub fn serve_site(files: Vec<(String, &'static str, String)>) -> String {
     use std::io::{Read, Write};
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -299,14 +305,16 @@ pub fn serve_page(html: String) -> String {
                     _ => break,
                 }
             }
-            let (status, body) = if head.starts_with(b"GET / ") {
-                ("200 OK", html.as_str())
-            } else {
-                ("404 Not Found", "")
+            let found = files
+                .iter()
+                .find(|(path, ..)| head.starts_with(format!("GET {path} ").as_bytes()));
+            let (status, kind, body) = match found {
+                Some((_, kind, body)) => ("200 OK", *kind, body.as_str()),
+                None => ("404 Not Found", "text/plain", ""),
             };
             let _ = write!(
                 stream,
-                "HTTP/1.1 {status}\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
                 body.len()
             );
         }

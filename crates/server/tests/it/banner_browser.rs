@@ -553,3 +553,83 @@ fn events_are_batched_and_retried_until_the_server_takes_them_all() {
     // 201 events fit in 11 batches; more requests than that means refused ones were retried.
     assert!(posts > 11, "{posts} requests");
 }
+
+/// The banner's size and time to show beside Klaro's (`docs/benchmarks.md`); figures, not a
+/// check. `KLARO_DIST=$(scripts/klaro.sh) cargo test --release -p consentric-server --test it
+/// banner_figures -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement: run by hand with KLARO_DIST set"]
+fn banner_figures_beside_klaro() {
+    use std::io::Write;
+    let Some(klaro) = std::env::var_os("KLARO_DIST").map(std::path::PathBuf::from) else {
+        eprintln!("KLARO_DIST is not set (scripts/klaro.sh prints it)");
+        return;
+    };
+    let Some(browser) = Browser::start() else {
+        return;
+    };
+    let gz = |bytes: &[u8]| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        e.write_all(bytes).expect("gzip");
+        e.finish().expect("gzip").len()
+    };
+    let db = TestDb::sqlite();
+    let app = spawn_app(&db);
+    let fetched = |path: &str| {
+        let r = app
+            .client
+            .get(format!("{}{path}", app.base))
+            .header("accept-encoding", "identity")
+            .send()
+            .expect("get");
+        r.bytes().expect("body").to_vec()
+    };
+    let ours_js = fetched(&format!("/consent/v1/{}/consent.js", app.browser));
+    let ours_css = fetched("/consent/v1/consent.css");
+    let klaro_js = std::fs::read(klaro.join("klaro.js")).expect("klaro.js");
+    println!(
+        "size: consentric consent.js {} B ({} B gzipped) + consent.css {} B ({} B gzipped); klaro.js (CSS inside) {} B ({} B gzipped)",
+        ours_js.len(), gz(&ours_js), ours_css.len(), gz(&ours_css), klaro_js.len(), gz(&klaro_js)
+    );
+    let watch = r#"<script>new MutationObserver(function (_, o) {
+  var b = document.querySelector('#consentric-banner, .klaro .cookie-notice');
+  if (b && b.offsetHeight > 0 && !window.__shown) { window.__shown = performance.now(); o.disconnect(); }
+}).observe(document.documentElement, {childList: true, subtree: true, attributes: true});</script>"#;
+    let ours = shop_page(&app, watch, "async");
+    let klaro_site = consentric_testkit::browser::serve_site(vec![
+        (
+            "/".into(),
+            "text/html; charset=utf-8",
+            format!(
+                r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><title>A shop</title>{watch}
+<script>window.klaroConfig = {{version: 1, elementID: 'klaro', storageMethod: 'localStorage', mustConsent: false,
+  services: [{{name: 'analytics', title: 'Analytics', purposes: ['analytics']}}]}};</script>
+<script defer src="/klaro.js"></script></head><body><main><h1>A shop</h1></main></body></html>"#
+            ),
+        ),
+        (
+            "/klaro.js".into(),
+            "text/javascript",
+            String::from_utf8(klaro_js).expect("utf-8"),
+        ),
+    ]);
+    let mut times: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    for _ in 0..15 {
+        for (i, page) in [&ours, &klaro_site].into_iter().enumerate() {
+            browser.goto(page);
+            let shown = browser.wait_for("return window.__shown", Duration::from_secs(20));
+            times[i].push(shown.as_f64().expect("ms"));
+            browser.execute("localStorage.clear()", &[]);
+        }
+    }
+    for (name, t) in ["consentric", "klaro"].iter().zip(&mut times) {
+        t.sort_by(f64::total_cmp);
+        println!(
+            "page load to banner shown, {name}: median {:.1} ms, min {:.1}, max {:.1} ({} loads)",
+            t[t.len() / 2],
+            t[0],
+            t[t.len() - 1],
+            t.len()
+        );
+    }
+}
