@@ -45,7 +45,6 @@ codes! {
     UNAUTHORIZED = ("unauthorized", UNAUTHORIZED, "No key, an unknown or revoked key, or an Authorization header that is neither Basic nor Bearer.");
     BAD_SESSION_TOKEN = ("bad_session_token", UNAUTHORIZED, "No clean-room session token, or not this session's.");
     SIGNED_OUT = ("signed_out", UNAUTHORIZED, "The privacy centre's session is unknown or has expired; sign in with a new code.");
-    CSRF_REFUSED = ("csrf_refused", FORBIDDEN, "A privacy-centre form came without this session's CSRF token, or from another site.");
     FORBIDDEN = ("forbidden", FORBIDDEN, "The key's scope does not allow this operation.");
     BUDGET_EXCEEDED = ("budget_exceeded", FORBIDDEN, "The analyst's privacy budget cannot cover the query; nothing was spent.");
     NO_LEGAL_BASIS = ("no_legal_basis", FORBIDDEN, "The purpose has no legal basis for this customer now.");
