@@ -130,6 +130,12 @@ fn the_banner_asks_before_anything_is_kept_and_sends_only_what_was_allowed() {
             || url.contains("/v1/purposes")),
         "only the script, its stylesheet and the purposes before a choice: {before:?}"
     );
+    assert!(
+        before
+            .iter()
+            .any(|(_, url)| url == &format!("{}/v1/purposes?lang=en", app.base)),
+        "the purposes are asked in the page's language: {before:?}"
+    );
     nothing_kept(&browser);
     check_page(&browser, &axe, "banner");
     let texts = browser.execute(

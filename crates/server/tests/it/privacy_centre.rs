@@ -557,6 +557,14 @@ parity_test!(
             401,
             "the session went with the data"
         );
+        // Nothing of the address is left in the database files: neither it nor its blind index.
+        if let Some(dir) = db.data_dir() {
+            let email = consentric_model::Email::parse("bob@example.org").expect("address");
+            let blind = consentric_testkit::test_vault().blind_index("email", email.as_str());
+            for needle in [email.as_str().as_bytes(), blind.as_bytes()] {
+                assert_eq!(consentric_testkit::hits_in_database_files(dir, needle), 0);
+            }
+        }
         // The address is forgotten: no code goes to it, and the outbox kept nothing for it.
         assert!(outbox.messages().iter().all(|m| m.to != "bob@example.org"));
         v.ask_code("bob@example.org");
@@ -616,5 +624,39 @@ parity_test!(
             data.contains("bob-2"),
             "the merged profile is the one signed in"
         );
+    }
+);
+
+parity_test!(
+    behind_an_https_public_url_the_session_cookie_is_secure,
+    |db| {
+        let outbox = Arc::new(Outbox::default());
+        let notifier: Arc<dyn Notifier> = outbox.clone();
+        let server = consentric_engine::ServerSettings {
+            public_url: Some(
+                consentric_engine::PublicUrl::try_from("https://events.shop.example".to_owned())
+                    .expect("url"),
+            ),
+            ..consentric_engine::ServerSettings::default()
+        };
+        let app = crate::app::spawn_app_full(&db, move |e| e.with_notifier(notifier), server);
+        let r = app.send(
+            "/v1/identify",
+            &json!({"userId": "cy", "traits": {"email": "cy@example.com"}}),
+        );
+        assert_eq!(r.status(), 200);
+        let v = Visitor::new(&app);
+        let challenge = v.ask_code("cy@example.com");
+        let code = code_sent_to(&outbox, "cy@example.com").expect("code");
+        let r = v.post(
+            "/privacy/sign-in",
+            &[("challenge", &challenge), ("code", &code)],
+        );
+        assert_eq!(r.status(), 303);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        assert!(cookie.contains("; Secure"), "{cookie}");
     }
 );
