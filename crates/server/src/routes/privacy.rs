@@ -114,6 +114,20 @@ async fn session_of(engine: &AppState, headers: &HeaderMap) -> Result<CustomerSe
     }
 }
 
+/// A signed-in page's form: its session, then its fields, which must pass [`check_form`].
+async fn signed_form(
+    engine: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Result<(CustomerSession, Pairs), Response> {
+    let session = session_of(engine, headers).await?;
+    let Form(pairs) = form.map_err(|e| form_refused(&e))?;
+    match check_form(&session, headers, &pairs) {
+        Some(refused) => Err(refused),
+        None => Ok((session, pairs)),
+    }
+}
+
 /// A form of a signed-in page must come from this site (`Sec-Fetch-Site`, where the browser
 /// sends it) and carry the session's CSRF token.
 fn check_form(session: &CustomerSession, headers: &HeaderMap, pairs: &Pairs) -> Option<Response> {
@@ -228,17 +242,10 @@ async fn sign_out(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let session = match session_of(&engine, &headers).await {
-        Ok(s) => s,
+    let (session, _) = match signed_form(&engine, &headers, form).await {
+        Ok(signed) => signed,
         Err(r) => return r,
     };
-    let Form(pairs) = match form {
-        Ok(f) => f,
-        Err(e) => return form_refused(&e),
-    };
-    if let Some(r) = check_form(&session, &headers, &pairs) {
-        return r;
-    }
     let e = engine.clone();
     if let Err(e) = run(move || e.privacy_sign_out(&session)).await {
         return fault(e);
@@ -299,17 +306,10 @@ async fn set_consent(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let session = match session_of(&engine, &headers).await {
-        Ok(s) => s,
+    let (session, pairs) = match signed_form(&engine, &headers, form).await {
+        Ok(signed) => signed,
         Err(r) => return r,
     };
-    let Form(pairs) = match form {
-        Ok(f) => f,
-        Err(e) => return form_refused(&e),
-    };
-    if let Some(r) = check_form(&session, &headers, &pairs) {
-        return r;
-    }
     let decisions: Vec<(String, String)> = pairs
         .iter()
         .filter_map(|(k, v)| k.strip_prefix("p.").map(|p| (p.to_owned(), v.clone())))
@@ -420,17 +420,10 @@ async fn request(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let session = match session_of(&engine, &headers).await {
-        Ok(s) => s,
+    let (session, pairs) = match signed_form(&engine, &headers, form).await {
+        Ok(signed) => signed,
         Err(r) => return r,
     };
-    let Form(pairs) = match form {
-        Ok(f) => f,
-        Err(e) => return form_refused(&e),
-    };
-    if let Some(r) = check_form(&session, &headers, &pairs) {
-        return r;
-    }
     let kind = match field(&pairs, "kind") {
         Some("erasure") if field(&pairs, "confirm") == Some("yes") => CustomerRequest::Erasure,
         Some("erasure") => {

@@ -83,6 +83,25 @@ fn purpose<'a>(consent: &'a Value, id: &str) -> &'a Value {
         .expect("declared")
 }
 
+/// The visitor's (or customer's) consent once `purpose_id` reads `decision`.
+fn consent_when(app: &TestApp, who: &str, purpose_id: &str, decision: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = app.get(&format!("/v1/consent/{who}"));
+        if r.status() == 200 {
+            let v: Value = r.json().expect("json");
+            if purpose(&v, purpose_id)["decision"] == decision {
+                return v;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{who}'s {purpose_id} never read {decision}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn events_of(app: &TestApp, anonymous: &str, within: Duration) -> Vec<Value> {
     let started = Instant::now();
     loop {
@@ -286,21 +305,8 @@ fn with_global_privacy_control_sale_and_sharing_start_denied() {
         &[],
     );
     let anonymous = anonymous_id(&browser);
-    let started = Instant::now();
-    let consent = loop {
-        let r = app.get(&format!("/v1/consent/anonymous_id:{anonymous}"));
-        if r.status() == 200 {
-            let v: Value = r.json().expect("json");
-            if purpose(&v, "analytics")["decision"] == "granted" {
-                break v;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the choice arrived"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let who = format!("anonymous_id:{anonymous}");
+    let consent = consent_when(&app, &who, "analytics", "granted");
     for id in ["marketing.ads_sharing", "partner_matching"] {
         assert_eq!(purpose(&consent, id)["decision"], "denied", "{id}");
     }
@@ -483,21 +489,7 @@ fn a_choice_is_asked_again_when_a_purpose_s_version_changes_and_follows_the_visi
         "consentric.identify('u-77', {plan: 'pro'}, {userHash: arguments[0]})",
         &[json!(app.user_hash("u-77"))],
     );
-    let started = Instant::now();
-    let consent = loop {
-        let r = app.get("/v1/consent/u-77");
-        if r.status() == 200 {
-            let v: Value = r.json().expect("json");
-            if purpose(&v, "analytics")["decision"] == "granted" {
-                break v;
-            }
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the identify arrived"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let consent = consent_when(&app, "u-77", "analytics", "granted");
     assert_eq!(purpose(&consent, "analytics")["source"], "banner");
     let identities: Value = app
         .get("/v1/profiles/u-77/identities")

@@ -135,7 +135,12 @@ pub fn hidden(page: &str, name: &str) -> Option<String> {
 pub fn code_sent_to(outbox: &Outbox, to: &str) -> Option<String> {
     // The message leaves from another thread (see `send_code`): wait for it.
     for _ in 0..100 {
-        if let Some(m) = outbox.messages().into_iter().rev().find(|m| m.to == to) {
+        let latest = outbox
+            .messages()
+            .into_iter()
+            .rev()
+            .find(|m| m.to == to && m.subject.contains("privacy centre"));
+        if let Some(m) = latest {
             return m
                 .body
                 .split_whitespace()
@@ -145,6 +150,15 @@ pub fn code_sent_to(outbox: &Outbox, to: &str) -> Option<String> {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     None
+}
+
+/// A visitor signed in as the customer with `email`, and their session's CSRF token.
+pub fn signed_in<'a>(app: &'a TestApp, outbox: &Outbox, email: &str) -> (Visitor<'a>, String) {
+    let mut v = Visitor::new(app);
+    let challenge = v.ask_code(email);
+    let code = code_sent_to(outbox, email).expect("a code was sent");
+    let csrf = v.sign_in(&challenge, &code);
+    (v, csrf)
 }
 
 /// An app whose messages stay in an outbox, and two customers with addresses and names.
@@ -298,10 +312,7 @@ parity_test!(
     forged_and_expired_sessions_are_refused_and_change_nothing,
     |db| {
         let (app, outbox) = app_with_customers(&db);
-        let mut v = Visitor::new(&app);
-        let challenge = v.ask_code("bob@example.org");
-        let code = code_sent_to(&outbox, "bob@example.org").expect("code");
-        let csrf = v.sign_in(&challenge, &code);
+        let (v, csrf) = signed_in(&app, &outbox, "bob@example.org");
         assert_eq!(v.get("/privacy/data").status(), 200);
 
         let mut forged = Visitor::new(&app);
@@ -350,10 +361,7 @@ fn consent_of(app: &TestApp, user: &str, purpose: &str) -> Value {
 
 parity_test!(csrf_and_bad_forms_are_refused_and_change_nothing, |db| {
     let (app, outbox) = app_with_customers(&db);
-    let mut v = Visitor::new(&app);
-    let challenge = v.ask_code("bob@example.org");
-    let code = code_sent_to(&outbox, "bob@example.org").expect("code");
-    let csrf = v.sign_in(&challenge, &code);
+    let (v, csrf) = signed_in(&app, &outbox, "bob@example.org");
     assert_eq!(consent_of(&app, "bob", "analytics"), "granted");
 
     let deny = |token: &str| form(&[("csrf", token), ("p.analytics", "denied")]);
@@ -424,10 +432,7 @@ parity_test!(csrf_and_bad_forms_are_refused_and_change_nothing, |db| {
 
 parity_test!(a_session_reaches_its_own_customer_and_nobody_else, |db| {
     let (app, outbox) = app_with_customers(&db);
-    let mut v = Visitor::new(&app);
-    let challenge = v.ask_code("ada.lovelace@example.com");
-    let code = code_sent_to(&outbox, "ada.lovelace@example.com").expect("code");
-    let csrf = v.sign_in(&challenge, &code);
+    let (v, csrf) = signed_in(&app, &outbox, "ada.lovelace@example.com");
     // Every page and download, also when the request names Bob every way it could.
     let namings = [
         "",
@@ -501,10 +506,7 @@ parity_test!(
     a_customer_objects_restricts_downloads_and_erases_themself,
     |db| {
         let (app, outbox) = app_with_customers(&db);
-        let mut v = Visitor::new(&app);
-        let challenge = v.ask_code("bob@example.org");
-        let code = code_sent_to(&outbox, "bob@example.org").expect("code");
-        let csrf = v.sign_in(&challenge, &code);
+        let (v, csrf) = signed_in(&app, &outbox, "bob@example.org");
 
         let zip = v.get("/privacy/download?format=zip");
         assert_eq!(zip.status(), 200);
@@ -590,25 +592,7 @@ parity_test!(
         assert_eq!(app.send("/v1/alias", &alias).status(), 200);
         let mut v = Visitor::new(&app);
         let challenge = v.ask_code("bob@example.org");
-        let code = (0..100)
-            .find_map(|_| {
-                let m = outbox.messages();
-                let found = m
-                    .iter()
-                    .rev()
-                    .find(|m| m.to == "bob@example.org" && m.subject.contains("privacy centre"))
-                    .and_then(|m| {
-                        m.body
-                            .split(|c: char| !c.is_ascii_digit())
-                            .find(|w| w.len() == 6)
-                            .map(str::to_owned)
-                    });
-                if found.is_none() {
-                    std::thread::sleep(std::time::Duration::from_millis(20));
-                }
-                found
-            })
-            .expect("a code");
+        let code = code_sent_to(&outbox, "bob@example.org").expect("a code");
         v.sign_in(&challenge, &code);
         let page = v.get("/privacy/requests").text().expect("page");
         assert!(
