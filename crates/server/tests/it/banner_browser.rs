@@ -361,11 +361,7 @@ fn segment_s_analytics_js_waits_behind_the_banner_and_sends_once_allowed() {
     };
     let db = TestDb::sqlite();
     let app = spawn_app(&db);
-    let host = app.base.trim_start_matches("http://");
-    let snippet = include_str!("../fixtures/browser/segment_snippet.min.js")
-        .replace("CONSENTRIC_HOST", host)
-        .replace("WRITE_KEY", &app.browser)
-        .replace("https://", "http://");
+    let snippet = crate::browser::segment_snippet(&app);
     let page = serve_page(format!(
         r#"<!doctype html><html lang="en"><head><title>Shop</title>
 <script src="{}/consent/v1/{}/consent.js" data-mode="wrap"></script>

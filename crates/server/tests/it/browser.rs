@@ -9,6 +9,15 @@ use serde_json::Value;
 
 use crate::app::spawn_app;
 
+/// Segment's standard snippet, pointed at `app` by its host alone, with its browser key.
+pub fn segment_snippet(app: &crate::app::TestApp) -> String {
+    let host = app.base.trim_start_matches("http://");
+    include_str!("../fixtures/browser/segment_snippet.min.js")
+        .replace("CONSENTRIC_HOST", host)
+        .replace("WRITE_KEY", &app.browser)
+        .replace("https://", "http://")
+}
+
 #[test]
 fn segment_s_analytics_js_loads_from_here_and_its_events_are_stored() {
     let Some(browser) = Browser::start() else {
@@ -16,11 +25,7 @@ fn segment_s_analytics_js_loads_from_here_and_its_events_are_stored() {
     };
     let db = TestDb::sqlite();
     let app = spawn_app(&db);
-    let host = app.base.trim_start_matches("http://");
-    let snippet = include_str!("../fixtures/browser/segment_snippet.min.js")
-        .replace("CONSENTRIC_HOST", host)
-        .replace("WRITE_KEY", &app.browser)
-        .replace("https://", "http://");
+    let snippet = segment_snippet(&app);
     let page = serve_page(format!(
         r#"<!doctype html><html><head><title>Shop</title><script>{snippet}</script></head>
 <body><p>A shop</p><script>
