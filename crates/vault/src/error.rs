@@ -14,6 +14,9 @@ pub enum VaultError {
     /// A sealed value is not in the vault's format.
     #[error("not a sealed value: {0}")]
     Format(String),
+    /// A password could not be hashed.
+    #[error("password hashing: {0}")]
+    Password(String),
     /// A signature or public key is malformed.
     #[error("signature: {0}")]
     Signature(String),

@@ -14,12 +14,15 @@
 
 mod error;
 mod master;
+mod password;
 mod receipt;
 mod seal;
+pub mod totp;
 mod vault;
 
 pub use error::VaultError;
 pub use master::{KeyProvider, MasterKeys, MASTER_KEY_ENV, MASTER_KEY_FILE};
+pub use password::{hash_password, verify_password};
 pub use receipt::{verify_signature, ReceiptSigner};
 pub use seal::{key_id_of, DataKey, KeyId};
 pub use vault::Vault;
