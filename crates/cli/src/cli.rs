@@ -35,6 +35,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// The console's operators: accounts with a role, passwords, two-factor log-in.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
     /// The hash-chained audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
@@ -461,6 +464,42 @@ pub enum ProfileCommand {
     Graph {
         /// Who.
         id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OperatorsCommand {
+    /// Add an operator. The password is read from standard input (one line), or from
+    /// `CONSENTRIC_OPERATOR_PASSWORD`; at least 12 characters.
+    Add {
+        /// Log-in name: 1–32 of a-z, 0-9 and _.
+        name: String,
+        /// `admin`, `dpo`, `marketer` or `analyst`.
+        #[arg(long)]
+        role: String,
+    },
+    /// List operators: name, role, two-factor, disabled.
+    List,
+    /// Set an operator's password (read as for `add`); their sessions end.
+    Passwd {
+        /// The operator.
+        name: String,
+    },
+    /// Disable an operator: they cannot log in, and their sessions end.
+    Disable {
+        /// The operator.
+        name: String,
+    },
+    /// Enable a disabled operator.
+    Enable {
+        /// The operator.
+        name: String,
+    },
+    /// Turn on two-factor log-in (TOTP, RFC 6238): prints the secret and an `otpauth://` URI
+    /// for an authenticator app.
+    Totp {
+        /// The operator.
+        name: String,
     },
 }
 

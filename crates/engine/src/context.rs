@@ -192,6 +192,14 @@ impl Context {
         }
     }
 
+    /// The parts of the context the console's operators work on.
+    pub(crate) fn operators(&self) -> crate::operators::Operators<'_> {
+        crate::operators::Operators {
+            store: &self.store,
+            clock: &*self.clock,
+        }
+    }
+
     /// The parts of the context the privacy centre works on.
     pub(crate) fn privacy_centre(&self) -> crate::privacy_centre::PrivacyCentre<'_> {
         crate::privacy_centre::PrivacyCentre {

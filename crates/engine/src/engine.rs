@@ -1140,4 +1140,99 @@ impl Engine {
     pub fn privacy_requests(&self, session: &CustomerSession) -> Result<Vec<DsrView>, EngineError> {
         self.cx.privacy_centre().requests(session)
     }
+
+    /// Adds a console operator with `role`.
+    ///
+    /// # Errors
+    /// A bad name, a short password, a name taken, or a database fault.
+    pub fn add_operator(
+        &self,
+        name: &str,
+        role: crate::operators::Role,
+        password: &str,
+        actor: &str,
+    ) -> Result<(), EngineError> {
+        self.cx.operators().add(name, role, password, actor)
+    }
+
+    /// The console's operators, without secrets.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn operators(&self) -> Result<Vec<crate::operators::OperatorView>, EngineError> {
+        self.cx.operators().list()
+    }
+
+    /// Sets an operator's password; their sessions end.
+    ///
+    /// # Errors
+    /// A short password, an unknown operator, or a database fault.
+    pub fn set_operator_password(
+        &self,
+        name: &str,
+        password: &str,
+        actor: &str,
+    ) -> Result<(), EngineError> {
+        self.cx.operators().set_password(name, password, actor)
+    }
+
+    /// Disables or enables an operator; disabling ends their sessions.
+    ///
+    /// # Errors
+    /// An unknown operator, or a database fault.
+    pub fn set_operator_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        actor: &str,
+    ) -> Result<(), EngineError> {
+        self.cx.operators().set_disabled(name, disabled, actor)
+    }
+
+    /// Turns on TOTP for an operator: the secret in base32 and an `otpauth://` URI.
+    ///
+    /// # Errors
+    /// An unknown operator, or a database fault.
+    pub fn enable_operator_totp(
+        &self,
+        name: &str,
+        actor: &str,
+    ) -> Result<(String, String), EngineError> {
+        self.cx.operators().enable_totp(name, actor)
+    }
+
+    /// Logs an operator in: their session and its token.
+    ///
+    /// # Errors
+    /// [`EngineError::SignedOut`] for any refusal, or a database fault.
+    pub fn operator_log_in(
+        &self,
+        name: &str,
+        password: &str,
+        code: Option<&str>,
+    ) -> Result<(crate::operators::OperatorSession, String), EngineError> {
+        self.cx.operators().log_in(name, password, code)
+    }
+
+    /// The live console session of a token.
+    ///
+    /// # Errors
+    /// [`EngineError::SignedOut`], or a database fault.
+    pub fn operator_session(
+        &self,
+        token: &str,
+    ) -> Result<crate::operators::OperatorSession, EngineError> {
+        self.cx.operators().session(token)
+    }
+
+    /// Ends a console session.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn operator_log_out(
+        &self,
+        session: &crate::operators::OperatorSession,
+    ) -> Result<(), EngineError> {
+        self.cx.operators().log_out(session)
+    }
 }

@@ -35,6 +35,7 @@ mod ledger;
 mod lifecycle;
 mod metrics;
 mod notify;
+mod operators;
 mod personalize;
 mod population;
 mod population_cache;
@@ -71,6 +72,10 @@ pub use lifecycle::{
 };
 pub use metrics::Metrics;
 pub use notify::{Message, Notifier, Outbox, SmtpNotifier, SmtpSecurity, SmtpSettings};
+pub use operators::{
+    Area, OperatorSession, OperatorView, Role, LOCK_MINUTES, MAX_FAILED_LOGINS, MIN_PASSWORD_CHARS,
+    OPERATOR_SESSION_MINUTES,
+};
 pub use personalize::{
     Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation, PersonalizeSettings,
     RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView,

@@ -698,6 +698,50 @@ CREATE TABLE privacy_sessions (
 CREATE INDEX privacy_sessions_profile ON privacy_sessions(profile_id);
 "#,
     },
+    Migration {
+        version: 17,
+        name: "the console's operators and their sessions",
+        sqlite: r#"
+CREATE TABLE operators (
+    name           TEXT PRIMARY KEY,
+    role           TEXT NOT NULL,
+    password_hash  TEXT NOT NULL,
+    totp_sealed    TEXT,
+    last_totp_step INTEGER NOT NULL DEFAULT 0,
+    disabled       INTEGER NOT NULL DEFAULT 0,
+    failed_logins  INTEGER NOT NULL DEFAULT 0,
+    locked_until   INTEGER NOT NULL DEFAULT 0,
+    created_at     INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE operator_sessions (
+    token_hash TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX operator_sessions_name ON operator_sessions(name);
+"#,
+        postgres: r#"
+CREATE TABLE operators (
+    name           TEXT PRIMARY KEY,
+    role           TEXT NOT NULL,
+    password_hash  TEXT NOT NULL,
+    totp_sealed    TEXT,
+    last_totp_step BIGINT NOT NULL DEFAULT 0,
+    disabled       BIGINT NOT NULL DEFAULT 0,
+    failed_logins  BIGINT NOT NULL DEFAULT 0,
+    locked_until   BIGINT NOT NULL DEFAULT 0,
+    created_at     BIGINT NOT NULL
+);
+CREATE TABLE operator_sessions (
+    token_hash TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE INDEX operator_sessions_name ON operator_sessions(name);
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -6,6 +6,7 @@ mod dsr;
 mod import;
 mod keys;
 mod lifecycle;
+mod operators;
 mod profile;
 mod recommend;
 mod serve;
@@ -35,6 +36,7 @@ pub fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Profile(cmd) => profile::run(&*open(&settings)?, cmd),
         Command::Keys(KeysCommand::Rotate) => keys::rotate(&settings),
         Command::Keys(cmd) => keys::run(&*open(&settings)?, cmd),
+        Command::Operators(cmd) => operators::run(&*open(&settings)?, cmd),
         Command::Audit(AuditCommand::Verify(args)) => {
             audit_verify(&*open(&settings)?, &args.anchors)
         }

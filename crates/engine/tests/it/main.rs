@@ -9,6 +9,7 @@ mod dsr;
 mod leadership;
 mod lifecycle;
 mod noninterference;
+mod operators;
 mod parity;
 mod personalize;
 mod privacy;
