@@ -246,3 +246,43 @@ mod tests {
         }
     }
 }
+
+/// One audit record about a customer, as the console shows who did what with their data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEntry {
+    /// When (ISO-8601).
+    pub at: String,
+    /// Who: an API key id, `cli`, `operator:<name>`, `privacy-centre`.
+    pub actor: String,
+    /// What (`profile.read`, `view.opened`, `decision.made`, `consent.recorded`, …).
+    pub action: String,
+    /// The record's detail (purpose, fields, …).
+    pub detail: Value,
+}
+
+/// The latest `limit` audit records about `subject`, newest first.
+pub(crate) fn trail_of(
+    store: &Store,
+    subject: &str,
+    limit: usize,
+) -> Result<Vec<AuditEntry>, StoreError> {
+    let mut kept = std::collections::VecDeque::with_capacity(limit);
+    let mut after = 0;
+    loop {
+        let page = store.audit_of(subject, after, 500)?;
+        let Some(last) = page.last() else { break };
+        after = last.seq;
+        for r in page {
+            if kept.len() == limit {
+                kept.pop_front();
+            }
+            kept.push_back(AuditEntry {
+                at: crate::profiles::iso(r.at),
+                actor: r.actor,
+                action: r.action,
+                detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+            });
+        }
+    }
+    Ok(kept.into_iter().rev().collect())
+}

@@ -1235,4 +1235,24 @@ impl Engine {
     ) -> Result<(), EngineError> {
         self.cx.operators().log_out(session)
     }
+
+    /// The latest `limit` audit records about the customer `who` names (who read or changed
+    /// their data, when, for which purpose), newest first.
+    ///
+    /// # Errors
+    /// Not found, or a database fault.
+    pub fn audit_trail(
+        &self,
+        who: &ProfileRef,
+        limit: usize,
+    ) -> Result<Vec<crate::audit::AuditEntry>, EngineError> {
+        let id = self.find_profile(who)?;
+        Ok(crate::audit::trail_of(&self.cx.store, id.as_str(), limit)?)
+    }
+
+    /// The purpose personal decisions are made under (`[personalize] purpose`): what a
+    /// marketer's view of a customer is scoped to.
+    pub fn personalization_purpose(&self) -> String {
+        self.cx.personalize.settings.purpose.clone()
+    }
 }

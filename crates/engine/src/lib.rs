@@ -53,7 +53,7 @@ mod withdrawal;
 mod withdrawal_grace;
 
 pub use api_keys::{CACHE_LIFE as KEY_CACHE_LIFE, SERVER_LIBRARIES};
-pub use audit::{AuditAnchor, AuditVerification, BreakKind, ChainBreak};
+pub use audit::{AuditAnchor, AuditEntry, AuditVerification, BreakKind, ChainBreak};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use config::{IngestSettings, ServerSettings, Settings};
 pub use consent::{ConsentHistoryEntry, ConsentView, PurposeConsent, PurposeView};

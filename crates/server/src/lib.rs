@@ -63,6 +63,7 @@ fn router_with(
         .merge(routes::keys::routes())
         .merge(routes::ops::routes())
         .merge(routes::privacy::routes())
+        .merge(routes::console::routes())
         .route("/openapi.json", axum::routing::get(openapi::serve))
         // Transport limit: a whole batch. Single events get their own 32 KB check.
         .layer(DefaultBodyLimit::max(consentric_model::MAX_BATCH_BYTES))

@@ -2,6 +2,7 @@
 //! no script, every asset served from this binary, and headers that hold the page to that
 //! (a Content-Security-Policy that allows nothing but this origin's stylesheet and forms).
 
+pub(crate) mod console;
 pub(crate) mod privacy;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};
@@ -16,13 +17,18 @@ pub(crate) const PAGE_CSP: &str = "default-src 'none'; style-src 'self'; img-src
 /// A page with its status and the headers every page carries: never cached (it holds
 /// personal data), never framed, never sniffed, no referrer.
 pub(crate) fn page(status: StatusCode, markup: Markup) -> Response {
+    page_with(status, markup, PAGE_CSP)
+}
+
+/// [`page`] under another Content-Security-Policy (the console's allows its own scripts).
+pub(crate) fn page_with(status: StatusCode, markup: Markup, csp: &'static str) -> Response {
     let mut r = (status, markup.into_string()).into_response();
     let h = r.headers_mut();
     h.insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(PAGE_CSP));
+    h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(

@@ -4,6 +4,7 @@ pub(crate) mod analytics;
 pub(crate) mod banner;
 pub(crate) mod cleanroom;
 pub(crate) mod consent;
+pub(crate) mod console;
 pub(crate) mod decisions;
 pub(crate) mod dsr;
 pub(crate) mod ingest;

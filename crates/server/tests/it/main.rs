@@ -9,6 +9,7 @@ mod banner_browser;
 mod browser;
 mod browser_keys;
 mod consent;
+mod console;
 mod decisions;
 mod edge;
 mod errors;

@@ -1,0 +1,462 @@
+//! The operators' console: a page per area, each chart drawn by uPlot from the JSON beside it,
+//! with the same numbers in a table underneath. Everything a customer or a browser key could
+//! have written (traits, event names, ids) reaches the page only as escaped text.
+
+use consentric_engine::{
+    Area, AuditEntry, ConsentHistoryEntry, CustomerLifecycle, DsrView, KeyInfo, LifecycleSummary,
+    LoggedDecision, OperatorSession, ProfileView, PurposeScopedProfile,
+};
+use consentric_model::Stage;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use serde_json::{json, Value};
+
+use super::{day, when};
+
+const AREAS: [(Area, &str, &str); 8] = [
+    (Area::Overview, "/console", "Overview"),
+    (Area::Lifecycle, "/console/lifecycle", "Lifecycle"),
+    (Area::Customers, "/console/customers", "Customers"),
+    (Area::Segments, "/console/segments", "Segments"),
+    (Area::Actions, "/console/actions", "Actions"),
+    (Area::Privacy, "/console/privacy", "Privacy"),
+    (Area::Analytics, "/console/analytics", "Analytics"),
+    (Area::Cleanroom, "/console/cleanroom", "Clean room"),
+];
+
+fn head(title: &str) -> Markup {
+    html! {
+        meta charset="utf-8";
+        meta name="viewport" content="width=device-width, initial-scale=1";
+        title { (title) " · Consentric console" }
+        link rel="stylesheet" href="/console/assets/console.css";
+        link rel="stylesheet" href="/console/assets/uPlot.min.css";
+        script src="/console/assets/uPlot.iife.min.js" defer {}
+        script src="/console/assets/console.js" defer {}
+    }
+}
+
+/// A page of the console for `session`, in `area`.
+pub(crate) fn layout(session: &OperatorSession, area: Area, title: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head(title)) }
+            body {
+                nav.side aria-label="Console" {
+                    p.brand { "Consentric" }
+                    ul {
+                        @for (a, href, label) in AREAS {
+                            @if session.role().may(a) {
+                                li {
+                                    @if a == area {
+                                        a href=(href) aria-current="page" { (label) }
+                                    } @else {
+                                        a href=(href) { (label) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    div.who {
+                        p { (session.name()) " · " (session.role().as_str()) }
+                        form method="post" action="/console/logout" {
+                            (csrf(session))
+                            button.link type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main id="main" {
+                    h1 { (title) }
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn csrf(session: &OperatorSession) -> Markup {
+    html! { input type="hidden" name="csrf" value=(session.csrf_token()); }
+}
+
+/// The log-in form.
+pub(crate) fn login(message: Option<&str>) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head { (head("Log in")) }
+            body.login {
+                main.login-box id="main" {
+                    h1 { "Consentric console" }
+                    @if let Some(m) = message { p.alert role="alert" { (m) } }
+                    form method="post" action="/console/login" {
+                        label for="name" { "Name" }
+                        input id="name" name="name" type="text" autocomplete="username" required;
+                        label for="password" { "Password" }
+                        input id="password" name="password" type="password" autocomplete="current-password" required;
+                        label for="code" { "Two-factor code (if you use one)" }
+                        input id="code" name="code" type="text" inputmode="numeric" autocomplete="one-time-code";
+                        button type="submit" { "Log in" }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A refusal inside the console.
+pub(crate) fn refused(session: &OperatorSession, area: Area, message: &str) -> Markup {
+    layout(
+        session,
+        area,
+        "Not for your role",
+        html! { p.alert role="alert" { (message) } },
+    )
+}
+
+/// A chart and its numbers: the JSON uPlot draws from, the element it draws in, and a table.
+fn chart(id: &str, caption: &str, spec: &Value) -> Markup {
+    let x: Vec<String> = spec["x"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|v| v.as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let series = spec["series"].as_array().cloned().unwrap_or_default();
+    // `</` cannot end the script element early: JSON may escape the slash.
+    let data = spec.to_string().replace("</", "<\\/");
+    html! {
+        figure {
+            figcaption { (caption) }
+            div.chart data-chart=(id) role="img" aria-label=(caption) {}
+            script type="application/json" id=(id) { (PreEscaped(data)) }
+            details {
+                summary { "The numbers" }
+                div.scroll tabindex="0" role="region" aria-label=(caption) {
+                    table {
+                        thead { tr { th scope="col" { (spec["xLabel"].as_str().unwrap_or("")) } @for s in &series { th.num scope="col" { (s["label"].as_str().unwrap_or("")) } } } }
+                        tbody {
+                            @for (i, label) in x.iter().enumerate() {
+                                tr {
+                                    th scope="row" { (label) }
+                                    @for s in &series { td.num { (s["values"][i]) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the overview counts.
+pub(crate) struct Overview {
+    pub(crate) customers: u64,
+    pub(crate) events: u64,
+    pub(crate) open_requests: usize,
+    pub(crate) overdue_requests: usize,
+    pub(crate) funnel: Option<Value>,
+}
+
+pub(crate) fn overview(session: &OperatorSession, o: &Overview) -> Markup {
+    layout(
+        session,
+        Area::Overview,
+        "Overview",
+        html! {
+            div.cards {
+                div.card { div.n { (o.customers) } div.what { "customers" } }
+                div.card { div.n { (o.events) } div.what { "events stored" } }
+                div.card { div.n { (o.open_requests) } div.what { "open data-subject requests" } }
+                div.card { div.n { (o.overdue_requests) } div.what { "requests past their deadline" } }
+            }
+            @if let Some(f) = &o.funnel {
+                (chart("overview-funnel", "Customers per lifecycle stage now", f))
+            }
+        },
+    )
+}
+
+fn stages_spec(funnel: &std::collections::BTreeMap<Stage, u64>) -> Value {
+    json!({
+        "kind": "bars",
+        "xLabel": "stage",
+        "y": "customers",
+        "x": Stage::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+        "series": [{"label": "customers", "values": Stage::ALL.iter().map(|s| funnel.get(s).copied().unwrap_or(0)).collect::<Vec<_>>()}],
+    })
+}
+
+/// The funnel now, as the overview and the lifecycle page draw it.
+pub(crate) fn funnel_spec(summary: &LifecycleSummary) -> Value {
+    stages_spec(&summary.funnel)
+}
+
+pub(crate) fn lifecycle(session: &OperatorSession, s: &LifecycleSummary) -> Markup {
+    let months: Vec<&str> = s
+        .funnel_over_time
+        .iter()
+        .map(|r| r.month.as_str())
+        .collect();
+    let per_month = json!({
+        "kind": "lines",
+        "xLabel": "month",
+        "y": "customers",
+        "x": months,
+        "series": Stage::ALL.iter().map(|stage| json!({
+            "label": stage.as_str(),
+            "values": s.funnel_over_time.iter().map(|r| r.stages.get(stage).copied().unwrap_or(0)).collect::<Vec<_>>(),
+        })).collect::<Vec<_>>(),
+    });
+    let cohort_json = json!(s
+        .cohorts
+        .iter()
+        .map(|c| json!({"cohort": c.cohort, "size": c.size, "active": c.active}))
+        .collect::<Vec<_>>())
+    .to_string()
+    .replace("</", "<\\/");
+    let widest = s.cohorts.iter().map(|c| c.active.len()).max().unwrap_or(0);
+    layout(
+        session,
+        Area::Lifecycle,
+        "Lifecycle",
+        html! {
+            p.muted { (s.customers) " customers with a basis for " code { (s.purpose) } "; " (s.left_out) " left out for want of one; " (s.transitions) " stage transitions." }
+            (chart("lifecycle-funnel", "Customers per stage now", &funnel_spec(s)))
+            (chart("lifecycle-months", "Customers per stage at the end of each month", &per_month))
+            h2 { "Retention by month of first purchase" }
+            p.muted { "Each cell: the share of a cohort buying in the n-th month after its first; darker is more." }
+            script type="application/json" id="cohorts" { (PreEscaped(cohort_json)) }
+            div.scroll tabindex="0" role="region" aria-label="Cohort retention" {
+                table.heat {
+                    thead { tr { th scope="col" { "cohort" } th.num scope="col" { "size" } @for m in 0..widest { th.num scope="col" { "+" (m) } } } }
+                    tbody {
+                        @for c in &s.cohorts {
+                            tr {
+                                th scope="row" { (c.cohort) }
+                                td.num { (c.size) }
+                                @for a in &c.active {
+                                    @let share = if c.size == 0 { 0.0 } else { *a as f64 / c.size as f64 };
+                                    td.num class=(format!("h{}", (share * 10.0).round() as u32)) title=(format!("{a} of {}", c.size)) { (format!("{:.0}%", share * 100.0)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Value models" }
+            @if s.models.is_empty() { p { "No model is fitted yet (" code { "consentric lifecycle fit" } ")." } }
+            @for m in &s.models {
+                h3 { (m.model) }
+                p.muted { "Fitted on " (m.customers) " customers up to " (m.calibration_end) "; log-likelihood " (format!("{:.2}", m.ln_likelihood)) " after " (m.iterations) " iterations." }
+                table {
+                    thead { tr { th scope="col" { "parameter" } th.num scope="col" { "estimate" } th.num scope="col" { "standard error" } } }
+                    tbody {
+                        @for (name, value) in &m.params {
+                            tr {
+                                th scope="row" { (name) }
+                                td.num { (format!("{value:.4}")) }
+                                td.num { @match m.std_errors.get(name).copied().flatten() { Some(se) => (format!("{se:.4}")), None => "–" } }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// The search form, and what it found.
+pub(crate) fn customers(session: &OperatorSession, q: &str, message: Option<&str>) -> Markup {
+    layout(
+        session,
+        Area::Customers,
+        "Customers",
+        html! {
+            form method="get" action="/console/customers" role="search" {
+                label for="q" { "Find a customer by any identity (user id, anonymous id, profile id)" }
+                input id="q" name="q" type="search" value=(q) required;
+                button type="submit" { "Find" }
+            }
+            @if let Some(m) = message { p.alert role="status" { (m) } }
+        },
+    )
+}
+
+fn traits_table(traits: &[consentric_engine::TraitView]) -> Markup {
+    html! {
+        div.scroll tabindex="0" role="region" aria-label="Traits" {
+            table {
+                thead { tr { th scope="col" { "trait" } th scope="col" { "value" } th scope="col" { "set" } } }
+                tbody {
+                    @for t in traits {
+                        tr {
+                            th scope="row" { (t.name) }
+                            td { @match &t.value { Value::String(s) => (s), other => (other.to_string()) } }
+                            td { (when(&t.updated_at)) }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an admin sees of one customer.
+pub(crate) struct CustomerPage {
+    pub(crate) profile: ProfileView,
+    pub(crate) consent: Vec<ConsentHistoryEntry>,
+    pub(crate) lifecycle: Option<CustomerLifecycle>,
+    pub(crate) decisions: Vec<LoggedDecision>,
+    pub(crate) trail: Vec<AuditEntry>,
+}
+
+fn lifecycle_block(l: &Option<CustomerLifecycle>) -> Markup {
+    html! {
+        h2 { "Lifecycle" }
+        @match l {
+            None => p.muted { "No basis for the stage purpose: not placed." },
+            Some(l) => {
+                p { "Stage: " strong { (l.stage.map_or("none", |s| s.as_str())) }
+                    @if let Some(since) = &l.since { " since " (day(since)) }
+                    @if let Some(rule) = &l.rule { " (" (rule) ")" } }
+                @if let Some(s) = &l.scores {
+                    p { "P(alive) " (format!("{:.2}", s.p_alive)) "; expected purchases in 90 days " (format!("{:.2}", s.expected_purchases_90d))
+                        @if let Some(clv) = s.clv { "; CLV " (format!("{clv:.2}")) } }
+                }
+            }
+        }
+    }
+}
+
+fn decisions_block(decisions: &[LoggedDecision]) -> Markup {
+    html! {
+        h2 { "Recent decisions" }
+        @if decisions.is_empty() { p.muted { "None logged." } }
+        @for d in decisions {
+            details {
+                summary { (d.placement) " · " (when(&d.decided_at)) }
+                pre { (serde_json::to_string_pretty(&d.decision).unwrap_or_default()) }
+            }
+        }
+    }
+}
+
+pub(crate) fn customer(session: &OperatorSession, c: &CustomerPage) -> Markup {
+    let p = &c.profile;
+    layout(
+        session,
+        Area::Customers,
+        &format!("Customer {}", p.profile_id),
+        html! {
+            p { "Since " (day(&p.created_at)) "; " (p.counters.events) " events, " (p.counters.orders) " orders, revenue " (format!("{:.2}", p.counters.revenue)) "." }
+            h2 { "Identities" }
+            ul { @for i in &p.identities { li { (i.kind) ": " code { (i.value) } " (first seen " (day(&i.first_seen)) ")" } } }
+            h2 { "Traits" }
+            (traits_table(&p.traits))
+            h2 { "Consent history" }
+            div.scroll tabindex="0" role="region" aria-label="Consent history" {
+                table {
+                    thead { tr { th scope="col" { "when" } th scope="col" { "purpose" } th scope="col" { "decision" } th scope="col" { "source" } th.num scope="col" { "version" } } }
+                    tbody { @for h in c.consent.iter().rev() { tr { td { (when(&h.decided_at)) } td { (h.purpose) } td { (h.decision) } td { (h.source) } td.num { (h.purpose_version) } } } }
+                }
+            }
+            (lifecycle_block(&c.lifecycle))
+            (decisions_block(&c.decisions))
+            h2 { "Who read or changed this customer's data" }
+            div.scroll tabindex="0" role="region" aria-label="Audit trail" {
+                table {
+                    thead { tr { th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } th scope="col" { "purpose" } } }
+                    tbody {
+                        @for a in &c.trail {
+                            tr { td { (when(&a.at)) } td { (a.actor) } td { (a.action) } td { (a.detail.get("purpose").and_then(Value::as_str).unwrap_or("")) } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// What a marketer sees of one customer: the personalisation purpose's view, through its gate.
+pub(crate) fn customer_for_purpose(
+    session: &OperatorSession,
+    view: &PurposeScopedProfile,
+    lifecycle: &Option<CustomerLifecycle>,
+) -> Markup {
+    layout(
+        session,
+        Area::Customers,
+        &format!("Customer {}", view.profile_id),
+        html! {
+            p.muted { "What " code { (view.purpose) } " may use: " (view.categories.join(", ")) "." }
+            h2 { "Traits" }
+            (traits_table(&view.traits))
+            @if !view.withheld.is_empty() { p.muted { "Withheld for this purpose: " (view.withheld.join(", ")) } }
+            (lifecycle_block(lifecycle))
+            h2 { "Recent events" }
+            ul { @for e in view.events.iter().take(20) { li { (e.get("event").or_else(|| e.get("type")).and_then(Value::as_str).unwrap_or("")) } } }
+        },
+    )
+}
+
+pub(crate) fn privacy(session: &OperatorSession, requests: &[DsrView], keys: &[KeyInfo]) -> Markup {
+    layout(
+        session,
+        Area::Privacy,
+        "Privacy operations",
+        html! {
+            h2 { "Data-subject requests" }
+            @if requests.is_empty() { p.muted { "None." } }
+            @else {
+                div.scroll tabindex="0" role="region" aria-label="Requests" {
+                    table {
+                        thead { tr { th scope="col" { "request" } th scope="col" { "kind" } th scope="col" { "law" } th scope="col" { "status" } th scope="col" { "received" } th scope="col" { "due" } } }
+                        tbody {
+                            @for r in requests {
+                                tr {
+                                    td { code { (r.request_id) } }
+                                    td { (r.kind) }
+                                    td { (r.regime) }
+                                    td { (r.status) @if r.overdue { strong { " overdue" } } }
+                                    td { (day(&r.received_at)) }
+                                    td { (day(&r.due_at)) @if r.extended_days > 0 { " (+" (r.extended_days) " days)" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "API keys" }
+            div.scroll tabindex="0" role="region" aria-label="API keys" {
+                table {
+                    thead { tr { th scope="col" { "key" } th scope="col" { "scope" } th scope="col" { "kind" } th scope="col" { "label" } th scope="col" { "last used" } th scope="col" { "revoked" } } }
+                    tbody {
+                        @for k in keys {
+                            tr {
+                                td { code { (k.key_id) } }
+                                td { (k.scope) }
+                                td { (k.kind) }
+                                td { (k.label.as_deref().unwrap_or("")) }
+                                td { (k.last_used_at.as_deref().map(when).unwrap_or_default()) }
+                                td { (k.revoked_at.as_deref().map(when).unwrap_or_default()) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// An area this console does not show yet, for the roles that may open it.
+pub(crate) fn not_yet(session: &OperatorSession, area: Area, title: &str, instead: &str) -> Markup {
+    layout(
+        session,
+        area,
+        title,
+        html! { p { "This page is not built yet. Until it is: " code { (instead) } "." } },
+    )
+}

@@ -1,0 +1,454 @@
+//! The operators' console (`/console`): log-in, then a page per area the operator's role may
+//! open ([`Role::may`]); every other area answers 403. Sessions live in an HttpOnly,
+//! SameSite=Strict cookie on `/console` (Secure behind an `https` public URL); every form
+//! carries the session's CSRF token. Reads of a customer are audited as `operator:<name>`.
+
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use consentric_engine::{
+    Area, EngineError, OperatorSession, ProfileRef, Role, OPERATOR_SESSION_MINUTES,
+};
+use serde::Deserialize;
+
+use crate::pages::{console as pages, page_with};
+use crate::routes::sdk::PublicUrl;
+use crate::AppState;
+
+/// The session cookie's name.
+const COOKIE_NAME: &str = "consentric_console";
+/// What a console page may load: scripts and styles from this server only (uPlot and the
+/// chart bootstrap), no inline script, forms posted to itself, never framed.
+pub(crate) const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// Entries of a customer's audit trail shown.
+const TRAIL: usize = 100;
+
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "console.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/console/console.js"),
+    ),
+    (
+        "console.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/console/console.css"),
+    ),
+    (
+        "uPlot.iife.min.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/console/uPlot.iife.min.js"),
+    ),
+    (
+        "uPlot.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/console/uPlot.min.css"),
+    ),
+];
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/console", get(overview))
+        .route("/console/login", get(login_form).post(log_in))
+        .route("/console/logout", post(log_out))
+        .route("/console/assets/{file}", get(asset))
+        .route("/console/lifecycle", get(lifecycle))
+        .route("/console/customers", get(customers))
+        .route("/console/customers/{id}", get(customer))
+        .route("/console/segments", get(segments))
+        .route("/console/actions", get(actions))
+        .route("/console/privacy", get(privacy))
+        .route("/console/analytics", get(analytics))
+        .route("/console/cleanroom", get(cleanroom))
+}
+
+fn html(status: StatusCode, markup: maud::Markup) -> Response {
+    page_with(status, markup, CONSOLE_CSP)
+}
+
+async fn run<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
+) -> Result<T, EngineError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| EngineError::Config(format!("blocking task failed: {e}")))?
+}
+
+fn to_login() -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, "/console/login")]).into_response()
+}
+
+fn token_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE_NAME)
+        .map(|(_, value)| value.to_owned())
+}
+
+/// The operator of the request's session, if they may open `area`; else the log-in page (no
+/// session) or a 403 page (another role's area).
+async fn operator(
+    engine: &AppState,
+    headers: &HeaderMap,
+    area: Area,
+) -> Result<OperatorSession, Response> {
+    let token = token_of(headers).ok_or_else(to_login)?;
+    let e = engine.clone();
+    let session = match run(move || e.operator_session(&token)).await {
+        Ok(s) => s,
+        Err(EngineError::SignedOut(_)) => return Err(to_login()),
+        Err(e) => return Err(fault(e)),
+    };
+    if !session.role().may(area) {
+        let message = format!("A {} may not open this page.", session.role().as_str());
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            pages::refused(&session, area, &message),
+        ));
+    }
+    Ok(session)
+}
+
+fn fault(e: EngineError) -> Response {
+    tracing::error!(error = %e, "console");
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "the console could not do that; it was logged",
+    )
+        .into_response()
+}
+
+fn cookie(public: &PublicUrl, token: &str, max_age: i64) -> HeaderValue {
+    let secure = if public.https() { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE_NAME}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn asset(Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, ..)| *name == file) {
+        Some((_, kind, bytes)) => (
+            [
+                (CONTENT_TYPE, *kind),
+                (CACHE_CONTROL, "public, max-age=3600"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+async fn login_form() -> Response {
+    html(StatusCode::OK, pages::login(None))
+}
+
+type Pairs = Vec<(String, String)>;
+
+fn field<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
+    pairs
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+async fn log_in(
+    State(engine): State<AppState>,
+    Extension(public): Extension<PublicUrl>,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let Ok(Form(pairs)) = form else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::login(Some("That form could not be read.")),
+        );
+    };
+    let (name, password) = (
+        field(&pairs, "name").to_owned(),
+        field(&pairs, "password").to_owned(),
+    );
+    let code = Some(field(&pairs, "code").trim().to_owned()).filter(|c| !c.is_empty());
+    let e = engine.clone();
+    match run(move || e.operator_log_in(&name, &password, code.as_deref())).await {
+        Ok((_, token)) => {
+            let mut r = (StatusCode::SEE_OTHER, [(LOCATION, "/console")]).into_response();
+            r.headers_mut().insert(
+                SET_COOKIE,
+                cookie(&public, &token, OPERATOR_SESSION_MINUTES * 60),
+            );
+            r
+        }
+        Err(EngineError::SignedOut(m)) => html(StatusCode::UNAUTHORIZED, pages::login(Some(&m))),
+        Err(e) => fault(e),
+    }
+}
+
+async fn log_out(
+    State(engine): State<AppState>,
+    Extension(public): Extension<PublicUrl>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let Some(token) = token_of(&headers) else {
+        return to_login();
+    };
+    let e = engine.clone();
+    let Ok(session) = run(move || e.operator_session(&token)).await else {
+        return to_login();
+    };
+    let csrf_ok = form
+        .as_ref()
+        .is_ok_and(|Form(pairs)| session.csrf_matches(field(pairs, "csrf")));
+    if !csrf_ok {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::refused(&session, Area::Overview, "That form did not come from this console (its security token was missing or wrong)."),
+        );
+    }
+    let e = engine.clone();
+    if let Err(e) = run(move || e.operator_log_out(&session)).await {
+        return fault(e);
+    }
+    let mut r = to_login();
+    r.headers_mut().insert(SET_COOKIE, cookie(&public, "", 0));
+    r
+}
+
+async fn overview(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match operator(&engine, &headers, Area::Overview).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, actor, role) = (engine.clone(), session.actor(), session.role());
+    let data = run(move || {
+        let (events, customers) = e.totals()?;
+        let requests = e.dsr_list(false)?;
+        let open = requests
+            .iter()
+            .filter(|r| matches!(r.status.as_str(), "received" | "verified" | "in_progress"))
+            .count();
+        let overdue = requests.iter().filter(|r| r.overdue).count();
+        // The funnel is the marketers' and admins' (the lifecycle area's).
+        let funnel = if role.may(Area::Lifecycle) {
+            Some(pages::funnel_spec(&e.lifecycle_summary(&actor)?))
+        } else {
+            None
+        };
+        Ok(pages::Overview {
+            customers,
+            events,
+            open_requests: open,
+            overdue_requests: overdue,
+            funnel,
+        })
+    })
+    .await;
+    match data {
+        Ok(o) => html(StatusCode::OK, pages::overview(&session, &o)),
+        Err(e) => fault(e),
+    }
+}
+
+async fn lifecycle(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match operator(&engine, &headers, Area::Lifecycle).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    match run(move || e.lifecycle_summary(&actor)).await {
+        Ok(s) => html(StatusCode::OK, pages::lifecycle(&session, &s)),
+        Err(e) => fault(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Search {
+    q: Option<String>,
+}
+
+async fn customers(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<Search>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let session = match operator(&engine, &headers, Area::Customers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let q = query.ok().and_then(|Query(s)| s.q).unwrap_or_default();
+    let q = q.trim().to_owned();
+    if q.is_empty() {
+        return html(StatusCode::OK, pages::customers(&session, "", None));
+    }
+    let Ok(who) = ProfileRef::parse(&q) else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::customers(&session, &q, Some("That is not an identity.")),
+        );
+    };
+    let e = engine.clone();
+    match run(move || e.find_profile(&who)).await {
+        Ok(id) => {
+            let to = format!("/console/customers/{}", id.as_str());
+            (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response()
+        }
+        Err(EngineError::NotFound(_)) => html(
+            StatusCode::NOT_FOUND,
+            pages::customers(&session, &q, Some("No customer has that identity.")),
+        ),
+        Err(e) => fault(e),
+    }
+}
+
+async fn customer(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let session = match operator(&engine, &headers, Area::Customers).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(who) = ProfileRef::parse(&id) else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::customers(&session, &id, Some("That is not an identity.")),
+        );
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    if session.role() == Role::Admin {
+        let page = run(move || {
+            let lifecycle = match e.customer_lifecycle(&who, &actor) {
+                Ok(l) => Some(l),
+                Err(EngineError::NoBasis(_)) => None,
+                Err(other) => return Err(other),
+            };
+            Ok(pages::CustomerPage {
+                profile: e.profile(&who, &actor)?,
+                consent: e.consent_history(&who)?,
+                lifecycle,
+                decisions: e.decision_log(&who, 20, &actor)?,
+                trail: e.audit_trail(&who, TRAIL)?,
+            })
+        })
+        .await;
+        return match page {
+            Ok(c) => html(StatusCode::OK, pages::customer(&session, &c)),
+            Err(EngineError::NotFound(_)) => html(
+                StatusCode::NOT_FOUND,
+                pages::customers(&session, &id, Some("No such customer.")),
+            ),
+            Err(e) => fault(e),
+        };
+    }
+    // A marketer sees what the personalisation purpose may use, through its gate.
+    let page = run(move || {
+        let purpose = e.personalization_purpose();
+        let view = e.profile_for_purpose(&who, &purpose, &actor)?;
+        let lifecycle = match e.customer_lifecycle(&who, &actor) {
+            Ok(l) => Some(l),
+            Err(EngineError::NoBasis(_)) => None,
+            Err(other) => return Err(other),
+        };
+        Ok((view, lifecycle))
+    })
+    .await;
+    match page {
+        Ok((view, lifecycle)) => html(
+            StatusCode::OK,
+            pages::customer_for_purpose(&session, &view, &lifecycle),
+        ),
+        Err(EngineError::NoBasis(_)) => html(
+            StatusCode::FORBIDDEN,
+            pages::refused(
+                &session,
+                Area::Customers,
+                "This customer has not allowed personalisation: a marketer may not see them.",
+            ),
+        ),
+        Err(EngineError::NotFound(_)) => html(
+            StatusCode::NOT_FOUND,
+            pages::customers(&session, &id, Some("No such customer.")),
+        ),
+        Err(e) => fault(e),
+    }
+}
+
+async fn privacy(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    let session = match operator(&engine, &headers, Area::Privacy).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let e = engine.clone();
+    match run(move || Ok((e.dsr_list(false)?, e.keys()?))).await {
+        Ok((requests, keys)) => html(StatusCode::OK, pages::privacy(&session, &requests, &keys)),
+        Err(e) => fault(e),
+    }
+}
+
+async fn placeholder(
+    engine: AppState,
+    headers: HeaderMap,
+    area: Area,
+    title: &str,
+    instead: &str,
+) -> Response {
+    match operator(&engine, &headers, area).await {
+        Ok(s) => html(StatusCode::OK, pages::not_yet(&s, area, title, instead)),
+        Err(r) => r,
+    }
+}
+
+async fn segments(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    placeholder(
+        engine,
+        headers,
+        Area::Segments,
+        "Segments",
+        "consentric segments …, or GET /v1/segments",
+    )
+    .await
+}
+
+async fn actions(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    placeholder(
+        engine,
+        headers,
+        Area::Actions,
+        "Actions",
+        "the [personalize] actions catalogue in consentric.toml",
+    )
+    .await
+}
+
+async fn analytics(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    placeholder(
+        engine,
+        headers,
+        Area::Analytics,
+        "Analytics",
+        "consentric analytics query …, or POST /v1/analytics/query with an analyst key",
+    )
+    .await
+}
+
+async fn cleanroom(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    placeholder(
+        engine,
+        headers,
+        Area::Cleanroom,
+        "Clean room",
+        "consentric cleanroom …, or /v1/cleanroom/sessions",
+    )
+    .await
+}

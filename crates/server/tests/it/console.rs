@@ -1,0 +1,291 @@
+//! The operators' console over plain HTTP: log-in, the role × page matrix (every page as every
+//! role), CSRF, the Content-Security-Policy on every page, the pinned chart library, and the
+//! numbers behind the charts against the API's.
+
+use consentric_engine::Role;
+use consentric_testkit::parity_test;
+use reqwest::blocking::{Client, Response};
+use reqwest::redirect::Policy;
+use serde_json::{json, Value};
+
+use crate::app::{spawn_app_with, TestApp};
+use crate::privacy_centre::{form, hidden};
+
+pub const PASSWORD: &str = "a long enough password";
+pub const ROLES: [Role; 4] = [Role::Admin, Role::Dpo, Role::Marketer, Role::Analyst];
+
+/// An app with one operator per role (named after it), CDNOW customers placed in the
+/// lifecycle, `ada` who allowed personalisation and `bob` who did not.
+pub fn console_app(db: &consentric_testkit::TestDb) -> TestApp {
+    let app = spawn_app_with(db, |e| {
+        for role in ROLES {
+            e.add_operator(role.as_str(), role, PASSWORD, "test")
+                .expect("operator");
+        }
+        e
+    });
+    let orders = consentric_testkit::cdnow_sample_orders(0, 60, &["analytics", "personalization"]);
+    for chunk in orders.chunks(200) {
+        let r = app.send("/v1/batch", &json!({ "batch": chunk }));
+        assert_eq!(r.status(), 200);
+    }
+    for (user, allowed) in [("ada", true), ("bob", false)] {
+        let r = app.send(
+            "/v1/identify",
+            &json!({"userId": user, "traits": {"name": format!("{user} person"), "email": format!("{user}@example.com")},
+                    "context": {"consent": {"categoryPreferences": {"personalization": allowed}}}}),
+        );
+        assert_eq!(r.status(), 200);
+        let r = app.send(
+            "/v1/track",
+            &json!({"userId": user, "event": "Product Viewed", "properties": {"product_id": format!("{user}-sku")}}),
+        );
+        assert_eq!(r.status(), 200);
+    }
+    app
+}
+
+/// An operator's browser as far as HTTP goes.
+pub struct Operator<'a> {
+    app: &'a TestApp,
+    http: Client,
+    pub cookie: String,
+}
+
+impl<'a> Operator<'a> {
+    pub fn log_in(app: &'a TestApp, name: &str, password: &str) -> Result<Self, u16> {
+        let http = Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{}/console/login", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(&[("name", name), ("password", password)]))
+            .send()
+            .expect("log in");
+        if r.status() != 303 {
+            return Err(r.status().as_u16());
+        }
+        let set = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        for attribute in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+            assert!(set.contains(attribute), "{attribute} in {set}");
+        }
+        let cookie = set
+            .split(';')
+            .next()
+            .and_then(|kv| kv.split_once('='))
+            .map(|(_, v)| v.to_owned())
+            .expect("token");
+        Ok(Operator { app, http, cookie })
+    }
+
+    pub fn get(&self, path: &str) -> Response {
+        self.http
+            .get(format!("{}{path}", self.app.base))
+            .header("cookie", format!("consentric_console={}", self.cookie))
+            .send()
+            .expect("get")
+    }
+
+    pub fn post(&self, path: &str, pairs: &[(&str, &str)]) -> Response {
+        self.http
+            .post(format!("{}{path}", self.app.base))
+            .header("cookie", format!("consentric_console={}", self.cookie))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form(pairs))
+            .send()
+            .expect("post")
+    }
+}
+
+/// Every page, and which roles may open it.
+pub fn pages(ada: &str) -> Vec<(String, &'static [Role])> {
+    use Role::*;
+    vec![
+        ("/console".into(), &[Admin, Dpo, Marketer]),
+        ("/console/lifecycle".into(), &[Admin, Marketer]),
+        ("/console/customers".into(), &[Admin, Marketer]),
+        (format!("/console/customers/{ada}"), &[Admin, Marketer]),
+        ("/console/segments".into(), &[Admin, Marketer]),
+        ("/console/actions".into(), &[Admin, Marketer]),
+        ("/console/privacy".into(), &[Admin, Dpo]),
+        ("/console/analytics".into(), &[Admin, Analyst]),
+        ("/console/cleanroom".into(), &[Admin, Dpo]),
+    ]
+}
+
+fn profile_id(app: &TestApp, user: &str) -> String {
+    app.profile(user)["profile_id"]
+        .as_str()
+        .expect("id")
+        .to_owned()
+}
+
+parity_test!(every_page_as_every_role_opens_or_refuses, |db| {
+    let app = console_app(&db);
+    let ada = profile_id(&app, "ada");
+    for role in ROLES {
+        let op = Operator::log_in(&app, role.as_str(), PASSWORD).expect("logged in");
+        for (path, allowed) in pages(&ada) {
+            let r = op.get(&path);
+            let want = if allowed.contains(&role) { 200 } else { 403 };
+            assert_eq!(r.status().as_u16(), want, "{} {path}", role.as_str());
+            let csp = r.headers()["content-security-policy"]
+                .to_str()
+                .expect("csp");
+            assert!(
+                csp.contains("script-src 'self'") && !csp.contains("unsafe"),
+                "{csp}"
+            );
+            assert_eq!(r.headers()["cache-control"], "no-store");
+        }
+    }
+    // Without a session every page sends the visitor to log in.
+    let anonymous = Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    for (path, _) in pages(&ada) {
+        let r = anonymous
+            .get(format!("{}{path}", app.base))
+            .send()
+            .expect("get");
+        assert_eq!(r.status(), 303, "{path}");
+        assert_eq!(r.headers()["location"], "/console/login");
+    }
+});
+
+parity_test!(
+    a_marketer_sees_only_customers_who_allowed_personalisation,
+    |db| {
+        let app = console_app(&db);
+        let (ada, bob) = (profile_id(&app, "ada"), profile_id(&app, "bob"));
+        let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+        let page = marketer.get(&format!("/console/customers/{ada}"));
+        assert_eq!(page.status(), 200);
+        let page = page.text().expect("page");
+        // What personalisation may use (her events), not what it may not (her name).
+        assert!(
+            page.contains("Product Viewed") && !page.contains("ada person"),
+            "{page}"
+        );
+        let page = marketer.get(&format!("/console/customers/{bob}"));
+        assert_eq!(page.status(), 403);
+        assert!(!page.text().expect("page").contains("bob person"));
+        // The admin sees both, and who read them: the marketer's read is audited as theirs.
+        let admin = Operator::log_in(&app, "admin", PASSWORD).expect("in");
+        let page = admin
+            .get(&format!("/console/customers/{ada}"))
+            .text()
+            .expect("page");
+        assert!(
+            page.contains("ada person") && page.contains("operator:marketer"),
+            "{page}"
+        );
+        assert!(admin
+            .get(&format!("/console/customers/{bob}"))
+            .text()
+            .expect("page")
+            .contains("bob person"));
+        // Finding by any identity leads to the profile.
+        let r = admin.get("/console/customers?q=user_id%3Aada");
+        assert_eq!(r.status(), 303);
+        assert_eq!(
+            r.headers()["location"].to_str().expect("ascii"),
+            format!("/console/customers/{ada}")
+        );
+        assert_eq!(
+            admin.get("/console/customers?q=nobody-at-all").status(),
+            404
+        );
+    }
+);
+
+parity_test!(log_in_refusals_csrf_and_log_out, |db| {
+    let app = console_app(&db);
+    assert_eq!(
+        Operator::log_in(&app, "admin", "not the password").err(),
+        Some(401)
+    );
+    assert_eq!(Operator::log_in(&app, "nobody", PASSWORD).err(), Some(401));
+    let admin = Operator::log_in(&app, "admin", PASSWORD).expect("in");
+    assert_eq!(
+        admin.post("/console/logout", &[]).status(),
+        403,
+        "no CSRF token"
+    );
+    assert_eq!(
+        admin
+            .post("/console/logout", &[("csrf", &"0".repeat(64))])
+            .status(),
+        403
+    );
+    assert_eq!(admin.get("/console").status(), 200, "still logged in");
+    let page = admin.get("/console").text().expect("page");
+    let csrf = hidden(&page, "csrf").expect("a token");
+    assert_eq!(
+        admin.post("/console/logout", &[("csrf", &csrf)]).status(),
+        303
+    );
+    assert_eq!(admin.get("/console").status(), 303, "logged out");
+});
+
+parity_test!(
+    the_chart_library_is_the_pinned_one_and_charts_agree_with_the_api,
+    |db| {
+        use sha2::Digest;
+        let app = console_app(&db);
+        let sums = include_str!("../../assets/console/SHA256SUMS");
+        for line in sums.lines() {
+            let (sum, file) = line.split_once("  ").expect("sum and file");
+            let r = app
+                .client
+                .get(format!("{}/console/assets/{file}", app.base))
+                .send()
+                .expect("asset");
+            assert_eq!(r.status(), 200, "{file}");
+            assert_eq!(
+                hex::encode(sha2::Sha256::digest(r.bytes().expect("bytes"))),
+                sum,
+                "{file}"
+            );
+        }
+        let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+        let page = marketer.get("/console/lifecycle").text().expect("page");
+        let summary: Value = app.get("/v1/lifecycle/summary").json().expect("summary");
+        let json_of = |id: &str| -> Value {
+            let start = page
+                .find(&format!("id=\"{id}\">"))
+                .expect("the chart's data")
+                + id.len()
+                + 6;
+            let end = start + page[start..].find("</script>").expect("end");
+            serde_json::from_str(&page[start..end]).expect("json")
+        };
+        let funnel = json_of("lifecycle-funnel");
+        let stages = funnel["x"].as_array().expect("stages");
+        let values = funnel["series"][0]["values"].as_array().expect("values");
+        let mut shown = 0;
+        for (stage, n) in stages.iter().zip(values) {
+            let api = summary["funnel"][stage.as_str().expect("stage")]
+                .as_u64()
+                .unwrap_or(0);
+            assert_eq!(n.as_u64(), Some(api), "{stage}");
+            shown += api;
+        }
+        assert!(shown > 0, "customers are placed: {summary}");
+        assert_eq!(
+            json_of("cohorts"),
+            json!(summary["cohorts"]
+                .as_array()
+                .expect("cohorts")
+                .iter()
+                .map(|c| json!({"cohort": c["cohort"], "size": c["size"], "active": c["active"]}))
+                .collect::<Vec<_>>())
+        );
+    }
+);
