@@ -311,6 +311,7 @@ pub(crate) struct CustomerPage {
     pub(crate) lifecycle: Option<CustomerLifecycle>,
     pub(crate) decisions: Vec<LoggedDecision>,
     pub(crate) trail: Vec<AuditEntry>,
+    pub(crate) events: Vec<consentric_engine::StoredEventView>,
 }
 
 fn lifecycle_block(l: &Option<CustomerLifecycle>) -> Markup {
@@ -361,6 +362,21 @@ pub(crate) fn customer(session: &OperatorSession, c: &CustomerPage) -> Markup {
                 table {
                     thead { tr { th scope="col" { "when" } th scope="col" { "purpose" } th scope="col" { "decision" } th scope="col" { "source" } th.num scope="col" { "version" } } }
                     tbody { @for h in c.consent.iter().rev() { tr { td { (when(&h.decided_at)) } td { (h.purpose) } td { (h.decision) } td { (h.source) } td.num { (h.purpose_version) } } } }
+                }
+            }
+            h2 { "Recent events" }
+            div.scroll tabindex="0" role="region" aria-label="Recent events" {
+                table {
+                    thead { tr { th scope="col" { "when" } th scope="col" { "call" } th scope="col" { "event or page" } } }
+                    tbody {
+                        @for e in &c.events {
+                            tr {
+                                td { (e.event.get("timestamp").and_then(Value::as_str).map(when).unwrap_or_default()) }
+                                td { (e.event.get("type").and_then(Value::as_str).unwrap_or("")) }
+                                td { (e.event.get("event").or_else(|| e.event.get("name")).and_then(Value::as_str).unwrap_or("")) }
+                            }
+                        }
+                    }
                 }
             }
             (lifecycle_block(&c.lifecycle))

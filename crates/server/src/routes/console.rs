@@ -24,6 +24,8 @@ const COOKIE_NAME: &str = "consentric_console";
 /// What a console page may load: scripts and styles from this server only (uPlot and the
 /// chart bootstrap), no inline script, forms posted to itself, never framed.
 pub(crate) const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// A customer's latest events shown.
+const EVENTS: u32 = 20;
 /// Entries of a customer's audit trail shown.
 const TRAIL: usize = 100;
 
@@ -180,8 +182,14 @@ async fn log_in(
     let code = Some(field(&pairs, "code").trim().to_owned()).filter(|c| !c.is_empty());
     let e = engine.clone();
     match run(move || e.operator_log_in(&name, &password, code.as_deref())).await {
-        Ok((_, token)) => {
-            let mut r = (StatusCode::SEE_OTHER, [(LOCATION, "/console")]).into_response();
+        Ok((session, token)) => {
+            // The first page the role may open.
+            let home = if session.role().may(Area::Overview) {
+                "/console"
+            } else {
+                "/console/analytics"
+            };
+            let mut r = (StatusCode::SEE_OTHER, [(LOCATION, home)]).into_response();
             r.headers_mut().insert(
                 SET_COOKIE,
                 cookie(&public, &token, OPERATOR_SESSION_MINUTES * 60),
@@ -338,6 +346,7 @@ async fn customer(
                 consent: e.consent_history(&who)?,
                 lifecycle,
                 decisions: e.decision_log(&who, 20, &actor)?,
+                events: e.events(&who, EVENTS, &actor)?,
                 trail: e.audit_trail(&who, TRAIL)?,
             })
         })

@@ -14,6 +14,11 @@ use crate::AppState;
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
+        // Browsers ask for it on every page: an empty answer, not a 404 in their console.
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
 }

@@ -10,6 +10,7 @@ mod browser;
 mod browser_keys;
 mod consent;
 mod console;
+mod console_browser;
 mod decisions;
 mod edge;
 mod errors;
