@@ -2,7 +2,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use consentric_engine::import::{ImportFormat, ImportOptions};
-use consentric_engine::{Engine, Scope, Settings};
+use consentric_engine::{Engine, Role, Scope, Settings};
 
 use crate::cli::DemoArgs;
 
@@ -101,6 +101,7 @@ pub fn run(engine: Arc<Engine>, settings: &Settings, args: &DemoArgs) -> anyhow:
         admin: admin.secret().to_owned(),
         write: write.secret().to_owned(),
         analyst: analyst.secret().to_owned(),
+        operators: console_operators(&engine)?,
     };
     if args.no_serve {
         print_guide(&engine, &settings.server.listen, &keys);
@@ -166,6 +167,27 @@ struct Keys {
     admin: String,
     write: String,
     analyst: String,
+    /// One console operator per role, named after it, with a fresh password each run.
+    operators: Vec<(&'static str, String)>,
+}
+
+/// An operator per role, named after it, each with a new random password (a data directory
+/// used before keeps its operators, with the new passwords).
+fn console_operators(engine: &Engine) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let mut out = Vec::new();
+    for role in [Role::Admin, Role::Dpo, Role::Marketer, Role::Analyst] {
+        let mut secret = [0u8; 9];
+        getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+        let password = hex::encode(secret);
+        match engine.add_operator(role.as_str(), role, &password, "demo") {
+            Err(consentric_engine::EngineError::Conflict(_)) => {
+                engine.set_operator_password(role.as_str(), &password, "demo")?
+            }
+            other => other?,
+        }
+        out.push((role.as_str(), password));
+    }
+    Ok(out)
 }
 
 fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
@@ -226,6 +248,11 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!("  curl -s -X DELETE -H 'Authorization: Bearer {admin}' http://{addr}/v1/profiles/00002 | jq");
     println!("  # operations");
     println!("  curl -s http://{addr}/metrics; curl -s http://{addr}/openapi.json | jq .paths");
+    println!();
+    println!("The console: http://{addr}/console — log in as");
+    for (name, password) in &keys.operators {
+        println!("  {name:<9} password {password}");
+    }
     println!();
     println!("Admin key: {admin}");
     println!("Write key (server): {write}");

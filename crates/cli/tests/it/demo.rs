@@ -253,6 +253,41 @@ fn every_command_the_demo_prints_answers_consistently() {
         .timeout(std::time::Duration::from_secs(300))
         .build()
         .expect("client");
+    // The console's log-ins it printed work, each role landing on its first page.
+    let console = printed
+        .iter()
+        .find_map(|l| l.strip_prefix("The console: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the console's address")
+        .to_owned();
+    let no_redirects = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    for (role, home) in [
+        ("admin", "/console"),
+        ("dpo", "/console"),
+        ("marketer", "/console"),
+        ("analyst", "/console/analytics"),
+    ] {
+        let password = printed
+            .iter()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix(role)?
+                    .trim()
+                    .strip_prefix("password ")
+            })
+            .unwrap_or_else(|| panic!("no password for {role}"));
+        let r = no_redirects
+            .post(format!("{console}/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("name={role}&password={password}"))
+            .send()
+            .expect("log in");
+        assert_eq!(r.status(), 303, "{role}");
+        assert_eq!(r.headers()["location"], home, "{role}");
+    }
     let mut answers: Vec<(Curl, Value)> = Vec::new();
     for c in requests {
         let (status, body) = run(&client, &c);
