@@ -83,7 +83,10 @@ fn time_releases(engine: Arc<Engine>, secret: String, customers: usize) -> anyho
 
 /// A fresh durable store in `dir` with `cdnow` (CDNOW's file format) imported, every customer
 /// granting analytics and personalisation; with the orders stored and the seconds it took.
-fn imported(dir: &std::path::Path, cdnow: &[u8]) -> anyhow::Result<(Arc<Engine>, u64, f64)> {
+pub(crate) fn imported(
+    dir: &std::path::Path,
+    cdnow: &[u8],
+) -> anyhow::Result<(Arc<Engine>, u64, f64)> {
     let store = crate::ingest::durable_sealed_sqlite(dir)?;
     let engine = Arc::new(Engine::new(store, Arc::new(SystemClock)));
     let consent = vec!["analytics".to_owned(), "personalization".to_owned()];
@@ -98,8 +101,8 @@ fn imported(dir: &std::path::Path, cdnow: &[u8]) -> anyhow::Result<(Arc<Engine>,
     Ok((engine, summary.accepted, t.elapsed().as_secs_f64()))
 }
 
-/// The releases over `n` customers: CDNOW's, copied under new ids until there are `n`.
-fn scaled(n: usize) -> anyhow::Result<()> {
+/// CDNOW's master file with its customers copied under new ids until there are `n`.
+pub(crate) fn cdnow_copied(n: usize) -> anyhow::Result<String> {
     let text = std::str::from_utf8(crate::CDNOW_MASTER)?;
     let rows: Vec<(u64, &str)> = text
         .lines()
@@ -124,6 +127,12 @@ fn scaled(n: usize) -> anyhow::Result<()> {
             copy.push_str(&format!(" {new:07} {rest}\n"));
         }
     }
+    Ok(copy)
+}
+
+/// The releases over `n` customers: CDNOW's, copied under new ids until there are `n`.
+fn scaled(n: usize) -> anyhow::Result<()> {
+    let copy = cdnow_copied(n)?;
     let dir = tempfile::tempdir()?;
     let (engine, orders, took) = imported(dir.path(), copy.as_bytes())?;
     let customers = engine.totals()?.1;

@@ -30,6 +30,18 @@ pub enum Command {
     /// The privacy centre's pages and downloads over HTTP, signed in as a customer with many
     /// events among others.
     PrivacyCentre(PrivacyArgs),
+    /// The console's pages over HTTP as an admin, at CDNOW's customers or more.
+    Console(ConsoleArgs),
+}
+
+#[derive(Args)]
+pub struct ConsoleArgs {
+    /// CDNOW's customers copied under new ids up to this many (default: CDNOW's 23,570).
+    #[arg(long)]
+    pub customers: Option<usize>,
+    /// Requests per page.
+    #[arg(long, default_value_t = 50)]
+    pub requests: usize,
 }
 
 #[derive(Args)]

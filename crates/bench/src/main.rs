@@ -2,7 +2,7 @@
 //! its reference where one exists. A binary of its own, so the product binary neither carries
 //! the harness nor depends on crates it only measures.
 //!
-//! `cargo run --release -p consentric-bench -- ingest|erase|lifecycle|decide|analytics|cleanroom|soak|cluster|privacy-centre …`
+//! `cargo run --release -p consentric-bench -- ingest|erase|lifecycle|decide|analytics|cleanroom|soak|cluster|privacy-centre|console …`
 #![forbid(unsafe_code)]
 
 mod analytics;
@@ -10,6 +10,7 @@ mod args;
 mod cleanroom;
 mod cluster;
 mod consent;
+mod console;
 mod decide;
 mod ingest;
 mod lifecycle;
@@ -56,6 +57,7 @@ fn main() -> anyhow::Result<()> {
         args::Command::Soak(a) => soak::run(&a),
         args::Command::Cluster(a) => cluster::run(&a),
         args::Command::PrivacyCentre(a) => privacy::run(&a),
+        args::Command::Console(a) => console::run(&a),
     }
 }
 

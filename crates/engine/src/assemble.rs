@@ -51,6 +51,7 @@ impl Context {
             cleanroom: crate::cleanroom::Cleanroom::new(Default::default()),
             ingest_settings: Default::default(),
             cluster,
+            summary_cache: crate::recent::Recent::default(),
             policy,
         }
         .with_stored_models()

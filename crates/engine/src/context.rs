@@ -60,6 +60,8 @@ pub(crate) struct Context {
     pub(crate) ingest_settings: crate::config::IngestSettings,
     /// This node among others on the same database.
     pub(crate) cluster: crate::cluster_state::ClusterState,
+    /// The lifecycle summary computed last, for the console.
+    pub(crate) summary_cache: crate::recent::Recent<crate::lifecycle::LifecycleSummary>,
 }
 
 impl Context {
@@ -241,6 +243,7 @@ impl Context {
             policy: &self.policy,
             lifecycle: &self.lifecycle,
             lifecycle_scores: self.lifecycle_scores(),
+            summary_cache: &self.summary_cache,
         }
     }
 

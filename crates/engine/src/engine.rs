@@ -1255,4 +1255,28 @@ impl Engine {
     pub fn personalization_purpose(&self) -> String {
         self.cx.personalize.settings.purpose.clone()
     }
+
+    /// The lifecycle summary, or the one computed last if it is younger than `max_age` (the
+    /// console's pages take one up to a minute old); audited either way.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn lifecycle_summary_within(
+        &self,
+        max_age: std::time::Duration,
+        actor: &str,
+    ) -> Result<Arc<LifecycleSummary>, EngineError> {
+        self.cx
+            .lifecycle_views()
+            .lifecycle_summary_within(max_age, actor)
+    }
+
+    /// Computes the lifecycle summary afresh for [`Engine::lifecycle_summary_within`]: `serve`
+    /// does it every half minute on every node, so that no console page waits for it.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn refresh_lifecycle_summary(&self) -> Result<(), EngineError> {
+        self.cx.lifecycle_views().refresh_summary()
+    }
 }

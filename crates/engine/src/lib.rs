@@ -43,6 +43,7 @@ mod population_cache;
 mod population_tests;
 mod privacy_centre;
 mod profiles;
+mod recent;
 mod recipients;
 mod rectification;
 mod retention;

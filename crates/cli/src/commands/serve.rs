@@ -54,6 +54,7 @@ pub async fn serve(
     on_bound: impl FnOnce(std::net::SocketAddr),
 ) -> anyhow::Result<()> {
     let engine_for_sweep = engine.clone();
+    let engine_for_refresh = engine.clone();
     let app = Application::with_settings(engine, &settings.server)
         .await
         .with_context(|| format!("Failed to listen on {}", settings.server.listen))?;
@@ -115,9 +116,27 @@ pub async fn serve(
             ))
         },
     );
+    // Every node keeps the console's lifecycle summary fresh itself (it is per process).
+    let refresher = engine_for_refresh;
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(SUMMARY_REFRESH);
+        loop {
+            tick.tick().await;
+            let engine = refresher.clone();
+            match tokio::task::spawn_blocking(move || engine.refresh_lifecycle_summary()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::error!(error = %e, "lifecycle summary refresh failed"),
+                Err(e) => tracing::error!(error = %e, "lifecycle summary refresh panicked"),
+            }
+        }
+    });
     on_bound(addr);
     app.run_until_stopped().await.context("The server failed")
 }
+
+/// How often each node computes the console's lifecycle summary afresh; its pages take one
+/// up to a minute old.
+const SUMMARY_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn minutes(m: u64) -> std::time::Duration {
     std::time::Duration::from_secs(m.saturating_mul(60))

@@ -98,6 +98,8 @@ pub(crate) struct LifecycleViews<'a> {
     pub(crate) policy: &'a consentric_policy::PolicySet,
     pub(crate) lifecycle: &'a crate::lifecycle::Lifecycle,
     pub(crate) lifecycle_scores: crate::lifecycle::service::LifecycleScores<'a>,
+    /// The latest summary, for readers that may take one a little old (the console).
+    pub(crate) summary_cache: &'a crate::recent::Recent<LifecycleSummary>,
 }
 
 impl LifecycleViews<'_> {
@@ -203,6 +205,55 @@ impl LifecycleViews<'_> {
     /// # Errors
     /// A database fault.
     pub fn lifecycle_summary(&self, actor: &str) -> Result<LifecycleSummary, EngineError> {
+        let summary = self.compute_summary()?;
+        self.audit_summary(&summary, actor)?;
+        Ok(summary)
+    }
+
+    /// [`LifecycleViews::lifecycle_summary`], or the one computed last if it is younger than
+    /// `max_age`; audited either way.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn lifecycle_summary_within(
+        &self,
+        max_age: std::time::Duration,
+        actor: &str,
+    ) -> Result<std::sync::Arc<LifecycleSummary>, EngineError> {
+        let summary = self
+            .summary_cache
+            .get_or(max_age, || self.compute_summary())?;
+        self.audit_summary(&summary, actor)?;
+        Ok(summary)
+    }
+
+    /// Computes the summary afresh for readers of [`LifecycleViews::lifecycle_summary_within`]
+    /// (a server does it in the background, so that no page view waits for it). Nothing is
+    /// shown to anyone, so nothing is audited.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn refresh_summary(&self) -> Result<(), EngineError> {
+        self.summary_cache
+            .get_or(std::time::Duration::ZERO, || self.compute_summary())
+            .map(drop)
+    }
+
+    fn audit_summary(&self, s: &LifecycleSummary, actor: &str) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        Ok(self.store.write(|tx| {
+            audit::append(
+                tx,
+                now.timestamp_millis(),
+                actor,
+                "lifecycle.summary",
+                None,
+                &json!({"purpose": s.purpose, "customers": s.customers, "left_out": s.left_out}),
+            )
+        })?)
+    }
+
+    fn compute_summary(&self) -> Result<LifecycleSummary, EngineError> {
         let life = &self.lifecycle;
         let now = self.clock.now();
         let (grants, left_out) = self
@@ -231,17 +282,6 @@ impl LifecycleViews<'_> {
             }
         }
         let models = stored_fits(&self.store.models()?);
-        self.store.write(|tx| {
-            audit::append(
-                tx,
-                now.timestamp_millis(),
-                actor,
-                "lifecycle.summary",
-                None,
-                &json!({"purpose": life.settings.analytics_purpose, "customers": grants.len(),
-                        "left_out": left_out}),
-            )
-        })?;
         Ok(LifecycleSummary {
             purpose: life.settings.analytics_purpose.clone(),
             customers: grants.len(),

@@ -27,18 +27,18 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 /// `text`, gzipped at the best level.
-fn gzip(text: &str) -> Vec<u8> {
+pub(crate) fn gzip(text: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
     // Writing to a Vec cannot fail.
-    let _ = gz.write_all(text.as_bytes());
+    let _ = gz.write_all(text);
     gz.finish().unwrap_or_default()
 }
 
 /// The snippet, gzipped.
 pub(crate) fn script_gz() -> &'static [u8] {
     static GZ: OnceLock<Vec<u8>> = OnceLock::new();
-    GZ.get_or_init(|| gzip(SCRIPT))
+    GZ.get_or_init(|| gzip(SCRIPT.as_bytes()))
 }
 
 /// The banner's script, for a browser write key only (any other key gets the same 404 as
@@ -68,7 +68,7 @@ async fn style(headers: HeaderMap) -> Response {
     static GZ: OnceLock<Vec<u8>> = OnceLock::new();
     gzipped_file(
         &headers,
-        GZ.get_or_init(|| gzip(STYLE)),
+        GZ.get_or_init(|| gzip(STYLE.as_bytes())),
         "text/css; charset=utf-8",
         "public, max-age=3600",
     )

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -24,6 +24,9 @@ const COOKIE_NAME: &str = "consentric_console";
 /// What a console page may load: scripts and styles from this server only (uPlot and the
 /// chart bootstrap), no inline script, forms posted to itself, never framed.
 pub(crate) const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+/// How old the lifecycle summary the pages draw may be: computing it reads every customer's
+/// purchases and stages.
+const SUMMARY_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 /// A customer's latest events shown.
 const EVENTS: u32 = 20;
 /// Entries of a customer's audit trail shown.
@@ -137,18 +140,19 @@ fn cookie(public: &PublicUrl, token: &str, max_age: i64) -> HeaderValue {
     .unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 
-async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, ..)| *name == file) {
-        Some((_, kind, bytes)) => (
-            [
-                (CONTENT_TYPE, *kind),
-                (CACHE_CONTROL, "public, max-age=3600"),
-            ],
-            *bytes,
-        )
-            .into_response(),
-        None => (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    }
+/// A console asset, gzipped once on first use.
+async fn asset(headers: HeaderMap, Path(file): Path<String>) -> Response {
+    static GZ: std::sync::OnceLock<Vec<Vec<u8>>> = std::sync::OnceLock::new();
+    let Some(i) = ASSETS.iter().position(|(name, ..)| *name == file) else {
+        return (StatusCode::NOT_FOUND, "no such asset").into_response();
+    };
+    let gz = GZ.get_or_init(|| {
+        ASSETS
+            .iter()
+            .map(|(_, _, bytes)| crate::routes::banner::gzip(bytes))
+            .collect()
+    });
+    crate::routes::sdk::gzipped_file(&headers, &gz[i], ASSETS[i].1, "public, max-age=3600")
 }
 
 async fn login_form() -> Response {
@@ -248,7 +252,9 @@ async fn overview(State(engine): State<AppState>, headers: HeaderMap) -> Respons
         let overdue = requests.iter().filter(|r| r.overdue).count();
         // The funnel is the marketers' and admins' (the lifecycle area's).
         let funnel = if role.may(Area::Lifecycle) {
-            Some(pages::funnel_spec(&e.lifecycle_summary(&actor)?))
+            Some(pages::funnel_spec(
+                &*e.lifecycle_summary_within(SUMMARY_AGE, &actor)?,
+            ))
         } else {
             None
         };
@@ -273,7 +279,7 @@ async fn lifecycle(State(engine): State<AppState>, headers: HeaderMap) -> Respon
         Err(r) => return r,
     };
     let (e, actor) = (engine.clone(), session.actor());
-    match run(move || e.lifecycle_summary(&actor)).await {
+    match run(move || e.lifecycle_summary_within(SUMMARY_AGE, &actor)).await {
         Ok(s) => html(StatusCode::OK, pages::lifecycle(&session, &s)),
         Err(e) => fault(e),
     }
