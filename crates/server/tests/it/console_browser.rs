@@ -9,7 +9,7 @@ use consentric_testkit::TestDb;
 use serde_json::{json, Value};
 
 use crate::console::{console_app, pages, PASSWORD, ROLES};
-use crate::privacy_centre_browser::{axe_source, check_page};
+use crate::privacy_centre_browser::{axe_source, check_accessibility, check_page};
 
 const TRAIT_MARKUP: &str = "<img src=x onerror=alert(1)><script>alert(2)</script>";
 const EVENT_MARKUP: &str = "<svg onload=alert(3)>Viewed</svg>";
@@ -66,16 +66,17 @@ fn every_role_opens_its_pages_and_smuggled_markup_never_runs() {
                 continue;
             }
             browser.goto(&format!("{}{path}", app.base));
-            let name = format!(
-                "console-{}-{}",
-                role.as_str(),
+            let page = if path.contains("/customers/") {
+                "customer"
+            } else {
                 path.trim_start_matches("/console")
                     .trim_start_matches('/')
                     .split('/')
                     .next()
                     .filter(|s| !s.is_empty())
                     .unwrap_or("overview")
-            );
+            };
+            let name = format!("console-{}-{page}", role.as_str());
             let h1 = browser.execute("return document.querySelector('h1').innerText", &[]);
             assert_ne!(h1, json!("Not for your role"), "{name}");
             let charts = browser.execute(
@@ -88,7 +89,18 @@ fn every_role_opens_its_pages_and_smuggled_markup_never_runs() {
                     Duration::from_secs(10),
                 );
             }
-            check_page(&browser, &axe, &name);
+            // The admin's pages are photographed for docs/console.md; every role's are checked.
+            let placeholder = browser.execute(
+                "return document.body.innerText.includes('not built yet')",
+                &[],
+            );
+            if placeholder == json!(false)
+                && (role == consentric_engine::Role::Admin || path.contains("/customers/"))
+            {
+                check_page(&browser, &axe, &name);
+            } else {
+                check_accessibility(&browser, &axe, &name);
+            }
         }
         browser.execute("document.querySelector('nav form button').click()", &[]);
         browser.wait_for(

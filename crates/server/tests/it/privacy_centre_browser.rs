@@ -39,6 +39,11 @@ pub fn screenshot_dir() -> PathBuf {
 /// Photographs the page and checks it with axe-core: no serious or critical violation.
 pub fn check_page(browser: &Browser, axe: &str, name: &str) {
     browser.screenshot(&screenshot_dir().join(format!("{name}.png")));
+    check_accessibility(browser, axe, name);
+}
+
+/// Checks the page with axe-core: no serious or critical violation.
+pub fn check_accessibility(browser: &Browser, axe: &str, name: &str) {
     let violations = browser.accessibility_violations(axe);
     assert!(violations.is_empty(), "{name}: {violations:?}");
 }
