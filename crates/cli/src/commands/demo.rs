@@ -183,6 +183,10 @@ fn console_operators(engine: &Engine) -> anyhow::Result<Vec<(&'static str, Strin
             Err(consentric_engine::EngineError::Conflict(_)) => {
                 engine.set_operator_password(role.as_str(), &password, "demo")?
             }
+            Ok(()) if role == Role::Analyst => {
+                // The analyst operator's own budget, as the analyst key's.
+                engine.grant_budget("operator:analyst", "customers", 2.0, "demo")?;
+            }
             other => other?,
         }
         out.push((role.as_str(), password));
@@ -249,7 +253,7 @@ fn print_guide(engine: &Engine, addr: &str, keys: &Keys) {
     println!("  # operations");
     println!("  curl -s http://{addr}/metrics; curl -s http://{addr}/openapi.json | jq .paths");
     println!();
-    println!("The console: http://{addr}/console — log in as");
+    println!("The console: http://{addr}/console — log in as (the analyst has ρ = 2 of their own)");
     for (name, password) in &keys.operators {
         println!("  {name:<9} password {password}");
     }

@@ -2,6 +2,7 @@
 //! with the same numbers in a table underneath. Everything a customer or a browser key could
 //! have written (traits, event names, ids) reaches the page only as escaped text.
 
+use consentric_engine::analytics::{BudgetView, Release};
 use consentric_engine::{
     Area, AuditEntry, ConsentHistoryEntry, CustomerLifecycle, DsrView, KeyInfo, LifecycleSummary,
     LoggedDecision, OperatorSession, ProfileView, PurposeScopedProfile,
@@ -474,5 +475,119 @@ pub(crate) fn not_yet(session: &OperatorSession, area: Area, title: &str, instea
         area,
         title,
         html! { p { "This page is not built yet. Until it is: " code { (instead) } "." } },
+    )
+}
+
+/// The query builder's fields as the operator filled them.
+#[derive(Default)]
+pub(crate) struct QueryForm {
+    pub(crate) query: String,
+    pub(crate) epsilon: String,
+    pub(crate) measure: String,
+    pub(crate) low: String,
+    pub(crate) high: String,
+    pub(crate) by: String,
+    pub(crate) categories: String,
+    pub(crate) k: String,
+}
+
+const QUERIES: [&str; 8] = [
+    "count",
+    "sum",
+    "mean",
+    "quantile",
+    "histogram",
+    "top_k",
+    "funnel",
+    "retention",
+];
+
+fn budget_table(budgets: &[BudgetView]) -> Markup {
+    html! {
+        @if budgets.is_empty() {
+            p.alert role="status" { "You have no privacy budget yet: an admin grants one with " code { "consentric analytics grant --analyst operator:NAME --rho 1" } "." }
+        } @else {
+            table {
+                thead { tr { th scope="col" { "data set" } th.num scope="col" { "granted ρ" } th.num scope="col" { "spent ρ" } th.num scope="col" { "left ρ" } } }
+                tbody { @for b in budgets { tr { th scope="row" { (b.dataset) } td.num { (format!("{:.4}", b.granted_rho)) } td.num { (format!("{:.4}", b.spent_rho)) } td.num { (format!("{:.4}", b.remaining_rho)) } } } }
+            }
+        }
+    }
+}
+
+fn release_block(r: &Release) -> Markup {
+    let bins: Option<Value> = r.bins.as_ref().map(|b| {
+        json!({"kind": "bars", "xLabel": "bin", "y": "customers (noisy)",
+               "x": b.keys().collect::<Vec<_>>(),
+               "series": [{"label": "customers", "values": b.values().collect::<Vec<_>>()}]})
+    });
+    let funnel: Option<Value> = r.funnel.as_ref().map(|f| {
+        json!({"kind": "bars", "xLabel": "stage", "y": "customers (noisy)",
+               "x": f.iter().map(|s| s.stage.clone()).collect::<Vec<_>>(),
+               "series": [{"label": "customers", "values": f.iter().map(|s| s.customers).collect::<Vec<_>>()}]})
+    });
+    html! {
+        section aria-labelledby="answer" {
+            h2 id="answer" { "Answer" }
+            @if let Some(v) = r.value {
+                p.answer { strong { (format!("{v:.2}")) }
+                    @if let Some(i) = r.interval95 { " ± " (format!("{i:.2}")) " (95% of the noise is within this)" } }
+            }
+            @if let Some(spec) = &bins { (chart("release-bins", "Noisy counts per bin", spec)) }
+            @if let Some(spec) = &funnel { (chart("release-funnel", "Noisy funnel", spec)) }
+            @if let Some(selected) = &r.selected { p { "Selected: " (selected.join(", ")) } }
+            @if let Some(retention) = &r.retention {
+                table {
+                    thead { tr { th scope="col" { "cohort" } th scope="col" { "active per month after (noisy)" } } }
+                    tbody { @for (cohort, row) in retention { tr { th scope="row" { (cohort) } td { (row.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(" · ")) } } } }
+                }
+            }
+            p.muted { "Mechanism: " (r.mechanism) "; spent ρ = " (format!("{:.6}", r.spent_rho))
+                @if let Some(e) = r.epsilon { " (ε = " (e) ")" } "; unit of privacy: " (r.unit_of_privacy) "." }
+        }
+    }
+}
+
+/// The DP query builder: the operator's own budget, the form, and the last answer.
+pub(crate) fn analytics(
+    session: &OperatorSession,
+    budgets: &[BudgetView],
+    form: &QueryForm,
+    answer: Option<&Release>,
+    message: Option<&str>,
+) -> Markup {
+    let text = |id: &str, label: &str, value: &str, hint: &str| {
+        html! {
+            label for=(id) { (label) }
+            input id=(id) name=(id) type="text" value=(value) placeholder=(hint);
+        }
+    };
+    layout(
+        session,
+        Area::Analytics,
+        "Analytics",
+        html! {
+            p.muted { "Every answer is differentially private and spends from your own budget; the exact figures are never shown." }
+            h2 { "Your budget" }
+            (budget_table(budgets))
+            @if let Some(m) = message { p.alert role="alert" { (m) } }
+            @if let Some(r) = answer { (release_block(r)) }
+            h2 { "Ask" }
+            form method="post" action="/console/analytics" {
+                (csrf(session))
+                label for="query" { "Query" }
+                select id="query" name="query" {
+                    @for q in QUERIES { option value=(q) selected[form.query == q] { (q) } }
+                }
+                (text("epsilon", "ε (privacy spent; smaller is noisier)", &form.epsilon, "0.5"))
+                (text("measure", "Measure (sum, mean, quantile)", &form.measure, "revenue, orders or events"))
+                (text("low", "Lower bound (sum, mean, quantile)", &form.low, "0"))
+                (text("high", "Upper bound (sum, mean, quantile)", &form.high, "500"))
+                (text("by", "Group by (histogram, top-k)", &form.by, "stage, cohort, segment, event or trait.NAME"))
+                (text("categories", "Categories, comma-separated (declared in advance)", &form.categories, "2024-01, 2024-02"))
+                (text("k", "k (top-k)", &form.k, "3"))
+                button type="submit" { "Ask" }
+            }
+        },
     )
 }

@@ -14,6 +14,7 @@ use consentric_engine::{
     Area, EngineError, OperatorSession, ProfileRef, Role, OPERATOR_SESSION_MINUTES,
 };
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::pages::{console as pages, page_with};
 use crate::routes::sdk::PublicUrl;
@@ -67,7 +68,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/segments", get(segments))
         .route("/console/actions", get(actions))
         .route("/console/privacy", get(privacy))
-        .route("/console/analytics", get(analytics))
+        .route("/console/analytics", get(analytics).post(ask))
         .route("/console/cleanroom", get(cleanroom))
 }
 
@@ -447,14 +448,129 @@ async fn actions(State(engine): State<AppState>, headers: HeaderMap) -> Response
 }
 
 async fn analytics(State(engine): State<AppState>, headers: HeaderMap) -> Response {
-    placeholder(
-        engine,
-        headers,
-        Area::Analytics,
-        "Analytics",
-        "consentric analytics query …, or POST /v1/analytics/query with an analyst key",
-    )
-    .await
+    let session = match operator(&engine, &headers, Area::Analytics).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, me) = (engine.clone(), session.actor());
+    match run(move || e.analytics_budget(&me)).await {
+        Ok(budgets) => html(
+            StatusCode::OK,
+            pages::analytics(
+                &session,
+                &budgets,
+                &pages::QueryForm {
+                    epsilon: "0.5".into(),
+                    ..Default::default()
+                },
+                None,
+                None,
+            ),
+        ),
+        Err(e) => fault(e),
+    }
+}
+
+/// The query the form describes, as the API takes it (blank fields left out).
+fn query_of(f: &pages::QueryForm) -> Result<consentric_engine::analytics::QueryRequest, String> {
+    let mut q = serde_json::Map::new();
+    q.insert("query".into(), json!(f.query));
+    let number = |name: &str, v: &str| -> Result<Option<f64>, String> {
+        let v = v.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        v.parse::<f64>()
+            .map(Some)
+            .map_err(|_| format!("{name} must be a number"))
+    };
+    if let Some(e) = number("ε", &f.epsilon)? {
+        q.insert("epsilon".into(), json!(e));
+    }
+    for (key, v) in [("measure", &f.measure), ("by", &f.by)] {
+        if !v.trim().is_empty() {
+            q.insert(key.into(), json!(v.trim()));
+        }
+    }
+    match (
+        number("the lower bound", &f.low)?,
+        number("the upper bound", &f.high)?,
+    ) {
+        (Some(l), Some(h)) => {
+            q.insert("bounds".into(), json!([l, h]));
+        }
+        (None, None) => {}
+        _ => return Err("give both bounds or neither".into()),
+    }
+    if let Some(k) = number("k", &f.k)? {
+        q.insert("k".into(), json!(k as u64));
+    }
+    let categories: Vec<&str> = f
+        .categories
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    if !categories.is_empty() {
+        q.insert("categories".into(), json!(categories));
+    }
+    serde_json::from_value(serde_json::Value::Object(q)).map_err(|e| e.to_string())
+}
+
+async fn ask(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let session = match operator(&engine, &headers, Area::Analytics).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let Ok(Form(pairs)) = form else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::refused(&session, Area::Analytics, "That form could not be read."),
+        );
+    };
+    if !session.csrf_matches(field(&pairs, "csrf")) {
+        return html(StatusCode::FORBIDDEN, pages::refused(&session, Area::Analytics, "That form did not come from this console (its security token was missing or wrong)."));
+    }
+    let f = pages::QueryForm {
+        query: field(&pairs, "query").to_owned(),
+        epsilon: field(&pairs, "epsilon").to_owned(),
+        measure: field(&pairs, "measure").to_owned(),
+        low: field(&pairs, "low").to_owned(),
+        high: field(&pairs, "high").to_owned(),
+        by: field(&pairs, "by").to_owned(),
+        categories: field(&pairs, "categories").to_owned(),
+        k: field(&pairs, "k").to_owned(),
+    };
+    let (e, me) = (engine.clone(), session.actor());
+    let request = query_of(&f);
+    let result = run(move || {
+        let answer = match request {
+            Ok(q) => match e.analytics_query(&me, &q) {
+                Ok(release) => Ok(release),
+                Err(EngineError::Invalid { field, message }) => Err(format!("{field}: {message}")),
+                Err(refused @ EngineError::BudgetExceeded { .. }) => Err(refused.to_string()),
+                Err(other) => return Err(other),
+            },
+            Err(m) => Err(m),
+        };
+        Ok((e.analytics_budget(&me)?, answer))
+    })
+    .await;
+    match result {
+        Ok((budgets, Ok(release))) => html(
+            StatusCode::OK,
+            pages::analytics(&session, &budgets, &f, Some(&release), None),
+        ),
+        Ok((budgets, Err(message))) => html(
+            StatusCode::BAD_REQUEST,
+            pages::analytics(&session, &budgets, &f, None, Some(&message)),
+        ),
+        Err(e) => fault(e),
+    }
 }
 
 async fn cleanroom(State(engine): State<AppState>, headers: HeaderMap) -> Response {

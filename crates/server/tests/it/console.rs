@@ -22,6 +22,8 @@ pub fn console_app(db: &consentric_testkit::TestDb) -> TestApp {
             e.add_operator(role.as_str(), role, PASSWORD, "test")
                 .expect("operator");
         }
+        e.grant_budget("operator:analyst", "customers", 1.0, "test")
+            .expect("budget");
         e
     });
     let orders = consentric_testkit::cdnow_sample_orders(0, 60, &["analytics", "personalization"]);
@@ -287,5 +289,71 @@ parity_test!(
                 .map(|c| json!({"cohort": c["cohort"], "size": c["size"], "active": c["active"]}))
                 .collect::<Vec<_>>())
         );
+    }
+);
+
+parity_test!(
+    an_analyst_asks_within_their_own_budget_and_sees_only_noisy_answers,
+    |db| {
+        let app = console_app(&db);
+        let analyst = Operator::log_in(&app, "analyst", PASSWORD).expect("in");
+        let page = analyst.get("/console/analytics").text().expect("page");
+        let csrf = hidden(&page, "csrf").expect("a token");
+        let ask = |op: &Operator, csrf: &str, extra: &[(&str, &str)]| {
+            let mut pairs = vec![("csrf", csrf)];
+            pairs.extend_from_slice(extra);
+            op.post("/console/analytics", &pairs)
+        };
+        let r = ask(&analyst, &csrf, &[("query", "count"), ("epsilon", "0.5")]);
+        assert_eq!(r.status(), 200);
+        let page = r.text().expect("page");
+        assert!(
+            page.contains("Answer") && page.contains("Mechanism"),
+            "{page}"
+        );
+        let r = ask(
+            &analyst,
+            &csrf,
+            &[("query", "histogram"), ("by", "stage"), ("epsilon", "0.5")],
+        );
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.text().expect("page").contains("release-bins"),
+            "a chart of the bins"
+        );
+        // Bad input names the problem and spends nothing; a forged form changes nothing.
+        let r = ask(&analyst, &csrf, &[("query", "count"), ("epsilon", "lots")]);
+        assert_eq!(r.status(), 400);
+        assert!(r.text().expect("page").contains("must be a number"));
+        let r = ask(
+            &analyst,
+            &csrf,
+            &[
+                ("query", "sum"),
+                ("measure", "revenue"),
+                ("low", "0"),
+                ("epsilon", "0.5"),
+            ],
+        );
+        assert_eq!(r.status(), 400);
+        assert_eq!(
+            ask(
+                &analyst,
+                "forged",
+                &[("query", "count"), ("epsilon", "0.5")]
+            )
+            .status(),
+            403
+        );
+        // The admin has a budget of their own, none: refused, nothing spent of the analyst's.
+        let admin = Operator::log_in(&app, "admin", PASSWORD).expect("in");
+        let page = admin.get("/console/analytics").text().expect("page");
+        assert!(page.contains("no privacy budget"), "{page}");
+        let csrf = hidden(&page, "csrf").expect("a token");
+        let r = ask(&admin, &csrf, &[("query", "count"), ("epsilon", "0.5")]);
+        assert_eq!(r.status(), 400);
+        // Two ε = 0.5 answers spent ρ = 2 × 0.125 of the analyst's 1.
+        let page = analyst.get("/console/analytics").text().expect("page");
+        assert!(page.contains("0.7500"), "{page}");
     }
 );
