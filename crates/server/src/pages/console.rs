@@ -4,8 +4,8 @@
 
 use consentric_engine::analytics::{BudgetView, Release};
 use consentric_engine::{
-    Area, AuditEntry, ConsentHistoryEntry, CustomerLifecycle, DsrView, KeyInfo, LifecycleSummary,
-    LoggedDecision, OperatorSession, ProfileView, PurposeScopedProfile,
+    Area, AuditEntry, AuditVerification, ConsentHistoryEntry, CustomerLifecycle, DsrView, KeyInfo,
+    LifecycleSummary, LoggedDecision, OperatorSession, ProfileView, PurposeScopedProfile,
 };
 use consentric_model::Stage;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -419,18 +419,54 @@ pub(crate) fn customer_for_purpose(
     )
 }
 
-pub(crate) fn privacy(session: &OperatorSession, requests: &[DsrView], keys: &[KeyInfo]) -> Markup {
+/// What the last action on the privacy page did, if anything.
+pub(crate) enum PrivacyNote {
+    None,
+    Done(String),
+    Refused(String),
+    Audit(AuditVerification),
+}
+
+pub(crate) fn privacy(
+    session: &OperatorSession,
+    requests: &[DsrView],
+    keys: &[KeyInfo],
+    note: &PrivacyNote,
+) -> Markup {
+    let action = |path: &str, label: &str, extra: Markup| {
+        html! {
+            form.inline method="post" action=(path) {
+                (csrf(session))
+                (extra)
+                button type="submit" { (label) }
+            }
+        }
+    };
     layout(
         session,
         Area::Privacy,
         "Privacy operations",
         html! {
+            @match note {
+                PrivacyNote::None => {}
+                PrivacyNote::Done(m) => p.alert role="status" { (m) },
+                PrivacyNote::Refused(m) => p.alert role="alert" { (m) },
+                PrivacyNote::Audit(v) => {
+                    p.alert role="status" {
+                        @match &v.first_break {
+                            None => { "The audit chain verifies: " (v.records) " records" @if let Some(h) = &v.head { ", head " code { (h.seq) ":" (&h.hash[..16.min(h.hash.len())]) } } "." }
+                            Some(b) => { strong { "The audit chain breaks at record " (b.seq) ": " (format!("{:?}", b.kind)) "." } }
+                        }
+                    }
+                }
+            }
+            (action("/console/privacy/verify-audit", "Verify the audit chain", html! {}))
             h2 { "Data-subject requests" }
             @if requests.is_empty() { p.muted { "None." } }
             @else {
                 div.scroll tabindex="0" role="region" aria-label="Requests" {
                     table {
-                        thead { tr { th scope="col" { "request" } th scope="col" { "kind" } th scope="col" { "law" } th scope="col" { "status" } th scope="col" { "received" } th scope="col" { "due" } } }
+                        thead { tr { th scope="col" { "request" } th scope="col" { "kind" } th scope="col" { "law" } th scope="col" { "status" } th scope="col" { "received" } th scope="col" { "due" } th scope="col" { "do" } } }
                         tbody {
                             @for r in requests {
                                 tr {
@@ -440,6 +476,20 @@ pub(crate) fn privacy(session: &OperatorSession, requests: &[DsrView], keys: &[K
                                     td { (r.status) @if r.overdue { strong { " overdue" } } }
                                     td { (day(&r.received_at)) }
                                     td { (day(&r.due_at)) @if r.extended_days > 0 { " (+" (r.extended_days) " days)" } }
+                                    td {
+                                        @let path = format!("/console/privacy/requests/{}", r.request_id);
+                                        @if r.status == "verified" && r.kind != "access" {
+                                            (action(&format!("{path}/process"), "Carry out", html! {}))
+                                        }
+                                        @if matches!(r.status.as_str(), "received" | "verified" | "in_progress") {
+                                            (action(&format!("{path}/extend"), "Extend", html! {
+                                                label.visually-hidden for=(format!("days-{}", r.request_id)) { "Days" }
+                                                input id=(format!("days-{}", r.request_id)) name="days" type="text" inputmode="numeric" size="3" value="30";
+                                                label.visually-hidden for=(format!("reason-{}", r.request_id)) { "Reason" }
+                                                input id=(format!("reason-{}", r.request_id)) name="reason" type="text" placeholder="reason" required;
+                                            }))
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -449,7 +499,7 @@ pub(crate) fn privacy(session: &OperatorSession, requests: &[DsrView], keys: &[K
             h2 { "API keys" }
             div.scroll tabindex="0" role="region" aria-label="API keys" {
                 table {
-                    thead { tr { th scope="col" { "key" } th scope="col" { "scope" } th scope="col" { "kind" } th scope="col" { "label" } th scope="col" { "last used" } th scope="col" { "revoked" } } }
+                    thead { tr { th scope="col" { "key" } th scope="col" { "scope" } th scope="col" { "kind" } th scope="col" { "label" } th scope="col" { "last used" } th scope="col" { "revoked" } th scope="col" { "do" } } }
                     tbody {
                         @for k in keys {
                             tr {
@@ -459,6 +509,7 @@ pub(crate) fn privacy(session: &OperatorSession, requests: &[DsrView], keys: &[K
                                 td { (k.label.as_deref().unwrap_or("")) }
                                 td { (k.last_used_at.as_deref().map(when).unwrap_or_default()) }
                                 td { (k.revoked_at.as_deref().map(when).unwrap_or_default()) }
+                                td { @if k.revoked_at.is_none() { (action(&format!("/console/privacy/keys/{}/revoke", k.key_id), "Revoke", html! {})) } }
                             }
                         }
                     }

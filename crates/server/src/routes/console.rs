@@ -68,6 +68,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/segments", get(segments))
         .route("/console/actions", get(actions))
         .route("/console/privacy", get(privacy))
+        .route("/console/privacy/verify-audit", post(verify_audit))
+        .route("/console/privacy/requests/{id}/{step}", post(request_step))
+        .route("/console/privacy/keys/{id}/revoke", post(revoke_key))
         .route("/console/analytics", get(analytics).post(ask))
         .route("/console/cleanroom", get(cleanroom))
 }
@@ -400,16 +403,144 @@ async fn customer(
     }
 }
 
+async fn privacy_page(
+    engine: &AppState,
+    session: OperatorSession,
+    status: StatusCode,
+    note: pages::PrivacyNote,
+) -> Response {
+    let e = engine.clone();
+    match run(move || Ok((e.dsr_list(false)?, e.keys()?))).await {
+        Ok((requests, keys)) => html(status, pages::privacy(&session, &requests, &keys, &note)),
+        Err(e) => fault(e),
+    }
+}
+
 async fn privacy(State(engine): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match operator(&engine, &headers, Area::Privacy).await {
+    match operator(&engine, &headers, Area::Privacy).await {
+        Ok(s) => privacy_page(&engine, s, StatusCode::OK, pages::PrivacyNote::None).await,
+        Err(r) => r,
+    }
+}
+
+/// A privacy form's operator and fields, once its CSRF token checks out.
+async fn privacy_form(
+    engine: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Result<(OperatorSession, Pairs), Response> {
+    let session = operator(engine, headers, Area::Privacy).await?;
+    match form {
+        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => Ok((session, pairs)),
+        _ => Err(html(
+            StatusCode::FORBIDDEN,
+            pages::refused(&session, Area::Privacy, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."),
+        )),
+    }
+}
+
+/// The page after an action: what it did, or why it was refused (nothing changed).
+async fn after(
+    engine: &AppState,
+    session: OperatorSession,
+    done: Result<String, EngineError>,
+) -> Response {
+    match done {
+        Ok(m) => privacy_page(engine, session, StatusCode::OK, pages::PrivacyNote::Done(m)).await,
+        Err(
+            EngineError::Invalid { message, .. }
+            | EngineError::NotFound(message)
+            | EngineError::Conflict(message),
+        ) => {
+            privacy_page(
+                engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                pages::PrivacyNote::Refused(format!("Nothing was changed: {message}")),
+            )
+            .await
+        }
+        Err(e) => fault(e),
+    }
+}
+
+async fn verify_audit(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, _) = match privacy_form(&engine, &headers, form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
     let e = engine.clone();
-    match run(move || Ok((e.dsr_list(false)?, e.keys()?))).await {
-        Ok((requests, keys)) => html(StatusCode::OK, pages::privacy(&session, &requests, &keys)),
+    match run(move || e.verify_audit()).await {
+        Ok(v) => {
+            privacy_page(
+                &engine,
+                session,
+                StatusCode::OK,
+                pages::PrivacyNote::Audit(v),
+            )
+            .await
+        }
         Err(e) => fault(e),
     }
+}
+
+async fn request_step(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    Path((id, step)): Path<(String, String)>,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, pairs) = match privacy_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    let days = field(&pairs, "days").trim().parse::<i64>();
+    let reason = field(&pairs, "reason").trim().to_owned();
+    let done = run(move || match step.as_str() {
+        "process" => {
+            let shown = e.dsr_show(&id)?;
+            if shown.kind == "access" {
+                return Err(EngineError::Invalid { field: "kind".into(), message: "an access request writes an export: carry it out with `consentric dsr process`".into() });
+            }
+            let v = e.dsr_process(&id, &actor, &mut std::io::sink())?;
+            Ok(format!("Request {} is {}.", v.request_id, v.status))
+        }
+        "extend" => {
+            let days = days.map_err(|_| EngineError::Invalid { field: "days".into(), message: "a whole number of days".into() })?;
+            if reason.is_empty() {
+                return Err(EngineError::Invalid { field: "reason".into(), message: "say why the deadline moves".into() });
+            }
+            let v = e.dsr_extend(&id, days, &reason, &actor)?;
+            Ok(format!("Request {} is now due {}.", v.request_id, v.due_at))
+        }
+        other => Err(EngineError::NotFound(format!("step {other}"))),
+    })
+    .await;
+    after(&engine, session, done).await
+}
+
+async fn revoke_key(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, _) = match privacy_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    let done = run(move || {
+        e.revoke_key(&id, &actor)
+            .map(|k| format!("Key {} is revoked.", k.key_id))
+    })
+    .await;
+    after(&engine, session, done).await
 }
 
 async fn placeholder(

@@ -357,3 +357,55 @@ parity_test!(
         assert!(page.contains("0.7500"), "{page}");
     }
 );
+
+parity_test!(a_dpo_verifies_the_audit_chain_extends_requests_and_revokes_keys, |db| {
+    let app = console_app(&db);
+    let r = app
+        .post("/v1/dsr")
+        .bearer_auth(&app.admin)
+        .json(&json!({"kind": "erasure", "regime": "gdpr", "identity": "user_id:ada", "contact": "ada@example.com"}))
+        .send()
+        .expect("file");
+    assert_eq!(r.status(), 201);
+    let request: Value = r.json().expect("json");
+    let id = request["request_id"].as_str().expect("id").to_owned();
+    let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
+    let page = dpo.get("/console/privacy").text().expect("page");
+    assert!(page.contains(&id), "the request is listed");
+    let csrf = hidden(&page, "csrf").expect("a token");
+
+    let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
+    assert_eq!(r.status(), 200);
+    assert!(r.text().expect("page").contains("The audit chain verifies"));
+
+    // Not yet verified by the customer: carrying it out is refused, and nothing changes.
+    let r = dpo.post(&format!("/console/privacy/requests/{id}/process"), &[("csrf", &csrf)]);
+    assert_eq!(r.status(), 400);
+    assert_eq!(app.get("/v1/profiles/ada").status(), 200);
+    let r = dpo.post(&format!("/console/privacy/requests/{id}/extend"), &[("csrf", &csrf), ("days", "999"), ("reason", "complex")]);
+    assert_eq!(r.status(), 400, "past the law's limit");
+    let r = dpo.post(&format!("/console/privacy/requests/{id}/extend"), &[("csrf", &csrf), ("days", "30"), ("reason", "complex")]);
+    assert_eq!(r.status(), 200);
+    let shown: Value = app.get(&format!("/v1/dsr/{id}")).json().expect("json");
+    assert_eq!(shown["extended_days"], 30);
+
+    // Revoking a key: a forged form does nothing, the DPO's does.
+    let keys: Value = app.get("/v1/keys").json().expect("keys");
+    let browser_key = keys
+        .as_array()
+        .or_else(|| keys["keys"].as_array())
+        .expect("keys")
+        .iter()
+        .find(|k| k["label"] == "test browser")
+        .and_then(|k| k["key_id"].as_str())
+        .expect("the browser key")
+        .to_owned();
+    let path = format!("/console/privacy/keys/{browser_key}/revoke");
+    assert_eq!(dpo.post(&path, &[("csrf", "forged")]).status(), 403);
+    let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+    assert_eq!(marketer.post(&path, &[("csrf", &csrf)]).status(), 403, "not a marketer's");
+    let event = json!({"anonymousId": "v", "event": "E"});
+    assert_eq!(app.send_from_browser("/v1/track", &event).status(), 200, "still live");
+    assert_eq!(dpo.post(&path, &[("csrf", &csrf)]).status(), 200);
+    assert_eq!(app.send_from_browser("/v1/track", &event).status(), 401, "revoked");
+});
