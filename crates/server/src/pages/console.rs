@@ -6,6 +6,7 @@ use consentric_engine::analytics::{BudgetView, Release};
 use consentric_engine::{
     Area, AuditEntry, AuditVerification, ConsentHistoryEntry, CustomerLifecycle, DsrView, KeyInfo,
     LifecycleSummary, LoggedDecision, OperatorSession, ProfileView, PurposeScopedProfile,
+    SegmentPreview, SegmentView,
 };
 use consentric_model::Stage;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -639,6 +640,70 @@ pub(crate) fn analytics(
                 (text("k", "k (top-k)", &form.k, "3"))
                 button type="submit" { "Ask" }
             }
+        },
+    )
+}
+
+/// The segments, each with its size, and the form that defines one.
+pub(crate) fn segments(
+    session: &OperatorSession,
+    list: &[(SegmentView, u64)],
+    form: (&str, &str),
+    message: Option<&str>,
+) -> Markup {
+    layout(
+        session,
+        Area::Segments,
+        "Segments",
+        html! {
+            @if let Some(m) = message { p.alert role="alert" { (m) } }
+            @if list.is_empty() { p.muted { "No segment is defined yet." } }
+            @else {
+                div.scroll tabindex="0" role="region" aria-label="Segments" {
+                    table {
+                        thead { tr { th scope="col" { "segment" } th.num scope="col" { "members" } th scope="col" { "condition" } th scope="col" { "changed" } } }
+                        tbody {
+                            @for (s, size) in list {
+                                tr {
+                                    th scope="row" { a href=(format!("/console/segments/{}", s.name)) { (s.name) } }
+                                    td.num { (size) }
+                                    td { code { (s.definition.to_string()) } }
+                                    td { (when(&s.updated_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Define a segment" }
+            form method="post" action="/console/segments" {
+                (csrf(session))
+                label for="name" { "Name" }
+                input id="name" name="name" type="text" value=(form.0) required;
+                label for="condition" { "Condition (JSON: " code { "{\"all\": [{\"field\": \"orders\", \"op\": \"gte\", \"value\": 5}]}" } ")" }
+                textarea id="condition" name="condition" rows="5" cols="60" required { (form.1) }
+                button type="submit" { "Define" }
+            }
+            p.muted { "The condition language is in docs/personalization.md#segments." }
+        },
+    )
+}
+
+/// One segment: its condition and a preview of its members, evaluated now.
+pub(crate) fn segment(
+    session: &OperatorSession,
+    view: &SegmentView,
+    preview: &SegmentPreview,
+) -> Markup {
+    layout(
+        session,
+        Area::Segments,
+        &format!("Segment {}", view.name),
+        html! {
+            p { code { (view.definition.to_string()) } }
+            p { strong { (preview.size) } " customers match, of " (preview.evaluated) " with a basis for " code { (preview.purpose) } "; " (preview.left_out) " left out for want of one." }
+            h2 { "Members (first " (preview.members.len()) ")" }
+            ul { @for m in &preview.members { li { a href=(format!("/console/customers/{m}")) { code { (m) } } } } }
         },
     )
 }

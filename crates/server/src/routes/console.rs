@@ -65,7 +65,8 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/lifecycle", get(lifecycle))
         .route("/console/customers", get(customers))
         .route("/console/customers/{id}", get(customer))
-        .route("/console/segments", get(segments))
+        .route("/console/segments", get(segments).post(define_segment))
+        .route("/console/segments/{name}", get(segment))
         .route("/console/actions", get(actions))
         .route("/console/privacy", get(privacy))
         .route("/console/privacy/verify-audit", post(verify_audit))
@@ -556,15 +557,120 @@ async fn placeholder(
     }
 }
 
+async fn segments_page(
+    engine: &AppState,
+    session: OperatorSession,
+    status: StatusCode,
+    form: (String, String),
+    message: Option<String>,
+) -> Response {
+    let e = engine.clone();
+    let list = run(move || {
+        e.segments()?
+            .into_iter()
+            .map(|s| {
+                let size = e.segment_members(&s.name, 0)?.size;
+                Ok((s, size))
+            })
+            .collect::<Result<Vec<_>, EngineError>>()
+    })
+    .await;
+    match list {
+        Ok(list) => html(
+            status,
+            pages::segments(&session, &list, (&form.0, &form.1), message.as_deref()),
+        ),
+        Err(e) => fault(e),
+    }
+}
+
 async fn segments(State(engine): State<AppState>, headers: HeaderMap) -> Response {
-    placeholder(
-        engine,
-        headers,
-        Area::Segments,
-        "Segments",
-        "consentric segments …, or GET /v1/segments",
-    )
-    .await
+    match operator(&engine, &headers, Area::Segments).await {
+        Ok(s) => segments_page(&engine, s, StatusCode::OK, Default::default(), None).await,
+        Err(r) => r,
+    }
+}
+
+async fn define_segment(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let session = match operator(&engine, &headers, Area::Segments).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let pairs = match form {
+        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => pairs,
+        _ => {
+            return html(StatusCode::FORBIDDEN, pages::refused(&session, Area::Segments, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."));
+        }
+    };
+    let (name, condition) = (
+        field(&pairs, "name").trim().to_owned(),
+        field(&pairs, "condition").to_owned(),
+    );
+    let definition: serde_json::Value = match serde_json::from_str(&condition) {
+        Ok(v) => v,
+        Err(e) => {
+            let m = format!("The condition is not JSON: {e}. Nothing was changed.");
+            return segments_page(
+                &engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                (name, condition),
+                Some(m),
+            )
+            .await;
+        }
+    };
+    let (e, actor, n) = (engine.clone(), session.actor(), name.clone());
+    match run(move || e.define_segment(&n, &definition, &actor)).await {
+        Ok(view) => {
+            let to = format!("/console/segments/{}", view.name);
+            (StatusCode::SEE_OTHER, [(LOCATION, to)]).into_response()
+        }
+        Err(EngineError::Invalid { field, message }) => {
+            let m = format!("{field}: {message}. Nothing was changed.");
+            segments_page(
+                &engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                (name, condition),
+                Some(m),
+            )
+            .await
+        }
+        Err(e) => fault(e),
+    }
+}
+
+async fn segment(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let session = match operator(&engine, &headers, Area::Segments).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    let found = run(move || {
+        let Some(view) = e.segments()?.into_iter().find(|s| s.name == name) else {
+            return Err(EngineError::NotFound(format!("segment {name}")));
+        };
+        let preview = e.preview_segment(&view.name, 50, &actor)?;
+        Ok((view, preview))
+    })
+    .await;
+    match found {
+        Ok((view, preview)) => html(StatusCode::OK, pages::segment(&session, &view, &preview)),
+        Err(EngineError::NotFound(m)) => html(
+            StatusCode::NOT_FOUND,
+            pages::refused(&session, Area::Segments, &format!("No {m}.")),
+        ),
+        Err(e) => fault(e),
+    }
 }
 
 async fn actions(State(engine): State<AppState>, headers: HeaderMap) -> Response {

@@ -358,54 +358,107 @@ parity_test!(
     }
 );
 
-parity_test!(a_dpo_verifies_the_audit_chain_extends_requests_and_revokes_keys, |db| {
-    let app = console_app(&db);
-    let r = app
+parity_test!(
+    a_dpo_verifies_the_audit_chain_extends_requests_and_revokes_keys,
+    |db| {
+        let app = console_app(&db);
+        let r = app
         .post("/v1/dsr")
         .bearer_auth(&app.admin)
         .json(&json!({"kind": "erasure", "regime": "gdpr", "identity": "user_id:ada", "contact": "ada@example.com"}))
         .send()
         .expect("file");
-    assert_eq!(r.status(), 201);
-    let request: Value = r.json().expect("json");
-    let id = request["request_id"].as_str().expect("id").to_owned();
-    let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
-    let page = dpo.get("/console/privacy").text().expect("page");
-    assert!(page.contains(&id), "the request is listed");
-    let csrf = hidden(&page, "csrf").expect("a token");
+        assert_eq!(r.status(), 201);
+        let request: Value = r.json().expect("json");
+        let id = request["request_id"].as_str().expect("id").to_owned();
+        let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
+        let page = dpo.get("/console/privacy").text().expect("page");
+        assert!(page.contains(&id), "the request is listed");
+        let csrf = hidden(&page, "csrf").expect("a token");
 
-    let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
-    assert_eq!(r.status(), 200);
-    assert!(r.text().expect("page").contains("The audit chain verifies"));
+        let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
+        assert_eq!(r.status(), 200);
+        assert!(r.text().expect("page").contains("The audit chain verifies"));
 
-    // Not yet verified by the customer: carrying it out is refused, and nothing changes.
-    let r = dpo.post(&format!("/console/privacy/requests/{id}/process"), &[("csrf", &csrf)]);
-    assert_eq!(r.status(), 400);
-    assert_eq!(app.get("/v1/profiles/ada").status(), 200);
-    let r = dpo.post(&format!("/console/privacy/requests/{id}/extend"), &[("csrf", &csrf), ("days", "999"), ("reason", "complex")]);
-    assert_eq!(r.status(), 400, "past the law's limit");
-    let r = dpo.post(&format!("/console/privacy/requests/{id}/extend"), &[("csrf", &csrf), ("days", "30"), ("reason", "complex")]);
-    assert_eq!(r.status(), 200);
-    let shown: Value = app.get(&format!("/v1/dsr/{id}")).json().expect("json");
-    assert_eq!(shown["extended_days"], 30);
+        // Not yet verified by the customer: carrying it out is refused, and nothing changes.
+        let r = dpo.post(
+            &format!("/console/privacy/requests/{id}/process"),
+            &[("csrf", &csrf)],
+        );
+        assert_eq!(r.status(), 400);
+        assert_eq!(app.get("/v1/profiles/ada").status(), 200);
+        let r = dpo.post(
+            &format!("/console/privacy/requests/{id}/extend"),
+            &[("csrf", &csrf), ("days", "999"), ("reason", "complex")],
+        );
+        assert_eq!(r.status(), 400, "past the law's limit");
+        let r = dpo.post(
+            &format!("/console/privacy/requests/{id}/extend"),
+            &[("csrf", &csrf), ("days", "30"), ("reason", "complex")],
+        );
+        assert_eq!(r.status(), 200);
+        let shown: Value = app.get(&format!("/v1/dsr/{id}")).json().expect("json");
+        assert_eq!(shown["extended_days"], 30);
 
-    // Revoking a key: a forged form does nothing, the DPO's does.
-    let keys: Value = app.get("/v1/keys").json().expect("keys");
-    let browser_key = keys
-        .as_array()
-        .or_else(|| keys["keys"].as_array())
-        .expect("keys")
-        .iter()
-        .find(|k| k["label"] == "test browser")
-        .and_then(|k| k["key_id"].as_str())
-        .expect("the browser key")
-        .to_owned();
-    let path = format!("/console/privacy/keys/{browser_key}/revoke");
-    assert_eq!(dpo.post(&path, &[("csrf", "forged")]).status(), 403);
+        // Revoking a key: a forged form does nothing, the DPO's does.
+        let keys: Value = app.get("/v1/keys").json().expect("keys");
+        let browser_key = keys
+            .as_array()
+            .or_else(|| keys["keys"].as_array())
+            .expect("keys")
+            .iter()
+            .find(|k| k["label"] == "test browser")
+            .and_then(|k| k["key_id"].as_str())
+            .expect("the browser key")
+            .to_owned();
+        let path = format!("/console/privacy/keys/{browser_key}/revoke");
+        assert_eq!(dpo.post(&path, &[("csrf", "forged")]).status(), 403);
+        let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+        assert_eq!(
+            marketer.post(&path, &[("csrf", &csrf)]).status(),
+            403,
+            "not a marketer's"
+        );
+        let event = json!({"anonymousId": "v", "event": "E"});
+        assert_eq!(
+            app.send_from_browser("/v1/track", &event).status(),
+            200,
+            "still live"
+        );
+        assert_eq!(dpo.post(&path, &[("csrf", &csrf)]).status(), 200);
+        assert_eq!(
+            app.send_from_browser("/v1/track", &event).status(),
+            401,
+            "revoked"
+        );
+    }
+);
+
+parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
+    let app = console_app(&db);
     let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
-    assert_eq!(marketer.post(&path, &[("csrf", &csrf)]).status(), 403, "not a marketer's");
-    let event = json!({"anonymousId": "v", "event": "E"});
-    assert_eq!(app.send_from_browser("/v1/track", &event).status(), 200, "still live");
-    assert_eq!(dpo.post(&path, &[("csrf", &csrf)]).status(), 200);
-    assert_eq!(app.send_from_browser("/v1/track", &event).status(), 401, "revoked");
+    let page = marketer.get("/console/segments").text().expect("page");
+    let csrf = hidden(&page, "csrf").expect("a token");
+    let define = |name: &str, condition: &str, token: &str| {
+        marketer.post("/console/segments", &[("csrf", token), ("name", name), ("condition", condition)])
+    };
+    let loyal = r#"{"all": [{"field": "orders", "op": "gte", "value": 2}]}"#;
+    assert_eq!(define("loyal", loyal, "forged").status(), 403);
+    let r = define("loyal", "{not json", &csrf);
+    assert_eq!(r.status(), 400);
+    assert!(r.text().expect("page").contains("not JSON"));
+    let r = define("loyal", r#"{"all": [{"field": "shoe_size", "op": "gte", "value": 2}]}"#, &csrf);
+    assert_eq!(r.status(), 400);
+    let segments: Value = app.get("/v1/segments").json().expect("json");
+    assert!(!segments.to_string().contains("loyal"), "nothing was defined: {segments}");
+    let r = define("loyal", loyal, &csrf);
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/console/segments/loyal");
+    let page = marketer.get("/console/segments/loyal").text().expect("page");
+    let api: Value = app.get("/v1/segments/loyal").json().expect("preview");
+    let size = api["size"].as_u64().expect("size");
+    assert!(size > 0, "{api}");
+    assert!(page.contains(&format!("<strong>{size}</strong> customers match")), "{page}");
+    assert!(marketer.get("/console/segments").text().expect("page").contains("/console/segments/loyal"));
+    assert_eq!(marketer.get("/console/segments/nothing").status(), 404);
 });
