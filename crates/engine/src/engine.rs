@@ -1279,4 +1279,12 @@ impl Engine {
     pub fn refresh_lifecycle_summary(&self) -> Result<(), EngineError> {
         self.cx.lifecycle_views().refresh_summary()
     }
+
+    /// The next-best-action catalogue, with how often each action was chosen.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn action_catalogue(&self) -> Result<Vec<crate::personalize::ActionView>, EngineError> {
+        crate::personalize::catalogue(&self.cx.store, &self.cx.personalize.catalogue)
+    }
 }

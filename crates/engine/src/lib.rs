@@ -78,9 +78,9 @@ pub use operators::{
     OPERATOR_SESSION_MINUTES,
 };
 pub use personalize::{
-    Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation, PersonalizeSettings,
-    RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal, SegmentRefresh, SegmentView,
-    TrainReport,
+    ActionView, Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation,
+    PersonalizeSettings, RecommenderKind, SegmentMembers, SegmentPreview, SegmentProposal,
+    SegmentRefresh, SegmentView, TrainReport,
 };
 pub use privacy_centre::{
     CodeChallenge, CustomerOutcome, CustomerRequest, CustomerSession, HeldCategory, HeldData,

@@ -349,3 +349,26 @@ impl Store {
         })
     }
 }
+
+const ACTIONS_CHOSEN: &str =
+    "SELECT action, COUNT(*) FROM decision_actions GROUP BY action ORDER BY action";
+
+impl Store {
+    /// How many times each action was chosen (recorded decisions), by name.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn actions_chosen(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.read(|c| {
+            c.query(ACTIONS_CHOSEN, &[])?
+                .into_iter()
+                .map(|r| {
+                    let mut c = crate::tx::take(r, 2)?;
+                    let name = crate::tx::next(&mut c)?.text()?;
+                    let n = crate::tx::next(&mut c)?.int()?;
+                    Ok((name, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        })
+    }
+}

@@ -7,6 +7,7 @@
 //! Sensitive categories (`user.demographic.*`) never enter: decisions read interactions,
 //! stage, CLV and the actions already taken, never traits; segments refuse sensitive traits.
 
+mod catalogue;
 pub(crate) mod decide;
 #[cfg(test)]
 mod decide_tests;
@@ -24,6 +25,8 @@ use std::sync::{Arc, RwLock};
 
 use consentric_personalize::nba::Action;
 
+pub(crate) use catalogue::catalogue;
+pub use catalogue::ActionView;
 pub use decide::{Decision, DecisionAction, DecisionItem, ExcludedAction, Explanation};
 pub(crate) use decision_request::{DecisionRequest, Outcome as DecisionOutcome};
 pub(crate) use interactions::InteractionRules;

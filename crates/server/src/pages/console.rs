@@ -3,10 +3,11 @@
 //! have written (traits, event names, ids) reaches the page only as escaped text.
 
 use consentric_engine::analytics::{BudgetView, Release};
+use consentric_engine::cleanroom::SessionView;
 use consentric_engine::{
-    Area, AuditEntry, AuditVerification, ConsentHistoryEntry, CustomerLifecycle, DsrView, KeyInfo,
-    LifecycleSummary, LoggedDecision, OperatorSession, ProfileView, PurposeScopedProfile,
-    SegmentPreview, SegmentView,
+    ActionView, Area, AuditEntry, AuditVerification, ConsentHistoryEntry, CustomerLifecycle,
+    DsrView, KeyInfo, LifecycleSummary, LoggedDecision, OperatorSession, ProfileView,
+    PurposeScopedProfile, SegmentPreview, SegmentView,
 };
 use consentric_model::Stage;
 use maud::{html, Markup, PreEscaped, DOCTYPE};
@@ -520,16 +521,6 @@ pub(crate) fn privacy(
     )
 }
 
-/// An area this console does not show yet, for the roles that may open it.
-pub(crate) fn not_yet(session: &OperatorSession, area: Area, title: &str, instead: &str) -> Markup {
-    layout(
-        session,
-        area,
-        title,
-        html! { p { "This page is not built yet. Until it is: " code { (instead) } "." } },
-    )
-}
-
 /// The query builder's fields as the operator filled them.
 #[derive(Default)]
 pub(crate) struct QueryForm {
@@ -704,6 +695,74 @@ pub(crate) fn segment(
             p { strong { (preview.size) } " customers match, of " (preview.evaluated) " with a basis for " code { (preview.purpose) } "; " (preview.left_out) " left out for want of one." }
             h2 { "Members (first " (preview.members.len()) ")" }
             ul { @for m in &preview.members { li { a href=(format!("/console/customers/{m}")) { code { (m) } } } } }
+        },
+    )
+}
+
+/// The next-best-action catalogue and how often each action was chosen.
+pub(crate) fn actions(session: &OperatorSession, catalogue: &[ActionView]) -> Markup {
+    let chosen = json!({
+        "kind": "bars", "xLabel": "action", "y": "times chosen",
+        "x": catalogue.iter().map(|a| a.name.clone()).collect::<Vec<_>>(),
+        "series": [{"label": "chosen", "values": catalogue.iter().map(|a| a.chosen).collect::<Vec<_>>()}],
+    });
+    layout(
+        session,
+        Area::Actions,
+        "Next best actions",
+        html! {
+            (chart("actions-chosen", "Times each action was chosen by recorded decisions", &chosen))
+            div.scroll tabindex="0" role="region" aria-label="The catalogue" {
+                table {
+                    thead { tr { th scope="col" { "action" } th scope="col" { "what" } th scope="col" { "stages" } th scope="col" { "channel" } th scope="col" { "needs" } th scope="col" { "cap" } th.num scope="col" { "cooldown (days)" } th.num scope="col" { "chosen" } } }
+                    tbody {
+                        @for a in catalogue {
+                            tr {
+                                th scope="row" { (a.name) }
+                                td { (a.description) }
+                                td { @if a.stages.is_empty() { "any" } @else { (a.stages.join(", ")) } }
+                                td { (a.channel) }
+                                td { (a.purpose.as_deref().unwrap_or("—")) }
+                                td { @match a.cap { Some((n, d)) => { (n) " in " (d) " days" }, None => "—" } }
+                                td.num { (a.cooldown_days) }
+                                td.num { (a.chosen) }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Clean-room sessions and exactly what each revealed.
+pub(crate) fn cleanroom(session: &OperatorSession, sessions: &[SessionView]) -> Markup {
+    layout(
+        session,
+        Area::Cleanroom,
+        "Clean room",
+        html! {
+            p.muted { "Sessions are started with " code { "consentric cleanroom invite" } " or " code { "POST /v1/cleanroom/sessions" } "." }
+            @if sessions.is_empty() { p { "No session yet." } }
+            @else {
+                div.scroll tabindex="0" role="region" aria-label="Sessions" {
+                    table {
+                        thead { tr { th scope="col" { "session" } th scope="col" { "role" } th scope="col" { "partner" } th scope="col" { "output" } th scope="col" { "state" } th scope="col" { "what it revealed" } } }
+                        tbody {
+                            @for s in sessions {
+                                tr {
+                                    td { code { (s.session) } }
+                                    td { (s.role) }
+                                    td { (s.partner) }
+                                    td { (s.output) @if s.sum { " + sum" } }
+                                    td { (s.state) }
+                                    td { @match &s.result { Some(r) => code { (r.to_string()) }, None => "nothing yet" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         },
     )
 }

@@ -544,19 +544,6 @@ async fn revoke_key(
     after(&engine, session, done).await
 }
 
-async fn placeholder(
-    engine: AppState,
-    headers: HeaderMap,
-    area: Area,
-    title: &str,
-    instead: &str,
-) -> Response {
-    match operator(&engine, &headers, area).await {
-        Ok(s) => html(StatusCode::OK, pages::not_yet(&s, area, title, instead)),
-        Err(r) => r,
-    }
-}
-
 async fn segments_page(
     engine: &AppState,
     session: OperatorSession,
@@ -674,14 +661,15 @@ async fn segment(
 }
 
 async fn actions(State(engine): State<AppState>, headers: HeaderMap) -> Response {
-    placeholder(
-        engine,
-        headers,
-        Area::Actions,
-        "Actions",
-        "the [personalize] actions catalogue in consentric.toml",
-    )
-    .await
+    let session = match operator(&engine, &headers, Area::Actions).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let e = engine.clone();
+    match run(move || e.action_catalogue()).await {
+        Ok(c) => html(StatusCode::OK, pages::actions(&session, &c)),
+        Err(e) => fault(e),
+    }
 }
 
 async fn analytics(State(engine): State<AppState>, headers: HeaderMap) -> Response {
@@ -811,12 +799,13 @@ async fn ask(
 }
 
 async fn cleanroom(State(engine): State<AppState>, headers: HeaderMap) -> Response {
-    placeholder(
-        engine,
-        headers,
-        Area::Cleanroom,
-        "Clean room",
-        "consentric cleanroom …, or /v1/cleanroom/sessions",
-    )
-    .await
+    let session = match operator(&engine, &headers, Area::Cleanroom).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let e = engine.clone();
+    match run(move || e.cleanroom_sessions()).await {
+        Ok(list) => html(StatusCode::OK, pages::cleanroom(&session, &list)),
+        Err(e) => fault(e),
+    }
 }

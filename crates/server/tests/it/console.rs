@@ -440,25 +440,84 @@ parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
     let page = marketer.get("/console/segments").text().expect("page");
     let csrf = hidden(&page, "csrf").expect("a token");
     let define = |name: &str, condition: &str, token: &str| {
-        marketer.post("/console/segments", &[("csrf", token), ("name", name), ("condition", condition)])
+        marketer.post(
+            "/console/segments",
+            &[("csrf", token), ("name", name), ("condition", condition)],
+        )
     };
     let loyal = r#"{"all": [{"field": "orders", "op": "gte", "value": 2}]}"#;
     assert_eq!(define("loyal", loyal, "forged").status(), 403);
     let r = define("loyal", "{not json", &csrf);
     assert_eq!(r.status(), 400);
     assert!(r.text().expect("page").contains("not JSON"));
-    let r = define("loyal", r#"{"all": [{"field": "shoe_size", "op": "gte", "value": 2}]}"#, &csrf);
+    let r = define(
+        "loyal",
+        r#"{"all": [{"field": "shoe_size", "op": "gte", "value": 2}]}"#,
+        &csrf,
+    );
     assert_eq!(r.status(), 400);
     let segments: Value = app.get("/v1/segments").json().expect("json");
-    assert!(!segments.to_string().contains("loyal"), "nothing was defined: {segments}");
+    assert!(
+        !segments.to_string().contains("loyal"),
+        "nothing was defined: {segments}"
+    );
     let r = define("loyal", loyal, &csrf);
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/console/segments/loyal");
-    let page = marketer.get("/console/segments/loyal").text().expect("page");
+    let page = marketer
+        .get("/console/segments/loyal")
+        .text()
+        .expect("page");
     let api: Value = app.get("/v1/segments/loyal").json().expect("preview");
     let size = api["size"].as_u64().expect("size");
     assert!(size > 0, "{api}");
-    assert!(page.contains(&format!("<strong>{size}</strong> customers match")), "{page}");
-    assert!(marketer.get("/console/segments").text().expect("page").contains("/console/segments/loyal"));
+    assert!(
+        page.contains(&format!("<strong>{size}</strong> customers match")),
+        "{page}"
+    );
+    assert!(marketer
+        .get("/console/segments")
+        .text()
+        .expect("page")
+        .contains("/console/segments/loyal"));
     assert_eq!(marketer.get("/console/segments/nothing").status(), 404);
+});
+
+parity_test!(actions_show_how_often_each_was_chosen_and_the_clean_room_its_sessions, |db| {
+    let app = console_app(&db);
+    let r = app
+        .post("/v1/decisions/ada?placement=home")
+        .bearer_auth(&app.admin)
+        .send()
+        .expect("decide");
+    assert_eq!(r.status(), 200);
+    let decision: Value = r.json().expect("json");
+    let chosen = decision["action"]["name"].as_str().map(str::to_owned);
+    let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+    let page = marketer.get("/console/actions").text().expect("page");
+    let start = page.find("id=\"actions-chosen\">").expect("the chart's data") + 20;
+    let end = start + page[start..].find("</script>").expect("end");
+    let spec: Value = serde_json::from_str(&page[start..end]).expect("json");
+    let names = spec["x"].as_array().expect("names");
+    let counts = spec["series"][0]["values"].as_array().expect("counts");
+    let total: u64 = counts.iter().filter_map(Value::as_u64).sum();
+    match chosen {
+        Some(name) => {
+            let i = names.iter().position(|n| n == &json!(name)).expect("in the catalogue");
+            assert_eq!(counts[i], 1, "{spec}");
+            assert_eq!(total, 1);
+        }
+        None => assert_eq!(total, 0, "no action was chosen: {decision}"),
+    }
+
+    let r = app
+        .post("/v1/cleanroom/sessions")
+        .bearer_auth(&app.admin)
+        .json(&json!({"partner": "Partner <b>Shop</b>", "output": "cardinality"}))
+        .send()
+        .expect("invite");
+    assert_eq!(r.status(), 200, "{:?}", r.text());
+    let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
+    let page = dpo.get("/console/cleanroom").text().expect("page");
+    assert!(page.contains("Partner &lt;b&gt;Shop&lt;/b&gt;"), "listed, as text: {page}");
 });
