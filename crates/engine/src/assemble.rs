@@ -52,6 +52,7 @@ impl Context {
             ingest_settings: Default::default(),
             cluster,
             summary_cache: crate::recent::Recent::default(),
+            stats_cache: crate::recent::Recent::default(),
             policy,
         }
         .with_stored_models()

@@ -62,6 +62,8 @@ pub(crate) struct Context {
     pub(crate) cluster: crate::cluster_state::ClusterState,
     /// The lifecycle summary computed last, for the console.
     pub(crate) summary_cache: crate::recent::Recent<crate::lifecycle::LifecycleSummary>,
+    /// The console overview's counts, computed last.
+    pub(crate) stats_cache: crate::recent::Recent<crate::console_stats::ConsoleStats>,
 }
 
 impl Context {

@@ -1271,13 +1271,33 @@ impl Engine {
             .lifecycle_summary_within(max_age, actor)
     }
 
-    /// Computes the lifecycle summary afresh for [`Engine::lifecycle_summary_within`]: `serve`
-    /// does it every half minute on every node, so that no console page waits for it.
+    /// Computes the lifecycle summary and the console overview's counts afresh for
+    /// [`Engine::lifecycle_summary_within`] and [`Engine::console_stats`]: `serve` does it
+    /// every half minute on every node, so that no console page waits for them.
     ///
     /// # Errors
     /// A database fault.
     pub fn refresh_lifecycle_summary(&self) -> Result<(), EngineError> {
-        self.cx.lifecycle_views().refresh_summary()
+        self.cx.lifecycle_views().refresh_summary()?;
+        self.cx
+            .stats_cache
+            .get_or(std::time::Duration::ZERO, || {
+                crate::console_stats::compute(&self.cx.store, &*self.cx.clock)
+            })
+            .map(drop)
+    }
+
+    /// The console overview's counts, or those computed last if younger than `max_age`.
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn console_stats(
+        &self,
+        max_age: std::time::Duration,
+    ) -> Result<Arc<crate::console_stats::ConsoleStats>, EngineError> {
+        self.cx.stats_cache.get_or(max_age, || {
+            crate::console_stats::compute(&self.cx.store, &*self.cx.clock)
+        })
     }
 
     /// The next-best-action catalogue, with how often each action was chosen.

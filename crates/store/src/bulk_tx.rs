@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use consentric_model::Stage;
 use consentric_policy::Grant;
 
-use crate::backend::CellRef;
+use crate::backend::{CellRef, Param};
 use crate::error::StoreError;
 use crate::records::ProfileCounters;
 use crate::store::Store;
@@ -147,5 +147,47 @@ impl Store {
                 Ok(())
             },
         )
+    }
+}
+
+const EVENTS_PER_HOUR: &str = "SELECT received_at / 3600000, COUNT(*) FROM events WHERE received_at >= ?1 GROUP BY received_at / 3600000 ORDER BY 1";
+const CONSENT_NOW: &str = "SELECT purpose, decision, COUNT(*) FROM (SELECT purpose, decision, ROW_NUMBER() OVER (PARTITION BY profile_id, purpose ORDER BY seq DESC) AS latest FROM consent_ledger) AS l WHERE latest = 1 GROUP BY purpose, decision ORDER BY purpose, decision";
+
+impl Store {
+    /// Events received per hour since `since` (ms): (the hour's start in ms, events).
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn events_per_hour(&self, since: i64) -> Result<Vec<(i64, u64)>, StoreError> {
+        self.read(|c| {
+            c.query(EVENTS_PER_HOUR, &[Param::Int(since)])?
+                .into_iter()
+                .map(|r| {
+                    let mut c = crate::tx::take(r, 2)?;
+                    let hour = crate::tx::next(&mut c)?.int()?;
+                    let n = crate::tx::next(&mut c)?.int()?;
+                    Ok((hour * 3_600_000, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        })
+    }
+
+    /// Each purpose's customers by their latest recorded decision: (purpose, decision, customers).
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn consent_now(&self) -> Result<Vec<(String, String, u64)>, StoreError> {
+        self.read(|c| {
+            c.query(CONSENT_NOW, &[])?
+                .into_iter()
+                .map(|r| {
+                    let mut c = crate::tx::take(r, 3)?;
+                    let purpose = crate::tx::next(&mut c)?.text()?;
+                    let decision = crate::tx::next(&mut c)?.text()?;
+                    let n = crate::tx::next(&mut c)?.int()?;
+                    Ok((purpose, decision, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        })
     }
 }

@@ -161,6 +161,7 @@ pub(crate) struct Overview {
     pub(crate) open_requests: usize,
     pub(crate) overdue_requests: usize,
     pub(crate) funnel: Option<Value>,
+    pub(crate) stats: consentric_engine::ConsoleStats,
 }
 
 pub(crate) fn overview(session: &OperatorSession, o: &Overview) -> Markup {
@@ -175,6 +176,19 @@ pub(crate) fn overview(session: &OperatorSession, o: &Overview) -> Markup {
                 div.card { div.n { (o.open_requests) } div.what { "open data-subject requests" } }
                 div.card { div.n { (o.overdue_requests) } div.what { "requests past their deadline" } }
             }
+            (chart("overview-events", "Events received per hour, the last 48 hours (UTC)", &json!({
+                "kind": "bars", "xLabel": "hour", "y": "events",
+                "x": o.stats.events_per_hour.iter().map(|(h, _)| h.get(5..13).unwrap_or(h).replace('T', " ")).collect::<Vec<_>>(),
+                "series": [{"label": "events", "values": o.stats.events_per_hour.iter().map(|(_, n)| n).collect::<Vec<_>>()}],
+            })))
+            (chart("overview-consent", "Customers per purpose by their latest decision", &json!({
+                "kind": "bars", "xLabel": "purpose", "y": "customers",
+                "x": o.stats.consent.iter().map(|r| r.purpose.clone()).collect::<Vec<_>>(),
+                "series": [
+                    {"label": "granted", "values": o.stats.consent.iter().map(|r| r.granted).collect::<Vec<_>>()},
+                    {"label": "denied or withdrawn", "values": o.stats.consent.iter().map(|r| r.refused).collect::<Vec<_>>()},
+                ],
+            })))
             @if let Some(f) = &o.funnel {
                 (chart("overview-funnel", "Customers per lifecycle stage now", f))
             }

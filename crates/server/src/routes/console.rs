@@ -269,6 +269,7 @@ async fn overview(State(engine): State<AppState>, headers: HeaderMap) -> Respons
             open_requests: open,
             overdue_requests: overdue,
             funnel,
+            stats: (*e.console_stats(SUMMARY_AGE)?).clone(),
         })
     })
     .await;

@@ -483,41 +483,86 @@ parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
     assert_eq!(marketer.get("/console/segments/nothing").status(), 404);
 });
 
-parity_test!(actions_show_how_often_each_was_chosen_and_the_clean_room_its_sessions, |db| {
-    let app = console_app(&db);
-    let r = app
-        .post("/v1/decisions/ada?placement=home")
-        .bearer_auth(&app.admin)
-        .send()
-        .expect("decide");
-    assert_eq!(r.status(), 200);
-    let decision: Value = r.json().expect("json");
-    let chosen = decision["action"]["name"].as_str().map(str::to_owned);
-    let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
-    let page = marketer.get("/console/actions").text().expect("page");
-    let start = page.find("id=\"actions-chosen\">").expect("the chart's data") + 20;
-    let end = start + page[start..].find("</script>").expect("end");
-    let spec: Value = serde_json::from_str(&page[start..end]).expect("json");
-    let names = spec["x"].as_array().expect("names");
-    let counts = spec["series"][0]["values"].as_array().expect("counts");
-    let total: u64 = counts.iter().filter_map(Value::as_u64).sum();
-    match chosen {
-        Some(name) => {
-            let i = names.iter().position(|n| n == &json!(name)).expect("in the catalogue");
-            assert_eq!(counts[i], 1, "{spec}");
-            assert_eq!(total, 1);
+parity_test!(
+    actions_show_how_often_each_was_chosen_and_the_clean_room_its_sessions,
+    |db| {
+        let app = console_app(&db);
+        let r = app
+            .post("/v1/decisions/ada?placement=home")
+            .bearer_auth(&app.admin)
+            .send()
+            .expect("decide");
+        assert_eq!(r.status(), 200);
+        let decision: Value = r.json().expect("json");
+        let chosen = decision["action"]["name"].as_str().map(str::to_owned);
+        let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+        let page = marketer.get("/console/actions").text().expect("page");
+        let start = page
+            .find("id=\"actions-chosen\">")
+            .expect("the chart's data")
+            + 20;
+        let end = start + page[start..].find("</script>").expect("end");
+        let spec: Value = serde_json::from_str(&page[start..end]).expect("json");
+        let names = spec["x"].as_array().expect("names");
+        let counts = spec["series"][0]["values"].as_array().expect("counts");
+        let total: u64 = counts.iter().filter_map(Value::as_u64).sum();
+        match chosen {
+            Some(name) => {
+                let i = names
+                    .iter()
+                    .position(|n| n == &json!(name))
+                    .expect("in the catalogue");
+                assert_eq!(counts[i], 1, "{spec}");
+                assert_eq!(total, 1);
+            }
+            None => assert_eq!(total, 0, "no action was chosen: {decision}"),
         }
-        None => assert_eq!(total, 0, "no action was chosen: {decision}"),
-    }
 
-    let r = app
-        .post("/v1/cleanroom/sessions")
-        .bearer_auth(&app.admin)
-        .json(&json!({"partner": "Partner <b>Shop</b>", "output": "cardinality"}))
-        .send()
-        .expect("invite");
-    assert_eq!(r.status(), 200, "{:?}", r.text());
+        let r = app
+            .post("/v1/cleanroom/sessions")
+            .bearer_auth(&app.admin)
+            .json(&json!({"partner": "Partner <b>Shop</b>", "output": "cardinality"}))
+            .send()
+            .expect("invite");
+        assert_eq!(r.status(), 200, "{:?}", r.text());
+        let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
+        let page = dpo.get("/console/cleanroom").text().expect("page");
+        assert!(
+            page.contains("Partner &lt;b&gt;Shop&lt;/b&gt;"),
+            "listed, as text: {page}"
+        );
+    }
+);
+
+/// The JSON a chart on `page` is drawn from.
+pub fn chart_data(page: &str, id: &str) -> Value {
+    let start = page.find(&format!("id=\"{id}\">")).expect("the chart's data") + id.len() + 6;
+    let end = start + page[start..].find("</script>").expect("end");
+    serde_json::from_str(&page[start..end]).expect("json")
+}
+
+parity_test!(the_overview_counts_events_per_hour_and_consent_per_purpose, |db| {
+    let app = console_app(&db);
     let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
-    let page = dpo.get("/console/cleanroom").text().expect("page");
-    assert!(page.contains("Partner &lt;b&gt;Shop&lt;/b&gt;"), "listed, as text: {page}");
+    let page = dpo.get("/console").text().expect("page");
+    assert!(!page.contains("overview-funnel"), "the lifecycle funnel is not the DPO's");
+    let events = chart_data(&page, "overview-events");
+    let per_hour: u64 = events["series"][0]["values"]
+        .as_array()
+        .expect("values")
+        .iter()
+        .filter_map(Value::as_u64)
+        .sum();
+    // Everything here arrived within the last hour of the test's clock.
+    let totals: u64 = ["ada", "bob"]
+        .iter()
+        .map(|u| app.profile(u)["counters"]["events"].as_u64().expect("events"))
+        .sum::<u64>()
+        + consentric_testkit::cdnow_sample_orders(0, 60, &[]).len() as u64;
+    assert_eq!(per_hour, totals);
+    let consent = chart_data(&page, "overview-consent");
+    let purposes = consent["x"].as_array().expect("purposes");
+    let i = purposes.iter().position(|p| p == "personalization").expect("personalization");
+    assert_eq!(consent["series"][0]["values"][i], 61, "60 CDNOW customers and ada granted: {consent}");
+    assert_eq!(consent["series"][1]["values"][i], 1, "bob denied");
 });
