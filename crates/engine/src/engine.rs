@@ -1225,6 +1225,14 @@ impl Engine {
         self.cx.operators().session(token)
     }
 
+    /// Checks a logged-in operator's password again; a wrong one counts towards the lock-out.
+    ///
+    /// # Errors
+    /// [`EngineError::SignedOut`], or a database fault.
+    pub fn operator_check_password(&self, name: &str, password: &str) -> Result<(), EngineError> {
+        self.cx.operators().check_password(name, password)
+    }
+
     /// Ends a console session.
     ///
     /// # Errors

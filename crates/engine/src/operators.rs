@@ -428,6 +428,46 @@ impl Operators<'_> {
         ))
     }
 
+    /// Checks a logged-in operator's password again (before they change it); a wrong one
+    /// counts towards the lock-out, as at log-in.
+    ///
+    /// # Errors
+    /// [`EngineError::SignedOut`] for a wrong password or a locked account, or a database
+    /// fault.
+    pub fn check_password(&self, name: &str, password: &str) -> Result<(), EngineError> {
+        let now = self.clock.now();
+        let at = now.timestamp_millis();
+        let hash = self
+            .store
+            .write(|tx| tx.operator(name))?
+            .map(|o| o.password_hash);
+        let ok = hash
+            .as_deref()
+            .is_some_and(|h| verify_password(h, password));
+        let accepted = self.store.write(|tx| -> Result<bool, EngineError> {
+            let Some(mut o) = tx.operator(name)? else {
+                return Ok(false);
+            };
+            let usable = !o.disabled && o.locked_until <= at;
+            if usable && !ok {
+                o.failed_logins += 1;
+                if o.failed_logins >= MAX_FAILED_LOGINS {
+                    o.locked_until = (now + Duration::minutes(LOCK_MINUTES)).timestamp_millis();
+                    o.failed_logins = 0;
+                }
+                tx.update_operator(&o)?;
+            }
+            Ok(usable && ok)
+        })?;
+        if accepted {
+            Ok(())
+        } else {
+            Err(EngineError::SignedOut(
+                "the current password is wrong".into(),
+            ))
+        }
+    }
+
     /// The live session a token belongs to (its operator still enabled).
     ///
     /// # Errors

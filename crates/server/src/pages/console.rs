@@ -61,7 +61,7 @@ pub(crate) fn layout(session: &OperatorSession, area: Area, title: &str, body: M
                         }
                     }
                     div.who {
-                        p { (session.name()) " · " (session.role().as_str()) }
+                        p { a href="/console/account" { (session.name()) } " · " (session.role().as_str()) }
                         form method="post" action="/console/logout" {
                             (csrf(session))
                             button.link type="submit" { "Log out" }
@@ -776,6 +776,44 @@ pub(crate) fn cleanroom(session: &OperatorSession, sessions: &[SessionView]) -> 
                         }
                     }
                 }
+            }
+        },
+    )
+}
+
+/// The operator's own account: a new password, two-factor log-in.
+pub(crate) fn account(
+    session: &OperatorSession,
+    area: Area,
+    message: Option<&str>,
+    totp: Option<(&str, &str)>,
+) -> Markup {
+    layout(
+        session,
+        area,
+        "Your account",
+        html! {
+            @if let Some(m) = message { p.alert role="status" { (m) } }
+            @if let Some((secret, uri)) = totp {
+                h2 { "Two-factor log-in is on" }
+                p { "Add this secret to your authenticator app now; it is not shown again. From your next log-in the console asks for its code." }
+                p { code.secret { (secret) } }
+                p.muted { code { (uri) } }
+            }
+            h2 { "Change your password" }
+            form method="post" action="/console/account/password" {
+                (csrf(session))
+                label for="current" { "Current password" }
+                input id="current" name="current" type="password" autocomplete="current-password" required;
+                label for="new" { "New password (at least 12 characters)" }
+                input id="new" name="new" type="password" autocomplete="new-password" required;
+                button type="submit" { "Change password" }
+            }
+            h2 { "Two-factor log-in" }
+            form method="post" action="/console/account/totp" {
+                (csrf(session))
+                p { "Turn on (or renew) a TOTP code from an authenticator app for every log-in." }
+                button type="submit" { "Turn on two-factor log-in" }
             }
         },
     )

@@ -74,6 +74,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/privacy/keys/{id}/revoke", post(revoke_key))
         .route("/console/analytics", get(analytics).post(ask))
         .route("/console/cleanroom", get(cleanroom))
+        .route("/console/account", get(account))
+        .route("/console/account/password", post(change_password))
+        .route("/console/account/totp", post(enable_totp))
 }
 
 fn html(status: StatusCode, markup: maud::Markup) -> Response {
@@ -807,6 +810,115 @@ async fn cleanroom(State(engine): State<AppState>, headers: HeaderMap) -> Respon
     let e = engine.clone();
     match run(move || e.cleanroom_sessions()).await {
         Ok(list) => html(StatusCode::OK, pages::cleanroom(&session, &list)),
+        Err(e) => fault(e),
+    }
+}
+
+/// Any operator's own account page: its navigation shows the first area the role may open.
+fn home_area(session: &OperatorSession) -> Area {
+    if session.role().may(Area::Overview) {
+        Area::Overview
+    } else {
+        Area::Analytics
+    }
+}
+
+/// The operator of the request, whatever their role.
+async fn anyone(engine: &AppState, headers: &HeaderMap) -> Result<OperatorSession, Response> {
+    let token = token_of(headers).ok_or_else(to_login)?;
+    let e = engine.clone();
+    match run(move || e.operator_session(&token)).await {
+        Ok(s) => Ok(s),
+        Err(EngineError::SignedOut(_)) => Err(to_login()),
+        Err(e) => Err(fault(e)),
+    }
+}
+
+async fn account(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+    match anyone(&engine, &headers).await {
+        Ok(s) => html(
+            StatusCode::OK,
+            pages::account(&s, home_area(&s), None, None),
+        ),
+        Err(r) => r,
+    }
+}
+
+async fn account_form(
+    engine: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Result<(OperatorSession, Pairs), Response> {
+    let session = anyone(engine, headers).await?;
+    match form {
+        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => Ok((session, pairs)),
+        _ => Err(html(
+            StatusCode::FORBIDDEN,
+            pages::account(&session, home_area(&session), Some("That form did not come from this console (its security token was missing or wrong). Nothing was changed."), None),
+        )),
+    }
+}
+
+async fn change_password(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, pairs) = match account_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (current, new) = (
+        field(&pairs, "current").to_owned(),
+        field(&pairs, "new").to_owned(),
+    );
+    let (e, name, actor) = (engine.clone(), session.name().to_owned(), session.actor());
+    let done = run(move || {
+        // The current password proves it is them (a session left open is not enough); a
+        // wrong one counts towards the lock-out like any log-in.
+        e.operator_check_password(&name, &current)?;
+        e.set_operator_password(&name, &new, &actor)
+    })
+    .await;
+    match done {
+        Ok(()) => {
+            let mut r = to_login();
+            r.headers_mut().insert(
+                SET_COOKIE,
+                HeaderValue::from_static(
+                    "consentric_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0",
+                ),
+            );
+            r
+        }
+        Err(EngineError::Invalid { message, .. } | EngineError::SignedOut(message)) => html(
+            StatusCode::BAD_REQUEST,
+            pages::account(
+                &session,
+                home_area(&session),
+                Some(&format!("Nothing was changed: {message}")),
+                None,
+            ),
+        ),
+        Err(e) => fault(e),
+    }
+}
+
+async fn enable_totp(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, _) = match account_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, name, actor) = (engine.clone(), session.name().to_owned(), session.actor());
+    match run(move || e.enable_operator_totp(&name, &actor)).await {
+        Ok((secret, uri)) => html(
+            StatusCode::OK,
+            pages::account(&session, home_area(&session), None, Some((&secret, &uri))),
+        ),
         Err(e) => fault(e),
     }
 }

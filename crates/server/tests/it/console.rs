@@ -117,6 +117,7 @@ pub fn pages(ada: &str) -> Vec<(String, &'static [Role])> {
         ("/console/privacy".into(), &[Admin, Dpo]),
         ("/console/analytics".into(), &[Admin, Analyst]),
         ("/console/cleanroom".into(), &[Admin, Dpo]),
+        ("/console/account".into(), &[Admin, Dpo, Marketer, Analyst]),
     ]
 }
 
@@ -536,33 +537,81 @@ parity_test!(
 
 /// The JSON a chart on `page` is drawn from.
 pub fn chart_data(page: &str, id: &str) -> Value {
-    let start = page.find(&format!("id=\"{id}\">")).expect("the chart's data") + id.len() + 6;
+    let start = page
+        .find(&format!("id=\"{id}\">"))
+        .expect("the chart's data")
+        + id.len()
+        + 6;
     let end = start + page[start..].find("</script>").expect("end");
     serde_json::from_str(&page[start..end]).expect("json")
 }
 
-parity_test!(the_overview_counts_events_per_hour_and_consent_per_purpose, |db| {
+parity_test!(
+    the_overview_counts_events_per_hour_and_consent_per_purpose,
+    |db| {
+        let app = console_app(&db);
+        let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
+        let page = dpo.get("/console").text().expect("page");
+        assert!(
+            !page.contains("overview-funnel"),
+            "the lifecycle funnel is not the DPO's"
+        );
+        let events = chart_data(&page, "overview-events");
+        let per_hour: u64 = events["series"][0]["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum();
+        // Everything here arrived within the last hour of the test's clock.
+        let totals: u64 = ["ada", "bob"]
+            .iter()
+            .map(|u| {
+                app.profile(u)["counters"]["events"]
+                    .as_u64()
+                    .expect("events")
+            })
+            .sum::<u64>()
+            + consentric_testkit::cdnow_sample_orders(0, 60, &[]).len() as u64;
+        assert_eq!(per_hour, totals);
+        let consent = chart_data(&page, "overview-consent");
+        let purposes = consent["x"].as_array().expect("purposes");
+        let i = purposes
+            .iter()
+            .position(|p| p == "personalization")
+            .expect("personalization");
+        assert_eq!(
+            consent["series"][0]["values"][i], 61,
+            "60 CDNOW customers and ada granted: {consent}"
+        );
+        assert_eq!(consent["series"][1]["values"][i], 1, "bob denied");
+    }
+);
+
+parity_test!(an_operator_changes_their_password_and_turns_on_two_factor_log_in, |db| {
     let app = console_app(&db);
-    let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
-    let page = dpo.get("/console").text().expect("page");
-    assert!(!page.contains("overview-funnel"), "the lifecycle funnel is not the DPO's");
-    let events = chart_data(&page, "overview-events");
-    let per_hour: u64 = events["series"][0]["values"]
-        .as_array()
-        .expect("values")
-        .iter()
-        .filter_map(Value::as_u64)
-        .sum();
-    // Everything here arrived within the last hour of the test's clock.
-    let totals: u64 = ["ada", "bob"]
-        .iter()
-        .map(|u| app.profile(u)["counters"]["events"].as_u64().expect("events"))
-        .sum::<u64>()
-        + consentric_testkit::cdnow_sample_orders(0, 60, &[]).len() as u64;
-    assert_eq!(per_hour, totals);
-    let consent = chart_data(&page, "overview-consent");
-    let purposes = consent["x"].as_array().expect("purposes");
-    let i = purposes.iter().position(|p| p == "personalization").expect("personalization");
-    assert_eq!(consent["series"][0]["values"][i], 61, "60 CDNOW customers and ada granted: {consent}");
-    assert_eq!(consent["series"][1]["values"][i], 1, "bob denied");
+    let mia = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+    let page = mia.get("/console/account").text().expect("page");
+    let csrf = hidden(&page, "csrf").expect("a token");
+    let new = "a brand new long password";
+    // The current password is asked for; a short new one is refused; a forged form too.
+    let r = mia.post("/console/account/password", &[("csrf", &csrf), ("current", "not it at all"), ("new", new)]);
+    assert_eq!(r.status(), 400);
+    let r = mia.post("/console/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "short")]);
+    assert_eq!(r.status(), 400);
+    let r = mia.post("/console/account/password", &[("csrf", "forged"), ("current", PASSWORD), ("new", new)]);
+    assert_eq!(r.status(), 403);
+    assert!(Operator::log_in(&app, "marketer", PASSWORD).is_ok(), "unchanged so far");
+    let r = mia.post("/console/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", new)]);
+    assert_eq!(r.status(), 303);
+    assert_eq!(mia.get("/console").status(), 303, "the session ended with the old password");
+    assert_eq!(Operator::log_in(&app, "marketer", PASSWORD).err(), Some(401));
+    let mia = Operator::log_in(&app, "marketer", new).expect("the new password");
+
+    // Two-factor: the secret is shown once; from then on a log-in needs its code.
+    let page = mia.get("/console/account").text().expect("page");
+    let csrf = hidden(&page, "csrf").expect("a token");
+    let page = mia.post("/console/account/totp", &[("csrf", &csrf)]).text().expect("page");
+    assert!(page.contains("otpauth://totp/Consentric:marketer"), "{page}");
+    assert_eq!(Operator::log_in(&app, "marketer", new).err(), Some(401), "a code is needed now");
 });
