@@ -52,6 +52,13 @@ pub struct ModelFit {
     pub fitted_at: String,
     /// Seconds the fit took.
     pub seconds: f64,
+    /// BG/NBD's tracking plot over calibration and holdout (absent for the other models, and
+    /// from fits stored before it was computed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracking: Option<super::fit_figures::Tracking>,
+    /// P(alive) and CLV across the customers fitted on (BG/NBD's row).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distributions: Option<super::fit_figures::Distributions>,
 }
 
 /// What `lifecycle fit` did.
@@ -94,6 +101,8 @@ fn model_fit<M>(
         calibration_end,
         fitted_at: fitted_at.into(),
         seconds,
+        tracking: None,
+        distributions: None,
     }
 }
 
@@ -209,6 +218,20 @@ impl FitService<'_> {
             }
         };
         let rfm = RfmBoundaries::of(&rfm_inputs);
+        let scorer = Scorer {
+            bg: bg.model,
+            pareto,
+            spend,
+            rfm: Some(rfm.clone()),
+            clv: life.settings.clv,
+            churn: life.settings.churn,
+        };
+        // What the fit is judged by, once, here: the console draws it from the stored row.
+        let histories: Vec<Vec<Purchase>> = purchases.values().map(|d| dated(d)).collect();
+        if let Some(row) = models.iter_mut().find(|m| m.model == BG_NBD) {
+            row.tracking = super::fit_figures::tracking(&bg.model, &histories, calibration_end);
+            row.distributions = Some(super::fit_figures::distributions(&scorer, &summaries));
+        }
         let at = now.timestamp_millis();
         let rows: Vec<(String, String)> = models
             .iter()
@@ -244,14 +267,7 @@ impl FitService<'_> {
                         "models": models.iter().map(|m| &m.model).collect::<Vec<_>>()}),
             )
         })?;
-        life.set_scorer(Some(Arc::new(Scorer {
-            bg: bg.model,
-            pareto,
-            spend,
-            rfm: Some(rfm),
-            clv: life.settings.clv,
-            churn: life.settings.churn,
-        })));
+        life.set_scorer(Some(Arc::new(scorer)));
         Ok(FitReport {
             calibration_end,
             customers: summaries.len(),

@@ -8,6 +8,7 @@
 
 mod facts;
 pub(crate) mod fit;
+mod fit_figures;
 pub(crate) mod recompute;
 mod scoring;
 pub(crate) mod service;
@@ -26,6 +27,7 @@ use consentric_store::{StoreError, WriteTx};
 pub(crate) use facts::CustomerFacts;
 pub(crate) use fit::scorer_from;
 pub use fit::{FitReport, ModelFit};
+pub use fit_figures::{Distribution, Distributions, Tracking};
 pub use recompute::RecomputeReport;
 pub(crate) use scoring::Scorer;
 pub use settings::LifecycleSettings;

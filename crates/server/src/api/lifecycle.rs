@@ -29,6 +29,14 @@ pub struct ModelFit {
     pub fitted_at: String,
     /// Seconds the fit took.
     pub seconds: f64,
+    /// BG/NBD's row only: actual against expected cumulative repeat purchases per week,
+    /// `{"weeks": [date], "actual": [int], "expected": [number], "holdout_from": int}`.
+    #[schema(value_type = Option<Object>)]
+    pub tracking: Option<serde_json::Value>,
+    /// BG/NBD's row only: `{"p_alive": {"edges", "counts"}, "clv": {"edges", "counts"} | null}`
+    /// across the customers fitted on.
+    #[schema(value_type = Option<Object>)]
+    pub distributions: Option<serde_json::Value>,
 }
 
 /// What `lifecycle fit` did.

@@ -206,6 +206,14 @@ fn stages_spec(funnel: &std::collections::BTreeMap<Stage, u64>) -> Value {
     })
 }
 
+fn distribution_spec(d: &consentric_engine::Distribution, decimals: usize) -> Value {
+    json!({
+        "kind": "bars", "xLabel": "from", "y": "customers",
+        "x": d.edges.iter().map(|e| format!("{e:.decimals$}")).collect::<Vec<_>>(),
+        "series": [{"label": "customers", "values": d.counts}],
+    })
+}
+
 /// The funnel now, as the overview and the lifecycle page draw it.
 pub(crate) fn funnel_spec(summary: &LifecycleSummary) -> Value {
     stages_spec(&summary.funnel)
@@ -267,6 +275,23 @@ pub(crate) fn lifecycle(session: &OperatorSession, s: &LifecycleSummary) -> Mark
             @if s.models.is_empty() { p { "No model is fitted yet (" code { "consentric lifecycle fit" } ")." } }
             @for m in &s.models {
                 h3 { (m.model) }
+                @if let Some(t) = &m.tracking {
+                    (chart(&format!("{}-tracking", m.model), "Cumulative repeat purchases, actual and expected by the model (the holdout starts after the calibration window)", &json!({
+                        "kind": "lines", "xLabel": "week", "y": "repeat purchases",
+                        "x": t.weeks.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+                        "series": [
+                            {"label": "actual", "values": t.actual},
+                            {"label": "expected", "values": t.expected.iter().map(|v| v.map(|v| (v * 10.0).round() / 10.0)).collect::<Vec<_>>()},
+                        ],
+                    })))
+                    p.muted { "Calibration: the first " (t.holdout_from) " weeks; holdout: the " (t.weeks.len() - t.holdout_from) " after." }
+                }
+                @if let Some(d) = &m.distributions {
+                    (chart(&format!("{}-p-alive", m.model), "Customers by P(alive)", &distribution_spec(&d.p_alive, 2)))
+                    @if let Some(clv) = &d.clv {
+                        (chart(&format!("{}-clv", m.model), "Customers by CLV", &distribution_spec(clv, 0)))
+                    }
+                }
                 p.muted { "Fitted on " (m.customers) " customers up to " (m.calibration_end) "; log-likelihood " (format!("{:.2}", m.ln_likelihood)) " after " (m.iterations) " iterations." }
                 table {
                     thead { tr { th scope="col" { "parameter" } th.num scope="col" { "estimate" } th.num scope="col" { "standard error" } } }

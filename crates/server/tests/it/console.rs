@@ -588,30 +588,112 @@ parity_test!(
     }
 );
 
-parity_test!(an_operator_changes_their_password_and_turns_on_two_factor_log_in, |db| {
-    let app = console_app(&db);
-    let mia = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
-    let page = mia.get("/console/account").text().expect("page");
-    let csrf = hidden(&page, "csrf").expect("a token");
-    let new = "a brand new long password";
-    // The current password is asked for; a short new one is refused; a forged form too.
-    let r = mia.post("/console/account/password", &[("csrf", &csrf), ("current", "not it at all"), ("new", new)]);
-    assert_eq!(r.status(), 400);
-    let r = mia.post("/console/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", "short")]);
-    assert_eq!(r.status(), 400);
-    let r = mia.post("/console/account/password", &[("csrf", "forged"), ("current", PASSWORD), ("new", new)]);
-    assert_eq!(r.status(), 403);
-    assert!(Operator::log_in(&app, "marketer", PASSWORD).is_ok(), "unchanged so far");
-    let r = mia.post("/console/account/password", &[("csrf", &csrf), ("current", PASSWORD), ("new", new)]);
-    assert_eq!(r.status(), 303);
-    assert_eq!(mia.get("/console").status(), 303, "the session ended with the old password");
-    assert_eq!(Operator::log_in(&app, "marketer", PASSWORD).err(), Some(401));
-    let mia = Operator::log_in(&app, "marketer", new).expect("the new password");
+parity_test!(
+    an_operator_changes_their_password_and_turns_on_two_factor_log_in,
+    |db| {
+        let app = console_app(&db);
+        let mia = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+        let page = mia.get("/console/account").text().expect("page");
+        let csrf = hidden(&page, "csrf").expect("a token");
+        let new = "a brand new long password";
+        // The current password is asked for; a short new one is refused; a forged form too.
+        let r = mia.post(
+            "/console/account/password",
+            &[("csrf", &csrf), ("current", "not it at all"), ("new", new)],
+        );
+        assert_eq!(r.status(), 400);
+        let r = mia.post(
+            "/console/account/password",
+            &[("csrf", &csrf), ("current", PASSWORD), ("new", "short")],
+        );
+        assert_eq!(r.status(), 400);
+        let r = mia.post(
+            "/console/account/password",
+            &[("csrf", "forged"), ("current", PASSWORD), ("new", new)],
+        );
+        assert_eq!(r.status(), 403);
+        assert!(
+            Operator::log_in(&app, "marketer", PASSWORD).is_ok(),
+            "unchanged so far"
+        );
+        let r = mia.post(
+            "/console/account/password",
+            &[("csrf", &csrf), ("current", PASSWORD), ("new", new)],
+        );
+        assert_eq!(r.status(), 303);
+        assert_eq!(
+            mia.get("/console").status(),
+            303,
+            "the session ended with the old password"
+        );
+        assert_eq!(
+            Operator::log_in(&app, "marketer", PASSWORD).err(),
+            Some(401)
+        );
+        let mia = Operator::log_in(&app, "marketer", new).expect("the new password");
 
-    // Two-factor: the secret is shown once; from then on a log-in needs its code.
-    let page = mia.get("/console/account").text().expect("page");
-    let csrf = hidden(&page, "csrf").expect("a token");
-    let page = mia.post("/console/account/totp", &[("csrf", &csrf)]).text().expect("page");
-    assert!(page.contains("otpauth://totp/Consentric:marketer"), "{page}");
-    assert_eq!(Operator::log_in(&app, "marketer", new).err(), Some(401), "a code is needed now");
-});
+        // Two-factor: the secret is shown once; from then on a log-in needs its code.
+        let page = mia.get("/console/account").text().expect("page");
+        let csrf = hidden(&page, "csrf").expect("a token");
+        let page = mia
+            .post("/console/account/totp", &[("csrf", &csrf)])
+            .text()
+            .expect("page");
+        assert!(
+            page.contains("otpauth://totp/Consentric:marketer"),
+            "{page}"
+        );
+        assert_eq!(
+            Operator::log_in(&app, "marketer", new).err(),
+            Some(401),
+            "a code is needed now"
+        );
+    }
+);
+
+parity_test!(
+    the_value_models_tracking_plot_and_distributions_come_from_the_fit,
+    |db| {
+        let app = console_app(&db);
+        let r = app
+            .post("/v1/lifecycle/fit")
+            .bearer_auth(&app.admin)
+            .send()
+            .expect("fit");
+        assert_eq!(r.status(), 200);
+        let summary: Value = app.get("/v1/lifecycle/summary").json().expect("summary");
+        let bg = summary["models"]
+            .as_array()
+            .expect("models")
+            .iter()
+            .find(|m| m["model"] == "bg_nbd")
+            .expect("BG/NBD")
+            .clone();
+        let tracking = &bg["tracking"];
+        let actual = tracking["actual"].as_array().expect("actual");
+        assert!(
+            actual.last().and_then(Value::as_u64).expect("weeks") > 0,
+            "repeat purchases: {tracking}"
+        );
+        let fitted = bg["customers"].as_u64().expect("customers");
+        let counted: u64 = bg["distributions"]["p_alive"]["counts"]
+            .as_array()
+            .expect("counts")
+            .iter()
+            .filter_map(Value::as_u64)
+            .sum();
+        assert_eq!(
+            counted, fitted,
+            "every customer fitted on is in a P(alive) bin"
+        );
+        let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
+        let page = marketer.get("/console/lifecycle").text().expect("page");
+        let drawn = chart_data(&page, "bg_nbd-tracking");
+        assert_eq!(&drawn["series"][0]["values"], &tracking["actual"]);
+        let p_alive = chart_data(&page, "bg_nbd-p-alive");
+        assert_eq!(
+            &p_alive["series"][0]["values"],
+            &bg["distributions"]["p_alive"]["counts"]
+        );
+    }
+);
