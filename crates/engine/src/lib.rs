@@ -70,8 +70,8 @@ pub use ingest::IngestReport;
 pub use ingest::{IngestContext, Origin};
 pub use keys::{KeyInfo, KeyKind, NewKey, Principal, Scope};
 pub use lifecycle::{
-    CustomerLifecycle, Distribution, Distributions, FitReport, LifecycleSettings, LifecycleSummary,
-    ModelFit, RecomputeReport, Scores, Tracking, TransitionView,
+    CustomerLifecycle, Distribution, Distributions, FitReport, Flow, LifecycleSettings,
+    LifecycleSummary, ModelFit, RecomputeReport, Scores, Tracking, TransitionView,
 };
 pub use metrics::Metrics;
 pub use notify::{Message, Notifier, Outbox, SmtpNotifier, SmtpSecurity, SmtpSettings};

@@ -31,7 +31,7 @@ pub use fit_figures::{Distribution, Distributions, Tracking};
 pub use recompute::RecomputeReport;
 pub(crate) use scoring::Scorer;
 pub use settings::LifecycleSettings;
-pub use view::{CustomerLifecycle, LifecycleSummary, Scores, TransitionView};
+pub use view::{CustomerLifecycle, Flow, LifecycleSummary, Scores, TransitionView};
 
 use crate::error::EngineError;
 

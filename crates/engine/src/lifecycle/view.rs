@@ -83,12 +83,25 @@ pub struct LifecycleSummary {
     pub funnel: BTreeMap<Stage, u64>,
     /// Stage transitions recorded for these customers.
     pub transitions: u64,
+    /// Those transitions by where they went from (`None`: a first placement) and to.
+    pub flows: Vec<Flow>,
     /// Customers per stage at the end of each month.
     pub funnel_over_time: Vec<FunnelRow>,
     /// Retention by month of first purchase.
     pub cohorts: Vec<CohortRow>,
     /// Fitted models.
     pub models: Vec<ModelFit>,
+}
+
+/// Customers moved from one stage to another (or placed first, `from` absent).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Flow {
+    /// The stage they left, if any.
+    pub from: Option<Stage>,
+    /// The stage they entered.
+    pub to: Stage,
+    /// How many times.
+    pub transitions: u64,
 }
 
 /// What this service works on, handed to it by the context.
@@ -276,9 +289,13 @@ impl LifecycleViews<'_> {
             .collect();
         let funnel_over_time = funnel(histories.iter().map(Vec::as_slice));
         let mut current: BTreeMap<Stage, u64> = BTreeMap::new();
+        let mut flows: BTreeMap<(Option<Stage>, Stage), u64> = BTreeMap::new();
         for ts in transitions.values() {
             if let Some(last) = ts.last() {
                 *current.entry(last.to).or_default() += 1;
+            }
+            for t in ts {
+                *flows.entry((t.from, t.to)).or_default() += 1;
             }
         }
         let models = stored_fits(&self.store.models()?);
@@ -288,6 +305,14 @@ impl LifecycleViews<'_> {
             left_out,
             funnel: current,
             transitions: transitions.values().map(|t| t.len() as u64).sum(),
+            flows: flows
+                .into_iter()
+                .map(|((from, to), transitions)| Flow {
+                    from,
+                    to,
+                    transitions,
+                })
+                .collect(),
             funnel_over_time,
             cohorts,
             models,

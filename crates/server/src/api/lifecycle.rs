@@ -140,6 +140,10 @@ pub struct LifecycleSummary {
     pub funnel: serde_json::Value,
     /// Stage transitions recorded for these customers.
     pub transitions: u64,
+    /// Those transitions by stage left (`null`: a first placement) and stage entered:
+    /// `[{"from", "to", "transitions"}]`.
+    #[schema(value_type = Vec<Object>)]
+    pub flows: serde_json::Value,
     /// Customers per stage at the end of each month.
     #[schema(value_type = Vec<Object>)]
     pub funnel_over_time: Vec<serde_json::Value>,

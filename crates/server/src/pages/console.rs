@@ -251,6 +251,27 @@ pub(crate) fn lifecycle(session: &OperatorSession, s: &LifecycleSummary) -> Mark
             p.muted { (s.customers) " customers with a basis for " code { (s.purpose) } "; " (s.left_out) " left out for want of one; " (s.transitions) " stage transitions." }
             (chart("lifecycle-funnel", "Customers per stage now", &funnel_spec(s)))
             (chart("lifecycle-months", "Customers per stage at the end of each month", &per_month))
+            h2 { "Flows between stages" }
+            p.muted { "Transitions recorded, by the stage a customer left (rows) and entered (columns); darker is more." }
+            @let most = s.flows.iter().map(|f| f.transitions).max().unwrap_or(0).max(1);
+            div.scroll tabindex="0" role="region" aria-label="Flows between stages" {
+                table.heat {
+                    thead { tr { th scope="col" { "left ↓ entered →" } @for to in Stage::ALL { th.num scope="col" { (to.as_str()) } } } }
+                    tbody {
+                        @for from in std::iter::once(None).chain(Stage::ALL.iter().copied().map(Some)) {
+                            @if s.flows.iter().any(|f| f.from == from) {
+                                tr {
+                                    th scope="row" { (from.map_or("first placement", |f| f.as_str())) }
+                                    @for to in Stage::ALL {
+                                        @let n = s.flows.iter().find(|f| f.from == from && f.to == to).map_or(0, |f| f.transitions);
+                                        td.num class=(format!("h{}", (n as f64 / most as f64 * 10.0).round() as u32)) { (n) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { "Retention by month of first purchase" }
             p.muted { "Each cell: the share of a cohort buying in the n-th month after its first; darker is more." }
             script type="application/json" id="cohorts" { (PreEscaped(cohort_json)) }

@@ -281,6 +281,18 @@ parity_test!(
             shown += api;
         }
         assert!(shown > 0, "customers are placed: {summary}");
+        let flows: u64 = summary["flows"]
+            .as_array()
+            .expect("flows")
+            .iter()
+            .filter_map(|f| f["transitions"].as_u64())
+            .sum();
+        assert_eq!(
+            Some(flows),
+            summary["transitions"].as_u64(),
+            "every transition is a flow"
+        );
+        assert!(page.contains("Flows between stages"));
         assert_eq!(
             json_of("cohorts"),
             json!(summary["cohorts"]
