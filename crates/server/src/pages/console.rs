@@ -487,6 +487,7 @@ pub(crate) enum PrivacyNote {
     Done(String),
     Refused(String),
     Audit(AuditVerification),
+    Retention(consentric_engine::RetentionReport),
 }
 
 pub(crate) fn privacy(
@@ -510,7 +511,7 @@ pub(crate) fn privacy(
         "Privacy operations",
         html! {
             @match note {
-                PrivacyNote::None => {}
+                PrivacyNote::None | PrivacyNote::Retention(_) => {}
                 PrivacyNote::Done(m) => p.alert role="status" { (m) },
                 PrivacyNote::Refused(m) => p.alert role="alert" { (m) },
                 PrivacyNote::Audit(v) => {
@@ -522,7 +523,11 @@ pub(crate) fn privacy(
                     }
                 }
             }
+            @if let PrivacyNote::Retention(r) = note {
+                p.alert role="status" { "Retention ran: " (r.events_deleted) " events deleted, " (r.events_rewritten) " rewritten, " (r.fields_deleted) " fields and " (r.traits_deleted) " traits deleted, " (r.decisions_deleted) " logged decisions deleted." }
+            }
             (action("/console/privacy/verify-audit", "Verify the audit chain", html! {}))
+            (action("/console/privacy/retention", "Run retention now", html! {}))
             h2 { "Data-subject requests" }
             @if requests.is_empty() { p.muted { "None." } }
             @else {
@@ -701,6 +706,7 @@ pub(crate) fn segments(
     list: &[(SegmentView, u64)],
     form: (&str, &str),
     message: Option<&str>,
+    proposal: Option<&consentric_engine::SegmentProposal>,
 ) -> Markup {
     layout(
         session,
@@ -736,6 +742,31 @@ pub(crate) fn segments(
                 button type="submit" { "Define" }
             }
             p.muted { "The condition language is in docs/personalization.md#segments." }
+            h2 { "Proposals" }
+            @if let Some(p) = proposal {
+                p { "k-means chose " (p.k) " clusters (mean silhouette " (format!("{:.2}", p.silhouette)) ") among " (p.customers) " customers; " (p.left_out) " left out for want of a basis." }
+                div.scroll tabindex="0" role="region" aria-label="Proposed clusters" {
+                    table {
+                        thead { tr { th scope="col" { "cluster" } @for f in &p.features { th.num scope="col" { (f) } } th.num scope="col" { "customers" } } }
+                        tbody {
+                            @for (i, c) in p.clusters.iter().enumerate() {
+                                tr {
+                                    th scope="row" { (i + 1) }
+                                    @for (j, _) in p.features.iter().enumerate() {
+                                        td.num { (c["centre"][j].as_f64().map(|v| format!("{v:.2}")).unwrap_or_default()) }
+                                    }
+                                    td.num { (c["size"]) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action="/console/segments/proposals" {
+                (csrf(session))
+                p.muted { "Clusters customers by behaviour with k-means, k chosen by silhouette (it reads every customer with a basis: seconds at scale)." }
+                button type="submit" { "Propose segments" }
+            }
         },
     )
 }

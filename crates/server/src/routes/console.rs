@@ -67,9 +67,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/customers/{id}", get(customer))
         .route("/console/segments", get(segments).post(define_segment))
         .route("/console/segments/{name}", get(segment))
+        .route("/console/segments/proposals", post(propose))
         .route("/console/actions", get(actions))
         .route("/console/privacy", get(privacy))
         .route("/console/privacy/verify-audit", post(verify_audit))
+        .route("/console/privacy/retention", post(run_retention))
         .route("/console/privacy/requests/{id}/{step}", post(request_step))
         .route("/console/privacy/keys/{id}/revoke", post(revoke_key))
         .route("/console/analytics", get(analytics).post(ask))
@@ -554,6 +556,7 @@ async fn segments_page(
     status: StatusCode,
     form: (String, String),
     message: Option<String>,
+    proposal: Option<&consentric_engine::SegmentProposal>,
 ) -> Response {
     let e = engine.clone();
     let list = run(move || {
@@ -569,7 +572,13 @@ async fn segments_page(
     match list {
         Ok(list) => html(
             status,
-            pages::segments(&session, &list, (&form.0, &form.1), message.as_deref()),
+            pages::segments(
+                &session,
+                &list,
+                (&form.0, &form.1),
+                message.as_deref(),
+                proposal,
+            ),
         ),
         Err(e) => fault(e),
     }
@@ -577,7 +586,7 @@ async fn segments_page(
 
 async fn segments(State(engine): State<AppState>, headers: HeaderMap) -> Response {
     match operator(&engine, &headers, Area::Segments).await {
-        Ok(s) => segments_page(&engine, s, StatusCode::OK, Default::default(), None).await,
+        Ok(s) => segments_page(&engine, s, StatusCode::OK, Default::default(), None, None).await,
         Err(r) => r,
     }
 }
@@ -611,6 +620,7 @@ async fn define_segment(
                 StatusCode::BAD_REQUEST,
                 (name, condition),
                 Some(m),
+                None,
             )
             .await;
         }
@@ -629,6 +639,7 @@ async fn define_segment(
                 StatusCode::BAD_REQUEST,
                 (name, condition),
                 Some(m),
+                None,
             )
             .await
         }
@@ -919,6 +930,77 @@ async fn enable_totp(
             StatusCode::OK,
             pages::account(&session, home_area(&session), None, Some((&secret, &uri))),
         ),
+        Err(e) => fault(e),
+    }
+}
+
+/// k-means proposals, on demand (they read every customer with a basis).
+async fn propose(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let session = match operator(&engine, &headers, Area::Segments).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !form
+        .as_ref()
+        .is_ok_and(|Form(p)| session.csrf_matches(field(p, "csrf")))
+    {
+        return html(StatusCode::FORBIDDEN, pages::refused(&session, Area::Segments, "That form did not come from this console (its security token was missing or wrong)."));
+    }
+    let (e, actor) = (engine.clone(), session.actor());
+    match run(move || e.propose_segments(PROPOSALS_MAX_K, &actor)).await {
+        Ok(p) => {
+            segments_page(
+                &engine,
+                session,
+                StatusCode::OK,
+                Default::default(),
+                None,
+                Some(&p),
+            )
+            .await
+        }
+        Err(EngineError::Conflict(m) | EngineError::Invalid { message: m, .. }) => {
+            segments_page(
+                &engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                Default::default(),
+                Some(m),
+                None,
+            )
+            .await
+        }
+        Err(e) => fault(e),
+    }
+}
+
+/// The most clusters a proposal tries.
+const PROPOSALS_MAX_K: usize = 8;
+
+async fn run_retention(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, _) = match privacy_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    match run(move || e.sweep_retention(&actor)).await {
+        Ok(report) => {
+            privacy_page(
+                &engine,
+                session,
+                StatusCode::OK,
+                pages::PrivacyNote::Retention(report),
+            )
+            .await
+        }
         Err(e) => fault(e),
     }
 }

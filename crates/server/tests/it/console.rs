@@ -392,6 +392,9 @@ parity_test!(
         let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
         assert_eq!(r.status(), 200);
         assert!(r.text().expect("page").contains("The audit chain verifies"));
+        let r = dpo.post("/console/privacy/retention", &[("csrf", &csrf)]);
+        assert_eq!(r.status(), 200);
+        assert!(r.text().expect("page").contains("Retention ran"));
 
         // Not yet verified by the customer: carrying it out is refused, and nothing changes.
         let r = dpo.post(
@@ -494,6 +497,16 @@ parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
         .expect("page")
         .contains("/console/segments/loyal"));
     assert_eq!(marketer.get("/console/segments/nothing").status(), 404);
+    let r = marketer.post("/console/segments/proposals", &[("csrf", &csrf)]);
+    assert_eq!(r.status(), 200);
+    let page = r.text().expect("page");
+    assert!(page.contains("k-means chose"), "{page}");
+    assert_eq!(
+        marketer
+            .post("/console/segments/proposals", &[("csrf", "forged")])
+            .status(),
+        403
+    );
 });
 
 parity_test!(
