@@ -29,13 +29,15 @@
       });
     });
     var width = Math.max(280, Math.min(el.clientWidth || 720, 960));
+    // About one label per 90 pixels, whatever the number of points.
+    var every = Math.max(1, Math.ceil(spec.x.length / Math.max(1, Math.floor(width / 90))));
     var opts = {
       width: width,
       height: 260,
       series: series,
       scales: { x: { time: false, range: [-0.6, spec.x.length - 0.4] } },
       axes: [
-        { values: function (u, splits) { return splits.map(function (i) { return Number.isInteger(i) ? (spec.x[i] || '') : ''; }); } },
+        { values: function (u, splits) { return splits.map(function (i) { return Number.isInteger(i) && i % every === 0 ? (spec.x[i] || '') : ''; }); } },
         { label: spec.y || '' }
       ],
       legend: { show: spec.series.length > 1 }

@@ -305,7 +305,8 @@ pub(crate) fn lifecycle(session: &OperatorSession, s: &LifecycleSummary) -> Mark
                             {"label": "expected", "values": t.expected.iter().map(|v| v.map(|v| (v * 10.0).round() / 10.0)).collect::<Vec<_>>()},
                         ],
                     })))
-                    p.muted { "Calibration: the first " (t.holdout_from) " weeks; holdout: the " (t.weeks.len() - t.holdout_from) " after." }
+                    p.muted { "Calibration: the first " (t.holdout_from) " weeks; holdout: the " (t.weeks.len() - t.holdout_from) " after."
+                        @if t.expected.iter().all(Option::is_none) { " The model's expectation is not defined for these parameters (a + b ≤ 1): only the actual line is drawn." } }
                 }
                 @if let Some(d) = &m.distributions {
                     (chart(&format!("{}-p-alive", m.model), "Customers by P(alive)", &distribution_spec(&d.p_alive, 2)))

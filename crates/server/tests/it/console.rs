@@ -26,7 +26,7 @@ pub fn console_app(db: &consentric_testkit::TestDb) -> TestApp {
             .expect("budget");
         e
     });
-    let orders = consentric_testkit::cdnow_sample_orders(0, 60, &["analytics", "personalization"]);
+    let orders = consentric_testkit::cdnow_sample_orders(0, 400, &["analytics", "personalization"]);
     for chunk in orders.chunks(200) {
         let r = app.send("/v1/batch", &json!({ "batch": chunk }));
         assert_eq!(r.status(), 200);
@@ -597,7 +597,7 @@ parity_test!(
                     .expect("events")
             })
             .sum::<u64>()
-            + consentric_testkit::cdnow_sample_orders(0, 60, &[]).len() as u64;
+            + consentric_testkit::cdnow_sample_orders(0, 400, &[]).len() as u64;
         assert_eq!(per_hour, totals);
         let consent = chart_data(&page, "overview-consent");
         let purposes = consent["x"].as_array().expect("purposes");
@@ -606,8 +606,8 @@ parity_test!(
             .position(|p| p == "personalization")
             .expect("personalization");
         assert_eq!(
-            consent["series"][0]["values"][i], 61,
-            "60 CDNOW customers and ada granted: {consent}"
+            consent["series"][0]["values"][i], 401,
+            "400 CDNOW customers and ada granted: {consent}"
         );
         assert_eq!(consent["series"][1]["values"][i], 1, "bob denied");
     }

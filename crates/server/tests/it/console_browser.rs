@@ -47,6 +47,13 @@ fn every_role_opens_its_pages_and_smuggled_markup_never_runs() {
         &json!({"anonymousId": "xss-visitor", "event": EVENT_MARKUP, "context": consent}),
     );
     assert_eq!(r.status(), 200);
+    // The value models fitted, so that the lifecycle page draws their tracking plot.
+    let r = app
+        .post("/v1/lifecycle/fit")
+        .bearer_auth(&app.admin)
+        .send()
+        .expect("fit");
+    assert_eq!(r.status(), 200);
     let visitor = app.profile("anonymous_id:xss-visitor");
     assert_eq!(
         crate::app::trait_of(&visitor, "name"),
@@ -98,6 +105,17 @@ fn every_role_opens_its_pages_and_smuggled_markup_never_runs() {
                 && (role == consentric_engine::Role::Admin || path.contains("/customers/"))
             {
                 check_page(&browser, &axe, &name);
+                if path.ends_with("/lifecycle") && role == consentric_engine::Role::Admin {
+                    // The fitted model's tracking plot and distributions, further down.
+                    browser.execute(
+                        "document.querySelector('[data-chart=\"bg_nbd-tracking\"]').closest('figure').scrollIntoView()",
+                        &[],
+                    );
+                    browser.screenshot(
+                        &crate::privacy_centre_browser::screenshot_dir()
+                            .join("console-admin-lifecycle-models.png"),
+                    );
+                }
             } else {
                 check_accessibility(&browser, &axe, &name);
             }
