@@ -3,6 +3,7 @@
 //! (a Content-Security-Policy that allows nothing but this origin's stylesheet and forms).
 
 pub(crate) mod console;
+pub(crate) mod forms;
 pub(crate) mod privacy;
 
 use axum::http::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, REFERRER_POLICY};

@@ -5,7 +5,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use consentric_engine::{
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::pages::forms::{self, cookie_value, run, session_cookie, Pairs};
 use crate::pages::{console as pages, page_with};
 use crate::routes::sdk::PublicUrl;
 use crate::AppState;
@@ -85,27 +86,12 @@ fn html(status: StatusCode, markup: maud::Markup) -> Response {
     page_with(status, markup, CONSOLE_CSP)
 }
 
-async fn run<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
-) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| EngineError::Config(format!("blocking task failed: {e}")))?
-}
-
 fn to_login() -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, "/console/login")]).into_response()
 }
 
 fn token_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.to_owned())
+    cookie_value(headers, COOKIE_NAME)
 }
 
 /// The operator of the request's session, if they may open `area`; else the log-in page (no
@@ -143,11 +129,7 @@ fn fault(e: EngineError) -> Response {
 }
 
 fn cookie(public: &PublicUrl, token: &str, max_age: i64) -> HeaderValue {
-    let secure = if public.https() { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{COOKIE_NAME}={token}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
+    session_cookie(public, COOKIE_NAME, "/console", token, max_age)
 }
 
 /// A console asset, gzipped once on first use.
@@ -169,13 +151,9 @@ async fn login_form() -> Response {
     html(StatusCode::OK, pages::login(None))
 }
 
-type Pairs = Vec<(String, String)>;
-
+/// A field's value, empty when absent.
 fn field<'a>(pairs: &'a Pairs, name: &str) -> &'a str {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map_or("", |(_, v)| v.as_str())
+    forms::field(pairs, name).unwrap_or_default()
 }
 
 async fn log_in(

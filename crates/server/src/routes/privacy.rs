@@ -6,7 +6,7 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
-use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,6 +16,7 @@ use consentric_engine::{
 };
 use serde::Deserialize;
 
+use crate::pages::forms::{cookie_value, field, run, session_cookie, Pairs};
 use crate::pages::{page, privacy as pages};
 use crate::routes::sdk::PublicUrl;
 use crate::AppState;
@@ -40,15 +41,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/privacy/download", get(download))
         .route("/privacy/requests", get(requests).post(request))
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES))
-}
-
-type Pairs = Vec<(String, String)>;
-
-fn field<'a>(pairs: &'a Pairs, name: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
 }
 
 fn see_other(to: &'static str) -> Response {
@@ -77,23 +69,8 @@ fn form_refused(e: &FormRejection) -> Response {
     )
 }
 
-async fn run<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, EngineError> + Send + 'static,
-) -> Result<T, EngineError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| EngineError::Config(format!("blocking task failed: {e}")))?
-}
-
 fn token_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| value.to_owned())
+    cookie_value(headers, COOKIE_NAME)
 }
 
 /// The session the request's cookie names, or the page that says to sign in again.
@@ -146,11 +123,7 @@ fn check_form(session: &CustomerSession, headers: &HeaderMap, pairs: &Pairs) -> 
 }
 
 fn cookie(public: &PublicUrl, token: &str, max_age: i64) -> HeaderValue {
-    let secure = if public.https() { "; Secure" } else { "" };
-    let value = format!(
-        "{COOKIE_NAME}={token}; Path=/privacy; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    );
-    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""))
+    session_cookie(public, COOKIE_NAME, "/privacy", token, max_age)
 }
 
 async fn start(State(engine): State<AppState>, headers: HeaderMap) -> Response {
