@@ -18,7 +18,16 @@ pub struct ConsoleStats {
     /// Per purpose on consent: customers whose latest decision grants it, and those whose
     /// latest denies or withdraws it.
     pub consent: Vec<PurposeRate>,
+    /// Per month (`YYYY-MM`, the last [`MONTHS_SHOWN`] with a decision) and purpose: of the
+    /// choices recorded that month, the share that granted (`None`: no choice that month).
+    pub consent_by_month: Vec<MonthShares>,
 }
+
+/// One month (`YYYY-MM`) and, per purpose, the share of its choices that granted.
+pub type MonthShares = (String, Vec<(String, Option<f64>)>);
+
+/// Months of consent choices the overview shows.
+pub const MONTHS_SHOWN: usize = 12;
 
 /// One purpose's consent now.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -72,5 +81,100 @@ pub(crate) fn compute(
     Ok(ConsoleStats {
         events_per_hour,
         consent,
+        consent_by_month: by_month(store.consent_by_day()?),
     })
+}
+
+/// Choices per (purpose, day, decision) as each month's share of grants per purpose.
+fn by_month(rows: Vec<(String, i64, String, u64)>) -> Vec<MonthShares> {
+    use std::collections::BTreeMap;
+    let mut counts: BTreeMap<String, BTreeMap<String, (u64, u64)>> = BTreeMap::new();
+    let mut purposes: std::collections::BTreeSet<String> = Default::default();
+    for (purpose, day, decision, n) in rows {
+        let Some(date) = chrono::DateTime::from_timestamp(day * 86_400, 0) else {
+            continue;
+        };
+        let month = date.format("%Y-%m").to_string();
+        let entry = counts
+            .entry(month)
+            .or_default()
+            .entry(purpose.clone())
+            .or_default();
+        if decision == "granted" {
+            entry.0 += n;
+        }
+        entry.1 += n;
+        purposes.insert(purpose);
+    }
+    let skip = counts.len().saturating_sub(MONTHS_SHOWN);
+    counts
+        .into_iter()
+        .skip(skip)
+        .map(|(month, per)| {
+            let shares = purposes
+                .iter()
+                .map(|p| {
+                    let share = per
+                        .get(p)
+                        .filter(|(_, all)| *all > 0)
+                        .map(|(granted, all)| *granted as f64 / *all as f64);
+                    (p.clone(), share)
+                })
+                .collect();
+            (month, shares)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn choices_become_each_month_s_share_of_grants() {
+        let day = |s: &str| {
+            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .expect("date")
+                .and_hms_opt(0, 0, 0)
+                .expect("time")
+                .and_utc()
+                .timestamp()
+                / 86_400
+        };
+        let rows = vec![
+            (
+                "analytics".to_owned(),
+                day("2024-01-03"),
+                "granted".to_owned(),
+                3,
+            ),
+            (
+                "analytics".to_owned(),
+                day("2024-01-20"),
+                "denied".to_owned(),
+                1,
+            ),
+            (
+                "ads".to_owned(),
+                day("2024-02-01"),
+                "withdrawn".to_owned(),
+                2,
+            ),
+        ];
+        let months = super::by_month(rows);
+        assert_eq!(months.len(), 2);
+        assert_eq!(months[0].0, "2024-01");
+        assert_eq!(
+            months[0].1,
+            vec![
+                ("ads".to_owned(), None),
+                ("analytics".to_owned(), Some(0.75))
+            ]
+        );
+        assert_eq!(
+            months[1].1,
+            vec![
+                ("ads".to_owned(), Some(0.0)),
+                ("analytics".to_owned(), None)
+            ]
+        );
+    }
 }

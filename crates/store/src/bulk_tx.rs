@@ -191,3 +191,27 @@ impl Store {
         })
     }
 }
+
+const CONSENT_BY_DAY: &str = "SELECT purpose, decided_at / 86400000, decision, COUNT(*) FROM consent_ledger GROUP BY purpose, decided_at / 86400000, decision";
+
+impl Store {
+    /// Decisions recorded per purpose, day (days since 1970) and decision.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn consent_by_day(&self) -> Result<Vec<(String, i64, String, u64)>, StoreError> {
+        self.read(|c| {
+            c.query(CONSENT_BY_DAY, &[])?
+                .into_iter()
+                .map(|r| {
+                    let mut c = crate::tx::take(r, 4)?;
+                    let purpose = crate::tx::next(&mut c)?.text()?;
+                    let day = crate::tx::next(&mut c)?.int()?;
+                    let decision = crate::tx::next(&mut c)?.text()?;
+                    let n = crate::tx::next(&mut c)?.int()?;
+                    Ok((purpose, day, decision, u64::try_from(n).unwrap_or(0)))
+                })
+                .collect()
+        })
+    }
+}

@@ -189,6 +189,16 @@ pub(crate) fn overview(session: &OperatorSession, o: &Overview) -> Markup {
                     {"label": "denied or withdrawn", "values": o.stats.consent.iter().map(|r| r.refused).collect::<Vec<_>>()},
                 ],
             })))
+            @if !o.stats.consent_by_month.is_empty() {
+                (chart("overview-consent-months", "Of the choices recorded each month, the share that granted", &json!({
+                    "kind": "lines", "xLabel": "month", "y": "share granted",
+                    "x": o.stats.consent_by_month.iter().map(|(m, _)| m.clone()).collect::<Vec<_>>(),
+                    "series": o.stats.consent_by_month[0].1.iter().enumerate().map(|(i, (purpose, _))| json!({
+                        "label": purpose,
+                        "values": o.stats.consent_by_month.iter().map(|(_, shares)| shares.get(i).and_then(|(_, s)| s.map(|s| (s * 1000.0).round() / 1000.0))).collect::<Vec<_>>(),
+                    })).collect::<Vec<_>>(),
+                })))
+            }
             @if let Some(f) = &o.funnel {
                 (chart("overview-funnel", "Customers per lifecycle stage now", f))
             }

@@ -610,6 +610,21 @@ parity_test!(
             "400 CDNOW customers and ada granted: {consent}"
         );
         assert_eq!(consent["series"][1]["values"][i], 1, "bob denied");
+        // Ada granted and Bob denied personalisation this month: half the month's choices.
+        let months = chart_data(&page, "overview-consent-months");
+        assert_eq!(
+            months["x"].as_array().and_then(|m| m.last()),
+            Some(&json!("2024-05"))
+        );
+        let series = months["series"].as_array().expect("series");
+        let personalization = series
+            .iter()
+            .find(|s| s["label"] == "personalization")
+            .expect("personalization");
+        assert_eq!(
+            personalization["values"].as_array().and_then(|v| v.last()),
+            Some(&json!(0.5))
+        );
     }
 );
 
