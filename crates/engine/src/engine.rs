@@ -1315,4 +1315,16 @@ impl Engine {
     pub fn action_catalogue(&self) -> Result<Vec<crate::personalize::ActionView>, EngineError> {
         crate::personalize::catalogue(&self.cx.store, &self.cx.personalize.catalogue)
     }
+
+    /// How many customers a segment condition not yet saved would hold now; audited.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] naming `definition`, or a database fault.
+    pub fn size_segment(
+        &self,
+        definition: &Value,
+        actor: &str,
+    ) -> Result<crate::personalize::SegmentPreview, EngineError> {
+        self.cx.segment_service().size_of(definition, actor)
+    }
 }

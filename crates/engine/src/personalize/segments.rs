@@ -98,25 +98,7 @@ impl SegmentService<'_> {
                 message: format!("1 to {MAX_NAME} letters, digits, `-` or `_`"),
             });
         }
-        let invalid = |message: String| EngineError::Invalid {
-            field: "definition".into(),
-            message,
-        };
-        let condition = Condition::parse(definition).map_err(invalid)?;
-        for f in condition.fields() {
-            if let Field::Trait(t) = f {
-                let sensitive = self
-                    .policy
-                    .schema
-                    .category(CallType::Identify, None, &["traits", t.as_str()])
-                    .is_some_and(DataCategory::is_sensitive);
-                if sensitive {
-                    return Err(invalid(format!(
-                        "`trait.{t}` is a sensitive category and may not define a segment"
-                    )));
-                }
-            }
-        }
+        let condition = self.checked(definition)?;
         let now = self.clock.now().timestamp_millis();
         let text = condition.to_json().to_string();
         self.store.write(|tx| {
@@ -189,6 +171,40 @@ impl SegmentService<'_> {
         }
     }
 
+    /// `definition` as a condition a segment may have: well formed, and no sensitive trait.
+    fn checked(&self, definition: &Value) -> Result<Condition, EngineError> {
+        let invalid = |message: String| EngineError::Invalid {
+            field: "definition".into(),
+            message,
+        };
+        let condition = Condition::parse(definition).map_err(invalid)?;
+        for f in condition.fields() {
+            if let Field::Trait(t) = f {
+                let sensitive = self
+                    .policy
+                    .schema
+                    .category(CallType::Identify, None, &["traits", t.as_str()])
+                    .is_some_and(DataCategory::is_sensitive);
+                if sensitive {
+                    return Err(invalid(format!(
+                        "`trait.{t}` is a sensitive category and may not define a segment"
+                    )));
+                }
+            }
+        }
+        Ok(condition)
+    }
+
+    /// How many customers with a basis for the personalisation purpose a condition not yet
+    /// saved would hold now (the console sizes it while it is typed); audited.
+    ///
+    /// # Errors
+    /// [`EngineError::Invalid`] naming `definition`, or a database fault.
+    pub fn size_of(&self, definition: &Value, actor: &str) -> Result<SegmentPreview, EngineError> {
+        let condition = self.checked(definition)?;
+        self.evaluate("(unsaved)", &condition, 0, actor)
+    }
+
     /// Sizes a segment over the customers with a basis for the personalisation purpose and
     /// lists up to `limit` members, evaluating it now. Audited (it reads personal data of many
     /// customers).
@@ -211,6 +227,18 @@ impl SegmentService<'_> {
             .map_err(|e| e.to_string())
             .and_then(|v| Condition::parse(&v))
             .map_err(|e| EngineError::Config(format!("stored segment `{name}`: {e}")))?;
+        self.evaluate(name, &condition, limit, actor)
+    }
+
+    /// Evaluates `condition` for every customer with a basis for the personalisation purpose;
+    /// the first `limit` members are named.
+    fn evaluate(
+        &self,
+        name: &str,
+        condition: &Condition,
+        limit: usize,
+        actor: &str,
+    ) -> Result<SegmentPreview, EngineError> {
         let purpose = &self.personalize.settings.purpose;
         let now = self.clock.now();
         let (grants, left_out) =

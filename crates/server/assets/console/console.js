@@ -46,10 +46,33 @@
     el.setAttribute('data-drawn', 'true');
   }
 
+  // A segment condition's size while it is typed: asked of the server half a second after
+  // the last keystroke, with the form's CSRF token.
+  function sizeAsTyped(area) {
+    var out = document.getElementById(area.getAttribute('aria-describedby'));
+    var form = area.form;
+    var timer = null;
+    area.addEventListener('input', function () {
+      clearTimeout(timer);
+      timer = setTimeout(function () {
+        var body = new URLSearchParams();
+        body.set('csrf', form.elements.csrf.value);
+        body.set('condition', area.value);
+        fetch(area.getAttribute('data-size-url'), { method: 'POST', body: body, credentials: 'same-origin' })
+          .then(function (r) { return r.json(); })
+          .then(function (j) {
+            out.textContent = j.error ? j.error : j.size + ' of ' + j.evaluated + ' customers match now';
+          })
+          .catch(function () { out.textContent = ''; });
+      }, 500);
+    });
+  }
+
   function start() {
     Array.prototype.forEach.call(document.querySelectorAll('[data-chart]'), function (el) {
       try { draw(el); } catch (e) { el.setAttribute('data-error', String(e)); }
     });
+    Array.prototype.forEach.call(document.querySelectorAll('textarea[data-size-url]'), sizeAsTyped);
   }
   if (document.readyState === 'loading') document.addEventListener('DOMContentLoaded', start);
   else start();

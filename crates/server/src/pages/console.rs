@@ -749,7 +749,8 @@ pub(crate) fn segments(
                 label for="name" { "Name" }
                 input id="name" name="name" type="text" value=(form.0) required;
                 label for="condition" { "Condition (JSON: " code { "{\"all\": [{\"field\": \"orders\", \"op\": \"gte\", \"value\": 5}]}" } ")" }
-                textarea id="condition" name="condition" rows="5" cols="60" required { (form.1) }
+                textarea id="condition" name="condition" rows="5" cols="60" required data-size-url="/console/segments/size" aria-describedby="condition-size" { (form.1) }
+                p id="condition-size" aria-live="polite" {}
                 button type="submit" { "Define" }
             }
             p.muted { "The condition language is in docs/personalization.md#segments." }

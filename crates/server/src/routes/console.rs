@@ -69,6 +69,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/segments", get(segments).post(define_segment))
         .route("/console/segments/{name}", get(segment))
         .route("/console/segments/proposals", post(propose))
+        .route("/console/segments/size", post(size_segment))
         .route("/console/actions", get(actions))
         .route("/console/privacy", get(privacy))
         .route("/console/privacy/verify-audit", post(verify_audit))
@@ -978,6 +979,59 @@ async fn run_retention(
                 pages::PrivacyNote::Retention(report),
             )
             .await
+        }
+        Err(e) => fault(e),
+    }
+}
+
+/// The size of a condition being typed, as JSON for the page's script: `{"size", "evaluated"}`
+/// or `{"error"}`. Same-origin only (the session cookie is SameSite=Strict, and the CSRF token
+/// is checked as for any form).
+async fn size_segment(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let answer =
+        |status: StatusCode, body: serde_json::Value| (status, axum::Json(body)).into_response();
+    let session = match operator(&engine, &headers, Area::Segments).await {
+        Ok(s) => s,
+        Err(_) => {
+            return answer(
+                StatusCode::FORBIDDEN,
+                json!({"error": "log in as an operator who may define segments"}),
+            )
+        }
+    };
+    let Ok(Form(pairs)) = form else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            json!({"error": "that form could not be read"}),
+        );
+    };
+    if !session.csrf_matches(field(&pairs, "csrf")) {
+        return answer(
+            StatusCode::FORBIDDEN,
+            json!({"error": "the security token is missing or wrong"}),
+        );
+    }
+    let definition: serde_json::Value = match serde_json::from_str(field(&pairs, "condition")) {
+        Ok(v) => v,
+        Err(e) => {
+            return answer(
+                StatusCode::BAD_REQUEST,
+                json!({"error": format!("not JSON yet: {e}")}),
+            )
+        }
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    match run(move || e.size_segment(&definition, &actor)).await {
+        Ok(p) => answer(
+            StatusCode::OK,
+            json!({"size": p.size, "evaluated": p.evaluated}),
+        ),
+        Err(EngineError::Invalid { message, .. }) => {
+            answer(StatusCode::BAD_REQUEST, json!({"error": message}))
         }
         Err(e) => fault(e),
     }

@@ -462,6 +462,18 @@ parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
         )
     };
     let loyal = r#"{"all": [{"field": "orders", "op": "gte", "value": 2}]}"#;
+    // Sized while typed: the page's script asks this, with the form's token.
+    let size = |condition: &str, token: &str| {
+        marketer.post(
+            "/console/segments/size",
+            &[("csrf", token), ("condition", condition)],
+        )
+    };
+    let r = size(loyal, &csrf);
+    assert_eq!(r.status(), 200);
+    let typed: Value = r.json().expect("json");
+    assert_eq!(size("{\"all\": [", &csrf).status(), 400, "not JSON yet");
+    assert_eq!(size(loyal, "forged").status(), 403);
     assert_eq!(define("loyal", loyal, "forged").status(), 403);
     let r = define("loyal", "{not json", &csrf);
     assert_eq!(r.status(), 400);
@@ -486,6 +498,11 @@ parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
         .expect("page");
     let api: Value = app.get("/v1/segments/loyal").json().expect("preview");
     let size = api["size"].as_u64().expect("size");
+    assert_eq!(
+        typed["size"].as_u64(),
+        Some(size),
+        "the size shown while typing is the saved one's"
+    );
     assert!(size > 0, "{api}");
     assert!(
         page.contains(&format!("<strong>{size}</strong> customers match")),

@@ -127,6 +127,27 @@ fn every_role_opens_its_pages_and_smuggled_markup_never_runs() {
         );
     }
 
+    // A marketer types a segment condition: its size appears as they type.
+    log_in(&browser, &app.base, "marketer");
+    browser.goto(&format!("{}/console/segments", app.base));
+    browser.execute(
+        "const a = document.querySelector('#condition'); a.value = arguments[0]; a.dispatchEvent(new Event('input'));",
+        &[json!(r#"{"all": [{"field": "orders", "op": "gte", "value": 2}]}"#)],
+    );
+    let shown = browser.wait_for(
+        "const t = document.querySelector('#condition-size').innerText; return t.includes('match now') && t",
+        Duration::from_secs(20),
+    );
+    assert!(
+        !shown.as_str().unwrap_or_default().starts_with("0 of"),
+        "{shown}"
+    );
+    browser.execute("document.querySelector('nav form button').click()", &[]);
+    browser.wait_for(
+        "return location.pathname === '/console/login'",
+        Duration::from_secs(10),
+    );
+
     // The admin opens the visitor: the markup is text on the page, and nothing ran.
     log_in(&browser, &app.base, "admin");
     browser.console(); // what came before is not this page's
