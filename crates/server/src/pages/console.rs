@@ -838,19 +838,42 @@ pub(crate) fn actions(session: &OperatorSession, catalogue: &[ActionView]) -> Ma
     )
 }
 
-/// Clean-room sessions and exactly what each revealed.
-pub(crate) fn cleanroom(session: &OperatorSession, sessions: &[SessionView]) -> Markup {
+/// What the last clean-room action did, if anything.
+pub(crate) enum CleanroomNote {
+    None,
+    Invited(consentric_engine::cleanroom::Invitation),
+    Done(String),
+    Refused(String),
+}
+
+/// Clean-room sessions and exactly what each revealed; invite, join, run.
+pub(crate) fn cleanroom(
+    session: &OperatorSession,
+    sessions: &[SessionView],
+    note: &CleanroomNote,
+) -> Markup {
     layout(
         session,
         Area::Cleanroom,
         "Clean room",
         html! {
-            p.muted { "Sessions are started with " code { "consentric cleanroom invite" } " or " code { "POST /v1/cleanroom/sessions" } "." }
+            @match note {
+                CleanroomNote::None => {}
+                CleanroomNote::Invited(i) => {
+                    div.alert role="status" {
+                        p { "Invitation made. Give the partner these, once, over a channel you trust; the token is not shown again." }
+                        p { "Session: " code { (i.session) } }
+                        p { "Token: " code.secret { (i.token) } }
+                    }
+                }
+                CleanroomNote::Done(m) => p.alert role="status" { (m) },
+                CleanroomNote::Refused(m) => p.alert role="alert" { (m) },
+            }
             @if sessions.is_empty() { p { "No session yet." } }
             @else {
                 div.scroll tabindex="0" role="region" aria-label="Sessions" {
                     table {
-                        thead { tr { th scope="col" { "session" } th scope="col" { "role" } th scope="col" { "partner" } th scope="col" { "output" } th scope="col" { "state" } th scope="col" { "what it revealed" } } }
+                        thead { tr { th scope="col" { "session" } th scope="col" { "role" } th scope="col" { "partner" } th scope="col" { "output" } th scope="col" { "state" } th scope="col" { "what it revealed" } th scope="col" { "do" } } }
                         tbody {
                             @for s in sessions {
                                 tr {
@@ -860,11 +883,45 @@ pub(crate) fn cleanroom(session: &OperatorSession, sessions: &[SessionView]) -> 
                                     td { (s.output) @if s.sum { " + sum" } }
                                     td { (s.state) }
                                     td { @match &s.result { Some(r) => code { (r.to_string()) }, None => "nothing yet" } }
+                                    td {
+                                        @if s.role == "guest" && matches!(s.state.as_str(), "joined" | "waiting" | "invited") {
+                                            form.inline method="post" action=(format!("/console/cleanroom/{}/run", s.session)) {
+                                                (csrf(session))
+                                                button type="submit" { "Run" }
+                                            }
+                                        }
+                                    }
                                 }
                             }
                         }
                     }
                 }
+            }
+            h2 { "Invite a partner" }
+            form method="post" action="/console/cleanroom/invite" {
+                (csrf(session))
+                label for="partner" { "Partner" }
+                input id="partner" name="partner" type="text" required;
+                label for="output" { "What the session reveals to us" }
+                select id="output" name="output" {
+                    option value="cardinality" { "How many customers we share (nothing else)" }
+                    option value="matches" { "Also which of our customers they are" }
+                }
+                div { input id="sum" name="sum" type="checkbox" value="yes"; label for="sum" { "Also the sum of their spend over the customers we share" } }
+                button type="submit" { "Invite" }
+            }
+            h2 { "Join a partner's session" }
+            form method="post" action="/console/cleanroom/join" {
+                (csrf(session))
+                label for="host_url" { "Their address" }
+                input id="host_url" name="host_url" type="text" placeholder="https://partner.example" required;
+                label for="join-session" { "Session" }
+                input id="join-session" name="session" type="text" required;
+                label for="join-token" { "Token" }
+                input id="join-token" name="token" type="password" required;
+                label for="join-partner" { "Partner" }
+                input id="join-partner" name="partner" type="text" required;
+                button type="submit" { "Join" }
             }
         },
     )

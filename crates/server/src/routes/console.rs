@@ -78,6 +78,9 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/console/privacy/keys/{id}/revoke", post(revoke_key))
         .route("/console/analytics", get(analytics).post(ask))
         .route("/console/cleanroom", get(cleanroom))
+        .route("/console/cleanroom/invite", post(invite))
+        .route("/console/cleanroom/join", post(join))
+        .route("/console/cleanroom/{id}/run", post(run_session))
         .route("/console/account", get(account))
         .route("/console/account/password", post(change_password))
         .route("/console/account/totp", post(enable_totp))
@@ -792,15 +795,170 @@ async fn ask(
     }
 }
 
+async fn cleanroom_page(
+    engine: &AppState,
+    session: OperatorSession,
+    status: StatusCode,
+    note: pages::CleanroomNote,
+) -> Response {
+    let e = engine.clone();
+    match run(move || e.cleanroom_sessions()).await {
+        Ok(list) => html(status, pages::cleanroom(&session, &list, &note)),
+        Err(e) => fault(e),
+    }
+}
+
 async fn cleanroom(State(engine): State<AppState>, headers: HeaderMap) -> Response {
-    let session = match operator(&engine, &headers, Area::Cleanroom).await {
+    match operator(&engine, &headers, Area::Cleanroom).await {
+        Ok(s) => cleanroom_page(&engine, s, StatusCode::OK, pages::CleanroomNote::None).await,
+        Err(r) => r,
+    }
+}
+
+/// A clean-room form's operator and fields, once its CSRF token checks out.
+async fn cleanroom_form(
+    engine: &AppState,
+    headers: &HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Result<(OperatorSession, Pairs), Response> {
+    let session = operator(engine, headers, Area::Cleanroom).await?;
+    match form {
+        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => Ok((session, pairs)),
+        _ => Err(html(
+            StatusCode::FORBIDDEN,
+            pages::refused(&session, Area::Cleanroom, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."),
+        )),
+    }
+}
+
+fn output_of(raw: &str) -> Result<consentric_engine::cleanroom::Output, EngineError> {
+    serde_json::from_value(json!(raw)).map_err(|_| EngineError::Invalid {
+        field: "output".into(),
+        message: "cardinality or matches".into(),
+    })
+}
+
+async fn invite(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, pairs) = match cleanroom_form(&engine, &headers, form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let e = engine.clone();
-    match run(move || e.cleanroom_sessions()).await {
-        Ok(list) => html(StatusCode::OK, pages::cleanroom(&session, &list)),
+    let (partner, output, sum) = (
+        field(&pairs, "partner").trim().to_owned(),
+        field(&pairs, "output").to_owned(),
+        field(&pairs, "sum") == "yes",
+    );
+    let (e, actor) = (engine.clone(), session.actor());
+    match run(move || e.cleanroom_invite(&partner, output_of(&output)?, sum, &actor)).await {
+        Ok(i) => {
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::OK,
+                pages::CleanroomNote::Invited(i),
+            )
+            .await
+        }
+        Err(EngineError::Invalid { message, .. }) => {
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                pages::CleanroomNote::Refused(format!("Nothing was changed: {message}")),
+            )
+            .await
+        }
         Err(e) => fault(e),
+    }
+}
+
+async fn join(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, pairs) = match cleanroom_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let joining = consentric_engine::cleanroom::Joining {
+        host_url: field(&pairs, "host_url").trim().to_owned(),
+        session: field(&pairs, "session").trim().to_owned(),
+        token: field(&pairs, "token").trim().to_owned(),
+        partner: field(&pairs, "partner").trim().to_owned(),
+        output: consentric_engine::cleanroom::Output::Cardinality,
+        sum: false,
+    };
+    let (e, actor) = (engine.clone(), session.actor());
+    match run(move || e.cleanroom_join(&joining, &actor)).await {
+        Ok(v) => {
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::OK,
+                pages::CleanroomNote::Done(format!(
+                    "Joined session {}; run it when the partner is ready.",
+                    v.session
+                )),
+            )
+            .await
+        }
+        Err(EngineError::Invalid { message, .. } | EngineError::Conflict(message)) => {
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                pages::CleanroomNote::Refused(format!("Nothing was changed: {message}")),
+            )
+            .await
+        }
+        Err(EngineError::Session(e)) => {
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::BAD_REQUEST,
+                pages::CleanroomNote::Refused(format!("Nothing was changed: {e}")),
+            )
+            .await
+        }
+        Err(e) => fault(e),
+    }
+}
+
+async fn run_session(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Response {
+    let (session, _) = match cleanroom_form(&engine, &headers, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    match crate::partner::run(engine.clone(), &id).await {
+        Ok(()) => {
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::OK,
+                pages::CleanroomNote::Done(format!("Session {id} ran.")),
+            )
+            .await
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, session = %id, "a clean-room run from the console failed");
+            cleanroom_page(
+                &engine,
+                session,
+                StatusCode::BAD_GATEWAY,
+                pages::CleanroomNote::Refused(format!("The run did not complete: {e}")),
+            )
+            .await
+        }
     }
 }
 

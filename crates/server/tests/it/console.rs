@@ -754,3 +754,84 @@ parity_test!(
         );
     }
 );
+
+parity_test!(
+    a_dpo_invites_joins_and_runs_clean_room_sessions_from_the_page,
+    |db| {
+        let app = console_app(&db);
+        let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
+        let page = dpo.get("/console/cleanroom").text().expect("page");
+        let csrf = hidden(&page, "csrf").expect("a token");
+        assert_eq!(
+            dpo.post(
+                "/console/cleanroom/invite",
+                &[
+                    ("csrf", "forged"),
+                    ("partner", "P"),
+                    ("output", "cardinality")
+                ]
+            )
+            .status(),
+            403
+        );
+        let r = dpo.post(
+            "/console/cleanroom/invite",
+            &[
+                ("csrf", &csrf),
+                ("partner", "Shop B"),
+                ("output", "nonsense"),
+            ],
+        );
+        assert_eq!(r.status(), 400);
+        let r = dpo.post(
+            "/console/cleanroom/invite",
+            &[
+                ("csrf", &csrf),
+                ("partner", "Shop B"),
+                ("output", "cardinality"),
+            ],
+        );
+        assert_eq!(r.status(), 200);
+        let page = r.text().expect("page");
+        assert!(
+            page.contains("Invitation made") && page.contains("Shop B"),
+            "{page}"
+        );
+        let sessions: Value = app.get("/v1/cleanroom/sessions").json().expect("sessions");
+        let invited = sessions
+            .as_array()
+            .or_else(|| sessions["sessions"].as_array())
+            .expect("sessions")
+            .iter()
+            .find(|s| s["partner"] == "Shop B")
+            .expect("the invitation is recorded")
+            .clone();
+        assert_eq!(invited["role"], "host");
+
+        // Joining a host that does not answer: recorded, and a run says why it did not complete.
+        let session = "a".repeat(32);
+        let token = "b".repeat(64);
+        let r = dpo.post(
+            "/console/cleanroom/join",
+            &[
+                ("csrf", &csrf),
+                ("host_url", "http://127.0.0.1:9"),
+                ("session", &session),
+                ("token", &token),
+                ("partner", "Shop C"),
+            ],
+        );
+        assert_eq!(r.status(), 200, "{:?}", r.text());
+        let page = dpo.get("/console/cleanroom").text().expect("page");
+        assert!(
+            page.contains(&format!("/console/cleanroom/{session}/run")),
+            "a run button"
+        );
+        let r = dpo.post(
+            &format!("/console/cleanroom/{session}/run"),
+            &[("csrf", &csrf)],
+        );
+        assert_eq!(r.status(), 502);
+        assert!(r.text().expect("page").contains("The run did not complete"));
+    }
+);
