@@ -1327,4 +1327,27 @@ impl Engine {
     ) -> Result<crate::personalize::SegmentPreview, EngineError> {
         self.cx.segment_service().size_of(definition, actor)
     }
+
+    /// The latest `limit` records of the audit log, newest first (who did what, to whom).
+    ///
+    /// # Errors
+    /// A database fault.
+    pub fn audit_latest(&self, limit: u32) -> Result<Vec<crate::audit::AuditEntry>, EngineError> {
+        Ok(self
+            .cx
+            .store
+            .audit_latest(limit)?
+            .into_iter()
+            .map(|r| crate::audit::AuditEntry {
+                at: crate::profiles::iso(r.at),
+                actor: r.actor,
+                action: format!(
+                    "{}{}",
+                    r.action,
+                    r.subject.map(|s| format!(" · {s}")).unwrap_or_default()
+                ),
+                detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+            })
+            .collect())
+    }
 }

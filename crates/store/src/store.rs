@@ -419,6 +419,14 @@ impl Store {
         self.read(|c| tx::audit_page(c, after, i64::from(limit)))
     }
 
+    /// The latest `limit` audit records, newest first.
+    ///
+    /// # Errors
+    /// Database faults.
+    pub fn audit_latest(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(|c| tx::audit_latest(c, i64::from(limit)))
+    }
+
     /// The audit records about `subject` after position `after`, oldest first.
     ///
     /// # Errors

@@ -501,12 +501,16 @@ pub(crate) enum PrivacyNote {
     Retention(consentric_engine::RetentionReport),
 }
 
-pub(crate) fn privacy(
-    session: &OperatorSession,
-    requests: &[DsrView],
-    keys: &[KeyInfo],
-    note: &PrivacyNote,
-) -> Markup {
+/// The privacy page's tables.
+pub(crate) struct PrivacyData {
+    pub(crate) requests: Vec<DsrView>,
+    pub(crate) keys: Vec<KeyInfo>,
+    pub(crate) purposes: Vec<consentric_engine::PurposeView>,
+    pub(crate) audit: Vec<AuditEntry>,
+}
+
+pub(crate) fn privacy(session: &OperatorSession, data: &PrivacyData, note: &PrivacyNote) -> Markup {
+    let (requests, keys) = (&data.requests, &data.keys);
     let action = |path: &str, label: &str, extra: Markup| {
         html! {
             form.inline method="post" action=(path) {
@@ -572,6 +576,32 @@ pub(crate) fn privacy(
                             }
                         }
                     }
+                }
+            }
+            h2 { "The data map" }
+            p.muted { "Every purpose: why it is lawful, the data it may use, how long that is kept, and who receives it." }
+            div.scroll tabindex="0" role="region" aria-label="The data map" {
+                table {
+                    thead { tr { th scope="col" { "purpose" } th scope="col" { "legal basis" } th scope="col" { "data categories" } th.num scope="col" { "kept (days)" } th scope="col" { "recipients" } th.num scope="col" { "version" } } }
+                    tbody {
+                        @for p in &data.purposes {
+                            tr {
+                                th scope="row" { (p.id) @if p.sale_or_share { " (sale or share)" } }
+                                td { (p.legal_basis) }
+                                td { (p.categories.join(", ")) }
+                                td.num { (p.retention_days) }
+                                td { @if p.recipients.is_empty() { "—" } @else { (p.recipients.join("; ")) } }
+                                td.num { (p.version) }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "The audit log (latest 100)" }
+            div.scroll tabindex="0" role="region" aria-label="The audit log" {
+                table {
+                    thead { tr { th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } } }
+                    tbody { @for a in &data.audit { tr { td { (when(&a.at)) } td { (a.actor) } td { (a.action) } } } }
                 }
             }
             h2 { "API keys" }

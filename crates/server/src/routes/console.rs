@@ -29,6 +29,8 @@ pub(crate) const CONSOLE_CSP: &str = "default-src 'none'; script-src 'self'; sty
 /// How old the lifecycle summary the pages draw may be: computing it reads every customer's
 /// purchases and stages.
 const SUMMARY_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+/// Audit records the privacy page lists.
+const AUDIT_SHOWN: u32 = 100;
 /// A customer's latest events shown.
 const EVENTS: u32 = 20;
 /// Entries of a customer's audit trail shown.
@@ -399,8 +401,17 @@ async fn privacy_page(
     note: pages::PrivacyNote,
 ) -> Response {
     let e = engine.clone();
-    match run(move || Ok((e.dsr_list(false)?, e.keys()?))).await {
-        Ok((requests, keys)) => html(status, pages::privacy(&session, &requests, &keys, &note)),
+    let data = run(move || {
+        Ok(pages::PrivacyData {
+            requests: e.dsr_list(false)?,
+            keys: e.keys()?,
+            purposes: e.purposes(),
+            audit: e.audit_latest(AUDIT_SHOWN)?,
+        })
+    })
+    .await;
+    match data {
+        Ok(data) => html(status, pages::privacy(&session, &data, &note)),
         Err(e) => fault(e),
     }
 }

@@ -387,6 +387,11 @@ parity_test!(
         let dpo = Operator::log_in(&app, "dpo", PASSWORD).expect("in");
         let page = dpo.get("/console/privacy").text().expect("page");
         assert!(page.contains(&id), "the request is listed");
+        assert!(
+            page.contains("The data map") && page.contains("advertising partners"),
+            "recipients on the map"
+        );
+        assert!(page.contains("dsr.received"), "the audit log lists the request's filing");
         let csrf = hidden(&page, "csrf").expect("a token");
 
         let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
