@@ -391,7 +391,10 @@ parity_test!(
             page.contains("The data map") && page.contains("advertising partners"),
             "recipients on the map"
         );
-        assert!(page.contains("dsr.received"), "the audit log lists the request's filing");
+        assert!(
+            page.contains("dsr.received"),
+            "the audit log lists the request's filing"
+        );
         let csrf = hidden(&page, "csrf").expect("a token");
 
         let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
