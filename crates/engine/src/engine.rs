@@ -1328,25 +1328,35 @@ impl Engine {
         self.cx.segment_service().size_of(definition, actor)
     }
 
-    /// The latest `limit` records of the audit log, newest first (who did what, to whom).
+    /// The latest `limit` records of the audit log before position `before` (`i64::MAX` for
+    /// the newest), newest first (who did what, to whom), each with its position.
     ///
     /// # Errors
     /// A database fault.
-    pub fn audit_latest(&self, limit: u32) -> Result<Vec<crate::audit::AuditEntry>, EngineError> {
+    pub fn audit_latest(
+        &self,
+        before: i64,
+        limit: u32,
+    ) -> Result<Vec<(i64, crate::audit::AuditEntry)>, EngineError> {
         Ok(self
             .cx
             .store
-            .audit_latest(limit)?
+            .audit_latest(before, limit)?
             .into_iter()
-            .map(|r| crate::audit::AuditEntry {
-                at: crate::profiles::iso(r.at),
-                actor: r.actor,
-                action: format!(
-                    "{}{}",
-                    r.action,
-                    r.subject.map(|s| format!(" · {s}")).unwrap_or_default()
-                ),
-                detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+            .map(|r| {
+                (
+                    r.seq,
+                    crate::audit::AuditEntry {
+                        at: crate::profiles::iso(r.at),
+                        actor: r.actor,
+                        action: format!(
+                            "{}{}",
+                            r.action,
+                            r.subject.map(|s| format!(" · {s}")).unwrap_or_default()
+                        ),
+                        detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
+                    },
+                )
             })
             .collect())
     }

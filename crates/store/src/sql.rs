@@ -62,7 +62,7 @@ pub(crate) const MOVE_CONSENT: &str =
 
 pub(crate) const AUDIT_LAST: &str = "SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1";
 pub(crate) const AUDIT_APPEND: &str = "INSERT INTO audit_log (seq, at, actor, action, subject, detail, prev_hash, hash, mac) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
-pub(crate) const AUDIT_LATEST: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash, mac FROM audit_log ORDER BY seq DESC LIMIT ?1";
+pub(crate) const AUDIT_LATEST: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash, mac FROM audit_log WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2";
 pub(crate) const AUDIT_PAGE: &str = "SELECT seq, at, actor, action, subject, detail, prev_hash, hash, mac FROM audit_log WHERE seq > ?1 ORDER BY seq LIMIT ?2";
 
 pub(crate) const EVENTS_PAGE: &str = "SELECT seq, message_id, profile_id, call_type, event_name, ts, received_at, payload FROM events WHERE profile_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";

@@ -419,12 +419,13 @@ impl Store {
         self.read(|c| tx::audit_page(c, after, i64::from(limit)))
     }
 
-    /// The latest `limit` audit records, newest first.
+    /// The latest `limit` audit records before position `before`, newest first: a page of
+    /// the log walked backwards.
     ///
     /// # Errors
     /// Database faults.
-    pub fn audit_latest(&self, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
-        self.read(|c| tx::audit_latest(c, i64::from(limit)))
+    pub fn audit_latest(&self, before: i64, limit: u32) -> Result<Vec<AuditRow>, StoreError> {
+        self.read(|c| tx::audit_latest(c, before, i64::from(limit)))
     }
 
     /// The audit records about `subject` after position `after`, oldest first.

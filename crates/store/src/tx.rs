@@ -818,8 +818,12 @@ pub(crate) fn audit_page(
     audit_rows(conn.query(sql::AUDIT_PAGE, &[Param::Int(after), Param::Int(limit)])?)
 }
 
-pub(crate) fn audit_latest(conn: &mut dyn Conn, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-    audit_rows(conn.query(sql::AUDIT_LATEST, &[Param::Int(limit)])?)
+pub(crate) fn audit_latest(
+    conn: &mut dyn Conn,
+    before: i64,
+    limit: i64,
+) -> Result<Vec<AuditRow>, StoreError> {
+    audit_rows(conn.query(sql::AUDIT_LATEST, &[Param::Int(before), Param::Int(limit)])?)
 }
 
 pub(crate) fn audit_of(

@@ -506,8 +506,20 @@ pub(crate) struct PrivacyData {
     pub(crate) requests: Vec<DsrView>,
     pub(crate) keys: Vec<KeyInfo>,
     pub(crate) purposes: Vec<consentric_engine::PurposeView>,
-    pub(crate) audit: Vec<AuditEntry>,
+    /// A page of the audit log, newest first, each record with its position.
+    pub(crate) audit: Vec<(i64, AuditEntry)>,
+    /// The link to the next (older) page of the audit log, if there is one.
+    pub(crate) older_audit: Option<i64>,
+    /// Which page of requests (50 a page) is shown, and how many requests there are.
+    pub(crate) requests_page: usize,
+    pub(crate) requests_total: usize,
 }
+
+/// Members a page of a segment lists.
+pub(crate) const MEMBERS_PER_PAGE: usize = 50;
+
+/// Requests a page of the privacy page lists.
+pub(crate) const REQUESTS_PER_PAGE: usize = 50;
 
 pub(crate) fn privacy(session: &OperatorSession, data: &PrivacyData, note: &PrivacyNote) -> Markup {
     let (requests, keys) = (&data.requests, &data.keys);
@@ -544,6 +556,14 @@ pub(crate) fn privacy(session: &OperatorSession, data: &PrivacyData, note: &Priv
             (action("/console/privacy/verify-audit", "Verify the audit chain", html! {}))
             (action("/console/privacy/retention", "Run retention now", html! {}))
             h2 { "Data-subject requests" }
+            @let pages = data.requests_total.div_ceil(REQUESTS_PER_PAGE);
+            @if pages > 1 {
+                p {
+                    "Page " (data.requests_page + 1) " of " (pages) ", earliest deadline first. "
+                    @if data.requests_page > 0 { a href=(format!("/console/privacy?requests_page={}", data.requests_page - 1)) { "Earlier" } " " }
+                    @if data.requests_page + 1 < pages { a href=(format!("/console/privacy?requests_page={}", data.requests_page + 1)) { "Later" } }
+                }
+            }
             @if requests.is_empty() { p.muted { "None." } }
             @else {
                 div.scroll tabindex="0" role="region" aria-label="Requests" {
@@ -597,12 +617,15 @@ pub(crate) fn privacy(session: &OperatorSession, data: &PrivacyData, note: &Priv
                     }
                 }
             }
-            h2 { "The audit log (latest 100)" }
+            h2 { "The audit log, newest first" }
             div.scroll tabindex="0" role="region" aria-label="The audit log" {
                 table {
-                    thead { tr { th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } } }
-                    tbody { @for a in &data.audit { tr { td { (when(&a.at)) } td { (a.actor) } td { (a.action) } } } }
+                    thead { tr { th.num scope="col" { "#" } th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } } }
+                    tbody { @for (seq, a) in &data.audit { tr { td.num { (seq) } td { (when(&a.at)) } td { (a.actor) } td { (a.action) } } } }
                 }
+            }
+            @if let Some(before) = data.older_audit {
+                p { a href=(format!("/console/privacy?audit_before={before}")) { "Older records" } }
             }
             h2 { "API keys" }
             div.scroll tabindex="0" role="region" aria-label="API keys" {
@@ -818,7 +841,11 @@ pub(crate) fn segment(
     session: &OperatorSession,
     view: &SegmentView,
     preview: &SegmentPreview,
+    page: usize,
 ) -> Markup {
+    let per = MEMBERS_PER_PAGE;
+    let shown: Vec<&String> = preview.members.iter().skip(page * per).collect();
+    let pages = preview.size.div_ceil(per).max(1);
     layout(
         session,
         Area::Segments,
@@ -826,8 +853,12 @@ pub(crate) fn segment(
         html! {
             p { code { (view.definition.to_string()) } }
             p { strong { (preview.size) } " customers match, of " (preview.evaluated) " with a basis for " code { (preview.purpose) } "; " (preview.left_out) " left out for want of one." }
-            h2 { "Members (first " (preview.members.len()) ")" }
-            ul { @for m in &preview.members { li { a href=(format!("/console/customers/{m}")) { code { (m) } } } } }
+            h2 { "Members, page " (page + 1) " of " (pages) }
+            ul { @for m in &shown { li { a href=(format!("/console/customers/{m}")) { code { (m) } } } } }
+            p {
+                @if page > 0 { a href=(format!("/console/segments/{}?page={}", view.name, page - 1)) { "Previous" } " " }
+                @if page + 1 < pages { a href=(format!("/console/segments/{}?page={}", view.name, page + 1)) { "Next" } }
+            }
         },
     )
 }

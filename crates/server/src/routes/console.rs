@@ -394,19 +394,54 @@ async fn customer(
     }
 }
 
+/// Which pages of the privacy page's lists to show.
+#[derive(Deserialize, Default, Clone, Copy)]
+struct PrivacyPaging {
+    audit_before: Option<i64>,
+    requests_page: Option<usize>,
+}
+
 async fn privacy_page(
     engine: &AppState,
     session: OperatorSession,
     status: StatusCode,
     note: pages::PrivacyNote,
 ) -> Response {
+    privacy_page_at(engine, session, status, note, PrivacyPaging::default()).await
+}
+
+async fn privacy_page_at(
+    engine: &AppState,
+    session: OperatorSession,
+    status: StatusCode,
+    note: pages::PrivacyNote,
+    paging: PrivacyPaging,
+) -> Response {
     let e = engine.clone();
     let data = run(move || {
+        let all = e.dsr_list(false)?;
+        let total = all.len();
+        let page = paging
+            .requests_page
+            .unwrap_or(0)
+            .min(total.saturating_sub(1) / pages::REQUESTS_PER_PAGE);
+        let requests = all
+            .into_iter()
+            .skip(page * pages::REQUESTS_PER_PAGE)
+            .take(pages::REQUESTS_PER_PAGE)
+            .collect();
+        let audit = e.audit_latest(paging.audit_before.unwrap_or(i64::MAX), AUDIT_SHOWN)?;
+        let older_audit = (audit.len() == AUDIT_SHOWN as usize)
+            .then(|| audit.last().map(|(seq, _)| *seq))
+            .flatten();
         Ok(pages::PrivacyData {
-            requests: e.dsr_list(false)?,
+            requests,
             keys: e.keys()?,
             purposes: e.purposes(),
-            audit: e.audit_latest(AUDIT_SHOWN)?,
+            audit,
+            older_audit,
+            requests_page: page,
+            requests_total: total,
         })
     })
     .await;
@@ -416,9 +451,16 @@ async fn privacy_page(
     }
 }
 
-async fn privacy(State(engine): State<AppState>, headers: HeaderMap) -> Response {
+async fn privacy(
+    State(engine): State<AppState>,
+    headers: HeaderMap,
+    paging: Result<Query<PrivacyPaging>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let paging = paging.map(|Query(p)| p).unwrap_or_default();
     match operator(&engine, &headers, Area::Privacy).await {
-        Ok(s) => privacy_page(&engine, s, StatusCode::OK, pages::PrivacyNote::None).await,
+        Ok(s) => {
+            privacy_page_at(&engine, s, StatusCode::OK, pages::PrivacyNote::None, paging).await
+        }
         Err(r) => r,
     }
 }
@@ -640,11 +682,23 @@ async fn define_segment(
     }
 }
 
+/// Which page of a segment's members to show.
+#[derive(Deserialize)]
+struct MembersPage {
+    page: Option<usize>,
+}
+
 async fn segment(
     State(engine): State<AppState>,
     headers: HeaderMap,
     Path(name): Path<String>,
+    paging: Result<Query<MembersPage>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
+    let page = paging
+        .ok()
+        .and_then(|Query(p)| p.page)
+        .unwrap_or(0)
+        .min(100_000);
     let session = match operator(&engine, &headers, Area::Segments).await {
         Ok(s) => s,
         Err(r) => return r,
@@ -654,12 +708,16 @@ async fn segment(
         let Some(view) = e.segments()?.into_iter().find(|s| s.name == name) else {
             return Err(EngineError::NotFound(format!("segment {name}")));
         };
-        let preview = e.preview_segment(&view.name, 50, &actor)?;
+        let preview =
+            e.preview_segment(&view.name, (page + 1) * pages::MEMBERS_PER_PAGE, &actor)?;
         Ok((view, preview))
     })
     .await;
     match found {
-        Ok((view, preview)) => html(StatusCode::OK, pages::segment(&session, &view, &preview)),
+        Ok((view, preview)) => html(
+            StatusCode::OK,
+            pages::segment(&session, &view, &preview, page),
+        ),
         Err(EngineError::NotFound(m)) => html(
             StatusCode::NOT_FOUND,
             pages::refused(&session, Area::Segments, &format!("No {m}.")),

@@ -395,6 +395,22 @@ parity_test!(
             page.contains("dsr.received"),
             "the audit log lists the request's filing"
         );
+        // The audit log pages backwards from the newest record.
+        let older = page
+            .split("/console/privacy?audit_before=")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .and_then(|n| n.parse::<i64>().ok())
+            .expect("a link to older records");
+        let next = dpo
+            .get(&format!("/console/privacy?audit_before={older}"))
+            .text()
+            .expect("page");
+        assert!(!next.contains("dsr.received"), "an older page");
+        assert!(
+            next.contains(&format!(">{}<", older - 1)),
+            "starts just before: {older}"
+        );
         let csrf = hidden(&page, "csrf").expect("a token");
 
         let r = dpo.post("/console/privacy/verify-audit", &[("csrf", &csrf)]);
@@ -522,6 +538,27 @@ parity_test!(a_marketer_defines_a_segment_and_sees_its_members, |db| {
         .expect("page")
         .contains("/console/segments/loyal"));
     assert_eq!(marketer.get("/console/segments/nothing").status(), 404);
+    assert!(size > 50, "more than a page of members: {size}");
+    {
+        let second = marketer
+            .get("/console/segments/loyal?page=1")
+            .text()
+            .expect("page");
+        assert!(second.contains("Members, page 2 of"), "{second}");
+        let first = marketer
+            .get("/console/segments/loyal")
+            .text()
+            .expect("page");
+        let first_member = first
+            .split("/console/customers/")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("a member");
+        assert!(
+            !second.contains(&format!("/console/customers/{first_member}\"")),
+            "another page's members"
+        );
+    }
     let r = marketer.post("/console/segments/proposals", &[("csrf", &csrf)]);
     assert_eq!(r.status(), 200);
     let page = r.text().expect("page");
