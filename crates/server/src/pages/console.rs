@@ -475,6 +475,7 @@ pub(crate) fn customer_for_purpose(
     session: &OperatorSession,
     view: &PurposeScopedProfile,
     lifecycle: &Option<CustomerLifecycle>,
+    decisions: &[LoggedDecision],
 ) -> Markup {
     layout(
         session,
@@ -486,6 +487,7 @@ pub(crate) fn customer_for_purpose(
             (traits_table(&view.traits))
             @if !view.withheld.is_empty() { p.muted { "Withheld for this purpose: " (view.withheld.join(", ")) } }
             (lifecycle_block(lifecycle))
+            (decisions_block(decisions))
             h2 { "Recent events" }
             ul { @for e in view.events.iter().take(20) { li { (e.get("event").or_else(|| e.get("type")).and_then(Value::as_str).unwrap_or("")) } } }
         },
@@ -580,6 +582,12 @@ pub(crate) fn privacy(session: &OperatorSession, data: &PrivacyData, note: &Priv
                                     td { (day(&r.due_at)) @if r.extended_days > 0 { " (+" (r.extended_days) " days)" } }
                                     td {
                                         @let path = format!("/console/privacy/requests/{}", r.request_id);
+                                        @if r.status == "received" {
+                                            (action(&format!("{path}/verify"), "Verify", html! {
+                                                label.visually-hidden for=(format!("code-{}", r.request_id)) { "The customer's code" }
+                                                input id=(format!("code-{}", r.request_id)) name="code" type="text" inputmode="numeric" size="6" placeholder="code" required;
+                                            }))
+                                        }
                                         @if r.status == "verified" && r.kind != "access" {
                                             (action(&format!("{path}/process"), "Carry out", html! {}))
                                         }

@@ -370,13 +370,15 @@ async fn customer(
             Err(EngineError::NoBasis(_)) => None,
             Err(other) => return Err(other),
         };
-        Ok((view, lifecycle))
+        // Their decisions too: the purpose's grant above shows they allowed personalisation.
+        let decisions = e.decision_log(&who, 20, &actor)?;
+        Ok((view, lifecycle, decisions))
     })
     .await;
     match page {
-        Ok((view, lifecycle)) => html(
+        Ok((view, lifecycle, decisions)) => html(
             StatusCode::OK,
-            pages::customer_for_purpose(&session, &view, &lifecycle),
+            pages::customer_for_purpose(&session, &view, &lifecycle, &decisions),
         ),
         Err(EngineError::NoBasis(_)) => html(
             StatusCode::FORBIDDEN,
@@ -498,7 +500,7 @@ async fn after(
                 engine,
                 session,
                 StatusCode::BAD_REQUEST,
-                pages::PrivacyNote::Refused(format!("Nothing was changed: {message}")),
+                pages::PrivacyNote::Refused(format!("Refused: {message}")),
             )
             .await
         }
@@ -543,6 +545,7 @@ async fn request_step(
     let (e, actor) = (engine.clone(), session.actor());
     let days = field(&pairs, "days").trim().parse::<i64>();
     let reason = field(&pairs, "reason").trim().to_owned();
+    let code = field(&pairs, "code").trim().to_owned();
     let done = run(move || match step.as_str() {
         "process" => {
             let shown = e.dsr_show(&id)?;
@@ -550,6 +553,10 @@ async fn request_step(
                 return Err(EngineError::Invalid { field: "kind".into(), message: "an access request writes an export: carry it out with `consentric dsr process`".into() });
             }
             let v = e.dsr_process(&id, &actor, &mut std::io::sink())?;
+            Ok(format!("Request {} is {}.", v.request_id, v.status))
+        }
+        "verify" => {
+            let v = e.dsr_verify(&id, &code, &actor)?;
             Ok(format!("Request {} is {}.", v.request_id, v.status))
         }
         "extend" => {

@@ -147,6 +147,40 @@ parity_test!(every_page_as_every_role_opens_or_refuses, |db| {
             assert_eq!(r.headers()["cache-control"], "no-store");
         }
     }
+    // Every form that changes something refuses the roles it is not for, even with their own
+    // valid token.
+    use Role::*;
+    let actions: [(&str, &[Role]); 9] = [
+        ("/console/analytics", &[Admin, Analyst]),
+        ("/console/segments", &[Admin, Marketer]),
+        ("/console/segments/size", &[Admin, Marketer]),
+        ("/console/segments/proposals", &[Admin, Marketer]),
+        ("/console/privacy/verify-audit", &[Admin, Dpo]),
+        ("/console/privacy/retention", &[Admin, Dpo]),
+        ("/console/privacy/keys/nokey/revoke", &[Admin, Dpo]),
+        ("/console/cleanroom/invite", &[Admin, Dpo]),
+        ("/console/cleanroom/join", &[Admin, Dpo]),
+    ];
+    for role in ROLES {
+        let op = Operator::log_in(&app, role.as_str(), PASSWORD).expect("logged in");
+        let page = op.get("/console/account").text().expect("page");
+        let csrf = hidden(&page, "csrf").expect("a token");
+        for (path, allowed) in actions {
+            if !allowed.contains(&role) {
+                let r = op.post(
+                    path,
+                    &[("csrf", &csrf), ("partner", "X"), ("output", "cardinality")],
+                );
+                assert_eq!(r.status(), 403, "{} {path}", role.as_str());
+            }
+        }
+    }
+    let sessions: Value = app.get("/v1/cleanroom/sessions").json().expect("sessions");
+    assert!(
+        !sessions.to_string().contains("\"X\""),
+        "no refused invitation was made"
+    );
+
     // Without a session every page sends the visitor to log in.
     let anonymous = Client::builder()
         .redirect(Policy::none())
@@ -167,6 +201,12 @@ parity_test!(
     |db| {
         let app = console_app(&db);
         let (ada, bob) = (profile_id(&app, "ada"), profile_id(&app, "bob"));
+        let r = app
+            .post("/v1/decisions/ada?placement=home")
+            .bearer_auth(&app.admin)
+            .send()
+            .expect("decide");
+        assert_eq!(r.status(), 200);
         let marketer = Operator::log_in(&app, "marketer", PASSWORD).expect("in");
         let page = marketer.get(&format!("/console/customers/{ada}"));
         assert_eq!(page.status(), 200);
@@ -175,6 +215,10 @@ parity_test!(
         assert!(
             page.contains("Product Viewed") && !page.contains("ada person"),
             "{page}"
+        );
+        assert!(
+            page.contains("Recent decisions") && page.contains("home ·"),
+            "her decisions: {page}"
         );
         let page = marketer.get(&format!("/console/customers/{bob}"));
         assert_eq!(page.status(), 403);
@@ -420,6 +464,18 @@ parity_test!(
         assert_eq!(r.status(), 200);
         assert!(r.text().expect("page").contains("Retention ran"));
 
+        // A wrong code verifies nothing.
+        let r = dpo.post(
+            &format!("/console/privacy/requests/{id}/verify"),
+            &[("csrf", &csrf), ("code", "000000")],
+        );
+        assert_eq!(r.status(), 400, "a wrong code");
+        assert!(r.text().expect("page").contains("Refused"));
+        let shown: Value = app.get(&format!("/v1/dsr/{id}")).json().expect("json");
+        assert_eq!(
+            shown["status"], "received",
+            "still waiting for the right code"
+        );
         // Not yet verified by the customer: carrying it out is refused, and nothing changes.
         let r = dpo.post(
             &format!("/console/privacy/requests/{id}/process"),
