@@ -100,6 +100,17 @@ fn token_of(headers: &HeaderMap) -> Option<String> {
     cookie_value(headers, COOKIE_NAME)
 }
 
+/// The operator of the request's session, whatever their role; else the log-in page.
+async fn anyone(engine: &AppState, headers: &HeaderMap) -> Result<OperatorSession, Response> {
+    let token = token_of(headers).ok_or_else(to_login)?;
+    let e = engine.clone();
+    match run(move || e.operator_session(&token)).await {
+        Ok(s) => Ok(s),
+        Err(EngineError::SignedOut(_)) => Err(to_login()),
+        Err(e) => Err(fault(e)),
+    }
+}
+
 /// The operator of the request's session, if they may open `area`; else the log-in page (no
 /// session) or a 403 page (another role's area).
 async fn operator(
@@ -107,13 +118,7 @@ async fn operator(
     headers: &HeaderMap,
     area: Area,
 ) -> Result<OperatorSession, Response> {
-    let token = token_of(headers).ok_or_else(to_login)?;
-    let e = engine.clone();
-    let session = match run(move || e.operator_session(&token)).await {
-        Ok(s) => s,
-        Err(EngineError::SignedOut(_)) => return Err(to_login()),
-        Err(e) => return Err(fault(e)),
-    };
+    let session = anyone(engine, headers).await?;
     if !session.role().may(area) {
         let message = format!("A {} may not open this page.", session.role().as_str());
         return Err(html(
@@ -122,6 +127,48 @@ async fn operator(
         ));
     }
     Ok(session)
+}
+
+/// A form's operator and fields: their session (for `area`, or any role's own pages when
+/// `None`), a form that reads (400 otherwise), and this session's CSRF token in it (403
+/// otherwise, and nothing is done).
+async fn signed_form(
+    engine: &AppState,
+    headers: &HeaderMap,
+    area: Option<Area>,
+    form: Result<Form<Pairs>, FormRejection>,
+) -> Result<(OperatorSession, Pairs), Response> {
+    let session = match area {
+        Some(area) => operator(engine, headers, area).await?,
+        None => anyone(engine, headers).await?,
+    };
+    let shown = area.unwrap_or_else(|| home(&session).0);
+    let Ok(Form(pairs)) = form else {
+        return Err(html(
+            StatusCode::BAD_REQUEST,
+            pages::refused(
+                &session,
+                shown,
+                "That form could not be read. Nothing was changed.",
+            ),
+        ));
+    };
+    if !session.csrf_matches(field(&pairs, "csrf")) {
+        return Err(html(
+            StatusCode::FORBIDDEN,
+            pages::refused(&session, shown, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."),
+        ));
+    }
+    Ok((session, pairs))
+}
+
+/// The first area a role may open, and its page: where a log-in lands.
+fn home(session: &OperatorSession) -> (Area, &'static str) {
+    if session.role().may(Area::Overview) {
+        (Area::Overview, "/console")
+    } else {
+        (Area::Analytics, "/console/analytics")
+    }
 }
 
 fn fault(e: EngineError) -> Response {
@@ -181,13 +228,7 @@ async fn log_in(
     let e = engine.clone();
     match run(move || e.operator_log_in(&name, &password, code.as_deref())).await {
         Ok((session, token)) => {
-            // The first page the role may open.
-            let home = if session.role().may(Area::Overview) {
-                "/console"
-            } else {
-                "/console/analytics"
-            };
-            let mut r = (StatusCode::SEE_OTHER, [(LOCATION, home)]).into_response();
+            let mut r = (StatusCode::SEE_OTHER, [(LOCATION, home(&session).1)]).into_response();
             r.headers_mut().insert(
                 SET_COOKIE,
                 cookie(&public, &token, OPERATOR_SESSION_MINUTES * 60),
@@ -205,22 +246,10 @@ async fn log_out(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let Some(token) = token_of(&headers) else {
-        return to_login();
+    let (session, _) = match signed_form(&engine, &headers, None, form).await {
+        Ok(s) => s,
+        Err(r) => return r,
     };
-    let e = engine.clone();
-    let Ok(session) = run(move || e.operator_session(&token)).await else {
-        return to_login();
-    };
-    let csrf_ok = form
-        .as_ref()
-        .is_ok_and(|Form(pairs)| session.csrf_matches(field(pairs, "csrf")));
-    if !csrf_ok {
-        return html(
-            StatusCode::FORBIDDEN,
-            pages::refused(&session, Area::Overview, "That form did not come from this console (its security token was missing or wrong)."),
-        );
-    }
     let e = engine.clone();
     if let Err(e) = run(move || e.operator_log_out(&session)).await {
         return fault(e);
@@ -467,22 +496,6 @@ async fn privacy(
     }
 }
 
-/// A privacy form's operator and fields, once its CSRF token checks out.
-async fn privacy_form(
-    engine: &AppState,
-    headers: &HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Result<(OperatorSession, Pairs), Response> {
-    let session = operator(engine, headers, Area::Privacy).await?;
-    match form {
-        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => Ok((session, pairs)),
-        _ => Err(html(
-            StatusCode::FORBIDDEN,
-            pages::refused(&session, Area::Privacy, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."),
-        )),
-    }
-}
-
 /// The page after an action: what it did, or why it was refused (nothing changed).
 async fn after(
     engine: &AppState,
@@ -513,7 +526,7 @@ async fn verify_audit(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, _) = match privacy_form(&engine, &headers, form).await {
+    let (session, _) = match signed_form(&engine, &headers, Some(Area::Privacy), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -538,7 +551,7 @@ async fn request_step(
     Path((id, step)): Path<(String, String)>,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, pairs) = match privacy_form(&engine, &headers, form).await {
+    let (session, pairs) = match signed_form(&engine, &headers, Some(Area::Privacy), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -579,7 +592,7 @@ async fn revoke_key(
     Path(id): Path<String>,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, _) = match privacy_form(&engine, &headers, form).await {
+    let (session, _) = match signed_form(&engine, &headers, Some(Area::Privacy), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -638,15 +651,9 @@ async fn define_segment(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let session = match operator(&engine, &headers, Area::Segments).await {
+    let (session, pairs) = match signed_form(&engine, &headers, Some(Area::Segments), form).await {
         Ok(s) => s,
         Err(r) => return r,
-    };
-    let pairs = match form {
-        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => pairs,
-        _ => {
-            return html(StatusCode::FORBIDDEN, pages::refused(&session, Area::Segments, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."));
-        }
     };
     let (name, condition) = (
         field(&pairs, "name").trim().to_owned(),
@@ -820,19 +827,10 @@ async fn ask(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let session = match operator(&engine, &headers, Area::Analytics).await {
+    let (session, pairs) = match signed_form(&engine, &headers, Some(Area::Analytics), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let Ok(Form(pairs)) = form else {
-        return html(
-            StatusCode::BAD_REQUEST,
-            pages::refused(&session, Area::Analytics, "That form could not be read."),
-        );
-    };
-    if !session.csrf_matches(field(&pairs, "csrf")) {
-        return html(StatusCode::FORBIDDEN, pages::refused(&session, Area::Analytics, "That form did not come from this console (its security token was missing or wrong)."));
-    }
     let f = pages::QueryForm {
         query: field(&pairs, "query").to_owned(),
         epsilon: field(&pairs, "epsilon").to_owned(),
@@ -891,22 +889,6 @@ async fn cleanroom(State(engine): State<AppState>, headers: HeaderMap) -> Respon
     }
 }
 
-/// A clean-room form's operator and fields, once its CSRF token checks out.
-async fn cleanroom_form(
-    engine: &AppState,
-    headers: &HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Result<(OperatorSession, Pairs), Response> {
-    let session = operator(engine, headers, Area::Cleanroom).await?;
-    match form {
-        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => Ok((session, pairs)),
-        _ => Err(html(
-            StatusCode::FORBIDDEN,
-            pages::refused(&session, Area::Cleanroom, "That form did not come from this console (its security token was missing or wrong). Nothing was changed."),
-        )),
-    }
-}
-
 fn output_of(raw: &str) -> Result<consentric_engine::cleanroom::Output, EngineError> {
     serde_json::from_value(json!(raw)).map_err(|_| EngineError::Invalid {
         field: "output".into(),
@@ -919,7 +901,7 @@ async fn invite(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, pairs) = match cleanroom_form(&engine, &headers, form).await {
+    let (session, pairs) = match signed_form(&engine, &headers, Some(Area::Cleanroom), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -957,7 +939,7 @@ async fn join(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, pairs) = match cleanroom_form(&engine, &headers, form).await {
+    let (session, pairs) = match signed_form(&engine, &headers, Some(Area::Cleanroom), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1011,7 +993,7 @@ async fn run_session(
     Path(id): Path<String>,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, _) = match cleanroom_form(&engine, &headers, form).await {
+    let (session, _) = match signed_form(&engine, &headers, Some(Area::Cleanroom), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1038,48 +1020,10 @@ async fn run_session(
     }
 }
 
-/// Any operator's own account page: its navigation shows the first area the role may open.
-fn home_area(session: &OperatorSession) -> Area {
-    if session.role().may(Area::Overview) {
-        Area::Overview
-    } else {
-        Area::Analytics
-    }
-}
-
-/// The operator of the request, whatever their role.
-async fn anyone(engine: &AppState, headers: &HeaderMap) -> Result<OperatorSession, Response> {
-    let token = token_of(headers).ok_or_else(to_login)?;
-    let e = engine.clone();
-    match run(move || e.operator_session(&token)).await {
-        Ok(s) => Ok(s),
-        Err(EngineError::SignedOut(_)) => Err(to_login()),
-        Err(e) => Err(fault(e)),
-    }
-}
-
 async fn account(State(engine): State<AppState>, headers: HeaderMap) -> Response {
     match anyone(&engine, &headers).await {
-        Ok(s) => html(
-            StatusCode::OK,
-            pages::account(&s, home_area(&s), None, None),
-        ),
+        Ok(s) => html(StatusCode::OK, pages::account(&s, home(&s).0, None, None)),
         Err(r) => r,
-    }
-}
-
-async fn account_form(
-    engine: &AppState,
-    headers: &HeaderMap,
-    form: Result<Form<Pairs>, FormRejection>,
-) -> Result<(OperatorSession, Pairs), Response> {
-    let session = anyone(engine, headers).await?;
-    match form {
-        Ok(Form(pairs)) if session.csrf_matches(field(&pairs, "csrf")) => Ok((session, pairs)),
-        _ => Err(html(
-            StatusCode::FORBIDDEN,
-            pages::account(&session, home_area(&session), Some("That form did not come from this console (its security token was missing or wrong). Nothing was changed."), None),
-        )),
     }
 }
 
@@ -1088,7 +1032,7 @@ async fn change_password(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, pairs) = match account_form(&engine, &headers, form).await {
+    let (session, pairs) = match signed_form(&engine, &headers, None, form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1119,7 +1063,7 @@ async fn change_password(
             StatusCode::BAD_REQUEST,
             pages::account(
                 &session,
-                home_area(&session),
+                home(&session).0,
                 Some(&format!("Nothing was changed: {message}")),
                 None,
             ),
@@ -1133,7 +1077,7 @@ async fn enable_totp(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, _) = match account_form(&engine, &headers, form).await {
+    let (session, _) = match signed_form(&engine, &headers, None, form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -1141,7 +1085,7 @@ async fn enable_totp(
     match run(move || e.enable_operator_totp(&name, &actor)).await {
         Ok((secret, uri)) => html(
             StatusCode::OK,
-            pages::account(&session, home_area(&session), None, Some((&secret, &uri))),
+            pages::account(&session, home(&session).0, None, Some((&secret, &uri))),
         ),
         Err(e) => fault(e),
     }
@@ -1153,16 +1097,10 @@ async fn propose(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let session = match operator(&engine, &headers, Area::Segments).await {
+    let (session, _) = match signed_form(&engine, &headers, Some(Area::Segments), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !form
-        .as_ref()
-        .is_ok_and(|Form(p)| session.csrf_matches(field(p, "csrf")))
-    {
-        return html(StatusCode::FORBIDDEN, pages::refused(&session, Area::Segments, "That form did not come from this console (its security token was missing or wrong)."));
-    }
     let (e, actor) = (engine.clone(), session.actor());
     match run(move || e.propose_segments(PROPOSALS_MAX_K, &actor)).await {
         Ok(p) => {
@@ -1199,7 +1137,7 @@ async fn run_retention(
     headers: HeaderMap,
     form: Result<Form<Pairs>, FormRejection>,
 ) -> Response {
-    let (session, _) = match privacy_form(&engine, &headers, form).await {
+    let (session, _) = match signed_form(&engine, &headers, Some(Area::Privacy), form).await {
         Ok(s) => s,
         Err(r) => return r,
     };
