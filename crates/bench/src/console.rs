@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::bail;
 use consentric_engine::{Engine, Role};
 
 use crate::args::ConsoleArgs;
@@ -59,37 +58,12 @@ fn time_pages(engine: Arc<Engine>, token: &str, customer: &str, n: usize) -> any
     let base = format!("http://127.0.0.1:{port}");
     let cookie = format!("consentric_console={token}");
     let customer_page = format!("/console/customers/{customer}");
-    clients.block_on(async move {
-        let client = reqwest::Client::new();
-        for page in [
-            "/console",
-            "/console/lifecycle",
-            customer_page.as_str(),
-            "/console/privacy",
-        ] {
-            let mut lat = Vec::with_capacity(n);
-            let mut bytes = 0;
-            for _ in 0..n {
-                let t = Instant::now();
-                let r = client
-                    .get(format!("{base}{page}"))
-                    .header("cookie", &cookie)
-                    .send()
-                    .await?;
-                let status = r.status();
-                bytes = r.bytes().await?.len();
-                lat.push(t.elapsed());
-                if !status.is_success() {
-                    bail!("{page}: {status}");
-                }
-            }
-            crate::ingest::print_latencies(
-                &format!("{page} ({bytes} bytes)"),
-                "requests",
-                &mut lat,
-                None,
-            );
-        }
-        Ok(())
-    })
+    let pages = [
+        "/console".to_owned(),
+        "/console/lifecycle".to_owned(),
+        customer_page,
+        "/console/privacy".to_owned(),
+    ];
+    let timed: Vec<(String, usize)> = pages.into_iter().map(|p| (p, n)).collect();
+    crate::ingest::time_pages(&clients, &base, &cookie, &timed)
 }

@@ -406,6 +406,44 @@ pub(crate) fn over_http(
 
 /// Prints the median, tail and maximum of `lat` (sorted in place), in milliseconds, and the
 /// rate of `unit` per second when the run's time is given.
+/// Requests each page (path, times) in turn with `cookie`, one client on `clients`, and prints
+/// its latencies and size; fails on an answer that is not a success.
+pub(crate) fn time_pages(
+    clients: &tokio::runtime::Runtime,
+    base: &str,
+    cookie: &str,
+    pages: &[(String, usize)],
+) -> anyhow::Result<()> {
+    clients.block_on(async move {
+        let client = reqwest::Client::new();
+        for (page, n) in pages {
+            let mut lat = Vec::with_capacity(*n);
+            let mut bytes = 0;
+            for _ in 0..*n {
+                let t = Instant::now();
+                let r = client
+                    .get(format!("{base}{page}"))
+                    .header("cookie", cookie)
+                    .send()
+                    .await?;
+                let status = r.status();
+                bytes = r.bytes().await?.len();
+                lat.push(t.elapsed());
+                if !status.is_success() {
+                    anyhow::bail!("{page}: {status}");
+                }
+            }
+            print_latencies(
+                &format!("{page} ({bytes} bytes)"),
+                "requests",
+                &mut lat,
+                None,
+            );
+        }
+        Ok(())
+    })
+}
+
 pub(crate) fn print_latencies(
     label: &str,
     unit: &str,

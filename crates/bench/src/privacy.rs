@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use consentric_engine::{Engine, Notifier, Outbox, ProfileRef, SystemClock};
 use serde_json::json;
 
@@ -56,47 +56,29 @@ pub fn run(args: &PrivacyArgs) -> anyhow::Result<()> {
     let (_server, port, clients) = crate::ingest::serve_beside_clients(engine)?;
     let base = format!("http://127.0.0.1:{port}");
     let requests = args.requests;
-    clients.block_on(async move {
-        let client = reqwest::Client::new();
-        for page in [
-            "/privacy/data",
-            "/privacy/consent",
-            "/privacy/decisions",
-            "/privacy/requests",
-            "/privacy/download?format=json",
-            "/privacy/download?format=zip",
-        ] {
-            let downloads = page.contains("download");
-            let n = if downloads {
+    let cookie = format!("consentric_privacy={token}");
+    // Downloads are files, slower: at most 20 of each.
+    let timed: Vec<(String, usize)> = [
+        "/privacy/data",
+        "/privacy/consent",
+        "/privacy/decisions",
+        "/privacy/requests",
+        "/privacy/download?format=json",
+        "/privacy/download?format=zip",
+    ]
+    .into_iter()
+    .map(|p| {
+        (
+            p.to_owned(),
+            if p.contains("download") {
                 requests.min(20)
             } else {
                 requests
-            };
-            let mut lat = Vec::with_capacity(n);
-            let mut bytes = 0;
-            for _ in 0..n {
-                let t = Instant::now();
-                let r = client
-                    .get(format!("{base}{page}"))
-                    .header("cookie", format!("consentric_privacy={token}"))
-                    .send()
-                    .await?;
-                let status = r.status();
-                bytes = r.bytes().await?.len();
-                lat.push(t.elapsed());
-                if !status.is_success() {
-                    bail!("{page}: {status}");
-                }
-            }
-            crate::ingest::print_latencies(
-                &format!("{page} ({bytes} bytes)"),
-                "requests",
-                &mut lat,
-                None,
-            );
-        }
-        Ok(())
+            },
+        )
     })
+    .collect();
+    crate::ingest::time_pages(&clients, &base, &cookie, &timed)
 }
 
 /// `c0` with `args.events` events (an identify with the address first), then the others.
