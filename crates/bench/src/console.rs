@@ -32,9 +32,9 @@ pub fn run(args: &ConsoleArgs) -> anyhow::Result<()> {
     );
     // As `serve` does in the background on every node, every 30 s.
     let t = Instant::now();
-    engine.refresh_lifecycle_summary()?;
+    engine.refresh_console_figures()?;
     println!(
-        "the lifecycle summary (computed in the background): {:.0} ms",
+        "the lifecycle summary and the overview's counts (computed in the background): {:.0} ms",
         t.elapsed().as_secs_f64() * 1000.0
     );
     engine.add_operator("admin", Role::Admin, PASSWORD, "bench")?;

@@ -256,6 +256,8 @@ pub struct AuditEntry {
     pub actor: String,
     /// What (`profile.read`, `view.opened`, `decision.made`, `consent.recorded`, …).
     pub action: String,
+    /// Whom it was about (a profile, when the record names one).
+    pub subject: Option<String>,
     /// The record's detail (purpose, fields, …).
     pub detail: Value,
 }
@@ -280,6 +282,7 @@ pub(crate) fn trail_of(
                 at: crate::profiles::iso(r.at),
                 actor: r.actor,
                 action: r.action,
+                subject: r.subject,
                 detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
             });
         }

@@ -1285,7 +1285,7 @@ impl Engine {
     ///
     /// # Errors
     /// A database fault.
-    pub fn refresh_lifecycle_summary(&self) -> Result<(), EngineError> {
+    pub fn refresh_console_figures(&self) -> Result<(), EngineError> {
         self.cx.lifecycle_views().refresh_summary()?;
         self.cx
             .stats_cache
@@ -1349,11 +1349,8 @@ impl Engine {
                     crate::audit::AuditEntry {
                         at: crate::profiles::iso(r.at),
                         actor: r.actor,
-                        action: format!(
-                            "{}{}",
-                            r.action,
-                            r.subject.map(|s| format!(" · {s}")).unwrap_or_default()
-                        ),
+                        action: r.action,
+                        subject: r.subject,
                         detail: serde_json::from_str(&r.detail).unwrap_or(Value::Null),
                     },
                 )

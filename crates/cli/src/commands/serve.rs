@@ -116,17 +116,20 @@ pub async fn serve(
             ))
         },
     );
-    // Every node keeps the console's lifecycle summary fresh itself (it is per process).
+    // Every node keeps the console's figures (the lifecycle summary, the overview's counts)
+    // fresh itself: they are kept per process.
     let refresher = engine_for_refresh;
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(SUMMARY_REFRESH);
+        let mut tick = tokio::time::interval(FIGURES_REFRESH);
         loop {
             tick.tick().await;
             let engine = refresher.clone();
-            match tokio::task::spawn_blocking(move || engine.refresh_lifecycle_summary()).await {
+            match tokio::task::spawn_blocking(move || engine.refresh_console_figures()).await {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => tracing::error!(error = %e, "lifecycle summary refresh failed"),
-                Err(e) => tracing::error!(error = %e, "lifecycle summary refresh panicked"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "the console's figures could not be refreshed")
+                }
+                Err(e) => tracing::error!(error = %e, "refreshing the console's figures panicked"),
             }
         }
     });
@@ -134,9 +137,9 @@ pub async fn serve(
     app.run_until_stopped().await.context("The server failed")
 }
 
-/// How often each node computes the console's lifecycle summary afresh; its pages take one
+/// How often each node computes the console's figures afresh; its pages take them
 /// up to a minute old.
-const SUMMARY_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
+const FIGURES_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn minutes(m: u64) -> std::time::Duration {
     std::time::Duration::from_secs(m.saturating_mul(60))

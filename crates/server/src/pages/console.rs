@@ -628,8 +628,8 @@ pub(crate) fn privacy(session: &OperatorSession, data: &PrivacyData, note: &Priv
             h2 { "The audit log, newest first" }
             div.scroll tabindex="0" role="region" aria-label="The audit log" {
                 table {
-                    thead { tr { th.num scope="col" { "#" } th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } } }
-                    tbody { @for (seq, a) in &data.audit { tr { td.num { (seq) } td { (when(&a.at)) } td { (a.actor) } td { (a.action) } } } }
+                    thead { tr { th.num scope="col" { "#" } th scope="col" { "when" } th scope="col" { "who" } th scope="col" { "what" } th scope="col" { "about" } } }
+                    tbody { @for (seq, a) in &data.audit { tr { td.num { (seq) } td { (when(&a.at)) } td { (a.actor) } td { (a.action) } td { (a.subject.as_deref().unwrap_or("")) } } } }
                 }
             }
             @if let Some(before) = data.older_audit {
