@@ -468,7 +468,8 @@ impl Operators<'_> {
         }
     }
 
-    /// The live session a token belongs to (its operator still enabled).
+    /// The live session a token belongs to (its operator still enabled): one look-up, no
+    /// secret opened.
     ///
     /// # Errors
     /// [`EngineError::SignedOut`], or a database fault.
@@ -480,18 +481,12 @@ impl Operators<'_> {
         }
         let token_hash = vault.keyed_hash(SESSION_USE, &[token.as_bytes()]);
         let now = self.clock.now().timestamp_millis();
-        let name = self
+        let (name, role) = self
             .store
             .operator_session(&token_hash, now)?
             .ok_or_else(signed_out)?;
-        let o = self
-            .store
-            .operators()?
-            .into_iter()
-            .find(|o| o.name == name && !o.disabled)
-            .ok_or_else(signed_out)?;
         Ok(OperatorSession {
-            role: Role::parse(&o.role).ok_or_else(signed_out)?,
+            role: Role::parse(&role).ok_or_else(signed_out)?,
             name,
             csrf: vault.keyed_hash(CSRF_USE, &[token.as_bytes()]),
             token_hash,

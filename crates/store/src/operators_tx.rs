@@ -15,8 +15,7 @@ const INSERT: &str = "INSERT INTO operators (name, role, password_hash, created_
 const UPDATE: &str = "UPDATE operators SET role = ?2, password_hash = ?3, last_totp_step = ?4, disabled = ?5, failed_logins = ?6, locked_until = ?7 WHERE name = ?1";
 const SET_TOTP: &str = "UPDATE operators SET totp_sealed = ?2 WHERE name = ?1";
 const INSERT_SESSION: &str = "INSERT INTO operator_sessions (token_hash, name, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)";
-const SESSION: &str =
-    "SELECT name FROM operator_sessions WHERE token_hash = ?1 AND expires_at > ?2";
+const SESSION: &str = "SELECT s.name, o.role FROM operator_sessions s JOIN operators o ON o.name = s.name WHERE s.token_hash = ?1 AND s.expires_at > ?2 AND o.disabled = 0";
 const END_SESSION: &str = "DELETE FROM operator_sessions WHERE token_hash = ?1";
 const END_SESSIONS_OF: &str = "DELETE FROM operator_sessions WHERE name = ?1";
 const SWEEP_SESSIONS: &str = "DELETE FROM operator_sessions WHERE expires_at <= ?1";
@@ -214,7 +213,8 @@ impl Store {
         })
     }
 
-    /// The operator whose live session token has the keyed hash `token_hash`.
+    /// The operator (name and role) whose live session token has the keyed hash `token_hash`,
+    /// if they are not disabled.
     ///
     /// # Errors
     /// Database faults.
@@ -222,14 +222,14 @@ impl Store {
         &self,
         token_hash: &str,
         now: i64,
-    ) -> Result<Option<String>, StoreError> {
+    ) -> Result<Option<(String, String)>, StoreError> {
         self.read(|c| {
             let rows = c.query(SESSION, &[Param::Text(token_hash), Param::Int(now)])?;
             rows.into_iter()
                 .next()
                 .map(|r| {
-                    let mut c = take(r, 1)?;
-                    next(&mut c)?.text()
+                    let mut c = take(r, 2)?;
+                    Ok((next(&mut c)?.text()?, next(&mut c)?.text()?))
                 })
                 .transpose()
         })
